@@ -1,0 +1,92 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/env.h"
+#include "core/hash.h"
+#include "core/status.h"
+#include "core/utf8.h"
+
+namespace fs {
+namespace {
+
+Result<int> ParsePositive(int v) {
+  if (v <= 0) return Status::InvalidArgument("must be positive");
+  return v;
+}
+
+Status UseIt(int v, int* out) {
+  FS_ASSIGN_OR_RETURN(*out, ParsePositive(v));
+  return Status::Ok();
+}
+
+TEST(StatusTest, CodesAndContext) {
+  Status s = Status::NotFound("no such doc").WithContext("get 42");
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_EQ(s.ToString(), "not_found: get 42: no such doc");
+  EXPECT_EQ(Status::Ok().ToString(), "ok");
+}
+
+TEST(StatusTest, AssignOrReturnPropagates) {
+  int out = 0;
+  EXPECT_TRUE(UseIt(5, &out).ok());
+  EXPECT_EQ(out, 5);
+  Status bad = UseIt(-1, &out);
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+}
+
+TEST(HashTest, Sha256KnownVectors) {
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(HashTest, FileMatchesBytes) {
+  std::string dir = ::testing::TempDir();
+  std::string path = dir + "/hash_test.bin";
+  std::string data(3 << 20, 'x');  // crosses the 1 MiB streaming block
+  for (size_t i = 0; i < data.size(); i += 7) data[i] = static_cast<char>(i & 0xFF);
+  ASSERT_TRUE(Env::Default()->WriteFileAtomic(path, data).ok());
+  auto h = Sha256File(path);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(*h, Sha256Hex(data));
+}
+
+TEST(EnvTest, AtomicWriteAndLimits) {
+  Env* env = Env::Default();
+  std::string path = ::testing::TempDir() + "/env_test.txt";
+  ASSERT_TRUE(env->WriteFileAtomic(path, "hello").ok());
+  EXPECT_EQ(*env->ReadFile(path), "hello");
+  EXPECT_EQ(env->ReadFile(path, 3).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_FALSE(env->FileExists(path + ".tmp"));
+  EXPECT_EQ(env->ReadFile(path + ".missing").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(env->RemoveFile(path).ok());
+  EXPECT_FALSE(env->FileExists(path));
+}
+
+TEST(EnvTest, FaultInjection) {
+  auto mem = NewMemEnv();
+  FaultInjectionEnv faulty(mem.get());
+  faulty.FailWritesAfter(1);
+  EXPECT_TRUE(faulty.WriteFileAtomic("a", "1").ok());
+  EXPECT_EQ(faulty.WriteFileAtomic("b", "2").code(), StatusCode::kIOError);
+  faulty.FailWritesAfter(-1);
+  faulty.TruncateNextWrite(2);
+  EXPECT_TRUE(faulty.WriteFileAtomic("c", "abcdef").ok());
+  EXPECT_EQ(*faulty.ReadFile("c", 100), "ab");
+}
+
+TEST(Utf8Test, ValidateAndRepair) {
+  EXPECT_TRUE(IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(IsValidUtf8("東京支社/議事録.docx"));
+  EXPECT_TRUE(IsValidUtf8("\xEF\xBF\xBD"));  // a real U+FFFD
+  EXPECT_FALSE(IsValidUtf8("bad\xFF\xFEname"));
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));       // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));   // surrogate
+  EXPECT_EQ(RepairUtf8("bad\xFF\xFEname"), "bad\xEF\xBF\xBDname");
+  EXPECT_EQ(RepairUtf8("\xE6\x9D"), "\xEF\xBF\xBD");  // truncated sequence
+}
+
+}  // namespace
+}  // namespace fs

@@ -1,0 +1,18 @@
+// Content hashing: SHA-256 of bytes or of a whole file (streamed, bounded memory), as lower-case hex.
+// Thread-safe: every call has its own state.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace fs {
+
+std::string Sha256Hex(std::string_view data);
+// Streams the file in 1 MiB blocks.
+Result<std::string> Sha256File(const std::string& path);
+// 64-bit FNV-1a, for in-memory hashing where collisions are harmless.
+uint64_t Fnv1a64(std::string_view data);
+
+}  // namespace fs
