@@ -1,0 +1,632 @@
+#include "index/store.h"
+
+#include <sys/stat.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "core/check.h"
+#include "core/utf8.h"
+#include "index/fts_tokenizer.h"
+#include "index/sqlite_util.h"
+
+namespace fs {
+
+using index_internal::Db;
+using index_internal::SqlValue;
+using index_internal::Stmt;
+using index_internal::Transaction;
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents(
+  id INTEGER PRIMARY KEY,
+  uri TEXT NOT NULL UNIQUE,
+  path TEXT NOT NULL,
+  name TEXT NOT NULL,
+  ext TEXT NOT NULL,
+  mime TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  content TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS documents_path ON documents(path);
+CREATE INDEX IF NOT EXISTS documents_ext ON documents(ext);
+CREATE INDEX IF NOT EXISTS documents_mime ON documents(mime);
+CREATE INDEX IF NOT EXISTS documents_sha ON documents(sha256);
+CREATE VIRTUAL TABLE IF NOT EXISTS doc_fts USING fts5(
+  name, path, content, content='documents', content_rowid='id', tokenize='filesearch');
+CREATE TRIGGER IF NOT EXISTS documents_ai AFTER INSERT ON documents BEGIN
+  INSERT INTO doc_fts(rowid, name, path, content) VALUES (new.id, new.name, new.path, new.content);
+END;
+CREATE TRIGGER IF NOT EXISTS documents_ad AFTER DELETE ON documents BEGIN
+  INSERT INTO doc_fts(doc_fts, rowid, name, path, content) VALUES ('delete', old.id, old.name, old.path, old.content);
+  DELETE FROM embeddings WHERE doc_id = old.id;
+END;
+CREATE TRIGGER IF NOT EXISTS documents_au AFTER UPDATE ON documents BEGIN
+  INSERT INTO doc_fts(doc_fts, rowid, name, path, content) VALUES ('delete', old.id, old.name, old.path, old.content);
+  INSERT INTO doc_fts(rowid, name, path, content) VALUES (new.id, new.name, new.path, new.content);
+END;
+CREATE TABLE IF NOT EXISTS embeddings(
+  doc_id INTEGER NOT NULL,
+  model TEXT NOT NULL,
+  dim INTEGER NOT NULL,
+  vector BLOB NOT NULL,
+  PRIMARY KEY(doc_id, model)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vector_log(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  model TEXT NOT NULL,
+  doc_id INTEGER NOT NULL,
+  op INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS vector_log_model ON vector_log(model, seq);
+CREATE TRIGGER IF NOT EXISTS embeddings_ai AFTER INSERT ON embeddings BEGIN
+  INSERT INTO vector_log(model, doc_id, op) VALUES (new.model, new.doc_id, 1);
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_au AFTER UPDATE ON embeddings BEGIN
+  INSERT INTO vector_log(model, doc_id, op) VALUES (new.model, new.doc_id, 1);
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_ad AFTER DELETE ON embeddings BEGIN
+  INSERT INTO vector_log(model, doc_id, op) VALUES (old.model, old.doc_id, 0);
+END;
+)sql";
+
+std::string FormatDouble(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+// Appends " AND ..." clauses for `f` over alias d, collecting bind values.
+void AppendFilters(const SearchFilters& f, std::string* sql, std::vector<SqlValue>* binds) {
+  if (!f.types.empty()) {
+    *sql += " AND (";
+    for (size_t i = 0; i < f.types.size(); ++i) {
+      if (i) *sql += " OR ";
+      if (f.types[i].find('/') == std::string::npos) {
+        *sql += "(d.mime >= ? AND d.mime < ?)";
+        binds->emplace_back(f.types[i] + "/");
+        binds->emplace_back(f.types[i] + "0");  // '0' follows '/' in ASCII
+      } else {
+        *sql += "d.mime = ?";
+        binds->emplace_back(f.types[i]);
+      }
+    }
+    *sql += ")";
+  }
+  if (!f.extensions.empty()) {
+    *sql += " AND d.ext IN (";
+    for (size_t i = 0; i < f.extensions.size(); ++i) {
+      *sql += i ? ",?" : "?";
+      std::string e = f.extensions[i];
+      if (!e.empty() && e[0] == '.') e.erase(0, 1);
+      for (auto& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      binds->emplace_back(e);
+    }
+    *sql += ")";
+  }
+  if (!f.path_prefix.empty()) {
+    // Range scan on the path index: prefix <= path < prefix + U+10FFFF.
+    *sql += " AND d.path >= ? AND d.path < ?";
+    binds->emplace_back(f.path_prefix);
+    binds->emplace_back(f.path_prefix + "\xF4\x8F\xBF\xBF");
+  }
+  if (f.min_size) { *sql += " AND d.size >= ?"; binds->emplace_back(static_cast<int64_t>(*f.min_size)); }
+  if (f.max_size) { *sql += " AND d.size <= ?"; binds->emplace_back(static_cast<int64_t>(*f.max_size)); }
+  if (f.min_mtime_ns) { *sql += " AND d.mtime_ns >= ?"; binds->emplace_back(*f.min_mtime_ns); }
+  if (f.max_mtime_ns) { *sql += " AND d.mtime_ns <= ?"; binds->emplace_back(*f.max_mtime_ns); }
+}
+
+void ReadDocument(const Stmt& s, Document* d, bool with_content) {
+  d->id = s.Int(0);
+  d->uri = s.Text(1);
+  d->path = s.Text(2);
+  d->name = s.Text(3);
+  d->ext = s.Text(4);
+  d->mime = s.Text(5);
+  d->size = static_cast<uint64_t>(s.Int(6));
+  d->mtime_ns = s.Int(7);
+  d->sha256 = s.Text(8);
+  if (with_content) d->content = s.Text(9);
+}
+
+constexpr const char* kDocColumns = "d.id, d.uri, d.path, d.name, d.ext, d.mime, d.size, d.mtime_ns, d.sha256";
+
+}  // namespace
+
+struct Store::Impl {
+  StoreOptions options;
+  std::string bm25_expr;
+  std::mutex write_mu;
+  Db writer FS_GUARDED_BY(write_mu);
+
+  std::mutex pool_mu;
+  std::condition_variable pool_cv;
+  std::vector<Db> readers FS_GUARDED_BY(pool_mu);
+
+  // Borrows a read connection for the lifetime of the lease.
+  class Lease {
+   public:
+    explicit Lease(Impl* impl) : impl_(impl) {
+      std::unique_lock lock(impl_->pool_mu);
+      impl_->pool_cv.wait(lock, [&] { return !impl_->readers.empty(); });
+      db_ = std::move(impl_->readers.back());
+      impl_->readers.pop_back();
+    }
+    ~Lease() {
+      std::lock_guard lock(impl_->pool_mu);
+      impl_->readers.push_back(std::move(db_));
+      impl_->pool_cv.notify_one();
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Db* operator->() { return &db_; }
+    Db& operator*() { return db_; }
+
+   private:
+    Impl* impl_;
+    Db db_;
+  };
+
+  Status BumpGeneration() FS_REQUIRES(write_mu) {
+    FS_ASSIGN_OR_RETURN(
+        Stmt s, writer.Prepare("INSERT INTO meta(key, value) VALUES('generation', '1') "
+                               "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"));
+    return s.Run();
+  }
+
+  Result<int64_t> UpsertLocked(const Document& doc, Stmt* find, Stmt* insert, Stmt* update,
+                               Stmt* drop_embeddings) FS_REQUIRES(write_mu) {
+    if (doc.uri.empty()) return Status::InvalidArgument("document has no uri");
+    find->Reset();
+    find->Bind(1, std::string_view(doc.uri));
+    FS_ASSIGN_OR_RETURN(bool exists, find->Step());
+    std::string path = IsValidUtf8(doc.path) ? doc.path : RepairUtf8(doc.path);
+    std::string name = IsValidUtf8(doc.name) ? doc.name : RepairUtf8(doc.name);
+    std::string content = IsValidUtf8(doc.content) ? doc.content : RepairUtf8(doc.content);
+    auto bind_fields = [&](Stmt* s) {
+      s->Bind(1, std::string_view(doc.uri)).Bind(2, std::string_view(path)).Bind(3, std::string_view(name));
+      s->Bind(4, std::string_view(doc.ext)).Bind(5, std::string_view(doc.mime));
+      s->Bind(6, static_cast<int64_t>(doc.size)).Bind(7, doc.mtime_ns);
+      s->Bind(8, std::string_view(doc.sha256)).Bind(9, std::string_view(content));
+    };
+    if (exists) {
+      int64_t id = find->Int(0);
+      std::string old_sha = find->Text(1);
+      find->Reset();
+      update->Reset();
+      bind_fields(update);
+      update->Bind(10, id);
+      FS_RETURN_IF_ERROR(update->Run());
+      if (old_sha != doc.sha256) {
+        drop_embeddings->Reset();
+        drop_embeddings->Bind(1, id);
+        FS_RETURN_IF_ERROR(drop_embeddings->Run());
+      }
+      return id;
+    }
+    find->Reset();
+    insert->Reset();
+    bind_fields(insert);
+    FS_RETURN_IF_ERROR(insert->Run());
+    return writer.LastInsertId();
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl, std::string path) : impl_(std::move(impl)), path_(std::move(path)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& db_path, const StoreOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->bm25_expr = "bm25(doc_fts, " + FormatDouble(options.weight_name) + ", " +
+                    FormatDouble(options.weight_path) + ", " + FormatDouble(options.weight_content) + ")";
+  {
+    std::lock_guard lock(impl->write_mu);
+    FS_ASSIGN_OR_RETURN(impl->writer, Db::Open(db_path, /*create=*/true));
+    Db& w = impl->writer;
+    // A file that is not SQLite fails here with a clear message.
+    FS_RETURN_IF_ERROR(w.Exec("PRAGMA journal_mode=WAL").WithContext("opening '" + db_path + "'"));
+    FS_RETURN_IF_ERROR(w.Exec(options.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
+    FS_RETURN_IF_ERROR(w.Exec("PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536"));
+    FS_RETURN_IF_ERROR(w.Exec(std::string("BEGIN; ") + kSchema + " COMMIT;"));
+    FS_ASSIGN_OR_RETURN(Stmt v, w.Prepare("SELECT value FROM meta WHERE key='schema_version'"));
+    FS_ASSIGN_OR_RETURN(bool has, v.Step());
+    if (has) {
+      int version = static_cast<int>(v.Int(0));
+      if (version > kSchemaVersion) {
+        return Status::FailedPrecondition("database '" + db_path + "' has schema version " +
+                                          std::to_string(version) + ", newer than this filesearch (" +
+                                          std::to_string(kSchemaVersion) + "): upgrade filesearch");
+      }
+    } else {
+      FS_RETURN_IF_ERROR(w.Exec("INSERT INTO meta(key, value) VALUES('schema_version', '" +
+                                std::to_string(kSchemaVersion) + "')"));
+    }
+  }
+  {
+    std::lock_guard lock(impl->pool_mu);
+    for (int i = 0; i < std::max(1, options.read_connections); ++i) {
+      FS_ASSIGN_OR_RETURN(Db r, Db::Open(db_path, /*create=*/false));
+      FS_RETURN_IF_ERROR(r.Exec("PRAGMA query_only=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32768"));
+      impl->readers.push_back(std::move(r));
+    }
+  }
+  return std::unique_ptr<Store>(new Store(std::move(impl), db_path));
+}
+
+namespace {
+constexpr const char* kFindSql = "SELECT id, sha256 FROM documents WHERE uri = ?";
+constexpr const char* kInsertSql =
+    "INSERT INTO documents(uri, path, name, ext, mime, size, mtime_ns, sha256, content) "
+    "VALUES (?,?,?,?,?,?,?,?,?)";
+constexpr const char* kUpdateSql =
+    "UPDATE documents SET uri=?, path=?, name=?, ext=?, mime=?, size=?, mtime_ns=?, sha256=?, content=? "
+    "WHERE id=?";
+constexpr const char* kDropEmbSql = "DELETE FROM embeddings WHERE doc_id = ?";
+}  // namespace
+
+Result<int64_t> Store::Upsert(const Document& doc) {
+  FS_ASSIGN_OR_RETURN(auto ids, UpsertBatch(std::span<const Document>(&doc, 1)));
+  return ids[0];
+}
+
+Result<std::vector<int64_t>> Store::UpsertBatch(std::span<const Document> docs) {
+  std::lock_guard lock(impl_->write_mu);
+  Db& w = impl_->writer;
+  Transaction txn(&w);
+  FS_RETURN_IF_ERROR(txn.Begin());
+  FS_ASSIGN_OR_RETURN(Stmt find, w.Prepare(kFindSql));
+  FS_ASSIGN_OR_RETURN(Stmt insert, w.Prepare(kInsertSql));
+  FS_ASSIGN_OR_RETURN(Stmt update, w.Prepare(kUpdateSql));
+  FS_ASSIGN_OR_RETURN(Stmt drop, w.Prepare(kDropEmbSql));
+  std::vector<int64_t> ids;
+  ids.reserve(docs.size());
+  for (const Document& d : docs) {
+    auto id = impl_->UpsertLocked(d, &find, &insert, &update, &drop);
+    if (!id.ok()) return id.status().WithContext("storing '" + d.uri + "'");
+    ids.push_back(*id);
+  }
+  FS_RETURN_IF_ERROR(impl_->BumpGeneration());
+  FS_RETURN_IF_ERROR(txn.Commit());
+  return ids;
+}
+
+Status Store::Delete(const std::string& uri) {
+  std::lock_guard lock(impl_->write_mu);
+  Db& w = impl_->writer;
+  Transaction txn(&w);
+  FS_RETURN_IF_ERROR(txn.Begin());
+  FS_ASSIGN_OR_RETURN(Stmt s, w.Prepare("DELETE FROM documents WHERE uri = ?"));
+  s.Bind(1, std::string_view(uri));
+  FS_RETURN_IF_ERROR(s.Run());
+  if (sqlite3_changes(w.get()) == 0) return Status::NotFound("no document with uri '" + uri + "'");
+  FS_RETURN_IF_ERROR(impl_->BumpGeneration());
+  return txn.Commit();
+}
+
+Status Store::DeleteIds(std::span<const int64_t> ids) {
+  std::lock_guard lock(impl_->write_mu);
+  Db& w = impl_->writer;
+  Transaction txn(&w);
+  FS_RETURN_IF_ERROR(txn.Begin());
+  FS_ASSIGN_OR_RETURN(Stmt s, w.Prepare("DELETE FROM documents WHERE id = ?"));
+  for (int64_t id : ids) {
+    s.Reset();
+    s.Bind(1, id);
+    FS_RETURN_IF_ERROR(s.Run());
+  }
+  FS_RETURN_IF_ERROR(impl_->BumpGeneration());
+  return txn.Commit();
+}
+
+Result<Document> Store::Get(int64_t id) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(std::string("SELECT ") + kDocColumns +
+                                          ", d.content FROM documents d WHERE d.id = ?"));
+  s.Bind(1, id);
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound("no document with id " + std::to_string(id));
+  Document d;
+  ReadDocument(s, &d, true);
+  return d;
+}
+
+Result<Document> Store::GetByUri(const std::string& uri) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(std::string("SELECT ") + kDocColumns +
+                                          ", d.content FROM documents d WHERE d.uri = ?"));
+  s.Bind(1, std::string_view(uri));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound("no document with uri '" + uri + "'");
+  Document d;
+  ReadDocument(s, &d, true);
+  return d;
+}
+
+Result<std::vector<Document>> Store::GetMany(std::span<const int64_t> ids) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(std::string("SELECT ") + kDocColumns + " FROM documents d WHERE d.id = ?"));
+  std::vector<Document> out;
+  out.reserve(ids.size());
+  for (int64_t id : ids) {
+    s.Reset();
+    s.Bind(1, id);
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) continue;
+    Document d;
+    ReadDocument(s, &d, false);
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Status Store::ForEachUnder(const std::string& uri_prefix,
+                           const std::function<void(const std::string&, const FileState&)>& fn) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT uri, id, size, mtime_ns FROM documents WHERE uri >= ? AND uri < ?"));
+  s.Bind(1, std::string_view(uri_prefix));
+  std::string upper = uri_prefix + "\xF4\x8F\xBF\xBF";
+  s.Bind(2, std::string_view(upper));
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    fn(s.Text(0), FileState{s.Int(1), static_cast<uint64_t>(s.Int(2)), s.Int(3)});
+  }
+  return Status::Ok();
+}
+
+Status Store::PutEmbedding(int64_t doc_id, const std::string& model, std::span<const float> vector) {
+  return PutEmbeddings(model, std::span<const int64_t>(&doc_id, 1), vector, vector.size());
+}
+
+Status Store::PutEmbeddings(const std::string& model, std::span<const int64_t> doc_ids,
+                            std::span<const float> vectors, size_t dim) {
+  if (model.empty()) return Status::InvalidArgument("embedding has no model id");
+  if (dim == 0 || vectors.size() != doc_ids.size() * dim) {
+    return Status::InvalidArgument("embedding batch has " + std::to_string(vectors.size()) +
+                                   " floats for " + std::to_string(doc_ids.size()) + " documents of dimension " +
+                                   std::to_string(dim));
+  }
+  std::lock_guard lock(impl_->write_mu);
+  Db& w = impl_->writer;
+  Transaction txn(&w);
+  FS_RETURN_IF_ERROR(txn.Begin());
+  FS_ASSIGN_OR_RETURN(Stmt exists, w.Prepare("SELECT 1 FROM documents WHERE id = ?"));
+  FS_ASSIGN_OR_RETURN(Stmt put, w.Prepare("INSERT INTO embeddings(doc_id, model, dim, vector) VALUES (?,?,?,?) "
+                                          "ON CONFLICT(doc_id, model) DO UPDATE SET dim=excluded.dim, vector=excluded.vector"));
+  for (size_t i = 0; i < doc_ids.size(); ++i) {
+    exists.Reset();
+    exists.Bind(1, doc_ids[i]);
+    FS_ASSIGN_OR_RETURN(bool found, exists.Step());
+    if (!found) return Status::NotFound("no document with id " + std::to_string(doc_ids[i]) + " to attach an embedding to");
+    exists.Reset();
+    put.Reset();
+    put.Bind(1, doc_ids[i]).Bind(2, std::string_view(model)).Bind(3, static_cast<int64_t>(dim));
+    put.BindBlob(4, vectors.data() + i * dim, dim * sizeof(float));
+    FS_RETURN_IF_ERROR(put.Run());
+  }
+  FS_RETURN_IF_ERROR(impl_->BumpGeneration());
+  return txn.Commit();
+}
+
+Result<std::optional<std::vector<float>>> Store::GetEmbedding(int64_t doc_id, const std::string& model) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT vector FROM embeddings WHERE doc_id = ? AND model = ?"));
+  s.Bind(1, doc_id).Bind(2, std::string_view(model));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<std::vector<float>>();
+  std::vector<float> v(s.Bytes(0) / sizeof(float));
+  std::memcpy(v.data(), s.Blob(0), v.size() * sizeof(float));
+  return std::optional<std::vector<float>>(std::move(v));
+}
+
+Status Store::ForEachEmbedding(const std::string& model, const std::function<void(const EmbeddingRow&)>& fn) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT doc_id, vector FROM embeddings WHERE model = ?"));
+  s.Bind(1, std::string_view(model));
+  EmbeddingRow row;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    row.doc_id = s.Int(0);
+    row.vector.resize(s.Bytes(1) / sizeof(float));
+    std::memcpy(row.vector.data(), s.Blob(1), row.vector.size() * sizeof(float));
+    fn(row);
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<VectorChange>> Store::ChangesSince(const std::string& model, uint64_t after_seq) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT seq, doc_id, op FROM vector_log WHERE model = ? AND seq > ? ORDER BY seq"));
+  s.Bind(1, std::string_view(model)).Bind(2, static_cast<int64_t>(after_seq));
+  std::vector<VectorChange> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    out.push_back({static_cast<uint64_t>(s.Int(0)), s.Int(1), s.Int(2) != 0});
+  }
+  return out;
+}
+
+Result<uint64_t> Store::LastChangeSeq(const std::string& model) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT coalesce(max(seq), 0) FROM vector_log WHERE model = ?"));
+  s.Bind(1, std::string_view(model));
+  FS_ASSIGN_OR_RETURN(bool has, s.Step());
+  (void)has;
+  return static_cast<uint64_t>(s.Int(0));
+}
+
+Status Store::TrimChanges(const std::string& model, uint64_t up_to_seq) {
+  std::lock_guard lock(impl_->write_mu);
+  FS_ASSIGN_OR_RETURN(Stmt s, impl_->writer.Prepare("DELETE FROM vector_log WHERE model = ? AND seq <= ?"));
+  s.Bind(1, std::string_view(model)).Bind(2, static_cast<int64_t>(up_to_seq));
+  return s.Run();
+}
+
+Result<std::vector<std::string>> Store::EmbeddingModels() const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT DISTINCT model FROM embeddings"));
+  std::vector<std::string> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    out.push_back(s.Text(0));
+  }
+  return out;
+}
+
+std::string BuildFtsQuery(std::string_view user_query) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < user_query.size()) {
+    while (pos < user_query.size() && std::isspace(static_cast<unsigned char>(user_query[pos]))) ++pos;
+    size_t start = pos;
+    while (pos < user_query.size() && !std::isspace(static_cast<unsigned char>(user_query[pos]))) ++pos;
+    std::string_view word = user_query.substr(start, pos - start);
+    if (word.empty()) continue;
+    bool prefix = word.size() > 1 && word.back() == '*';
+    if (prefix) word.remove_suffix(1);
+    // A word made only of ASCII punctuation has no tokens: skip it rather than match nothing.
+    bool has_token_char = false;
+    for (unsigned char c : word) {
+      if (c >= 0x80 || std::isalnum(c)) { has_token_char = true; break; }
+    }
+    if (!has_token_char) continue;
+    std::string w = IsValidUtf8(word) ? std::string(word) : RepairUtf8(word);
+    if (!out.empty()) out += ' ';
+    out += '"';
+    for (char c : w) {
+      if (c == '"') out += '"';
+      out += c;
+    }
+    out += '"';
+    if (prefix) out += '*';
+  }
+  return out;
+}
+
+Result<KeywordPage> Store::KeywordSearch(std::string_view query, const SearchFilters& filters, size_t offset,
+                                         size_t limit, const std::optional<KeywordAfter>& after,
+                                         bool count_total) const {
+  KeywordPage page;
+  std::string fts = BuildFtsQuery(query);
+  if (fts.empty()) return page;
+  std::string where = " FROM doc_fts JOIN documents d ON d.id = doc_fts.rowid WHERE doc_fts MATCH ?";
+  std::vector<SqlValue> binds{fts};
+  AppendFilters(filters, &where, &binds);
+  Impl::Lease db(impl_.get());
+  std::string sql = "SELECT d.id, " + impl_->bm25_expr + " AS r" + where;
+  std::vector<SqlValue> page_binds = binds;
+  if (after) {
+    sql += " AND (r > ? OR (r = ? AND d.id > ?))";
+    page_binds.emplace_back(-after->score);
+    page_binds.emplace_back(-after->score);
+    page_binds.emplace_back(after->id);
+  }
+  sql += " ORDER BY r, d.id LIMIT ? OFFSET ?";
+  page_binds.emplace_back(static_cast<int64_t>(limit));
+  page_binds.emplace_back(static_cast<int64_t>(offset));
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(sql));
+  for (size_t i = 0; i < page_binds.size(); ++i) s.BindValue(static_cast<int>(i + 1), page_binds[i]);
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    page.hits.push_back({s.Int(0), -s.Double(1)});
+  }
+  if (count_total) {
+    FS_ASSIGN_OR_RETURN(Stmt c, db->Prepare("SELECT count(*)" + where));
+    for (size_t i = 0; i < binds.size(); ++i) c.BindValue(static_cast<int>(i + 1), binds[i]);
+    FS_ASSIGN_OR_RETURN(bool has, c.Step());
+    (void)has;
+    page.total = static_cast<uint64_t>(c.Int(0));
+  }
+  return page;
+}
+
+Result<std::vector<int64_t>> Store::FilterIds(const SearchFilters& filters) const {
+  std::string sql = "SELECT d.id FROM documents d WHERE 1";
+  std::vector<SqlValue> binds;
+  AppendFilters(filters, &sql, &binds);
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(sql));
+  for (size_t i = 0; i < binds.size(); ++i) s.BindValue(static_cast<int>(i + 1), binds[i]);
+  std::vector<int64_t> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    out.push_back(s.Int(0));
+  }
+  return out;
+}
+
+Result<uint64_t> Store::CountFiltered(const SearchFilters& filters) const {
+  std::string sql = "SELECT count(*) FROM documents d WHERE 1";
+  std::vector<SqlValue> binds;
+  AppendFilters(filters, &sql, &binds);
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(sql));
+  for (size_t i = 0; i < binds.size(); ++i) s.BindValue(static_cast<int>(i + 1), binds[i]);
+  FS_ASSIGN_OR_RETURN(bool has, s.Step());
+  (void)has;
+  return static_cast<uint64_t>(s.Int(0));
+}
+
+Result<int64_t> Store::MaxDocId() const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT coalesce(max(id), 0) FROM documents"));
+  FS_ASSIGN_OR_RETURN(bool has, s.Step());
+  (void)has;
+  return s.Int(0);
+}
+
+Result<StoreStats> Store::Stats() const {
+  StoreStats st;
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt a, db->Prepare("SELECT count(*) FROM documents"));
+  FS_ASSIGN_OR_RETURN(bool has, a.Step());
+  st.documents = static_cast<uint64_t>(a.Int(0));
+  FS_ASSIGN_OR_RETURN(Stmt b, db->Prepare("SELECT model, count(*) FROM embeddings GROUP BY model ORDER BY model"));
+  while (true) {
+    FS_ASSIGN_OR_RETURN(has, b.Step());
+    if (!has) break;
+    auto n = static_cast<uint64_t>(b.Int(1));
+    st.embeddings += n;
+    st.embeddings_by_model.emplace_back(b.Text(0), n);
+  }
+  struct stat sb{};
+  if (::stat(path_.c_str(), &sb) == 0) st.db_bytes += static_cast<uint64_t>(sb.st_size);
+  if (::stat((path_ + "-wal").c_str(), &sb) == 0) st.db_bytes += static_cast<uint64_t>(sb.st_size);
+  return st;
+}
+
+Result<uint64_t> Store::Generation() const {
+  FS_ASSIGN_OR_RETURN(auto v, GetMeta("generation"));
+  return v ? static_cast<uint64_t>(std::stoull(*v)) : 0;
+}
+
+Status Store::SetMeta(const std::string& key, const std::string& value) {
+  std::lock_guard lock(impl_->write_mu);
+  FS_ASSIGN_OR_RETURN(Stmt s, impl_->writer.Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
+                                                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  s.Bind(1, std::string_view(key)).Bind(2, std::string_view(value));
+  return s.Run();
+}
+
+Result<std::optional<std::string>> Store::GetMeta(const std::string& key) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT value FROM meta WHERE key = ?"));
+  s.Bind(1, std::string_view(key));
+  FS_ASSIGN_OR_RETURN(bool has, s.Step());
+  if (!has) return std::optional<std::string>();
+  return std::optional<std::string>(s.Text(0));
+}
+
+}  // namespace fs

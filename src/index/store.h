@@ -1,0 +1,170 @@
+// Store: the source of truth. One SQLite database (WAL) holds documents, their text (FTS5 with
+// BM25 and the CJK-aware "filesearch" tokenizer), embeddings with their model id, and a change log
+// from which the derived vector index is brought up to date.
+//
+// Thread-safety: a Store is safe for concurrent use. Writes are serialised on one connection;
+// reads use a pool of read-only connections and run in parallel with writes (WAL).
+// Durability: a write that returned OK survives a process crash (SIGKILL). With the default
+// synchronous=NORMAL a power loss may drop the last transactions; set `sync_full` to prevent that.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace fs {
+
+struct Document {
+  int64_t id = 0;        // assigned by the store; stable for the life of the document
+  std::string uri;       // "file:///abs/path" (bytes that are not UTF-8, and '%', percent-encoded)
+  std::string path;      // display path, always valid UTF-8
+  std::string name;      // file name
+  std::string ext;       // lower-case extension without the dot ("" if none)
+  std::string mime;      // MIME type ("image/jpeg")
+  uint64_t size = 0;     // bytes
+  int64_t mtime_ns = 0;  // modification time, ns since the epoch
+  std::string sha256;    // hex digest of the content
+  std::string content;   // extracted text, may be empty
+};
+
+// Filters apply to keyword and vector search alike. Empty fields do not filter.
+struct SearchFilters {
+  std::vector<std::string> types;       // MIME top-level types or full types: "image", "text/plain"
+  std::vector<std::string> extensions;  // lower-case, no dot: "pdf", "jpg"
+  std::string path_prefix;              // display-path prefix: "/srv/share/finance/"
+  std::optional<uint64_t> min_size, max_size;             // bytes, inclusive
+  std::optional<int64_t> min_mtime_ns, max_mtime_ns;      // inclusive
+  bool empty() const {
+    return types.empty() && extensions.empty() && path_prefix.empty() && !min_size && !max_size &&
+           !min_mtime_ns && !max_mtime_ns;
+  }
+};
+
+struct KeywordHit {
+  int64_t id;
+  double score;  // BM25, higher is better (SQLite's bm25() negated)
+};
+
+struct KeywordPage {
+  std::vector<KeywordHit> hits;
+  uint64_t total = 0;  // exact number of matching documents
+};
+
+// Keyset position for deep paging: continue after (score, id) in (score desc, id asc) order.
+struct KeywordAfter {
+  double score;
+  int64_t id;
+};
+
+struct FileState {
+  int64_t id;
+  uint64_t size;
+  int64_t mtime_ns;
+};
+
+struct EmbeddingRow {
+  int64_t doc_id;
+  std::vector<float> vector;
+};
+
+// One entry of the vector change log: the embedding of `doc_id` for `model` was set (upsert) or
+// removed. Sequence numbers grow strictly.
+struct VectorChange {
+  uint64_t seq;
+  int64_t doc_id;
+  bool upsert;
+};
+
+struct StoreStats {
+  uint64_t documents = 0;
+  uint64_t embeddings = 0;
+  uint64_t db_bytes = 0;
+  std::vector<std::pair<std::string, uint64_t>> embeddings_by_model;
+};
+
+struct StoreOptions {
+  bool sync_full = false;  // synchronous=FULL: survive power loss too, at some write cost
+  int read_connections = 4;
+  // BM25 field weights: name, path, content.
+  double weight_name = 10.0;
+  double weight_path = 4.0;
+  double weight_content = 1.0;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> Open(const std::string& db_path, const StoreOptions& options = {});
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Inserts or replaces the document with the same uri; returns its id (unchanged on replace).
+  // When the content hash changes, the document's embeddings are dropped (they describe old bytes).
+  Result<int64_t> Upsert(const Document& doc);
+  // Several documents in one transaction (much faster for bulk ingest). ids[i] is doc i's id.
+  Result<std::vector<int64_t>> UpsertBatch(std::span<const Document> docs);
+  // Removes the document, its text and its embeddings. NotFound if no such uri.
+  Status Delete(const std::string& uri);
+  Status DeleteIds(std::span<const int64_t> ids);
+
+  Result<Document> Get(int64_t id) const;
+  Result<Document> GetByUri(const std::string& uri) const;
+  // Metadata only (content left empty) for many ids, in the order given; missing ids are skipped.
+  Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const;
+  // Every document whose uri starts with `uri_prefix`: uri -> (id, size, mtime). For incremental crawls.
+  Status ForEachUnder(const std::string& uri_prefix,
+                      const std::function<void(const std::string& uri, const FileState&)>& fn) const;
+
+  // Embeddings: one per (document, model). Writes a change-log entry in the same transaction.
+  Status PutEmbedding(int64_t doc_id, const std::string& model, std::span<const float> vector);
+  Status PutEmbeddings(const std::string& model, std::span<const int64_t> doc_ids,
+                       std::span<const float> vectors, size_t dim);
+  Result<std::optional<std::vector<float>>> GetEmbedding(int64_t doc_id, const std::string& model) const;
+  // Streams all embeddings of `model` (for rebuilding the vector index).
+  Status ForEachEmbedding(const std::string& model, const std::function<void(const EmbeddingRow&)>& fn) const;
+  // Change-log entries of `model` with seq > after_seq, in order.
+  Result<std::vector<VectorChange>> ChangesSince(const std::string& model, uint64_t after_seq) const;
+  Result<uint64_t> LastChangeSeq(const std::string& model) const;
+  // Drops log entries <= seq (after a snapshot that holds them was written).
+  Status TrimChanges(const std::string& model, uint64_t up_to_seq);
+  Result<std::vector<std::string>> EmbeddingModels() const;
+
+  // BM25 keyword search. `query` is user text: words are ANDed, each word matched as a phrase
+  // of its tokens (so punctuation or FTS syntax in the query is harmless).
+  Result<KeywordPage> KeywordSearch(std::string_view query, const SearchFilters& filters, size_t offset,
+                                    size_t limit, const std::optional<KeywordAfter>& after = {},
+                                    bool count_total = true) const;
+  // Ids of all documents passing `filters` (for filtered vector search). Unbounded: the caller
+  // decides whether to use it.
+  Result<std::vector<int64_t>> FilterIds(const SearchFilters& filters) const;
+  Result<uint64_t> CountFiltered(const SearchFilters& filters) const;
+  Result<int64_t> MaxDocId() const;
+
+  Result<StoreStats> Stats() const;
+  // A number that changes whenever any write commits (for cursor stability checks).
+  Result<uint64_t> Generation() const;
+
+  // Key/value metadata (schema version, settings).
+  Status SetMeta(const std::string& key, const std::string& value);
+  Result<std::optional<std::string>> GetMeta(const std::string& key) const;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl, std::string path);
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+};
+
+// Converts a user query to an FTS5 MATCH expression (exposed for tests). Empty if no words.
+std::string BuildFtsQuery(std::string_view user_query);
+
+}  // namespace fs

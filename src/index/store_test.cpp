@@ -1,0 +1,209 @@
+#include "index/store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "core/env.h"
+
+namespace fs {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/store_test_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto s = Store::Open(dir_ + "/db.sqlite");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  static Document Doc(const std::string& path, const std::string& content = "", const std::string& mime = "text/plain") {
+    Document d;
+    d.uri = "file://" + path;
+    d.path = path;
+    d.name = path.substr(path.find_last_of('/') + 1);
+    auto dot = d.name.find_last_of('.');
+    d.ext = dot == std::string::npos ? "" : d.name.substr(dot + 1);
+    d.mime = mime;
+    d.size = content.size();
+    d.mtime_ns = 1000;
+    d.sha256 = std::to_string(std::hash<std::string>()(content));
+    d.content = content;
+    return d;
+  }
+
+  std::vector<int64_t> Ids(std::string_view q, const SearchFilters& f = {}) {
+    auto page = store_->KeywordSearch(q, f, 0, 100);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    std::vector<int64_t> ids;
+    if (page.ok()) for (auto& h : page->hits) ids.push_back(h.id);
+    return ids;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, UpsertIsIdempotentByUri) {
+  auto a = store_->Upsert(Doc("/s/a.txt", "hello world"));
+  ASSERT_TRUE(a.ok());
+  auto b = store_->Upsert(Doc("/s/a.txt", "hello again"));
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(*a, *b);
+  EXPECT_EQ(store_->Stats()->documents, 1u);
+  EXPECT_EQ(store_->Get(*a)->content, "hello again");
+  EXPECT_TRUE(Ids("world").empty());
+  EXPECT_EQ(Ids("again"), std::vector<int64_t>{*a});
+}
+
+TEST_F(StoreTest, DeleteRemovesTextAndEmbeddings) {
+  auto id = *store_->Upsert(Doc("/s/a.txt", "alpha"));
+  std::vector<float> v(4, 0.5f);
+  ASSERT_TRUE(store_->PutEmbedding(id, "m1", v).ok());
+  ASSERT_TRUE(store_->Delete("file:///s/a.txt").ok());
+  EXPECT_EQ(store_->Get(id).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Ids("alpha").empty());
+  EXPECT_FALSE(store_->GetEmbedding(id, "m1")->has_value());
+  auto changes = *store_->ChangesSince("m1", 0);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_TRUE(changes[0].upsert);
+  EXPECT_FALSE(changes[1].upsert);
+  EXPECT_EQ(store_->Delete("file:///s/a.txt").code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, ContentChangeDropsEmbedding) {
+  auto id = *store_->Upsert(Doc("/s/p.jpg", "v1", "image/jpeg"));
+  ASSERT_TRUE(store_->PutEmbedding(id, "m", std::vector<float>{1, 0}).ok());
+  ASSERT_TRUE(store_->Upsert(Doc("/s/p.jpg", "v1", "image/jpeg")).ok());  // same bytes
+  EXPECT_TRUE(store_->GetEmbedding(id, "m")->has_value());
+  ASSERT_TRUE(store_->Upsert(Doc("/s/p.jpg", "v2", "image/jpeg")).ok());  // new bytes
+  EXPECT_FALSE(store_->GetEmbedding(id, "m")->has_value());
+}
+
+TEST_F(StoreTest, CaseAndAccentInsensitive) {
+  auto id = *store_->Upsert(Doc("/s/Café Über Résumé.txt", "Naïve façade"));
+  EXPECT_EQ(Ids("cafe"), std::vector<int64_t>{id});
+  EXPECT_EQ(Ids("UBER resume"), std::vector<int64_t>{id});
+  EXPECT_EQ(Ids("NAIVE"), std::vector<int64_t>{id});
+  EXPECT_EQ(Ids("facade"), std::vector<int64_t>{id});
+  EXPECT_TRUE(Ids("cafes").empty());
+}
+
+TEST_F(StoreTest, JapaneseAndChineseShortQueries) {
+  auto inv = *store_->Upsert(Doc("/s/経理/2024年請求書.pdf", "", "application/pdf"));
+  auto min = *store_->Upsert(Doc("/s/東京支社/議事録.docx", "", "application/msword"));
+  auto zh = *store_->Upsert(Doc("/s/报告.txt", "北京市的年度财务报告"));
+  EXPECT_EQ(Ids("請求"), std::vector<int64_t>{inv});
+  EXPECT_EQ(Ids("請"), std::vector<int64_t>{inv});
+  EXPECT_EQ(Ids("請求書"), std::vector<int64_t>{inv});
+  EXPECT_EQ(Ids("2024年請求書"), std::vector<int64_t>{inv});
+  EXPECT_EQ(Ids("東京"), std::vector<int64_t>{min});
+  EXPECT_EQ(Ids("議事録"), std::vector<int64_t>{min});
+  EXPECT_EQ(Ids("北京"), std::vector<int64_t>{zh});
+  EXPECT_EQ(Ids("财务"), std::vector<int64_t>{zh});
+  EXPECT_TRUE(Ids("東北").empty());  // both characters exist, but not adjacent
+}
+
+TEST_F(StoreTest, FieldWeightsRankNameAbovePathAboveContent) {
+  auto in_content = *store_->Upsert(Doc("/s/a/notes.txt", "budget budget figures for next year"));
+  auto in_path = *store_->Upsert(Doc("/s/budget/notes2.txt", "misc"));
+  auto in_name = *store_->Upsert(Doc("/s/x/budget.txt", "misc"));
+  EXPECT_EQ(Ids("budget"), (std::vector<int64_t>{in_name, in_path, in_content}));
+}
+
+TEST_F(StoreTest, HostileQueriesAreHarmless) {
+  auto id = *store_->Upsert(Doc("/s/report.txt", "quarterly report"));
+  for (const char* q : {"\"", "report\"", "AND", "NOT report", "report OR", "(", "*", "^", "NEAR(a b)",
+                        "col:report", "\xFF\xFE", "", "   ", "---", "report*"}) {
+    auto page = store_->KeywordSearch(q, {}, 0, 10);
+    EXPECT_TRUE(page.ok()) << q << ": " << page.status().ToString();
+  }
+  EXPECT_EQ(Ids("report\""), std::vector<int64_t>{id});
+  EXPECT_EQ(Ids("repo*"), std::vector<int64_t>{id});
+}
+
+TEST_F(StoreTest, FiltersAndTotals) {
+  std::vector<Document> docs;
+  for (int i = 0; i < 30; ++i) {
+    Document d = Doc("/s/" + std::string(i % 2 ? "img/" : "doc/") + "file" + std::to_string(i) +
+                         (i % 2 ? ".jpg" : ".txt"),
+                     "shared word", i % 2 ? "image/jpeg" : "text/plain");
+    d.size = static_cast<uint64_t>(i * 100);
+    d.mtime_ns = i;
+    docs.push_back(d);
+  }
+  ASSERT_TRUE(store_->UpsertBatch(docs).ok());
+  auto all = store_->KeywordSearch("shared", {}, 0, 5);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->total, 30u);
+  EXPECT_EQ(all->hits.size(), 5u);
+  SearchFilters f;
+  f.types = {"image"};
+  EXPECT_EQ(store_->KeywordSearch("shared", f, 0, 100)->total, 15u);
+  f = {};
+  f.extensions = {".TXT"};
+  EXPECT_EQ(store_->KeywordSearch("shared", f, 0, 100)->total, 15u);
+  f = {};
+  f.path_prefix = "/s/img/";
+  EXPECT_EQ(store_->KeywordSearch("shared", f, 0, 100)->total, 15u);
+  f = {};
+  f.min_size = 1000;
+  f.max_size = 1900;
+  EXPECT_EQ(store_->KeywordSearch("shared", f, 0, 100)->total, 10u);
+  f = {};
+  f.min_mtime_ns = 25;
+  EXPECT_EQ(store_->KeywordSearch("shared", f, 0, 100)->total, 5u);
+  EXPECT_EQ(store_->FilterIds(f)->size(), 5u);
+}
+
+TEST_F(StoreTest, KeysetPagingVisitsEveryHitOnce) {
+  std::vector<Document> docs;
+  for (int i = 0; i < 57; ++i) docs.push_back(Doc("/s/f" + std::to_string(i) + ".txt", std::string(static_cast<size_t>(i % 5 + 1), 'a') + " zeta"));
+  ASSERT_TRUE(store_->UpsertBatch(docs).ok());
+  std::set<int64_t> seen;
+  std::optional<KeywordAfter> after;
+  double last = 1e300;
+  while (true) {
+    auto page = store_->KeywordSearch("zeta", {}, 0, 10, after, false);
+    ASSERT_TRUE(page.ok());
+    if (page->hits.empty()) break;
+    for (auto& h : page->hits) {
+      EXPECT_TRUE(seen.insert(h.id).second);
+      EXPECT_LE(h.score, last + 1e-12);
+      last = h.score;
+    }
+    after = KeywordAfter{page->hits.back().score, page->hits.back().id};
+  }
+  EXPECT_EQ(seen.size(), 57u);
+}
+
+TEST_F(StoreTest, NonUtf8NamesAreStoredRepaired) {
+  Document d = Doc("/s/bad\xFFname.txt", "x");
+  d.uri = "file:///s/bad%FFname.txt";
+  auto id = store_->Upsert(d);
+  ASSERT_TRUE(id.ok());
+  auto got = *store_->Get(*id);
+  EXPECT_EQ(got.path, "/s/bad\xEF\xBF\xBDname.txt");
+  EXPECT_EQ(Ids("bad"), std::vector<int64_t>{*id});
+}
+
+TEST_F(StoreTest, NotADatabaseIsAClearError) {
+  std::string path = dir_ + "/garbage.db";
+  ASSERT_TRUE(Env::Default()->WriteFileAtomic(path, std::string(8192, 'g')).ok());
+  auto s = Store::Open(path);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kCorruption) << s.status().ToString();
+}
+
+}  // namespace
+}  // namespace fs
