@@ -1,0 +1,319 @@
+#include "engine/crawl.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <unordered_map>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/utf8.h"
+#include "engine/mime.h"
+
+namespace fs {
+namespace {
+
+struct Entry {
+  std::string path;  // absolute, raw bytes
+  uint64_t size;
+  int64_t mtime_ns;
+};
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Reads the whole file through `fd`: SHA-256 of all bytes, the first `keep` bytes kept.
+Status ReadAndHash(int fd, uint64_t keep, std::string* sha_hex, std::string* head, uint64_t* bytes) {
+  Sha256Stream sha;
+  std::string buf(1 << 20, '\0');
+  *bytes = 0;
+  while (true) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::IOError(std::strerror(errno));
+    }
+    if (n == 0) break;
+    std::string_view chunk(buf.data(), static_cast<size_t>(n));
+    sha.Update(chunk);
+    if (head->size() < keep) head->append(chunk.substr(0, keep - head->size()));
+    *bytes += static_cast<uint64_t>(n);
+  }
+  *sha_hex = sha.FinishHex();
+  return Status::Ok();
+}
+
+// Text as stored: UTF-8 (BOM dropped, UTF-16 decoded, invalid bytes repaired).
+std::string TextContent(std::string_view raw) {
+  if (raw.size() >= 3 && raw.substr(0, 3) == "\xEF\xBB\xBF") raw.remove_prefix(3);
+  if (raw.size() >= 2 && (raw.substr(0, 2) == "\xFF\xFE" || raw.substr(0, 2) == "\xFE\xFF")) {
+    bool le = raw[0] == '\xFF';
+    std::string out;
+    for (size_t i = 2; i + 1 < raw.size(); i += 2) {
+      auto lo = static_cast<unsigned char>(raw[le ? i : i + 1]);
+      auto hi = static_cast<unsigned char>(raw[le ? i + 1 : i]);
+      uint32_t cu = static_cast<uint32_t>(hi) << 8 | lo;
+      if (cu >= 0xD800 && cu <= 0xDBFF && i + 3 < raw.size()) {
+        auto lo2 = static_cast<unsigned char>(raw[le ? i + 2 : i + 3]);
+        auto hi2 = static_cast<unsigned char>(raw[le ? i + 3 : i + 2]);
+        uint32_t cu2 = static_cast<uint32_t>(hi2) << 8 | lo2;
+        if (cu2 >= 0xDC00 && cu2 <= 0xDFFF) {
+          AppendUtf8(0x10000 + ((cu - 0xD800) << 10) + (cu2 - 0xDC00), &out);
+          i += 2;
+          continue;
+        }
+      }
+      AppendUtf8((cu >= 0xD800 && cu <= 0xDFFF) ? 0xFFFD : cu, &out);
+    }
+    return out;
+  }
+  return IsValidUtf8(raw) ? std::string(raw) : RepairUtf8(raw);
+}
+
+std::string BaseName(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+class Walker {
+ public:
+  Walker(CrawlReport* report, Progress* progress) : report_(report), progress_(progress) {}
+
+  void Walk(const std::string& root) {
+    std::vector<std::string> stack{root};
+    while (!stack.empty()) {
+      std::string dir = std::move(stack.back());
+      stack.pop_back();
+      WalkOne(dir, &stack);
+    }
+  }
+
+  std::vector<Entry> files;
+  std::vector<std::string> failed_dirs;  // documents under these are not removed
+
+ private:
+  void Problem(const std::string& path, const std::string& reason) {
+    report_->problems.push_back({RepairUtf8(path), reason});
+  }
+
+  void WalkOne(const std::string& dir, std::vector<std::string>* stack) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      Problem(dir, std::string("cannot open directory: ") + std::strerror(errno));
+      failed_dirs.push_back(dir + "/");
+      return;
+    }
+    struct stat dst{};
+    if (::fstat(fd, &dst) == 0 && !visited_.insert({dst.st_dev, dst.st_ino}).second) {
+      ::close(fd);  // a bind mount or similar brought us here twice
+      return;
+    }
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+      ::close(fd);
+      Problem(dir, std::string("cannot list directory: ") + std::strerror(errno));
+      failed_dirs.push_back(dir + "/");
+      return;
+    }
+    std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+    while (true) {
+      errno = 0;
+      dirent* e = ::readdir(d);
+      if (!e) {
+        if (errno != 0) {
+          Problem(dir, std::string("error while listing: ") + std::strerror(errno));
+          failed_dirs.push_back(dir + "/");
+        }
+        break;
+      }
+      const char* name = e->d_name;
+      if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) continue;
+      std::string child = dir == "/" ? "/" + std::string(name) : dir + "/" + name;
+      struct stat st{};
+      if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        Problem(child, errno == ENOENT ? "vanished during the crawl" : std::string("cannot stat: ") + std::strerror(errno));
+        continue;
+      }
+      if (S_ISLNK(st.st_mode)) {
+        ++report_->skipped;  // never followed: cannot escape the root or loop
+      } else if (S_ISDIR(st.st_mode)) {
+        stack->push_back(std::move(child));
+      } else if (S_ISREG(st.st_mode)) {
+        files.push_back({std::move(child), static_cast<uint64_t>(st.st_size),
+                         static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec});
+        if (progress_) progress_->Add();
+      } else {
+        ++report_->skipped;  // FIFO, socket, device
+      }
+    }
+  }
+
+  CrawlReport* report_;
+  Progress* progress_;
+  std::set<std::pair<dev_t, ino_t>> visited_;
+};
+
+}  // namespace
+
+std::string FileUri(std::string_view abs_path) {
+  std::string out = "file://";
+  size_t pos = 0;
+  static const char* kHex = "0123456789ABCDEF";
+  while (pos < abs_path.size()) {
+    size_t before = pos;
+    uint32_t cp = NextCodePoint(abs_path, &pos);
+    bool invalid = cp == 0xFFFD && pos - before == 1;
+    if (invalid || cp < 0x20 || cp == 0x7F || cp == '%') {
+      for (size_t i = before; i < pos; ++i) {
+        auto b = static_cast<unsigned char>(abs_path[i]);
+        out += '%';
+        out += kHex[b >> 4];
+        out += kHex[b & 15];
+      }
+    } else {
+      out.append(abs_path.substr(before, pos - before));
+    }
+  }
+  return out;
+}
+
+Result<std::string> PathFromFileUri(std::string_view uri) {
+  if (uri.substr(0, 7) != "file://") return Status::InvalidArgument("not a file:// uri: " + std::string(uri));
+  std::string out;
+  for (size_t i = 7; i < uri.size(); ++i) {
+    if (uri[i] != '%') {
+      out += uri[i];
+      continue;
+    }
+    if (i + 2 >= uri.size() || !std::isxdigit(static_cast<unsigned char>(uri[i + 1])) ||
+        !std::isxdigit(static_cast<unsigned char>(uri[i + 2]))) {
+      return Status::InvalidArgument("bad percent-escape in uri: " + std::string(uri));
+    }
+    out += static_cast<char>(std::stoi(std::string(uri.substr(i + 1, 2)), nullptr, 16));
+    i += 2;
+  }
+  return out;
+}
+
+Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, const CrawlOptions& options) {
+  char resolved[PATH_MAX];
+  if (!::realpath(root_arg.c_str(), resolved)) {
+    return Status::NotFound("cannot index '" + root_arg + "': " + std::strerror(errno));
+  }
+  std::string root = resolved;
+  struct stat rst{};
+  if (::stat(root.c_str(), &rst) != 0 || !S_ISDIR(rst.st_mode)) {
+    return Status::InvalidArgument("'" + root_arg + "' is not a directory: give the folder to index");
+  }
+  CrawlReport report;
+  Walker walker(&report, nullptr);
+  {
+    Progress scan("scanning " + RepairUtf8(root), 0, options.progress);
+    Walker w(&report, &scan);
+    w.Walk(root);
+    walker.files = std::move(w.files);
+    walker.failed_dirs = std::move(w.failed_dirs);
+  }
+  report.files_seen = walker.files.size();
+
+  // What the store already has under this root.
+  std::string prefix = FileUri(root == "/" ? root : root + "/");
+  std::unordered_map<std::string, FileState> known;
+  FS_RETURN_IF_ERROR(store->ForEachUnder(prefix, [&](const std::string& uri, const FileState& st) { known.emplace(uri, st); }));
+
+  Progress bar("indexing", walker.files.size(), options.progress);
+  std::vector<Document> batch;
+  std::vector<std::string> batch_uris;
+  auto flush = [&]() -> Status {
+    if (batch.empty()) return Status::Ok();
+    FS_ASSIGN_OR_RETURN(std::vector<int64_t> ids, store->UpsertBatch(batch));
+    if (options.on_image) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i].mime.rfind("image/", 0) == 0) options.on_image(ids[i], batch[i]);
+      }
+    }
+    if (options.on_commit) options.on_commit(batch_uris);
+    batch.clear();
+    batch_uris.clear();
+    return Status::Ok();
+  };
+
+  for (const Entry& f : walker.files) {
+    bar.Add();
+    std::string uri = FileUri(f.path);
+    auto it = known.find(uri);
+    const bool is_new = it == known.end();
+    if (!is_new) {
+      bool unchanged = it->second.size == f.size && it->second.mtime_ns == f.mtime_ns;
+      known.erase(it);
+      if (unchanged) {
+        ++report.unchanged;
+        continue;
+      }
+    }
+    // O_NONBLOCK: a file swapped for a FIFO between stat and open must not hang us.
+    int fd = ::open(f.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      report.problems.push_back({RepairUtf8(f.path), err == ENOENT ? "vanished during the crawl"
+                                                                   : std::string("cannot open: ") + std::strerror(err)});
+      continue;
+    }
+    FdCloser closer{fd};
+    struct stat st{};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      report.problems.push_back({RepairUtf8(f.path), "no longer a regular file"});
+      continue;
+    }
+    Document doc;
+    doc.uri = uri;
+    doc.path = RepairUtf8(f.path);
+    doc.name = BaseName(doc.path);
+    doc.ext = ExtensionOf(doc.name);
+    doc.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    std::string head;
+    uint64_t bytes = 0;
+    Status rs = ReadAndHash(fd, std::max<uint64_t>(4096, options.max_text_bytes), &doc.sha256, &head, &bytes);
+    if (!rs.ok()) {
+      report.problems.push_back({doc.path, "cannot read: " + rs.message()});
+      continue;
+    }
+    doc.size = bytes;
+    doc.mime = DetectMime(std::string_view(head).substr(0, 4096), doc.ext);
+    if (IsTextMime(doc.mime)) doc.content = TextContent(std::string_view(head).substr(0, options.max_text_bytes));
+    batch.push_back(std::move(doc));
+    batch_uris.push_back(uri);
+    ++(is_new ? report.added : report.updated);
+    if (batch.size() >= options.batch_size) FS_RETURN_IF_ERROR(flush());
+  }
+  FS_RETURN_IF_ERROR(flush());
+  bar.Finish();
+
+  // Whatever is left in `known` is gone from disk, unless it sat under a folder we could not read.
+  std::vector<int64_t> gone;
+  for (const auto& [uri, st] : known) {
+    bool under_failed = false;
+    for (const auto& dir : walker.failed_dirs) {
+      if (uri.rfind(FileUri(dir), 0) == 0) { under_failed = true; break; }
+    }
+    if (!under_failed) gone.push_back(st.id);
+  }
+  if (!gone.empty()) FS_RETURN_IF_ERROR(store->DeleteIds(gone));
+  report.removed = gone.size();
+  return report;
+}
+
+}  // namespace fs

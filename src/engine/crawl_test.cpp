@@ -1,0 +1,191 @@
+#include "engine/crawl.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "engine/mime.h"
+
+namespace fs {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+void WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary) << data;
+}
+
+class CrawlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = stdfs::weakly_canonical(::testing::TempDir()).string() + "/crawl_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    stdfs::remove_all(base_);
+    root_ = base_ + "/root";
+    stdfs::create_directories(root_);
+    auto s = Store::Open(base_ + "/db.sqlite");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+    options_.progress = false;
+  }
+  void TearDown() override {
+    store_.reset();
+    stdfs::remove_all(base_);
+  }
+  CrawlReport Crawl() {
+    auto r = CrawlDirectory(store_.get(), root_, options_);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : CrawlReport{};
+  }
+  size_t Hits(std::string_view q) { return store_->KeywordSearch(q, {}, 0, 1000)->hits.size(); }
+
+  std::string base_, root_;
+  std::unique_ptr<Store> store_;
+  CrawlOptions options_;
+};
+
+TEST_F(CrawlTest, IndexesRecursivelyAndIncrementally) {
+  stdfs::create_directories(root_ + "/a/b");
+  WriteFile(root_ + "/top.txt", "alpha words");
+  WriteFile(root_ + "/a/mid.md", "beta words");
+  WriteFile(root_ + "/a/b/deep.txt", "gamma words");
+  auto r1 = Crawl();
+  EXPECT_EQ(r1.added, 3u);
+  EXPECT_EQ(Hits("words"), 3u);
+  EXPECT_EQ(Hits("deep"), 1u);   // file name
+  EXPECT_EQ(Hits("mid"), 1u);
+
+  auto r2 = Crawl();
+  EXPECT_EQ(r2.unchanged, 3u);
+  EXPECT_EQ(r2.added + r2.updated + r2.removed, 0u);
+
+  WriteFile(root_ + "/a/mid.md", "delta words, longer now");
+  stdfs::remove(root_ + "/top.txt");
+  auto r3 = Crawl();
+  EXPECT_EQ(r3.updated, 1u);
+  EXPECT_EQ(r3.removed, 1u);
+  EXPECT_EQ(r3.unchanged, 1u);
+  EXPECT_EQ(Hits("beta"), 0u);
+  EXPECT_EQ(Hits("delta"), 1u);
+  EXPECT_EQ(Hits("alpha"), 0u);
+}
+
+TEST_F(CrawlTest, SymlinksFifosAndLoopsAreSkipped) {
+  stdfs::create_directories(base_ + "/outside");
+  WriteFile(base_ + "/outside/secret.txt", "secret");
+  stdfs::create_directory_symlink(base_ + "/outside", root_ + "/escape");
+  stdfs::create_directory_symlink(root_, root_ + "/loop");
+  stdfs::create_symlink(base_ + "/outside/secret.txt", root_ + "/link.txt");
+  ASSERT_EQ(::mkfifo((root_ + "/pipe").c_str(), 0644), 0);
+  WriteFile(root_ + "/real.txt", "real");
+  auto r = Crawl();
+  EXPECT_EQ(r.added, 1u);
+  EXPECT_EQ(r.skipped, 4u);
+  EXPECT_EQ(Hits("secret"), 0u);
+  EXPECT_EQ(Hits("real"), 1u);
+}
+
+TEST_F(CrawlTest, OddNamesAndEmptyFiles) {
+  std::string bad = root_ + "/bad\xFF\xFEname.txt";
+  WriteFile(bad, "latin1 name");
+  std::string long_name(250, 'x');
+  WriteFile(root_ + "/" + long_name + ".txt", "long name");
+  WriteFile(root_ + "/empty.dat", "");
+  WriteFile(root_ + "/2024年請求書.txt", "");
+  auto r = Crawl();
+  EXPECT_EQ(r.added, 4u);
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(Hits("latin1"), 1u);
+  EXPECT_EQ(Hits("empty"), 1u);
+  EXPECT_EQ(Hits("請求"), 1u);
+  auto doc = store_->GetByUri(FileUri(bad));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(*PathFromFileUri(doc->uri), bad);  // the uri maps back to the exact bytes
+  EXPECT_EQ(doc->mime, "text/plain");
+  EXPECT_EQ(store_->GetByUri(FileUri(root_ + "/empty.dat"))->mime, "application/x-empty");
+  // Re-crawl: still stable.
+  EXPECT_EQ(Crawl().unchanged, 4u);
+}
+
+TEST_F(CrawlTest, FilesVanishingMidCrawlAreReported) {
+  for (int i = 0; i < 10; ++i) WriteFile(root_ + "/f" + std::to_string(i) + ".txt", "v" + std::to_string(i));
+  options_.batch_size = 1;
+  bool deleted = false;
+  options_.on_commit = [&](const std::vector<std::string>&) {
+    if (deleted) return;
+    deleted = true;
+    for (int i = 0; i < 10; ++i) stdfs::remove(root_ + "/f" + std::to_string(i) + ".txt");
+  };
+  auto r = Crawl();
+  EXPECT_EQ(r.problems.size(), 9u);
+  for (auto& p : r.problems) EXPECT_EQ(p.reason, "vanished during the crawl");
+}
+
+TEST_F(CrawlTest, PermissionDeniedIsReportedNotFatal) {
+  stdfs::create_directories(root_ + "/locked");
+  WriteFile(root_ + "/locked/hidden.txt", "hidden");
+  WriteFile(root_ + "/open.txt", "open");
+  WriteFile(root_ + "/noread.txt", "noread");
+  ::chmod((root_ + "/locked").c_str(), 0);
+  ::chmod((root_ + "/noread.txt").c_str(), 0);
+  ::chmod(base_.c_str(), 0777);
+  ::chmod(root_.c_str(), 0777);
+  // Root ignores permission bits: run the crawl as 'nobody' in a child process.
+  store_.reset();
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) _exit(10);
+    auto store = Store::Open(base_ + "/nobody.sqlite");
+    if (!store.ok()) _exit(11);
+    auto r = CrawlDirectory(store->get(), root_, options_);
+    if (!r.ok()) _exit(12);
+    if (r->added != 1) _exit(13);            // only open.txt
+    if (r->problems.size() != 2) _exit(14);  // locked/ and noread.txt
+    _exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::chmod((root_ + "/locked").c_str(), 0755);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST_F(CrawlTest, NotADirectoryIsAClearError) {
+  WriteFile(root_ + "/file.txt", "x");
+  auto r = CrawlDirectory(store_.get(), root_ + "/file.txt", options_);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  auto m = CrawlDirectory(store_.get(), root_ + "/missing", options_);
+  EXPECT_EQ(m.status().code(), StatusCode::kNotFound);
+}
+
+TEST(MimeTest, ContentBeatsExtension) {
+  EXPECT_EQ(DetectMime("\x89PNG\r\n\x1A\n....", "pdf"), "image/png");
+  EXPECT_EQ(DetectMime("\xFF\xD8\xFF\xE0", "txt"), "image/jpeg");
+  EXPECT_EQ(DetectMime("%PDF-1.7", "jpg"), "application/pdf");
+  EXPECT_EQ(DetectMime("hello world", "md"), "text/markdown");
+  EXPECT_EQ(DetectMime("hello world", "bin"), "text/plain");
+  EXPECT_EQ(DetectMime(std::string_view("\0\1\2\3", 4), "txt"), "application/octet-stream");
+  EXPECT_EQ(DetectMime("PK\x03\x04....", "docx"),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
+  EXPECT_EQ(ExtensionOf("Photo.JPG"), "jpg");
+  EXPECT_EQ(ExtensionOf(".bashrc"), "");
+  EXPECT_EQ(ExtensionOf("archive.tar.gz"), "gz");
+}
+
+TEST(UriTest, RoundTripsEveryByte) {
+  std::string path = "/a/%41 b/\x01\xFF\xC3\xA9";
+  std::string uri = FileUri(path);
+  EXPECT_EQ(uri, "file:///a/%2541 b/%01%FF\xC3\xA9");
+  EXPECT_EQ(*PathFromFileUri(uri), path);
+  EXPECT_FALSE(PathFromFileUri("http://x").ok());
+  EXPECT_FALSE(PathFromFileUri("file:///%Z1").ok());
+}
+
+}  // namespace
+}  // namespace fs
