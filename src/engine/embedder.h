@@ -1,0 +1,31 @@
+// ImageEmbedder: turns image files into vectors of one model. The CLIP engine implements it;
+// HashEmbedder is a deterministic stand-in (vectors derived from the content hash) used by tests
+// that need many embeddings fast, e.g. crash-safety tests of the vector index.
+// Implementations state their own thread-safety; the engine calls one at a time.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace fs {
+
+class ImageEmbedder {
+ public:
+  virtual ~ImageEmbedder() = default;
+  virtual const std::string& model_id() const = 0;
+  virtual size_t dim() const = 0;
+  // out: paths.size() x dim(). per_file[i] says whether file i was embedded; a failed file's
+  // row is left zero. The returned Status is non-OK only when the whole batch failed.
+  virtual Status EmbedFiles(std::span<const std::string> paths, std::span<float> out,
+                            std::vector<Status>* per_file) = 0;
+};
+
+// Model id "test/hash-<dim>". Unit-norm vectors seeded by SHA-256 of the file's bytes, so equal
+// content gives equal vectors. Not a semantic model: for tests only.
+std::unique_ptr<ImageEmbedder> NewHashEmbedder(size_t dim);
+
+}  // namespace fs

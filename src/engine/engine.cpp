@@ -1,0 +1,129 @@
+#include "engine/engine.h"
+
+#include <cstdlib>
+
+#include "core/env.h"
+#include "core/log.h"
+
+namespace fs {
+namespace {
+
+std::string SnapshotName(const std::string& model) {
+  std::string out;
+  for (char c : model) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.') ? c : '_';
+  return out + ".hnsw";
+}
+
+}  // namespace
+
+std::string ResolveDataDir(const std::string& flag_value) {
+  if (!flag_value.empty()) return flag_value;
+  if (const char* v = std::getenv("FILESEARCH_DATA_DIR"); v && *v) return v;
+  if (const char* v = std::getenv("XDG_DATA_HOME"); v && *v) return std::string(v) + "/filesearch";
+  if (const char* v = std::getenv("HOME"); v && *v) return std::string(v) + "/.local/share/filesearch";
+  return ".filesearch";
+}
+
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
+  if (options.data_dir.empty()) return Status::InvalidArgument("no data directory given");
+  std::unique_ptr<Engine> engine(new Engine(options));
+  Env* env = Env::Default();
+  FS_RETURN_IF_ERROR(env->CreateDirs(options.data_dir + "/vectors")
+                         .WithContext("creating the data directory (set --data-dir or FILESEARCH_DATA_DIR to a writable folder)"));
+  FS_ASSIGN_OR_RETURN(engine->store_, Store::Open(options.data_dir + "/filesearch.db", options.store));
+  std::string model = options.model_id;
+  if (model.empty()) {
+    FS_ASSIGN_OR_RETURN(StoreStats stats, engine->store_->Stats());
+    uint64_t best = 0;
+    for (auto& [m, n] : stats.embeddings_by_model) {
+      if (n > best) { best = n; model = m; }
+    }
+  }
+  if (!model.empty()) FS_RETURN_IF_ERROR(engine->OpenVectors(model));
+  return engine;
+}
+
+Status Engine::OpenVectors(const std::string& model) {
+  if (vectors_ && vectors_->model() == model) return Status::Ok();
+  VectorIndexOptions vo = options_.vectors;
+  vo.progress = options_.progress;
+  FS_ASSIGN_OR_RETURN(vectors_, VectorIndex::Open(store_.get(), Env::Default(),
+                                                  options_.data_dir + "/vectors/" + SnapshotName(model), model, vo));
+  return Status::Ok();
+}
+
+Status Engine::SetEmbedder(std::unique_ptr<ImageEmbedder> embedder) {
+  FS_RETURN_IF_ERROR(OpenVectors(embedder->model_id()));
+  embedder_ = std::move(embedder);
+  return Status::Ok();
+}
+
+Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& images, IndexReport* report) {
+  const size_t dim = embedder_->dim();
+  std::vector<std::string> paths;
+  std::vector<int64_t> ids;
+  for (const auto& [id, path] : images) {
+    ids.push_back(id);
+    paths.push_back(path);
+  }
+  std::vector<float> out(paths.size() * dim);
+  std::vector<Status> per_file;
+  FS_RETURN_IF_ERROR(embedder_->EmbedFiles(paths, out, &per_file));
+  std::vector<int64_t> ok_ids;
+  std::vector<float> ok_vecs;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (!per_file[i].ok()) {
+      report->embed_failures.push_back({paths[i], per_file[i].ToString()});
+      continue;
+    }
+    ok_ids.push_back(ids[i]);
+    ok_vecs.insert(ok_vecs.end(), out.begin() + static_cast<ptrdiff_t>(i * dim),
+                   out.begin() + static_cast<ptrdiff_t>((i + 1) * dim));
+  }
+  if (!ok_ids.empty()) FS_RETURN_IF_ERROR(store_->PutEmbeddings(embedder_->model_id(), ok_ids, ok_vecs, dim));
+  report->embedded += ok_ids.size();
+  return Status::Ok();
+}
+
+Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_options) {
+  IndexReport report;
+  crawl_options.progress = crawl_options.progress && options_.progress;
+  std::vector<std::pair<int64_t, std::string>> pending;
+  Status embed_status;
+  if (embedder_) {
+    auto user_on_image = crawl_options.on_image;
+    crawl_options.on_image = [&](int64_t id, const Document& doc) {
+      if (user_on_image) user_on_image(id, doc);
+      auto path = PathFromFileUri(doc.uri);
+      if (path.ok()) pending.emplace_back(id, *path);
+    };
+    auto user_on_commit = crawl_options.on_commit;
+    crawl_options.on_commit = [&](const std::vector<std::string>& uris) {
+      // Embed after the documents are durable, a batch at a time.
+      if (embed_status.ok() && pending.size() >= options_.embed_batch) {
+        embed_status = EmbedImages(pending, &report);
+        pending.clear();
+      }
+      if (user_on_commit) user_on_commit(uris);
+    };
+  }
+  FS_ASSIGN_OR_RETURN(report.crawl, CrawlDirectory(store_.get(), dir, crawl_options));
+  if (embedder_ && !pending.empty() && embed_status.ok()) embed_status = EmbedImages(pending, &report);
+  FS_RETURN_IF_ERROR(embed_status);
+  FS_RETURN_IF_ERROR(Checkpoint());
+  return report;
+}
+
+Result<SearchResult> Engine::Search(const SearchRequest& request) {
+  if (vectors_) FS_RETURN_IF_ERROR(vectors_->Refresh());
+  return RunSearch(*store_, vectors_.get(), request, options_.limits);
+}
+
+Status Engine::Checkpoint() {
+  if (!vectors_) return Status::Ok();
+  return vectors_->SaveSnapshot();
+}
+
+}  // namespace fs

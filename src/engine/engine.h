@@ -1,0 +1,73 @@
+// Engine: one data directory opened for use. Owns the Store (source of truth) and the vector
+// index of the active embedding model, and offers the operations the CLI and server need:
+// index a folder, search, stats, checkpoint. Layout of a data directory:
+//   filesearch.db (+ -wal, -shm)   SQLite: documents, text, embeddings, change log
+//   vectors/<model>.hnsw           HNSW snapshot of one model (derived; rebuilt if lost)
+// Thread-safety: Search and Stats may run concurrently; Index runs one at a time.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "engine/crawl.h"
+#include "engine/embedder.h"
+#include "engine/search.h"
+#include "index/store.h"
+#include "index/vector_index.h"
+
+namespace fs {
+
+struct EngineOptions {
+  std::string data_dir;          // required; see ResolveDataDir
+  std::string model_id;          // active vector model; "" = the model that has embeddings, if any
+  StoreOptions store;
+  VectorIndexOptions vectors;
+  SearchLimits limits;
+  bool progress = true;          // progress bars on stderr
+  size_t embed_batch = 16;       // images per embedding call
+};
+
+// --data-dir flag, else $FILESEARCH_DATA_DIR, else $XDG_DATA_HOME/filesearch, else
+// ~/.local/share/filesearch.
+std::string ResolveDataDir(const std::string& flag_value);
+
+struct IndexReport {
+  CrawlReport crawl;
+  uint64_t embedded = 0;
+  std::vector<CrawlProblem> embed_failures;
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Crawls `dir` into the store; images get embeddings when an embedder is set. Saves the vector
+  // snapshot at the end.
+  Result<IndexReport> Index(const std::string& dir, CrawlOptions crawl_options = {});
+  // Sets the image embedder (not owned... owned: the engine keeps it). Its model becomes the
+  // active model; the vector index of that model is opened (built from the store if needed).
+  Status SetEmbedder(std::unique_ptr<ImageEmbedder> embedder);
+  Result<SearchResult> Search(const SearchRequest& request);
+  // Writes the vector snapshot and trims the change log.
+  Status Checkpoint();
+
+  Store* store() { return store_.get(); }
+  VectorIndex* vectors() { return vectors_.get(); }
+  const std::string& data_dir() const { return options_.data_dir; }
+
+ private:
+  explicit Engine(EngineOptions options) : options_(std::move(options)) {}
+  Status OpenVectors(const std::string& model);
+  Status EmbedImages(const std::vector<std::pair<int64_t, std::string>>& images, IndexReport* report);
+
+  EngineOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<VectorIndex> vectors_;
+  std::unique_ptr<ImageEmbedder> embedder_;
+};
+
+}  // namespace fs

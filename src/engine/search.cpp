@@ -1,0 +1,299 @@
+#include "engine/search.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+namespace fs {
+namespace {
+
+// Cursor: base64url(JSON). Fields: m mode, g store generation, o offset (vector/hybrid), s/i last
+// score and id (text keyset). Opaque to clients; validated on the way back in.
+struct Cursor {
+  SearchMode mode = SearchMode::kText;
+  uint64_t generation = 0;
+  size_t offset = 0;
+  double score = 0;
+  int64_t id = 0;
+};
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string B64Encode(std::string_view in) {
+  std::string out;
+  uint32_t buf = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    buf = (buf << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += kB64[(buf >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += kB64[(buf << (6 - bits)) & 63];
+  return out;
+}
+
+std::optional<std::string> B64Decode(std::string_view in) {
+  std::string out;
+  uint32_t buf = 0;
+  int bits = 0;
+  for (char c : in) {
+    const char* p = std::strchr(kB64, c);
+    if (!p || c == '\0') return std::nullopt;
+    buf = (buf << 6) | static_cast<uint32_t>(p - kB64);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((buf >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
+std::string EncodeCursor(const Cursor& c) {
+  nlohmann::json j = {{"m", static_cast<int>(c.mode)}, {"g", c.generation}, {"o", c.offset},
+                      {"s", c.score}, {"i", c.id}};
+  return B64Encode(j.dump());
+}
+
+Result<Cursor> DecodeCursor(std::string_view s) {
+  auto bad = Status::InvalidArgument("invalid searchAfter cursor: pass back the nextCursor of a previous reply unchanged");
+  if (s.size() > 512) return bad;
+  auto raw = B64Decode(s);
+  if (!raw) return bad;
+  auto j = nlohmann::json::parse(*raw, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return bad;
+  try {
+    Cursor c;
+    int m = j.at("m").get<int>();
+    if (m < 0 || m > 2) return bad;
+    c.mode = static_cast<SearchMode>(m);
+    c.generation = j.at("g").get<uint64_t>();
+    c.offset = j.at("o").get<size_t>();
+    c.score = j.at("s").get<double>();
+    c.id = j.at("i").get<int64_t>();
+    return c;
+  } catch (const nlohmann::json::exception&) {
+    return bad;
+  }
+}
+
+struct Candidate {
+  int64_t id;
+  LegScore text;
+  LegScore vector;
+  double score = 0;
+};
+
+void SortCandidates(std::vector<Candidate>* c) {
+  std::sort(c->begin(), c->end(), [](const Candidate& a, const Candidate& b) {
+    return a.score != b.score ? a.score > b.score : a.id < b.id;
+  });
+}
+
+void Fuse(std::vector<Candidate>* cands, const SearchRequest& r) {
+  if (r.fusion == FusionMethod::kRrf) {
+    for (auto& c : *cands) {
+      c.score = 0;
+      if (c.text.present) c.score += r.text_weight / (r.rrf_k + static_cast<double>(c.text.rank));
+      if (c.vector.present) c.score += r.vector_weight / (r.rrf_k + static_cast<double>(c.vector.rank));
+    }
+    return;
+  }
+  // Min-max over the candidate window of each leg; a leg that did not return the doc adds 0.
+  double tmin = INFINITY, tmax = -INFINITY, vmin = INFINITY, vmax = -INFINITY;
+  for (auto& c : *cands) {
+    if (c.text.present) { tmin = std::min(tmin, c.text.score); tmax = std::max(tmax, c.text.score); }
+    if (c.vector.present) { vmin = std::min(vmin, c.vector.score); vmax = std::max(vmax, c.vector.score); }
+  }
+  auto norm = [](double v, double lo, double hi) { return hi > lo ? (v - lo) / (hi - lo) : 1.0; };
+  for (auto& c : *cands) {
+    c.score = 0;
+    if (c.text.present) c.score += r.text_weight * norm(c.text.score, tmin, tmax);
+    if (c.vector.present) c.score += r.vector_weight * norm(c.vector.score, vmin, vmax);
+  }
+}
+
+}  // namespace
+
+std::string_view SearchModeName(SearchMode m) {
+  switch (m) {
+    case SearchMode::kText: return "text";
+    case SearchMode::kVector: return "vector";
+    case SearchMode::kHybrid: return "hybrid";
+  }
+  return "text";
+}
+
+Result<SearchMode> ParseSearchMode(std::string_view s) {
+  if (s == "text" || s == "keyword") return SearchMode::kText;
+  if (s == "vector") return SearchMode::kVector;
+  if (s == "hybrid") return SearchMode::kHybrid;
+  return Status::InvalidArgument("unknown mode '" + std::string(s) + "': use text, vector or hybrid");
+}
+
+Result<FusionMethod> ParseFusionMethod(std::string_view s) {
+  if (s == "rrf") return FusionMethod::kRrf;
+  if (s == "linear" || s == "minmax") return FusionMethod::kLinear;
+  return Status::InvalidArgument("unknown fusion '" + std::string(s) + "': use rrf or linear");
+}
+
+Result<SearchResult> RunSearch(const Store& store, const VectorIndex* vectors, const SearchRequest& r,
+                               const SearchLimits& limits) {
+  auto start = std::chrono::steady_clock::now();
+  const bool has_text = !BuildFtsQuery(r.query).empty();
+  const bool has_vector = !r.vector.empty();
+  SearchMode mode;
+  if (r.mode) {
+    mode = *r.mode;
+  } else if (has_text && has_vector) {
+    mode = SearchMode::kHybrid;
+  } else {
+    mode = has_vector ? SearchMode::kVector : SearchMode::kText;
+  }
+  if (r.size == 0 || r.size > limits.max_size) {
+    return Status::InvalidArgument("size must be between 1 and " + std::to_string(limits.max_size));
+  }
+  if (mode == SearchMode::kText && !has_text) {
+    return Status::InvalidArgument("text search needs keywords: give q");
+  }
+  if (mode == SearchMode::kHybrid && !has_text && !has_vector) {
+    return Status::InvalidArgument("hybrid search needs keywords (q) and/or a query vector");
+  }
+  if ((mode == SearchMode::kVector || mode == SearchMode::kHybrid) && has_vector) {
+    if (!vectors) {
+      return Status::FailedPrecondition("vector search is unavailable: no vector index is loaded (index images with a CLIP model first)");
+    }
+    if (r.vector_model != vectors->model()) {
+      return Status::InvalidArgument("query vector is from model '" + r.vector_model + "' but the index holds model '" +
+                                     vectors->model() + "': embed the query with the same model");
+    }
+    if (vectors->dim() != 0 && r.vector.size() != vectors->dim()) {
+      return Status::InvalidArgument("query vector has dimension " + std::to_string(r.vector.size()) +
+                                     "; model '" + vectors->model() + "' has dimension " + std::to_string(vectors->dim()));
+    }
+    for (float v : r.vector) {
+      if (!std::isfinite(v)) return Status::InvalidArgument("query vector contains NaN or infinity");
+    }
+  }
+  if (mode == SearchMode::kVector && !has_vector) {
+    return Status::InvalidArgument("vector search needs a query vector (imageEmbedding, an image, similarTo, or q with a CLIP model)");
+  }
+
+  FS_ASSIGN_OR_RETURN(uint64_t generation, store.Generation());
+  std::optional<Cursor> cursor;
+  size_t offset = r.from;
+  if (!r.search_after.empty()) {
+    FS_ASSIGN_OR_RETURN(Cursor c, DecodeCursor(r.search_after));
+    if (c.mode != mode) return Status::InvalidArgument("searchAfter cursor belongs to a " + std::string(SearchModeName(c.mode)) + " search");
+    cursor = c;
+    offset = c.offset;
+  } else if (r.from + r.size > limits.max_depth) {
+    return Status::InvalidArgument("from + size may not exceed " + std::to_string(limits.max_depth) +
+                                   ": page deeper with searchAfter (the nextCursor of the previous page)");
+  }
+  if (offset + r.size > limits.max_cursor_depth + limits.max_depth) {
+    return Status::InvalidArgument("results this deep are not served: narrow the query or add filters");
+  }
+
+  SearchResult result;
+  result.mode = mode;
+  std::vector<Candidate> page;
+
+  if (mode == SearchMode::kText) {
+    std::optional<KeywordAfter> after;
+    if (cursor) after = KeywordAfter{cursor->score, cursor->id};
+    FS_ASSIGN_OR_RETURN(KeywordPage kp, store.KeywordSearch(r.query, r.filters, after ? 0 : offset, r.size + 1, after));
+    result.total = kp.total;
+    size_t base_rank = offset;
+    for (size_t i = 0; i < kp.hits.size() && i < r.size; ++i) {
+      Candidate c{kp.hits[i].id, {}, {}, kp.hits[i].score};
+      c.text = {true, kp.hits[i].score, base_rank + i + 1};
+      page.push_back(c);
+    }
+    if (kp.hits.size() > r.size) {
+      Cursor next{mode, generation, offset + r.size, page.back().score, page.back().id};
+      result.next_cursor = EncodeCursor(next);
+    }
+  } else {
+    // Vector and hybrid: build the fused candidate list down to offset + size (+1 to know if more).
+    const size_t window = std::max(limits.min_fusion_window, offset + r.size + 1);
+    std::vector<Candidate> cands;
+    std::unordered_map<int64_t, size_t> where;
+    if (mode == SearchMode::kHybrid && has_text) {
+      FS_ASSIGN_OR_RETURN(KeywordPage kp, store.KeywordSearch(r.query, r.filters, 0, window));
+      result.total = kp.total;
+      for (size_t i = 0; i < kp.hits.size(); ++i) {
+        if (r.exclude_id && kp.hits[i].id == *r.exclude_id) continue;
+        where[kp.hits[i].id] = cands.size();
+        Candidate c{kp.hits[i].id, {}, {}, 0};
+        c.text = {true, kp.hits[i].score, i + 1};
+        cands.push_back(c);
+      }
+    }
+    if (has_vector && vectors) {
+      FS_ASSIGN_OR_RETURN(std::vector<VectorHit> vh,
+                          vectors->Search(r.vector, window + (r.exclude_id ? 1 : 0), r.filters, r.ef));
+      size_t rank = 0;
+      size_t vector_only = 0;
+      for (const auto& h : vh) {
+        if (r.exclude_id && h.id == *r.exclude_id) continue;
+        ++rank;
+        auto it = where.find(h.id);
+        if (it == where.end()) {
+          where[h.id] = cands.size();
+          cands.push_back(Candidate{h.id, {}, {}, 0});
+          it = where.find(h.id);
+          ++vector_only;
+        }
+        cands[it->second].vector = {true, h.score, rank};
+      }
+      if (mode == SearchMode::kVector) {
+        // All vectors passing the filters fit in the window: the count is exact.
+        result.total = cands.size();
+        result.total_exact = vh.size() < window;
+      } else {
+        result.total += vector_only;
+        result.total_exact = false;
+      }
+    }
+    Fuse(&cands, r);
+    if (mode == SearchMode::kVector) {
+      for (auto& c : cands) c.score = c.vector.score;  // the fused score of one leg is its raw score
+    }
+    SortCandidates(&cands);
+    for (size_t i = offset; i < cands.size() && i < offset + r.size; ++i) page.push_back(cands[i]);
+    if (cands.size() > offset + r.size) {
+      Cursor next{mode, generation, offset + r.size, page.empty() ? 0 : page.back().score,
+                  page.empty() ? 0 : page.back().id};
+      result.next_cursor = EncodeCursor(next);
+    }
+  }
+
+  std::vector<int64_t> ids;
+  ids.reserve(page.size());
+  for (auto& c : page) ids.push_back(c.id);
+  FS_ASSIGN_OR_RETURN(std::vector<Document> docs, store.GetMany(ids));
+  std::unordered_map<int64_t, Document*> by_id;
+  for (auto& d : docs) by_id[d.id] = &d;
+  for (auto& c : page) {
+    auto it = by_id.find(c.id);
+    if (it == by_id.end()) continue;  // deleted between the legs and now
+    SearchHit hit;
+    hit.doc = std::move(*it->second);
+    hit.score = c.score;
+    hit.text = c.text;
+    hit.vector = c.vector;
+    result.hits.push_back(std::move(hit));
+  }
+  result.took_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace fs

@@ -1,0 +1,76 @@
+// Search planner: turns one request into keyword and/or vector searches, fuses them, and pages
+// the result. Modes: text (BM25), vector (k-NN on a given vector), hybrid (both, fused by
+// reciprocal rank fusion or min-max normalised linear combination). Every hit reports the fused
+// score and each leg's raw score and rank. Pure logic over a Store and VectorIndex; the caller
+// turns text or images into vectors before calling. Thread-safe if its inputs are.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "index/store.h"
+#include "index/vector_index.h"
+
+namespace fs {
+
+enum class SearchMode { kText, kVector, kHybrid };
+enum class FusionMethod { kRrf, kLinear };
+
+std::string_view SearchModeName(SearchMode m);
+Result<SearchMode> ParseSearchMode(std::string_view s);
+Result<FusionMethod> ParseFusionMethod(std::string_view s);
+
+struct SearchRequest {
+  std::string query;                 // keywords (text leg)
+  std::vector<float> vector;         // query vector (vector leg); empty = none
+  std::string vector_model;          // model id the vector belongs to (required with `vector`)
+  std::optional<SearchMode> mode;    // default: hybrid when both legs are possible, else the one that is
+  SearchFilters filters;
+  size_t from = 0;                   // offset, from + size <= max_depth
+  size_t size = 10;
+  std::string search_after;          // opaque cursor from a previous reply (replaces `from`)
+  FusionMethod fusion = FusionMethod::kRrf;
+  double rrf_k = 60.0;               // RRF constant: score = sum w / (k + rank)
+  double text_weight = 1.0;          // per-leg weights (both fusion methods)
+  double vector_weight = 1.0;
+  size_t ef = 0;                     // HNSW search breadth; 0 = index default
+  std::optional<int64_t> exclude_id; // drop this document (find-similar excludes itself)
+};
+
+struct LegScore {
+  bool present = false;
+  double score = 0;  // raw: BM25 (text) or cosine similarity (vector)
+  size_t rank = 0;   // 1-based rank within the leg
+};
+
+struct SearchHit {
+  Document doc;  // metadata; content left empty
+  double score = 0;
+  LegScore text;
+  LegScore vector;
+};
+
+struct SearchResult {
+  SearchMode mode = SearchMode::kText;
+  std::vector<SearchHit> hits;
+  uint64_t total = 0;
+  bool total_exact = true;
+  std::string next_cursor;  // empty when there is nothing more
+  double took_ms = 0;
+};
+
+struct SearchLimits {
+  size_t max_depth = 10000;      // from + size beyond this needs search_after
+  size_t max_size = 100;         // largest page
+  size_t max_cursor_depth = 100000;  // vector/hybrid cursors recompute a window this deep at most
+  size_t min_fusion_window = 100;    // each leg contributes at least this many candidates
+};
+
+// `vectors` may be null (no vector index): vector and hybrid modes then fail with a clear error.
+Result<SearchResult> RunSearch(const Store& store, const VectorIndex* vectors, const SearchRequest& request,
+                               const SearchLimits& limits = {});
+
+}  // namespace fs

@@ -1,0 +1,215 @@
+#include "engine/search.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "engine/engine.h"
+
+namespace fs {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+// A folder of text files and "images" (bytes with a PNG signature: the hash embedder only hashes
+// them) indexed into a fresh data directory.
+class SearchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = stdfs::weakly_canonical(::testing::TempDir()).string() + "/search_test_" + std::to_string(::getpid()) +
+            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    stdfs::remove_all(base_);
+    stdfs::create_directories(base_ + "/files/photos");
+    for (int i = 0; i < 40; ++i) {
+      std::ofstream(base_ + "/files/report" + std::to_string(i) + ".txt")
+          << "quarterly report " << std::string(static_cast<size_t>(i % 7 + 1), 'x') << " number" << i;
+    }
+    for (int i = 0; i < 30; ++i) {
+      std::ofstream(base_ + "/files/photos/report_photo" + std::to_string(i) + ".png", std::ios::binary)
+          << "\x89PNG\r\n\x1A\n" << "pixels" << i;
+    }
+    EngineOptions o;
+    o.data_dir = base_ + "/data";
+    o.progress = false;
+    auto e = Engine::Open(o);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    engine_ = std::move(e).value();
+    ASSERT_TRUE(engine_->SetEmbedder(NewHashEmbedder(16)).ok());
+    auto r = engine_->Index(base_ + "/files");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->embedded, 30u);
+  }
+  void TearDown() override {
+    engine_.reset();
+    stdfs::remove_all(base_);
+  }
+  std::vector<float> VectorOf(const std::string& name) {
+    auto d = engine_->store()->GetByUri(FileUri(base_ + "/files/photos/" + name));
+    EXPECT_TRUE(d.ok());
+    auto v = engine_->store()->GetEmbedding(d->id, "test/hash-16");
+    EXPECT_TRUE(v.ok() && v->has_value());
+    return **v;
+  }
+
+  std::string base_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(SearchTest, TextPagingAndCursorCoverEverythingOnce) {
+  SearchRequest r;
+  r.query = "report";
+  r.size = 7;
+  std::set<int64_t> seen;
+  auto first = engine_->Search(r);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->total, 70u);  // 40 texts + 30 photos named report_photo*
+  EXPECT_TRUE(first->total_exact);
+  for (auto& h : first->hits) seen.insert(h.doc.id);
+  std::string cursor = first->next_cursor;
+  while (!cursor.empty()) {
+    r.search_after = cursor;
+    auto page = engine_->Search(r);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    for (auto& h : page->hits) EXPECT_TRUE(seen.insert(h.doc.id).second);
+    cursor = page->next_cursor;
+  }
+  EXPECT_EQ(seen.size(), 70u);
+  // from/size gives the same second page as the cursor did.
+  SearchRequest by_offset;
+  by_offset.query = "report";
+  by_offset.size = 7;
+  by_offset.from = 7;
+  SearchRequest by_cursor = by_offset;
+  by_cursor.from = 0;
+  by_cursor.search_after = first->next_cursor;
+  auto a = engine_->Search(by_offset), b = engine_->Search(by_cursor);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->hits.size(), b->hits.size());
+  for (size_t i = 0; i < a->hits.size(); ++i) EXPECT_EQ(a->hits[i].doc.id, b->hits[i].doc.id);
+  EXPECT_EQ(a->hits[0].text.rank, 8u);
+}
+
+TEST_F(SearchTest, DepthLimitPointsToCursor) {
+  SearchRequest r;
+  r.query = "report";
+  r.from = 9995;
+  r.size = 10;
+  auto res = engine_->Search(r);
+  ASSERT_FALSE(res.ok());
+  EXPECT_NE(res.status().message().find("searchAfter"), std::string::npos);
+  r.search_after = "garbage!";
+  r.from = 0;
+  EXPECT_EQ(engine_->Search(r).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SearchTest, VectorFindsItselfFirstAndRespectsFilters) {
+  SearchRequest r;
+  r.vector = VectorOf("report_photo3.png");
+  r.vector_model = "test/hash-16";
+  r.size = 5;
+  auto res = engine_->Search(r);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->mode, SearchMode::kVector);
+  ASSERT_FALSE(res->hits.empty());
+  EXPECT_EQ(res->hits[0].doc.name, "report_photo3.png");
+  EXPECT_NEAR(res->hits[0].vector.score, 1.0, 1e-5);
+  EXPECT_EQ(res->total, 30u);
+  for (size_t i = 1; i < res->hits.size(); ++i) EXPECT_LE(res->hits[i].score, res->hits[i - 1].score);
+  // Excluding the query document (find similar).
+  r.exclude_id = res->hits[0].doc.id;
+  auto sim = engine_->Search(r);
+  ASSERT_TRUE(sim.ok());
+  for (auto& h : sim->hits) EXPECT_NE(h.doc.name, "report_photo3.png");
+  // A text-only filter leaves no vectors.
+  r.exclude_id.reset();
+  r.filters.extensions = {"txt"};
+  EXPECT_TRUE(engine_->Search(r)->hits.empty());
+}
+
+TEST_F(SearchTest, ModelAndDimensionMismatchAreRefused) {
+  SearchRequest r;
+  r.vector = VectorOf("report_photo1.png");
+  r.vector_model = "openai/clip-vit-base-patch32";
+  auto res = engine_->Search(r);
+  ASSERT_FALSE(res.ok());
+  EXPECT_NE(res.status().message().find("same model"), std::string::npos);
+  r.vector_model = "test/hash-16";
+  r.vector.resize(15);
+  EXPECT_EQ(engine_->Search(r).status().code(), StatusCode::kInvalidArgument);
+  r.vector.assign(16, NAN);
+  EXPECT_EQ(engine_->Search(r).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SearchTest, HybridRrfReportsBothLegs) {
+  SearchRequest r;
+  r.query = "report_photo7";
+  r.vector = VectorOf("report_photo7.png");
+  r.vector_model = "test/hash-16";
+  r.size = 10;
+  auto res = engine_->Search(r);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->mode, SearchMode::kHybrid);
+  ASSERT_FALSE(res->hits.empty());
+  const SearchHit& top = res->hits[0];
+  EXPECT_EQ(top.doc.name, "report_photo7.png");
+  ASSERT_TRUE(top.text.present && top.vector.present);
+  EXPECT_EQ(top.vector.rank, 1u);
+  EXPECT_DOUBLE_EQ(top.score, 1.0 / (60 + top.text.rank) + 1.0 / (60 + top.vector.rank));
+  for (auto& h : res->hits) {
+    double expect = (h.text.present ? 1.0 / (60 + h.text.rank) : 0) + (h.vector.present ? 1.0 / (60 + h.vector.rank) : 0);
+    EXPECT_DOUBLE_EQ(h.score, expect);
+  }
+  // Weights and k change the fused score as documented.
+  r.rrf_k = 10;
+  r.text_weight = 0.5;
+  auto w = engine_->Search(r);
+  ASSERT_TRUE(w.ok());
+  const SearchHit& t = w->hits[0];
+  EXPECT_DOUBLE_EQ(t.score, (t.text.present ? 0.5 / (10 + t.text.rank) : 0) + (t.vector.present ? 1.0 / (10 + t.vector.rank) : 0));
+}
+
+TEST_F(SearchTest, HybridLinearIsMinMaxNormalised) {
+  SearchRequest r;
+  r.query = "report";
+  r.vector = VectorOf("report_photo2.png");
+  r.vector_model = "test/hash-16";
+  r.fusion = FusionMethod::kLinear;
+  r.size = 100;
+  auto res = engine_->Search(r);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  for (auto& h : res->hits) {
+    EXPECT_GE(h.score, 0.0);
+    EXPECT_LE(h.score, 2.0 + 1e-9);
+  }
+  EXPECT_EQ(res->hits[0].doc.name, "report_photo2.png");  // best vector (1.0) + a text match
+  EXPECT_NEAR(res->hits[0].score, 1.0 + (res->hits[0].text.present ? 1.0 : 0.0) * 0, 1.0);
+}
+
+TEST_F(SearchTest, VectorIndexSurvivesReopenAndCorruptSnapshot) {
+  auto before = engine_->vectors()->size();
+  EXPECT_EQ(before, 30u);
+  std::string snap = base_ + "/data/vectors/test_hash-16.hnsw";
+  ASSERT_TRUE(stdfs::exists(snap));
+  engine_.reset();
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  auto e = Engine::Open(o);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ((*e)->vectors()->open_note(), "snapshot");
+  EXPECT_EQ((*e)->vectors()->size(), 30u);
+  e->reset();
+  // Truncate the snapshot: reopening rebuilds it from the database, with a warning.
+  stdfs::resize_file(snap, stdfs::file_size(snap) / 2);
+  auto again = Engine::Open(o);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ((*again)->vectors()->open_note().rfind("rebuilt", 0), 0u);
+  EXPECT_EQ((*again)->vectors()->size(), 30u);
+}
+
+}  // namespace
+}  // namespace fs
