@@ -1,15 +1,38 @@
-// filesearch: the command-line entry point. Each subcommand lives in its own function.
-#include <cstdio>
-#include <string>
+// filesearch: the command-line entry point. Subcommands live in cmd_*.cpp.
+#include <unistd.h>
 
+#include <cstdio>
+
+#include "apps/filesearch/commands.h"
 #include "core/log.h"
 
 int main(int argc, char** argv) {
   fs::InitLogFromEnv();
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::puts("filesearch: search a company's files by name, content and what images show.");
-    return 0;
+  CLI::App app{
+      "filesearch: search a company's files by name, path and content, and images by what they show.\n\n"
+      "Quick start:\n"
+      "  filesearch index ~/Documents          index a folder (re-run to pick up changes)\n"
+      "  filesearch search \"quarterly report\"  keyword search\n"
+      "  filesearch stats                      what is indexed\n\n"
+      "Data lives in $FILESEARCH_DATA_DIR, else $XDG_DATA_HOME/filesearch, else\n"
+      "~/.local/share/filesearch; --data-dir overrides both.",
+      "filesearch"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may follow the subcommand
+  fs::cli::GlobalFlags flags;
+  app.add_option("--data-dir", flags.data_dir, "Where the index lives (overrides FILESEARCH_DATA_DIR)")
+      ->type_name("DIR");
+  app.add_flag("--no-progress", flags.no_progress, "No progress bars (plain output for logs and scripts)");
+  int exit_code = 0;
+  fs::cli::RegisterIndex(app, flags, &exit_code);
+  fs::cli::RegisterSearch(app, flags, &exit_code);
+  fs::cli::RegisterStats(app, flags, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    if (rc != 0) std::fprintf(stderr, "Run 'filesearch --help' or 'filesearch COMMAND --help' for usage.\n");
+    return rc == 0 ? 0 : 2;
   }
-  std::fprintf(stderr, "filesearch: unknown command '%s'. Run 'filesearch --help'.\n", argv[1]);
-  return 2;
+  return exit_code;
 }

@@ -1,0 +1,89 @@
+// `filesearch index DIR`: crawl a folder into the data directory.
+#include <cstdio>
+
+#include "apps/filesearch/commands.h"
+#include "engine/engine.h"
+
+namespace fs::cli {
+
+void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
+  auto* cmd = app.add_subcommand("index", "Index a folder: every file's name, path and text; re-runs are incremental")
+                  ->footer("Examples:\n  filesearch index ~/Documents\n  filesearch --data-dir /srv/fs index /srv/share\n\n"
+                           "Symbolic links are never followed; unreadable files are listed at the end, not fatal.");
+  struct Args {
+    std::string dir;
+    std::string committed_log;
+    size_t max_text_bytes = 1 << 20;
+    bool test_embedder = false;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("DIR", args->dir, "Folder to index")->required()->type_name("DIR");
+  cmd->add_option("--max-text-bytes", args->max_text_bytes, "Index at most this much text per file")->capture_default_str();
+  cmd->add_option("--log-committed", args->committed_log,
+                  "Append each document's uri to FILE once it is durably committed (for audits and tests)")
+      ->type_name("FILE");
+  cmd->add_flag("--test-embedder", args->test_embedder,
+                "Give images deterministic stand-in vectors (model test/hash-64) instead of CLIP; for tests");
+  cmd->callback([&flags, exit_code, args]() {
+    EngineOptions o;
+    o.data_dir = ResolveDataDir(flags.data_dir);
+    o.progress = !flags.no_progress;
+    auto engine = Engine::Open(o);
+    if (!engine.ok()) {
+      std::fprintf(stderr, "filesearch: cannot open the index in '%s': %s\n", o.data_dir.c_str(),
+                   engine.status().ToString().c_str());
+      *exit_code = 1;
+      return;
+    }
+    if (args->test_embedder) {
+      Status s = (*engine)->SetEmbedder(NewHashEmbedder(64));
+      if (!s.ok()) {
+        std::fprintf(stderr, "filesearch: %s\n", s.ToString().c_str());
+        *exit_code = 1;
+        return;
+      }
+    }
+    CrawlOptions co;
+    co.max_text_bytes = args->max_text_bytes;
+    FILE* log = nullptr;
+    if (!args->committed_log.empty()) {
+      log = std::fopen(args->committed_log.c_str(), "a");
+      if (!log) {
+        std::fprintf(stderr, "filesearch: cannot open '%s' for appending\n", args->committed_log.c_str());
+        *exit_code = 1;
+        return;
+      }
+      co.on_commit = [log](const std::vector<std::string>& uris) {
+        for (const auto& u : uris) std::fprintf(log, "%s\n", u.c_str());
+        std::fflush(log);  // in the kernel's hands: survives a SIGKILL of this process
+      };
+    }
+    auto report = (*engine)->Index(args->dir, co);
+    if (log) std::fclose(log);
+    if (!report.ok()) {
+      std::fprintf(stderr, "filesearch: indexing '%s' failed: %s\n", args->dir.c_str(), report.status().ToString().c_str());
+      *exit_code = 1;
+      return;
+    }
+    const CrawlReport& c = report->crawl;
+    std::printf("indexed %s: %llu files seen, %llu added, %llu updated, %llu unchanged, %llu removed, %llu skipped",
+                args->dir.c_str(), static_cast<unsigned long long>(c.files_seen),
+                static_cast<unsigned long long>(c.added), static_cast<unsigned long long>(c.updated),
+                static_cast<unsigned long long>(c.unchanged), static_cast<unsigned long long>(c.removed),
+                static_cast<unsigned long long>(c.skipped));
+    if (report->embedded) std::printf(", %llu images embedded", static_cast<unsigned long long>(report->embedded));
+    std::printf("\n");
+    size_t shown = 0;
+    for (const auto& p : c.problems) {
+      if (shown++ < 50) std::fprintf(stderr, "  problem: %s: %s\n", p.path.c_str(), p.reason.c_str());
+    }
+    for (const auto& p : report->embed_failures) {
+      if (shown++ < 50) std::fprintf(stderr, "  not embedded: %s: %s\n", p.path.c_str(), p.reason.c_str());
+    }
+    size_t total_problems = c.problems.size() + report->embed_failures.size();
+    if (total_problems > 50) std::fprintf(stderr, "  ... and %zu more problems\n", total_problems - 50);
+    if (total_problems) std::fprintf(stderr, "%zu files could not be indexed (listed above); the rest were.\n", total_problems);
+  });
+}
+
+}  // namespace fs::cli

@@ -1,0 +1,172 @@
+// `filesearch search QUERY` and `filesearch stats`.
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/filesearch/commands.h"
+#include "engine/engine.h"
+#include "engine/search_json.h"
+
+namespace fs::cli {
+namespace {
+
+std::string HumanSize(uint64_t bytes) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) { v /= 1024; ++u; }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buf;
+}
+
+Result<std::unique_ptr<Engine>> OpenEngine(const GlobalFlags& flags, const std::string& model = "") {
+  EngineOptions o;
+  o.data_dir = ResolveDataDir(flags.data_dir);
+  o.progress = !flags.no_progress;
+  o.model_id = model;
+  return Engine::Open(o);
+}
+
+}  // namespace
+
+void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
+  auto* cmd = app.add_subcommand("search", "Search the index: keywords, a query vector, or both (hybrid)")
+                  ->footer("Examples:\n"
+                           "  filesearch search \"quarterly report\"\n"
+                           "  filesearch search invoice --ext pdf --path-prefix /srv/share/finance/ --limit 20\n"
+                           "  filesearch search 請求 --json\n"
+                           "  filesearch search \"beach\" --mode hybrid --vector '[0.1, ...]' --model openai/clip-vit-base-patch32\n\n"
+                           "Words are ANDed; 'repo*' matches a prefix. Latin text ignores case and accents;\n"
+                           "Japanese and Chinese match by characters, so 請求 finds 2024年請求書.pdf.\n"
+                           "Page with --from (up to 10,000 deep) or --after CURSOR (printed with --json).");
+  struct Args {
+    std::string query, mode, after, vector_json, model, fusion = "rrf", path_prefix;
+    std::vector<std::string> types, exts;
+    size_t limit = 10, from = 0;
+    double rrf_k = 60, text_weight = 1, vector_weight = 1;
+    std::optional<uint64_t> min_size, max_size;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("QUERY", a->query, "Keywords (may be empty with --vector)");
+  cmd->add_option("--mode", a->mode, "text, vector or hybrid (default: hybrid when both keywords and a vector are given)")
+      ->check(CLI::IsMember({"text", "keyword", "vector", "hybrid"}));
+  cmd->add_option("--limit,-n", a->limit, "Hits per page (1-100)")->capture_default_str();
+  cmd->add_option("--from", a->from, "Offset of the first hit")->capture_default_str();
+  cmd->add_option("--after", a->after, "Continue after this cursor (nextCursor of a --json reply)");
+  cmd->add_option("--vector", a->vector_json, "Query vector as a JSON array")->type_name("JSON");
+  cmd->add_option("--model", a->model, "Model id of --vector (must match the index)");
+  cmd->add_option("--type", a->types, "Only these MIME types or families (image, text/plain)");
+  cmd->add_option("--ext", a->exts, "Only these extensions (pdf, jpg)");
+  cmd->add_option("--path-prefix", a->path_prefix, "Only paths starting with this");
+  cmd->add_option("--min-size", a->min_size, "Minimum size in bytes");
+  cmd->add_option("--max-size", a->max_size, "Maximum size in bytes");
+  cmd->add_option("--fusion", a->fusion, "Hybrid fusion: rrf or linear")->check(CLI::IsMember({"rrf", "linear"}));
+  cmd->add_option("--rrf-k", a->rrf_k, "RRF constant k")->capture_default_str();
+  cmd->add_option("--text-weight", a->text_weight, "Weight of the keyword leg")->capture_default_str();
+  cmd->add_option("--vector-weight", a->vector_weight, "Weight of the vector leg")->capture_default_str();
+  cmd->add_flag("--json", a->json, "Print the reply as JSON (same shape as the HTTP API)");
+  cmd->callback([&flags, exit_code, a]() {
+    auto fail = [exit_code](const std::string& msg) {
+      std::fprintf(stderr, "filesearch: %s\n", msg.c_str());
+      *exit_code = 1;
+    };
+    SearchRequest r;
+    r.query = a->query;
+    r.size = a->limit;
+    r.from = a->from;
+    r.search_after = a->after;
+    r.rrf_k = a->rrf_k;
+    r.text_weight = a->text_weight;
+    r.vector_weight = a->vector_weight;
+    r.filters.types = a->types;
+    r.filters.extensions = a->exts;
+    r.filters.path_prefix = a->path_prefix;
+    r.filters.min_size = a->min_size;
+    r.filters.max_size = a->max_size;
+    if (!a->mode.empty()) {
+      auto m = ParseSearchMode(a->mode);
+      if (!m.ok()) return fail(m.status().message());
+      r.mode = *m;
+    }
+    auto f = ParseFusionMethod(a->fusion);
+    if (!f.ok()) return fail(f.status().message());
+    r.fusion = *f;
+    if (!a->vector_json.empty()) {
+      auto j = nlohmann::json::parse(a->vector_json, nullptr, false);
+      if (!j.is_array() || j.empty()) return fail("--vector must be a JSON array of numbers, e.g. [0.1, 0.2]");
+      for (auto& x : j) {
+        if (!x.is_number()) return fail("--vector must contain only numbers");
+        r.vector.push_back(x.get<float>());
+      }
+      if (a->model.empty()) return fail("--vector needs --model (the model id that produced it)");
+      r.vector_model = a->model;
+    }
+    auto engine = OpenEngine(flags, a->model);
+    if (!engine.ok()) return fail("cannot open the index: " + engine.status().ToString());
+    auto res = (*engine)->Search(r);
+    if (!res.ok()) return fail(res.status().message());
+    if (a->json) {
+      std::printf("%s\n", SearchResultToJson(*res).c_str());
+      return;
+    }
+    if (res->hits.empty()) {
+      std::printf("no results for \"%s\"\n", a->query.c_str());
+      return;
+    }
+    size_t rank = r.from;
+    for (const auto& h : res->hits) {
+      std::printf("%3zu. %s\n     %s  %s  score %.4g", ++rank, h.doc.path.c_str(), h.doc.mime.c_str(),
+                  HumanSize(h.doc.size).c_str(), h.score);
+      if (h.text.present && h.vector.present) {
+        std::printf(" (text #%zu %.3g, vector #%zu %.3f)", h.text.rank, h.text.score, h.vector.rank, h.vector.score);
+      }
+      std::printf("\n");
+    }
+    std::printf("%s%llu results in %.1f ms", res->total_exact ? "" : "about ",
+                static_cast<unsigned long long>(res->total), res->took_ms);
+    if (!res->next_cursor.empty()) std::printf("; next page: --from %zu", r.from + r.size);
+    std::printf("\n");
+  });
+}
+
+void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code) {
+  auto* cmd = app.add_subcommand("stats", "What is indexed: documents, embeddings per model, sizes");
+  auto json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json, "Print as JSON");
+  cmd->callback([&flags, exit_code, json]() {
+    auto engine = OpenEngine(flags);
+    if (!engine.ok()) {
+      std::fprintf(stderr, "filesearch: cannot open the index: %s\n", engine.status().ToString().c_str());
+      *exit_code = 1;
+      return;
+    }
+    auto st = (*engine)->store()->Stats();
+    if (!st.ok()) {
+      std::fprintf(stderr, "filesearch: %s\n", st.status().ToString().c_str());
+      *exit_code = 1;
+      return;
+    }
+    VectorIndex* v = (*engine)->vectors();
+    nlohmann::json models = nlohmann::json::object();
+    for (auto& [m, n] : st->embeddings_by_model) models[m] = n;
+    if (*json) {
+      nlohmann::json j = {{"dataDir", (*engine)->data_dir()}, {"documents", st->documents},
+                          {"embeddings", models},          {"databaseBytes", st->db_bytes},
+                          {"vectorModel", v ? v->model() : ""}, {"vectorIndexSize", v ? v->size() : 0},
+                          {"vectorIndexBytes", v ? v->memory_bytes() : 0}};
+      std::printf("%s\n", j.dump(2).c_str());
+      return;
+    }
+    std::printf("data directory: %s\n", (*engine)->data_dir().c_str());
+    std::printf("documents:      %llu\n", static_cast<unsigned long long>(st->documents));
+    std::printf("database:       %s\n", HumanSize(st->db_bytes).c_str());
+    for (auto& [m, n] : st->embeddings_by_model) {
+      std::printf("embeddings:     %llu (%s)\n", static_cast<unsigned long long>(n), m.c_str());
+    }
+    if (v) std::printf("vector index:   %zu vectors, %s in memory\n", v->size(), HumanSize(v->memory_bytes()).c_str());
+  });
+}
+
+}  // namespace fs::cli

@@ -1,0 +1,58 @@
+#include "engine/search_json.h"
+
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+namespace fs {
+namespace {
+
+nlohmann::ordered_json DocJson(const Document& d) {
+  return {{"id", d.id}, {"uri", d.uri}, {"path", d.path}, {"name", d.name}, {"extension", d.ext},
+          {"type", d.mime}, {"size", d.size}, {"modified", FormatTimeNs(d.mtime_ns)}, {"sha256", d.sha256}};
+}
+
+}  // namespace
+
+std::string FormatTimeNs(int64_t ns) {
+  std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
+  auto ms = static_cast<int>((ns % 1000000000) / 1000000);
+  if (ms < 0) { ms += 1000; --secs; }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return buf;
+}
+
+std::string DocumentToJson(const Document& doc, bool with_content) {
+  nlohmann::ordered_json j = DocJson(doc);
+  if (with_content) j["content"] = doc.content;
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string SearchResultToJson(const SearchResult& r, const JsonRenderOptions& options) {
+  nlohmann::ordered_json hits = nlohmann::ordered_json::array();
+  for (const SearchHit& h : r.hits) {
+    nlohmann::ordered_json j = DocJson(h.doc);
+    j["score"] = h.score;
+    j["textScore"] = h.text.present ? nlohmann::ordered_json(h.text.score) : nlohmann::ordered_json(nullptr);
+    j["textRank"] = h.text.present ? nlohmann::ordered_json(h.text.rank) : nlohmann::ordered_json(nullptr);
+    j["vectorScore"] = h.vector.present ? nlohmann::ordered_json(h.vector.score) : nlohmann::ordered_json(nullptr);
+    j["vectorRank"] = h.vector.present ? nlohmann::ordered_json(h.vector.rank) : nlohmann::ordered_json(nullptr);
+    if (!options.thumbnail_base.empty() && h.doc.mime.rfind("image/", 0) == 0) {
+      j["thumbnailUrl"] = options.thumbnail_base + std::to_string(h.doc.id) + "/thumbnail";
+    }
+    hits.push_back(std::move(j));
+  }
+  nlohmann::ordered_json out = {{"mode", std::string(SearchModeName(r.mode))},
+                        {"total", r.total},
+                        {"totalExact", r.total_exact},
+                        {"nextCursor", r.next_cursor.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.next_cursor)},
+                        {"tookMs", r.took_ms},
+                        {"hits", std::move(hits)}};
+  return out.dump(options.pretty ? 2 : -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+}  // namespace fs
