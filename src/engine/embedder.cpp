@@ -8,6 +8,40 @@
 namespace fs {
 namespace {
 
+// Unit-norm normal vector seeded by the SHA-256 of `bytes`.
+void HashVector(std::string_view sha_hex, float* row, size_t dim) {
+  std::mt19937_64 rng(Fnv1a64(sha_hex));
+  std::normal_distribution<float> normal;
+  double norm = 0;
+  for (size_t d = 0; d < dim; ++d) {
+    row[d] = normal(rng);
+    norm += static_cast<double>(row[d]) * row[d];
+  }
+  auto inv = static_cast<float>(1.0 / std::sqrt(norm));
+  for (size_t d = 0; d < dim; ++d) row[d] *= inv;
+}
+
+class HashQueryEmbedder final : public QueryEmbedder {
+ public:
+  explicit HashQueryEmbedder(size_t dim) : dim_(dim), model_("test/hash-" + std::to_string(dim)) {}
+  const std::string& model_id() const override { return model_; }
+  size_t dim() const override { return dim_; }
+  Result<std::vector<float>> EmbedText(std::string_view text) override { return Embed(text); }
+  Result<std::vector<float>> EmbedImageBytes(std::string_view bytes) override {
+    if (bytes.empty()) return Status::InvalidArgument("empty image");
+    return Embed(bytes);
+  }
+
+ private:
+  std::vector<float> Embed(std::string_view bytes) const {
+    std::vector<float> v(dim_);
+    HashVector(Sha256Hex(bytes), v.data(), dim_);
+    return v;
+  }
+  size_t dim_;
+  std::string model_;
+};
+
 class HashEmbedder final : public ImageEmbedder {
  public:
   explicit HashEmbedder(size_t dim) : dim_(dim), model_("test/hash-" + std::to_string(dim)) {}
@@ -24,15 +58,7 @@ class HashEmbedder final : public ImageEmbedder {
         std::fill(row, row + dim_, 0.0f);
         continue;
       }
-      std::mt19937_64 rng(Fnv1a64(*sha));
-      std::normal_distribution<float> normal;
-      double norm = 0;
-      for (size_t d = 0; d < dim_; ++d) {
-        row[d] = normal(rng);
-        norm += static_cast<double>(row[d]) * row[d];
-      }
-      auto inv = static_cast<float>(1.0 / std::sqrt(norm));
-      for (size_t d = 0; d < dim_; ++d) row[d] *= inv;
+      HashVector(*sha, row, dim_);
     }
     return Status::Ok();
   }
@@ -45,5 +71,6 @@ class HashEmbedder final : public ImageEmbedder {
 }  // namespace
 
 std::unique_ptr<ImageEmbedder> NewHashEmbedder(size_t dim) { return std::make_unique<HashEmbedder>(dim); }
+std::unique_ptr<QueryEmbedder> NewHashQueryEmbedder(size_t dim) { return std::make_unique<HashQueryEmbedder>(dim); }
 
 }  // namespace fs

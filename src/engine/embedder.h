@@ -24,8 +24,21 @@ class ImageEmbedder {
                             std::vector<Status>* per_file) = 0;
 };
 
+// QueryEmbedder: turns a search query (text, or an uploaded image's bytes) into a vector of the
+// same model as the indexed images. CLIP implements it; the hash embedder implements it for tests
+// (identical image bytes give the identical vector, so "search by this image" finds its file).
+class QueryEmbedder {
+ public:
+  virtual ~QueryEmbedder() = default;
+  virtual const std::string& model_id() const = 0;
+  virtual size_t dim() const = 0;
+  virtual Result<std::vector<float>> EmbedText(std::string_view text) = 0;
+  virtual Result<std::vector<float>> EmbedImageBytes(std::string_view bytes) = 0;
+};
+
 // Model id "test/hash-<dim>". Unit-norm vectors seeded by SHA-256 of the file's bytes, so equal
 // content gives equal vectors. Not a semantic model: for tests only.
 std::unique_ptr<ImageEmbedder> NewHashEmbedder(size_t dim);
+std::unique_ptr<QueryEmbedder> NewHashQueryEmbedder(size_t dim);
 
 }  // namespace fs
