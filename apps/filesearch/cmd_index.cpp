@@ -15,6 +15,7 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     std::string committed_log;
     size_t max_text_bytes = 1 << 20;
     bool test_embedder = false;
+    int checkpoint_ms = 30000;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("DIR", args->dir, "Folder to index")->required()->type_name("DIR");
@@ -24,8 +25,11 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       ->type_name("FILE");
   cmd->add_flag("--test-embedder", args->test_embedder,
                 "Give images deterministic stand-in vectors (model test/hash-64) instead of CLIP; for tests");
+  cmd->add_option("--checkpoint-ms", args->checkpoint_ms, "Save the vector index snapshot this often during long runs")
+      ->capture_default_str();
   cmd->callback([&flags, exit_code, args]() {
     EngineOptions o;
+    o.checkpoint_every_ms = args->checkpoint_ms;
     o.data_dir = ResolveDataDir(flags.data_dir);
     o.progress = !flags.no_progress;
     auto engine = Engine::Open(o);

@@ -1,6 +1,8 @@
 #include "engine/engine.h"
 
+#include <chrono>
 #include <cstdlib>
+#include <set>
 
 #include "core/env.h"
 #include "core/log.h"
@@ -87,11 +89,28 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
   return Status::Ok();
 }
 
+Status Engine::EmbedMissing(IndexReport* report) {
+  int64_t after = 0;
+  std::set<int64_t> failed;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(auto missing, store_->ImagesMissingEmbedding(embedder_->model_id(), after, options_.embed_batch));
+    if (missing.empty()) return Status::Ok();
+    after = missing.back().first;
+    std::vector<std::pair<int64_t, std::string>> batch;
+    for (auto& [id, uri] : missing) {
+      auto path = PathFromFileUri(uri);
+      if (path.ok()) batch.emplace_back(id, *path);
+    }
+    FS_RETURN_IF_ERROR(EmbedImages(batch, report));
+  }
+}
+
 Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_options) {
   IndexReport report;
   crawl_options.progress = crawl_options.progress && options_.progress;
   std::vector<std::pair<int64_t, std::string>> pending;
   Status embed_status;
+  auto last_checkpoint = std::chrono::steady_clock::now();
   if (embedder_) {
     auto user_on_image = crawl_options.on_image;
     crawl_options.on_image = [&](int64_t id, const Document& doc) {
@@ -106,12 +125,19 @@ Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_opt
         embed_status = EmbedImages(pending, &report);
         pending.clear();
       }
+      auto now = std::chrono::steady_clock::now();
+      if (embed_status.ok() && now - last_checkpoint > std::chrono::milliseconds(options_.checkpoint_every_ms)) {
+        embed_status = Checkpoint();
+        last_checkpoint = now;
+      }
       if (user_on_commit) user_on_commit(uris);
     };
   }
   FS_ASSIGN_OR_RETURN(report.crawl, CrawlDirectory(store_.get(), dir, crawl_options));
   if (embedder_ && !pending.empty() && embed_status.ok()) embed_status = EmbedImages(pending, &report);
   FS_RETURN_IF_ERROR(embed_status);
+  // Images committed by an earlier run that was interrupted before embedding them.
+  if (embedder_) FS_RETURN_IF_ERROR(EmbedMissing(&report));
   FS_RETURN_IF_ERROR(Checkpoint());
   return report;
 }

@@ -26,6 +26,7 @@ struct EngineOptions {
   SearchLimits limits;
   bool progress = true;          // progress bars on stderr
   size_t embed_batch = 16;       // images per embedding call
+  int checkpoint_every_ms = 30000;  // during long ingests, save the vector snapshot this often
 };
 
 // --data-dir flag, else $FILESEARCH_DATA_DIR, else $XDG_DATA_HOME/filesearch, else
@@ -63,6 +64,8 @@ class Engine {
   explicit Engine(EngineOptions options) : options_(std::move(options)) {}
   Status OpenVectors(const std::string& model);
   Status EmbedImages(const std::vector<std::pair<int64_t, std::string>>& images, IndexReport* report);
+  // Embeds image documents that have no embedding for the embedder's model yet.
+  Status EmbedMissing(IndexReport* report);
 
   EngineOptions options_;
   std::unique_ptr<Store> store_;

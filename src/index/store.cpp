@@ -483,6 +483,22 @@ Result<std::vector<std::string>> Store::EmbeddingModels() const {
   return out;
 }
 
+Result<std::vector<std::pair<int64_t, std::string>>> Store::ImagesMissingEmbedding(const std::string& model,
+                                                                                  int64_t after_id, size_t limit) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(
+      "SELECT d.id, d.uri FROM documents d WHERE d.id > ? AND d.mime >= 'image/' AND d.mime < 'image0' "
+      "AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.doc_id = d.id AND e.model = ?) ORDER BY d.id LIMIT ?"));
+  s.Bind(1, after_id).Bind(2, std::string_view(model)).Bind(3, static_cast<int64_t>(limit));
+  std::vector<std::pair<int64_t, std::string>> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    out.emplace_back(s.Int(0), s.Text(1));
+  }
+  return out;
+}
+
 std::string BuildFtsQuery(std::string_view user_query) {
   std::string out;
   size_t pos = 0;

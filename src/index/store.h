@@ -135,6 +135,10 @@ class Store {
   // Drops log entries <= seq (after a snapshot that holds them was written).
   Status TrimChanges(const std::string& model, uint64_t up_to_seq);
   Result<std::vector<std::string>> EmbeddingModels() const;
+  // Image documents (MIME image/*) that have no embedding for `model`, lowest id first, after
+  // `after_id`; at most `limit`. Drives backfill and the catch-up after an interrupted ingest.
+  Result<std::vector<std::pair<int64_t, std::string>>> ImagesMissingEmbedding(const std::string& model,
+                                                                             int64_t after_id, size_t limit) const;
 
   // BM25 keyword search. `query` is user text: words are ANDed, each word matched as a phrase
   // of its tokens (so punctuation or FTS syntax in the query is harmless).

@@ -144,6 +144,11 @@ Status VectorIndex::SaveSnapshot() {
   return store_->TrimChanges(model_, seq);
 }
 
+bool VectorIndex::Contains(int64_t id) const {
+  std::shared_lock lock(mu_);
+  return hnsw_ && hnsw_->Contains(static_cast<uint64_t>(id));
+}
+
 size_t VectorIndex::dim() const {
   std::shared_lock lock(mu_);
   return hnsw_ ? hnsw_->options().dim : 0;

@@ -47,6 +47,7 @@ class VectorIndex {
   // Writes the snapshot atomically and trims the change log up to what it holds.
   Status SaveSnapshot();
 
+  bool Contains(int64_t id) const;
   const std::string& model() const { return model_; }
   size_t dim() const;   // 0 while the index holds no vector yet
   size_t size() const;
