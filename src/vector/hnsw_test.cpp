@@ -144,6 +144,13 @@ TEST_F(HnswRecallTest, FilteredRecallAtEachSelectivity) {
   }
 }
 
+TEST_F(HnswRecallTest, MemoryIsWithinBudget) {
+  // At most 1.2x the raw fp32 vectors: vectors + graph + labels + label map.
+  const double raw = static_cast<double>(clustered_->n) * kDim * sizeof(float);
+  EXPECT_LE(static_cast<double>(clustered_index_->memory_bytes()), 1.2 * raw);
+  EXPECT_GE(static_cast<double>(clustered_index_->memory_bytes()), raw);
+}
+
 TEST_F(HnswRecallTest, ConcurrentSearchesAgree) {
   std::vector<std::vector<Neighbor>> expected(clustered_->nq);
   for (size_t qi = 0; qi < clustered_->nq; ++qi) {
