@@ -128,7 +128,7 @@ class HnswIndex {
     uint32_t id;
   };
   static constexpr uint32_t kNoNode = UINT32_MAX;
-  static constexpr uint32_t kNodesPerChunk = 4096;
+  static constexpr uint32_t kNodesPerChunk = 1024;  // 2.2 MiB at dim 512
   static constexpr uint64_t kMaxLabel = uint64_t{1} << 40;
   static constexpr int kMaxLevel = 31;
 

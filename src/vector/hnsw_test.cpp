@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <random>
 #include <thread>
 #include <unordered_set>
 
 #include "core/env.h"
+#include "vector/synthetic.h"
 
 namespace fs::vec {
 namespace {
@@ -25,53 +27,14 @@ struct Dataset {
   std::span<const float> Query(size_t i) const { return {queries.data() + i * kDim, kDim}; }
 };
 
-void Normalise(float* v) {
-  double norm2 = 0;
-  for (uint32_t d = 0; d < kDim; ++d) norm2 += double{v[d]} * v[d];
-  const float inv = static_cast<float>(1.0 / std::sqrt(norm2));
-  for (uint32_t d = 0; d < kDim; ++d) v[d] *= inv;
-}
-
-// Uniform on the sphere (normalised Gaussians), or Gaussian clusters around random centres.
+// Uniform on the sphere (clusters == 0), or Gaussian clusters around random centres.
 Dataset MakeDataset(size_t n, size_t nq, size_t clusters, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> gauss(0.0f, 1.0f);
-  std::vector<float> centres(clusters * kDim);
-  for (float& x : centres) x = gauss(rng);
-  std::uniform_int_distribution<size_t> pick(0, clusters == 0 ? 0 : clusters - 1);
-  auto fill = [&](std::vector<float>& out, size_t rows) {
-    out.resize(rows * kDim);
-    for (size_t row = 0; row < rows; ++row) {
-      float* v = out.data() + row * kDim;
-      const float* c = clusters == 0 ? nullptr : centres.data() + pick(rng) * kDim;
-      for (uint32_t d = 0; d < kDim; ++d) v[d] = (c ? c[d] : 0.0f) + (c ? 0.6f : 1.0f) * gauss(rng);
-      Normalise(v);
-    }
-  };
   Dataset ds;
   ds.n = n;
   ds.nq = nq;
-  fill(ds.base, n);
-  fill(ds.queries, nq);
+  ds.base = testing::MakeEmbeddings({n, kDim, clusters, 0.6f, seed}, seed);
+  ds.queries = testing::MakeEmbeddings({nq, kDim, clusters, 0.6f, seed + 1000}, seed);
   return ds;
-}
-
-// The oracle: exact top-k by brute force over the rows `live` admits (label = row index).
-std::vector<uint64_t> ExactTopK(const std::vector<float>& base, size_t n, std::span<const float> q,
-                                size_t k, const std::function<bool(uint64_t)>& live) {
-  std::vector<std::pair<float, uint64_t>> scored;
-  for (size_t row = 0; row < n; ++row) {
-    if (!live(row)) continue;
-    float s = 0;
-    for (uint32_t d = 0; d < kDim; ++d) s += base[row * kDim + d] * q[d];
-    scored.push_back({s, row});
-  }
-  const size_t top = std::min(k, scored.size());
-  std::partial_sort(scored.begin(), scored.begin() + static_cast<long>(top), scored.end(),
-                    [](const auto& a, const auto& b) { return a.first > b.first; });
-  std::vector<uint64_t> out;
-  for (size_t i = 0; i < top; ++i) out.push_back(scored[i].second);
-  return out;
 }
 
 HnswOptions TestOptions() {
@@ -97,7 +60,7 @@ double Recall(const HnswIndex& index, const Dataset& ds, size_t ef, const LabelF
     auto got = index.Search(ds.Query(qi), kK, ef, filter);
     EXPECT_TRUE(got.ok()) << got.status().ToString();
     if (!got.ok()) return 0;
-    std::vector<uint64_t> want = ExactTopK(ds.base, ds.n, ds.Query(qi), kK, live);
+    std::vector<uint64_t> want = testing::ExactTopK(ds.base, kDim, ds.Query(qi), kK, live);
     std::unordered_set<uint64_t> want_set(want.begin(), want.end());
     for (const Neighbor& nb : *got) {
       EXPECT_TRUE(live(nb.label)) << "returned label " << nb.label << " the filter excludes";
@@ -179,6 +142,13 @@ TEST_F(HnswRecallTest, FilteredRecallAtEachSelectivity) {
     }
     index.set_exact_search(HnswOptions{}.exact_search_below, HnswOptions{}.exact_search_fraction);
   }
+}
+
+TEST_F(HnswRecallTest, MemoryIsWithinBudget) {
+  // At most 1.2x the raw fp32 vectors: vectors + graph + labels + label map.
+  const double raw = static_cast<double>(clustered_->n) * kDim * sizeof(float);
+  EXPECT_LE(static_cast<double>(clustered_index_->memory_bytes()), 1.2 * raw);
+  EXPECT_GE(static_cast<double>(clustered_index_->memory_bytes()), raw);
 }
 
 TEST_F(HnswRecallTest, ConcurrentSearchesAgree) {
