@@ -181,6 +181,22 @@ std::string Number(Rng& rng) {
   }
 }
 
+// Appends `count` strings, each of 1..max_parts results of part(), every part followed by a space
+// with probability space_percent.
+template <typename Part>
+void AddMixed(Rng& rng, int count, size_t max_parts, int space_percent,
+              std::vector<std::string>& out, Part part) {
+  for (int i = 0; i < count; ++i) {
+    std::string s;
+    const size_t parts = 1 + rng.Below(max_parts);
+    for (size_t p = 0; p < parts; ++p) {
+      s += part();
+      if (rng.Chance(space_percent)) s += ' ';
+    }
+    out.push_back(std::move(s));
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> TokenizerCorpus() {
@@ -211,20 +227,14 @@ std::vector<std::string> TokenizerCorpus() {
   // English sentences.
   for (int i = 0; i < 400; ++i) out.push_back(Sentence(rng, 1 + rng.Below(15)));
   // Punctuation-heavy.
-  for (int i = 0; i < 250; ++i) {
-    std::string s;
-    const size_t parts = 1 + rng.Below(8);
-    for (size_t p = 0; p < parts; ++p) {
-      switch (rng.Below(4)) {
-        case 0: s += rng.Pick(kPunct); break;
-        case 1: s += rng.Pick(kSnippets); break;
-        case 2: s += rng.Pick(kContractionWords); break;
-        default: s += rng.Pick(kWords); break;
-      }
-      if (rng.Chance(40)) s += ' ';
+  AddMixed(rng, 250, 8, 40, out, [&] {
+    switch (rng.Below(4)) {
+      case 0: return std::string(rng.Pick(kPunct));
+      case 1: return std::string(rng.Pick(kSnippets));
+      case 2: return std::string(rng.Pick(kContractionWords));
+      default: return std::string(rng.Pick(kWords));
     }
-    out.push_back(s);
-  }
+  });
   // Numbers.
   for (int i = 0; i < 200; ++i) {
     std::string s = rng.Chance(50) ? Number(rng) : Sentence(rng, 1 + rng.Below(4)) + " " + Number(rng);
@@ -232,62 +242,31 @@ std::vector<std::string> TokenizerCorpus() {
     out.push_back(s);
   }
   // Emoji, alone, repeated and inside text.
-  for (int i = 0; i < 200; ++i) {
-    std::string s;
-    const size_t parts = 1 + rng.Below(6);
-    for (size_t p = 0; p < parts; ++p) {
-      s += rng.Chance(60) ? std::string(rng.Pick(kEmoji)) : std::string(rng.Pick(kWords));
-      if (rng.Chance(50)) s += ' ';
-    }
-    out.push_back(s);
-  }
+  AddMixed(rng, 200, 6, 50, out, [&] {
+    return rng.Chance(60) ? std::string(rng.Pick(kEmoji)) : std::string(rng.Pick(kWords));
+  });
   // Accents, decomposed marks, Greek, Cyrillic, Turkish.
-  for (int i = 0; i < 300; ++i) {
-    std::string s;
-    const size_t parts = 1 + rng.Below(6);
-    for (size_t p = 0; p < parts; ++p) {
-      if (rng.Chance(35)) {
-        s += rng.Pick(kDecomposed);
-      } else if (rng.Chance(70)) {
-        s += rng.Pick(kAccentWords);
-      } else {
-        s += Capitalise(rng, rng.Pick(kWords));
-      }
-      if (rng.Chance(60)) s += ' ';
-      if (rng.Chance(10)) s += rng.Pick(kPunct);
-    }
-    out.push_back(s);
-  }
+  AddMixed(rng, 300, 6, 60, out, [&] {
+    std::string part = rng.Chance(35)   ? std::string(rng.Pick(kDecomposed))
+                       : rng.Chance(70) ? std::string(rng.Pick(kAccentWords))
+                                        : Capitalise(rng, rng.Pick(kWords));
+    if (rng.Chance(10)) part += rng.Pick(kPunct);
+    return part;
+  });
   // Japanese and Chinese text: runs without spaces, mixed with Latin words and numbers.
-  for (int i = 0; i < 200; ++i) {
-    std::string s;
-    const size_t parts = 1 + rng.Below(10);
-    for (size_t p = 0; p < parts; ++p) {
-      s += rng.Chance(85) ? std::string(rng.Pick(kJapanese)) : Capitalise(rng, rng.Pick(kWords));
-      if (rng.Chance(10)) s += ' ';
-    }
-    out.push_back(s);
-  }
-  for (int i = 0; i < 200; ++i) {
-    std::string s;
-    const size_t parts = 1 + rng.Below(10);
-    for (size_t p = 0; p < parts; ++p) {
-      s += rng.Chance(85) ? std::string(rng.Pick(kChinese)) : Number(rng);
-      if (rng.Chance(10)) s += ' ';
-    }
-    out.push_back(s);
-  }
+  AddMixed(rng, 200, 10, 10, out, [&] {
+    return rng.Chance(85) ? std::string(rng.Pick(kJapanese)) : Capitalise(rng, rng.Pick(kWords));
+  });
+  AddMixed(rng, 200, 10, 10, out, [&] {
+    return rng.Chance(85) ? std::string(rng.Pick(kChinese)) : Number(rng);
+  });
   // Random characters from many blocks, with whitespace and odd characters mixed in.
-  for (int i = 0; i < 300; ++i) {
-    std::string s;
-    const size_t parts = 1 + rng.Below(5);
-    for (size_t p = 0; p < parts; ++p) {
-      s += RandomChars(rng, 1 + rng.Below(8));
-      if (rng.Chance(30)) s += rng.Pick(kWhitespace);
-      if (rng.Chance(10)) s += rng.Pick(kOddChars);
-    }
-    out.push_back(s);
-  }
+  AddMixed(rng, 300, 5, 0, out, [&] {
+    std::string part = RandomChars(rng, 1 + rng.Below(8));
+    if (rng.Chance(30)) part += rng.Pick(kWhitespace);
+    if (rng.Chance(10)) part += rng.Pick(kOddChars);
+    return part;
+  });
   // Whitespace-only and space-padded strings.
   for (int i = 0; i < 40; ++i) {
     std::string s;
