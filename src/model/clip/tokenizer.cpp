@@ -33,14 +33,16 @@ constexpr size_t kOpenAiMerges = 49152 - 256 - 2;
 // Words longer than this are encoded every time rather than cached (they are rare and unbounded).
 constexpr size_t kMaxCachedWordBytes = 128;
 constexpr size_t kMaxCacheEntries = 1 << 16;
+// Bounds one text so that symbol positions fit in int32_t with room to spare.
+constexpr size_t kMaxTextBytes = 256u << 20;
 
 // GPT-2's byte -> printable character table (bytes_to_unicode): printable Latin-1 bytes map to
 // themselves, the other 68 bytes to U+0100.. in increasing order. Index = byte.
 std::array<char32_t, 256> ByteToUnicode() {
   std::array<char32_t, 256> table{};
   char32_t next = 256;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+  for (size_t b = 0; b < 256; ++b) {
+    const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
     table[b] = printable ? static_cast<char32_t>(b) : next++;
   }
   return table;
@@ -200,8 +202,9 @@ struct Tokenizer::Impl {
 
   static Result<std::unique_ptr<Impl>> Build(const std::string& source, const Vocab& vocab,
                                              const MergeList& merge_list);
-  void EncodeSection(std::string_view raw, std::vector<int32_t>* ids) const;
-  void EncodeNormalized(std::u32string_view text, std::vector<int32_t>* ids) const;
+  // Both stop adding once ids holds `limit` ids (what truncation keeps is known by then).
+  void EncodeSection(std::string_view raw, size_t limit, std::vector<int32_t>* ids) const;
+  void EncodeNormalized(std::u32string_view text, size_t limit, std::vector<int32_t>* ids) const;
   void EncodeWord(const std::string& word, std::vector<int32_t>* ids) const;
   void Bpe(std::string_view word, std::vector<int32_t>* ids) const;
 };
@@ -215,7 +218,7 @@ Result<std::unique_ptr<Tokenizer::Impl>> Tokenizer::Impl::Build(const std::strin
   for (const auto& [token, id] : vocab) max_id = std::max(max_id, id);
   impl->vocab_size = static_cast<size_t>(max_id) + 1;
   const std::array<char32_t, 256> byte_chars = ByteToUnicode();
-  for (int b = 0; b < 256; ++b) {
+  for (size_t b = 0; b < 256; ++b) {
     const std::string ch = Utf8Of(byte_chars[b]);
     auto plain = vocab.find(ch);
     auto eow = vocab.find(ch + std::string(kEndOfWord));
@@ -256,47 +259,50 @@ Result<std::unique_ptr<Tokenizer::Impl>> Tokenizer::Impl::Build(const std::strin
 // pair has a merge. A heap of candidate pairs with lazy deletion keeps this O(n log n) for long
 // words (a CJK sentence is one "word" of hundreds of bytes).
 void Tokenizer::Impl::Bpe(std::string_view word, std::vector<int32_t>* ids) const {
-  const size_t n = word.size();
+  const auto n = static_cast<uint32_t>(word.size());  // Encode bounds texts to 256 MiB
   if (n == 0) return;
-  std::vector<int32_t> sym(n);
-  std::vector<int32_t> prev(n), next(n);
-  for (size_t i = 0; i < n; ++i) {
+  constexpr uint32_t kNone = UINT32_MAX;
+  std::vector<int32_t> sym(n);      // token id of the symbol starting at each byte
+  std::vector<uint32_t> prev(n), next(n);
+  std::vector<bool> alive(n, true);
+  for (uint32_t i = 0; i < n; ++i) {
     const auto byte = static_cast<unsigned char>(word[i]);
     sym[i] = i + 1 == n ? byte_eow_ids[byte] : byte_ids[byte];
-    prev[i] = static_cast<int32_t>(i) - 1;
-    next[i] = i + 1 == n ? -1 : static_cast<int32_t>(i) + 1;
+    prev[i] = i == 0 ? kNone : i - 1;
+    next[i] = i + 1 == n ? kNone : i + 1;
   }
   struct Candidate {
     int32_t rank;
-    int32_t pos;  // index of the left symbol (its first byte)
+    uint32_t pos;  // the left symbol (index of its first byte)
     int32_t left_id, right_id, merged_id;
     bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
-  auto push = [&](int32_t pos) {
-    const int32_t right = next[pos];
-    if (pos < 0 || right < 0) return;
-    const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(sym[pos])) << 32) |
-                         static_cast<uint32_t>(sym[right]);
+  auto push = [&](uint32_t pos) {
+    if (pos == kNone || next[pos] == kNone) return;
+    const int32_t left = sym[pos], right = sym[next[pos]];
+    const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
+                         static_cast<uint32_t>(right);
     auto it = merges.find(key);
-    if (it != merges.end()) heap.push({it->second.rank, pos, sym[pos], sym[right], it->second.id});
+    if (it != merges.end()) heap.push({it->second.rank, pos, left, right, it->second.id});
   };
-  for (size_t i = 0; i + 1 < n; ++i) push(static_cast<int32_t>(i));
-  std::vector<bool> alive(n, true);
+  for (uint32_t i = 0; i + 1 < n; ++i) push(i);
   while (!heap.empty()) {
     const Candidate c = heap.top();
     heap.pop();
-    const int32_t right = next[c.pos];
+    const uint32_t right = next[c.pos];
     // Stale: either side merged since (a merge always yields a longer, so different, token).
-    if (!alive[c.pos] || right < 0 || sym[c.pos] != c.left_id || sym[right] != c.right_id) continue;
+    if (!alive[c.pos] || right == kNone || sym[c.pos] != c.left_id || sym[right] != c.right_id) {
+      continue;
+    }
     sym[c.pos] = c.merged_id;
     alive[right] = false;
     next[c.pos] = next[right];
-    if (next[right] >= 0) prev[next[right]] = c.pos;
+    if (next[right] != kNone) prev[next[right]] = c.pos;
     push(prev[c.pos]);
     push(c.pos);
   }
-  for (int32_t i = 0; i >= 0; i = next[i]) ids->push_back(sym[i]);
+  for (uint32_t i = 0; i != kNone; i = next[i]) ids->push_back(sym[i]);
 }
 
 void Tokenizer::Impl::EncodeWord(const std::string& word, std::vector<int32_t>* ids) const {
@@ -325,11 +331,12 @@ void Tokenizer::Impl::EncodeWord(const std::string& word, std::vector<int32_t>* 
 // applied as a leftmost-first regex would, keeping the matches and dropping what lies between
 // (whitespace, after normalisation). Hugging Face then runs GPT-2's ByteLevel split over each piece,
 // which leaves every such piece whole (see docs/architecture.md for the one JS-only exception).
-void Tokenizer::Impl::EncodeNormalized(std::u32string_view text, std::vector<int32_t>* ids) const {
+void Tokenizer::Impl::EncodeNormalized(std::u32string_view text, size_t limit,
+                                       std::vector<int32_t>* ids) const {
   std::string word;
   size_t i = 0;
   const size_t n = text.size();
-  while (i < n) {
+  while (i < n && ids->size() < limit) {
     const char32_t cp = text[i];
     size_t end = i + 1;
     if (cp == '\'' && i + 1 < n) {
@@ -365,8 +372,9 @@ void Tokenizer::Impl::EncodeNormalized(std::u32string_view text, std::vector<int
 
 // One stretch of input between raw "<|endoftext|>" markers: normalise (NFC, White_Space runs ->
 // " ", lower-case), split on "<|startoftext|>" in the normalised text, pre-tokenize and BPE.
-void Tokenizer::Impl::EncodeSection(std::string_view raw, std::vector<int32_t>* ids) const {
-  if (raw.empty()) return;
+void Tokenizer::Impl::EncodeSection(std::string_view raw, size_t limit,
+                                    std::vector<int32_t>* ids) const {
+  if (raw.empty() || ids->size() >= limit) return;
   std::u32string text = DecodeUtf8(raw);
   const bool ascii = std::all_of(text.begin(), text.end(), [](char32_t c) { return c < 0x80; });
   if (!ascii) text = unicode::Nfc(text);
@@ -388,7 +396,7 @@ void Tokenizer::Impl::EncodeSection(std::string_view raw, std::vector<int32_t>* 
   static const std::u32string kStart32 = DecodeUtf8(kStartText);
   static const std::u32string kEnd32 = DecodeUtf8(kEndText);
   std::u32string_view rest = normalized;
-  while (!rest.empty()) {
+  while (!rest.empty() && ids->size() < limit) {
     const size_t hit = rest.find(kStart32);
     std::u32string_view sub = rest.substr(0, hit);
     // Like Hugging Face's JS tokenizer, a normalised stretch that is exactly an added token's
@@ -396,7 +404,7 @@ void Tokenizer::Impl::EncodeSection(std::string_view raw, std::vector<int32_t>* 
     if (sub == kEnd32) {
       ids->push_back(end_id);
     } else if (!sub.empty()) {
-      EncodeNormalized(sub, ids);
+      EncodeNormalized(sub, limit, ids);
     }
     if (hit == std::u32string_view::npos) break;
     ids->push_back(start_id);
@@ -416,15 +424,20 @@ Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, size_t max
     return Status::InvalidArgument("max_len 1 leaves no room for both <|startoftext|> and "
                                    "<|endoftext|>: use 0 (no truncation) or at least 2");
   }
+  if (text.size() > kMaxTextBytes) {
+    return Status::ResourceExhausted("text of " + std::to_string(text.size()) +
+                                     " bytes is over the tokenizer's limit of 256 MiB");
+  }
+  const size_t limit = max_len > 0 ? max_len : SIZE_MAX;
   std::vector<int32_t> ids;
-  ids.reserve(16 + text.size() / 3);
+  ids.reserve(std::min<size_t>({limit, 16 + text.size() / 3, size_t{1} << 16}));
   ids.push_back(impl_->start_id);
   size_t pos = 0;
-  while (true) {
+  while (ids.size() < limit) {
     const size_t hit = text.find(kEndText, pos);
     impl_->EncodeSection(text.substr(pos, hit == std::string_view::npos ? std::string_view::npos
                                                                          : hit - pos),
-                         &ids);
+                         limit, &ids);
     if (hit == std::string_view::npos) break;
     ids.push_back(impl_->end_id);
     pos = hit + kEndText.size();

@@ -315,20 +315,20 @@ TEST_F(ClipTokenizerShared, ConcurrentEncodesAgree) {
     ASSERT_TRUE(fresh.ok());
     for (const std::string& text : corpus) want.push_back(Ids(**fresh, text));
   }
-  constexpr int kThreads = 4;
+  constexpr size_t kThreads = 4;
   std::vector<size_t> wrong(kThreads, 0);
   std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
+  for (size_t t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (size_t i = 0; i < corpus.size(); ++i) {
-        const size_t k = (i * 7 + static_cast<size_t>(t) * 131) % corpus.size();
+        const size_t k = (i * 7 + t * 131) % corpus.size();
         Result<std::vector<int32_t>> ids = (*tok)->Encode(corpus[k]);
         if (!ids.ok() || *ids != want[k]) ++wrong[t];
       }
     });
   }
   for (std::thread& th : threads) th.join();
-  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(wrong[t], 0u) << "thread " << t;
+  for (size_t t = 0; t < kThreads; ++t) EXPECT_EQ(wrong[t], 0u) << "thread " << t;
 }
 
 TEST_F(ClipTokenizerShared, TruncatedGzipIsCorruption) {
