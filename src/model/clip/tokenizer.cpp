@@ -8,13 +8,12 @@
 #include <climits>
 #include <exception>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <queue>
 #include <shared_mutex>
 #include <unordered_map>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "core/check.h"
 #include "core/env.h"
@@ -189,9 +188,9 @@ struct Tokenizer::Impl {
     int32_t id;  // id of the merged token
   };
 
-  std::string source;                  // the file it was loaded from, for messages
-  std::array<int32_t, 256> byte_ids{};       // byte -> id of its byte-level character
-  std::array<int32_t, 256> byte_eow_ids{};   // byte -> id of that character + "</w>"
+  std::string source;                          // the file it was loaded from, for messages
+  std::array<int32_t, 256> byte_ids{};         // byte -> id of its byte-level character
+  std::array<int32_t, 256> byte_eow_ids{};     // byte -> id of that character + "</w>"
   std::unordered_map<uint64_t, Merge> merges;  // (left id << 32 | right id) -> merge
   int32_t start_id = kStartOfTextId;
   int32_t end_id = kEndOfTextId;
@@ -209,8 +208,7 @@ struct Tokenizer::Impl {
   void Bpe(std::string_view word, std::vector<int32_t>* ids) const;
 };
 
-Result<std::unique_ptr<Tokenizer::Impl>> Tokenizer::Impl::Build(const std::string& source,
-                                                                const Vocab& vocab,
+Result<std::unique_ptr<Tokenizer::Impl>> Tokenizer::Impl::Build(const std::string& source, const Vocab& vocab,
                                                                 const MergeList& merge_list) {
   auto impl = std::make_unique<Impl>();
   impl->source = source;
@@ -223,7 +221,8 @@ Result<std::unique_ptr<Tokenizer::Impl>> Tokenizer::Impl::Build(const std::strin
     auto plain = vocab.find(ch);
     auto eow = vocab.find(ch + std::string(kEndOfWord));
     if (plain == vocab.end() || eow == vocab.end()) {
-      return Status::Corruption("'" + source + "' is not a CLIP byte-level vocabulary: it lacks the token for byte " +
+      return Status::Corruption("'" + source +
+                                "' is not a CLIP byte-level vocabulary: it lacks the token for byte " +
                                 std::to_string(b) + " ('" + ch + "' or '" + ch + "</w>')");
     }
     impl->byte_ids[b] = plain->second;
@@ -243,11 +242,11 @@ Result<std::unique_ptr<Tokenizer::Impl>> Tokenizer::Impl::Build(const std::strin
     auto r = vocab.find(right);
     auto m = vocab.find(left + right);
     if (l == vocab.end() || r == vocab.end() || m == vocab.end()) {
-      return Status::Corruption("'" + source + "': merge " + std::to_string(rank + 1) + " ('" + left +
-                                " " + right + "') uses a token that is not in the vocabulary");
+      return Status::Corruption("'" + source + "': merge " + std::to_string(rank + 1) + " ('" + left + " " +
+                                right + "') uses a token that is not in the vocabulary");
     }
-    const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(l->second)) << 32) |
-                         static_cast<uint32_t>(r->second);
+    const uint64_t key =
+        (static_cast<uint64_t>(static_cast<uint32_t>(l->second)) << 32) | static_cast<uint32_t>(r->second);
     // A repeated pair keeps its last rank, as Hugging Face's map does.
     impl->merges[key] = Merge{static_cast<int32_t>(rank), m->second};
   }
@@ -262,7 +261,7 @@ void Tokenizer::Impl::Bpe(std::string_view word, std::vector<int32_t>* ids) cons
   const auto n = static_cast<uint32_t>(word.size());  // Encode bounds texts to 256 MiB
   if (n == 0) return;
   constexpr uint32_t kNone = UINT32_MAX;
-  std::vector<int32_t> sym(n);      // token id of the symbol starting at each byte
+  std::vector<int32_t> sym(n);  // token id of the symbol starting at each byte
   std::vector<uint32_t> prev(n), next(n);
   std::vector<bool> alive(n, true);
   for (uint32_t i = 0; i < n; ++i) {
@@ -281,8 +280,8 @@ void Tokenizer::Impl::Bpe(std::string_view word, std::vector<int32_t>* ids) cons
   auto push = [&](uint32_t pos) {
     if (pos == kNone || next[pos] == kNone) return;
     const int32_t left = sym[pos], right = sym[next[pos]];
-    const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
-                         static_cast<uint32_t>(right);
+    const uint64_t key =
+        (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
     auto it = merges.find(key);
     if (it != merges.end()) heap.push({it->second.rank, pos, left, right, it->second.id});
   };
@@ -372,8 +371,7 @@ void Tokenizer::Impl::EncodeNormalized(std::u32string_view text, size_t limit,
 
 // One stretch of input between raw "<|endoftext|>" markers: normalise (NFC, White_Space runs ->
 // " ", lower-case), split on "<|startoftext|>" in the normalised text, pre-tokenize and BPE.
-void Tokenizer::Impl::EncodeSection(std::string_view raw, size_t limit,
-                                    std::vector<int32_t>* ids) const {
+void Tokenizer::Impl::EncodeSection(std::string_view raw, size_t limit, std::vector<int32_t>* ids) const {
   if (raw.empty() || ids->size() >= limit) return;
   std::u32string text = DecodeUtf8(raw);
   const bool ascii = std::all_of(text.begin(), text.end(), [](char32_t c) { return c < 0x80; });
@@ -415,14 +413,21 @@ void Tokenizer::Impl::EncodeSection(std::string_view raw, size_t limit,
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::~Tokenizer() = default;
 
-size_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
-int32_t Tokenizer::start_id() const { return impl_->start_id; }
-int32_t Tokenizer::end_id() const { return impl_->end_id; }
+size_t Tokenizer::vocab_size() const {
+  return impl_->vocab_size;
+}
+int32_t Tokenizer::start_id() const {
+  return impl_->start_id;
+}
+int32_t Tokenizer::end_id() const {
+  return impl_->end_id;
+}
 
 Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, size_t max_len) const {
   if (max_len == 1) {
-    return Status::InvalidArgument("max_len 1 leaves no room for both <|startoftext|> and "
-                                   "<|endoftext|>: use 0 (no truncation) or at least 2");
+    return Status::InvalidArgument(
+        "max_len 1 leaves no room for both <|startoftext|> and "
+        "<|endoftext|>: use 0 (no truncation) or at least 2");
   }
   if (text.size() > kMaxTextBytes) {
     return Status::ResourceExhausted("text of " + std::to_string(text.size()) +
@@ -435,8 +440,7 @@ Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, size_t max
   size_t pos = 0;
   while (ids.size() < limit) {
     const size_t hit = text.find(kEndText, pos);
-    impl_->EncodeSection(text.substr(pos, hit == std::string_view::npos ? std::string_view::npos
-                                                                         : hit - pos),
+    impl_->EncodeSection(text.substr(pos, hit == std::string_view::npos ? std::string_view::npos : hit - pos),
                          limit, &ids);
     if (hit == std::string_view::npos) break;
     ids.push_back(impl_->end_id);
@@ -469,7 +473,8 @@ Status ParseHfTokenizerJson(const std::string& path, const nlohmann::json& root,
   }
   const nlohmann::json suffix = model.value("end_of_word_suffix", nlohmann::json());
   if (!suffix.is_string() || suffix.get<std::string>() != kEndOfWord) {
-    return Status::Unsupported("'" + path + "' is not a CLIP BPE tokenizer (its model has no "
+    return Status::Unsupported("'" + path +
+                               "' is not a CLIP BPE tokenizer (its model has no "
                                "end_of_word_suffix \"</w>\")");
   }
   if (!model.contains("vocab")) return Status::Corruption("'" + path + "' has no model.vocab");
@@ -523,10 +528,8 @@ Status ParseVocabAndMerges(const std::string& vocab_path, const nlohmann::json& 
 Status ParseOpenAiBpe(const std::string& path, std::string_view text, Parsed* out) {
   const std::vector<std::string_view> lines = SplitLines(text);
   if (lines.size() < kOpenAiMerges + 1) {
-    return Status::Corruption("'" + path + "' has " +
-                              std::to_string(lines.empty() ? 0 : lines.size() - 1) +
-                              " merge lines; a CLIP BPE file has at least " +
-                              std::to_string(kOpenAiMerges));
+    return Status::Corruption("'" + path + "' has " + std::to_string(lines.empty() ? 0 : lines.size() - 1) +
+                              " merge lines; a CLIP BPE file has at least " + std::to_string(kOpenAiMerges));
   }
   const std::array<char32_t, 256> byte_chars = ByteToUnicode();
   const std::array<uint8_t, 256> order = OpenAiByteOrder();
@@ -594,13 +597,13 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::LoadDir(const std::string& dir) {
     const std::string path = base + "/" + name;
     if (Env::Default()->FileExists(path)) return Load(path);
   }
-  return Status::NotFound("folder '" + dir + "' has no tokenizer.json, vocab.json (+ merges.txt) "
+  return Status::NotFound("folder '" + dir +
+                          "' has no tokenizer.json, vocab.json (+ merges.txt) "
                           "or bpe_simple_vocab_16e6.txt.gz");
 }
 
 int TokenizeCommand(const std::string& tokenizer_path, const std::vector<std::string>& texts,
-                    const std::string& lines_file, std::ostream& out, std::ostream& err,
-                    size_t max_len) {
+                    const std::string& lines_file, std::ostream& out, std::ostream& err, size_t max_len) {
   if (tokenizer_path.empty()) {
     err << "error: no tokenizer: pass --tokenizer FILE (tokenizer.json, vocab.json or "
            "bpe_simple_vocab_16e6.txt.gz)\n";

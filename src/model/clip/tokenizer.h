@@ -19,9 +19,9 @@
 
 namespace fs::clip {
 
-inline constexpr size_t kContextLength = 77;       // CLIP text context, start and end included
-inline constexpr int32_t kStartOfTextId = 49406;   // <|startoftext|> in CLIP's vocabulary
-inline constexpr int32_t kEndOfTextId = 49407;     // <|endoftext|>
+inline constexpr size_t kContextLength = 77;      // CLIP text context, start and end included
+inline constexpr int32_t kStartOfTextId = 49406;  // <|startoftext|> in CLIP's vocabulary
+inline constexpr int32_t kEndOfTextId = 49407;    // <|endoftext|>
 
 class Tokenizer {
  public:
@@ -49,9 +49,9 @@ class Tokenizer {
   // become their special tokens, as in Hugging Face. Thread-safe.
   Result<std::vector<int32_t>> Encode(std::string_view text, size_t max_len = kContextLength) const;
 
-  size_t vocab_size() const;      // 49,408 for CLIP
-  int32_t start_id() const;       // id of <|startoftext|>
-  int32_t end_id() const;         // id of <|endoftext|>
+  size_t vocab_size() const;  // 49,408 for CLIP
+  int32_t start_id() const;   // id of <|startoftext|>
+  int32_t end_id() const;     // id of <|endoftext|>
 
  private:
   struct Impl;

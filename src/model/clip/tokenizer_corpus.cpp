@@ -21,12 +21,16 @@ class Rng {
   size_t Below(size_t n) { return static_cast<size_t>(Next() % n); }
   bool Chance(int percent) { return Below(100) < static_cast<size_t>(percent); }
   template <typename T, size_t N>
-  const T& Pick(const T (&items)[N]) { return items[Below(N)]; }
+  const T& Pick(const T (&items)[N]) {
+    return items[Below(N)];
+  }
 
  private:
   uint64_t state_;
 };
 
+// Data tables, laid out by hand.
+// clang-format off
 constexpr std::string_view kWords[] = {
     "the", "a", "photo", "of", "cat", "dog", "red", "car", "in", "snow", "quarterly", "report",
     "invoice", "meeting", "notes", "beach", "sunset", "mountain", "city", "night", "street",
@@ -133,6 +137,8 @@ constexpr Block kBlocks[] = {
     {0x1F600, 0x1F64F}, {0x1D400, 0x1D454},
 };
 
+// clang-format on
+
 std::string RandomChars(Rng& rng, size_t count) {
   std::string s;
   for (size_t i = 0; i < count; ++i) {
@@ -169,23 +175,32 @@ std::string Sentence(Rng& rng, size_t words) {
 
 std::string Number(Rng& rng) {
   switch (rng.Below(8)) {
-    case 0: return std::to_string(rng.Below(10));
-    case 1: return std::to_string(rng.Next() % 1000000000000ull);
-    case 2: return std::to_string(rng.Below(1000)) + "." + std::to_string(rng.Below(100000));
-    case 3: return "-" + std::to_string(rng.Below(100000)) + "," + std::to_string(100 + rng.Below(900));
-    case 4: return std::to_string(1900 + rng.Below(200)) + "-" + std::to_string(1 + rng.Below(12)) +
-                   "-" + std::to_string(1 + rng.Below(28));
-    case 5: return "+1 (" + std::to_string(100 + rng.Below(900)) + ") 555-" + std::to_string(1000 + rng.Below(9000));
-    case 6: return "0x" + std::to_string(rng.Below(0xFFFFFF)) + "ff";
-    default: return std::to_string(rng.Below(100)) + "%";
+    case 0:
+      return std::to_string(rng.Below(10));
+    case 1:
+      return std::to_string(rng.Next() % 1000000000000ull);
+    case 2:
+      return std::to_string(rng.Below(1000)) + "." + std::to_string(rng.Below(100000));
+    case 3:
+      return "-" + std::to_string(rng.Below(100000)) + "," + std::to_string(100 + rng.Below(900));
+    case 4:
+      return std::to_string(1900 + rng.Below(200)) + "-" + std::to_string(1 + rng.Below(12)) + "-" +
+             std::to_string(1 + rng.Below(28));
+    case 5:
+      return "+1 (" + std::to_string(100 + rng.Below(900)) + ") 555-" +
+             std::to_string(1000 + rng.Below(9000));
+    case 6:
+      return "0x" + std::to_string(rng.Below(0xFFFFFF)) + "ff";
+    default:
+      return std::to_string(rng.Below(100)) + "%";
   }
 }
 
 // Appends `count` strings, each of 1..max_parts results of part(), every part followed by a space
 // with probability space_percent.
 template <typename Part>
-void AddMixed(Rng& rng, int count, size_t max_parts, int space_percent,
-              std::vector<std::string>& out, Part part) {
+void AddMixed(Rng& rng, int count, size_t max_parts, int space_percent, std::vector<std::string>& out,
+              Part part) {
   for (int i = 0; i < count; ++i) {
     std::string s;
     const size_t parts = 1 + rng.Below(max_parts);
@@ -229,10 +244,14 @@ std::vector<std::string> TokenizerCorpus() {
   // Punctuation-heavy.
   AddMixed(rng, 250, 8, 40, out, [&] {
     switch (rng.Below(4)) {
-      case 0: return std::string(rng.Pick(kPunct));
-      case 1: return std::string(rng.Pick(kSnippets));
-      case 2: return std::string(rng.Pick(kContractionWords));
-      default: return std::string(rng.Pick(kWords));
+      case 0:
+        return std::string(rng.Pick(kPunct));
+      case 1:
+        return std::string(rng.Pick(kSnippets));
+      case 2:
+        return std::string(rng.Pick(kContractionWords));
+      default:
+        return std::string(rng.Pick(kWords));
     }
   });
   // Numbers.
@@ -242,9 +261,8 @@ std::vector<std::string> TokenizerCorpus() {
     out.push_back(s);
   }
   // Emoji, alone, repeated and inside text.
-  AddMixed(rng, 200, 6, 50, out, [&] {
-    return rng.Chance(60) ? std::string(rng.Pick(kEmoji)) : std::string(rng.Pick(kWords));
-  });
+  AddMixed(rng, 200, 6, 50, out,
+           [&] { return rng.Chance(60) ? std::string(rng.Pick(kEmoji)) : std::string(rng.Pick(kWords)); });
   // Accents, decomposed marks, Greek, Cyrillic, Turkish.
   AddMixed(rng, 300, 6, 60, out, [&] {
     std::string part = rng.Chance(35)   ? std::string(rng.Pick(kDecomposed))
@@ -257,9 +275,8 @@ std::vector<std::string> TokenizerCorpus() {
   AddMixed(rng, 200, 10, 10, out, [&] {
     return rng.Chance(85) ? std::string(rng.Pick(kJapanese)) : Capitalise(rng, rng.Pick(kWords));
   });
-  AddMixed(rng, 200, 10, 10, out, [&] {
-    return rng.Chance(85) ? std::string(rng.Pick(kChinese)) : Number(rng);
-  });
+  AddMixed(rng, 200, 10, 10, out,
+           [&] { return rng.Chance(85) ? std::string(rng.Pick(kChinese)) : Number(rng); });
   // Random characters from many blocks, with whitespace and odd characters mixed in.
   AddMixed(rng, 300, 5, 0, out, [&] {
     std::string part = RandomChars(rng, 1 + rng.Below(8));
@@ -300,10 +317,18 @@ std::vector<std::string> TokenizerCorpus() {
     const size_t n = 50 + rng.Below(400);
     for (size_t k = 0; k < n; ++k) {
       switch (i % 4) {
-        case 0: s += static_cast<char>('a' + rng.Below(26)); break;
-        case 1: s += rng.Pick(kChinese); break;
-        case 2: s += "!?*#"[rng.Below(4)]; break;
-        default: s += static_cast<char>('0' + rng.Below(10)); break;
+        case 0:
+          s += static_cast<char>('a' + rng.Below(26));
+          break;
+        case 1:
+          s += rng.Pick(kChinese);
+          break;
+        case 2:
+          s += "!?*#"[rng.Below(4)];
+          break;
+        default:
+          s += static_cast<char>('0' + rng.Below(10));
+          break;
       }
     }
     out.push_back(s);

@@ -2,17 +2,16 @@
 // run by node from tests/node) on ../shared/clip/tokenizer.json, string by string over
 // TokenizerCorpus(). Skips with a message where node, the npm module or the shared file is missing.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "model/clip/tokenizer.h"
 #include "model/clip/tokenizer_corpus.h"
@@ -25,9 +24,13 @@ std::string EnvOr(const char* name, const char* fallback) {
   return v != nullptr && *v != '\0' ? v : fallback;
 }
 
-bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+bool Exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
 
-std::string JsonIds(const std::vector<int32_t>& ids) { return nlohmann::json(ids).dump(); }
+std::string JsonIds(const std::vector<int32_t>& ids) {
+  return nlohmann::json(ids).dump();
+}
 
 // Runs `command`, returns its stdout; *rc gets its exit status.
 std::string Capture(const std::string& command, int* rc) {
@@ -69,8 +72,8 @@ TEST(ClipTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
     f << nlohmann::json(corpus).dump();
     ASSERT_TRUE(f.good());
   }
-  const std::string command = "cd '" + node_dir + "' && node clip_tokenize.mjs '" + tokenizer_json +
-                              "' '" + corpus_path + "'";
+  const std::string command =
+      "cd '" + node_dir + "' && node clip_tokenize.mjs '" + tokenizer_json + "' '" + corpus_path + "'";
   const std::string reference = Capture(command, &rc);
   std::remove(corpus_path.c_str());
   ::rmdir(dir.c_str());
@@ -91,8 +94,8 @@ TEST(ClipTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
     const std::string got = JsonIds(*ids);
     if (got != expected[i]) {
       if (++mismatches <= 10) {
-        ADD_FAILURE() << "string " << i << ": " << nlohmann::json(corpus[i]).dump() << "\n  hf:   "
-                      << expected[i] << "\n  ours: " << got;
+        ADD_FAILURE() << "string " << i << ": " << nlohmann::json(corpus[i]).dump()
+                      << "\n  hf:   " << expected[i] << "\n  ours: " << got;
       }
       continue;
     }
@@ -107,13 +110,13 @@ TEST(ClipTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
     ASSERT_TRUE(ids77.ok());
     EXPECT_EQ(*ids77, want) << "truncated ids differ for string " << i;
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(mismatches, 0u) << "of " << corpus.size() << " strings";
   EXPECT_GT(truncated, 50u) << "the corpus should hold texts longer than 77 tokens";
-  std::printf("[ clip ] %zu strings, %zu mismatches, %zu longer than 77 tokens (%.1f us/string, "
-              "both encodings)\n",
-              corpus.size(), mismatches, truncated, seconds * 1e6 / static_cast<double>(corpus.size()));
+  std::printf(
+      "[ clip ] %zu strings, %zu mismatches, %zu longer than 77 tokens (%.1f us/string, "
+      "both encodings)\n",
+      corpus.size(), mismatches, truncated, seconds * 1e6 / static_cast<double>(corpus.size()));
 }
 
 }  // namespace

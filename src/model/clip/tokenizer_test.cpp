@@ -5,10 +5,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "core/check.h"
 #include "core/utf8.h"
@@ -115,8 +114,8 @@ TEST(ClipTokenizerTiny, MergesByRankLeftmostFirst) {
   // Pre-tokenizer: whitespace dropped, digits one by one, punctuation runs, contractions.
   EXPECT_EQ(Ids(*tok, " 12 "), (std::vector<int32_t>{s, tiny.Id("1</w>"), tiny.Id("2</w>"), e}));
   EXPECT_EQ(Ids(*tok, "?!"), (std::vector<int32_t>{s, tiny.Id("?"), tiny.Id("!</w>"), e}));
-  EXPECT_EQ(Ids(*tok, "h'll"), (std::vector<int32_t>{s, tiny.Id("h</w>"), tiny.Id("'"),
-                                                     tiny.Id("l"), tiny.Id("l</w>"), e}));
+  EXPECT_EQ(Ids(*tok, "h'll"),
+            (std::vector<int32_t>{s, tiny.Id("h</w>"), tiny.Id("'"), tiny.Id("l"), tiny.Id("l</w>"), e}));
   EXPECT_EQ(Ids(*tok, ""), (std::vector<int32_t>{s, e}));
   EXPECT_EQ(Ids(*tok, " \t\n "), (std::vector<int32_t>{s, e}));
   EXPECT_EQ(Ids(*tok, "<|endoftext|>"), (std::vector<int32_t>{s, e, e}));
@@ -145,9 +144,9 @@ TEST(ClipTokenizerTiny, InvalidUtf8BecomesReplacementCharacter) {
   TempDir dir;
   Tiny tiny;
   std::unique_ptr<Tokenizer> tok = LoadTiny(dir, tiny);
-  for (std::string_view bad : {std::string_view("caf\xC3"), std::string_view("\xFF\xFE hello"),
-                               std::string_view("\xED\xA0\x80"), std::string_view("\xC0\xAF"),
-                               std::string_view("a\x80\x80\x80 b")}) {
+  for (std::string_view bad :
+       {std::string_view("caf\xC3"), std::string_view("\xFF\xFE hello"), std::string_view("\xED\xA0\x80"),
+        std::string_view("\xC0\xAF"), std::string_view("a\x80\x80\x80 b")}) {
     Result<std::vector<int32_t>> ids = tok->Encode(bad);
     ASSERT_TRUE(ids.ok()) << ids.status().ToString();
     EXPECT_GE(ids->size(), 3u);
@@ -182,12 +181,12 @@ TEST(ClipTokenizerTiny, CorruptOrMissingFilesNameTheFile) {
   dir.Write("merges.txt", "a b\n");
   expect_error(dir.Write("vocab.json", small.dump()), StatusCode::kCorruption, "byte");
   // gzip: a damaged stream, and one that is valid but holds too few merges.
-  expect_error(dir.Write("bpe.txt.gz", std::string("\x1F\x8B\x08\x00garbage", 12)),
-               StatusCode::kCorruption, "bpe.txt.gz");
+  expect_error(dir.Write("bpe.txt.gz", std::string("\x1F\x8B\x08\x00garbage", 12)), StatusCode::kCorruption,
+               "bpe.txt.gz");
   expect_error(dir.Write("bpe.txt", "\"bpe_simple_vocab_16e6.txt#version: 0.2\nh e\n"),
                StatusCode::kCorruption, "bpe.txt");
-  expect_error(dir.Write("random.bin", std::string("\x00\x01\x02\xFF\xFE", 5)),
-               StatusCode::kCorruption, "random.bin");
+  expect_error(dir.Write("random.bin", std::string("\x00\x01\x02\xFF\xFE", 5)), StatusCode::kCorruption,
+               "random.bin");
   // A folder with none of the files.
   const std::string empty_dir = dir.path() + "/emptydir";
   stdfs::create_directory(empty_dir);
@@ -206,10 +205,9 @@ TEST(ClipTokenizerTiny, TokenizeCommand) {
   const std::string hello = std::to_string(tiny.Id("hello</w>"));
   std::ostringstream out, err;
   EXPECT_EQ(TokenizeCommand(vocab, {"hello", ""}, lines, out, err), 0) << err.str();
-  EXPECT_EQ(out.str(), "[" + s + "," + hello + "," + e + "]\n[" + s + "," + e + "]\n[" + s + "," +
-                           hello + "," + e + "]\n[" + s + "," + e + "]\n[" + s + "," +
-                           std::to_string(tiny.Id("he")) + "," + std::to_string(tiny.Id("l</w>")) +
-                           "," + e + "]\n");
+  EXPECT_EQ(out.str(), "[" + s + "," + hello + "," + e + "]\n[" + s + "," + e + "]\n[" + s + "," + hello +
+                           "," + e + "]\n[" + s + "," + e + "]\n[" + s + "," + std::to_string(tiny.Id("he")) +
+                           "," + std::to_string(tiny.Id("l</w>")) + "," + e + "]\n");
   EXPECT_EQ(err.str(), "");
   // A folder works as well as a file.
   std::ostringstream out2, err2;
@@ -236,8 +234,7 @@ class ClipTokenizerShared : public ::testing::Test {
   void SetUp() override {
     const char* env = std::getenv("FILESEARCH_SHARED_DIR");
     dir_ = std::string(env != nullptr && *env != '\0' ? env : "../shared") + "/clip";
-    if (!stdfs::exists(dir_ + "/tokenizer.json") ||
-        !stdfs::exists(dir_ + "/bpe_simple_vocab_16e6.txt.gz")) {
+    if (!stdfs::exists(dir_ + "/tokenizer.json") || !stdfs::exists(dir_ + "/bpe_simple_vocab_16e6.txt.gz")) {
       GTEST_SKIP() << "CLIP tokenizer files not found in " << dir_
                    << " (set FILESEARCH_SHARED_DIR to the folder holding clip/tokenizer.json)";
     }
@@ -282,8 +279,7 @@ TEST_F(ClipTokenizerShared, ThreeFormatsGiveIdenticalIds) {
   tmp.Write("vocab.json", root["model"]["vocab"].dump());
   std::string merges = "#version: 0.2\n";
   for (const nlohmann::json& m : root["model"]["merges"]) {
-    merges += m.is_string() ? m.get<std::string>()
-                            : m[0].get<std::string>() + " " + m[1].get<std::string>();
+    merges += m.is_string() ? m.get<std::string>() : m[0].get<std::string>() + " " + m[1].get<std::string>();
     merges += "\n";
   }
   tmp.Write("merges.txt", merges);

@@ -41,9 +41,8 @@ constexpr char32_t kLCount = 19, kVCount = 21, kTCount = 28;
 constexpr char32_t kNCount = kVCount * kTCount, kSCount = kLCount * kNCount;
 
 const Decomposition* FindDecomposition(char32_t cp) {
-  const Decomposition* it =
-      std::lower_bound(std::begin(kDecompositions), std::end(kDecompositions), cp,
-                       [](const Decomposition& d, char32_t c) { return d.cp < c; });
+  const Decomposition* it = std::lower_bound(std::begin(kDecompositions), std::end(kDecompositions), cp,
+                                             [](const Decomposition& d, char32_t c) { return d.cp < c; });
   return it != std::end(kDecompositions) && it->cp == cp ? it : nullptr;
 }
 
@@ -69,23 +68,27 @@ char32_t Compose(char32_t first, char32_t second) {
   if (first >= kLBase && first < kLBase + kLCount && second >= kVBase && second < kVBase + kVCount) {
     return kSBase + ((first - kLBase) * kVCount + (second - kVBase)) * kTCount;
   }
-  if (first >= kSBase && first < kSBase + kSCount && (first - kSBase) % kTCount == 0 &&
-      second > kTBase && second < kTBase + kTCount) {
+  if (first >= kSBase && first < kSBase + kSCount && (first - kSBase) % kTCount == 0 && second > kTBase &&
+      second < kTBase + kTCount) {
     return first + (second - kTBase);
   }
-  const Composition* it = std::lower_bound(
-      std::begin(kCompositions), std::end(kCompositions), std::pair(first, second),
-      [](const Composition& c, const std::pair<char32_t, char32_t>& key) {
-        return c.first < key.first || (c.first == key.first && c.second < key.second);
-      });
+  const Composition* it =
+      std::lower_bound(std::begin(kCompositions), std::end(kCompositions), std::pair(first, second),
+                       [](const Composition& c, const std::pair<char32_t, char32_t>& key) {
+                         return c.first < key.first || (c.first == key.first && c.second < key.second);
+                       });
   if (it != std::end(kCompositions) && it->first == first && it->second == second) {
     return it->composite;
   }
   return 0;
 }
 
-bool IsCased(char32_t cp) { return InRanges(kCasedRanges, cp); }
-bool IsCaseIgnorable(char32_t cp) { return InRanges(kCaseIgnorableRanges, cp); }
+bool IsCased(char32_t cp) {
+  return InRanges(kCasedRanges, cp);
+}
+bool IsCaseIgnorable(char32_t cp) {
+  return InRanges(kCaseIgnorableRanges, cp);
+}
 
 // Final_Sigma (Unicode 15, table 3-17): preceded by a cased letter and not followed by one, where
 // case-ignorable characters in between are skipped. Like ICU, a character that is both
@@ -187,9 +190,8 @@ std::u32string Lowercase(std::u32string_view text) {
       out.push_back(IsFinalSigma(text, i) ? 0x03C2 : 0x03C3);
       continue;
     }
-    const LowerMapping* it =
-        std::lower_bound(std::begin(kLowerMappings), std::end(kLowerMappings), cp,
-                         [](const LowerMapping& m, char32_t c) { return m.cp < c; });
+    const LowerMapping* it = std::lower_bound(std::begin(kLowerMappings), std::end(kLowerMappings), cp,
+                                              [](const LowerMapping& m, char32_t c) { return m.cp < c; });
     if (it == std::end(kLowerMappings) || it->cp != cp) {
       out.push_back(cp);
       continue;
