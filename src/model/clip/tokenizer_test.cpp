@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -325,6 +327,33 @@ TEST_F(ClipTokenizerShared, ConcurrentEncodesAgree) {
   }
   for (std::thread& th : threads) th.join();
   for (size_t t = 0; t < kThreads; ++t) EXPECT_EQ(wrong[t], 0u) << "thread " << t;
+}
+
+// Prints encode speed for the record (docs/tokenizer.md); asserts nothing about time.
+TEST_F(ClipTokenizerShared, ReportsEncodeSpeed) {
+  Result<std::unique_ptr<Tokenizer>> tok = Tokenizer::Load(dir_ + "/tokenizer.json");
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  const char* kQueries[] = {"a photo of a red car in the snow",
+                            "quarterly report 2023",
+                            "dog playing on the beach at sunset",
+                            "invoice",
+                            "会議の議事録",
+                            "children's birthday party with candles and a big cake"};
+  using Clock = std::chrono::steady_clock;
+  auto micros = [](Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); };
+  // Cold: every word is new to the cache.
+  const auto cold_start = Clock::now();
+  size_t ids = 0;
+  for (const char* q : kQueries) ids += Ids(**tok, q).size();
+  const double cold = micros(Clock::now() - cold_start) / std::size(kQueries);
+  constexpr int kRounds = 2000;
+  const auto warm_start = Clock::now();
+  for (int round = 0; round < kRounds; ++round) {
+    for (const char* q : kQueries) ids += Ids(**tok, q).size();
+  }
+  const double warm = micros(Clock::now() - warm_start) / (kRounds * std::size(kQueries));
+  EXPECT_GT(ids, 0u);
+  std::printf("[ clip ] encode per query: %.1f us cold (words not cached), %.2f us warm\n", cold, warm);
 }
 
 TEST_F(ClipTokenizerShared, TruncatedGzipIsCorruption) {
