@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "core/utf8.h"
+#include "model/clip/unicode.h"
 
 namespace fs::clip {
 namespace {
@@ -311,6 +312,22 @@ std::vector<std::string> TokenizerCorpus() {
     }
     out.push_back(s);
   }
+  // Any letter, number or combining mark of the BMP and SMP (as the build's Unicode 15 tables say;
+  // such characters keep their category in later versions), mixed with ASCII and whitespace.
+  AddMixed(rng, 400, 10, 15, out, [&] {
+    std::string part;
+    if (rng.Chance(25)) {
+      part = rng.Chance(50) ? std::string(rng.Pick(kPunct)) : std::string(rng.Pick(kWords));
+      return part;
+    }
+    while (true) {
+      const auto cp = static_cast<char32_t>(rng.Below(0x20000));
+      if (unicode::IsLetter(cp) || unicode::IsNumber(cp) || unicode::CombiningClass(cp) > 0) {
+        AppendUtf8(static_cast<uint32_t>(cp), &part);
+        return part;
+      }
+    }
+  });
   // Long unbroken runs (one huge pre-token): letters, CJK, symbols, digits.
   for (int i = 0; i < 20; ++i) {
     std::string s;

@@ -10,11 +10,12 @@
 
 namespace fs::clip {
 
-// ~2,500 strings: English, punctuation and contractions, numbers, emoji (ZWJ, flags, skin tones),
+// ~3,000 strings: English, punctuation and contractions, numbers, emoji (ZWJ, flags, skin tones),
 // accents (precomposed and decomposed, Greek final sigma, Turkish dotted I, Hangul jamo), Japanese,
-// Chinese, other scripts, 200-word texts (longer than 77 tokens), special-token strings, control
-// characters, empty and whitespace-only strings. Code points are limited to those assigned before
-// Unicode 15 so that the build's tables and the reference's agree.
+// Chinese, other scripts, random letters, numbers and combining marks of the BMP and SMP, 200-word
+// texts (longer than 77 tokens), special-token strings, controls, empty and whitespace-only strings.
+// Code points are limited to those assigned by Unicode 15.0, so that the build's tables and the
+// reference's (a later Unicode) agree.
 std::vector<std::string> TokenizerCorpus();
 
 }  // namespace fs::clip
