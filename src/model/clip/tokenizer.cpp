@@ -329,7 +329,7 @@ void Tokenizer::Impl::EncodeWord(const std::string& word, std::vector<int32_t>* 
 //   's|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
 // applied as a leftmost-first regex would, keeping the matches and dropping what lies between
 // (whitespace, after normalisation). Hugging Face then runs GPT-2's ByteLevel split over each piece,
-// which leaves every such piece whole (see docs/architecture.md for the one JS-only exception).
+// which leaves every such piece whole (docs/tokenizer.md: the one JS-only exception, U+FEFF).
 void Tokenizer::Impl::EncodeNormalized(std::u32string_view text, size_t limit,
                                        std::vector<int32_t>* ids) const {
   std::string word;
