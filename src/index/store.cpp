@@ -535,19 +535,23 @@ Result<KeywordPage> Store::KeywordSearch(std::string_view query, const SearchFil
   KeywordPage page;
   std::string fts = BuildFtsQuery(query);
   if (fts.empty()) return page;
-  std::string where = " FROM doc_fts JOIN documents d ON d.id = doc_fts.rowid WHERE doc_fts MATCH ?";
+  // Without filters the documents table is not needed: scoring reads the FTS index alone.
+  const bool join = !filters.empty();
+  std::string where = join ? " FROM doc_fts JOIN documents d ON d.id = doc_fts.rowid WHERE doc_fts MATCH ?"
+                           : " FROM doc_fts WHERE doc_fts MATCH ?";
   std::vector<SqlValue> binds{fts};
   AppendFilters(filters, &where, &binds);
   Impl::Lease db(impl_.get());
-  std::string sql = "SELECT d.id, " + impl_->bm25_expr + " AS r" + where;
+  const char* id_col = join ? "d.id" : "doc_fts.rowid";
+  std::string sql = std::string("SELECT ") + id_col + ", " + impl_->bm25_expr + " AS r" + where;
   std::vector<SqlValue> page_binds = binds;
   if (after) {
-    sql += " AND (r > ? OR (r = ? AND d.id > ?))";
+    sql += std::string(" AND (r > ? OR (r = ? AND ") + id_col + " > ?))";
     page_binds.emplace_back(-after->score);
     page_binds.emplace_back(-after->score);
     page_binds.emplace_back(after->id);
   }
-  sql += " ORDER BY r, d.id LIMIT ? OFFSET ?";
+  sql += std::string(" ORDER BY r, ") + id_col + " LIMIT ? OFFSET ?";
   page_binds.emplace_back(static_cast<int64_t>(limit));
   page_binds.emplace_back(static_cast<int64_t>(offset));
   FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(sql));
