@@ -216,8 +216,7 @@ TEST(ClipPillowTest, RealPhotosAndOrientations) {
   for (int o : {5, 6, 7, 8}) {
     paths.push_back(corpus + "/formats/exif-orientation/Portrait_" + std::to_string(o) + ".jpg");
   }
-  // Two large JPEGs, decoded in full here (shrink-on-load is measured separately below).
-  paths.push_back(corpus + "/photos/wallpapers-jpeg/mate-backgrounds__Elephants_5640x3172.jpg");
+  // A large JPEG, decoded in full here (shrink-on-load is measured separately below).
   paths.push_back(corpus + "/photos/wallpapers-jpeg/plasma-workspace-wallpapers__SafeLanding_1622x2880.jpg");
   paths.erase(std::remove_if(paths.begin(), paths.end(),
                              [](const std::string& p) { return !stdfs::exists(p); }),
@@ -238,7 +237,6 @@ TEST(ClipPillowTest, ShrinkOnLoadStaysClose) {
   std::vector<std::string> paths;
   for (const char* name : {"mate-backgrounds__Elephants_5640x3172.jpg",
                            "plasma-workspace-wallpapers__Shell_5120x2880.jpg",
-                           "plasma-workspace-wallpapers__Autumn_2560x1600.jpg",
                            "lomiri-wallpapers-16.04__Bridge_by_Sander_Klootwijk.jpg"}) {
     const std::string p = corpus + "/photos/wallpapers-jpeg/" + name;
     if (stdfs::exists(p)) paths.push_back(p);
@@ -248,7 +246,7 @@ TEST(ClipPillowTest, ShrinkOnLoadStaysClose) {
   options.min_short_side = 448;
   TempDir work;
   const Agreement total = CompareFiles(paths, options, work.path(), 0.0);
-  // Measured on these four: mean 0.29 levels, 98.05% within one level, 99.91% within three.
+  // Measured on these three: mean 0.31 levels, 97.87% within one level, 99.90% within three.
   EXPECT_LT(total.Mean(), 0.75);
   EXPECT_GE(total.WithinThree(), 99.5);
 }
