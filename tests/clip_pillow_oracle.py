@@ -86,6 +86,7 @@ def generate(out):
     pal.info["transparency"] = 3
     files["palette_trns_P.png"] = pal
     files["palette_P.gif"] = Image.fromarray(rgb, "RGB").convert("P", palette=Image.ADAPTIVE, colors=200)
+    files["palette_trns.gif"] = (pal, {"transparency": 3})
     grey16 = (np.mgrid[0:300, 0:400][1] * 163 + rng.integers(0, 300, (300, 400))).astype(np.uint16)
     files["grey16_I16.png"] = Image.fromarray(grey16, "I;16")
     files["baseline.jpg"] = Image.fromarray(rgb, "RGB")

@@ -11,6 +11,8 @@
 #include <vips/vips.h>
 
 #include <algorithm>
+#include <array>
+#include <optional>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -151,6 +153,55 @@ Status CheckPngChunks(std::string_view b, bool allow_truncated) {
   return Status::Ok();  // a missing IEND is libpng's to judge
 }
 
+// The colour of the first frame's transparent palette index, if it has one. libvips' GIF decoder
+// hands back transparent pixels as (0, 0, 0, 0); Pillow's convert('RGB') shows this colour there,
+// so we put it back. Walks the blocks up to the first image descriptor; nullopt on anything odd.
+std::optional<std::array<uint8_t, 3>> GifTransparentColour(std::string_view b) {
+  if (b.size() < 13) return std::nullopt;
+  auto byte = [&](size_t at) { return static_cast<uint8_t>(b[at]); };
+  auto table_bytes = [](uint8_t packed) { return size_t{3} << ((packed & 7) + 1); };
+  size_t pos = 13;
+  std::string_view global;
+  if (byte(10) & 0x80) {
+    const size_t n = table_bytes(byte(10));
+    if (pos + n > b.size()) return std::nullopt;
+    global = b.substr(pos, n);
+    pos += n;
+  }
+  int transparent = -1;
+  while (pos < b.size()) {
+    const uint8_t tag = byte(pos);
+    if (tag == 0x21) {  // extension: label, then sub-blocks
+      if (pos + 2 > b.size()) return std::nullopt;
+      const uint8_t label = byte(pos + 1);
+      pos += 2;
+      if (label == 0xF9 && pos + 5 <= b.size() && byte(pos) == 4) {  // graphic control
+        transparent = (byte(pos + 1) & 1) ? byte(pos + 4) : -1;
+      }
+      while (pos < b.size()) {
+        const uint8_t len = byte(pos);
+        pos += 1 + static_cast<size_t>(len);
+        if (len == 0) break;
+      }
+    } else if (tag == 0x2C) {  // image descriptor of the first frame
+      if (pos + 10 > b.size() || transparent < 0) return std::nullopt;
+      std::string_view table = global;
+      if (byte(pos + 9) & 0x80) {
+        const size_t n = table_bytes(byte(pos + 9));
+        if (pos + 10 + n > b.size()) return std::nullopt;
+        table = b.substr(pos + 10, n);
+      }
+      const size_t at = static_cast<size_t>(transparent) * 3;
+      if (at + 3 > table.size()) return std::nullopt;
+      return std::array<uint8_t, 3>{static_cast<uint8_t>(table[at]), static_cast<uint8_t>(table[at + 1]),
+                                    static_cast<uint8_t>(table[at + 2])};
+    } else {
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
 // Opens `bytes` lazily with the loader for `format`: only the header is read until pixels are
 // asked for. `bytes` must outlive the image. `shrink` is a JPEG DCT scale denominator (1, 2, 4, 8).
 Result<VipsImagePtr> Open(std::string_view bytes, Format format, int shrink, bool allow_truncated) {
@@ -233,9 +284,11 @@ inline uint8_t CmykChannel(int ink, int black) {
 }
 
 // Copies `src` (width x height, `bands` bytes a pixel) to RGB8 with Pillow's convert('RGB') rules,
-// then applies the EXIF orientation, into `out`.
+// then applies the EXIF orientation, into `out`. `transparent`, if set, is the colour shown where
+// a 4-band image has alpha 0 (GIF, see GifTransparentColour).
 void ToRgbOriented(const uint8_t* src, int width, int height, int bands, bool cmyk,
-                   int orientation, RgbImage* out) {
+                   const std::optional<std::array<uint8_t, 3>>& transparent, int orientation,
+                   RgbImage* out) {
   const bool swap = orientation >= 5;
   out->width = swap ? height : width;
   out->height = swap ? width : height;
@@ -263,6 +316,10 @@ void ToRgbOriented(const uint8_t* src, int width, int height, int bands, bool cm
         dst[2] = CmykChannel(p[2], p[3]);
       } else if (bands < 3) {  // grey, grey + alpha: replicate, drop alpha
         dst[0] = dst[1] = dst[2] = p[0];
+      } else if (bands == 4 && transparent.has_value() && p[3] == 0) {
+        dst[0] = (*transparent)[0];
+        dst[1] = (*transparent)[1];
+        dst[2] = (*transparent)[2];
       } else {  // RGB, RGBA (alpha dropped, not composited, as Pillow does)
         dst[0] = p[0];
         dst[1] = p[1];
@@ -408,8 +465,10 @@ Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& optio
                             std::to_string(bands) + " image");
   }
   RgbImage rgb;
-  ToRgbOriented(static_cast<const uint8_t*>(memory.get()), width, height, bands, cmyk, orientation,
-                &rgb);
+  std::optional<std::array<uint8_t, 3>> transparent;
+  if (format == Format::kGif) transparent = GifTransparentColour(bytes);
+  ToRgbOriented(static_cast<const uint8_t*>(memory.get()), width, height, bands, cmyk, transparent,
+                orientation, &rgb);
   return rgb;
 }
 
