@@ -203,8 +203,10 @@ std::optional<std::array<uint8_t, 3>> GifTransparentColour(std::string_view b) {
 }
 
 // Opens `bytes` lazily with the loader for `format`: only the header is read until pixels are
-// asked for. `bytes` must outlive the image. `shrink` is a JPEG DCT scale denominator (1, 2, 4, 8).
-Result<VipsImagePtr> Open(std::string_view bytes, Format format, int shrink, bool allow_truncated) {
+// asked for. `bytes` must outlive the image. `shrink` is a JPEG DCT scale denominator (1, 2, 4, 8);
+// `webp_scale` (0 < scale <= 1) has libwebp decode straight to a smaller size.
+Result<VipsImagePtr> Open(std::string_view bytes, Format format, int shrink, bool allow_truncated,
+                          double webp_scale = 1.0) {
   if (format == Format::kPng) FS_RETURN_IF_ERROR(CheckPngChunks(bytes, allow_truncated));
   void* buf = const_cast<char*>(bytes.data());  // libvips' signature; it does not write
   const size_t len = bytes.size();
@@ -225,8 +227,8 @@ Result<VipsImagePtr> Open(std::string_view bytes, Format format, int shrink, boo
                                access, nullptr);
       break;
     case Format::kWebp:
-      rc = vips_webpload_buffer(buf, len, &out, "n", 1, "page", 0, "fail_on", fail_on, "access",
-                                access, nullptr);
+      rc = vips_webpload_buffer(buf, len, &out, "n", 1, "page", 0, "scale", webp_scale, "fail_on",
+                                fail_on, "access", access, nullptr);
       break;
     case Format::kTiff:
       rc = vips_tiffload_buffer(buf, len, &out, "n", 1, "page", 0, "fail_on", fail_on, "access",
@@ -400,6 +402,13 @@ Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& optio
     if (shrink > 1) {
       FS_ASSIGN_OR_RETURN(image, Open(bytes, format, shrink, options.allow_truncated));
     }
+  }
+  // WebP: libwebp can decode straight to max_side (its own scaler). Only for the max_side cap: the
+  // CLIP path (min_short_side) keeps full WebP decodes, whose pixels match Pillow's.
+  const int header_long = std::max(header_width, header_height);
+  if (format == Format::kWebp && options.max_side > 0 && header_long > options.max_side) {
+    const double scale = static_cast<double>(options.max_side) / header_long;
+    FS_ASSIGN_OR_RETURN(image, Open(bytes, format, 1, options.allow_truncated, scale));
   }
 
   // To 8 bits a channel. 16-bit data keeps its high byte, as Pillow does for 16-bit RGB(A);
