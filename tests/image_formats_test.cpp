@@ -63,7 +63,7 @@ TEST(ImageFormatsTest, WholeFormatsCorpusDecodesOrFailsCleanly) {
     if (img.ok()) {
       EXPECT_GT(img->width, 0) << rel;
       EXPECT_LE(std::max(img->width, img->height), options.max_side) << rel;
-      EXPECT_EQ(img->pixels.size(), static_cast<size_t>(img->width) * img->height * 3) << rel;
+      EXPECT_EQ(img->pixels.size(), static_cast<size_t>(img->width) * static_cast<size_t>(img->height) * 3) << rel;
     } else {
       const StatusCode code = img.status().code();
       outcome = std::string(StatusCodeName(code));
@@ -89,7 +89,7 @@ TEST(ImageFormatsTest, WholeFormatsCorpusDecodesOrFailsCleanly) {
       EXPECT_FALSE(img.ok()) << rel;
     }
     if (StartsWith(name, "decompression_bomb")) {
-      EXPECT_TRUE(!img.ok() || static_cast<uint64_t>(img->width) * img->height <= options.max_pixels)
+      EXPECT_TRUE(!img.ok() || static_cast<uint64_t>(img->width) * static_cast<uint64_t>(img->height) <= options.max_pixels)
           << rel;
     }
   }

@@ -14,25 +14,29 @@ namespace fs::image {
 namespace {
 
 // Quadrants: top-left red, top-right green, bottom-left blue, bottom-right white.
+size_t At(int x, int y, int width) {  // byte offset of pixel (x, y) in RGB8 rows of `width`
+  return (static_cast<size_t>(y) * static_cast<size_t>(width) + static_cast<size_t>(x)) * 3;
+}
+
 enum Corner { kTopLeft, kTopRight, kBottomLeft, kBottomRight };
 constexpr uint8_t kCornerColour[4][3] = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {255, 255, 255}};
 
 RgbImage Quadrants(int width, int height) {
-  RgbImage img{width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3)};
+  RgbImage img{width, height, std::vector<uint8_t>(At(0, height, width))};
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
       const int corner = (y < height / 2 ? 0 : 2) + (x < width / 2 ? 0 : 1);
-      std::memcpy(&img.pixels[(static_cast<size_t>(y) * width + x) * 3], kCornerColour[corner], 3);
+      std::memcpy(&img.pixels[At(x, y, width)], kCornerColour[corner], 3);
     }
   }
   return img;
 }
 
 RgbImage Gradient(int width, int height) {
-  RgbImage img{width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3)};
+  RgbImage img{width, height, std::vector<uint8_t>(At(0, height, width))};
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
-      uint8_t* p = &img.pixels[(static_cast<size_t>(y) * width + x) * 3];
+      uint8_t* p = &img.pixels[At(x, y, width)];
       p[0] = static_cast<uint8_t>(x * 255 / std::max(width - 1, 1));
       p[1] = static_cast<uint8_t>(y * 255 / std::max(height - 1, 1));
       p[2] = static_cast<uint8_t>((x + 2 * y) % 256);
@@ -69,7 +73,7 @@ double MeanAbsDiff(const RgbImage& a, const RgbImage& b) {
 }
 
 const uint8_t* Pixel(const RgbImage& img, int x, int y) {
-  return &img.pixels[(static_cast<size_t>(y) * img.width + x) * 3];
+  return &img.pixels[At(x, y, img.width)];
 }
 
 void ExpectColour(const RgbImage& img, int x, int y, Corner corner, const std::string& what) {

@@ -125,7 +125,7 @@ Status ResizeCropRgb8(const uint8_t* rgb, int width, int height, size_t stride, 
   const size_t out_row = static_cast<size_t>(size) * 3;
   if (out.size() != out_row * static_cast<size_t>(size)) {
     return Status::InvalidArgument("preprocess: output holds " + std::to_string(out.size()) +
-                                   " bytes, expected " + std::to_string(out_row * size));
+                                   " bytes, expected " + std::to_string(out_row * static_cast<size_t>(size)));
   }
   FS_ASSIGN_OR_RETURN(ResizedSize resized, ComputeResizedSize(width, height, size));
   const int left = HalfOffset(resized.width - size);

@@ -69,8 +69,8 @@ TEST(ClipPreprocessTest, NoResizeMeansExactCentreCrop) {
   for (int y = 0; y < 224; y += 37) {
     for (int x = 0; x < 224; x += 13) {
       for (int c = 0; c < 3; ++c) {
-        EXPECT_EQ(out[(static_cast<size_t>(y) * 224 + x) * 3 + c],
-                  pixels[(static_cast<size_t>(y + 38) * w + x) * 3 + c]);
+        EXPECT_EQ(out[static_cast<size_t>((y * 224 + x) * 3 + c)],
+                  pixels[static_cast<size_t>(((y + 38) * w + x) * 3 + c)]);
       }
     }
   }
