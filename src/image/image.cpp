@@ -80,6 +80,17 @@ std::string TakeVipsError() {
   return text;
 }
 
+// A decoder failure as a Status: kUnsupported where the decoder says it does not handle a feature
+// of a valid file (tiled planar TIFF, 12-bit JPEG, ...), kCorruption otherwise.
+Status DecodeError(const std::string& what) {
+  std::string text = TakeVipsError();
+  const bool unsupported = text.find("not supported") != std::string::npos ||
+                           text.find("Unsupported") != std::string::npos ||
+                           text.find("unsupported") != std::string::npos;
+  std::string message = what + ": " + std::move(text);
+  return unsupported ? Status::Unsupported(std::move(message)) : Status::Corruption(std::move(message));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Format detection.
 
@@ -246,8 +257,7 @@ Result<VipsImagePtr> Open(std::string_view bytes, Format format, int shrink, boo
   }
   if (rc != 0 || out == nullptr) {
     if (out != nullptr) g_object_unref(out);
-    return Status::Corruption(std::string("cannot read ") + FormatName(format) + " header: " +
-                              TakeVipsError());
+    return DecodeError(std::string("cannot read ") + FormatName(format) + " header");
   }
   return VipsImagePtr(out);
 }
@@ -338,7 +348,7 @@ Status Step(VipsImagePtr* image, const char* what, Op op) {
   VipsImage* out = nullptr;
   if (op(image->get(), &out) != 0 || out == nullptr) {
     if (out != nullptr) g_object_unref(out);
-    return Status::Corruption(std::string(what) + ": " + TakeVipsError());
+    return DecodeError(what);
   }
   image->reset(out);
   return Status::Ok();
@@ -463,7 +473,7 @@ Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& optio
   size_t size = 0;
   std::unique_ptr<void, GFree> memory(vips_image_write_to_memory(image.get(), &size));
   if (memory == nullptr) {
-    return Status::Corruption(std::string("cannot decode ") + name + ": " + TakeVipsError());
+    return DecodeError(std::string("cannot decode ") + name);
   }
   const int width = vips_image_get_width(image.get());
   const int height = vips_image_get_height(image.get());

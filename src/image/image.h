@@ -6,6 +6,8 @@
 // deliberate differences are listed in docs/architecture.md. Also: thumbnails and a perceptual hash.
 // All functions are thread-safe; libvips is initialised once on first use and stays quiet (its
 // warnings are dropped; its errors come back as Status). Returned buffers are owned by the caller.
+// libvips settings are process-wide: its cache is off, its threads are 1, and every loader other
+// than the ones listed above is blocked, for any other user of libvips in the process too.
 #pragma once
 
 #include <cstdint>
@@ -52,7 +54,8 @@ struct ImageInfo {
 // Reads `path` (refusing files over options.max_file_bytes) and decodes it.
 Result<RgbImage> DecodeFile(const std::string& path, const DecodeOptions& options);
 // Decodes `bytes` (borrowed for the duration of the call). Errors: kUnsupported (not a format we
-// read), kResourceExhausted (a limit above), kCorruption (damaged or truncated data).
+// read, or a feature of it the decoder lacks, e.g. 12-bit JPEG), kResourceExhausted (a limit
+// above), kCorruption (damaged or truncated data).
 Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& options);
 // Format and dimensions from the header only; decodes no pixels.
 Result<ImageInfo> Probe(std::string_view bytes);
