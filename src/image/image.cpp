@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <optional>
 #include <cstring>
 #include <memory>
@@ -374,6 +375,42 @@ Status CheckPixels(int width, int height, const DecodeOptions& options, const ch
   return Status::Ok();
 }
 
+struct RegionUnref {
+  void operator()(VipsRegion* region) const { g_object_unref(region); }
+};
+
+// Pulls `image` (8-bit, any band count) through in strips of rows, top to bottom as a sequential
+// loader wants, into `out`, and gives up between strips once max_decode_ms have passed since
+// `start`. (vips_image_write_to_memory would do the same in one call, with no way to stop it.)
+Status ReadPixels(VipsImage* image, std::chrono::steady_clock::time_point start, int max_decode_ms,
+                  const char* name, std::vector<uint8_t>* out) {
+  const int width = vips_image_get_width(image);
+  const int height = vips_image_get_height(image);
+  const size_t row_bytes = VIPS_IMAGE_SIZEOF_LINE(image);
+  out->resize(row_bytes * static_cast<size_t>(height));
+  std::unique_ptr<VipsRegion, RegionUnref> region(vips_region_new(image));
+  if (region == nullptr) return DecodeError(std::string("cannot decode ") + name);
+  constexpr int kStripRows = 64;
+  for (int top = 0; top < height; top += kStripRows) {
+    VipsRect rect{0, top, width, std::min(kStripRows, height - top)};
+    if (vips_region_prepare(region.get(), &rect) != 0) {
+      return DecodeError(std::string("cannot decode ") + name);
+    }
+    for (int y = top; y < top + rect.height; ++y) {
+      std::memcpy(out->data() + static_cast<size_t>(y) * row_bytes,
+                  VIPS_REGION_ADDR(region.get(), 0, y), row_bytes);
+    }
+    if (max_decode_ms > 0 && std::chrono::steady_clock::now() - start >
+                                 std::chrono::milliseconds(max_decode_ms)) {
+      return Status::ResourceExhausted(std::string(name) + " decode stopped after " +
+                                       std::to_string(max_decode_ms) + " ms (max_decode_ms), at row " +
+                                       std::to_string(top + rect.height) + " of " +
+                                       std::to_string(height));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<ImageInfo> Probe(std::string_view bytes) {
@@ -391,6 +428,7 @@ Result<ImageInfo> Probe(std::string_view bytes) {
 }
 
 Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
   FS_RETURN_IF_ERROR(InitVips());
   if (bytes.size() > options.max_file_bytes) {
     return Status::ResourceExhausted("image is " + std::to_string(bytes.size()) +
@@ -469,25 +507,16 @@ Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& optio
     }));
   }
 
-  // Decode. The sequential pipeline runs here, once, top to bottom.
-  size_t size = 0;
-  std::unique_ptr<void, GFree> memory(vips_image_write_to_memory(image.get(), &size));
-  if (memory == nullptr) {
-    return DecodeError(std::string("cannot decode ") + name);
-  }
+  // Decode: the pipeline runs here, once, top to bottom.
   const int width = vips_image_get_width(image.get());
   const int height = vips_image_get_height(image.get());
   bands = vips_image_get_bands(image.get());
-  if (size != static_cast<size_t>(width) * static_cast<size_t>(height) * static_cast<size_t>(bands)) {
-    return Status::Internal("libvips returned " + std::to_string(size) + " bytes for a " +
-                            std::to_string(width) + "x" + std::to_string(height) + "x" +
-                            std::to_string(bands) + " image");
-  }
+  std::vector<uint8_t> pixels;
+  FS_RETURN_IF_ERROR(ReadPixels(image.get(), start, options.max_decode_ms, name, &pixels));
   RgbImage rgb;
   std::optional<std::array<uint8_t, 3>> transparent;
   if (format == Format::kGif) transparent = GifTransparentColour(bytes);
-  ToRgbOriented(static_cast<const uint8_t*>(memory.get()), width, height, bands, cmyk, transparent,
-                orientation, &rgb);
+  ToRgbOriented(pixels.data(), width, height, bands, cmyk, transparent, orientation, &rgb);
   return rgb;
 }
 

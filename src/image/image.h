@@ -35,6 +35,10 @@ struct DecodeOptions {
   int min_short_side = 0;
   // Accept truncated files (missing rows come back grey) instead of failing with kCorruption.
   bool allow_truncated = false;
+  // Give up with kResourceExhausted once decoding has taken this long (checked between strips of
+  // 64 rows, so a decoder stuck inside one strip, or a slow header parse, is not interrupted).
+  // <= 0: no limit.
+  int max_decode_ms = 20000;
 };
 
 struct RgbImage {

@@ -191,6 +191,21 @@ TEST(ImageTest, EnforcesLimits) {
   EXPECT_EQ(DecodeMemory(png, few_bytes).status().code(), StatusCode::kResourceExhausted);
 }
 
+TEST(ImageTest, DecodeTimeLimitStopsBetweenStrips) {
+  // A 6 MP PNG (32 strips of 64 rows) takes well over 1 ms to inflate and unfilter, so a 1 ms
+  // budget is spent by one of the checks between strips.
+  const std::string png = Encode(Gradient(3000, 2000), ".png");
+  DecodeOptions quick;
+  quick.max_side = 0;
+  quick.max_decode_ms = 1;
+  auto stopped = DecodeMemory(png, quick);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(stopped.status().message().find("max_decode_ms"), std::string::npos);
+  quick.max_decode_ms = 0;  // no limit
+  EXPECT_TRUE(DecodeMemory(png, quick).ok());
+}
+
 TEST(ImageTest, MaxSideCapsTheLongestSide) {
   const std::string png = Encode(Gradient(3000, 1000), ".png");
   auto capped = DecodeMemory(png, {});
