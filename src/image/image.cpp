@@ -379,14 +379,14 @@ struct RegionUnref {
   void operator()(VipsRegion* region) const { g_object_unref(region); }
 };
 
-// Pulls `image` (8-bit, any band count) through in strips of rows, top to bottom as a sequential
+// Pulls `image` (8-bit unsigned, any band count) through in strips of rows, top to bottom as a sequential
 // loader wants, into `out`, and gives up between strips once max_decode_ms have passed since
 // `start`. (vips_image_write_to_memory would do the same in one call, with no way to stop it.)
 Status ReadPixels(VipsImage* image, std::chrono::steady_clock::time_point start, int max_decode_ms,
                   const char* name, std::vector<uint8_t>* out) {
   const int width = vips_image_get_width(image);
   const int height = vips_image_get_height(image);
-  const size_t row_bytes = VIPS_IMAGE_SIZEOF_LINE(image);
+  const size_t row_bytes = static_cast<size_t>(width) * static_cast<size_t>(vips_image_get_bands(image));
   out->resize(row_bytes * static_cast<size_t>(height));
   std::unique_ptr<VipsRegion, RegionUnref> region(vips_region_new(image));
   if (region == nullptr) return DecodeError(std::string("cannot decode ") + name);
@@ -398,7 +398,7 @@ Status ReadPixels(VipsImage* image, std::chrono::steady_clock::time_point start,
     }
     for (int y = top; y < top + rect.height; ++y) {
       std::memcpy(out->data() + static_cast<size_t>(y) * row_bytes,
-                  VIPS_REGION_ADDR(region.get(), 0, y), row_bytes);
+                  vips_region_addr(region.get(), 0, y), row_bytes);
     }
     if (max_decode_ms > 0 && std::chrono::steady_clock::now() - start >
                                  std::chrono::milliseconds(max_decode_ms)) {
