@@ -15,7 +15,9 @@ Outputs in --out:
   text_emb.f32                        n_texts x embed_dim, L2-normalised
   vision.onnx                         (--onnx) the image tower: pixels -> normalised embeddings
 Usage: clip_reference.py --out DIR [--size small|b32] [--seed 1] [--dtype f32] [--layout hf]
-                         [--images 2] [--texts 3] [--onnx] [--no-reference]
+                         [--images 2] [--texts 3] [--onnx] [--no-reference] [--bench N]
+  text.onnx                           (--onnx) the text tower: ids [n, L] int64 -> embeddings
+  --bench N                           prints {"image_b1_ms", "text_7_ms", "text_77_ms"} of PyTorch
 """
 import argparse
 import json
@@ -269,6 +271,7 @@ def main():
     ap.add_argument("--texts", type=int, default=3)
     ap.add_argument("--onnx", action="store_true")
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--bench", type=int, default=0, help="also time the reference, N iterations")
     args = ap.parse_args()
     torch.set_num_threads(2)
     c = SIZES[args.size]
@@ -323,6 +326,36 @@ def main():
                               input_names=["pixels"], output_names=["embeddings"],
                               dynamic_axes={"pixels": {0: "n"}, "embeddings": {0: "n"}},
                               opset_version=14)
+            sample = torch.tensor([ids[0]], dtype=torch.int64)
+            torch.onnx.export(text, sample, os.path.join(args.out, "text.onnx"),
+                              input_names=["ids"], output_names=["embeddings"],
+                              dynamic_axes={"ids": {0: "n", 1: "length"}, "embeddings": {0: "n"}},
+                              opset_version=14)
+        if args.bench:
+            print(json.dumps(bench(vision, text, c, args.bench)))
+
+
+def bench(vision, text, c, iters):
+    """Median wall times of the reference model on this CPU (2 threads), for the benchmark table."""
+    import time
+
+    def median(fn):
+        fn()
+        times = []
+        for _ in range(iters):
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1e3)
+        return sorted(times)[len(times) // 2]
+
+    s = c["image_size"]
+    out = {"threads": torch.get_num_threads()}
+    out["image_b1_ms"] = median(lambda: vision(torch.randn(1, 3, s, s)))
+    for length in (7, 77):
+        ids = torch.randint(1, c["vocab"] - 2, (1, length))
+        ids[0, -1] = c["vocab"] - 1
+        out[f"text_{length}_ms"] = median(lambda: text(ids))
+    return out
 
 
 if __name__ == "__main__":

@@ -88,8 +88,11 @@ class WeightReader {
     FS_RETURN_IF_ERROR(CheckShape(name, *view, shape));
     std::vector<float> out(static_cast<size_t>(view->numel()));
     FS_RETURN_IF_ERROR(ToFloat32(name, *view, out));
+    file_.ReleasePages(*view);
     return out;
   }
+
+  void Release(const TensorView& view) const { file_.ReleasePages(view); }
 
   Result<const TensorView*> View(const std::string& name, std::vector<int64_t> shape) const {
     const TensorView* view = file_.Find(name);
@@ -233,6 +236,7 @@ Result<TextWeights> LoadText(GemmContext* ctx, const WeightReader& r, const Clip
       part.data = part.data.subspan(static_cast<size_t>(first) * row_bytes, static_cast<size_t>(rows) * row_bytes);
       FS_RETURN_IF_ERROR(ToFloat32(tok_name, part, std::span<float>(row).first(static_cast<size_t>(rows) * w)));
     }
+    r.Release(*t.token_embedding);  // rows come back from disk as texts use them
   }
   FS_ASSIGN_OR_RETURN(t.position, r.Get(hf ? "text_model.embeddings.position_embedding.weight"
                                            : "positional_embedding",

@@ -188,6 +188,13 @@ void SafetensorsFile::ReleasePages() const {
   if (map_ != nullptr) ::madvise(map_, size_, MADV_DONTNEED);
 }
 
+void SafetensorsFile::ReleasePages(const TensorView& view) const {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(view.data.data()) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<uintptr_t>(view.data.data()) + view.data.size()) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 Status ToFloat32(const std::string& name, const TensorView& view, std::span<float> out) {
   const auto n = static_cast<size_t>(view.numel());
   if (out.size() != n) {

@@ -42,6 +42,9 @@ class SafetensorsFile {
   // Lets the kernel drop the mapped pages (they are re-read from disk if touched again): called
   // once the weights have been converted into their compute layout, so RSS holds them only once.
   void ReleasePages() const;
+  // The same for the whole pages inside one tensor's bytes (called after converting it, so that
+  // loading never holds a tensor twice).
+  void ReleasePages(const TensorView& view) const;
 
  private:
   SafetensorsFile() = default;
