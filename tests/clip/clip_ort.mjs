@@ -1,5 +1,6 @@
 // ONNX Runtime (npm onnxruntime-node) as the second CLIP oracle and as a benchmark peer.
 //   node clip_ort.mjs embed --model vision.onnx --input pixels.f32 --n N --size S --out emb.f32
+//   node clip_ort.mjs embed-text --model text.onnx --ids text_ids.json --out emb.f32
 //   node clip_ort.mjs bench --dir DIR --size S [--threads 2] [--iters 10]
 // bench prints one JSON object: image ms at batch 1, ms per image at batch 8 and 32 (when present),
 // text ms for a 7-token and a 77-token input, session load ms.
@@ -42,6 +43,15 @@ if (mode === 'embed') {
   const s = await session(args.model);
   const out = await s.run({ pixels: new ort.Tensor('float32', pixels, [n, 3, size, size]) });
   writeFileSync(args.out, Buffer.from(out.embeddings.data.buffer, out.embeddings.data.byteOffset, out.embeddings.data.byteLength));
+} else if (mode === 'embed-text') {
+  const s = await session(args.model);
+  const parts = [];
+  for (const text of JSON.parse(readFileSync(args.ids, 'utf8'))) {  // one at a time: lengths differ
+    const ids = BigInt64Array.from(text.map(BigInt));
+    const out = await s.run({ ids: new ort.Tensor('int64', ids, [1, ids.length]) });
+    parts.push(Buffer.from(out.embeddings.data.buffer, out.embeddings.data.byteOffset, out.embeddings.data.byteLength));
+  }
+  writeFileSync(args.out, Buffer.concat(parts));
 } else if (mode === 'bench') {
   const size = Number(args.size), iters = Number(args.iters ?? 10);
   const result = { threads };

@@ -267,6 +267,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dtype", default="f32", choices=["f32", "f16", "bf16"])
     ap.add_argument("--layout", default="hf", choices=["hf", "openai"])
+    ap.add_argument("--variants", default="",
+                    help="comma list of LAYOUT-DTYPE (hf-f32,openai-f32,hf-f16,...): one sub-folder each, "
+                         "same seed, one Python start-up; --onnx applies to the first")
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--texts", type=int, default=3)
     ap.add_argument("--onnx", action="store_true")
@@ -274,20 +277,29 @@ def main():
     ap.add_argument("--bench", type=int, default=0, help="also time the reference, N iterations")
     args = ap.parse_args()
     torch.set_num_threads(2)
+    if not args.variants:
+        generate(args, args.out, args.layout, args.dtype, args.onnx)
+        return
+    for i, variant in enumerate(args.variants.split(",")):
+        layout, dtype = variant.split("-")
+        generate(args, os.path.join(args.out, variant), layout, dtype, args.onnx and i == 0)
+
+
+def generate(args, out, layout, dtype, onnx):
     c = SIZES[args.size]
     gen = torch.Generator().manual_seed(args.seed)
     vision, text = VisionTower(c), TextTower(c)
     init_weights(vision, text, c, gen)
-    round_to_dtype((vision, text), args.dtype)
+    round_to_dtype((vision, text), dtype)
     vision.eval()
     text.eval()
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
 
-    state = hf_state(vision, text) if args.layout == "hf" else openai_state(vision, text)
-    write_safetensors(os.path.join(args.out, "model.safetensors"), state, args.dtype)
-    if args.layout == "hf":
+    state = hf_state(vision, text) if layout == "hf" else openai_state(vision, text)
+    write_safetensors(os.path.join(out, "model.safetensors"), state, dtype)
+    if layout == "hf":
         name = "openai/clip-vit-base-patch32" if args.size == "b32" else "test/clip-small"
-        with open(os.path.join(args.out, "config.json"), "w") as f:
+        with open(os.path.join(out, "config.json"), "w") as f:
             json.dump(hf_config(c, name), f, indent=1)
     elif args.size != "b32":  # OpenCLIP's config; a b32 OpenAI checkpoint is inferred from shapes
         cfg = {"model_cfg": {"embed_dim": c["embed_dim"],
@@ -298,11 +310,11 @@ def main():
                              "text_cfg": {"context_length": c["context"], "vocab_size": c["vocab"],
                                           "width": c["t_width"], "heads": c["t_heads"],
                                           "layers": c["t_layers"]}}}
-        with open(os.path.join(args.out, "open_clip_config.json"), "w") as f:
+        with open(os.path.join(out, "open_clip_config.json"), "w") as f:
             json.dump(cfg, f, indent=1)
 
     pixels = torch.randn((args.images, 3, c["image_size"], c["image_size"]), generator=gen)
-    pixels.numpy().astype("<f4").tofile(os.path.join(args.out, "pixels.f32"))
+    pixels.numpy().astype("<f4").tofile(os.path.join(out, "pixels.f32"))
     eot, sot = c["vocab"] - 1, c["vocab"] - 2
     ids = []
     for i in range(args.texts):
@@ -310,24 +322,24 @@ def main():
         n = [5, 1, 75, 20, 12][i % 5]
         words = torch.randint(1, c["vocab"] - 2, (n,), generator=gen).tolist()
         ids.append([sot] + words + [eot])
-    with open(os.path.join(args.out, "text_ids.json"), "w") as f:
+    with open(os.path.join(out, "text_ids.json"), "w") as f:
         json.dump(ids, f)
     if args.no_reference:
         return
     with torch.no_grad():
         if args.images:
-            vision(pixels).numpy().astype("<f4").tofile(os.path.join(args.out, "image_emb.f32"))
+            vision(pixels).numpy().astype("<f4").tofile(os.path.join(out, "image_emb.f32"))
         if args.texts:
             length = max(len(x) for x in ids)
             padded = torch.tensor([x + [0] * (length - len(x)) for x in ids], dtype=torch.int64)
-            text(padded).numpy().astype("<f4").tofile(os.path.join(args.out, "text_emb.f32"))
-        if args.onnx:
-            torch.onnx.export(vision, pixels[:1], os.path.join(args.out, "vision.onnx"),
+            text(padded).numpy().astype("<f4").tofile(os.path.join(out, "text_emb.f32"))
+        if onnx:
+            torch.onnx.export(vision, pixels[:1], os.path.join(out, "vision.onnx"),
                               input_names=["pixels"], output_names=["embeddings"],
                               dynamic_axes={"pixels": {0: "n"}, "embeddings": {0: "n"}},
                               opset_version=14)
             sample = torch.tensor([ids[0]], dtype=torch.int64)
-            torch.onnx.export(text, sample, os.path.join(args.out, "text.onnx"),
+            torch.onnx.export(text, sample, os.path.join(out, "text.onnx"),
                               input_names=["ids"], output_names=["embeddings"],
                               dynamic_axes={"ids": {0: "n", 1: "length"}, "embeddings": {0: "n"}},
                               opset_version=14)

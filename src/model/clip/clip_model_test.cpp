@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -27,33 +31,37 @@ struct Reference {
   std::vector<std::vector<int32_t>> ids;
 };
 
-// Generated once per argument string, removed at exit.
-const Reference* GetReference(const std::string& args, std::string* why) {
-  static std::map<std::string, std::optional<Reference>> cache;
-  static std::map<std::string, std::string> reasons;
-  auto it = cache.find(args);
-  if (it == cache.end()) {
-    std::optional<Reference> ref;
-    if (auto dir = GenerateReference(args, &reasons[args])) {
-      ref = Reference{*dir, ReadFloats(*dir + "/pixels.f32"), ReadFloats(*dir + "/image_emb.f32"),
-                      ReadFloats(*dir + "/text_emb.f32"), ReadIds(*dir + "/text_ids.json")};
-      static struct Cleanup {
-        std::vector<std::string> dirs;
-        ~Cleanup() {
-          for (auto& d : dirs) testing::RemoveTree(d);
-        }
-      } cleanup;
-      cleanup.dirs.push_back(*dir);
+// One Python start-up generates every small variant (same seed, so the same weights): the HF
+// layout in fp32 (with ONNX exports), the OpenAI layout, and fp16 / bf16 files. Removed at exit.
+constexpr const char* kVariants = "hf-f32,openai-f32,hf-f16,hf-bf16";
+
+const Reference* GetReference(const std::string& variant, std::string* why) {
+  static std::string reason;
+  static const std::optional<std::string> root = [] {
+    return GenerateReference(std::string("--size small --images 3 --texts 5 --onnx --variants ") + kVariants,
+                             &reason);
+  }();
+  static std::map<std::string, Reference> cache;
+  static struct Cleanup {
+    ~Cleanup() {
+      if (root) testing::RemoveTree(*root);
     }
-    it = cache.emplace(args, std::move(ref)).first;
+  } cleanup;
+  *why = reason;
+  if (!root) return nullptr;
+  auto it = cache.find(variant);
+  if (it == cache.end()) {
+    const std::string dir = *root + "/" + variant;
+    it = cache.emplace(variant, Reference{dir, ReadFloats(dir + "/pixels.f32"), ReadFloats(dir + "/image_emb.f32"),
+                                          ReadFloats(dir + "/text_emb.f32"), ReadIds(dir + "/text_ids.json")})
+             .first;
   }
-  *why = reasons[args];
-  return it->second ? &*it->second : nullptr;
+  return &it->second;
 }
 
-#define REFERENCE_OR_SKIP(var, args)                      \
-  std::string why_##var;                                  \
-  const Reference* var = GetReference(args, &why_##var);  \
+#define REFERENCE_OR_SKIP(var, variant)                      \
+  std::string why_##var;                                     \
+  const Reference* var = GetReference(variant, &why_##var);  \
   if (var == nullptr) GTEST_SKIP() << why_##var
 
 std::unique_ptr<ClipModel> LoadOrDie(const std::string& dir, Precision precision = Precision::kFp32,
@@ -84,7 +92,7 @@ void ExpectMatches(ClipModel& model, const Reference& ref, double min_cosine) {
   EXPECT_NEAR(norm, 1.0, 1e-5);
 }
 
-constexpr const char* kSmall = "--size small --images 3 --texts 5";
+constexpr const char* kSmall = "hf-f32";  // the main small model, with ONNX exports
 
 TEST(ClipModelTest, Fp32MatchesPyTorchHfLayout) {
   REFERENCE_OR_SKIP(ref, kSmall);
@@ -96,17 +104,41 @@ TEST(ClipModelTest, Fp32MatchesPyTorchHfLayout) {
   ExpectMatches(*model, *ref, 0.9999);
 }
 
-TEST(ClipModelTest, Fp32MatchesPyTorchOpenAiLayout) {
-  REFERENCE_OR_SKIP(ref, std::string(kSmall) + " --layout openai");
+// Second oracle: the same weights exported to ONNX by PyTorch and run by ONNX Runtime (npm).
+TEST(ClipModelTest, Fp32MatchesOnnxRuntime) {
+  REFERENCE_OR_SKIP(ref, kSmall);
+  const char* source = std::getenv("FILESEARCH_SOURCE_DIR");
+  const std::string root = source ? source : ".";
+  if (!std::filesystem::exists(root + "/tests/node/node_modules/onnxruntime-node")) {
+    GTEST_SKIP() << "onnxruntime-node is not installed (run scripts/node-deps)";
+  }
+  const std::string script = "node " + root + "/tests/clip/clip_ort.mjs ";
+  const std::string images = ref->dir + "/ort_image_emb.f32", texts = ref->dir + "/ort_text_emb.f32";
+  ASSERT_EQ(std::system((script + "embed --model " + ref->dir + "/vision.onnx --input " + ref->dir +
+                         "/pixels.f32 --n 3 --size 64 --out " + images).c_str()), 0);
+  ASSERT_EQ(std::system((script + "embed-text --model " + ref->dir + "/text.onnx --ids " + ref->dir +
+                         "/text_ids.json --out " + texts).c_str()), 0);
+  Reference ort = *ref;
+  ort.image_emb = ReadFloats(images);
+  ort.text_emb = ReadFloats(texts);
+  ASSERT_EQ(ort.image_emb.size(), ref->image_emb.size());
+  ASSERT_EQ(ort.text_emb.size(), ref->text_emb.size());
   auto model = LoadOrDie(ref->dir);
   ASSERT_NE(model, nullptr);
-  EXPECT_EQ(model->model_id(), std::filesystem::path(ref->dir).filename().string());
+  ExpectMatches(*model, ort, 0.9999);
+}
+
+TEST(ClipModelTest, Fp32MatchesPyTorchOpenAiLayout) {
+  REFERENCE_OR_SKIP(ref, "openai-f32");
+  auto model = LoadOrDie(ref->dir);
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->model_id(), "openai-f32");  // the folder name
   ExpectMatches(*model, *ref, 0.9999);
 }
 
 TEST(ClipModelTest, Fp16AndBf16FilesLoad) {
   for (const char* dtype : {"f16", "bf16"}) {
-    REFERENCE_OR_SKIP(ref, std::string(kSmall) + " --dtype " + dtype);
+    REFERENCE_OR_SKIP(ref, std::string("hf-") + dtype);
     auto model = LoadOrDie(ref->dir);
     ASSERT_NE(model, nullptr);
     ExpectMatches(*model, *ref, 0.9999);
