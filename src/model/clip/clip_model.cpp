@@ -306,8 +306,10 @@ struct ClipModel::Impl {
   }
 
   // Multi-head attention over n sequences of `tokens`: qkv [n*T, 3W] -> out [n*T, W].
-  void Attention(const float* qkv, int n, int tokens, const TowerParams& p, bool causal, float* out,
-                 Buffers& buf) {
+  // With `pick` (one token per sequence), only that token's query: out [n, W], and a causal
+  // sequence's keys end at the picked token.
+  void Attention(const float* qkv, int n, int tokens, const TowerParams& p, bool causal, const int* pick,
+                 float* out, Buffers& buf) {
     const int w = p.width, head_dim = w / p.heads;
     const size_t scratch_floats = AttentionScratchFloats(static_cast<size_t>(tokens), static_cast<size_t>(head_dim));
     const int jobs = n * p.heads;
@@ -316,10 +318,19 @@ struct ClipModel::Impl {
       const int seq = job / p.heads, head = job % p.heads;
       const float* base = qkv + static_cast<size_t>(seq) * tokens * 3 * w + static_cast<size_t>(head) * head_dim;
       float* scratch = buf.scratch.data() + static_cast<size_t>(omp_get_thread_num()) * scratch_floats;
-      kernels->attention_head(base, base + w, base + 2 * w, static_cast<size_t>(3 * w),
-                              static_cast<size_t>(tokens), static_cast<size_t>(head_dim), causal,
-                              out + static_cast<size_t>(seq) * tokens * w + static_cast<size_t>(head) * head_dim,
-                              static_cast<size_t>(w), scratch);
+      const size_t stride = static_cast<size_t>(3 * w);
+      if (pick == nullptr) {
+        kernels->attention_head(base, base + w, base + 2 * w, stride, static_cast<size_t>(tokens),
+                                static_cast<size_t>(tokens), static_cast<size_t>(head_dim), causal,
+                                out + static_cast<size_t>(seq) * tokens * w + static_cast<size_t>(head) * head_dim,
+                                static_cast<size_t>(w), scratch);
+      } else {
+        const int keys = causal ? pick[seq] + 1 : tokens;
+        kernels->attention_head(base + static_cast<size_t>(pick[seq]) * stride, base + w, base + 2 * w, stride, 1,
+                                static_cast<size_t>(keys), static_cast<size_t>(head_dim), false,
+                                out + static_cast<size_t>(seq) * w + static_cast<size_t>(head) * head_dim,
+                                static_cast<size_t>(w), scratch);
+      }
     }
   }
 
@@ -327,13 +338,47 @@ struct ClipModel::Impl {
   void BlockForward(Block& b, const TowerParams& p, int n, int tokens, bool causal, Buffers& buf) {
     const int m = n * tokens, w = p.width;
     float* x = buf.x.data();
-    LayerNormRows(b.ln_1, x, buf.h.data(), m, w, p.ln_eps);           // h = ln_1(x)          [M, W]
-    b.qkv.Forward(buf.h.data(), m, buf.qkv.data(), false);             // qkv = h Wqkv^T + b   [M, 3W]
-    Attention(buf.qkv.data(), n, tokens, p, causal, buf.h.data(), buf); // h = attn(q, k, v)    [M, W]
-    b.out.Forward(buf.h.data(), m, x, true);                           // x += h Wo^T + bo     [M, W]
-    LayerNormRows(b.ln_2, x, buf.h.data(), m, w, p.ln_eps);            // h = ln_2(x)          [M, W]
-    b.fc1.Forward(buf.h.data(), m, buf.mlp.data(), false);             // f = act(h W1^T + b1) [M, F]
-    b.fc2.Forward(buf.mlp.data(), m, x, true);                         // x += f W2^T + b2     [M, W]
+    LayerNormRows(b.ln_1, x, buf.h.data(), m, w, p.ln_eps);            // h = ln_1(x)          [M, W]
+    b.qkv.Forward(buf.h.data(), m, buf.qkv.data(), false);              // qkv = h Wqkv^T + b   [M, 3W]
+    Attention(buf.qkv.data(), n, tokens, p, causal, nullptr, buf.h.data(), buf);  // h = attn [M, W]
+    b.out.Forward(buf.h.data(), m, x, true);                            // x += h Wo^T + bo     [M, W]
+    LayerNormRows(b.ln_2, x, buf.h.data(), m, w, p.ln_eps);             // h = ln_2(x)          [M, W]
+    b.fc1.Forward(buf.h.data(), m, buf.mlp.data(), false);              // f = act(h W1^T + b1) [M, F]
+    b.fc2.Forward(buf.mlp.data(), m, x, true);                          // x += f W2^T + b2     [M, W]
+  }
+
+  // The last block, computed only for the one token per sequence the tower's output is read from
+  // (the class token, or the end-of-text token): every other row would be thrown away.
+  // x [n*T, W] -> pooled [n, W] = the block's output at token pick[seq].
+  void LastBlockForward(Block& b, const TowerParams& p, int n, int tokens, bool causal, const int* pick,
+                        Buffers& buf) {
+    const int m = n * tokens, w = p.width;
+    float* x = buf.x.data();
+    float* pooled = buf.pooled.data();
+    LayerNormRows(b.ln_1, x, buf.h.data(), m, w, p.ln_eps);             // h = ln_1(x)           [M, W]
+    b.qkv.Forward(buf.h.data(), m, buf.qkv.data(), false);               // qkv (all keys/values) [M, 3W]
+    Attention(buf.qkv.data(), n, tokens, p, causal, pick, buf.h.data(), buf);  // h = attn     [n, W]
+    for (int seq = 0; seq < n; ++seq) {                                  // pooled = x[seq, pick] [n, W]
+      std::memcpy(pooled + static_cast<size_t>(seq) * w, x + (static_cast<size_t>(seq) * tokens + pick[seq]) * w,
+                  static_cast<size_t>(w) * sizeof(float));
+    }
+    b.out.Forward(buf.h.data(), n, pooled, true);                         // pooled += h Wo^T + bo [n, W]
+    LayerNormRows(b.ln_2, pooled, buf.h.data(), n, w, p.ln_eps);          // h = ln_2(pooled)      [n, W]
+    b.fc1.Forward(buf.h.data(), n, buf.mlp.data(), false);                // f = act(h W1^T + b1)  [n, F]
+    b.fc2.Forward(buf.mlp.data(), n, pooled, true);                       // pooled += f W2^T + b2 [n, W]
+  }
+
+  // All blocks of `tower`; the output rows at pick[seq] land in buf.pooled [n, W].
+  Status TowerForward(Tower& tower, int n, int tokens, bool causal, const int* pick, Buffers& buf) {
+    Block& last = tower.blocks.back();
+    FS_RETURN_IF_ERROR(last.out.Prepare(n, true));
+    FS_RETURN_IF_ERROR(last.fc1.Prepare(n, false));
+    FS_RETURN_IF_ERROR(last.fc2.Prepare(n, true));
+    for (size_t layer = 0; layer + 1 < tower.blocks.size(); ++layer) {
+      BlockForward(tower.blocks[layer], tower.params, n, tokens, causal, buf);
+    }
+    LastBlockForward(last, tower.params, n, tokens, causal, pick, buf);
+    return Status::Ok();
   }
 
   // Rows of `in` [n, E] scaled to unit length into out.
@@ -385,11 +430,8 @@ struct ClipModel::Impl {
       }
     }
     LayerNormRows(vision.ln_pre, x, x, m, w, p.vision.ln_eps);  // x = ln_pre(x)  [n*T, W]
-    for (Block& b : vision.tower.blocks) BlockForward(b, p.vision, n, tokens, false, buf);
-    for (int img = 0; img < n; ++img) {                          // pooled = x[:, 0]  [n, W]
-      std::memcpy(buf.pooled.data() + static_cast<size_t>(img) * w, x + static_cast<size_t>(img) * tokens * w,
-                  static_cast<size_t>(w) * sizeof(float));
-    }
+    class_rows.assign(static_cast<size_t>(n), 0);               // read at the class token
+    FS_RETURN_IF_ERROR(TowerForward(vision.tower, n, tokens, false, class_rows.data(), buf));  // [n, W]
     LayerNormRows(vision.ln_post, buf.pooled.data(), buf.normed.data(), n, w, p.vision.ln_eps);
     vision.proj.Forward(buf.normed.data(), n, buf.pooled.data(), false);  // [n, E]
     Normalize(buf.pooled.data(), n, p.embed_dim, out);
@@ -432,18 +474,15 @@ struct ClipModel::Impl {
         }
       }
     }
-    for (Block& b : text.tower.blocks) BlockForward(b, p.text, n, tokens, true, buf);
-    for (int seq = 0; seq < n; ++seq) {  // pooled = x[seq, eot]  [n, W]
-      std::memcpy(buf.pooled.data() + static_cast<size_t>(seq) * w,
-                  x + (static_cast<size_t>(seq) * tokens + eot[seq]) * w, static_cast<size_t>(w) * sizeof(float));
-    }
+    FS_RETURN_IF_ERROR(TowerForward(text.tower, n, tokens, true, eot.data(), buf));  // x[:, eot]  [n, W]
     LayerNormRows(text.ln_final, buf.pooled.data(), buf.normed.data(), n, w, p.text.ln_eps);
     text.proj.Forward(buf.normed.data(), n, buf.pooled.data(), false);  // [n, E]
     Normalize(buf.pooled.data(), n, p.embed_dim, out);
     return Status::Ok();
   }
 
-  std::vector<int> eot_scratch;
+  std::vector<int> eot_scratch;  // per text: its end-of-text position
+  std::vector<int> class_rows;   // per image: 0, the class token
 };
 
 ClipModel::ClipModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

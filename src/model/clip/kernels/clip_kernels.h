@@ -18,12 +18,13 @@ struct ClipKernels {
                      const float* beta, float eps);
   // row: [n], replaced by softmax(row). n >= 1.
   void (*softmax)(float* row, size_t n);
-  // One attention head of one sequence. q, k, v: [tokens, head_dim] rows `stride` floats apart
-  // (q already multiplied by 1/sqrt(head_dim)); out: [tokens, head_dim] rows `out_stride` apart.
-  // causal: query i sees keys 0..i. scratch: AttentionScratchFloats(tokens, head_dim) floats.
+  // One attention head of one sequence. q: [queries, head_dim], k, v: [tokens, head_dim], rows
+  // `stride` floats apart (q already multiplied by 1/sqrt(head_dim)); out: [queries, head_dim]
+  // rows `out_stride` apart. Query i sees keys 0..i when causal (queries <= tokens), else all.
+  // scratch: AttentionScratchFloats(tokens, head_dim) floats.
   void (*attention_head)(const float* q, const float* k, const float* v, size_t stride,
-                         size_t tokens, size_t head_dim, bool causal, float* out, size_t out_stride,
-                         float* scratch);
+                         size_t queries, size_t tokens, size_t head_dim, bool causal, float* out,
+                         size_t out_stride, float* scratch);
   // dst[i] = bf16(src[i]), rounded to nearest even (NaN stays NaN). n >= 0.
   void (*to_bf16)(const float* src, uint16_t* dst, size_t n);
   // Returns max |src[i]| (0 for n == 0).

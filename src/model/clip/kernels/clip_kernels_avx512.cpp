@@ -80,7 +80,7 @@ void SoftmaxAvx512(float* row, size_t n) {
 }
 
 void AttentionHeadAvx512(const float* q, const float* k, const float* v, size_t stride,
-                         size_t tokens, size_t head_dim, bool causal, float* out, size_t out_stride,
+                         size_t queries, size_t tokens, size_t head_dim, bool causal, float* out, size_t out_stride,
                          float* scratch) {
   const size_t padded = (tokens + 15) / 16 * 16;
   float* kt = scratch;                          // [head_dim, padded]: K transposed
@@ -88,7 +88,7 @@ void AttentionHeadAvx512(const float* q, const float* k, const float* v, size_t 
   for (size_t key = 0; key < tokens; ++key) {
     for (size_t d = 0; d < head_dim; ++d) kt[d * padded + key] = k[key * stride + d];
   }
-  for (size_t query = 0; query < tokens; ++query) {
+  for (size_t query = 0; query < queries; ++query) {
     const size_t keys = causal ? query + 1 : tokens;
     const float* qrow = q + query * stride;
     // scores[key] = q . k[key], 64 keys (four registers) at a time.

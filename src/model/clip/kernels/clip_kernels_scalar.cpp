@@ -39,10 +39,10 @@ void SoftmaxScalar(float* row, size_t n) {
 }
 
 void AttentionHeadScalar(const float* q, const float* k, const float* v, size_t stride,
-                         size_t tokens, size_t head_dim, bool causal, float* out, size_t out_stride,
+                         size_t queries, size_t tokens, size_t head_dim, bool causal, float* out, size_t out_stride,
                          float* scratch) {
   float* scores = scratch;  // [tokens]
-  for (size_t query = 0; query < tokens; ++query) {
+  for (size_t query = 0; query < queries; ++query) {
     const size_t keys = causal ? query + 1 : tokens;
     for (size_t key = 0; key < keys; ++key) {
       float dot = 0;

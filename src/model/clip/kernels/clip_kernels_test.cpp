@@ -61,13 +61,32 @@ TEST_F(ClipKernelsTest, AttentionHead) {
         std::vector<float> want(tokens * head_dim), got(tokens * head_dim);
         std::vector<float> scratch(AttentionScratchFloats(tokens, head_dim));
         ref_.attention_head(qkv.data(), qkv.data() + head_dim, qkv.data() + 2 * head_dim, stride, tokens,
-                            head_dim, causal, want.data(), head_dim, scratch.data());
+                            tokens, head_dim, causal, want.data(), head_dim, scratch.data());
         simd_->attention_head(qkv.data(), qkv.data() + head_dim, qkv.data() + 2 * head_dim, stride, tokens,
-                              head_dim, causal, got.data(), head_dim, scratch.data());
+                              tokens, head_dim, causal, got.data(), head_dim, scratch.data());
         for (size_t i = 0; i < want.size(); ++i) {
           ASSERT_NEAR(got[i], want[i], 2e-5f) << tokens << " " << head_dim << " " << causal;
         }
       }
+    }
+  }
+}
+
+// One query (the class token, or a text's end-of-text token) equals that row of the full result.
+TEST_F(ClipKernelsTest, AttentionSingleQueryMatchesFullRow) {
+  const size_t tokens = 23, head_dim = 48, stride = 3 * head_dim;
+  auto qkv = Random(tokens * stride, 7, 1.0f);
+  std::vector<float> full(tokens * head_dim), one(head_dim);
+  std::vector<float> scratch(AttentionScratchFloats(tokens, head_dim));
+  const float* q = qkv.data();
+  const float* k = q + head_dim;
+  const float* v = q + 2 * head_dim;
+  for (const ClipKernels* kernels : {&ref_, simd_}) {
+    kernels->attention_head(q, k, v, stride, tokens, tokens, head_dim, true, full.data(), head_dim, scratch.data());
+    for (size_t row : {size_t{0}, size_t{9}, tokens - 1}) {
+      kernels->attention_head(q + row * stride, k, v, stride, 1, row + 1, head_dim, false, one.data(), head_dim,
+                              scratch.data());
+      for (size_t d = 0; d < head_dim; ++d) ASSERT_NEAR(one[d], full[row * head_dim + d], 1e-6f) << kernels->name;
     }
   }
 }
