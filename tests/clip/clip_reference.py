@@ -17,7 +17,8 @@ Outputs in --out:
 Usage: clip_reference.py --out DIR [--size small|b32] [--seed 1] [--dtype f32] [--layout hf]
                          [--images 2] [--texts 3] [--onnx] [--no-reference] [--bench N]
   text.onnx                           (--onnx) the text tower: ids [n, L] int64 -> embeddings
-  --bench N                           prints {"image_b1_ms", "text_7_ms", "text_77_ms"} of PyTorch
+  --bench N                           writes nothing; prints PyTorch's median
+                                      {"image_b1_ms", "text_7_ms", "text_77_ms"} over N runs
 """
 import argparse
 import json
@@ -262,7 +263,7 @@ def round_to_dtype(modules, dtype):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", default="")
     ap.add_argument("--size", default="small", choices=SIZES)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dtype", default="f32", choices=["f32", "f16", "bf16"])
@@ -277,6 +278,13 @@ def main():
     ap.add_argument("--bench", type=int, default=0, help="also time the reference, N iterations")
     args = ap.parse_args()
     torch.set_num_threads(2)
+    if args.bench:  # time only: the same model, nothing written
+        c = SIZES[args.size]
+        vision, text = VisionTower(c).eval(), TextTower(c).eval()
+        init_weights(vision, text, c, torch.Generator().manual_seed(args.seed))
+        with torch.no_grad():
+            print(json.dumps(bench(vision, text, c, args.bench)))
+        return
     if not args.variants:
         generate(args, args.out, args.layout, args.dtype, args.onnx)
         return
@@ -343,8 +351,6 @@ def generate(args, out, layout, dtype, onnx):
                               input_names=["ids"], output_names=["embeddings"],
                               dynamic_axes={"ids": {0: "n", 1: "length"}, "embeddings": {0: "n"}},
                               opset_version=14)
-        if args.bench:
-            print(json.dumps(bench(vision, text, c, args.bench)))
 
 
 def bench(vision, text, c, iters):
