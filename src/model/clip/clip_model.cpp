@@ -79,18 +79,30 @@ class WeightReader {
   WeightReader(const SafetensorsFile& file, Layout layout) : file_(file), layout_(layout) {}
   Layout layout() const { return layout_; }
 
-  Result<std::vector<float>> Get(const std::string& name, std::vector<int64_t> shape) const {
+  // Converts tensor `name` to fp32 into *out (resized; reusing one vector across the big weights
+  // spares a fresh allocation, its page faults and its zeroing per tensor).
+  Status Read(const std::string& name, const std::vector<int64_t>& shape, std::vector<float>* out) const {
     const TensorView* view = file_.Find(name);
     if (view == nullptr) {
       return Status::NotFound("tensor '" + name + "' is missing from '" + file_.path() +
                               "' (is this a CLIP checkpoint of the expected layout?)");
     }
     FS_RETURN_IF_ERROR(CheckShape(name, *view, shape));
-    std::vector<float> out(static_cast<size_t>(view->numel()));
-    FS_RETURN_IF_ERROR(ToFloat32(name, *view, out));
+    out->resize(static_cast<size_t>(view->numel()));
+    file_.PrefaultPages(*view);
+    FS_RETURN_IF_ERROR(ToFloat32(name, *view, *out));
     file_.ReleasePages(*view);
+    return Status::Ok();
+  }
+
+  Result<std::vector<float>> Get(const std::string& name, std::vector<int64_t> shape) const {
+    std::vector<float> out;
+    FS_RETURN_IF_ERROR(Read(name, shape, &out));
     return out;
   }
+
+  // Reusable conversion buffers for the weights that are packed and then dropped.
+  std::vector<float>& scratch(int slot) const { return scratch_[slot]; }
 
   void Release(const TensorView& view) const { file_.ReleasePages(view); }
 
@@ -119,6 +131,7 @@ class WeightReader {
   }
   const SafetensorsFile& file_;
   Layout layout_;
+  mutable std::vector<float> scratch_[3];
 };
 
 Result<LayerNorm> LoadLayerNorm(const WeightReader& r, const std::string& prefix, int width) {
@@ -130,8 +143,10 @@ Result<LayerNorm> LoadLayerNorm(const WeightReader& r, const std::string& prefix
 
 Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::string& prefix, int in,
                           int out, GemmEpilogue epilogue) {
-  FS_ASSIGN_OR_RETURN(auto w, r.Get(prefix + ".weight", {out, in}));
-  FS_ASSIGN_OR_RETURN(auto b, r.Get(prefix + ".bias", {out}));
+  std::vector<float>& w = r.scratch(0);
+  std::vector<float>& b = r.scratch(1);
+  FS_RETURN_IF_ERROR(r.Read(prefix + ".weight", {out, in}, &w));
+  FS_RETURN_IF_ERROR(r.Read(prefix + ".bias", {out}, &b));
   return Linear::Create(ctx, w, b, in, out, epilogue);
 }
 
@@ -144,18 +159,25 @@ Result<Block> LoadBlock(GemmContext* ctx, const WeightReader& r, const std::stri
   Block block;
   FS_ASSIGN_OR_RETURN(block.ln_1, LoadLayerNorm(r, prefix + (hf ? ".layer_norm1" : ".ln_1"), w));
   FS_ASSIGN_OR_RETURN(block.ln_2, LoadLayerNorm(r, prefix + (hf ? ".layer_norm2" : ".ln_2"), w));
-  std::vector<float> qkv_w, qkv_b;  // [3W, W], [3W]
+  std::vector<float>& qkv_w = r.scratch(0);  // [3W, W]
+  std::vector<float>& qkv_b = r.scratch(1);  // [3W]
   if (hf) {
+    std::vector<float>& part_buf = r.scratch(2);
+    const size_t ww = static_cast<size_t>(w) * static_cast<size_t>(w);
+    qkv_w.resize(3 * ww);
+    qkv_b.resize(3 * static_cast<size_t>(w));
+    int index = 0;
     for (const char* part : {"q", "k", "v"}) {
       const std::string name = prefix + ".self_attn." + part + "_proj";
-      FS_ASSIGN_OR_RETURN(auto pw, r.Get(name + ".weight", {w, w}));
-      FS_ASSIGN_OR_RETURN(auto pb, r.Get(name + ".bias", {w}));
-      qkv_w.insert(qkv_w.end(), pw.begin(), pw.end());
-      qkv_b.insert(qkv_b.end(), pb.begin(), pb.end());
+      FS_RETURN_IF_ERROR(r.Read(name + ".weight", {w, w}, &part_buf));
+      std::copy(part_buf.begin(), part_buf.end(), qkv_w.begin() + static_cast<ptrdiff_t>(index * ww));
+      FS_RETURN_IF_ERROR(r.Read(name + ".bias", {w}, &part_buf));
+      std::copy(part_buf.begin(), part_buf.end(), qkv_b.begin() + index * w);
+      ++index;
     }
   } else {
-    FS_ASSIGN_OR_RETURN(qkv_w, r.Get(prefix + ".attn.in_proj_weight", {3 * w, w}));
-    FS_ASSIGN_OR_RETURN(qkv_b, r.Get(prefix + ".attn.in_proj_bias", {3 * w}));
+    FS_RETURN_IF_ERROR(r.Read(prefix + ".attn.in_proj_weight", {3 * w, w}, &qkv_w));
+    FS_RETURN_IF_ERROR(r.Read(prefix + ".attn.in_proj_bias", {3 * w}, &qkv_b));
   }
   // Fold attention's 1/sqrt(head size) into q, as nn.MultiheadAttention scales q after projection.
   const float scale = 1.0f / std::sqrt(static_cast<float>(w / p.heads));

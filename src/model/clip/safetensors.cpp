@@ -195,6 +195,17 @@ void SafetensorsFile::ReleasePages(const TensorView& view) const {
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+void SafetensorsFile::PrefaultPages(const TensorView& view) const {
+#ifdef MADV_POPULATE_READ
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(view.data.data()) / page * page;
+  const auto end = reinterpret_cast<uintptr_t>(view.data.data()) + view.data.size();
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+#else
+  (void)view;
+#endif
+}
+
 Status ToFloat32(const std::string& name, const TensorView& view, std::span<float> out) {
   const auto n = static_cast<size_t>(view.numel());
   if (out.size() != n) {

@@ -45,6 +45,9 @@ class SafetensorsFile {
   // The same for the whole pages inside one tensor's bytes (called after converting it, so that
   // loading never holds a tensor twice).
   void ReleasePages(const TensorView& view) const;
+  // Maps one tensor's pages in a single call (MADV_POPULATE_READ) instead of one fault per page;
+  // a no-op where the kernel lacks it.
+  void PrefaultPages(const TensorView& view) const;
 
  private:
   SafetensorsFile() = default;
