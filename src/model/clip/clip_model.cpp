@@ -65,6 +65,11 @@ struct Buffers {
   std::vector<float> normed;   // [n, W]
 };
 
+// Below this much work (floats touched, or multiply-adds) a step runs on the calling thread: a
+// parallel region's barrier costs more than it saves, and far more when another process holds
+// the second core.
+constexpr size_t kParallelFloats = size_t{1} << 18;
+
 void Grow(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
@@ -318,7 +323,7 @@ struct ClipModel::Impl {
 
   void LayerNormRows(const LayerNorm& ln, const float* x, float* y, int rows, int width, float eps) {
     const int chunk = std::max(1, (rows + threads - 1) / threads);
-#pragma omp parallel for num_threads(threads) if (rows >= 8)
+#pragma omp parallel for num_threads(threads) if (static_cast<size_t>(rows) * width >= kParallelFloats)
     for (int first = 0; first < rows; first += chunk) {
       const int count = std::min(chunk, rows - first);
       kernels->layer_norm(x + static_cast<size_t>(first) * width, y + static_cast<size_t>(first) * width,
@@ -335,7 +340,8 @@ struct ClipModel::Impl {
     const int w = p.width, head_dim = w / p.heads;
     const size_t scratch_floats = AttentionScratchFloats(static_cast<size_t>(tokens), static_cast<size_t>(head_dim));
     const int jobs = n * p.heads;
-#pragma omp parallel for num_threads(threads) schedule(static)
+    const size_t work = static_cast<size_t>(jobs) * (pick ? 1 : tokens) * tokens * head_dim;
+#pragma omp parallel for num_threads(threads) schedule(static) if (work >= kParallelFloats)
     for (int job = 0; job < jobs; ++job) {
       const int seq = job / p.heads, head = job % p.heads;
       const float* base = qkv + static_cast<size_t>(seq) * tokens * 3 * w + static_cast<size_t>(head) * head_dim;
@@ -426,7 +432,7 @@ struct ClipModel::Impl {
     float* cols = buf.aux.data();                                     // [n*g*g, 3*P*P]
     float* emb = cols + static_cast<size_t>(n) * patches * patch_len;  // [n*g*g, W]
     // im2col: patch (gy, gx) of image img, channel-major like conv1's weight [W, 3, P, P].
-#pragma omp parallel for num_threads(threads) collapse(2)
+#pragma omp parallel for num_threads(threads) collapse(2) if (n >= 4)
     for (int img = 0; img < n; ++img) {
       for (int gy = 0; gy < grid; ++gy) {
         for (int gx = 0; gx < grid; ++gx) {

@@ -266,7 +266,7 @@ void Linear::Forward(const float* x, int m, float* y, bool accumulate) {
   const auto chunks = static_cast<int64_t>((count + kChunk - 1) / kChunk);
   if (ctx.precision == GemmPrecision::kBf16) {
     auto* dst = reinterpret_cast<uint16_t*>(ctx.src_scratch.data());
-#pragma omp parallel for num_threads(ctx.threads) if (chunks > 4)
+#pragma omp parallel for num_threads(ctx.threads) if (chunks >= 16)
     for (int64_t c = 0; c < chunks; ++c) {
       const size_t begin = static_cast<size_t>(c) * kChunk;
       kernels.to_bf16(x + begin, dst + begin, std::min(kChunk, count - begin));
@@ -276,7 +276,7 @@ void Linear::Forward(const float* x, int m, float* y, bool accumulate) {
     const float amax = kernels.abs_max(x, count);
     const float scale = amax > 0 ? amax / 127.0f : 1.0f;
     auto* dst = reinterpret_cast<int8_t*>(ctx.src_scratch.data());
-#pragma omp parallel for num_threads(ctx.threads) if (chunks > 4)
+#pragma omp parallel for num_threads(ctx.threads) if (chunks >= 16)
     for (int64_t c = 0; c < chunks; ++c) {
       const size_t begin = static_cast<size_t>(c) * kChunk;
       kernels.quantize_s8(x + begin, dst + begin, std::min(kChunk, count - begin), 1.0f / scale);
