@@ -1,0 +1,647 @@
+#include "model/clip/clip_model.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+
+#include "core/env.h"
+#include "model/clip/clip_config.h"
+#include "model/clip/kernels/clip_gemm.h"
+#include "model/clip/kernels/clip_kernels.h"
+#include "model/clip/safetensors.h"
+
+namespace fs::clip {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Weights, as in OpenAI's model definition.
+
+struct LayerNorm {
+  std::vector<float> gamma, beta;  // [W]
+};
+
+struct Block {  // ResidualAttentionBlock: x += attn(ln_1(x)); x += mlp(ln_2(x))
+  LayerNorm ln_1, ln_2;
+  Linear qkv;  // [3W, W]: q (pre-scaled by 1/sqrt(head size)), k, v
+  Linear out;  // [W, W]
+  Linear fc1;  // [F, W], activation fused
+  Linear fc2;  // [W, F]
+};
+
+struct Tower {
+  TowerParams params;
+  std::vector<Block> blocks;
+};
+
+struct VisionWeights {
+  Linear patch;                          // conv1 as a GEMM: [W, 3*P*P], no bias
+  std::vector<float> class_embedding;    // [W]
+  std::vector<float> position;           // [T, W], T = grid^2 + 1
+  LayerNorm ln_pre, ln_post;
+  Tower tower;
+  Linear proj;                           // [E, W], no bias
+};
+
+struct TextWeights {
+  const TensorView* token_embedding = nullptr;  // [V, W], read in place from the mapping
+  std::vector<float> position;                  // [C, W]
+  Tower tower;
+  LayerNorm ln_final;
+  Linear proj;                                  // [E, W], no bias
+};
+
+// Activation buffers of one tower, sized for the largest batch seen (grow only, never per call).
+struct Buffers {
+  std::vector<float> x;        // [M, W] residual stream
+  std::vector<float> h;        // [M, W] layer-norm output, then attention output
+  std::vector<float> qkv;      // [M, 3W]
+  std::vector<float> mlp;      // [M, F]
+  std::vector<float> scratch;  // [threads, attention scratch]
+  std::vector<float> aux;      // vision: patches [n*g*g, 3PP] then embeddings; text: unused
+  std::vector<float> pooled;   // [n, W]
+  std::vector<float> normed;   // [n, W]
+};
+
+// Below this much work (floats touched, or multiply-adds) a step runs on the calling thread: a
+// parallel region's barrier costs more than it saves, and far more when another process holds
+// the second core.
+constexpr size_t kParallelFloats = size_t{1} << 18;
+
+void Grow(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading.
+
+enum class Layout { kHf, kOpenAi };
+
+class WeightReader {
+ public:
+  WeightReader(const SafetensorsFile& file, Layout layout) : file_(file), layout_(layout) {}
+  Layout layout() const { return layout_; }
+
+  // Converts tensor `name` to fp32 into *out (resized; reusing one vector across the big weights
+  // spares a fresh allocation, its page faults and its zeroing per tensor).
+  Status Read(const std::string& name, const std::vector<int64_t>& shape, std::vector<float>* out) const {
+    const TensorView* view = file_.Find(name);
+    if (view == nullptr) {
+      return Status::NotFound("tensor '" + name + "' is missing from '" + file_.path() +
+                              "' (is this a CLIP checkpoint of the expected layout?)");
+    }
+    FS_RETURN_IF_ERROR(CheckShape(name, *view, shape));
+    out->resize(static_cast<size_t>(view->numel()));
+    file_.PrefaultPages(*view);
+    FS_RETURN_IF_ERROR(ToFloat32(name, *view, *out));
+    file_.ReleasePages(*view);
+    return Status::Ok();
+  }
+
+  Result<std::vector<float>> Get(const std::string& name, std::vector<int64_t> shape) const {
+    std::vector<float> out;
+    FS_RETURN_IF_ERROR(Read(name, shape, &out));
+    return out;
+  }
+
+  // Reusable conversion buffers for the weights that are packed and then dropped.
+  std::vector<float>& scratch(int slot) const { return scratch_[slot]; }
+
+  void Release(const TensorView& view) const { file_.ReleasePages(view); }
+
+  Result<const TensorView*> View(const std::string& name, std::vector<int64_t> shape) const {
+    const TensorView* view = file_.Find(name);
+    if (view == nullptr) {
+      return Status::NotFound("tensor '" + name + "' is missing from '" + file_.path() + "'");
+    }
+    FS_RETURN_IF_ERROR(CheckShape(name, *view, shape));
+    if (view->dtype != DType::kF32 && view->dtype != DType::kF16 && view->dtype != DType::kBF16) {
+      return Status::Unsupported("tensor '" + name + "' has dtype " + view->dtype_name +
+                                 "; CLIP weights must be F32, F16 or BF16");
+    }
+    return view;
+  }
+
+ private:
+  Status CheckShape(const std::string& name, const TensorView& view,
+                    const std::vector<int64_t>& shape) const {
+    if (view.shape != shape) {
+      return Status::InvalidArgument("tensor '" + name + "' in '" + file_.path() + "' has shape " +
+                                     ShapeString(view.shape) + ", expected " + ShapeString(shape) +
+                                     " from the model's configuration");
+    }
+    return Status::Ok();
+  }
+  const SafetensorsFile& file_;
+  Layout layout_;
+  mutable std::vector<float> scratch_[3];
+};
+
+Result<LayerNorm> LoadLayerNorm(const WeightReader& r, const std::string& prefix, int width) {
+  LayerNorm ln;
+  FS_ASSIGN_OR_RETURN(ln.gamma, r.Get(prefix + ".weight", {width}));
+  FS_ASSIGN_OR_RETURN(ln.beta, r.Get(prefix + ".bias", {width}));
+  return ln;
+}
+
+Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::string& prefix, int in,
+                          int out, GemmEpilogue epilogue) {
+  std::vector<float>& w = r.scratch(0);
+  std::vector<float>& b = r.scratch(1);
+  FS_RETURN_IF_ERROR(r.Read(prefix + ".weight", {out, in}, &w));
+  FS_RETURN_IF_ERROR(r.Read(prefix + ".bias", {out}, &b));
+  return Linear::Create(ctx, w, b, in, out, epilogue);
+}
+
+// prefix: "vision_model.encoder.layers.3" (HF) or "visual.transformer.resblocks.3" (OpenAI).
+Result<Block> LoadBlock(GemmContext* ctx, const WeightReader& r, const std::string& prefix,
+                        const TowerParams& p) {
+  const int w = p.width;
+  const bool hf = r.layout() == Layout::kHf;
+  const GemmEpilogue act = p.act == Activation::kGelu ? GemmEpilogue::kGelu : GemmEpilogue::kQuickGelu;
+  Block block;
+  FS_ASSIGN_OR_RETURN(block.ln_1, LoadLayerNorm(r, prefix + (hf ? ".layer_norm1" : ".ln_1"), w));
+  FS_ASSIGN_OR_RETURN(block.ln_2, LoadLayerNorm(r, prefix + (hf ? ".layer_norm2" : ".ln_2"), w));
+  std::vector<float>& qkv_w = r.scratch(0);  // [3W, W]
+  std::vector<float>& qkv_b = r.scratch(1);  // [3W]
+  if (hf) {
+    std::vector<float>& part_buf = r.scratch(2);
+    const size_t ww = static_cast<size_t>(w) * static_cast<size_t>(w);
+    qkv_w.resize(3 * ww);
+    qkv_b.resize(3 * static_cast<size_t>(w));
+    int index = 0;
+    for (const char* part : {"q", "k", "v"}) {
+      const std::string name = prefix + ".self_attn." + part + "_proj";
+      FS_RETURN_IF_ERROR(r.Read(name + ".weight", {w, w}, &part_buf));
+      std::copy(part_buf.begin(), part_buf.end(), qkv_w.begin() + static_cast<ptrdiff_t>(index * ww));
+      FS_RETURN_IF_ERROR(r.Read(name + ".bias", {w}, &part_buf));
+      std::copy(part_buf.begin(), part_buf.end(), qkv_b.begin() + index * w);
+      ++index;
+    }
+  } else {
+    FS_RETURN_IF_ERROR(r.Read(prefix + ".attn.in_proj_weight", {3 * w, w}, &qkv_w));
+    FS_RETURN_IF_ERROR(r.Read(prefix + ".attn.in_proj_bias", {3 * w}, &qkv_b));
+  }
+  // Fold attention's 1/sqrt(head size) into q, as nn.MultiheadAttention scales q after projection.
+  const float scale = 1.0f / std::sqrt(static_cast<float>(w / p.heads));
+  for (size_t i = 0; i < static_cast<size_t>(w) * static_cast<size_t>(w); ++i) qkv_w[i] *= scale;
+  for (size_t i = 0; i < static_cast<size_t>(w); ++i) qkv_b[i] *= scale;
+  FS_ASSIGN_OR_RETURN(block.qkv, Linear::Create(ctx, qkv_w, qkv_b, w, 3 * w, GemmEpilogue::kNone));
+  FS_ASSIGN_OR_RETURN(block.out, LoadLinear(ctx, r, prefix + (hf ? ".self_attn.out_proj" : ".attn.out_proj"),
+                                            w, w, GemmEpilogue::kNone));
+  FS_ASSIGN_OR_RETURN(block.fc1, LoadLinear(ctx, r, prefix + (hf ? ".mlp.fc1" : ".mlp.c_fc"), w,
+                                            p.mlp_width, act));
+  FS_ASSIGN_OR_RETURN(block.fc2, LoadLinear(ctx, r, prefix + (hf ? ".mlp.fc2" : ".mlp.c_proj"),
+                                            p.mlp_width, w, GemmEpilogue::kNone));
+  return block;
+}
+
+Result<Tower> LoadTower(GemmContext* ctx, const WeightReader& r, const std::string& prefix,
+                        const TowerParams& p) {
+  Tower tower{p, {}};
+  for (int layer = 0; layer < p.layers; ++layer) {
+    FS_ASSIGN_OR_RETURN(auto block, LoadBlock(ctx, r, prefix + std::to_string(layer), p));
+    tower.blocks.push_back(std::move(block));
+  }
+  return tower;
+}
+
+// A projection matrix as [E, W]: HF stores it so (nn.Linear), OpenAI as [W, E] (x @ proj).
+Result<Linear> LoadProjection(GemmContext* ctx, const WeightReader& r, const std::string& hf_name,
+                              const std::string& openai_name, int width, int embed) {
+  std::vector<float> w;
+  if (r.layout() == Layout::kHf) {
+    FS_ASSIGN_OR_RETURN(w, r.Get(hf_name, {embed, width}));
+  } else {
+    FS_ASSIGN_OR_RETURN(auto t, r.Get(openai_name, {width, embed}));
+    w.resize(t.size());
+    for (int row = 0; row < width; ++row) {
+      for (int col = 0; col < embed; ++col) {
+        w[static_cast<size_t>(col) * width + row] = t[static_cast<size_t>(row) * embed + col];
+      }
+    }
+  }
+  return Linear::Create(ctx, w, {}, width, embed, GemmEpilogue::kNone);
+}
+
+Result<VisionWeights> LoadVision(GemmContext* ctx, const WeightReader& r, const ClipParams& p) {
+  const bool hf = r.layout() == Layout::kHf;
+  const int w = p.vision.width, patch = p.patch_size;
+  VisionWeights v;
+  FS_ASSIGN_OR_RETURN(auto conv, r.Get(hf ? "vision_model.embeddings.patch_embedding.weight"
+                                          : "visual.conv1.weight",
+                                       {w, 3, patch, patch}));
+  FS_ASSIGN_OR_RETURN(v.patch, Linear::Create(ctx, conv, {}, 3 * patch * patch, w, GemmEpilogue::kNone));
+  FS_ASSIGN_OR_RETURN(v.class_embedding,
+                      r.Get(hf ? "vision_model.embeddings.class_embedding" : "visual.class_embedding", {w}));
+  FS_ASSIGN_OR_RETURN(v.position, r.Get(hf ? "vision_model.embeddings.position_embedding.weight"
+                                           : "visual.positional_embedding",
+                                        {p.vision_tokens(), w}));
+  FS_ASSIGN_OR_RETURN(v.ln_pre, LoadLayerNorm(r, hf ? "vision_model.pre_layrnorm" : "visual.ln_pre", w));
+  FS_ASSIGN_OR_RETURN(v.tower, LoadTower(ctx, r, hf ? "vision_model.encoder.layers." : "visual.transformer.resblocks.",
+                                         p.vision));
+  FS_ASSIGN_OR_RETURN(v.ln_post, LoadLayerNorm(r, hf ? "vision_model.post_layernorm" : "visual.ln_post", w));
+  FS_ASSIGN_OR_RETURN(v.proj, LoadProjection(ctx, r, "visual_projection.weight", "visual.proj", w, p.embed_dim));
+  return v;
+}
+
+Result<TextWeights> LoadText(GemmContext* ctx, const WeightReader& r, const ClipParams& p) {
+  const bool hf = r.layout() == Layout::kHf;
+  const int w = p.text.width;
+  TextWeights t;
+  const std::string tok_name = hf ? "text_model.embeddings.token_embedding.weight" : "token_embedding.weight";
+  FS_ASSIGN_OR_RETURN(t.token_embedding, r.View(tok_name, {p.vocab_size, w}));
+  {  // Every row must be finite; check now so a damaged row cannot surface later as a NaN vector.
+    std::vector<float> row(static_cast<size_t>(w) * 1024);
+    const size_t row_bytes = t.token_embedding->data.size() / static_cast<size_t>(p.vocab_size);
+    for (int first = 0; first < p.vocab_size; first += 1024) {
+      const int rows = std::min(1024, p.vocab_size - first);
+      TensorView part = *t.token_embedding;
+      part.shape = {rows, w};
+      part.data = part.data.subspan(static_cast<size_t>(first) * row_bytes, static_cast<size_t>(rows) * row_bytes);
+      FS_RETURN_IF_ERROR(ToFloat32(tok_name, part, std::span<float>(row).first(static_cast<size_t>(rows) * w)));
+    }
+    r.Release(*t.token_embedding);  // rows come back from disk as texts use them
+  }
+  FS_ASSIGN_OR_RETURN(t.position, r.Get(hf ? "text_model.embeddings.position_embedding.weight"
+                                           : "positional_embedding",
+                                        {p.context_length, w}));
+  FS_ASSIGN_OR_RETURN(t.tower, LoadTower(ctx, r, hf ? "text_model.encoder.layers." : "transformer.resblocks.",
+                                         p.text));
+  FS_ASSIGN_OR_RETURN(t.ln_final, LoadLayerNorm(r, hf ? "text_model.final_layer_norm" : "ln_final", w));
+  FS_ASSIGN_OR_RETURN(t.proj, LoadProjection(ctx, r, "text_projection.weight", "text_projection", w, p.embed_dim));
+  return t;
+}
+
+std::string BaseName(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const auto pos = dir.find_last_of('/');
+  return pos == std::string::npos ? dir : dir.substr(pos + 1);
+}
+
+}  // namespace
+
+// -----------------------------------------------------------------------------------------------
+// The model.
+
+struct ClipModel::Impl {
+  ClipParams params;
+  LoadOptions options;
+  int threads = 1;
+  std::unique_ptr<SafetensorsFile> file;
+  std::unique_ptr<GemmContext> gemm;
+  VisionWeights vision;
+  TextWeights text;
+  Buffers vision_buf, text_buf;
+  int vision_rows = 0, text_rows = 0;  // M the buffers and primitives are prepared for
+  const ClipKernels* kernels = nullptr;
+  std::mutex mu;                       // one Encode* at a time
+
+  // Sizes the buffers of `tower` for m rows and n sequences, and builds the GEMMs for them.
+  Status PrepareTower(Tower& tower, Buffers& buf, int m, int n, int* prepared) {
+    const auto& p = tower.params;
+    const auto rows = static_cast<size_t>(m);
+    Grow(buf.x, rows * p.width);
+    Grow(buf.h, rows * p.width);
+    Grow(buf.qkv, rows * 3 * p.width);
+    Grow(buf.mlp, rows * p.mlp_width);
+    Grow(buf.pooled, static_cast<size_t>(n) * p.width);
+    Grow(buf.normed, static_cast<size_t>(n) * p.width);
+    const size_t tokens = static_cast<size_t>(m / n);
+    Grow(buf.scratch, static_cast<size_t>(threads) * AttentionScratchFloats(tokens, p.width / p.heads));
+    for (Block& b : tower.blocks) {
+      FS_RETURN_IF_ERROR(b.qkv.Prepare(m, false));
+      FS_RETURN_IF_ERROR(b.out.Prepare(m, true));
+      FS_RETURN_IF_ERROR(b.fc1.Prepare(m, false));
+      FS_RETURN_IF_ERROR(b.fc2.Prepare(m, true));
+    }
+    *prepared = std::max(*prepared, m);
+    return Status::Ok();
+  }
+
+  void LayerNormRows(const LayerNorm& ln, const float* x, float* y, int rows, int width, float eps) {
+    const int chunk = std::max(1, (rows + threads - 1) / threads);
+#pragma omp parallel for num_threads(threads) if (static_cast<size_t>(rows) * width >= kParallelFloats)
+    for (int first = 0; first < rows; first += chunk) {
+      const int count = std::min(chunk, rows - first);
+      kernels->layer_norm(x + static_cast<size_t>(first) * width, y + static_cast<size_t>(first) * width,
+                          static_cast<size_t>(count), static_cast<size_t>(width), ln.gamma.data(),
+                          ln.beta.data(), eps);
+    }
+  }
+
+  // Multi-head attention over n sequences of `tokens`: qkv [n*T, 3W] -> out [n*T, W].
+  // With `pick` (one token per sequence), only that token's query: out [n, W], and a causal
+  // sequence's keys end at the picked token.
+  void Attention(const float* qkv, int n, int tokens, const TowerParams& p, bool causal, const int* pick,
+                 float* out, Buffers& buf) {
+    const int w = p.width, head_dim = w / p.heads;
+    const size_t scratch_floats = AttentionScratchFloats(static_cast<size_t>(tokens), static_cast<size_t>(head_dim));
+    const int jobs = n * p.heads;
+    const size_t work = static_cast<size_t>(jobs) * (pick ? 1 : tokens) * tokens * head_dim;
+#pragma omp parallel for num_threads(threads) schedule(static) if (work >= kParallelFloats)
+    for (int job = 0; job < jobs; ++job) {
+      const int seq = job / p.heads, head = job % p.heads;
+      const float* base = qkv + static_cast<size_t>(seq) * tokens * 3 * w + static_cast<size_t>(head) * head_dim;
+      float* scratch = buf.scratch.data() + static_cast<size_t>(omp_get_thread_num()) * scratch_floats;
+      const size_t stride = static_cast<size_t>(3 * w);
+      if (pick == nullptr) {
+        kernels->attention_head(base, base + w, base + 2 * w, stride, static_cast<size_t>(tokens),
+                                static_cast<size_t>(tokens), static_cast<size_t>(head_dim), causal,
+                                out + static_cast<size_t>(seq) * tokens * w + static_cast<size_t>(head) * head_dim,
+                                static_cast<size_t>(w), scratch);
+      } else {
+        const int keys = causal ? pick[seq] + 1 : tokens;
+        kernels->attention_head(base + static_cast<size_t>(pick[seq]) * stride, base + w, base + 2 * w, stride, 1,
+                                static_cast<size_t>(keys), static_cast<size_t>(head_dim), false,
+                                out + static_cast<size_t>(seq) * w + static_cast<size_t>(head) * head_dim,
+                                static_cast<size_t>(w), scratch);
+      }
+    }
+  }
+
+  // One ResidualAttentionBlock on x [n*T, W], in place.
+  void BlockForward(Block& b, const TowerParams& p, int n, int tokens, bool causal, Buffers& buf) {
+    const int m = n * tokens, w = p.width;
+    float* x = buf.x.data();
+    LayerNormRows(b.ln_1, x, buf.h.data(), m, w, p.ln_eps);            // h = ln_1(x)          [M, W]
+    b.qkv.Forward(buf.h.data(), m, buf.qkv.data(), false);              // qkv = h Wqkv^T + b   [M, 3W]
+    Attention(buf.qkv.data(), n, tokens, p, causal, nullptr, buf.h.data(), buf);  // h = attn [M, W]
+    b.out.Forward(buf.h.data(), m, x, true);                            // x += h Wo^T + bo     [M, W]
+    LayerNormRows(b.ln_2, x, buf.h.data(), m, w, p.ln_eps);             // h = ln_2(x)          [M, W]
+    b.fc1.Forward(buf.h.data(), m, buf.mlp.data(), false);              // f = act(h W1^T + b1) [M, F]
+    b.fc2.Forward(buf.mlp.data(), m, x, true);                          // x += f W2^T + b2     [M, W]
+  }
+
+  // The last block, computed only for the one token per sequence the tower's output is read from
+  // (the class token, or the end-of-text token): every other row would be thrown away.
+  // x [n*T, W] -> pooled [n, W] = the block's output at token pick[seq].
+  void LastBlockForward(Block& b, const TowerParams& p, int n, int tokens, bool causal, const int* pick,
+                        Buffers& buf) {
+    const int m = n * tokens, w = p.width;
+    float* x = buf.x.data();
+    float* pooled = buf.pooled.data();
+    LayerNormRows(b.ln_1, x, buf.h.data(), m, w, p.ln_eps);             // h = ln_1(x)           [M, W]
+    b.qkv.Forward(buf.h.data(), m, buf.qkv.data(), false);               // qkv (all keys/values) [M, 3W]
+    Attention(buf.qkv.data(), n, tokens, p, causal, pick, buf.h.data(), buf);  // h = attn     [n, W]
+    for (int seq = 0; seq < n; ++seq) {                                  // pooled = x[seq, pick] [n, W]
+      std::memcpy(pooled + static_cast<size_t>(seq) * w, x + (static_cast<size_t>(seq) * tokens + pick[seq]) * w,
+                  static_cast<size_t>(w) * sizeof(float));
+    }
+    b.out.Forward(buf.h.data(), n, pooled, true);                         // pooled += h Wo^T + bo [n, W]
+    LayerNormRows(b.ln_2, pooled, buf.h.data(), n, w, p.ln_eps);          // h = ln_2(pooled)      [n, W]
+    b.fc1.Forward(buf.h.data(), n, buf.mlp.data(), false);                // f = act(h W1^T + b1)  [n, F]
+    b.fc2.Forward(buf.mlp.data(), n, pooled, true);                       // pooled += f W2^T + b2 [n, W]
+  }
+
+  // All blocks of `tower`; the output rows at pick[seq] land in buf.pooled [n, W].
+  Status TowerForward(Tower& tower, int n, int tokens, bool causal, const int* pick, Buffers& buf) {
+    Block& last = tower.blocks.back();
+    FS_RETURN_IF_ERROR(last.out.Prepare(n, true));
+    FS_RETURN_IF_ERROR(last.fc1.Prepare(n, false));
+    FS_RETURN_IF_ERROR(last.fc2.Prepare(n, true));
+    for (size_t layer = 0; layer + 1 < tower.blocks.size(); ++layer) {
+      BlockForward(tower.blocks[layer], tower.params, n, tokens, causal, buf);
+    }
+    LastBlockForward(last, tower.params, n, tokens, causal, pick, buf);
+    return Status::Ok();
+  }
+
+  // Rows of `in` [n, E] scaled to unit length into out.
+  static void Normalize(const float* in, int n, int e, float* out) {
+    for (int row = 0; row < n; ++row) {
+      double sum = 0;
+      for (int i = 0; i < e; ++i) sum += static_cast<double>(in[row * e + i]) * in[row * e + i];
+      const float inv = sum > 0 ? static_cast<float>(1.0 / std::sqrt(sum)) : 0.0f;
+      for (int i = 0; i < e; ++i) out[row * e + i] = in[row * e + i] * inv;
+    }
+  }
+
+  Status VisionForward(const float* pixels, int n, float* out) {
+    const ClipParams& p = params;
+    const int w = p.vision.width, s = p.image_size, patch = p.patch_size, grid = p.grid();
+    const int tokens = p.vision_tokens(), m = n * tokens, patches = grid * grid;
+    const int patch_len = 3 * patch * patch;
+    Buffers& buf = vision_buf;
+    FS_RETURN_IF_ERROR(PrepareTower(vision.tower, buf, m, n, &vision_rows));
+    FS_RETURN_IF_ERROR(vision.patch.Prepare(n * patches, false));
+    FS_RETURN_IF_ERROR(vision.proj.Prepare(n, false));
+    Grow(buf.aux, static_cast<size_t>(n) * patches * std::max(patch_len, w) * 2);
+    float* cols = buf.aux.data();                                     // [n*g*g, 3*P*P]
+    float* emb = cols + static_cast<size_t>(n) * patches * patch_len;  // [n*g*g, W]
+    // im2col: patch (gy, gx) of image img, channel-major like conv1's weight [W, 3, P, P].
+#pragma omp parallel for num_threads(threads) collapse(2) if (n >= 4)
+    for (int img = 0; img < n; ++img) {
+      for (int gy = 0; gy < grid; ++gy) {
+        for (int gx = 0; gx < grid; ++gx) {
+          float* row = cols + (static_cast<size_t>(img) * patches + gy * grid + gx) * patch_len;
+          for (int c = 0; c < 3; ++c) {
+            for (int py = 0; py < patch; ++py) {
+              const float* src = pixels + ((static_cast<size_t>(img) * 3 + c) * s + gy * patch + py) * s + gx * patch;
+              std::memcpy(row + (c * patch + py) * patch, src, static_cast<size_t>(patch) * sizeof(float));
+            }
+          }
+        }
+      }
+    }
+    vision.patch.Forward(cols, n * patches, emb, false);  // emb = conv1(pixels)   [n*g*g, W]
+    float* x = buf.x.data();                              // x = [cls; emb] + pos  [n, T, W]
+    for (int img = 0; img < n; ++img) {
+      for (int token = 0; token < tokens; ++token) {
+        float* dst = x + (static_cast<size_t>(img) * tokens + token) * w;
+        const float* src = token == 0 ? vision.class_embedding.data()
+                                      : emb + (static_cast<size_t>(img) * patches + token - 1) * w;
+        const float* pos = vision.position.data() + static_cast<size_t>(token) * w;
+        for (int i = 0; i < w; ++i) dst[i] = src[i] + pos[i];
+      }
+    }
+    LayerNormRows(vision.ln_pre, x, x, m, w, p.vision.ln_eps);  // x = ln_pre(x)  [n*T, W]
+    class_rows.assign(static_cast<size_t>(n), 0);               // read at the class token
+    FS_RETURN_IF_ERROR(TowerForward(vision.tower, n, tokens, false, class_rows.data(), buf));  // [n, W]
+    LayerNormRows(vision.ln_post, buf.pooled.data(), buf.normed.data(), n, w, p.vision.ln_eps);
+    vision.proj.Forward(buf.normed.data(), n, buf.pooled.data(), false);  // [n, E]
+    Normalize(buf.pooled.data(), n, p.embed_dim, out);
+    return Status::Ok();
+  }
+
+  Status TextForward(const std::vector<std::vector<int32_t>>& ids, size_t first, int n, float* out) {
+    const ClipParams& p = params;
+    const int w = p.text.width;
+    // Causal attention: positions after a text's end-of-text token never influence it, so the
+    // batch is computed only up to the latest end-of-text position.
+    std::vector<int>& eot = eot_scratch;
+    eot.assign(static_cast<size_t>(n), 0);
+    int tokens = 1;
+    for (int seq = 0; seq < n; ++seq) {
+      const auto& t = ids[first + seq];
+      eot[seq] = static_cast<int>(std::max_element(t.begin(), t.end()) - t.begin());
+      tokens = std::max(tokens, eot[seq] + 1);
+    }
+    const int m = n * tokens;
+    Buffers& buf = text_buf;
+    FS_RETURN_IF_ERROR(PrepareTower(text.tower, buf, m, n, &text_rows));
+    FS_RETURN_IF_ERROR(text.proj.Prepare(n, false));
+    float* x = buf.x.data();  // x = token_embedding[ids] + pos  [n, L, W]
+    const TensorView& table = *text.token_embedding;
+    const size_t row_bytes = table.data.size() / static_cast<size_t>(p.vocab_size);
+    for (int seq = 0; seq < n; ++seq) {
+      const auto& t = ids[first + seq];
+      for (int token = 0; token < tokens; ++token) {
+        float* dst = x + (static_cast<size_t>(seq) * tokens + token) * w;
+        const float* pos = text.position.data() + static_cast<size_t>(token) * w;
+        if (token < static_cast<int>(t.size())) {
+          TensorView row = table;
+          row.shape = {w};
+          row.data = table.data.subspan(static_cast<size_t>(t[token]) * row_bytes, row_bytes);
+          FS_RETURN_IF_ERROR(ToFloat32("token_embedding", row, std::span<float>(dst, w)));
+          for (int i = 0; i < w; ++i) dst[i] += pos[i];
+        } else {
+          std::memcpy(dst, pos, static_cast<size_t>(w) * sizeof(float));  // padding, never seen
+        }
+      }
+    }
+    FS_RETURN_IF_ERROR(TowerForward(text.tower, n, tokens, true, eot.data(), buf));  // x[:, eot]  [n, W]
+    LayerNormRows(text.ln_final, buf.pooled.data(), buf.normed.data(), n, w, p.text.ln_eps);
+    text.proj.Forward(buf.normed.data(), n, buf.pooled.data(), false);  // [n, E]
+    Normalize(buf.pooled.data(), n, p.embed_dim, out);
+    return Status::Ok();
+  }
+
+  std::vector<int> eot_scratch;  // per text: its end-of-text position
+  std::vector<int> class_rows;   // per image: 0, the class token
+};
+
+ClipModel::ClipModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ClipModel::~ClipModel() = default;
+
+Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir, const LoadOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->threads = options.threads > 0 ? options.threads : omp_get_num_procs();
+  if (options.max_batch < 1) return Status::InvalidArgument("LoadOptions::max_batch must be >= 1");
+  GemmPrecision precision = GemmPrecision::kFp32;
+  if (options.precision == LoadOptions::Precision::kBf16) {
+    if (!__builtin_cpu_supports("avx512bf16")) {
+      return Status::Unsupported("bf16 precision needs a CPU with AVX512-BF16; use fp32 or int8");
+    }
+    precision = GemmPrecision::kBf16;
+  } else if (options.precision == LoadOptions::Precision::kInt8) {
+    precision = GemmPrecision::kInt8;
+  }
+  impl->kernels = &BestClipKernels();
+
+  const std::string weights_path = model_dir + "/model.safetensors";
+  FS_ASSIGN_OR_RETURN(impl->file, SafetensorsFile::Open(weights_path));
+  const SafetensorsFile& file = *impl->file;
+  Layout layout;
+  if (file.Find("vision_model.embeddings.class_embedding") != nullptr) {
+    layout = Layout::kHf;
+  } else if (file.Find("visual.class_embedding") != nullptr) {
+    layout = Layout::kOpenAi;
+  } else {
+    return Status::InvalidArgument("'" + weights_path +
+                                   "' is not a CLIP checkpoint: it has neither "
+                                   "'vision_model.embeddings.class_embedding' (Hugging Face) nor "
+                                   "'visual.class_embedding' (OpenAI/OpenCLIP)");
+  }
+  Env* env = Env::Default();
+  const std::string hf_config = model_dir + "/config.json";
+  const std::string openclip_config = model_dir + "/open_clip_config.json";
+  if (env->FileExists(hf_config)) {
+    FS_ASSIGN_OR_RETURN(auto text, env->ReadFile(hf_config, 16u << 20));
+    FS_ASSIGN_OR_RETURN(impl->params, ParseHfConfig(text, hf_config));
+  } else if (env->FileExists(openclip_config)) {
+    FS_ASSIGN_OR_RETURN(auto text, env->ReadFile(openclip_config, 16u << 20));
+    FS_ASSIGN_OR_RETURN(impl->params, ParseOpenClipConfig(text, openclip_config));
+  } else if (layout == Layout::kOpenAi) {
+    FS_ASSIGN_OR_RETURN(impl->params, InferOpenAiParams(file));
+  } else {
+    return Status::NotFound("'" + hf_config + "' is missing; a Hugging Face CLIP folder needs it");
+  }
+  if (impl->params.model_id.empty()) impl->params.model_id = BaseName(model_dir);
+
+  impl->gemm = std::make_unique<GemmContext>(precision, impl->threads);
+  omp_set_num_threads(impl->threads);
+  WeightReader reader(file, layout);
+  FS_ASSIGN_OR_RETURN(impl->vision, LoadVision(impl->gemm.get(), reader, impl->params));
+  FS_ASSIGN_OR_RETURN(impl->text, LoadText(impl->gemm.get(), reader, impl->params));
+  // Everything but the token table now lives in converted copies: let the kernel drop the pages.
+  file.ReleasePages();
+  return std::unique_ptr<ClipModel>(new ClipModel(std::move(impl)));
+}
+
+Status ClipModel::EncodeImages(std::span<const float> pixels, size_t n, std::span<float> out) {
+  const ClipParams& p = impl_->params;
+  const size_t image_floats = 3 * static_cast<size_t>(p.image_size) * p.image_size;
+  if (pixels.size() != n * image_floats) {
+    return Status::InvalidArgument("EncodeImages: " + std::to_string(pixels.size()) + " floats for " +
+                                   std::to_string(n) + " images; expected n x 3 x " +
+                                   std::to_string(p.image_size) + " x " + std::to_string(p.image_size));
+  }
+  if (out.size() != n * embed_dim()) {
+    return Status::InvalidArgument("EncodeImages: output holds " + std::to_string(out.size()) +
+                                   " floats; expected n x " + std::to_string(embed_dim()));
+  }
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  omp_set_num_threads(impl_->threads);
+  const auto batch = static_cast<size_t>(impl_->options.max_batch);
+  for (size_t first = 0; first < n; first += batch) {
+    const size_t count = std::min(batch, n - first);
+    FS_RETURN_IF_ERROR(impl_->VisionForward(pixels.data() + first * image_floats, static_cast<int>(count),
+                                            out.data() + first * embed_dim()));
+  }
+  return Status::Ok();
+}
+
+Status ClipModel::EncodeTexts(const std::vector<std::vector<int32_t>>& ids, std::span<float> out) {
+  const ClipParams& p = impl_->params;
+  if (out.size() != ids.size() * embed_dim()) {
+    return Status::InvalidArgument("EncodeTexts: output holds " + std::to_string(out.size()) +
+                                   " floats; expected " + std::to_string(ids.size()) + " x " +
+                                   std::to_string(embed_dim()));
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i].empty() || ids[i].size() > static_cast<size_t>(p.context_length)) {
+      return Status::InvalidArgument("EncodeTexts: text " + std::to_string(i) + " has " +
+                                     std::to_string(ids[i].size()) + " tokens; expected 1 to " +
+                                     std::to_string(p.context_length) + " (truncate it)");
+    }
+    for (int32_t id : ids[i]) {
+      if (id < 0 || id >= p.vocab_size) {
+        return Status::InvalidArgument("EncodeTexts: text " + std::to_string(i) + " has token id " +
+                                       std::to_string(id) + ", outside the vocabulary [0, " +
+                                       std::to_string(p.vocab_size) + ")");
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  omp_set_num_threads(impl_->threads);
+  const auto batch = static_cast<size_t>(impl_->options.max_batch);
+  for (size_t first = 0; first < ids.size(); first += batch) {
+    const size_t count = std::min(batch, ids.size() - first);
+    FS_RETURN_IF_ERROR(impl_->TextForward(ids, first, static_cast<int>(count), out.data() + first * embed_dim()));
+  }
+  return Status::Ok();
+}
+
+size_t ClipModel::embed_dim() const { return static_cast<size_t>(impl_->params.embed_dim); }
+int ClipModel::image_size() const { return impl_->params.image_size; }
+int ClipModel::context_length() const { return impl_->params.context_length; }
+int ClipModel::vocab_size() const { return impl_->params.vocab_size; }
+const std::string& ClipModel::model_id() const { return impl_->params.model_id; }
+double ClipModel::gemm_gflop() const { return impl_->gemm->gflop(); }
+
+std::string ClipModel::Describe() const {
+  const ClipParams& p = impl_->params;
+  const char* precision[] = {"fp32", "bf16", "int8"};
+  return p.model_id + ": image " + std::to_string(p.image_size) + "px/" + std::to_string(p.patch_size) +
+         " width " + std::to_string(p.vision.width) + " x" + std::to_string(p.vision.layers) +
+         ", text width " + std::to_string(p.text.width) + " x" + std::to_string(p.text.layers) +
+         ", embed " + std::to_string(p.embed_dim) + ", " +
+         precision[static_cast<int>(impl_->options.precision)] + ", kernels " + impl_->kernels->name +
+         ", " + std::to_string(impl_->threads) + " threads";
+}
+
+}  // namespace fs::clip

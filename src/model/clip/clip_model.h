@@ -1,0 +1,73 @@
+// model/clip: CLIP image and text towers on the CPU. ClipModel::Load reads a model folder
+// (model.safetensors + config.json in the Hugging Face CLIPModel layout, or OpenAI/OpenCLIP tensor
+// names with open_clip_config.json or no config at all), memory-maps the weights, validates every
+// tensor (name, shape, dtype, finite values) and converts them once into the GEMM layout of the
+// chosen precision. Encode* turn preprocessed images / token ids into L2-normalised embeddings.
+// Shapes: pixels [n, 3, S, S] fp32 (S = image_size(), already normalised with CLIP's mean/std);
+// token ids: per text <= 77 ids with <|startoftext|> and <|endoftext|> included; out [n, E] fp32
+// (E = embed_dim()), cosine similarity = dot product.
+// Thread-safety: one Encode* call at a time per ClipModel (calls are serialised by an internal mutex);
+// each call runs on LoadOptions::threads OpenMP threads. The const accessors are safe anywhere.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace fs::clip {
+
+struct LoadOptions {
+  // Threads per Encode* call; 0 = all cores of the machine.
+  int threads = 0;
+  // Weight and activation precision of the GEMMs (layer norms, softmax and residuals stay fp32).
+  //   kFp32: exact (cosine >= 0.9999 against PyTorch).
+  //   kBf16: bf16 weights and GEMM inputs, fp32 accumulation; needs AVX512-BF16; cosine >= 0.999.
+  //   kInt8: int8 weights (per-column scales) and inputs (one dynamic scale per GEMM call), int32
+  //          accumulation (AVX512-VNNI where present); cosine >= 0.995.
+  enum class Precision { kFp32, kBf16, kInt8 } precision = Precision::kFp32;
+  // Largest number of images or texts run through the towers at once; bigger requests are split.
+  // Bounds the activation buffers (about 1 MB per image for ViT-B/32 in fp32).
+  int max_batch = 32;
+};
+
+class ClipModel {
+ public:
+  // model_dir holds model.safetensors and config.json (see the file comment). Errors name the file
+  // and the tensor: kNotFound (missing file or tensor), kCorruption (truncated file, bad header,
+  // NaN/Inf weights), kInvalidArgument (shape or config mismatch), kUnsupported (dtype, CPU).
+  static Result<std::unique_ptr<ClipModel>> Load(const std::string& model_dir,
+                                                 const LoadOptions& options);
+  ~ClipModel();
+  ClipModel(const ClipModel&) = delete;
+  ClipModel& operator=(const ClipModel&) = delete;
+
+  // pixels: n x 3 x S x S floats. out: n x embed_dim, L2-normalised.
+  Status EncodeImages(std::span<const float> pixels, size_t n, std::span<float> out);
+  // ids: one list per text, start/end tokens included, 1..context_length() ids in [0, vocab).
+  // The text's features are taken at its largest id (the end-of-text token), as OpenAI and HF do;
+  // positions after it are not computed. out: ids.size() x embed_dim, L2-normalised.
+  Status EncodeTexts(const std::vector<std::vector<int32_t>>& ids, std::span<float> out);
+
+  size_t embed_dim() const;
+  int image_size() const;
+  int context_length() const;
+  int vocab_size() const;
+  // From config.json's _name_or_path, else the folder's name ("openai/clip-vit-base-patch32").
+  const std::string& model_id() const;
+  // Human-readable summary: sizes, precision, kernels, weight bytes.
+  std::string Describe() const;
+  // GFLOP executed by GEMMs since Load (for benchmarks).
+  double gemm_gflop() const;
+
+ private:
+  struct Impl;
+  explicit ClipModel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fs::clip

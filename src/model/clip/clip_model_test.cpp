@@ -1,0 +1,320 @@
+// ClipModel against the independent PyTorch oracle (tests/clip/clip_reference.py) on small seeded
+// models, plus the loader's handling of damaged and mismatched files.
+#include "model/clip/clip_model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "model/clip/clip_test_util.h"
+
+namespace fs::clip {
+namespace {
+
+using testing::Cosine;
+using testing::GenerateReference;
+using testing::ReadFloats;
+using testing::ReadIds;
+using Precision = LoadOptions::Precision;
+
+struct Reference {
+  std::string dir;
+  std::vector<float> pixels, image_emb, text_emb;
+  std::vector<std::vector<int32_t>> ids;
+};
+
+// One Python start-up generates every small variant (same seed, so the same weights): the HF
+// layout in fp32 (with ONNX exports), the OpenAI layout, and fp16 / bf16 files. Removed at exit.
+constexpr const char* kVariants = "hf-f32,openai-f32,hf-f16,hf-bf16";
+
+const Reference* GetReference(const std::string& variant, std::string* why) {
+  static std::string reason;
+  static const std::optional<std::string> root = [] {
+    return GenerateReference(std::string("--size small --images 3 --texts 5 --onnx --variants ") + kVariants,
+                             &reason);
+  }();
+  static std::map<std::string, Reference> cache;
+  static struct Cleanup {
+    ~Cleanup() {
+      if (root) testing::RemoveTree(*root);
+    }
+  } cleanup;
+  *why = reason;
+  if (!root) return nullptr;
+  auto it = cache.find(variant);
+  if (it == cache.end()) {
+    const std::string dir = *root + "/" + variant;
+    it = cache.emplace(variant, Reference{dir, ReadFloats(dir + "/pixels.f32"), ReadFloats(dir + "/image_emb.f32"),
+                                          ReadFloats(dir + "/text_emb.f32"), ReadIds(dir + "/text_ids.json")})
+             .first;
+  }
+  return &it->second;
+}
+
+#define REFERENCE_OR_SKIP(var, variant)                      \
+  std::string why_##var;                                     \
+  const Reference* var = GetReference(variant, &why_##var);  \
+  if (var == nullptr) GTEST_SKIP() << why_##var
+
+std::unique_ptr<ClipModel> LoadOrDie(const std::string& dir, Precision precision = Precision::kFp32,
+                                     int threads = 2) {
+  LoadOptions options;
+  options.precision = precision;
+  options.threads = threads;
+  auto model = ClipModel::Load(dir, options);
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  return model.ok() ? std::move(model).value() : nullptr;
+}
+
+// Encodes the reference's images and texts and checks every cosine against the oracle.
+void ExpectMatches(ClipModel& model, const Reference& ref, double min_cosine) {
+  const size_t d = model.embed_dim();
+  const size_t images = ref.image_emb.size() / d, texts = ref.ids.size();
+  std::vector<float> image_out(images * d), text_out(texts * d);
+  ASSERT_TRUE(model.EncodeImages(ref.pixels, images, image_out).ok());
+  ASSERT_TRUE(model.EncodeTexts(ref.ids, text_out).ok());
+  for (size_t i = 0; i < images; ++i) {
+    EXPECT_GE(Cosine(image_out, ref.image_emb, i, d), min_cosine) << "image " << i;
+  }
+  for (size_t i = 0; i < texts; ++i) {
+    EXPECT_GE(Cosine(text_out, ref.text_emb, i, d), min_cosine) << "text " << i;
+  }
+  double norm = 0;
+  for (size_t i = 0; i < d; ++i) norm += image_out[i] * image_out[i];
+  EXPECT_NEAR(norm, 1.0, 1e-5);
+}
+
+constexpr const char* kSmall = "hf-f32";  // the main small model, with ONNX exports
+
+TEST(ClipModelTest, Fp32MatchesPyTorchHfLayout) {
+  REFERENCE_OR_SKIP(ref, kSmall);
+  auto model = LoadOrDie(ref->dir);
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->embed_dim(), 32u);
+  EXPECT_EQ(model->image_size(), 64);
+  EXPECT_EQ(model->model_id(), "test/clip-small");
+  ExpectMatches(*model, *ref, 0.9999);
+}
+
+// Second oracle: the same weights exported to ONNX by PyTorch and run by ONNX Runtime (npm).
+TEST(ClipModelTest, Fp32MatchesOnnxRuntime) {
+  REFERENCE_OR_SKIP(ref, kSmall);
+  const char* source = std::getenv("FILESEARCH_SOURCE_DIR");
+  const std::string root = source ? source : ".";
+  if (!std::filesystem::exists(root + "/tests/node/node_modules/onnxruntime-node")) {
+    GTEST_SKIP() << "onnxruntime-node is not installed (run scripts/node-deps)";
+  }
+  const std::string script = "node " + root + "/tests/clip/clip_ort.mjs ";
+  const std::string images = ref->dir + "/ort_image_emb.f32", texts = ref->dir + "/ort_text_emb.f32";
+  ASSERT_EQ(std::system((script + "embed --model " + ref->dir + "/vision.onnx --input " + ref->dir +
+                         "/pixels.f32 --n 3 --size 64 --out " + images).c_str()), 0);
+  ASSERT_EQ(std::system((script + "embed-text --model " + ref->dir + "/text.onnx --ids " + ref->dir +
+                         "/text_ids.json --out " + texts).c_str()), 0);
+  Reference ort = *ref;
+  ort.image_emb = ReadFloats(images);
+  ort.text_emb = ReadFloats(texts);
+  ASSERT_EQ(ort.image_emb.size(), ref->image_emb.size());
+  ASSERT_EQ(ort.text_emb.size(), ref->text_emb.size());
+  auto model = LoadOrDie(ref->dir);
+  ASSERT_NE(model, nullptr);
+  ExpectMatches(*model, ort, 0.9999);
+}
+
+TEST(ClipModelTest, Fp32MatchesPyTorchOpenAiLayout) {
+  REFERENCE_OR_SKIP(ref, "openai-f32");
+  auto model = LoadOrDie(ref->dir);
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->model_id(), "openai-f32");  // the folder name
+  ExpectMatches(*model, *ref, 0.9999);
+}
+
+TEST(ClipModelTest, Fp16AndBf16FilesLoad) {
+  for (const char* dtype : {"f16", "bf16"}) {
+    REFERENCE_OR_SKIP(ref, std::string("hf-") + dtype);
+    auto model = LoadOrDie(ref->dir);
+    ASSERT_NE(model, nullptr);
+    ExpectMatches(*model, *ref, 0.9999);
+  }
+}
+
+TEST(ClipModelTest, Bf16PrecisionWithinBound) {
+  if (!__builtin_cpu_supports("avx512bf16")) GTEST_SKIP() << "CPU lacks AVX512-BF16";
+  REFERENCE_OR_SKIP(ref, kSmall);
+  auto model = LoadOrDie(ref->dir, Precision::kBf16);
+  ASSERT_NE(model, nullptr);
+  ExpectMatches(*model, *ref, 0.999);
+}
+
+TEST(ClipModelTest, Int8PrecisionWithinBound) {
+  REFERENCE_OR_SKIP(ref, kSmall);
+  auto model = LoadOrDie(ref->dir, Precision::kInt8);
+  ASSERT_NE(model, nullptr);
+  ExpectMatches(*model, *ref, 0.995);
+}
+
+TEST(ClipModelTest, BatchesAndThreadCountsAgree) {
+  REFERENCE_OR_SKIP(ref, kSmall);
+  auto one_thread = LoadOrDie(ref->dir, Precision::kFp32, 1);
+  auto two_threads = LoadOrDie(ref->dir, Precision::kFp32, 2);
+  ASSERT_TRUE(one_thread && two_threads);
+  const size_t d = one_thread->embed_dim();
+  std::vector<float> batch(ref->ids.size() * d), single(d);
+  ASSERT_TRUE(two_threads->EncodeTexts(ref->ids, batch).ok());
+  for (size_t i = 0; i < ref->ids.size(); ++i) {
+    ASSERT_TRUE(one_thread->EncodeTexts({ref->ids[i]}, single).ok());
+    std::vector<float> row(batch.begin() + i * d, batch.begin() + (i + 1) * d);
+    EXPECT_GE(Cosine(single, row, 0, d), 0.99999) << "text " << i;
+  }
+  // Image 1 alone equals image 1 in the batch.
+  const size_t image_floats = ref->pixels.size() / 3;
+  std::vector<float> all(3 * d);
+  ASSERT_TRUE(two_threads->EncodeImages(ref->pixels, 3, all).ok());
+  ASSERT_TRUE(one_thread->EncodeImages(std::span(ref->pixels).subspan(image_floats, image_floats), 1, single).ok());
+  std::vector<float> row(all.begin() + d, all.begin() + 2 * d);
+  EXPECT_GE(Cosine(single, row, 0, d), 0.99999);
+}
+
+TEST(ClipModelTest, RejectsBadInputs) {
+  REFERENCE_OR_SKIP(ref, kSmall);
+  auto model = LoadOrDie(ref->dir);
+  ASSERT_NE(model, nullptr);
+  std::vector<float> out(model->embed_dim());
+  EXPECT_EQ(model->EncodeImages(std::span(ref->pixels).first(10), 1, out).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(model->EncodeTexts({{}}, out).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(model->EncodeTexts({std::vector<int32_t>(78, 5)}, out).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(model->EncodeTexts({{998, 5000, 999}}, out).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(model->EncodeTexts({{998, 999}, {998, 999}}, out).code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(model->EncodeTexts({}, std::span<float>()).ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Damaged and mismatched model folders: a clear Status naming the problem, never a crash.
+
+class DamagedModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    ref_ = GetReference(kSmall, &why);
+    if (ref_ == nullptr) GTEST_SKIP() << why;
+    dir_ = ref_->dir + "_damaged";
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    std::filesystem::copy_file(ref_->dir + "/config.json", dir_ + "/config.json");
+    bytes_ = Slurp(ref_->dir + "/model.safetensors");
+    uint64_t len = 0;
+    std::memcpy(&len, bytes_.data(), 8);
+    header_ = nlohmann::json::parse(bytes_.substr(8, len));
+    data_ = bytes_.substr(8 + len);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static std::string Slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  void Write(const std::string& bytes) {
+    std::ofstream(dir_ + "/model.safetensors", std::ios::binary) << bytes;
+  }
+  void WriteHeader() {
+    const std::string h = header_.dump();
+    uint64_t len = h.size();
+    std::string out(reinterpret_cast<const char*>(&len), 8);
+    Write(out + h + data_);
+  }
+  Status Load() {
+    auto model = ClipModel::Load(dir_, LoadOptions{});
+    return model.ok() ? Status::Ok() : model.status();
+  }
+
+  const Reference* ref_ = nullptr;
+  std::string dir_, bytes_, data_;
+  nlohmann::json header_;
+};
+
+TEST_F(DamagedModelTest, MissingFile) {
+  const Status s = Load();
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
+  EXPECT_NE(s.message().find("model.safetensors"), std::string::npos);
+}
+
+TEST_F(DamagedModelTest, TruncatedFiles) {
+  for (size_t keep : {size_t{0}, size_t{5}, size_t{12}, size_t{200}, bytes_.size() / 2, bytes_.size() - 1}) {
+    Write(bytes_.substr(0, keep));
+    const Status s = Load();
+    EXPECT_EQ(s.code(), StatusCode::kCorruption) << keep << ": " << s.ToString();
+  }
+}
+
+TEST_F(DamagedModelTest, GarbageHeader) {
+  std::string bad = bytes_;
+  bad[8] = '#';
+  Write(bad);
+  EXPECT_EQ(Load().code(), StatusCode::kCorruption);
+  header_["text_projection.weight"]["data_offsets"] = {0, 16};  // size does not match the shape
+  WriteHeader();
+  const Status s = Load();
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("text_projection.weight"), std::string::npos) << s.ToString();
+}
+
+TEST_F(DamagedModelTest, MissingTensorIsNamed) {
+  header_.erase("vision_model.encoder.layers.1.mlp.fc2.bias");
+  WriteHeader();
+  const Status s = Load();
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_NE(s.message().find("vision_model.encoder.layers.1.mlp.fc2.bias"), std::string::npos) << s.ToString();
+}
+
+TEST_F(DamagedModelTest, NonFiniteWeightIsNamed) {
+  for (const char* name : {"text_model.encoder.layers.0.self_attn.k_proj.weight",
+                           "text_model.embeddings.token_embedding.weight"}) {
+    const uint64_t offset = header_[name]["data_offsets"][0].get<uint64_t>() + 4 * 37;
+    std::string saved = data_;
+    const float nan = std::nanf("");
+    std::memcpy(data_.data() + offset, &nan, 4);
+    WriteHeader();
+    const Status s = Load();
+    EXPECT_EQ(s.code(), StatusCode::kCorruption);
+    EXPECT_NE(s.message().find(name), std::string::npos) << s.ToString();
+    data_ = saved;
+  }
+}
+
+TEST_F(DamagedModelTest, ShapeMismatchWithConfigIsNamed) {
+  WriteHeader();
+  ASSERT_TRUE(Load().ok());
+  auto config = nlohmann::json::parse(Slurp(dir_ + "/config.json"));
+  config["vision_config"]["intermediate_size"] = 128;
+  std::ofstream(dir_ + "/config.json") << config.dump();
+  const Status s = Load();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("vision_model.encoder.layers.0.mlp.fc1.weight"), std::string::npos) << s.ToString();
+}
+
+TEST_F(DamagedModelTest, UnsupportedDtypeIsNamed) {
+  header_["visual_projection.weight"]["dtype"] = "I32";  // same byte size as F32
+  WriteHeader();
+  const Status s = Load();
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported);
+  EXPECT_NE(s.message().find("visual_projection.weight"), std::string::npos) << s.ToString();
+}
+
+TEST_F(DamagedModelTest, NotAClipCheckpoint) {
+  header_ = nlohmann::json::object({{"foo", {{"dtype", "F32"}, {"shape", {1}}, {"data_offsets", {0, 4}}}}});
+  data_ = std::string(4, '\0');
+  WriteHeader();
+  EXPECT_EQ(Load().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace fs::clip

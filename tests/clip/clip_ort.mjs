@@ -1,0 +1,80 @@
+// ONNX Runtime (npm onnxruntime-node) as the second CLIP oracle and as a benchmark peer.
+//   node clip_ort.mjs embed --model vision.onnx --input pixels.f32 --n N --size S --out emb.f32
+//   node clip_ort.mjs embed-text --model text.onnx --ids text_ids.json --out emb.f32
+//   node clip_ort.mjs bench --dir DIR --size S [--threads 2] [--iters 10]
+// bench prints one JSON object: image ms at batch 1, ms per image at batch 8 and 32 (when present),
+// text ms for a 7-token and a 77-token input, session load ms.
+import { createRequire } from 'node:module';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(join(here, '..', 'node', 'package.json'));
+const ort = require('onnxruntime-node');
+
+const args = {};
+for (let i = 3; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+const threads = Number(args.threads ?? 2);
+const options = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
+
+async function session(path) { return ort.InferenceSession.create(path, options); }
+
+function randomPixels(n, size) {
+  const a = new Float32Array(n * 3 * size * size);
+  let s = 1;
+  for (let i = 0; i < a.length; i++) { s = (s * 1103515245 + 12345) % 2147483648; a[i] = s / 1073741824 - 1; }
+  return a;
+}
+
+async function timeRuns(fn, iters) {
+  await fn();  // warm-up
+  const times = [];
+  for (let i = 0; i < iters; i++) { const t = process.hrtime.bigint(); await fn(); times.push(Number(process.hrtime.bigint() - t) / 1e6); }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+const mode = process.argv[2];
+if (mode === 'embed') {
+  const n = Number(args.n), size = Number(args.size);
+  const buf = readFileSync(args.input);
+  const pixels = new Float32Array(buf.buffer, buf.byteOffset, n * 3 * size * size);
+  const s = await session(args.model);
+  const out = await s.run({ pixels: new ort.Tensor('float32', pixels, [n, 3, size, size]) });
+  writeFileSync(args.out, Buffer.from(out.embeddings.data.buffer, out.embeddings.data.byteOffset, out.embeddings.data.byteLength));
+} else if (mode === 'embed-text') {
+  const s = await session(args.model);
+  const parts = [];
+  for (const text of JSON.parse(readFileSync(args.ids, 'utf8'))) {  // one at a time: lengths differ
+    const ids = BigInt64Array.from(text.map(BigInt));
+    const out = await s.run({ ids: new ort.Tensor('int64', ids, [1, ids.length]) });
+    parts.push(Buffer.from(out.embeddings.data.buffer, out.embeddings.data.byteOffset, out.embeddings.data.byteLength));
+  }
+  writeFileSync(args.out, Buffer.concat(parts));
+} else if (mode === 'bench') {
+  const size = Number(args.size), iters = Number(args.iters ?? 10);
+  const result = { threads };
+  let t = process.hrtime.bigint();
+  const vision = await session(join(args.dir, 'vision.onnx'));
+  result.load_ms = Number(process.hrtime.bigint() - t) / 1e6;
+  for (const n of [1, 8, 32]) {
+    const feed = { pixels: new ort.Tensor('float32', randomPixels(n, size), [n, 3, size, size]) };
+    const ms = await timeRuns(() => vision.run(feed), n === 1 ? iters : Math.max(2, Math.floor(iters / 4)));
+    result[`image_b${n}_ms_per_image`] = ms / n;
+  }
+  if (existsSync(join(args.dir, 'text.onnx'))) {
+    const text = await session(join(args.dir, 'text.onnx'));
+    for (const len of [7, 77]) {
+      const ids = new BigInt64Array(len);
+      for (let i = 0; i < len; i++) ids[i] = BigInt(400 + i);
+      ids[0] = 49406n; ids[len - 1] = 49407n;
+      const feed = { ids: new ort.Tensor('int64', ids, [1, len]) };
+      result[`text_${len}_ms`] = await timeRuns(() => text.run(feed), iters);
+    }
+  }
+  console.log(JSON.stringify(result));
+} else {
+  console.error('usage: clip_ort.mjs embed|bench ...');
+  process.exit(2);
+}
