@@ -215,10 +215,15 @@ class Params {
 
 // "2024-05-01", "2024-05-01T12:00:00Z", "2024-05-01T12:00:00.250Z", or epoch milliseconds.
 std::optional<int64_t> ParseTimeNs(const Json& v) {
-  if (v.is_number_integer()) return v.get<int64_t>() * 1000000;
+  auto from_ms = [](int64_t ms) -> int64_t {
+    if (ms > INT64_MAX / 1000000) return INT64_MAX;
+    if (ms < INT64_MIN / 1000000) return INT64_MIN;
+    return ms * 1000000;
+  };
+  if (v.is_number_integer()) return from_ms(v.get<int64_t>());
   if (!v.is_string()) return std::nullopt;
   const std::string s = v.get<std::string>();
-  if (auto ms = ParseInt(s)) return *ms * 1000000;
+  if (auto ms = ParseInt(s)) return from_ms(*ms);
   std::tm tm{};
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
   if (std::sscanf(s.c_str(), "%4d-%2d-%2d%n", &year, &month, &day, &consumed) != 3 || consumed != 10) return std::nullopt;
@@ -244,7 +249,11 @@ std::optional<int64_t> ParseTimeNs(const Json& v) {
   tm.tm_hour = hour;
   tm.tm_min = minute;
   tm.tm_sec = second;
-  return static_cast<int64_t>(timegm(&tm)) * 1000000000 + frac_ns;
+  const int64_t secs = static_cast<int64_t>(timegm(&tm));
+  constexpr int64_t kMaxSecs = INT64_MAX / 1000000000 - 1;  // year 2262: beyond it, clamp
+  if (secs > kMaxSecs) return INT64_MAX;
+  if (secs < -kMaxSecs) return INT64_MIN;
+  return secs * 1000000000 + frac_ns;
 }
 
 // imageEmbedding as a JSON array or a string: "[0.1,0.2]" or "0.1,0.2".
@@ -835,8 +844,7 @@ Outcome Server::Impl::Embed(const httplib::Request& req, const Ctx&) {
   Json data = {{"embedding", vec}, {"dimension", vec.size()}, {"model", options.embedder->model_id()},
                {"inferenceTime", ms}, {"cached", false}};
   if (!hash.empty()) data["imageHash"] = hash;
-  // No embedding cache is wired in yet: every request is a miss when the client asked for the cache.
-  if (body.value("useCache", true)) metrics.Add("filesearch_embedding_cache_misses_total", {});
+  // useCache is accepted for compatibility; no embedding cache is wired into the server yet.
   return JsonReply({{"success", true}, {"data", std::move(data)}});
 }
 
