@@ -17,5 +17,6 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code);
+void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code);
 
 }  // namespace fs::cli

@@ -1,0 +1,139 @@
+// `filesearch serve`: the HTTP API and web UI over the data directory.
+#include <signal.h>
+
+#include <cstdio>
+
+#include "apps/filesearch/commands.h"
+#include "core/env.h"
+#include "core/log.h"
+#include "engine/engine.h"
+#include "server/server.h"
+
+namespace fs::cli {
+
+void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
+  auto* cmd = app.add_subcommand("serve", "Serve the search API and web UI over HTTP")
+                  ->footer("Examples:\n"
+                           "  filesearch serve --auth-secret-file /etc/filesearch/hs256.key\n"
+                           "  filesearch serve --jwks /etc/filesearch/jwks.json --jwt-issuer https://login.example.com --jwt-audience filesearch\n"
+                           "  filesearch serve --no-auth --port 9000          # local use only; warns at start\n\n"
+                           "Then open http://127.0.0.1:8080/ . The API is described in docs/api.md.");
+  struct Args {
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    std::string auth_secret, auth_secret_file, jwks, issuer, audience, paths_claim = "paths";
+    bool no_auth = false;
+    bool vector_search = true;
+    bool test_embedder = false;
+    bool metrics_auth = false;
+    bool json_logs = true;
+    std::vector<std::string> roots;
+    int threads = 32;
+    server::ServerLimits limits;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--host", a->host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", a->port, "Port to listen on (0 = any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
+  cmd->add_option("--auth-secret", a->auth_secret, "HS256 shared secret (32+ bytes); prefer --auth-secret-file")
+      ->envname("FILESEARCH_AUTH_SECRET");
+  cmd->add_option("--auth-secret-file", a->auth_secret_file, "File holding the HS256 shared secret")->type_name("FILE");
+  cmd->add_option("--jwks", a->jwks, "JWKS file with the RS256/ES256 public keys tokens are signed with")->type_name("FILE");
+  cmd->add_option("--jwt-issuer", a->issuer, "Required token issuer (iss)");
+  cmd->add_option("--jwt-audience", a->audience, "Required token audience (aud)");
+  cmd->add_option("--jwt-paths-claim", a->paths_claim, "Claim listing the path prefixes a user may see")->capture_default_str();
+  cmd->add_flag("--no-auth", a->no_auth, "Turn authentication off (anyone who can connect may search); warns at start");
+  cmd->add_flag("--metrics-auth", a->metrics_auth, "Require a token for /metrics too");
+  cmd->add_flag("--vector-search,!--no-vector-search", a->vector_search,
+                "Offer vector search (image upload, similar, imageEmbedding); --no-vector-search hides it")
+      ->capture_default_str();
+  cmd->add_option("--storage-root", a->roots, "Folder that /embed imageUrl may name (repeatable)")->type_name("DIR");
+  cmd->add_flag("--test-embedder", a->test_embedder,
+                "Use the deterministic stand-in embedder (model test/hash-64) instead of CLIP; for tests");
+  cmd->add_flag("--json-logs,!--text-logs", a->json_logs, "One JSON object per log line (default) or plain text")
+      ->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Worker threads (concurrent requests)")->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->add_option("--max-body-bytes", a->limits.max_body_bytes, "Largest request body")->capture_default_str();
+  cmd->add_option("--max-image-bytes", a->limits.max_image_bytes, "Largest image to embed")->capture_default_str();
+  cmd->add_option("--max-image-pixels", a->limits.max_image_pixels, "Largest image to embed, in pixels")->capture_default_str();
+  cmd->add_option("--max-query-bytes", a->limits.max_query_bytes, "Longest keyword query")->capture_default_str();
+  cmd->add_option("--request-timeout", a->limits.request_timeout_s, "Socket read/write timeout, seconds")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
+  cmd->callback([&flags, exit_code, a]() {
+    auto fail = [exit_code](const std::string& msg) {
+      LogError("filesearch serve: " + msg);
+      *exit_code = 1;
+    };
+    SetLogJson(a->json_logs);
+    server::ServerOptions so;
+    so.host = a->host;
+    so.port = a->port;
+    so.vector_search = a->vector_search;
+    so.storage_roots = a->roots;
+    so.threads = a->threads;
+    so.limits = a->limits;
+    so.metrics_open = !a->metrics_auth;
+    so.auth.disabled = a->no_auth;
+    so.auth.issuer = a->issuer;
+    so.auth.audience = a->audience;
+    so.auth.paths_claim = a->paths_claim;
+    so.auth.hs256_secret = a->auth_secret;
+    if (!a->auth_secret_file.empty()) {
+      auto s = Env::Default()->ReadFile(a->auth_secret_file, 1 << 16);
+      if (!s.ok()) return fail("cannot read --auth-secret-file: " + s.status().ToString());
+      so.auth.hs256_secret = *s;
+      while (!so.auth.hs256_secret.empty() && (so.auth.hs256_secret.back() == '\n' || so.auth.hs256_secret.back() == '\r')) {
+        so.auth.hs256_secret.pop_back();
+      }
+    }
+    if (!a->jwks.empty()) {
+      auto s = Env::Default()->ReadFile(a->jwks, 1 << 20);
+      if (!s.ok()) return fail("cannot read --jwks: " + s.status().ToString());
+      so.auth.jwks_json = *s;
+    }
+    if (a->no_auth && (!so.auth.hs256_secret.empty() || !so.auth.jwks_json.empty())) {
+      return fail("--no-auth contradicts --auth-secret/--jwks: choose one");
+    }
+
+    EngineOptions eo;
+    eo.data_dir = ResolveDataDir(flags.data_dir);
+    eo.progress = !flags.no_progress;
+    std::unique_ptr<QueryEmbedder> embedder;
+    if (a->test_embedder) {
+      embedder = NewHashQueryEmbedder(64);
+      eo.model_id = embedder->model_id();
+    }
+    auto engine = Engine::Open(eo);
+    if (!engine.ok()) return fail("cannot open the index in '" + eo.data_dir + "': " + engine.status().ToString());
+    if (a->test_embedder) {
+      Status s = (*engine)->SetEmbedder(NewHashEmbedder(64));
+      if (!s.ok()) return fail(s.ToString());
+    }
+    so.engine = engine->get();
+    so.embedder = a->vector_search ? embedder.get() : nullptr;
+    if (!embedder) so.model_note = "Image search is off: no CLIP model loaded.";
+
+    auto srv = server::Server::Create(so);
+    if (!srv.ok()) return fail(srv.status().ToString());
+    // Signals are taken synchronously by this thread; the server's threads inherit the mask.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    Status started = (*srv)->Start();
+    if (!started.ok()) return fail(started.ToString());
+    if (a->no_auth) {
+      LogWarn("authentication is OFF (--no-auth): anyone who can reach " + a->host + ":" + std::to_string((*srv)->port()) +
+              " can search and read every indexed file");
+    }
+    LogInfo("listening on http://" + a->host + ":" + std::to_string((*srv)->port()) + "/ (data " + eo.data_dir +
+            ", vector search " + (a->vector_search ? "on" : "off") + ", model " +
+            (embedder ? embedder->model_id() : std::string("none")) + ")");
+    int sig = 0;
+    sigwait(&set, &sig);
+    LogInfo(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    (*srv)->Stop();
+  });
+}
+
+}  // namespace fs::cli

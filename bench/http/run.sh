@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# HTTP load benchmark of `filesearch serve` with wrk (Debian package; scripts/setup --bench).
+#   bench/http/run.sh [N_DOCS=200000] [DURATION=15s]
+# Generates N synthetic documents (every 10th an image with a 64-d vector) with bench_http_gen
+# unless the data directory already holds them, starts the server on 127.0.0.1 with HS256 auth and
+# the test embedder, and runs keyword, vector and hybrid queries at 1, 8 and 32 connections
+# (one wrk thread per 8 connections, at most 2). Prints one RESULT line per run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-200000}
+duration=${2:-15s}
+build=${BUILD_DIR:-build}
+data=${BENCH_DATA_DIR:-/tmp/fsbench-$n}
+port=${BENCH_PORT:-18080}
+command -v wrk >/dev/null || { echo "wrk is not installed: scripts/setup --bench"; exit 1; }
+[[ -x $build/filesearch && -x $build/bench_http_gen ]] || { echo "build first: scripts/build"; exit 1; }
+if [[ ! -f $data/filesearch.db ]]; then
+  "$build/bench_http_gen" "$data" "$n" 10
+fi
+secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+header=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+payload=$(printf '{"sub":"bench","exp":%d}' $(( $(date +%s) + 86400 )) | b64url)
+sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -hmac "$secret" -binary | b64url)
+export TOKEN="$header.$payload.$sig"
+LOG_LEVEL=warn "$build/filesearch" --data-dir "$data" --no-progress serve --host 127.0.0.1 --port "$port" \
+  --auth-secret "$secret" --test-embedder --threads 64 2>"$data/serve.log" &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+echo "server up: $(curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^filesearch_index_(documents|vectors) ' | tr '\n' ' ')"
+for mode in keyword vector hybrid; do
+  # Warm the page cache and the query paths once.
+  MODE=$mode wrk -t1 -c1 -d3s -s bench/http/search.lua "http://127.0.0.1:$port" >/dev/null
+  for c in 1 8 32; do
+    t=$(( c < 2 ? 1 : 2 ))
+    printf 'connections=%-3s ' "$c"
+    MODE=$mode wrk -t"$t" -c"$c" -d"$duration" --timeout 10s -s bench/http/search.lua "http://127.0.0.1:$port" | grep '^RESULT'
+  done
+done

@@ -1,0 +1,64 @@
+// Authentication for the HTTP API: verifies `Authorization: Bearer <JWT>` tokens.
+// Accepted algorithms: HS256 (shared secret), RS256 and ES256 (public keys from a JWKS file).
+// Checks the signature, `exp` (required), `nbf`, `iss` and `aud` (string or array) with a small clock
+// skew; refuses `alg: none` and algorithm confusion (an HS256 token never verifies against a JWKS key,
+// and an RS/ES token only against a key of the matching kty/crv/alg).
+// Thread-safety: a JwtVerifier is immutable after Create and safe for concurrent Verify calls.
+// Ownership: the verifier owns its parsed keys; no OpenSSL type crosses this header.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace fs::server {
+
+struct AuthOptions {
+  bool disabled = false;            // --no-auth: every request is anonymous and unrestricted
+  std::string hs256_secret;         // --auth-secret: enables HS256 ("" = HS256 refused)
+  std::string jwks_json;            // contents of --jwks FILE: enables RS256 / ES256 ("" = refused)
+  std::string issuer;               // --jwt-issuer: required `iss` ("" = not checked)
+  std::string audience;             // --jwt-audience: must appear in `aud` ("" = not checked)
+  int64_t clock_skew_s = 60;        // tolerance for exp / nbf
+  std::string paths_claim = "paths";  // claim with the user's allowed path prefixes (absent = all)
+  size_t max_token_bytes = 8192;
+};
+
+// Who is asking. An empty `path_prefixes` means every document is visible.
+struct Principal {
+  std::string subject;                     // `sub`, "" when anonymous
+  std::vector<std::string> path_prefixes;  // display-path prefixes this user may see
+  bool anonymous = false;                  // auth disabled
+};
+
+class JwtVerifier {
+ public:
+  // InvalidArgument when the options are unusable (bad JWKS, no key at all while auth is on).
+  static Result<std::unique_ptr<JwtVerifier>> Create(const AuthOptions& options);
+  ~JwtVerifier();
+  JwtVerifier(const JwtVerifier&) = delete;
+  JwtVerifier& operator=(const JwtVerifier&) = delete;
+
+  // Verifies a compact JWS token at time `now_s` (seconds since the epoch). PermissionDenied with
+  // a message that says what was wrong (expired, wrong audience, bad signature...).
+  Result<Principal> Verify(std::string_view token, int64_t now_s) const;
+  // Number of usable JWKS keys loaded (for start-up logs and tests).
+  size_t jwks_key_count() const;
+
+ private:
+  struct Impl;
+  explicit JwtVerifier(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// base64url without padding (RFC 4648 §5); decoding also accepts trailing '=' padding.
+std::string Base64UrlEncode(std::string_view data);
+Result<std::string> Base64UrlDecode(std::string_view text);
+// Standard base64 with padding (for `imageBase64`); whitespace is ignored.
+Result<std::string> Base64Decode(std::string_view text);
+
+}  // namespace fs::server

@@ -1,0 +1,46 @@
+// Internal header of server/: safe access to files named by clients or by stored documents.
+// - ResolveImageUrl: turns an /embed `imageUrl` into a real path inside one of the configured
+//   storage roots, refusing network schemes (no SSRF), `..`, NUL bytes, bad escapes and symlink
+//   escapes (the file is realpath'd and must still lie under a root).
+// - ReadRegularFileNoFollow: reads a file without following a symlink in any component.
+// - SniffImage: recognises image bytes by magic number and reads their pixel size where the
+//   header holds it (PNG, GIF, JPEG, BMP, WebP), so limits apply before any decoder runs.
+// Pure functions over the file system; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace fs::server {
+
+// Why a url was refused; the handler maps each to a stable HTTP error code.
+enum class UrlRefusal { kNone, kScheme, kBadPath, kOutsideRoots, kNotFound, kNoRoots, kUnsupportedScheme };
+
+struct ResolvedUrl {
+  UrlRefusal refusal = UrlRefusal::kNone;
+  std::string message;  // what was wrong and what to do, when refused
+  std::string path;     // the real path, when accepted
+};
+
+// `roots` must already be real paths (see RealRoots). Never touches the network.
+ResolvedUrl ResolveImageUrl(std::string_view url, const std::vector<std::string>& roots);
+// realpath of each root; InvalidArgument when one is missing or not a directory.
+Result<std::vector<std::string>> RealRoots(const std::vector<std::string>& roots);
+
+// Reads `path` if it is a regular file reached without any symbolic link, up to `max_bytes`
+// (ResourceExhausted above). NotFound when missing or not a plain file.
+Result<std::string> ReadRegularFileNoFollow(const std::string& path, uint64_t max_bytes);
+
+struct ImageInfo {
+  std::string mime;   // "image/png", ...
+  uint64_t width = 0, height = 0;  // 0 when the header does not say (TIFF, HEIC, ...)
+};
+// nullopt when the bytes are not a recognised raster image.
+std::optional<ImageInfo> SniffImage(std::string_view bytes);
+
+}  // namespace fs::server

@@ -1,0 +1,1043 @@
+#include "server/server.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <ctime>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "engine/crawl.h"
+#include "engine/search_json.h"
+#include "server/metrics.h"
+#include "server/safe_file.h"
+#include "server/ui_assets.h"
+
+namespace fs::server {
+namespace {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------------------------
+// Replies and errors
+
+struct Reply {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct ApiError {
+  int status;
+  std::string code;  // stable, machine-readable
+  std::string message;
+};
+
+using Outcome = std::variant<Reply, ApiError>;
+
+ApiError BadRequest(std::string message) { return {400, "invalid_argument", std::move(message)}; }
+ApiError NotFoundError(std::string message) { return {404, "not_found", std::move(message)}; }
+ApiError VectorOff() {
+  return {400, "vector_search_disabled",
+          "vector search is turned off on this server (--no-vector-search): search by keywords instead"};
+}
+
+int HttpStatusOf(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kUnsupported: return 400;
+    case StatusCode::kFailedPrecondition: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kResourceExhausted: return 413;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kIOError:
+    case StatusCode::kCorruption:
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+ApiError FromStatus(const Status& s) {
+  return {HttpStatusOf(s.code()), std::string(StatusCodeName(s.code())), s.message()};
+}
+
+std::string ErrorBody(const std::string& code, const std::string& message) {
+  Json j = {{"error", {{"code", code}, {"message", message}}}};
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Reply JsonReply(const Json& j, int status = 200) {
+  Reply r;
+  r.status = status;
+  r.body = j.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return r;
+}
+
+const char* ReasonPhrase(int status) {
+  switch (status) {
+    case 400: return "bad request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not found";
+    case 405: return "method not allowed";
+    case 408: return "request timeout";
+    case 413: return "payload too large";
+    case 414: return "uri too long";
+    case 415: return "unsupported media type";
+    default: return "error";
+  }
+}
+
+// Codes for errors httplib raises itself (before any handler runs).
+std::string CodeForStatus(int status) {
+  switch (status) {
+    case 400: return "invalid_argument";
+    case 401: return "unauthorized";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 408: return "request_timeout";
+    case 413: return "payload_too_large";
+    case 414: return "uri_too_long";
+    case 416: return "range_not_satisfiable";
+    default: return status >= 500 ? "internal" : "invalid_argument";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameter parsing (query strings, JSON bodies and multipart fields share one representation:
+// a JSON object whose values are strings from the URL or typed values from a JSON body).
+
+std::optional<double> ParseDouble(const std::string& s) {
+  if (s.empty() || s.size() > 64) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(s.c_str(), &end);
+  if (errno != 0 || end != s.c_str() + s.size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+std::optional<int64_t> ParseInt(const std::string& s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (errno != 0 || end != s.c_str() + s.size()) return std::nullopt;
+  return v;
+}
+
+class Params {
+ public:
+  explicit Params(Json obj) : obj_(std::move(obj)) {}
+  bool has(const char* key) const { return obj_.contains(key) && !obj_[key].is_null(); }
+
+  std::variant<std::string, ApiError> String(const char* key) const {
+    const Json& v = obj_[key];
+    if (v.is_string()) return v.get<std::string>();
+    return BadRequest(std::string(key) + " must be a string");
+  }
+  std::variant<double, ApiError> Number(const char* key) const {
+    const Json& v = obj_[key];
+    if (v.is_number()) {
+      double d = v.get<double>();
+      if (std::isfinite(d)) return d;
+    } else if (v.is_string()) {
+      if (auto d = ParseDouble(v.get<std::string>())) return *d;
+    }
+    return BadRequest(std::string(key) + " must be a finite number");
+  }
+  std::variant<int64_t, ApiError> Integer(const char* key, int64_t lo, int64_t hi) const {
+    const Json& v = obj_[key];
+    std::optional<int64_t> n;
+    if (v.is_number_integer()) n = v.get<int64_t>();
+    else if (v.is_string()) n = ParseInt(v.get<std::string>());
+    if (!n || *n < lo || *n > hi) {
+      return BadRequest(std::string(key) + " must be an integer between " + std::to_string(lo) + " and " + std::to_string(hi));
+    }
+    return *n;
+  }
+  // A list given as a JSON array of strings, a comma-separated string, or repeated query keys.
+  std::variant<std::vector<std::string>, ApiError> List(const char* key) const {
+    const Json& v = obj_[key];
+    std::vector<std::string> out;
+    auto split = [&out](const std::string& s) {
+      size_t start = 0;
+      while (start <= s.size()) {
+        size_t end = s.find(',', start);
+        if (end == std::string::npos) end = s.size();
+        std::string item = s.substr(start, end - start);
+        while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+        while (!item.empty() && item.back() == ' ') item.pop_back();
+        if (!item.empty()) out.push_back(item);
+        start = end + 1;
+      }
+    };
+    if (v.is_string()) {
+      split(v.get<std::string>());
+      return out;
+    }
+    if (v.is_array()) {
+      for (const auto& item : v) {
+        if (!item.is_string()) return BadRequest(std::string(key) + " must be a list of strings");
+        split(item.get<std::string>());
+      }
+      return out;
+    }
+    return BadRequest(std::string(key) + " must be a string or a list of strings");
+  }
+  const Json& raw(const char* key) const { return obj_[key]; }
+  const Json& object() const { return obj_; }
+
+ private:
+  Json obj_;
+};
+
+#define FS_TAKE(var, expr)                                             \
+  auto FS_CONCAT(take_, __LINE__) = (expr);                            \
+  if (auto* e = std::get_if<ApiError>(&FS_CONCAT(take_, __LINE__))) return *e; \
+  var = std::move(std::get<0>(FS_CONCAT(take_, __LINE__)))
+
+// "2024-05-01", "2024-05-01T12:00:00Z", "2024-05-01T12:00:00.250Z", or epoch milliseconds.
+std::optional<int64_t> ParseTimeNs(const Json& v) {
+  auto from_ms = [](int64_t ms) -> int64_t {
+    if (ms > INT64_MAX / 1000000) return INT64_MAX;
+    if (ms < INT64_MIN / 1000000) return INT64_MIN;
+    return ms * 1000000;
+  };
+  if (v.is_number_integer()) return from_ms(v.get<int64_t>());
+  if (!v.is_string()) return std::nullopt;
+  const std::string s = v.get<std::string>();
+  if (auto ms = ParseInt(s)) return from_ms(*ms);
+  std::tm tm{};
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%n", &year, &month, &day, &consumed) != 3 || consumed != 10) return std::nullopt;
+  int64_t frac_ns = 0;
+  if (s.size() > 10) {
+    int c2 = 0;
+    if (std::sscanf(s.c_str() + 10, "T%2d:%2d:%2d%n", &hour, &minute, &second, &c2) != 3 || c2 != 9) return std::nullopt;
+    size_t i = 19;
+    if (i < s.size() && s[i] == '.') {
+      int64_t scale = 100000000;
+      for (++i; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) {
+        frac_ns += (s[i] - '0') * scale;
+        scale /= 10;
+      }
+    }
+    if (i < s.size() && s[i] == 'Z') ++i;
+    if (i != s.size()) return std::nullopt;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  const int64_t secs = static_cast<int64_t>(timegm(&tm));
+  constexpr int64_t kMaxSecs = INT64_MAX / 1000000000 - 1;  // year 2262: beyond it, clamp
+  if (secs > kMaxSecs) return INT64_MAX;
+  if (secs < -kMaxSecs) return INT64_MIN;
+  return secs * 1000000000 + frac_ns;
+}
+
+// imageEmbedding as a JSON array or a string: "[0.1,0.2]" or "0.1,0.2".
+std::variant<std::vector<float>, ApiError> ParseVector(const Json& v, size_t max_dim) {
+  Json arr;
+  if (v.is_array()) {
+    arr = v;
+  } else if (v.is_string()) {
+    std::string s = v.get<std::string>();
+    size_t first = s.find_first_not_of(" \t\n");
+    if (first != std::string::npos && s[first] == '[') {
+      arr = Json::parse(s, nullptr, false);
+      if (arr.is_discarded()) return BadRequest("imageEmbedding is not valid JSON: give [0.1, 0.2, ...] or 0.1,0.2,...");
+    } else {
+      arr = Json::array();
+      size_t start = 0;
+      while (start <= s.size()) {
+        size_t end = s.find(',', start);
+        if (end == std::string::npos) end = s.size();
+        std::string item = s.substr(start, end - start);
+        while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+        while (!item.empty() && item.back() == ' ') item.pop_back();
+        auto d = ParseDouble(item);
+        if (!d) return BadRequest("imageEmbedding entry '" + item.substr(0, 32) + "' is not a finite number");
+        arr.push_back(*d);
+        start = end + 1;
+      }
+    }
+  } else {
+    return BadRequest("imageEmbedding must be an array of numbers");
+  }
+  if (!arr.is_array() || arr.empty()) return BadRequest("imageEmbedding must be a non-empty array of numbers");
+  if (arr.size() > max_dim) return BadRequest("imageEmbedding has more than " + std::to_string(max_dim) + " entries");
+  std::vector<float> out;
+  out.reserve(arr.size());
+  for (const auto& x : arr) {
+    if (!x.is_number()) return BadRequest("imageEmbedding must contain only numbers (no NaN, strings or null)");
+    double d = x.get<double>();
+    if (!std::isfinite(d) || std::fabs(d) > 3.0e38) return BadRequest("imageEmbedding contains NaN or infinity");
+    out.push_back(static_cast<float>(d));
+  }
+  double norm = 0;
+  for (float f : out) norm += static_cast<double>(f) * f;
+  if (norm == 0) return BadRequest("imageEmbedding is all zeros: it has no direction to search in");
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+std::string NewRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+bool ValidRequestId(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+struct Ctx {
+  std::string request_id;
+  Principal principal;
+};
+
+bool Visible(const Principal& p, const std::string& path) {
+  if (p.path_prefixes.empty()) return true;
+  for (const auto& prefix : p.path_prefixes) {
+    if (path.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+const std::set<std::string>& SearchParamNames() {
+  static const std::set<std::string> kNames = {
+      "q",       "mode",     "imageEmbedding", "similarTo", "type",          "types",          "extension",
+      "extensions", "pathPrefix", "minSize",  "maxSize",   "modifiedAfter", "modifiedBefore", "limit",
+      "from",    "searchAfter", "rrfK",      "textWeight", "vectorWeight", "fusion"};
+  return kNames;
+}
+
+const char* MimeOfAsset(const std::string& name) {
+  auto ends = [&name](const char* suffix) {
+    size_t n = std::strlen(suffix);
+    return name.size() >= n && name.compare(name.size() - n, n, suffix) == 0;
+  };
+  if (ends(".html")) return "text/html; charset=utf-8";
+  if (ends(".js")) return "text/javascript; charset=utf-8";
+  if (ends(".css")) return "text/css; charset=utf-8";
+  if (ends(".svg")) return "image/svg+xml";
+  return "application/octet-stream";
+}
+
+constexpr const char* kUiCsp =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; "
+    "form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+// Documents are user files: never let one run script on our origin.
+constexpr const char* kContentCsp = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'";
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+struct Server::Impl {
+  ServerOptions options;
+  std::vector<std::string> roots;  // real paths with a trailing '/'
+  std::unique_ptr<JwtVerifier> verifier;
+  httplib::Server http;
+  Metrics metrics;
+  std::mutex embed_mu;  // QueryEmbedder implementations need not be thread-safe
+  std::atomic<int> in_flight{0};
+  std::thread listener;
+  std::mutex run_mu;
+  bool started = false;
+  int bound_port = 0;
+
+  // Stats are a COUNT over the store: refreshed at most every few seconds for /metrics.
+  std::mutex stats_mu;
+  Clock::time_point stats_at{};
+  uint64_t stats_documents = 0;
+  uint64_t stats_embeddings = 0;
+
+  bool vector_on() const { return options.vector_search; }
+  bool image_search_on() const { return options.vector_search && options.embedder != nullptr; }
+
+  void DescribeMetrics();
+  void Routes();
+  template <typename Fn>
+  void Route(const std::string& method, const std::string& pattern, const std::string& label, bool needs_auth, Fn fn);
+  void Finish(const httplib::Request& req, httplib::Response& res, const std::string& route, const Ctx& ctx,
+              Outcome outcome, Clock::time_point start);
+
+  Outcome Search(const httplib::Request& req, const Ctx& ctx);
+  Outcome RunSearchParams(const Params& p, const std::string* image, const Ctx& ctx);
+  Outcome Embed(const httplib::Request& req, const Ctx& ctx);
+  Outcome DocumentMeta(const httplib::Request& req, const Ctx& ctx);
+  Outcome DocumentBytes(const httplib::Request& req, const Ctx& ctx, bool thumbnail);
+  Outcome MetricsPage();
+  Outcome Config(const Ctx& ctx);
+  Outcome Ready();
+  Outcome Asset(const std::string& name);
+
+  std::variant<Document, ApiError> VisibleDocument(const std::string& id_text, const Ctx& ctx);
+  std::variant<std::vector<float>, ApiError> EmbedImage(const std::string& bytes, std::string* hash);
+  std::variant<std::vector<float>, ApiError> EmbedText(const std::string& text);
+  std::variant<std::vector<float>, ApiError> TimedEmbed(bool image, const std::string& input);
+};
+
+void Server::Impl::DescribeMetrics() {
+  metrics.Describe("filesearch_http_requests_total", "counter", "HTTP requests by route, method and status code.");
+  metrics.Describe("filesearch_http_request_duration_seconds", "histogram", "HTTP request latency by route.");
+  metrics.Describe("filesearch_http_errors_total", "counter", "Error replies by stable error code.");
+  metrics.Describe("filesearch_http_in_flight_requests", "gauge", "Requests being served now.");
+  metrics.Describe("filesearch_search_duration_seconds", "histogram", "Search latency (planning, both legs, fusion) by mode.");
+  metrics.Describe("filesearch_embedding_duration_seconds", "histogram", "Query embedding latency by input kind (text, image).");
+  metrics.Describe("filesearch_embedding_cache_hits_total", "counter",
+                   "Embedding cache hits. Placeholder: no embedding cache is wired into the server yet, always 0.");
+  metrics.Describe("filesearch_embedding_cache_misses_total", "counter",
+                   "Embedding cache misses. Placeholder: no embedding cache is wired into the server yet, always 0.");
+  metrics.Describe("filesearch_embedding_cache_hit_ratio", "gauge",
+                   "hits / (hits + misses); 0 while there were no lookups. Placeholder until the cache lands.");
+  metrics.Describe("filesearch_index_documents", "gauge", "Documents in the store.");
+  metrics.Describe("filesearch_index_embeddings", "gauge", "Embeddings in the store (all models).");
+  metrics.Describe("filesearch_index_vectors", "gauge", "Vectors in the in-memory HNSW index of the active model.");
+  metrics.Describe("filesearch_worker_queue_depth", "gauge", "Jobs waiting for the embedding worker. Placeholder: 0 until the worker lands.");
+  metrics.Describe("filesearch_worker_dead_letters", "gauge", "Jobs the worker gave up on. Placeholder: 0 until the worker lands.");
+  for (const char* m : {"text", "vector", "hybrid"}) metrics.Add("filesearch_search_total", {{"mode", m}}, 0);
+  metrics.Describe("filesearch_search_total", "counter", "Searches served by mode.");
+  metrics.Set("filesearch_embedding_cache_hits_total", {}, 0);
+  metrics.Set("filesearch_embedding_cache_misses_total", {}, 0);
+  metrics.Set("filesearch_embedding_cache_hit_ratio", {}, 0);
+  metrics.Set("filesearch_worker_queue_depth", {}, 0);
+  metrics.Set("filesearch_worker_dead_letters", {}, 0);
+}
+
+template <typename Fn>
+void Server::Impl::Route(const std::string& method, const std::string& pattern, const std::string& label, bool needs_auth,
+                         Fn fn) {
+  auto handler = [this, label, needs_auth, fn](const httplib::Request& req, httplib::Response& res) {
+    const auto start = Clock::now();
+    ++in_flight;
+    Ctx ctx;
+    std::string given = req.get_header_value("X-Request-Id");
+    ctx.request_id = ValidRequestId(given) ? given : NewRequestId();
+    Outcome outcome = Reply{};
+    try {
+      bool authorised = true;
+      if (needs_auth && !options.auth.disabled) {
+        std::string header = req.get_header_value("Authorization");
+        std::string token;
+        if (header.size() > 7 && (header.compare(0, 7, "Bearer ") == 0 || header.compare(0, 7, "bearer ") == 0)) {
+          token = header.substr(7);
+        }
+        auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+        auto principal = verifier->Verify(token, now);
+        if (!principal.ok()) {
+          outcome = ApiError{401, "unauthorized", principal.status().message()};
+          authorised = false;
+        } else {
+          ctx.principal = std::move(principal).value();
+        }
+      }
+      if (authorised) outcome = fn(req, ctx);
+    } catch (const std::exception& e) {
+      LogError("request " + ctx.request_id + ": unexpected exception: " + e.what());
+      outcome = ApiError{500, "internal", "internal error (request id " + ctx.request_id + "); the server log has details"};
+    } catch (...) {
+      outcome = ApiError{500, "internal", "internal error (request id " + ctx.request_id + "); the server log has details"};
+    }
+    Finish(req, res, label, ctx, std::move(outcome), start);
+    --in_flight;
+  };
+  if (method == "GET") http.Get(pattern, handler);
+  else http.Post(pattern, handler);
+}
+
+void Server::Impl::Finish(const httplib::Request& req, httplib::Response& res, const std::string& route, const Ctx& ctx,
+                          Outcome outcome, Clock::time_point start) {
+  std::string code;
+  if (auto* err = std::get_if<ApiError>(&outcome)) {
+    code = err->code;
+    res.status = err->status;
+    Json body = {{"error", {{"code", err->code}, {"message", err->message}}}};
+    if (route == "/embed") body["success"] = false;
+    res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+    if (err->status == 401) res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    metrics.Add("filesearch_http_errors_total", {{"code", err->code}});
+  } else {
+    Reply& r = std::get<Reply>(outcome);
+    res.status = r.status;
+    for (auto& [k, v] : r.headers) res.set_header(k, v);
+    res.set_content(std::move(r.body), r.content_type);
+  }
+  res.set_header("X-Request-Id", ctx.request_id);
+  res.set_header("X-Content-Type-Options", "nosniff");
+  if (!res.has_header("Cache-Control")) res.set_header("Cache-Control", "no-store");
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  metrics.Add("filesearch_http_requests_total", {{"route", route}, {"method", req.method}, {"status", std::to_string(res.status)}});
+  metrics.Observe("filesearch_http_request_duration_seconds", {{"route", route}}, seconds);
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%.2f", seconds * 1000);
+  std::string line = "request id=" + ctx.request_id + " method=" + req.method + " path=" + req.path +
+                     " route=" + route + " status=" + std::to_string(res.status) + " ms=" + ms;
+  if (!ctx.principal.subject.empty()) line += " user=" + ctx.principal.subject;
+  if (!code.empty()) line += " code=" + code;
+  if (res.status >= 500) LogError(line);
+  else LogInfo(line);
+}
+
+std::variant<Document, ApiError> Server::Impl::VisibleDocument(const std::string& id_text, const Ctx& ctx) {
+  auto id = ParseInt(id_text);
+  const ApiError missing = NotFoundError("no document with id " + id_text.substr(0, 24) + " (or you may not see it)");
+  if (!id || *id <= 0) return missing;
+  auto doc = options.engine->store()->Get(*id);
+  if (!doc.ok()) {
+    if (doc.status().code() == StatusCode::kNotFound) return missing;
+    return FromStatus(doc.status());
+  }
+  if (!Visible(ctx.principal, doc->path)) return missing;  // same reply as a missing id: no probing
+  return std::move(doc).value();
+}
+
+std::variant<std::vector<float>, ApiError> Server::Impl::EmbedImage(const std::string& bytes, std::string* hash) {
+  if (!options.embedder) {
+    return ApiError{503, "unavailable", "image search is off: no CLIP model is loaded on this server"};
+  }
+  if (bytes.empty()) return BadRequest("the image is empty");
+  if (bytes.size() > options.limits.max_image_bytes) {
+    return ApiError{413, "payload_too_large", "the image is " + std::to_string(bytes.size()) + " bytes; the limit is " +
+                                                  std::to_string(options.limits.max_image_bytes)};
+  }
+  auto info = SniffImage(bytes);
+  if (!info) {
+    return ApiError{415, "not_an_image", "the upload is not an image this server reads (JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC, AVIF)"};
+  }
+  if (info->width * info->height > options.limits.max_image_pixels) {
+    return ApiError{413, "payload_too_large", "the image is " + std::to_string(info->width) + "x" + std::to_string(info->height) +
+                                                  " pixels; the limit is " + std::to_string(options.limits.max_image_pixels) + " pixels"};
+  }
+  if (hash) *hash = Sha256Hex(bytes);
+  return TimedEmbed(true, bytes);
+}
+
+std::variant<std::vector<float>, ApiError> Server::Impl::EmbedText(const std::string& text) {
+  if (!options.embedder) return ApiError{503, "unavailable", "text-to-image search is off: no CLIP model is loaded on this server"};
+  return TimedEmbed(false, text);
+}
+
+std::variant<std::vector<float>, ApiError> Server::Impl::TimedEmbed(bool image, const std::string& input) {
+  const auto start = Clock::now();
+  Result<std::vector<float>> v = Status::Internal("not run");
+  {
+    std::lock_guard lock(embed_mu);
+    v = image ? options.embedder->EmbedImageBytes(input) : options.embedder->EmbedText(input);
+  }
+  metrics.Observe("filesearch_embedding_duration_seconds", {{"kind", image ? "image" : "text"}},
+                  std::chrono::duration<double>(Clock::now() - start).count());
+  if (!v.ok()) return FromStatus(v.status().WithContext(image ? "embedding the image" : "embedding the query text"));
+  return std::move(v).value();
+}
+
+Outcome Server::Impl::Search(const httplib::Request& req, const Ctx& ctx) {
+  if (req.method == "GET") {
+    Json obj = Json::object();
+    for (const auto& [key, value] : req.params) {
+      if (key == "type" || key == "types" || key == "extension" || key == "extensions") {
+        if (!obj.contains(key)) obj[key] = Json::array();
+        obj[key].push_back(value);
+      } else if (obj.contains(key)) {
+        return BadRequest("parameter " + key + " is given twice");
+      } else {
+        obj[key] = value;
+      }
+    }
+    return RunSearchParams(Params(std::move(obj)), nullptr, ctx);
+  }
+  if (req.is_multipart_form_data()) {
+    Json obj = Json::object();
+    std::string image;
+    bool has_image = false;
+    for (const auto& [key, part] : req.files) {
+      if (key == "image") {
+        if (has_image) return BadRequest("send one image per search");
+        image = part.content;
+        has_image = true;
+      } else if (key == "type" || key == "types" || key == "extension" || key == "extensions") {
+        if (!obj.contains(key)) obj[key] = Json::array();
+        obj[key].push_back(part.content);
+      } else {
+        obj[key] = part.content;
+      }
+    }
+    if (!has_image) return BadRequest("multipart search needs a file field named 'image'");
+    return RunSearchParams(Params(std::move(obj)), &image, ctx);
+  }
+  auto ct = req.get_header_value("Content-Type");
+  if (ct.rfind("application/json", 0) != 0) {
+    return ApiError{415, "unsupported_media_type", "POST /search takes application/json or multipart/form-data"};
+  }
+  Json body = Json::parse(req.body, nullptr, false);
+  if (body.is_discarded()) return BadRequest("the request body is not valid JSON");
+  if (!body.is_object()) return BadRequest("the request body must be a JSON object");
+  std::string image;
+  bool has_image = false;
+  if (body.contains("imageBase64")) {
+    if (!body["imageBase64"].is_string()) return BadRequest("imageBase64 must be a string");
+    auto bytes = Base64Decode(body["imageBase64"].get<std::string>());
+    if (!bytes.ok()) return BadRequest("imageBase64 is not valid base64");
+    image = std::move(bytes).value();
+    has_image = true;
+    body.erase("imageBase64");
+  }
+  return RunSearchParams(Params(std::move(body)), has_image ? &image : nullptr, ctx);
+}
+
+Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image, const Ctx& ctx) {
+  for (const auto& [key, value] : p.object().items()) {
+    if (!SearchParamNames().count(key)) {
+      return BadRequest("unknown search parameter '" + key.substr(0, 40) + "'; see docs/api.md for the list");
+    }
+  }
+  SearchRequest r;
+  r.size = 10;
+  if (p.has("q")) {
+    FS_TAKE(r.query, p.String("q"));
+    if (r.query.size() > options.limits.max_query_bytes) {
+      return BadRequest("q is longer than " + std::to_string(options.limits.max_query_bytes) + " bytes: shorten the query");
+    }
+  }
+  if (p.has("mode")) {
+    std::string mode;
+    FS_TAKE(mode, p.String("mode"));
+    auto m = ParseSearchMode(mode);
+    if (!m.ok()) return FromStatus(m.status());
+    r.mode = *m;
+  }
+  if (p.has("limit")) {
+    int64_t limit = 0;
+    FS_TAKE(limit, p.Integer("limit", 1, 100));
+    r.size = static_cast<size_t>(limit);
+  }
+  if (p.has("from")) {
+    int64_t from = 0;
+    FS_TAKE(from, p.Integer("from", 0, 10000));
+    r.from = static_cast<size_t>(from);
+  }
+  if (p.has("searchAfter")) {
+    FS_TAKE(r.search_after, p.String("searchAfter"));
+    if (r.search_after.empty()) return BadRequest("searchAfter is empty: omit it for the first page");
+  }
+  if (p.has("fusion")) {
+    std::string f;
+    FS_TAKE(f, p.String("fusion"));
+    auto fm = ParseFusionMethod(f);
+    if (!fm.ok()) return FromStatus(fm.status());
+    r.fusion = *fm;
+  }
+  if (p.has("rrfK")) {
+    FS_TAKE(r.rrf_k, p.Number("rrfK"));
+    if (r.rrf_k <= 0 || r.rrf_k > 1e6) return BadRequest("rrfK must be greater than 0 (default 60)");
+  }
+  for (const char* key : {"textWeight", "vectorWeight"}) {
+    if (!p.has(key)) continue;
+    double w = 0;
+    FS_TAKE(w, p.Number(key));
+    if (w < 0 || w > 1e6) return BadRequest(std::string(key) + " must be between 0 and 1000000");
+    (std::string(key) == "textWeight" ? r.text_weight : r.vector_weight) = w;
+  }
+  for (const char* key : {"type", "types"}) {
+    if (!p.has(key)) continue;
+    std::vector<std::string> v;
+    FS_TAKE(v, p.List(key));
+    r.filters.types.insert(r.filters.types.end(), v.begin(), v.end());
+  }
+  for (const char* key : {"extension", "extensions"}) {
+    if (!p.has(key)) continue;
+    std::vector<std::string> v;
+    FS_TAKE(v, p.List(key));
+    for (auto& e : v) {
+      if (!e.empty() && e[0] == '.') e.erase(e.begin());
+      for (auto& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.filters.extensions.push_back(e);
+    }
+  }
+  if (p.has("pathPrefix")) {
+    FS_TAKE(r.filters.path_prefix, p.String("pathPrefix"));
+  }
+  if (p.has("minSize")) {
+    int64_t v = 0;
+    FS_TAKE(v, p.Integer("minSize", 0, INT64_MAX));
+    r.filters.min_size = static_cast<uint64_t>(v);
+  }
+  if (p.has("maxSize")) {
+    int64_t v = 0;
+    FS_TAKE(v, p.Integer("maxSize", 0, INT64_MAX));
+    r.filters.max_size = static_cast<uint64_t>(v);
+  }
+  for (const char* key : {"modifiedAfter", "modifiedBefore"}) {
+    if (!p.has(key)) continue;
+    auto t = ParseTimeNs(p.raw(key));
+    if (!t) return BadRequest(std::string(key) + " must be a date (2024-05-01), a UTC time (2024-05-01T12:00:00Z) or epoch milliseconds");
+    (std::string(key) == "modifiedAfter" ? r.filters.min_mtime_ns : r.filters.max_mtime_ns) = *t;
+  }
+
+  // Per-user visibility is a path-prefix filter inside the search, so totals and pages only ever
+  // count what the user may see.
+  const auto& allowed = ctx.principal.path_prefixes;
+  if (!allowed.empty()) {
+    std::vector<std::string> narrowed;
+    const std::string& asked = r.filters.path_prefix;
+    for (const auto& a : allowed) {
+      if (asked.empty()) narrowed.push_back(a);
+      else if (asked.rfind(a, 0) == 0) narrowed.push_back(asked);
+      else if (a.rfind(asked, 0) == 0) narrowed.push_back(a);
+    }
+    std::sort(narrowed.begin(), narrowed.end());
+    narrowed.erase(std::unique(narrowed.begin(), narrowed.end()), narrowed.end());
+    if (narrowed.empty()) {
+      r.filters.path_prefix = std::string("\0", 1);  // matches nothing: an empty, correct reply
+    } else if (narrowed.size() == 1) {
+      r.filters.path_prefix = narrowed[0];
+    } else {
+      std::string list;
+      for (const auto& n : narrowed) list += (list.empty() ? "" : ", ") + n;
+      return BadRequest("your access covers several folders; pass pathPrefix naming one of: " + list);
+    }
+  }
+
+  // The vector leg: at most one source.
+  const bool has_embedding = p.has("imageEmbedding");
+  const bool has_similar = p.has("similarTo");
+  const int sources = static_cast<int>(has_embedding) + static_cast<int>(has_similar) + static_cast<int>(image != nullptr);
+  if (sources > 1) return BadRequest("give at most one of imageEmbedding, similarTo and an image");
+  const bool wants_vector = sources > 0 || (r.mode && *r.mode != SearchMode::kText);
+  if (wants_vector && !vector_on()) return VectorOff();
+  VectorIndex* index = options.engine->vectors();
+  const std::string index_model = index ? index->model() : "";
+  if (has_embedding) {
+    FS_TAKE(r.vector, ParseVector(p.raw("imageEmbedding"), options.limits.max_vector_dim));
+    r.vector_model = index_model;
+  } else if (has_similar) {
+    std::string id_text;
+    const Json& raw = p.raw("similarTo");
+    if (raw.is_number_integer()) id_text = std::to_string(raw.get<int64_t>());
+    else if (raw.is_string()) id_text = raw.get<std::string>();
+    else return BadRequest("similarTo must be a document id");
+    Document doc;
+    FS_TAKE(doc, VisibleDocument(id_text, ctx));
+    if (!index) return ApiError{400, "failed_precondition", "find-similar needs a vector index: no embeddings are loaded"};
+    auto emb = options.engine->store()->GetEmbedding(doc.id, index_model);
+    if (!emb.ok()) return FromStatus(emb.status());
+    if (!emb->has_value()) {
+      return ApiError{400, "failed_precondition", "document " + id_text + " has no embedding for model " + index_model +
+                                                      ": only embedded images can be used with similarTo"};
+    }
+    r.vector = std::move(**emb);
+    r.vector_model = index_model;
+    r.exclude_id = doc.id;
+  } else if (image) {
+    FS_TAKE(r.vector, EmbedImage(*image, nullptr));
+    r.vector_model = options.embedder->model_id();
+  } else if (!r.query.empty() && image_search_on() && (!r.mode || *r.mode != SearchMode::kText) && index) {
+    // A text query reaches the vector leg through the text tower.
+    FS_TAKE(r.vector, EmbedText(r.query));
+    r.vector_model = options.embedder->model_id();
+  }
+  if (r.query.empty() && r.vector.empty()) {
+    return BadRequest("give keywords (q), imageEmbedding, similarTo or an image to search");
+  }
+
+  const auto start = Clock::now();
+  auto result = options.engine->Search(r);
+  if (!result.ok()) return FromStatus(result.status());
+  const std::string mode(SearchModeName(result->mode));
+  metrics.Observe("filesearch_search_duration_seconds", {{"mode", mode}}, std::chrono::duration<double>(Clock::now() - start).count());
+  metrics.Add("filesearch_search_total", {{"mode", mode}});
+  // Defence in depth: the filter already kept other users' folders out.
+  size_t before = result->hits.size();
+  std::erase_if(result->hits, [&ctx](const SearchHit& h) { return !Visible(ctx.principal, h.doc.path); });
+  if (result->hits.size() != before) LogError("search returned documents outside the user's path prefixes; dropped them");
+  JsonRenderOptions ro;
+  ro.thumbnail_base = "/documents/";
+  Reply reply;
+  reply.body = SearchResultToJson(*result, ro);
+  return reply;
+}
+
+Outcome Server::Impl::Embed(const httplib::Request& req, const Ctx&) {
+  if (!vector_on()) return VectorOff();
+  Json body = Json::parse(req.body, nullptr, false);
+  if (body.is_discarded()) return BadRequest("the request body is not valid JSON");
+  if (!body.is_object()) return BadRequest("the request body must be a JSON object");
+  for (const auto& [key, value] : body.items()) {
+    if (key != "imageUrl" && key != "imageBase64" && key != "text" && key != "useCache") {
+      return BadRequest("unknown field '" + key.substr(0, 40) + "': give imageUrl, imageBase64 or text (and useCache)");
+    }
+  }
+  if (body.contains("useCache") && !body["useCache"].is_boolean()) return BadRequest("useCache must be true or false");
+  const int given = static_cast<int>(body.contains("imageUrl")) + static_cast<int>(body.contains("imageBase64")) +
+                    static_cast<int>(body.contains("text"));
+  if (given != 1) return BadRequest("give exactly one of imageUrl, imageBase64 and text");
+  std::vector<float> vec;
+  std::string hash;
+  const auto start = Clock::now();
+  if (body.contains("text")) {
+    if (!body["text"].is_string() || body["text"].get<std::string>().empty()) return BadRequest("text must be a non-empty string");
+    std::string text = body["text"].get<std::string>();
+    if (text.size() > options.limits.max_query_bytes) {
+      return BadRequest("text is longer than " + std::to_string(options.limits.max_query_bytes) + " bytes");
+    }
+    FS_TAKE(vec, EmbedText(text));
+  } else {
+    std::string bytes;
+    if (body.contains("imageBase64")) {
+      if (!body["imageBase64"].is_string()) return BadRequest("imageBase64 must be a string");
+      auto decoded = Base64Decode(body["imageBase64"].get<std::string>());
+      if (!decoded.ok()) return BadRequest("imageBase64 is not valid base64");
+      bytes = std::move(decoded).value();
+    } else {
+      if (!body["imageUrl"].is_string()) return BadRequest("imageUrl must be a string");
+      const std::string url = body["imageUrl"].get<std::string>();
+      if (url.size() > 4096) return BadRequest("imageUrl is longer than 4096 bytes");
+      ResolvedUrl resolved = ResolveImageUrl(url, roots);
+      switch (resolved.refusal) {
+        case UrlRefusal::kNone: break;
+        case UrlRefusal::kScheme: return ApiError{400, "url_scheme_not_allowed", resolved.message};
+        case UrlRefusal::kUnsupportedScheme: return ApiError{400, "unsupported", resolved.message};
+        case UrlRefusal::kBadPath: return ApiError{400, "invalid_path", resolved.message};
+        case UrlRefusal::kOutsideRoots: return ApiError{403, "path_outside_storage_roots", resolved.message};
+        case UrlRefusal::kNoRoots: return ApiError{403, "path_outside_storage_roots", resolved.message};
+        case UrlRefusal::kNotFound: return NotFoundError(resolved.message);
+      }
+      auto read = ReadRegularFileNoFollow(resolved.path, options.limits.max_image_bytes);
+      if (!read.ok()) {
+        if (read.status().code() == StatusCode::kResourceExhausted) return ApiError{413, "payload_too_large", read.status().message()};
+        return NotFoundError("imageUrl does not name a readable regular file under the storage roots");
+      }
+      bytes = std::move(read).value();
+    }
+    FS_TAKE(vec, EmbedImage(bytes, &hash));
+  }
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  Json data = {{"embedding", vec}, {"dimension", vec.size()}, {"model", options.embedder->model_id()},
+               {"inferenceTime", ms}, {"cached", false}};
+  if (!hash.empty()) data["imageHash"] = hash;
+  // useCache is accepted for compatibility; no embedding cache is wired into the server yet.
+  return JsonReply({{"success", true}, {"data", std::move(data)}});
+}
+
+Outcome Server::Impl::DocumentMeta(const httplib::Request& req, const Ctx& ctx) {
+  Document doc;
+  FS_TAKE(doc, VisibleDocument(req.matches[1], ctx));
+  Json j = Json::parse(DocumentToJson(doc, false));
+  if (doc.mime.rfind("image/", 0) == 0) j["thumbnailUrl"] = "/documents/" + std::to_string(doc.id) + "/thumbnail";
+  j["contentUrl"] = "/documents/" + std::to_string(doc.id) + "/content";
+  return JsonReply(j);
+}
+
+Outcome Server::Impl::DocumentBytes(const httplib::Request& req, const Ctx& ctx, bool thumbnail) {
+  Document doc;
+  FS_TAKE(doc, VisibleDocument(req.matches[1], ctx));
+  const bool is_image = doc.mime.rfind("image/", 0) == 0 && doc.mime != "image/svg+xml";
+  if (thumbnail && !is_image) {
+    return ApiError{404, "thumbnail_unavailable", "document " + std::to_string(doc.id) + " is not an image: it has no thumbnail"};
+  }
+  const uint64_t cap = thumbnail ? options.limits.max_thumbnail_bytes : options.limits.max_content_bytes;
+  if (thumbnail && doc.size > cap) {
+    return ApiError{404, "thumbnail_unavailable", "the image is too large to serve as a thumbnail; open its content instead"};
+  }
+  auto path = PathFromFileUri(doc.uri);
+  if (!path.ok() || path->empty() || (*path)[0] != '/') return NotFoundError("document " + std::to_string(doc.id) + " has no local file");
+  auto bytes = ReadRegularFileNoFollow(*path, cap);
+  if (!bytes.ok()) {
+    if (bytes.status().code() == StatusCode::kResourceExhausted) {
+      if (thumbnail) return ApiError{404, "thumbnail_unavailable", "the image is too large to serve as a thumbnail"};
+      return ApiError{413, "payload_too_large", "the file is larger than the server's content limit: " + bytes.status().message()};
+    }
+    return ApiError{404, "file_unavailable", "the file of document " + std::to_string(doc.id) +
+                                                 " is gone or is no longer a regular file: re-index its folder"};
+  }
+  Reply r;
+  r.body = std::move(bytes).value();
+  r.content_type = doc.mime.empty() ? "application/octet-stream" : doc.mime;
+  r.headers.emplace_back("Content-Security-Policy", kContentCsp);
+  r.headers.emplace_back("Cache-Control", "private, max-age=60");
+  std::string safe_name;
+  for (char c : doc.name) safe_name += (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) ? '_' : c;
+  r.headers.emplace_back("Content-Disposition", std::string(is_image ? "inline" : "attachment") + "; filename=\"" + safe_name + "\"");
+  return r;
+}
+
+Outcome Server::Impl::MetricsPage() {
+  {
+    std::lock_guard lock(stats_mu);
+    if (Clock::now() - stats_at > std::chrono::seconds(5)) {
+      auto st = options.engine->store()->Stats();
+      if (st.ok()) {
+        stats_documents = st->documents;
+        stats_embeddings = st->embeddings;
+        stats_at = Clock::now();
+      }
+    }
+    metrics.Set("filesearch_index_documents", {}, static_cast<double>(stats_documents));
+    metrics.Set("filesearch_index_embeddings", {}, static_cast<double>(stats_embeddings));
+  }
+  VectorIndex* v = options.engine->vectors();
+  metrics.Set("filesearch_index_vectors", {}, v ? static_cast<double>(v->size()) : 0.0);
+  metrics.Set("filesearch_http_in_flight_requests", {}, static_cast<double>(in_flight.load()));
+  double hits = metrics.Value("filesearch_embedding_cache_hits_total", {});
+  double misses = metrics.Value("filesearch_embedding_cache_misses_total", {});
+  metrics.Set("filesearch_embedding_cache_hit_ratio", {}, hits + misses > 0 ? hits / (hits + misses) : 0.0);
+  Reply r;
+  r.body = metrics.Render();
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  return r;
+}
+
+Outcome Server::Impl::Config(const Ctx&) {
+  std::string reason;
+  if (!options.vector_search) reason = "Vector search is turned off on this server.";
+  else if (!options.embedder) reason = options.model_note.empty() ? "Image search is off: no CLIP model loaded." : options.model_note;
+  VectorIndex* v = options.engine->vectors();
+  Json j = {{"vectorSearch", options.vector_search},
+            {"imageSearch", image_search_on()},
+            {"similarSearch", options.vector_search && v != nullptr},
+            {"model", options.embedder ? Json(options.embedder->model_id()) : (v ? Json(v->model()) : Json(nullptr))},
+            {"reason", reason.empty() ? Json(nullptr) : Json(reason)},
+            {"authRequired", !options.auth.disabled},
+            {"maxImageBytes", options.limits.max_image_bytes},
+            {"maxLimit", 100}};
+  return JsonReply(j);
+}
+
+Outcome Server::Impl::Ready() {
+  auto gen = options.engine->store()->Generation();
+  if (!gen.ok()) return ApiError{503, "unavailable", "the store cannot be read: " + gen.status().message()};
+  return JsonReply({{"status", "ready"}});
+}
+
+Outcome Server::Impl::Asset(const std::string& name) {
+  for (const UiAsset& a : UiAssets()) {
+    if (name != a.name) continue;
+    Reply r;
+    r.body.assign(reinterpret_cast<const char*>(a.data), a.size);
+    r.content_type = MimeOfAsset(name);
+    r.headers.emplace_back("Content-Security-Policy", kUiCsp);
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    return r;
+  }
+  return NotFoundError("no such UI file");
+}
+
+void Server::Impl::Routes() {
+  Route("GET", "/healthz", "/healthz", false, [](const httplib::Request&, const Ctx&) -> Outcome {
+    return JsonReply({{"status", "ok"}});
+  });
+  Route("GET", "/readyz", "/readyz", false, [this](const httplib::Request&, const Ctx&) { return Ready(); });
+  Route("GET", "/metrics", "/metrics", !options.metrics_open, [this](const httplib::Request&, const Ctx&) { return MetricsPage(); });
+  Route("GET", "/config", "/config", false, [this](const httplib::Request&, const Ctx& c) { return Config(c); });
+  Route("GET", "/", "/ui", false, [this](const httplib::Request&, const Ctx&) { return Asset("index.html"); });
+  Route("GET", R"(/ui/([A-Za-z0-9_.-]{1,64}))", "/ui", false,
+        [this](const httplib::Request& req, const Ctx&) { return Asset(req.matches[1]); });
+  Route("GET", "/search", "/search", true, [this](const httplib::Request& req, const Ctx& c) { return Search(req, c); });
+  Route("POST", "/search", "/search", true, [this](const httplib::Request& req, const Ctx& c) { return Search(req, c); });
+  Route("POST", "/embed", "/embed", true, [this](const httplib::Request& req, const Ctx& c) { return Embed(req, c); });
+  Route("GET", R"(/documents/([^/]{1,32}))", "/documents/{id}", true,
+        [this](const httplib::Request& req, const Ctx& c) { return DocumentMeta(req, c); });
+  Route("GET", R"(/documents/([^/]{1,32})/thumbnail)", "/documents/{id}/thumbnail", true,
+        [this](const httplib::Request& req, const Ctx& c) { return DocumentBytes(req, c, true); });
+  Route("GET", R"(/documents/([^/]{1,32})/content)", "/documents/{id}/content", true,
+        [this](const httplib::Request& req, const Ctx& c) { return DocumentBytes(req, c, false); });
+
+  // Errors raised by httplib itself (no route, body too large, bad request line) get a JSON body.
+  http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string code = CodeForStatus(res.status);
+    std::string message = std::string(ReasonPhrase(res.status));
+    if (res.status == 404) message = "no such route: " + req.method + " " + req.path.substr(0, 200) + " (see docs/api.md)";
+    if (res.status == 413) message = "the request body is larger than the server's limit of " +
+                                     std::to_string(options.limits.max_body_bytes) + " bytes";
+    res.set_content(ErrorBody(code, message), "application/json");
+    metrics.Add("filesearch_http_errors_total", {{"code", code}});
+    metrics.Add("filesearch_http_requests_total", {{"route", "unmatched"}, {"method", req.method}, {"status", std::to_string(res.status)}});
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    res.status = 500;
+    res.set_content(ErrorBody("internal", "internal error; the server log has details"), "application/json");
+  });
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() { Stop(); }
+
+Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
+  if (!options.engine) return Status::InvalidArgument("the server needs an engine");
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  FS_ASSIGN_OR_RETURN(impl->verifier, JwtVerifier::Create(options.auth));
+  FS_ASSIGN_OR_RETURN(impl->roots, RealRoots(options.storage_roots));
+  Impl* raw = impl.get();
+  const int threads = std::max(1, options.threads);
+  raw->http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  raw->http.set_payload_max_length(options.limits.max_body_bytes);
+  raw->http.set_read_timeout(options.limits.request_timeout_s, 0);
+  raw->http.set_write_timeout(options.limits.request_timeout_s, 0);
+  raw->http.set_keep_alive_max_count(100000);
+  raw->http.set_keep_alive_timeout(30);
+  raw->http.set_tcp_nodelay(true);
+  raw->DescribeMetrics();
+  raw->Routes();
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Status Server::Start() {
+  std::lock_guard lock(impl_->run_mu);
+  if (impl_->started) return Status::FailedPrecondition("the server is already running");
+  int port = impl_->options.port;
+  if (port == 0) {
+    port = impl_->http.bind_to_any_port(impl_->options.host);
+    if (port <= 0) return Status::Unavailable("cannot bind to " + impl_->options.host + " on any port");
+  } else if (!impl_->http.bind_to_port(impl_->options.host, port)) {
+    return Status::Unavailable("cannot listen on " + impl_->options.host + ":" + std::to_string(port) +
+                               ": is another server using the port? choose one with --port");
+  }
+  impl_->bound_port = port;
+  impl_->started = true;
+  impl_->listener = std::thread([this] { impl_->http.listen_after_bind(); });
+  return Status::Ok();
+}
+
+int Server::port() const { return impl_->bound_port; }
+
+void Server::Stop() {
+  std::lock_guard lock(impl_->run_mu);
+  if (!impl_->started) return;
+  impl_->http.stop();
+  if (impl_->listener.joinable()) impl_->listener.join();
+  impl_->started = false;
+}
+
+}  // namespace fs::server

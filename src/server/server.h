@@ -1,0 +1,70 @@
+// Server: the HTTP API and web UI of `filesearch serve`. Routes: GET/POST /search, POST /embed,
+// GET /documents/{id}[/thumbnail|/content], /healthz, /readyz, /metrics, /config and the UI at /.
+// Every reply to a failed request is JSON {"error":{"code","message"}} with a stable code; handlers
+// never let an exception out (it becomes a 500 `internal`).
+//
+// Ownership: the Server borrows `engine` and `embedder` (both must outlive it); it owns its
+// listening socket and worker threads. Thread-safety: Start/Stop from one controlling thread;
+// requests are served concurrently on `threads` workers (Engine::Search is thread-safe; calls to
+// the QueryEmbedder are serialised by the server).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/embedder.h"
+#include "engine/engine.h"
+#include "server/auth.h"
+
+namespace fs::server {
+
+struct ServerLimits {
+  uint64_t max_body_bytes = 16ull << 20;       // request bodies (JSON, uploads); 413 above
+  uint64_t max_image_bytes = 10ull << 20;      // one image (upload, base64, imageUrl file)
+  uint64_t max_image_pixels = 40'000'000;      // width x height read from the image header
+  size_t max_query_bytes = 1024;               // `q`
+  size_t max_vector_dim = 4096;                // imageEmbedding entries
+  uint64_t max_thumbnail_bytes = 8ull << 20;   // originals served as thumbnails up to this size
+  uint64_t max_content_bytes = 256ull << 20;   // /documents/{id}/content
+  int request_timeout_s = 30;                  // socket read and write timeouts
+};
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                  // 0 = any free port (see Server::port())
+  Engine* engine = nullptr;         // required, borrowed
+  QueryEmbedder* embedder = nullptr;  // optional, borrowed: text-to-vector and image search
+  bool vector_search = true;        // false hides every vector feature (API refuses, UI hides)
+  AuthOptions auth;                 // auth.disabled must be set explicitly to turn auth off
+  bool metrics_open = true;         // /metrics without a token
+  std::vector<std::string> storage_roots;  // folders /embed imageUrl may name
+  ServerLimits limits;
+  int threads = 32;                 // worker threads (concurrent requests)
+  std::string model_note;           // why there is no query embedder, shown by the UI ("" = default text)
+};
+
+class Server {
+ public:
+  // Validates the options (keys, roots) and prepares routes; does not bind.
+  static Result<std::unique_ptr<Server>> Create(const ServerOptions& options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds host:port and starts serving on a background thread. Unavailable if the port is taken.
+  Status Start();
+  // The bound port (useful with port 0); 0 before Start.
+  int port() const;
+  // Stops accepting, finishes in-flight requests, joins the threads. Idempotent.
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fs::server

@@ -1,0 +1,589 @@
+// API tests over real HTTP: an Engine over a generated folder, the Server on an ephemeral
+// 127.0.0.1 port, and httplib's client. Replies are checked against docs/openapi.json.
+#include <httplib.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "core/env.h"
+#include "engine/engine.h"
+#include "server/auth.h"
+#include "server/openapi_validator.h"
+#include "server/server.h"
+#include "server/test_tokens.h"
+
+namespace fs::server {
+namespace {
+
+namespace stdfs = std::filesystem;
+using Json = nlohmann::json;
+using testing::NowSeconds;
+using testing::SignHs256;
+using testing::TestKey;
+
+const std::string kSecret = "api-test-secret-0123456789abcdef0123456789";
+constexpr int kReports = 23;
+
+std::string FakePng(uint32_t w, uint32_t h, int seed, size_t extra = 64) {
+  std::string s = std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16);
+  for (uint32_t v : {w, h}) {
+    for (int shift = 24; shift >= 0; shift -= 8) s += static_cast<char>((v >> shift) & 0xFF);
+  }
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  for (size_t i = 0; i < extra; ++i) s += static_cast<char>(rng() & 0xFF);
+  return s;
+}
+
+void WriteFile(const stdfs::path& p, const std::string& data) {
+  stdfs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << data;
+}
+
+struct Reply {
+  int status = 0;
+  Json body;
+  std::string raw;
+  httplib::Headers headers;
+};
+
+std::string Header(const Reply& r, const std::string& key) {
+  auto it = r.headers.find(key);
+  return it == r.headers.end() ? "" : it->second;
+}
+
+// Percent-encodes everything but unreserved characters.
+std::string Enc(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+class ApiTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    base_ = new stdfs::path(stdfs::temp_directory_path() / ("fs_api_" + std::to_string(::getpid())));
+    stdfs::remove_all(*base_);
+    const stdfs::path share = *base_ / "share";
+    for (int i = 0; i < kReports; ++i) {
+      WriteFile(share / "finance" / ("report-" + std::to_string(100 + i) + ".txt"),
+                "quarterly report number " + std::to_string(i) + " revenue");
+    }
+    WriteFile(share / "hr/policy.txt", "holiday policy report for staff");
+    WriteFile(share / "hr/secret.txt", "salaries of everyone");
+    WriteFile(share / "photos/cat.png", FakePng(64, 48, 1));
+    WriteFile(share / "photos/dog.png", FakePng(64, 48, 2));
+    WriteFile(share / "photos/bird.png", FakePng(64, 48, 3));
+    WriteFile(share / "hr/badge.png", FakePng(32, 32, 4));
+    WriteFile(*base_ / "outside/private.png", FakePng(8, 8, 5));
+    WriteFile(*base_ / "outside/passwd.txt", "root:x:0:0");
+    stdfs::create_symlink(*base_ / "outside/private.png", share / "photos/escape.png");
+    source_dir_ = std::getenv("FILESEARCH_SOURCE_DIR") ? std::getenv("FILESEARCH_SOURCE_DIR") : ".";
+
+    EngineOptions eo;
+    eo.data_dir = (*base_ / "data").string();
+    eo.progress = false;
+    auto engine = Engine::Open(eo);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    engine_ = engine->release();
+    ASSERT_TRUE(engine_->SetEmbedder(NewHashEmbedder(64)).ok());
+    CrawlOptions co;
+    co.progress = false;
+    auto report = engine_->Index(share.string(), co);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    // After indexing, swap a file for a link to a secret outside the share.
+    stdfs::remove(share / "hr/secret.txt");
+    stdfs::create_symlink(*base_ / "outside/passwd.txt", share / "hr/secret.txt");
+
+    embedder_ = NewHashQueryEmbedder(64).release();
+    rsa_ = TestKey::Rsa("rsa-1").release();
+    ServerOptions so;
+    so.port = 0;
+    so.engine = engine_;
+    so.embedder = embedder_;
+    so.auth.hs256_secret = kSecret;
+    so.auth.jwks_json = Json{{"keys", {rsa_->Jwk()}}}.dump();
+    so.auth.issuer = "https://login.test";
+    so.auth.audience = "filesearch";
+    so.storage_roots = {(share / "photos").string()};
+    so.limits.max_body_bytes = 1 << 20;
+    so.limits.max_image_bytes = 64 << 10;
+    so.limits.max_image_pixels = 1000000;
+    so.threads = 4;
+    auto srv = Server::Create(so);
+    ASSERT_TRUE(srv.ok()) << srv.status().ToString();
+    server_ = srv->release();
+    ASSERT_TRUE(server_->Start().ok());
+
+    std::ifstream spec(source_dir_ + "/docs/openapi.json");
+    ASSERT_TRUE(spec.good()) << "docs/openapi.json not found under " << source_dir_;
+    validator_ = new testing::OpenApiValidator(Json::parse(spec));
+  }
+
+  static void TearDownTestSuite() {
+    delete server_;
+    delete embedder_;
+    delete engine_;
+    delete rsa_;
+    delete validator_;
+    stdfs::remove_all(*base_);
+    delete base_;
+  }
+
+  static Json Claims() {
+    return {{"sub", "alice"}, {"iss", "https://login.test"}, {"aud", "filesearch"}, {"exp", NowSeconds() + 600}};
+  }
+  static std::string Token() { return SignHs256(kSecret, Claims()); }
+
+  static Reply Wrap(const httplib::Result& r) {
+    Reply out;
+    if (!r) return out;
+    out.status = r->status;
+    out.raw = r->body;
+    out.headers = r->headers;
+    if (r->get_header_value("Content-Type").rfind("application/json", 0) == 0) out.body = Json::parse(r->body, nullptr, false);
+    return out;
+  }
+  static httplib::Headers Auth(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
+
+  Reply Get(const std::string& path, const std::string& token = Token(), Server* srv = nullptr) {
+    httplib::Client c("127.0.0.1", (srv ? srv : server_)->port());
+    return Wrap(c.Get(path, token.empty() ? httplib::Headers{} : Auth(token)));
+  }
+  Reply PostJson(const std::string& path, const std::string& body, const std::string& token = Token()) {
+    httplib::Client c("127.0.0.1", server_->port());
+    return Wrap(c.Post(path, Auth(token), body, "application/json"));
+  }
+  // Validates a JSON reply against the spec operation `op` (a path template).
+  void Conforms(const Reply& r, const std::string& op, const std::string& method = "get") {
+    auto problems = validator_->Validate(op, method, r.status, r.body);
+    for (const auto& p : problems) ADD_FAILURE() << method << " " << op << " " << r.status << ": " << p << "\n" << r.raw.substr(0, 400);
+  }
+  void ExpectError(const Reply& r, int status, const std::string& code, const std::string& op = "/search",
+                   const std::string& method = "get") {
+    EXPECT_EQ(r.status, status) << r.raw;
+    ASSERT_TRUE(r.body.is_object()) << r.raw;
+    EXPECT_EQ(r.body["error"]["code"], code) << r.raw;
+    EXPECT_FALSE(r.body["error"]["message"].get<std::string>().empty());
+    Conforms(r, op, method);
+  }
+  static int64_t IdOf(const std::string& name) {
+    auto page = engine_->store()->KeywordSearch(name, {}, 0, 5);
+    EXPECT_TRUE(page.ok());
+    for (const auto& h : page->hits) {
+      auto d = engine_->store()->Get(h.id);
+      if (d.ok() && d->name == name) return d->id;
+    }
+    ADD_FAILURE() << "no document named " << name;
+    return 0;
+  }
+  static std::string Share() { return (*base_ / "share").string(); }
+  static std::string PhotosUrl(const std::string& rel) { return "file://" + stdfs::canonical(*base_ / "share/photos").string() + "/" + rel; }
+
+  static stdfs::path* base_;
+  static std::string source_dir_;
+  static Engine* engine_;
+  static QueryEmbedder* embedder_;
+  static TestKey* rsa_;
+  static Server* server_;
+  static testing::OpenApiValidator* validator_;
+};
+
+stdfs::path* ApiTest::base_ = nullptr;
+std::string ApiTest::source_dir_;
+Engine* ApiTest::engine_ = nullptr;
+QueryEmbedder* ApiTest::embedder_ = nullptr;
+TestKey* ApiTest::rsa_ = nullptr;
+Server* ApiTest::server_ = nullptr;
+testing::OpenApiValidator* ApiTest::validator_ = nullptr;
+
+TEST_F(ApiTest, HealthReadyConfigAndUiAreOpen) {
+  Reply h = Get("/healthz", "");
+  EXPECT_EQ(h.status, 200);
+  Conforms(h, "/healthz");
+  Reply r = Get("/readyz", "");
+  EXPECT_EQ(r.status, 200);
+  Conforms(r, "/readyz");
+  Reply c = Get("/config", "");
+  EXPECT_EQ(c.status, 200);
+  Conforms(c, "/config");
+  EXPECT_EQ(c.body["vectorSearch"], true);
+  EXPECT_EQ(c.body["imageSearch"], true);
+  EXPECT_EQ(c.body["model"], "test/hash-64");
+  EXPECT_EQ(c.body["authRequired"], true);
+  Reply ui = Get("/", "");
+  EXPECT_EQ(ui.status, 200);
+  EXPECT_NE(ui.raw.find("<html"), std::string::npos);
+  Reply js = Get("/ui/app.js", "");
+  EXPECT_EQ(js.status, 200);
+  ExpectError(Get("/ui/nope.js", ""), 404, "not_found");
+  ExpectError(Get("/no/such/route", ""), 404, "not_found");
+}
+
+TEST_F(ApiTest, RequestIdIsEchoedOrGenerated) {
+  httplib::Client c("127.0.0.1", server_->port());
+  auto r = c.Get("/healthz", {{"X-Request-Id", "abc-123"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->get_header_value("X-Request-Id"), "abc-123");
+  auto g = c.Get("/healthz", {{"X-Request-Id", "bad id with spaces"}});
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->get_header_value("X-Request-Id").size(), 16u);
+}
+
+TEST_F(ApiTest, TokensAreRequiredAndChecked) {
+  Reply missing = Get("/search?q=report", "");
+  ExpectError(missing, 401, "unauthorized");
+  EXPECT_NE(missing.raw.find("Bearer"), std::string::npos);
+  Json c = Claims();
+  c["exp"] = NowSeconds() - 3600;
+  ExpectError(Get("/search?q=report", SignHs256(kSecret, c)), 401, "unauthorized");
+  c = Claims();
+  c["nbf"] = NowSeconds() + 3600;
+  ExpectError(Get("/search?q=report", SignHs256(kSecret, c)), 401, "unauthorized");
+  ExpectError(Get("/search?q=report", SignHs256("forged-secret-forged-secret-forged-secret", Claims())), 401, "unauthorized");
+  ExpectError(Get("/search?q=report", testing::UnsignedToken(Claims())), 401, "unauthorized");
+  ExpectError(Get("/search?q=report", SignHs256(rsa_->PublicPem(), Claims(), {{"kid", "rsa-1"}})), 401, "unauthorized");
+  c = Claims();
+  c["iss"] = "https://other.test";
+  ExpectError(Get("/search?q=report", SignHs256(kSecret, c)), 401, "unauthorized");
+  c = Claims();
+  c["aud"] = "someone-else";
+  ExpectError(Get("/search?q=report", SignHs256(kSecret, c)), 401, "unauthorized");
+  ExpectError(Get("/documents/1", "garbage"), 401, "unauthorized", "/documents/{id}");
+  // RS256 from the JWKS works.
+  Reply rs = Get("/search?q=report", rsa_->Sign({{"alg", "RS256"}, {"kid", "rsa-1"}}, Claims()));
+  EXPECT_EQ(rs.status, 200) << rs.raw;
+}
+
+TEST_F(ApiTest, KeywordSearch) {
+  Reply r = Get("/search?q=holiday");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  Conforms(r, "/search");
+  EXPECT_EQ(r.body["mode"], "hybrid");  // a text query reaches the vector leg through the embedder
+  bool found = false;
+  for (const auto& h : r.body["hits"]) {
+    if (h["name"] == "policy.txt") {
+      found = true;
+      EXPECT_EQ(h["textRank"], 1);
+    }
+  }
+  EXPECT_TRUE(found) << r.raw;
+  Reply t = Get("/search?q=holiday&mode=text");
+  ASSERT_EQ(t.status, 200);
+  EXPECT_EQ(t.body["mode"], "text");
+  EXPECT_EQ(t.body["total"], 1);
+  EXPECT_TRUE(t.body["hits"][0]["vectorScore"].is_null());
+  EXPECT_GE(t.body["tookMs"].get<double>(), 0.0);
+}
+
+TEST_F(ApiTest, VectorSearchWithImageEmbeddingFindsTheImage) {
+  Reply e = PostJson("/embed", Json{{"imageUrl", PhotosUrl("cat.png")}, {"useCache", true}}.dump());
+  ASSERT_EQ(e.status, 200) << e.raw;
+  Conforms(e, "/embed", "post");
+  EXPECT_EQ(e.body["success"], true);
+  EXPECT_EQ(e.body["data"]["dimension"], 64);
+  EXPECT_EQ(e.body["data"]["model"], "test/hash-64");
+  EXPECT_EQ(e.body["data"]["cached"], false);
+  EXPECT_EQ(e.body["data"]["imageHash"].get<std::string>().size(), 64u);
+  std::string csv;
+  for (const auto& x : e.body["data"]["embedding"]) csv += (csv.empty() ? "" : ",") + std::to_string(x.get<double>());
+  Reply r = Get("/search?mode=vector&limit=3&imageEmbedding=" + Enc(csv));
+  ASSERT_EQ(r.status, 200) << r.raw;
+  Conforms(r, "/search");
+  EXPECT_EQ(r.body["mode"], "vector");
+  EXPECT_EQ(r.body["hits"][0]["name"], "cat.png");
+  EXPECT_NEAR(r.body["hits"][0]["vectorScore"].get<double>(), 1.0, 1e-4);
+  EXPECT_EQ(r.body["hits"][0]["thumbnailUrl"], "/documents/" + std::to_string(r.body["hits"][0]["id"].get<int64_t>()) + "/thumbnail");
+  // The same vector as a JSON array, via POST.
+  Reply p = PostJson("/search", Json{{"imageEmbedding", e.body["data"]["embedding"]}, {"limit", 2}}.dump());
+  ASSERT_EQ(p.status, 200) << p.raw;
+  Conforms(p, "/search", "post");
+  EXPECT_EQ(p.body["hits"][0]["name"], "cat.png");
+}
+
+TEST_F(ApiTest, HybridFusesBothLegs) {
+  Reply e = PostJson("/embed", Json{{"imageUrl", PhotosUrl("dog.png")}}.dump());
+  ASSERT_EQ(e.status, 200);
+  Json body = {{"q", "dog"}, {"imageEmbedding", e.body["data"]["embedding"]}, {"fusion", "rrf"}, {"rrfK", 10}};
+  Reply r = PostJson("/search", body.dump());
+  ASSERT_EQ(r.status, 200) << r.raw;
+  Conforms(r, "/search", "post");
+  EXPECT_EQ(r.body["mode"], "hybrid");
+  const Json& top = r.body["hits"][0];
+  EXPECT_EQ(top["name"], "dog.png");
+  EXPECT_EQ(top["textRank"], 1);
+  EXPECT_EQ(top["vectorRank"], 1);
+  EXPECT_NEAR(top["score"].get<double>(), 2.0 / 11.0, 1e-9);
+  body["fusion"] = "linear";
+  body["textWeight"] = 0.25;
+  Reply l = PostJson("/search", body.dump());
+  ASSERT_EQ(l.status, 200) << l.raw;
+  EXPECT_EQ(l.body["hits"][0]["name"], "dog.png");
+}
+
+TEST_F(ApiTest, SimilarToExcludesItself) {
+  int64_t cat = IdOf("cat.png");
+  Reply r = Get("/search?similarTo=" + std::to_string(cat));
+  ASSERT_EQ(r.status, 200) << r.raw;
+  Conforms(r, "/search");
+  EXPECT_EQ(r.body["mode"], "vector");
+  EXPECT_FALSE(r.body["hits"].empty());
+  for (const auto& h : r.body["hits"]) EXPECT_NE(h["id"], cat);
+  ExpectError(Get("/search?similarTo=999999"), 404, "not_found");
+  ExpectError(Get("/search?similarTo=" + std::to_string(IdOf("policy.txt"))), 400, "failed_precondition");
+}
+
+TEST_F(ApiTest, MultipartImageUploadFindsTheSameImage) {
+  auto read = Env::Default()->ReadFile((*base_ / "share/photos/bird.png").string());
+  ASSERT_TRUE(read.ok());
+  const std::string bytes = *read;
+  httplib::Client c("127.0.0.1", server_->port());
+  httplib::MultipartFormDataItems items = {{"image", bytes, "upload.png", "image/png"}, {"limit", "3", "", ""}};
+  Reply r = Wrap(c.Post("/search", Auth(Token()), items));
+  ASSERT_EQ(r.status, 200) << r.raw;
+  Conforms(r, "/search", "post");
+  EXPECT_EQ(r.body["hits"][0]["name"], "bird.png");
+  EXPECT_EQ(r.body["hits"].size(), 3u);
+  // Not an image: refused before any embedding, although the hash embedder would take anything.
+  httplib::MultipartFormDataItems text = {{"image", "just some text, not pixels", "x.png", "image/png"}};
+  ExpectError(Wrap(c.Post("/search", Auth(Token()), text)), 415, "not_an_image", "/search", "post");
+  // Too many pixels, according to the header.
+  httplib::MultipartFormDataItems huge = {{"image", FakePng(5000, 5000, 9), "big.png", "image/png"}};
+  ExpectError(Wrap(c.Post("/search", Auth(Token()), huge)), 413, "payload_too_large", "/search", "post");
+  // Too many bytes for an image (but under the body limit).
+  httplib::MultipartFormDataItems heavy = {{"image", FakePng(10, 10, 9, 100 << 10), "heavy.png", "image/png"}};
+  ExpectError(Wrap(c.Post("/search", Auth(Token()), heavy)), 413, "payload_too_large", "/search", "post");
+  httplib::MultipartFormDataItems no_image = {{"q", "cat", "", ""}};
+  ExpectError(Wrap(c.Post("/search", Auth(Token()), no_image)), 400, "invalid_argument", "/search", "post");
+}
+
+TEST_F(ApiTest, PaginationWithFromAndCursor) {
+  Reply p1 = Get("/search?q=quarterly&mode=text&limit=10");
+  ASSERT_EQ(p1.status, 200) << p1.raw;
+  EXPECT_EQ(p1.body["total"], kReports);
+  ASSERT_EQ(p1.body["hits"].size(), 10u);
+  ASSERT_TRUE(p1.body["nextCursor"].is_string());
+  Reply p2 = Get("/search?q=quarterly&mode=text&limit=10&from=10");
+  ASSERT_EQ(p2.status, 200);
+  Reply c2 = Get("/search?q=quarterly&mode=text&limit=10&searchAfter=" + p1.body["nextCursor"].get<std::string>());
+  ASSERT_EQ(c2.status, 200) << c2.raw;
+  Conforms(c2, "/search");
+  ASSERT_EQ(c2.body["hits"].size(), 10u);
+  std::set<int64_t> seen;
+  for (const auto& h : p1.body["hits"]) seen.insert(h["id"].get<int64_t>());
+  for (size_t i = 0; i < 10; ++i) {
+    EXPECT_EQ(c2.body["hits"][i]["id"], p2.body["hits"][i]["id"]);
+    EXPECT_EQ(seen.count(c2.body["hits"][i]["id"].get<int64_t>()), 0u);
+  }
+  Reply c3 = Get("/search?q=quarterly&mode=text&limit=10&searchAfter=" + c2.body["nextCursor"].get<std::string>());
+  ASSERT_EQ(c3.status, 200);
+  EXPECT_EQ(c3.body["hits"].size(), 3u);
+  EXPECT_TRUE(c3.body["nextCursor"].is_null());
+  ExpectError(Get("/search?q=quarterly&searchAfter=not-a-cursor!"), 400, "invalid_argument");
+}
+
+TEST_F(ApiTest, Filters) {
+  Reply png = Get("/search?q=png&mode=text&extension=png&limit=50");
+  ASSERT_EQ(png.status, 200) << png.raw;
+  for (const auto& h : png.body["hits"]) EXPECT_EQ(h["extension"], "png");
+  Reply img = Get("/search?q=photos&mode=text&type=image");
+  ASSERT_EQ(img.status, 200);
+  EXPECT_EQ(img.body["total"], 3);
+  Reply prefix = Get("/search?q=report&mode=text&limit=50&pathPrefix=" + Enc(Share() + "/hr/"));
+  ASSERT_EQ(prefix.status, 200);
+  EXPECT_EQ(prefix.body["total"], 1);
+  Reply sizes = Get("/search?q=quarterly&mode=text&minSize=1000000");
+  EXPECT_EQ(sizes.body["total"], 0);
+  Reply future = Get("/search?q=quarterly&mode=text&modifiedAfter=2999-01-01");
+  EXPECT_EQ(future.body["total"], 0);
+  Reply past = Get("/search?q=quarterly&mode=text&modifiedAfter=2000-01-01T00:00:00Z&modifiedBefore=2999-01-01");
+  EXPECT_EQ(past.body["total"], kReports);
+  ExpectError(Get("/search?q=quarterly&modifiedAfter=yesterday"), 400, "invalid_argument");
+}
+
+TEST_F(ApiTest, PerUserPathPrefixesHideEverythingElse) {
+  Json c = Claims();
+  c["paths"] = {Share() + "/finance/"};
+  const std::string finance = SignHs256(kSecret, c);
+  Reply r = Get("/search?q=report&mode=text&limit=100", finance);
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body["total"], kReports);  // policy.txt in hr/ matches "report" but is not counted
+  for (const auto& h : r.body["hits"]) EXPECT_EQ(h["path"].get<std::string>().rfind(Share() + "/finance/", 0), 0u);
+  // Asking for another folder gives nothing rather than widening access.
+  Reply other = Get("/search?q=report&mode=text&pathPrefix=" + Enc(Share() + "/hr/"), finance);
+  EXPECT_EQ(other.body["total"], 0);
+  const std::string policy = std::to_string(IdOf("policy.txt"));
+  const std::string badge = std::to_string(IdOf("badge.png"));
+  ExpectError(Get("/documents/" + policy, finance), 404, "not_found", "/documents/{id}");
+  ExpectError(Get("/documents/" + policy + "/content", finance), 404, "not_found", "/documents/{id}/content");
+  ExpectError(Get("/documents/" + badge + "/thumbnail", finance), 404, "not_found", "/documents/{id}/thumbnail");
+  ExpectError(Get("/search?similarTo=" + badge, finance), 404, "not_found");
+  // Vector search is filtered inside the search too: no image lives under finance/.
+  Reply v = Get("/search?similarTo=" + std::to_string(IdOf("cat.png")), SignHs256(kSecret, [&] {
+                  Json x = Claims();
+                  x["paths"] = {Share() + "/hr/"};
+                  return x;
+                }()));
+  ASSERT_EQ(v.status, 404) << v.raw;  // cat.png itself is outside hr/
+  Json hr = Claims();
+  hr["paths"] = {Share() + "/hr/", Share() + "/photos/"};
+  Reply multi = Get("/search?similarTo=" + badge + "&pathPrefix=" + Enc(Share() + "/photos/"),
+                    SignHs256(kSecret, hr));
+  ASSERT_EQ(multi.status, 200) << multi.raw;
+  EXPECT_EQ(multi.body["total"], 3);
+  ExpectError(Get("/search?q=report", SignHs256(kSecret, hr)), 400, "invalid_argument");
+}
+
+TEST_F(ApiTest, DocumentsMetadataThumbnailAndContent) {
+  const std::string cat = std::to_string(IdOf("cat.png"));
+  Reply m = Get("/documents/" + cat);
+  ASSERT_EQ(m.status, 200) << m.raw;
+  Conforms(m, "/documents/{id}");
+  EXPECT_EQ(m.body["name"], "cat.png");
+  Reply t = Get("/documents/" + cat + "/thumbnail");
+  EXPECT_EQ(t.status, 200);
+  EXPECT_EQ(Header(t, "Content-Type"), std::string("image/png"));
+  EXPECT_EQ(t.raw.substr(0, 4), "\x89PNG");
+  const std::string policy = std::to_string(IdOf("policy.txt"));
+  Reply content = Get("/documents/" + policy + "/content");
+  EXPECT_EQ(content.status, 200);
+  EXPECT_EQ(content.raw, "holiday policy report for staff");
+  EXPECT_NE(Header(content, "Content-Security-Policy").find("sandbox"),
+            std::string::npos);
+  ExpectError(Get("/documents/" + policy + "/thumbnail"), 404, "thumbnail_unavailable", "/documents/{id}/thumbnail");
+  ExpectError(Get("/documents/0"), 404, "not_found", "/documents/{id}");
+  ExpectError(Get("/documents/abc"), 404, "not_found", "/documents/{id}");
+  ExpectError(Get("/documents/99999999"), 404, "not_found", "/documents/{id}");
+}
+
+TEST_F(ApiTest, ContentIsPathTraversalSafe) {
+  // secret.txt was replaced by a symlink to a file outside the share after indexing.
+  Reply r = Get("/documents/" + std::to_string(IdOf("secret.txt")) + "/content");
+  ExpectError(r, 404, "file_unavailable", "/documents/{id}/content");
+  EXPECT_EQ(r.raw.find("root:x"), std::string::npos);
+  for (std::string path : {"/documents/../../etc/passwd", "/documents/%2e%2e%2fetc%2fpasswd/content", "/documents/1/../../etc/passwd"}) {
+    Reply t = Get(path);
+    EXPECT_EQ(t.status, 404) << path;
+    EXPECT_EQ(t.raw.find("root:"), std::string::npos);
+  }
+}
+
+TEST_F(ApiTest, EmbedRefusesSsrfAndEscapes) {
+  auto embed = [&](const std::string& url) { return PostJson("/embed", Json{{"imageUrl", url}}.dump()); };
+  const std::string own = "http://127.0.0.1:" + std::to_string(server_->port()) + "/healthz";
+  for (const std::string& url : {own, std::string("http://169.254.169.254/latest/meta-data/"),
+                                 std::string("https://10.0.0.1/x.png"), std::string("ftp://127.0.0.1/x")}) {
+    Reply r = embed(url);
+    ExpectError(r, 400, "url_scheme_not_allowed", "/embed", "post");
+    EXPECT_EQ(r.body["success"], false);
+  }
+  ExpectError(embed("file:///etc/passwd"), 403, "path_outside_storage_roots", "/embed", "post");
+  ExpectError(embed(PhotosUrl("../hr/badge.png")), 400, "invalid_path", "/embed", "post");
+  ExpectError(embed(PhotosUrl("%2e%2e/hr/badge.png")), 400, "invalid_path", "/embed", "post");
+  ExpectError(embed(PhotosUrl("cat.png%00.jpg")), 400, "invalid_path", "/embed", "post");
+  ExpectError(embed(PhotosUrl("escape.png")), 403, "path_outside_storage_roots", "/embed", "post");
+  ExpectError(embed(PhotosUrl("missing.png")), 404, "not_found", "/embed", "post");
+  ExpectError(embed("s3://bucket/cat.png"), 400, "unsupported", "/embed", "post");
+  // Bytes and text work.
+  Reply b = PostJson("/embed", Json{{"imageBase64", "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="}}.dump());
+  EXPECT_EQ(b.status, 200) << b.raw;
+  Reply t = PostJson("/embed", Json{{"text", "a red car"}}.dump());
+  EXPECT_EQ(t.status, 200) << t.raw;
+  EXPECT_FALSE(t.body["data"].contains("imageHash"));
+  ExpectError(PostJson("/embed", Json{{"imageBase64", "aGVsbG8="}}.dump()), 415, "not_an_image", "/embed", "post");
+  ExpectError(PostJson("/embed", Json{{"text", "a"}, {"imageUrl", PhotosUrl("cat.png")}}.dump()), 400, "invalid_argument", "/embed", "post");
+}
+
+TEST_F(ApiTest, BadInputGetsClearErrors) {
+  ExpectError(PostJson("/search", "{not json"), 400, "invalid_argument", "/search", "post");
+  ExpectError(PostJson("/search", "[1,2]"), 400, "invalid_argument", "/search", "post");
+  ExpectError(PostJson("/embed", "{\"imageUrl\": "), 400, "invalid_argument", "/embed", "post");
+  ExpectError(Get("/search?imageEmbedding=%5BNaN%5D"), 400, "invalid_argument");
+  ExpectError(Get("/search?imageEmbedding=1,nan,3"), 400, "invalid_argument");
+  ExpectError(PostJson("/search", "{\"imageEmbedding\": [1e400]}"), 400, "invalid_argument", "/search", "post");
+  ExpectError(Get("/search?imageEmbedding=1,2,3"), 400, "invalid_argument");  // wrong dimension
+  ExpectError(Get("/search?q=report&limit=1000"), 400, "invalid_argument");
+  ExpectError(Get("/search?q=report&limit=abc"), 400, "invalid_argument");
+  ExpectError(Get("/search?q=report&from=-1"), 400, "invalid_argument");
+  ExpectError(Get("/search?q=report&mode=fuzzy"), 400, "invalid_argument");
+  ExpectError(Get("/search?q=report&sizee=3"), 400, "invalid_argument");
+  ExpectError(Get("/search?q=" + std::string(2000, 'a')), 400, "invalid_argument");
+  ExpectError(Get("/search"), 400, "invalid_argument");
+  ExpectError(PostJson("/search", "{\"q\": \"x\", \"limit\": \"" + std::string(2 << 20, '9') + "\"}"), 413, "payload_too_large",
+              "/search", "post");
+  httplib::Client c("127.0.0.1", server_->port());
+  ExpectError(Wrap(c.Post("/search", Auth(Token()), "q=x", "text/plain")), 415, "unsupported_media_type", "/search", "post");
+}
+
+TEST_F(ApiTest, MetricsExposeLatencyErrorsAndIndexSize) {
+  ASSERT_EQ(Get("/search?q=report&mode=text").status, 200);
+  ASSERT_EQ(Get("/search?q=report", "").status, 401);
+  Reply m = Get("/metrics", "");
+  ASSERT_EQ(m.status, 200);
+  for (const char* needle : {"filesearch_search_duration_seconds_bucket{mode=\"text\",le=\"+Inf\"}",
+                             "filesearch_http_requests_total{route=\"/search\",method=\"GET\",status=\"401\"}",
+                             "filesearch_http_errors_total{code=\"unauthorized\"}", "filesearch_index_documents 29",
+                             "filesearch_index_vectors 4", "filesearch_worker_queue_depth 0",
+                             "filesearch_embedding_cache_hit_ratio 0", "# TYPE filesearch_embedding_duration_seconds histogram"}) {
+    EXPECT_NE(m.raw.find(needle), std::string::npos) << needle << "\n" << m.raw;
+  }
+}
+
+TEST_F(ApiTest, VectorSearchFlagHidesVectorFeatures) {
+  ServerOptions so;
+  so.port = 0;
+  so.engine = engine_;
+  so.embedder = nullptr;
+  so.vector_search = false;
+  so.auth.disabled = true;
+  auto srv = Server::Create(so);
+  ASSERT_TRUE(srv.ok());
+  ASSERT_TRUE((*srv)->Start().ok());
+  Reply c = Get("/config", "", srv->get());
+  Conforms(c, "/config");
+  EXPECT_EQ(c.body["vectorSearch"], false);
+  EXPECT_EQ(c.body["imageSearch"], false);
+  EXPECT_TRUE(c.body["reason"].is_string());
+  Reply k = Get("/search?q=report", "", srv->get());  // no auth on this one
+  ASSERT_EQ(k.status, 200) << k.raw;
+  EXPECT_EQ(k.body["mode"], "text");
+  ExpectError(Get("/search?imageEmbedding=1,2", "", srv->get()), 400, "vector_search_disabled");
+  ExpectError(Get("/search?q=x&mode=hybrid", "", srv->get()), 400, "vector_search_disabled");
+  ExpectError(Get("/search?similarTo=1", "", srv->get()), 400, "vector_search_disabled");
+  httplib::Client cl("127.0.0.1", (*srv)->port());
+  ExpectError(Wrap(cl.Post("/embed", "{\"text\":\"x\"}", "application/json")), 400, "vector_search_disabled", "/embed", "post");
+  (*srv)->Stop();
+}
+
+TEST_F(ApiTest, KeywordOnlyWithoutEmbedderSaysWhy) {
+  ServerOptions so;
+  so.port = 0;
+  so.engine = engine_;
+  so.auth.disabled = true;
+  auto srv = Server::Create(so);
+  ASSERT_TRUE(srv.ok());
+  ASSERT_TRUE((*srv)->Start().ok());
+  Reply c = Get("/config", "", srv->get());
+  EXPECT_EQ(c.body["imageSearch"], false);
+  EXPECT_EQ(c.body["similarSearch"], true);
+  EXPECT_NE(c.body["reason"].get<std::string>().find("no CLIP model"), std::string::npos);
+  Reply k = Get("/search?q=holiday", "", srv->get());
+  EXPECT_EQ(k.body["mode"], "text");
+  httplib::Client cl("127.0.0.1", (*srv)->port());
+  ExpectError(Wrap(cl.Post("/embed", "{\"text\":\"x\"}", "application/json")), 503, "unavailable", "/embed", "post");
+}
+
+}  // namespace
+}  // namespace fs::server
