@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 
+#include "core/check.h"
 #include "core/env.h"
 
 namespace fs::image {
@@ -396,9 +397,16 @@ Status ReadPixels(VipsImage* image, std::chrono::steady_clock::time_point start,
     if (vips_region_prepare(region.get(), &rect) != 0) {
       return DecodeError(std::string("cannot decode ") + name);
     }
-    for (int y = top; y < top + rect.height; ++y) {
-      std::memcpy(out->data() + static_cast<size_t>(y) * row_bytes,
-                  vips_region_addr(region.get(), 0, y), row_bytes);
+    // The region now holds (at least) rows [top, top + rect.height) at full width, so its valid
+    // area starts at column 0; rows are `bpl` bytes apart. This is VIPS_REGION_ADDR written out
+    // without its sign-converting arithmetic.
+    const VipsRegion* r = region.get();
+    FS_CHECK(r->valid.left == 0 && r->valid.top <= top);
+    const size_t line_skip = static_cast<size_t>(r->bpl);
+    const VipsPel* first = r->data + static_cast<size_t>(top - r->valid.top) * line_skip;
+    for (int row = 0; row < rect.height; ++row) {
+      std::memcpy(out->data() + static_cast<size_t>(top + row) * row_bytes,
+                  first + static_cast<size_t>(row) * line_skip, row_bytes);
     }
     if (max_decode_ms > 0 && std::chrono::steady_clock::now() - start >
                                  std::chrono::milliseconds(max_decode_ms)) {
