@@ -467,20 +467,8 @@ Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& optio
     FS_ASSIGN_OR_RETURN(image, Open(bytes, format, 1, options.allow_truncated, scale));
   }
 
-  // To 8 bits a channel. 16-bit data keeps its high byte, as Pillow does for 16-bit RGB(A);
-  // anything else (float, 32-bit) is clipped to 0..255, as Pillow's "I" and "F" modes are.
-  const VipsBandFormat band_format = vips_image_get_format(image.get());
-  if (band_format == VIPS_FORMAT_USHORT || band_format == VIPS_FORMAT_SHORT) {
-    FS_RETURN_IF_ERROR(Step(&image, "16-bit to 8-bit", [](VipsImage* in, VipsImage** out) {
-      return vips_rshift_const1(in, out, 8, nullptr);
-    }));
-  }
-  if (vips_image_get_format(image.get()) != VIPS_FORMAT_UCHAR) {
-    FS_RETURN_IF_ERROR(Step(&image, "cast to 8-bit", [](VipsImage* in, VipsImage** out) {
-      return vips_cast_uchar(in, out, nullptr);
-    }));
-  }
-  // Colour spaces other than grey/RGB/CMYK (Lab TIFFs and the like) go to sRGB through libvips.
+  // Colour spaces other than grey/RGB/CMYK (Lab TIFFs and the like) go to 8-bit sRGB through
+  // libvips, before any cast (a cast would clip Lab values).
   const VipsInterpretation interpretation = vips_image_get_interpretation(image.get());
   switch (interpretation) {
     case VIPS_INTERPRETATION_LAB:
@@ -498,6 +486,19 @@ Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& optio
       break;
     default:
       break;
+  }
+  // To 8 bits a channel. 16-bit data keeps its high byte, as Pillow does for 16-bit RGB(A);
+  // anything else (float, 32-bit) is clipped to 0..255, as Pillow's "I" and "F" modes are.
+  const VipsBandFormat band_format = vips_image_get_format(image.get());
+  if (band_format == VIPS_FORMAT_USHORT || band_format == VIPS_FORMAT_SHORT) {
+    FS_RETURN_IF_ERROR(Step(&image, "16-bit to 8-bit", [](VipsImage* in, VipsImage** out) {
+      return vips_rshift_const1(in, out, 8, nullptr);
+    }));
+  }
+  if (vips_image_get_format(image.get()) != VIPS_FORMAT_UCHAR) {
+    FS_RETURN_IF_ERROR(Step(&image, "cast to 8-bit", [](VipsImage* in, VipsImage** out) {
+      return vips_cast_uchar(in, out, nullptr);
+    }));
   }
   int bands = vips_image_get_bands(image.get());
   if (bands > 5 || (bands == 5 && !IsCmyk(image.get()))) {
