@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 
+#include "core/check.h"
 #include "core/env.h"
 
 namespace fs::image {
@@ -396,9 +397,16 @@ Status ReadPixels(VipsImage* image, std::chrono::steady_clock::time_point start,
     if (vips_region_prepare(region.get(), &rect) != 0) {
       return DecodeError(std::string("cannot decode ") + name);
     }
-    for (int y = top; y < top + rect.height; ++y) {
-      std::memcpy(out->data() + static_cast<size_t>(y) * row_bytes,
-                  vips_region_addr(region.get(), 0, y), row_bytes);
+    // The region now holds (at least) rows [top, top + rect.height) at full width, so its valid
+    // area starts at column 0; rows are `bpl` bytes apart. This is VIPS_REGION_ADDR written out
+    // without its sign-converting arithmetic.
+    const VipsRegion* r = region.get();
+    FS_CHECK(r->valid.left == 0 && r->valid.top <= top);
+    const size_t line_skip = static_cast<size_t>(r->bpl);
+    const VipsPel* first = r->data + static_cast<size_t>(top - r->valid.top) * line_skip;
+    for (int row = 0; row < rect.height; ++row) {
+      std::memcpy(out->data() + static_cast<size_t>(top + row) * row_bytes,
+                  first + static_cast<size_t>(row) * line_skip, row_bytes);
     }
     if (max_decode_ms > 0 && std::chrono::steady_clock::now() - start >
                                  std::chrono::milliseconds(max_decode_ms)) {
@@ -459,20 +467,8 @@ Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& optio
     FS_ASSIGN_OR_RETURN(image, Open(bytes, format, 1, options.allow_truncated, scale));
   }
 
-  // To 8 bits a channel. 16-bit data keeps its high byte, as Pillow does for 16-bit RGB(A);
-  // anything else (float, 32-bit) is clipped to 0..255, as Pillow's "I" and "F" modes are.
-  const VipsBandFormat band_format = vips_image_get_format(image.get());
-  if (band_format == VIPS_FORMAT_USHORT || band_format == VIPS_FORMAT_SHORT) {
-    FS_RETURN_IF_ERROR(Step(&image, "16-bit to 8-bit", [](VipsImage* in, VipsImage** out) {
-      return vips_rshift_const1(in, out, 8, nullptr);
-    }));
-  }
-  if (vips_image_get_format(image.get()) != VIPS_FORMAT_UCHAR) {
-    FS_RETURN_IF_ERROR(Step(&image, "cast to 8-bit", [](VipsImage* in, VipsImage** out) {
-      return vips_cast_uchar(in, out, nullptr);
-    }));
-  }
-  // Colour spaces other than grey/RGB/CMYK (Lab TIFFs and the like) go to sRGB through libvips.
+  // Colour spaces other than grey/RGB/CMYK (Lab TIFFs and the like) go to 8-bit sRGB through
+  // libvips, before any cast (a cast would clip Lab values).
   const VipsInterpretation interpretation = vips_image_get_interpretation(image.get());
   switch (interpretation) {
     case VIPS_INTERPRETATION_LAB:
@@ -490,6 +486,19 @@ Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& optio
       break;
     default:
       break;
+  }
+  // To 8 bits a channel. 16-bit data keeps its high byte, as Pillow does for 16-bit RGB(A);
+  // anything else (float, 32-bit) is clipped to 0..255, as Pillow's "I" and "F" modes are.
+  const VipsBandFormat band_format = vips_image_get_format(image.get());
+  if (band_format == VIPS_FORMAT_USHORT || band_format == VIPS_FORMAT_SHORT) {
+    FS_RETURN_IF_ERROR(Step(&image, "16-bit to 8-bit", [](VipsImage* in, VipsImage** out) {
+      return vips_rshift_const1(in, out, 8, nullptr);
+    }));
+  }
+  if (vips_image_get_format(image.get()) != VIPS_FORMAT_UCHAR) {
+    FS_RETURN_IF_ERROR(Step(&image, "cast to 8-bit", [](VipsImage* in, VipsImage** out) {
+      return vips_cast_uchar(in, out, nullptr);
+    }));
   }
   int bands = vips_image_get_bands(image.get());
   if (bands > 5 || (bands == 5 && !IsCmyk(image.get()))) {
