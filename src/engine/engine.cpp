@@ -78,6 +78,7 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
   for (size_t i = 0; i < paths.size(); ++i) {
     if (!per_file[i].ok()) {
       report->embed_failures.push_back({paths[i], per_file[i].ToString()});
+      failed_this_run_.insert(ids[i]);
       continue;
     }
     ok_ids.push_back(ids[i]);
@@ -91,13 +92,13 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
 
 Status Engine::EmbedMissing(IndexReport* report) {
   int64_t after = 0;
-  std::set<int64_t> failed;
   while (true) {
     FS_ASSIGN_OR_RETURN(auto missing, store_->ImagesMissingEmbedding(embedder_->model_id(), after, options_.embed_batch));
     if (missing.empty()) return Status::Ok();
     after = missing.back().first;
     std::vector<std::pair<int64_t, std::string>> batch;
     for (auto& [id, uri] : missing) {
+      if (failed_this_run_.count(id)) continue;  // already reported in this run
       auto path = PathFromFileUri(uri);
       if (path.ok()) batch.emplace_back(id, *path);
     }
@@ -107,6 +108,7 @@ Status Engine::EmbedMissing(IndexReport* report) {
 
 Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_options) {
   IndexReport report;
+  failed_this_run_.clear();
   crawl_options.progress = crawl_options.progress && options_.progress;
   std::vector<std::pair<int64_t, std::string>> pending;
   Status embed_status;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 
 #include "core/status.h"
@@ -71,6 +72,7 @@ class Engine {
   std::unique_ptr<Store> store_;
   std::unique_ptr<VectorIndex> vectors_;
   std::unique_ptr<ImageEmbedder> embedder_;
+  std::set<int64_t> failed_this_run_;  // images whose embedding failed during the current Index
 };
 
 }  // namespace fs

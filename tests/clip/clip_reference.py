@@ -34,6 +34,9 @@ SIZES = {
     # Tiny shapes for unit tests: two layers, width 64, head size 32 (vision) / 16 (text).
     "small": dict(embed_dim=32, image_size=64, patch_size=16, v_width=64, v_layers=2, v_heads=2,
                   v_mlp=256, context=77, vocab=1000, t_width=64, t_layers=2, t_heads=4, t_mlp=256),
+    # Tiny towers with CLIP's real vocabulary, so the real tokenizer's ids fit (engine tests).
+    "small-vocab": dict(embed_dim=32, image_size=64, patch_size=16, v_width=64, v_layers=2, v_heads=2,
+                        v_mlp=256, context=77, vocab=49408, t_width=64, t_layers=2, t_heads=4, t_mlp=256),
     # The real openai/clip-vit-base-patch32 shapes.
     "b32": dict(embed_dim=512, image_size=224, patch_size=32, v_width=768, v_layers=12,
                 v_heads=12, v_mlp=3072, context=77, vocab=49408, t_width=512, t_layers=12,

@@ -1,0 +1,46 @@
+// ClipEmbedder: the real embedder. Composes image/ (decode with limits and shrink-on-load),
+// model/clip preprocessing (Pillow-exact resize + crop + normalise), the CLIP towers and the BPE
+// tokenizer into the ImageEmbedder (files -> vectors, for indexing) and QueryEmbedder (text or
+// uploaded image -> vector, for search) interfaces.
+// Thread-safety: all methods may be called from many threads; forward passes are serialised
+// (each one already uses every core).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "engine/embedder.h"
+
+namespace fs {
+
+struct ClipEmbedderOptions {
+  int threads = 0;                  // forward-pass threads; 0 = all cores
+  std::string precision = "fp32";   // fp32 | bf16 | int8
+  int max_image_side = 2048;        // MAX_IMAGE_SIZE: larger images are processed at this size
+  uint64_t max_image_pixels = 100'000'000;  // refuse images whose header declares more
+  uint64_t max_image_bytes = 256ull << 20;  // refuse files larger than this
+};
+
+class ClipEmbedder final : public ImageEmbedder, public QueryEmbedder {
+ public:
+  // model_dir: model.safetensors + config.json + tokenizer (tokenizer.json or vocab.json + merges.txt).
+  static Result<std::unique_ptr<ClipEmbedder>> Load(const std::string& model_dir, const ClipEmbedderOptions& options);
+  ~ClipEmbedder() override;
+
+  const std::string& model_id() const override;
+  size_t dim() const override;
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override;
+  Result<std::vector<float>> EmbedText(std::string_view text) override;
+  Result<std::vector<float>> EmbedImageBytes(std::string_view bytes) override;
+
+ private:
+  struct Impl;
+  explicit ClipEmbedder(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Where a CLI command finds its model: --model-dir, else $FILESEARCH_MODEL_DIR, else "".
+std::string ResolveModelDir(const std::string& flag_value);
+
+}  // namespace fs
