@@ -16,6 +16,7 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     size_t max_text_bytes = 1 << 20;
     bool test_embedder = false;
     int checkpoint_ms = 30000;
+    ModelFlags model;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("DIR", args->dir, "Folder to index")->required()->type_name("DIR");
@@ -27,6 +28,7 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                 "Give images deterministic stand-in vectors (model test/hash-64) instead of CLIP; for tests");
   cmd->add_option("--checkpoint-ms", args->checkpoint_ms, "Save the vector index snapshot this often during long runs")
       ->capture_default_str();
+  AddModelFlags(cmd, &args->model);
   cmd->callback([&flags, exit_code, args]() {
     EngineOptions o;
     o.checkpoint_every_ms = args->checkpoint_ms;
@@ -38,6 +40,20 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                    engine.status().ToString().c_str());
       *exit_code = 1;
       return;
+    }
+    auto clip = LoadModel(args->model);
+    if (!clip.ok()) {
+      std::fprintf(stderr, "filesearch: %s\n", clip.status().ToString().c_str());
+      *exit_code = 1;
+      return;
+    }
+    if (*clip && !args->test_embedder) {
+      Status s = (*engine)->SetEmbedder(std::move(clip).value());
+      if (!s.ok()) {
+        std::fprintf(stderr, "filesearch: %s\n", s.ToString().c_str());
+        *exit_code = 1;
+        return;
+      }
     }
     if (args->test_embedder) {
       Status s = (*engine)->SetEmbedder(NewHashEmbedder(64));

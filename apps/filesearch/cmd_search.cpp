@@ -47,6 +47,7 @@ void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     double rrf_k = 60, text_weight = 1, vector_weight = 1;
     std::optional<uint64_t> min_size, max_size;
     bool json = false;
+    ModelFlags model_flags;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("QUERY", a->query, "Keywords (may be empty with --vector)");
@@ -67,6 +68,7 @@ void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_option("--text-weight", a->text_weight, "Weight of the keyword leg")->capture_default_str();
   cmd->add_option("--vector-weight", a->vector_weight, "Weight of the vector leg")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print the reply as JSON (same shape as the HTTP API)");
+  AddModelFlags(cmd, &a->model_flags);
   cmd->callback([&flags, exit_code, a]() {
     auto fail = [exit_code](const std::string& msg) {
       std::fprintf(stderr, "filesearch: %s\n", msg.c_str());
@@ -102,6 +104,18 @@ void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       }
       if (a->model.empty()) return fail("--vector needs --model (the model id that produced it)");
       r.vector_model = a->model;
+    }
+    if (r.vector.empty() && !a->query.empty() && (!r.mode || *r.mode != SearchMode::kText)) {
+      // With a CLIP model, the words also reach the vector leg through the text tower.
+      auto clip = LoadModel(a->model_flags);
+      if (!clip.ok()) return fail(clip.status().ToString());
+      if (*clip) {
+        auto v = (*clip)->EmbedText(a->query);
+        if (!v.ok()) return fail(v.status().ToString());
+        r.vector = *v;
+        r.vector_model = (*clip)->model_id();
+        a->model = r.vector_model;
+      }
     }
     auto engine = OpenEngine(flags, a->model);
     if (!engine.ok()) return fail("cannot open the index: " + engine.status().ToString());

@@ -25,6 +25,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     bool no_auth = false;
     bool vector_search = true;
     bool test_embedder = false;
+    ModelFlags model;
     bool metrics_auth = false;
     bool json_logs = true;
     std::vector<std::string> roots;
@@ -58,6 +59,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_option("--max-query-bytes", a->limits.max_query_bytes, "Longest keyword query")->capture_default_str();
   cmd->add_option("--request-timeout", a->limits.request_timeout_s, "Socket read/write timeout, seconds")
       ->capture_default_str()->check(CLI::Range(1, 3600));
+  AddModelFlags(cmd, &a->model);
   cmd->callback([&flags, exit_code, a]() {
     auto fail = [exit_code](const std::string& msg) {
       LogError("filesearch serve: " + msg);
@@ -98,9 +100,15 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     eo.data_dir = ResolveDataDir(flags.data_dir);
     eo.progress = !flags.no_progress;
     std::unique_ptr<QueryEmbedder> embedder;
+    std::unique_ptr<ClipEmbedder> clip;
     if (a->test_embedder) {
       embedder = NewHashQueryEmbedder(64);
       eo.model_id = embedder->model_id();
+    } else {
+      auto loaded = LoadModel(a->model);
+      if (!loaded.ok()) return fail(loaded.status().ToString());
+      clip = std::move(loaded).value();
+      if (clip) eo.model_id = clip->model_id();
     }
     auto engine = Engine::Open(eo);
     if (!engine.ok()) return fail("cannot open the index in '" + eo.data_dir + "': " + engine.status().ToString());
@@ -108,9 +116,16 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       Status s = (*engine)->SetEmbedder(NewHashEmbedder(64));
       if (!s.ok()) return fail(s.ToString());
     }
+    if (clip) {
+      Status s = (*engine)->SetBorrowedEmbedder(clip.get());
+      if (!s.ok()) return fail(s.ToString());
+    }
+    QueryEmbedder* query_embedder = clip ? static_cast<QueryEmbedder*>(clip.get()) : embedder.get();
     so.engine = engine->get();
-    so.embedder = a->vector_search ? embedder.get() : nullptr;
-    if (!embedder) so.model_note = "Image search is off: no CLIP model loaded.";
+    so.embedder = a->vector_search ? query_embedder : nullptr;
+    if (!query_embedder) {
+      so.model_note = "Image search is off: no CLIP model loaded (start with --model-dir DIR or FILESEARCH_MODEL_DIR).";
+    }
 
     auto srv = server::Server::Create(so);
     if (!srv.ok()) return fail(srv.status().ToString());
@@ -128,7 +143,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     }
     LogInfo("listening on http://" + a->host + ":" + std::to_string((*srv)->port()) + "/ (data " + eo.data_dir +
             ", vector search " + (a->vector_search ? "on" : "off") + ", model " +
-            (embedder ? embedder->model_id() : std::string("none")) + ")");
+            (query_embedder ? query_embedder->model_id() : std::string("none")) + ")");
     int sig = 0;
     sigwait(&set, &sig);
     LogInfo(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));

@@ -3,7 +3,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <string>
+
+#include "core/status.h"
+#include "engine/clip_embedder.h"
 
 namespace fs::cli {
 
@@ -13,10 +17,21 @@ struct GlobalFlags {
   bool quiet = false;
 };
 
+// --model-dir / --precision / --threads, shared by every command that runs CLIP.
+struct ModelFlags {
+  std::string model_dir;  // else $FILESEARCH_MODEL_DIR
+  std::string precision = "fp32";
+  int threads = 0;
+};
+void AddModelFlags(CLI::App* cmd, ModelFlags* flags);
+// nullptr (and OK) when no model folder is configured.
+Result<std::unique_ptr<ClipEmbedder>> LoadModel(const ModelFlags& flags);
+
 void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code);
+void RegisterEmbed(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code);
 
 }  // namespace fs::cli

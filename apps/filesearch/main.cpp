@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   fs::cli::RegisterSearch(app, flags, &exit_code);
   fs::cli::RegisterStats(app, flags, &exit_code);
   fs::cli::RegisterModel(app, flags, &exit_code);
+  fs::cli::RegisterEmbed(app, flags, &exit_code);
   fs::cli::RegisterServe(app, flags, &exit_code);
   try {
     app.parse(argc, argv);

@@ -57,8 +57,14 @@ Status Engine::OpenVectors(const std::string& model) {
 }
 
 Status Engine::SetEmbedder(std::unique_ptr<ImageEmbedder> embedder) {
+  FS_RETURN_IF_ERROR(SetBorrowedEmbedder(embedder.get()));
+  owned_embedder_ = std::move(embedder);
+  return Status::Ok();
+}
+
+Status Engine::SetBorrowedEmbedder(ImageEmbedder* embedder) {
   FS_RETURN_IF_ERROR(OpenVectors(embedder->model_id()));
-  embedder_ = std::move(embedder);
+  embedder_ = embedder;
   return Status::Ok();
 }
 

@@ -53,6 +53,9 @@ class Engine {
   // Sets the image embedder (not owned... owned: the engine keeps it). Its model becomes the
   // active model; the vector index of that model is opened (built from the store if needed).
   Status SetEmbedder(std::unique_ptr<ImageEmbedder> embedder);
+  // The same, for an embedder the caller keeps (e.g. one CLIP instance shared with the server's
+  // query path); it must outlive the engine.
+  Status SetBorrowedEmbedder(ImageEmbedder* embedder);
   Result<SearchResult> Search(const SearchRequest& request);
   // Writes the vector snapshot and trims the change log.
   Status Checkpoint();
@@ -71,7 +74,8 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<VectorIndex> vectors_;
-  std::unique_ptr<ImageEmbedder> embedder_;
+  std::unique_ptr<ImageEmbedder> owned_embedder_;
+  ImageEmbedder* embedder_ = nullptr;
   std::set<int64_t> failed_this_run_;  // images whose embedding failed during the current Index
 };
 
