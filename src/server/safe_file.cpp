@@ -157,6 +157,15 @@ Result<OpenFile> OpenRegularFileNoFollow(const std::string& path, uint64_t max_b
   if (!::realpath(path.c_str(), buf) || path != buf) return Status::NotFound("file is missing or reached through a link");
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::NotFound(std::string("cannot open file: ") + std::strerror(errno));
+  // A directory swapped for a link between realpath() and open() would go unnoticed: ask the
+  // kernel which file the descriptor really is.
+  char linked[PATH_MAX];
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t len = ::readlink(proc.c_str(), linked, sizeof linked - 1);
+  if (len <= 0 || path != std::string_view(linked, static_cast<size_t>(len))) {
+    ::close(fd);
+    return Status::NotFound("file changed while it was opened");
+  }
   struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
