@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "core/env.h"
 #include "engine/engine.h"
@@ -554,6 +555,38 @@ TEST_F(ApiTest, MetricsExposeLatencyErrorsAndIndexSize) {
                              "filesearch_embedding_cache_hit_ratio 0", "# TYPE filesearch_embedding_duration_seconds histogram"}) {
     EXPECT_NE(m.raw.find(needle), std::string::npos) << needle << "\n" << m.raw;
   }
+}
+
+TEST_F(ApiTest, ConcurrentRequestsAllSucceedWithTheSameAnswers) {
+  const std::string cat = std::to_string(IdOf("cat.png"));
+  const std::vector<std::string> paths = {"/search?q=quarterly&mode=text&limit=5", "/search?q=holiday",
+                                          "/search?similarTo=" + cat, "/documents/" + cat, "/metrics", "/healthz"};
+  std::vector<std::string> expected;
+  for (const auto& p : paths) expected.push_back(Get(p).raw);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", server_->port());
+      for (int i = 0; i < 15; ++i) {
+        size_t which = static_cast<size_t>(t + i) % paths.size();
+        auto r = c.Get(paths[which], Auth(Token()));
+        if (!r || r->status != 200) {
+          ++failures;
+          continue;
+        }
+        // Searches and documents answer identically every time (tookMs aside).
+        if (which < 4) {
+          Json a = Json::parse(r->body), b = Json::parse(expected[which]);
+          a.erase("tookMs");
+          b.erase("tookMs");
+          if (a != b) ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 TEST_F(ApiTest, VectorSearchFlagHidesVectorFeatures) {
