@@ -515,12 +515,11 @@ void Server::Impl::Finish(const httplib::Request& req, httplib::Response& res, c
   metrics.Observe("filesearch_http_request_duration_seconds", {{"route", route}}, seconds);
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.2f", seconds * 1000);
-  std::string line = "request id=" + ctx.request_id + " method=" + req.method + " path=" + req.path +
-                     " route=" + route + " status=" + std::to_string(status) + " ms=" + ms;
-  if (!ctx.principal.subject.empty()) line += " user=" + ctx.principal.subject;
-  if (!code.empty()) line += " code=" + code;
-  if (status >= 500) LogError(line);
-  else LogInfo(line);
+  std::vector<LogField> fields = {{"request_id", ctx.request_id}, {"method", req.method}, {"path", req.path},
+                                  {"route", route}, {"status", std::to_string(status)}, {"ms", ms}};
+  if (!ctx.principal.subject.empty()) fields.push_back({"user", ctx.principal.subject});
+  if (!code.empty()) fields.push_back({"code", code});
+  LogWithFields(status >= 500 ? LogLevel::kError : LogLevel::kInfo, "request", fields);
 }
 
 std::variant<Document, ApiError> Server::Impl::VisibleDocument(const std::string& id_text, const Ctx& ctx) {
