@@ -994,6 +994,9 @@ void Server::Impl::Routes() {
     if (res.status == 413) message = "the request body is larger than the server's limit of " +
                                      std::to_string(options.limits.max_body_bytes) + " bytes";
     res.set_content(ErrorBody(code, message), "application/json");
+    const LogField fields[] = {{"method", req.method}, {"path", req.path.substr(0, 200)}, {"route", "unmatched"},
+                               {"status", std::to_string(res.status)}, {"code", code}};
+    LogWithFields(LogLevel::kInfo, "request", fields);
     metrics.Add("filesearch_http_errors_total", {{"code", code}});
     metrics.Add("filesearch_http_requests_total", {{"route", "unmatched"}, {"method", req.method}, {"status", std::to_string(res.status)}});
     return httplib::Server::HandlerResponse::Handled;
