@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP load benchmark of `filesearch serve` with wrk (Debian package; scripts/setup --bench).
-#   bench/http/run.sh [N_DOCS=200000] [DURATION=15s]
+#   bench/http/run.sh [N_DOCS=200000] [DURATION=15s] [MODES="keyword vector hybrid"]
+# WORDS=common (env) switches keyword queries to the most frequent words (see search.lua).
 # Generates N synthetic documents (every 10th an image with a 64-d vector) with bench_http_gen
 # unless the data directory already holds them, starts the server on 127.0.0.1 with HS256 auth and
 # the test embedder, and runs keyword, vector and hybrid queries at 1, 8 and 32 connections
@@ -9,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-200000}
 duration=${2:-15s}
+modes=${3:-keyword vector hybrid}
 build=${BUILD_DIR:-build}
 data=${BENCH_DATA_DIR:-/tmp/fsbench-$n}
 port=${BENCH_PORT:-18080}
@@ -32,7 +34,7 @@ for _ in $(seq 1 600); do
   sleep 0.5
 done
 echo "server up: $(curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^filesearch_index_(documents|vectors) ' | tr '\n' ' ')"
-for mode in keyword vector hybrid; do
+for mode in $modes; do
   # Warm the page cache and the query paths once.
   MODE=$mode wrk -t1 -c1 -d3s -s bench/http/search.lua "http://127.0.0.1:$port" >/dev/null
   for c in 1 8 32; do

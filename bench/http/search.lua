@@ -7,12 +7,16 @@ local mode = os.getenv("MODE") or "keyword"
 local token = os.getenv("TOKEN") or ""
 local queries = {}
 
+-- WORDS=mixed (default): words of rank 20-4999 in the generator's Zipf vocabulary, each found in
+-- about 0.03%-6% of the documents. WORDS=common: ranks 0-19, found in 6%-75% of the documents
+-- (a stress case: BM25 must score most of the index).
+local words = os.getenv("WORDS") or "mixed"
 local function word()
-  -- Mostly common words (many matches, deep BM25 work) with some rarer ones.
+  if words == "common" then return "w" .. math.random(0, 19) end
   local r = math.random()
-  if r < 0.5 then return "w" .. math.random(0, 20) end
-  if r < 0.85 then return "w" .. math.random(21, 500) end
-  return "w" .. math.random(501, 4999)
+  if r < 0.3 then return "w" .. math.random(20, 100) end
+  if r < 0.8 then return "w" .. math.random(101, 1000) end
+  return "w" .. math.random(1001, 4999)
 end
 
 local function vector()
@@ -31,7 +35,7 @@ function init(args)
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))
   for i = 1, 200 do
     local q = word()
-    if math.random() < 0.5 then q = q .. "+" .. word() end
+    if math.random() < 0.3 then q = q .. "+" .. word() end
     local path
     if mode == "vector" then
       path = "/search?mode=vector&limit=10&imageEmbedding=" .. vector()
@@ -57,7 +61,7 @@ end
 
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT mode=%s requests=%d rps=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f errors_connect=%d errors_read=%d errors_write=%d errors_timeout=%d non2xx=%d\n",
+  io.write(string.format("RESULT mode=%s words=" .. words .. " requests=%d rps=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f errors_connect=%d errors_read=%d errors_write=%d errors_timeout=%d non2xx=%d\n",
     mode, summary.requests, summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
     e.connect, e.read, e.write, e.timeout, e.status))

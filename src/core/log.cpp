@@ -66,7 +66,9 @@ std::string JsonQuote(std::string_view s) {
   return out;
 }
 
-void LogMessage(LogLevel level, std::string_view message) {
+void LogMessage(LogLevel level, std::string_view message) { LogWithFields(level, message, {}); }
+
+void LogWithFields(LogLevel level, std::string_view message, std::span<const LogField> fields) {
   if (static_cast<int>(level) < g_level.load()) return;
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
@@ -78,10 +80,13 @@ void LogMessage(LogLevel level, std::string_view message) {
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   std::string line;
   if (g_json) {
-    line = std::string("{\"ts\":\"") + ts + "\",\"level\":\"" + LevelName(level) +
-           "\",\"msg\":" + JsonQuote(message) + "}\n";
+    line = std::string("{\"ts\":\"") + ts + "\",\"level\":\"" + LevelName(level) + "\",\"msg\":" + JsonQuote(message);
+    for (const LogField& f : fields) line += "," + JsonQuote(f.key) + ":" + JsonQuote(f.value);
+    line += "}\n";
   } else {
-    line = std::string(LevelName(level)) + ": " + std::string(message) + "\n";
+    line = std::string(LevelName(level)) + ": " + std::string(message);
+    for (const LogField& f : fields) line += " " + std::string(f.key) + "=" + std::string(f.value);
+    line += "\n";
   }
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;

@@ -3,6 +3,7 @@
 // The level comes from SetLogLevel or the LOG_LEVEL environment variable (debug|info|warn|error).
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,14 @@ void SetLogJson(bool json);
 // Reads LOG_LEVEL / FILESEARCH_LOG_LEVEL from the environment, if set.
 void InitLogFromEnv();
 void LogMessage(LogLevel level, std::string_view message);
+
+// A message with extra key/value fields: in JSON mode they become string members of the line's
+// object ({"ts","level","msg","request_id":"..."}); in text mode " key=value" suffixes.
+struct LogField {
+  std::string_view key;
+  std::string value;
+};
+void LogWithFields(LogLevel level, std::string_view message, std::span<const LogField> fields);
 
 inline void LogDebug(std::string_view m) { LogMessage(LogLevel::kDebug, m); }
 inline void LogInfo(std::string_view m) { LogMessage(LogLevel::kInfo, m); }

@@ -121,13 +121,14 @@ Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_opt
   auto last_checkpoint = std::chrono::steady_clock::now();
   if (embedder_) {
     auto user_on_image = crawl_options.on_image;
-    crawl_options.on_image = [&](int64_t id, const Document& doc) {
+    // The user's callbacks are captured by value: they go out of scope at the end of this block.
+    crawl_options.on_image = [&, user_on_image](int64_t id, const Document& doc) {
       if (user_on_image) user_on_image(id, doc);
       auto path = PathFromFileUri(doc.uri);
       if (path.ok()) pending.emplace_back(id, *path);
     };
     auto user_on_commit = crawl_options.on_commit;
-    crawl_options.on_commit = [&](const std::vector<std::string>& uris) {
+    crawl_options.on_commit = [&, user_on_commit](const std::vector<std::string>& uris) {
       // Embed after the documents are durable, a batch at a time.
       if (embed_status.ok() && pending.size() >= options_.embed_batch) {
         embed_status = EmbedImages(pending, &report);

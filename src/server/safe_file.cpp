@@ -139,12 +139,33 @@ ResolvedUrl ResolveImageUrl(std::string_view url, const std::vector<std::string>
   return Refuse(UrlRefusal::kOutsideRoots, "imageUrl is outside the configured storage roots (symbolic links are resolved)");
 }
 
-Result<std::string> ReadRegularFileNoFollow(const std::string& path, uint64_t max_bytes) {
+OpenFile::~OpenFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+size_t OpenFile::ReadAt(uint64_t offset, char* buf, size_t n) const {
+  while (true) {
+    ssize_t got = ::pread(fd_, buf, n, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    return got < 0 ? 0 : static_cast<size_t>(got);
+  }
+}
+
+Result<OpenFile> OpenRegularFileNoFollow(const std::string& path, uint64_t max_bytes) {
   // O_NOFOLLOW guards the last component; realpath equality guards every directory above it.
   char buf[PATH_MAX];
   if (!::realpath(path.c_str(), buf) || path != buf) return Status::NotFound("file is missing or reached through a link");
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::NotFound(std::string("cannot open file: ") + std::strerror(errno));
+  // A directory swapped for a link between realpath() and open() would go unnoticed: ask the
+  // kernel which file the descriptor really is.
+  char linked[PATH_MAX];
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t len = ::readlink(proc.c_str(), linked, sizeof linked - 1);
+  if (len <= 0 || path != std::string_view(linked, static_cast<size_t>(len))) {
+    ::close(fd);
+    return Status::NotFound("file changed while it was opened");
+  }
   struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
@@ -155,15 +176,18 @@ Result<std::string> ReadRegularFileNoFollow(const std::string& path, uint64_t ma
     return Status::ResourceExhausted("file is " + std::to_string(st.st_size) + " bytes; the limit is " +
                                      std::to_string(max_bytes));
   }
-  std::string out(static_cast<size_t>(st.st_size), '\0');
+  return OpenFile(fd, static_cast<uint64_t>(st.st_size));
+}
+
+Result<std::string> ReadRegularFileNoFollow(const std::string& path, uint64_t max_bytes) {
+  FS_ASSIGN_OR_RETURN(OpenFile file, OpenRegularFileNoFollow(path, max_bytes));
+  std::string out(static_cast<size_t>(file.size()), '\0');
   size_t got = 0;
   while (got < out.size()) {
-    ssize_t n = ::read(fd, out.data() + got, out.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
+    size_t n = file.ReadAt(got, out.data() + got, out.size() - got);
+    if (n == 0) break;
+    got += n;
   }
-  ::close(fd);
   out.resize(got);  // a file that shrank while we read: serve what is there
   return out;
 }

@@ -32,8 +32,28 @@ ResolvedUrl ResolveImageUrl(std::string_view url, const std::vector<std::string>
 // realpath of each root; InvalidArgument when one is missing or not a directory.
 Result<std::vector<std::string>> RealRoots(const std::vector<std::string>& roots);
 
-// Reads `path` if it is a regular file reached without any symbolic link, up to `max_bytes`
-// (ResourceExhausted above). NotFound when missing or not a plain file.
+// An open, read-only regular file; closes itself. Movable, not copyable.
+class OpenFile {
+ public:
+  OpenFile(int fd, uint64_t size) : fd_(fd), size_(size) {}
+  ~OpenFile();
+  OpenFile(OpenFile&& other) noexcept : fd_(other.fd_), size_(other.size_) { other.fd_ = -1; }
+  OpenFile& operator=(OpenFile&&) = delete;
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+  uint64_t size() const { return size_; }  // at open time
+  // Reads up to `n` bytes at `offset` into `buf`; returns the count (0 at end or on error).
+  size_t ReadAt(uint64_t offset, char* buf, size_t n) const;
+
+ private:
+  int fd_;
+  uint64_t size_;
+};
+
+// Opens `path` if it is a regular file reached without any symbolic link and at most `max_bytes`
+// long (ResourceExhausted above). NotFound when missing, linked, or not a plain file.
+Result<OpenFile> OpenRegularFileNoFollow(const std::string& path, uint64_t max_bytes);
+// The same, reading the whole file.
 Result<std::string> ReadRegularFileNoFollow(const std::string& path, uint64_t max_bytes);
 
 struct ImageInfo {

@@ -84,7 +84,7 @@ TEST(SniffImage, ReadsMagicAndDimensions) {
   ASSERT_TRUE(info);
   EXPECT_EQ(info->width, 16u);
   EXPECT_EQ(info->height, 32u);
-  std::string jpeg = std::string("\xFF\xD8\xFF\xE0\0\x04xx\xFF\xC0\0\x11\x08\x01\x00\x02\x00", 19) + std::string(12, '\0');
+  std::string jpeg = std::string("\xFF\xD8\xFF\xE0\0\x04xx\xFF\xC0\0\x11\x08\x01\x00\x02\x00", 17) + std::string(12, '\0');
   info = SniffImage(jpeg);
   ASSERT_TRUE(info);
   EXPECT_EQ(info->height, 256u);

@@ -39,6 +39,7 @@ struct Reply {
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
+  std::shared_ptr<OpenFile> file;  // when set, streamed as the body instead of `body`
 };
 
 struct ApiError {
@@ -488,24 +489,37 @@ void Server::Impl::Finish(const httplib::Request& req, httplib::Response& res, c
     metrics.Add("filesearch_http_errors_total", {{"code", err->code}});
   } else {
     Reply& r = std::get<Reply>(outcome);
-    res.status = r.status;
+    // A streamed file keeps status -1 so httplib answers 206 to a Range request (and 200 otherwise).
+    res.status = r.file && r.status == 200 ? -1 : r.status;
     for (auto& [k, v] : r.headers) res.set_header(k, v);
-    res.set_content(std::move(r.body), r.content_type);
+    if (r.file) {
+      // Streamed in 256 KiB pieces: a large file never sits in memory whole.
+      std::shared_ptr<OpenFile> file = r.file;
+      res.set_content_provider(static_cast<size_t>(file->size()), r.content_type,
+                               [file](size_t offset, size_t length, httplib::DataSink& sink) {
+                                 std::string buf(std::min<size_t>(length, 256 << 10), '\0');
+                                 size_t n = file->ReadAt(offset, buf.data(), buf.size());
+                                 if (n == 0) return false;  // the file shrank: end the reply
+                                 return sink.write(buf.data(), n);
+                               });
+    } else {
+      res.set_content(std::move(r.body), r.content_type);
+    }
   }
   res.set_header("X-Request-Id", ctx.request_id);
   res.set_header("X-Content-Type-Options", "nosniff");
   if (!res.has_header("Cache-Control")) res.set_header("Cache-Control", "no-store");
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  metrics.Add("filesearch_http_requests_total", {{"route", route}, {"method", req.method}, {"status", std::to_string(res.status)}});
+  const int status = res.status == -1 ? (req.ranges.empty() ? 200 : 206) : res.status;
+  metrics.Add("filesearch_http_requests_total", {{"route", route}, {"method", req.method}, {"status", std::to_string(status)}});
   metrics.Observe("filesearch_http_request_duration_seconds", {{"route", route}}, seconds);
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.2f", seconds * 1000);
-  std::string line = "request id=" + ctx.request_id + " method=" + req.method + " path=" + req.path +
-                     " route=" + route + " status=" + std::to_string(res.status) + " ms=" + ms;
-  if (!ctx.principal.subject.empty()) line += " user=" + ctx.principal.subject;
-  if (!code.empty()) line += " code=" + code;
-  if (res.status >= 500) LogError(line);
-  else LogInfo(line);
+  std::vector<LogField> fields = {{"request_id", ctx.request_id}, {"method", req.method}, {"path", req.path},
+                                  {"route", route}, {"status", std::to_string(status)}, {"ms", ms}};
+  if (!ctx.principal.subject.empty()) fields.push_back({"user", ctx.principal.subject});
+  if (!code.empty()) fields.push_back({"code", code});
+  LogWithFields(status >= 500 ? LogLevel::kError : LogLevel::kInfo, "request", fields);
 }
 
 std::variant<Document, ApiError> Server::Impl::VisibleDocument(const std::string& id_text, const Ctx& ctx) {
@@ -870,17 +884,17 @@ Outcome Server::Impl::DocumentBytes(const httplib::Request& req, const Ctx& ctx,
   }
   auto path = PathFromFileUri(doc.uri);
   if (!path.ok() || path->empty() || (*path)[0] != '/') return NotFoundError("document " + std::to_string(doc.id) + " has no local file");
-  auto bytes = ReadRegularFileNoFollow(*path, cap);
-  if (!bytes.ok()) {
-    if (bytes.status().code() == StatusCode::kResourceExhausted) {
+  auto file = OpenRegularFileNoFollow(*path, cap);
+  if (!file.ok()) {
+    if (file.status().code() == StatusCode::kResourceExhausted) {
       if (thumbnail) return ApiError{404, "thumbnail_unavailable", "the image is too large to serve as a thumbnail"};
-      return ApiError{413, "payload_too_large", "the file is larger than the server's content limit: " + bytes.status().message()};
+      return ApiError{413, "payload_too_large", "the file is larger than the server's content limit: " + file.status().message()};
     }
     return ApiError{404, "file_unavailable", "the file of document " + std::to_string(doc.id) +
                                                  " is gone or is no longer a regular file: re-index its folder"};
   }
   Reply r;
-  r.body = std::move(bytes).value();
+  r.file = std::make_shared<OpenFile>(std::move(file).value());
   r.content_type = doc.mime.empty() ? "application/octet-stream" : doc.mime;
   r.headers.emplace_back("Content-Security-Policy", kContentCsp);
   r.headers.emplace_back("Cache-Control", "private, max-age=60");
@@ -980,6 +994,9 @@ void Server::Impl::Routes() {
     if (res.status == 413) message = "the request body is larger than the server's limit of " +
                                      std::to_string(options.limits.max_body_bytes) + " bytes";
     res.set_content(ErrorBody(code, message), "application/json");
+    const LogField fields[] = {{"method", req.method}, {"path", req.path.substr(0, 200)}, {"route", "unmatched"},
+                               {"status", std::to_string(res.status)}, {"code", code}};
+    LogWithFields(LogLevel::kInfo, "request", fields);
     metrics.Add("filesearch_http_errors_total", {{"code", code}});
     metrics.Add("filesearch_http_requests_total", {{"route", "unmatched"}, {"method", req.method}, {"status", std::to_string(res.status)}});
     return httplib::Server::HandlerResponse::Handled;

@@ -6,6 +6,7 @@
 // BUILD_DIR/test-artifacts/. Exits 77 (skipped) when Chromium or playwright-core is missing.
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -192,6 +193,27 @@ try {
   check(await page.locator('#results .similar').count() === 0, 'vector flag off: no find-similar buttons');
   check(!(await page.isVisible('#notice')), 'vector flag off: no notice about models');
   await page.screenshot({ path: path.join(artifacts, 'ui-no-vector.png'), fullPage: true });
+
+  // With auth on, the UI asks for a token and then searches with it.
+  const secret = crypto.randomBytes(32).toString('hex');
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const unsigned = b64({ alg: 'HS256', typ: 'JWT' }) + '.' + b64({ sub: 'ui-test', exp: Math.floor(Date.now() / 1000) + 600 });
+  const token = unsigned + '.' + crypto.createHmac('sha256', secret).update(unsigned).digest('base64url');
+  const authed = await serve(['--auth-secret', secret, '--test-embedder']);
+  await page.goto(authed + '/');
+  await page.waitForSelector('#auth:not([hidden])');
+  check(true, 'auth on: the UI asks for a token');
+  await page.fill('#token', 'not-a-token');
+  await page.click('#token-save');
+  await page.fill('#q', 'quarterly');
+  await page.press('#q', 'Enter');
+  await page.waitForSelector('#error:not([hidden])');
+  check((await page.textContent('#error')).includes('unauthorized'), 'a bad token shows the server\'s error');
+  await page.fill('#token', token);
+  await page.click('#token-save');
+  await page.press('#q', 'Enter');
+  await page.waitForFunction(() => document.querySelectorAll('#results .card').length > 0);
+  check(await page.isHidden('#error'), 'with a valid token the search works');
 } catch (e) {
   console.log('FAIL ' + e.stack);
   failures++;
