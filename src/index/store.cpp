@@ -537,7 +537,7 @@ Result<KeywordPage> Store::KeywordSearch(std::string_view query, const SearchFil
   if (fts.empty()) return page;
   // Without filters the documents table is not needed: scoring reads the FTS index alone.
   const bool join = !filters.empty();
-  std::string where = join ? " FROM doc_fts JOIN documents d ON d.id = doc_fts.rowid WHERE doc_fts MATCH ?"
+  std::string where = join ? " FROM doc_fts CROSS JOIN documents d ON d.id = doc_fts.rowid WHERE doc_fts MATCH ?"
                            : " FROM doc_fts WHERE doc_fts MATCH ?";
   std::vector<SqlValue> binds{fts};
   AppendFilters(filters, &where, &binds);
