@@ -24,8 +24,7 @@ class FilesearchPeer final : public VectorPeer {
       FS_CHECK_MSG(s.ok(), s.ToString().c_str());
     }
   }
-  void Search(const float* queries, size_t nq, size_t k, size_t ef, int threads,
-              uint64_t* out) override {
+  void Search(const float* queries, size_t nq, size_t k, size_t ef, int threads, uint64_t* out) override {
     ParallelFor(nq, threads, [&](size_t begin, size_t end) {
       for (size_t q = begin; q < end; ++q) {
         auto got = index_->Search({queries + q * dim_, dim_}, k, ef, nullptr);

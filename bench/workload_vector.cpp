@@ -55,7 +55,8 @@ int RunVector(const Args& args) {
   const size_t n = static_cast<size_t>(args.Int("n", 1000000));
   const size_t nq = static_cast<size_t>(args.Int("queries", 1000));
   const uint32_t dim = static_cast<uint32_t>(args.Int("dim", 512));
-  const size_t clusters = static_cast<size_t>(args.Int("clusters", static_cast<int64_t>(std::max<size_t>(n / 1000, 10))));
+  const size_t clusters =
+      static_cast<size_t>(args.Int("clusters", static_cast<int64_t>(std::max<size_t>(n / 1000, 10))));
   const size_t k = static_cast<size_t>(args.Int("k", 10));
   const int repeat = static_cast<int>(std::max<int64_t>(1, args.Int("repeat", 3)));
   const uint64_t seed = static_cast<uint64_t>(args.Int("seed", 1));
@@ -78,9 +79,11 @@ int RunVector(const Args& args) {
     return 2;
   }
 
-  std::printf("# workload vector: n=%zu queries=%zu dim=%u clusters=%zu k=%zu m=%u ef_construction=%u "
-              "repeat=%d seed=%llu\n", n, nq, dim, clusters, k, config.m, config.ef_construction,
-              repeat, static_cast<unsigned long long>(seed));
+  std::printf(
+      "# workload vector: n=%zu queries=%zu dim=%u clusters=%zu k=%zu m=%u ef_construction=%u "
+      "repeat=%d seed=%llu\n",
+      n, nq, dim, clusters, k, config.m, config.ef_construction, repeat,
+      static_cast<unsigned long long>(seed));
   std::printf("# cpu: %s; our kernels: %s\n", CpuDescription().c_str(),
               std::string(kernels::SimdLevelName(kernels::ActiveKernels().level)).c_str());
 
@@ -101,8 +104,7 @@ int RunVector(const Args& args) {
   std::printf("# exact ground truth in %.1f s\n\n", Seconds(start));
 
   std::vector<Row> rows;
-  std::printf("%-11s %10s %12s %12s %9s\n", "peer", "build_s", "memory_MiB", "rss_delta_MiB",
-              "bytes/vec");
+  std::printf("%-11s %10s %12s %12s %9s\n", "peer", "build_s", "memory_MiB", "rss_delta_MiB", "bytes/vec");
   std::vector<std::unique_ptr<VectorPeer>> built;
   for (const std::string& name : peers) {
     TrimHeap();
@@ -140,7 +142,8 @@ int RunVector(const Args& args) {
           if (pass == 1) {
             std::vector<std::vector<uint64_t>> got(nq);
             for (size_t q = 0; q < nq; ++q) {
-              got[q].assign(out.begin() + static_cast<long>(q * k), out.begin() + static_cast<long>((q + 1) * k));
+              got[q].assign(out.begin() + static_cast<long>(q * k),
+                            out.begin() + static_cast<long>((q + 1) * k));
             }
             rows.push_back({peers[p], nthreads, ef_size, vec::testing::RecallAtK(truth, got), 0.0});
           }
@@ -161,7 +164,8 @@ int RunVector(const Args& args) {
     for (const std::string& name : peers) {
       const Row* best = nullptr;
       for (const Row& r : rows) {
-        if (r.peer == name && r.threads == threads && r.recall >= target && (!best || r.qps > best->qps)) best = &r;
+        if (r.peer == name && r.threads == threads && r.recall >= target && (!best || r.qps > best->qps))
+          best = &r;
       }
       if (best) {
         std::printf("%-11s threads=%lld ef=%-4zu recall=%.4f queries/s=%.0f\n", name.c_str(),

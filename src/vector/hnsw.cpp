@@ -20,11 +20,16 @@ namespace fs::vec {
 
 namespace {
 
+bool ByScoreLess(const auto& a, const auto& b) {
+  return a.score < b.score;
+}
+bool ByScoreGreater(const auto& a, const auto& b) {
+  return a.score > b.score;
+}
 
-bool ByScoreLess(const auto& a, const auto& b) { return a.score < b.score; }
-bool ByScoreGreater(const auto& a, const auto& b) { return a.score > b.score; }
-
-size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
+size_t RoundUp(size_t n, size_t to) {
+  return (n + to - 1) / to * to;
+}
 
 // splitmix64: a tiny, well-mixed generator for the level draw.
 uint64_t NextRandom(uint64_t& state) {
@@ -96,7 +101,9 @@ void HnswIndex::ReleaseScratch(std::unique_ptr<Scratch> scratch) const {
   scratch_pool_.push_back(std::move(scratch));
 }
 
-void HnswIndex::FreeChunk::operator()(char* p) const { std::free(p); }
+void HnswIndex::FreeChunk::operator()(char* p) const {
+  std::free(p);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Construction
@@ -134,9 +141,8 @@ int HnswIndex::RandomLevel() {
 Status HnswIndex::CheckVector(std::span<const float> v, const char* what) const {
   if (v.size() != options_.dim) {
     return Status::InvalidArgument(std::string(what) + " has " + std::to_string(v.size()) +
-                                   " dimensions but the vector index for model '" +
-                                   options_.model_id + "' expects " +
-                                   std::to_string(options_.dim) +
+                                   " dimensions but the vector index for model '" + options_.model_id +
+                                   "' expects " + std::to_string(options_.dim) +
                                    "; embed it with that model or use the index of its model");
   }
   const float norm2 = kernels::SquaredNorm(v.data(), v.size());
@@ -210,7 +216,9 @@ Status HnswIndex::Remove(uint64_t label) {
   return Status::Ok();
 }
 
-bool HnswIndex::Contains(uint64_t label) const { return label_to_id_.count(label) != 0; }
+bool HnswIndex::Contains(uint64_t label) const {
+  return label_to_id_.count(label) != 0;
+}
 
 void HnswIndex::Insert(uint32_t id, int level) {
   if (entry_ == kNoNode) {
@@ -367,8 +375,7 @@ void HnswIndex::SearchLevel(const float* q, uint32_t entry, size_t ef, int level
   }
 }
 
-std::vector<Neighbor> HnswIndex::ExactSearch(const float* q, size_t k,
-                                             const LabelFilter& filter) const {
+std::vector<Neighbor> HnswIndex::ExactSearch(const float* q, size_t k, const LabelFilter& filter) const {
   std::vector<Neighbor> top;  // min-heap by score
   top.reserve(k + 1);
   filter.ForEach([&](uint64_t label) {

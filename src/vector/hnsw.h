@@ -169,7 +169,7 @@ class HnswIndex {
 
   HnswOptions options_;
   float (*ip_)(const float*, const float*, size_t);
-  size_t links0_bytes_;  // (1 + 2m) * 4, rounded up to 64
+  size_t links0_bytes_;   // (1 + 2m) * 4, rounded up to 64
   size_t vector_floats_;  // dim rounded up to 16
   size_t node_bytes_;
   double level_mult_;
@@ -179,12 +179,12 @@ class HnswIndex {
     void operator()(char* p) const;
   };
   std::vector<std::unique_ptr<char, FreeChunk>> chunks_;
-  std::vector<uint64_t> labels_;                // per node
-  std::vector<uint8_t> levels_;                 // per node
-  std::vector<uint8_t> deleted_;                // per node: 1 = tombstone (still walkable)
-  std::vector<std::vector<uint32_t>> upper_;    // per node: levels 1..L, (1 + m) ids each
+  std::vector<uint64_t> labels_;              // per node
+  std::vector<uint8_t> levels_;               // per node
+  std::vector<uint8_t> deleted_;              // per node: 1 = tombstone (still walkable)
+  std::vector<std::vector<uint32_t>> upper_;  // per node: levels 1..L, (1 + m) ids each
   std::unordered_map<uint64_t, uint32_t> label_to_id_;
-  std::vector<uint32_t> free_ids_;              // tombstones that Add may reuse
+  std::vector<uint32_t> free_ids_;  // tombstones that Add may reuse
   uint32_t node_count_ = 0;
   uint32_t entry_ = kNoNode;
   int max_level_ = -1;

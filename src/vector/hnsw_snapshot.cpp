@@ -165,8 +165,8 @@ Result<std::unique_ptr<HnswIndex>> HnswIndex::Load(Env* env, const std::string& 
   uint64_t seq = 0, rng_state = 0, live_count = 0;
   uint32_t node_count = 0, entry = 0;
   int32_t max_level = 0;
-  if (!r.Get(&seq) || !r.Get(&rng_state) || !r.Get(&node_count) || !r.Get(&entry) ||
-      !r.Get(&max_level) || !r.Get(&live_count)) {
+  if (!r.Get(&seq) || !r.Get(&rng_state) || !r.Get(&node_count) || !r.Get(&entry) || !r.Get(&max_level) ||
+      !r.Get(&live_count)) {
     return corrupt("has a damaged graph header");
   }
   if (node_count == kNoNode || max_level > kMaxLevel || max_level < -1 ||
@@ -193,8 +193,7 @@ Result<std::unique_ptr<HnswIndex>> HnswIndex::Load(Env* env, const std::string& 
     }
     for (int l = 0; l <= level; ++l) {
       uint32_t* links = x.MutableLinksAt(new_id, l);
-      if (!r.Get(&links[0]) || links[0] > x.MaxLinks(l) ||
-          !r.Bytes(links + 1, links[0] * sizeof(uint32_t))) {
+      if (!r.Get(&links[0]) || links[0] > x.MaxLinks(l) || !r.Bytes(links + 1, links[0] * sizeof(uint32_t))) {
         return corrupt("has damaged links at node " + std::to_string(id));
       }
     }
