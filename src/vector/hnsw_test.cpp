@@ -144,6 +144,39 @@ TEST_F(HnswRecallTest, FilteredRecallAtEachSelectivity) {
   }
 }
 
+// A filter that admits only the clusters unlike the query (10% of the rows): the walk must
+// leave the query's neighbourhood to find admitted nodes. Graph walk forced.
+TEST_F(HnswRecallTest, FilterAdmittingOnlyFarRowsKeepsRecall) {
+  const Dataset& ds = *clustered_;
+  HnswIndex& index = *clustered_index_;
+  index.set_exact_search(0, 0.0);
+  size_t hits = 0, total = 0;
+  for (size_t qi = 0; qi < 20; ++qi) {
+    // Admit the 10% of rows least similar to the query.
+    std::vector<std::pair<float, uint64_t>> scored;
+    for (size_t row = 0; row < ds.n; ++row) {
+      float s = 0;
+      for (uint32_t d = 0; d < kDim; ++d) s += ds.base[row * kDim + d] * ds.queries[qi * kDim + d];
+      scored.push_back({s, row});
+    }
+    std::sort(scored.begin(), scored.end());
+    LabelFilter filter(ds.n);
+    for (size_t i = 0; i < ds.n / 10; ++i) filter.Set(scored[i].second);
+    auto live = [&](uint64_t label) { return filter.Test(label); };
+    auto got = index.Search(ds.Query(qi), kK, kClusteredEf, &filter);
+    ASSERT_TRUE(got.ok());
+    std::vector<uint64_t> want = testing::ExactTopK(ds.base, kDim, ds.Query(qi), kK, live);
+    std::unordered_set<uint64_t> want_set(want.begin(), want.end());
+    for (const Neighbor& nb : *got) {
+      EXPECT_TRUE(filter.Test(nb.label));
+      hits += want_set.count(nb.label);
+    }
+    total += want.size();
+  }
+  index.set_exact_search(HnswOptions{}.exact_search_below, HnswOptions{}.exact_search_fraction);
+  EXPECT_GE(static_cast<double>(hits) / static_cast<double>(total), 0.95);
+}
+
 TEST_F(HnswRecallTest, MemoryIsWithinBudget) {
   // At most 1.2x the raw fp32 vectors: vectors + graph + labels + label map.
   const double raw = static_cast<double>(clustered_->n) * kDim * sizeof(float);
