@@ -253,6 +253,36 @@ TEST(HnswTest, UpsertReplacesTheVectorAndReusesSlots) {
   EXPECT_GE(Recall(*index, ds, 64, nullptr, kAll), 0.95);
 }
 
+TEST(HnswTest, AddBatchOnSeveralThreadsKeepsRecallAndUpserts) {
+  Dataset ds = MakeDataset(6000, 50, 60, 8);
+  std::vector<uint64_t> labels(ds.n);
+  for (size_t row = 0; row < ds.n; ++row) labels[row] = row;
+  HnswIndex index(TestOptions());
+  // Half first, then everything again: the second batch upserts the first half.
+  ASSERT_TRUE(index
+                  .AddBatch(std::span(labels).first(ds.n / 2),
+                            std::span<const float>(ds.base).first(ds.n / 2 * kDim), 3)
+                  .ok());
+  ASSERT_TRUE(index.AddBatch(labels, ds.base, 3).ok());
+  EXPECT_EQ(index.size(), ds.n);
+  EXPECT_GE(Recall(index, ds, 64, nullptr, kAll), 0.95);
+}
+
+TEST(HnswTest, AddBatchRefusesBadRowsAndAddsNothing) {
+  HnswIndex index(TestOptions());
+  std::vector<float> rows(3 * kDim, 1.0f);
+  const std::vector<uint64_t> repeated = {1, 2, 1};
+  EXPECT_EQ(index.AddBatch(repeated, rows, 2).code(), StatusCode::kInvalidArgument);
+  std::fill(rows.begin() + 2 * kDim, rows.end(), 0.0f);  // row 2 is zero
+  const std::vector<uint64_t> labels = {1, 2, 3};
+  Status bad_row = index.AddBatch(labels, rows, 2);
+  EXPECT_EQ(bad_row.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_row.message().find("row 2"), std::string::npos) << bad_row.message();
+  EXPECT_EQ(index.AddBatch(labels, std::span<const float>(rows).first(kDim), 2).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(index.size(), 0u);
+}
+
 TEST(HnswTest, AddNormalisesAndScoresAreCosines) {
   HnswOptions o = TestOptions();
   o.dim = 4;
