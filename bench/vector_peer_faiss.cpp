@@ -18,8 +18,8 @@ class FaissPeer final : public VectorPeer {
     index_.hnsw.efConstruction = static_cast<int>(config.ef_construction);
   }
   std::string name() const override { return "faiss"; }
-  void Build(const float* rows, size_t n) override {
-    omp_set_num_threads(1);  // every peer builds on one thread
+  void Build(const float* rows, size_t n, int threads) override {
+    omp_set_num_threads(threads);
     index_.add(static_cast<faiss::Index::idx_t>(n), rows);
   }
   void Search(const float* queries, size_t nq, size_t k, size_t ef, int threads, uint64_t* out) override {

@@ -21,7 +21,8 @@ constexpr const char* kUsage =
     "             an ef sweep, ours beside FAISS IndexHNSWFlat and hnswlib in the same run.\n"
     "             --n 1000000  --queries 1000  --dim 512  --clusters n/1000  --k 10\n"
     "             --m 16  --ef-construction 200  --ef 10,16,24,32,48,64,96,128,192,256\n"
-    "             --threads 1,2  --peers filesearch,faiss,hnswlib  --target-recall 95 (percent)\n"
+    "             --threads 1,2  --build-threads 1  --peers filesearch,faiss,hnswlib  --target-recall 95 "
+    "(percent)\n"
     "             --repeat 3 (timed passes per point; the fastest counts: the machine may be shared)\n"
     "             --seed 1";
 
@@ -66,6 +67,7 @@ int RunVector(const Args& args) {
   config.m = static_cast<uint32_t>(args.Int("m", 16));
   config.ef_construction = static_cast<uint32_t>(args.Int("ef-construction", 200));
   const std::vector<int64_t> efs = args.IntList("ef", {10, 16, 24, 32, 48, 64, 96, 128, 192, 256});
+  const int build_threads = static_cast<int>(std::max<int64_t>(1, args.Int("build-threads", 1)));
   const std::vector<int64_t> thread_counts = args.IntList("threads", {1, 2});
   const std::vector<std::string> peers = SplitNames(args.Str("peers", "filesearch,faiss,hnswlib"));
   for (const std::string& p : peers) {
@@ -81,8 +83,8 @@ int RunVector(const Args& args) {
 
   std::printf(
       "# workload vector: n=%zu queries=%zu dim=%u clusters=%zu k=%zu m=%u ef_construction=%u "
-      "repeat=%d seed=%llu\n",
-      n, nq, dim, clusters, k, config.m, config.ef_construction, repeat,
+      "build_threads=%d repeat=%d seed=%llu\n",
+      n, nq, dim, clusters, k, config.m, config.ef_construction, build_threads, repeat,
       static_cast<unsigned long long>(seed));
   std::printf("# cpu: %s; our kernels: %s\n", CpuDescription().c_str(),
               std::string(kernels::SimdLevelName(kernels::ActiveKernels().level)).c_str());
@@ -111,7 +113,7 @@ int RunVector(const Args& args) {
     const size_t rss_before = ResidentBytes();
     std::unique_ptr<VectorPeer> peer = MakePeer(name, config);
     start = std::chrono::steady_clock::now();
-    peer->Build(base.data(), n);
+    peer->Build(base.data(), n, build_threads);
     const double build_s = Seconds(start);
     const size_t rss_delta = ResidentBytes() - rss_before;
     std::printf("%-11s %10.1f %12.1f %12.1f %9.0f\n", name.c_str(), build_s,
