@@ -3,7 +3,8 @@
 // a checksummed snapshot file. It is derived data: SQLite holds the vectors; the index records the
 // last change it contains (`last_change_seq`) so the owner can replay what came after.
 // Thread-safety: const methods (Search, Contains, size, Save, ...) may run concurrently with each
-// other; Add and Remove need exclusive access (the owner guards the index with a shared_mutex).
+// other; Add, AddBatch and Remove need exclusive access (the owner guards the index with a
+// shared_mutex); AddBatch runs its own worker threads internally.
 // Shapes: every vector is `options().dim` floats; labels are caller ids (SQLite rowids) < 2^40.
 // Memory: fp32 vectors plus a compact graph, about 1.1x the raw fp32 size at dim 512, m 16.
 #pragma once
