@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <thread>
 #include <unordered_set>
 
 #include "core/env.h"
+#include "vector/hnsw_snapshot_internal.h"
 #include "vector/synthetic.h"
 
 namespace fs::vec {
@@ -406,6 +408,22 @@ TEST(HnswSnapshotTest, TruncatedOrDamagedSnapshotIsCorruption) {
   ASSERT_TRUE(mem->WriteFileAtomic("other", "SQLite format 3\0 and more bytes").ok());
   EXPECT_EQ(HnswIndex::Load(mem.get(), "other", nullptr).status().code(), StatusCode::kCorruption);
   EXPECT_EQ(HnswIndex::Load(mem.get(), "missing", nullptr).status().code(), StatusCode::kNotFound);
+}
+
+TEST(HnswSnapshotTest, NewerFormatVersionIsUnsupported) {
+  HnswIndex index(TestOptions());
+  std::vector<float> v(kDim, 1.0f);
+  ASSERT_TRUE(index.Add(1, v).ok());
+  auto env = NewMemEnv();
+  ASSERT_TRUE(index.Save(env.get(), "s", 7).ok());
+  std::string data = env->ReadFile("s").value();
+  const uint32_t future_version = 2;
+  std::memcpy(data.data() + 8, &future_version, sizeof(future_version));  // after the magic
+  const uint64_t checksum = internal::SnapshotChecksum(data.data(), data.size() - 8);
+  std::memcpy(data.data() + data.size() - 8, &checksum, sizeof(checksum));
+  ASSERT_TRUE(env->WriteFileAtomic("s", data).ok());
+  auto loaded = HnswIndex::Load(env.get(), "s", nullptr);
+  EXPECT_EQ(loaded.status().code(), StatusCode::kUnsupported) << loaded.status().ToString();
 }
 
 TEST(HnswSnapshotTest, EmptyIndexRoundTrips) {
