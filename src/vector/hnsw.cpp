@@ -259,6 +259,7 @@ Status HnswIndex::AddBatch(std::span<const uint64_t> labels, std::span<const flo
   auto locks = std::make_unique<BuildLocks>();
   std::atomic<size_t> next{0};
   std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&] {
       for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < ids.size();) {

@@ -79,7 +79,7 @@ uint64_t SnapshotChecksum(const char* data, size_t n) {
   uint64_t lane[4] = {kP1, kP2, kP1 ^ kP2, ~kP1};
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    for (int l = 0; l < 4; ++l) {
+    for (size_t l = 0; l < 4; ++l) {
       lane[l] = std::rotl(lane[l] + Load64(data + i + 8 * l) * kP2, 31) * kP1;
     }
   }
