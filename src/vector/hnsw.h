@@ -6,7 +6,7 @@
 // other; Add, AddBatch and Remove need exclusive access (the owner guards the index with a
 // shared_mutex); AddBatch runs its own worker threads internally.
 // Shapes: every vector is `options().dim` floats; labels are caller ids (SQLite rowids) < 2^40.
-// Memory: fp32 vectors plus a compact graph, about 1.1x the raw fp32 size at dim 512, m 16.
+// Memory: fp32 vectors plus a compact graph, about 1.14x the raw fp32 size at dim 512, m 16.
 #pragma once
 
 #include <cstdint>
