@@ -47,8 +47,7 @@ int64_t Args::Int(const std::string& name, int64_t fallback) const {
   return v.empty() ? fallback : std::strtoll(v.c_str(), nullptr, 10);
 }
 
-std::vector<int64_t> Args::IntList(const std::string& name,
-                                   const std::vector<int64_t>& fallback) const {
+std::vector<int64_t> Args::IntList(const std::string& name, const std::vector<int64_t>& fallback) const {
   std::string v = Str(name, "");
   if (v.empty()) return fallback;
   std::vector<int64_t> out;
@@ -75,7 +74,9 @@ size_t ResidentBytes() {
   return resident_pages * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
 }
 
-void TrimHeap() { ::malloc_trim(0); }
+void TrimHeap() {
+  ::malloc_trim(0);
+}
 
 void ParallelFor(size_t n, int threads, const std::function<void(size_t, size_t)>& fn) {
   if (threads <= 1) {
@@ -123,8 +124,8 @@ int main(int argc, char** argv) {
     fs::bench::Args args(argc - 1, argv + 1);
     for (const std::string& flag : args.Names()) {
       if (std::string(w.usage).find("--" + flag) == std::string::npos) {
-        std::fprintf(stderr, "fs_bench: workload '%s' has no flag '%s'\n\n  %s\n", w.name,
-                     flag.c_str(), w.usage);
+        std::fprintf(stderr, "fs_bench: workload '%s' has no flag '%s'\n\n  %s\n", w.name, flag.c_str(),
+                     w.usage);
         return 2;
       }
     }

@@ -27,7 +27,8 @@ void BM_InnerProduct(benchmark::State& state, SimdLevel level) {
   for (auto _ : state) {
     benchmark::DoNotOptimize(kernels.inner_product_f32(a.data(), b.data(), n));
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(2 * n * sizeof(float)));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
+                          static_cast<int64_t>(2 * n * sizeof(float)));
 }
 
 BENCHMARK_CAPTURE(BM_InnerProduct, scalar, SimdLevel::kScalar)->Arg(128)->Arg(512)->Arg(768);

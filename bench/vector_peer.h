@@ -21,11 +21,10 @@ class VectorPeer {
  public:
   virtual ~VectorPeer() = default;
   virtual std::string name() const = 0;
-  // Inserts rows 0..n-1 (label = row index) on one thread.
-  virtual void Build(const float* rows, size_t n) = 0;
+  // Inserts rows 0..n-1 (label = row index) using `threads` threads.
+  virtual void Build(const float* rows, size_t n, int threads) = 0;
   // Writes k labels per query, best first, into out[q * k ...] (UINT64_MAX where fewer).
-  virtual void Search(const float* queries, size_t nq, size_t k, size_t ef, int threads,
-                      uint64_t* out) = 0;
+  virtual void Search(const float* queries, size_t nq, size_t k, size_t ef, int threads, uint64_t* out) = 0;
   // What the index reports (or what its layout implies) for its own memory, bytes.
   virtual size_t memory_bytes() const = 0;
 };

@@ -13,17 +13,16 @@ namespace {
 class FaissPeer final : public VectorPeer {
  public:
   explicit FaissPeer(const PeerConfig& config)
-      : dim_(config.dim), index_(static_cast<int>(config.dim), static_cast<int>(config.m),
-                                 faiss::METRIC_INNER_PRODUCT) {
+      : dim_(config.dim),
+        index_(static_cast<int>(config.dim), static_cast<int>(config.m), faiss::METRIC_INNER_PRODUCT) {
     index_.hnsw.efConstruction = static_cast<int>(config.ef_construction);
   }
   std::string name() const override { return "faiss"; }
-  void Build(const float* rows, size_t n) override {
-    omp_set_num_threads(1);  // every peer builds on one thread
+  void Build(const float* rows, size_t n, int threads) override {
+    omp_set_num_threads(threads);
     index_.add(static_cast<faiss::Index::idx_t>(n), rows);
   }
-  void Search(const float* queries, size_t nq, size_t k, size_t ef, int threads,
-              uint64_t* out) override {
+  void Search(const float* queries, size_t nq, size_t k, size_t ef, int threads, uint64_t* out) override {
     omp_set_num_threads(threads);
     // FAISS 1.7.3's IndexHNSW::search ignores SearchParametersHNSW; the field is what it reads.
     index_.hnsw.efSearch = static_cast<int>(ef);
@@ -38,8 +37,8 @@ class FaissPeer final : public VectorPeer {
   size_t memory_bytes() const override {
     const faiss::HNSW& h = index_.hnsw;
     return static_cast<size_t>(index_.ntotal) * dim_ * sizeof(float) +
-           h.neighbors.capacity() * sizeof(h.neighbors[0]) +
-           h.offsets.capacity() * sizeof(h.offsets[0]) + h.levels.capacity() * sizeof(h.levels[0]);
+           h.neighbors.capacity() * sizeof(h.neighbors[0]) + h.offsets.capacity() * sizeof(h.offsets[0]) +
+           h.levels.capacity() * sizeof(h.levels[0]);
   }
 
  private:

@@ -1,4 +1,6 @@
 // The `vector` workload's adapter for our own index (src/vector/hnsw.h).
+#include <vector>
+
 #include "bench/bench.h"
 #include "bench/vector_peer.h"
 #include "core/check.h"
@@ -18,14 +20,13 @@ class FilesearchPeer final : public VectorPeer {
     index_ = std::make_unique<vec::HnswIndex>(options);
   }
   std::string name() const override { return "filesearch"; }
-  void Build(const float* rows, size_t n) override {
-    for (size_t row = 0; row < n; ++row) {
-      Status s = index_->Add(row, {rows + row * dim_, dim_});
-      FS_CHECK_MSG(s.ok(), s.ToString().c_str());
-    }
+  void Build(const float* rows, size_t n, int threads) override {
+    std::vector<uint64_t> labels(n);
+    for (size_t row = 0; row < n; ++row) labels[row] = row;
+    Status s = index_->AddBatch(labels, {rows, n * dim_}, threads);
+    FS_CHECK_MSG(s.ok(), s.ToString().c_str());
   }
-  void Search(const float* queries, size_t nq, size_t k, size_t ef, int threads,
-              uint64_t* out) override {
+  void Search(const float* queries, size_t nq, size_t k, size_t ef, int threads, uint64_t* out) override {
     ParallelFor(nq, threads, [&](size_t begin, size_t end) {
       for (size_t q = begin; q < end; ++q) {
         auto got = index_->Search({queries + q * dim_, dim_}, k, ef, nullptr);

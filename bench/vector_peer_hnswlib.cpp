@@ -15,13 +15,14 @@ class HnswlibPeer final : public VectorPeer {
  public:
   explicit HnswlibPeer(const PeerConfig& config) : config_(config), space_(config.dim) {}
   std::string name() const override { return "hnswlib"; }
-  void Build(const float* rows, size_t n) override {
-    index_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(&space_, n, config_.m,
-                                                               config_.ef_construction, 42);
-    for (size_t row = 0; row < n; ++row) index_->addPoint(rows + row * config_.dim, row);
+  void Build(const float* rows, size_t n, int threads) override {
+    index_ =
+        std::make_unique<hnswlib::HierarchicalNSW<float>>(&space_, n, config_.m, config_.ef_construction, 42);
+    ParallelFor(n, threads, [&](size_t begin, size_t end) {  // addPoint is thread-safe
+      for (size_t row = begin; row < end; ++row) index_->addPoint(rows + row * config_.dim, row);
+    });
   }
-  void Search(const float* queries, size_t nq, size_t k, size_t ef, int threads,
-              uint64_t* out) override {
+  void Search(const float* queries, size_t nq, size_t k, size_t ef, int threads, uint64_t* out) override {
     index_->setEf(ef);
     ParallelFor(nq, threads, [&](size_t begin, size_t end) {
       for (size_t q = begin; q < end; ++q) {

@@ -11,15 +11,18 @@ namespace fs::kernels {
 
 std::string_view SimdLevelName(SimdLevel level) {
   switch (level) {
-    case SimdLevel::kScalar: return "scalar";
-    case SimdLevel::kAvx512: return "avx512";
+    case SimdLevel::kScalar:
+      return "scalar";
+    case SimdLevel::kAvx512:
+      return "avx512";
   }
   return "unknown";
 }
 
 bool CpuSupports(SimdLevel level) {
   switch (level) {
-    case SimdLevel::kScalar: return true;
+    case SimdLevel::kScalar:
+      return true;
     case SimdLevel::kAvx512:
       // GCC's and Clang's cpu model also checks that the OS saves the ZMM state (XGETBV).
       __builtin_cpu_init();
@@ -42,12 +45,12 @@ SimdLevel ChooseLevel() {
   for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx512}) {
     if (SimdLevelName(level) != want) continue;
     if (CpuSupports(level)) return level;
-    std::fprintf(stderr, "filesearch: FILESEARCH_SIMD=%s is not supported by this CPU; using %s\n",
-                 want, SimdLevelName(best).data());
+    std::fprintf(stderr, "filesearch: FILESEARCH_SIMD=%s is not supported by this CPU; using %s\n", want,
+                 SimdLevelName(best).data());
     return best;
   }
-  std::fprintf(stderr, "filesearch: unknown FILESEARCH_SIMD=%s (expected scalar or avx512); using %s\n",
-               want, SimdLevelName(best).data());
+  std::fprintf(stderr, "filesearch: unknown FILESEARCH_SIMD=%s (expected scalar or avx512); using %s\n", want,
+               SimdLevelName(best).data());
   return best;
 }
 

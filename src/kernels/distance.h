@@ -40,6 +40,8 @@ const DistanceKernels& ActiveKernels();
 inline float InnerProduct(const float* a, const float* b, size_t n) {
   return ActiveKernels().inner_product_f32(a, b, n);
 }
-inline float SquaredNorm(const float* a, size_t n) { return ActiveKernels().squared_norm_f32(a, n); }
+inline float SquaredNorm(const float* a, size_t n) {
+  return ActiveKernels().squared_norm_f32(a, n);
+}
 
 }  // namespace fs::kernels

@@ -6,7 +6,7 @@
 
 namespace fs::kernels::internal {
 
-extern const DistanceKernels kScalarKernels;   // distance_scalar.cpp
-extern const DistanceKernels kAvx512Kernels;   // distance_avx512.cpp (built with -mavx512f)
+extern const DistanceKernels kScalarKernels;  // distance_scalar.cpp
+extern const DistanceKernels kAvx512Kernels;  // distance_avx512.cpp (built with -mavx512f)
 
 }  // namespace fs::kernels::internal

@@ -34,15 +34,14 @@ TEST_P(SimdKernelTest, InnerProductMatchesScalarOverOddSizes) {
   const DistanceKernels& simd = KernelsFor(GetParam());
   const DistanceKernels& ref = KernelsFor(SimdLevel::kScalar);
   std::mt19937 rng(7);
-  for (size_t n : {0u, 1u, 2u, 3u, 7u, 15u, 16u, 17u, 31u, 33u, 63u, 64u, 65u, 100u, 127u, 511u,
-                   512u, 513u, 768u, 1001u}) {
+  for (size_t n : {0u,  1u,  2u,  3u,   7u,   15u,  16u,  17u,  31u,  33u,
+                   63u, 64u, 65u, 100u, 127u, 511u, 512u, 513u, 768u, 1001u}) {
     std::vector<float> a = RandomVector(n, rng);
     std::vector<float> b = RandomVector(n, rng);
-    EXPECT_NEAR(simd.inner_product_f32(a.data(), b.data(), n),
-                ref.inner_product_f32(a.data(), b.data(), n), Tolerance(a, b))
+    EXPECT_NEAR(simd.inner_product_f32(a.data(), b.data(), n), ref.inner_product_f32(a.data(), b.data(), n),
+                Tolerance(a, b))
         << "n=" << n;
-    EXPECT_NEAR(simd.squared_norm_f32(a.data(), n), ref.squared_norm_f32(a.data(), n),
-                Tolerance(a, a))
+    EXPECT_NEAR(simd.squared_norm_f32(a.data(), n), ref.squared_norm_f32(a.data(), n), Tolerance(a, a))
         << "n=" << n;
   }
 }
@@ -72,8 +71,7 @@ TEST_P(SimdKernelTest, KnownValues) {
   EXPECT_FLOAT_EQ(simd.squared_norm_f32(b.data(), b.size()), 148.0f);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllLevels, SimdKernelTest,
-                         ::testing::Values(SimdLevel::kScalar, SimdLevel::kAvx512),
+INSTANTIATE_TEST_SUITE_P(AllLevels, SimdKernelTest, ::testing::Values(SimdLevel::kScalar, SimdLevel::kAvx512),
                          [](const auto& param_info) { return std::string(SimdLevelName(param_info.param)); });
 
 TEST(DispatchTest, ActiveLevelIsSupportedAndHonoursOverride) {

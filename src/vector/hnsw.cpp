@@ -8,10 +8,14 @@
 #include "vector/hnsw.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <thread>
+#include <unordered_set>
 
 #include "core/check.h"
 #include "kernels/distance.h"
@@ -20,11 +24,16 @@ namespace fs::vec {
 
 namespace {
 
+bool ByScoreLess(const auto& a, const auto& b) {
+  return a.score < b.score;
+}
+bool ByScoreGreater(const auto& a, const auto& b) {
+  return a.score > b.score;
+}
 
-bool ByScoreLess(const auto& a, const auto& b) { return a.score < b.score; }
-bool ByScoreGreater(const auto& a, const auto& b) { return a.score > b.score; }
-
-size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
+size_t RoundUp(size_t n, size_t to) {
+  return (n + to - 1) / to * to;
+}
 
 // splitmix64: a tiny, well-mixed generator for the level draw.
 uint64_t NextRandom(uint64_t& state) {
@@ -96,7 +105,25 @@ void HnswIndex::ReleaseScratch(std::unique_ptr<Scratch> scratch) const {
   scratch_pool_.push_back(std::move(scratch));
 }
 
-void HnswIndex::FreeChunk::operator()(char* p) const { std::free(p); }
+// AddBatch's locks. A node's link lists are read and written under its stripe; no thread ever
+// holds two stripes, so there is no lock order to get wrong. `global` guards entry_/max_level_
+// and is held for a whole insertion that raises the top level (as in the paper's reference code).
+struct HnswIndex::BuildLocks {
+  static constexpr size_t kStripes = 4096;
+  std::mutex global;
+  std::array<std::mutex, kStripes> stripes;
+  std::mutex& For(uint32_t id) { return stripes[id % kStripes]; }
+};
+
+namespace {
+std::unique_lock<std::mutex> LockNode(auto* locks, uint32_t id) {
+  return locks ? std::unique_lock<std::mutex>(locks->For(id)) : std::unique_lock<std::mutex>();
+}
+}  // namespace
+
+void HnswIndex::FreeChunk::operator()(char* p) const {
+  std::free(p);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Construction
@@ -134,9 +161,8 @@ int HnswIndex::RandomLevel() {
 Status HnswIndex::CheckVector(std::span<const float> v, const char* what) const {
   if (v.size() != options_.dim) {
     return Status::InvalidArgument(std::string(what) + " has " + std::to_string(v.size()) +
-                                   " dimensions but the vector index for model '" +
-                                   options_.model_id + "' expects " +
-                                   std::to_string(options_.dim) +
+                                   " dimensions but the vector index for model '" + options_.model_id +
+                                   "' expects " + std::to_string(options_.dim) +
                                    "; embed it with that model or use the index of its model");
   }
   const float norm2 = kernels::SquaredNorm(v.data(), v.size());
@@ -164,15 +190,18 @@ uint32_t HnswIndex::NewNode(int level) {
   return id;
 }
 
-Status HnswIndex::Add(uint64_t label, std::span<const float> vector) {
+Status HnswIndex::CheckEntry(uint64_t label, std::span<const float> vector) const {
   FS_RETURN_IF_ERROR(CheckVector(vector, "vector"));
   if (label >= kMaxLabel) {
     return Status::InvalidArgument("label " + std::to_string(label) + " is not below 2^40");
   }
-  if (auto it = label_to_id_.find(label); it != label_to_id_.end()) {
-    FS_RETURN_IF_ERROR(Remove(label));  // upsert: the old slot becomes a reusable tombstone
-  }
+  return Status::Ok();
+}
 
+uint32_t HnswIndex::PlaceVector(uint64_t label, std::span<const float> vector) {
+  if (label_to_id_.count(label) != 0) {
+    FS_CHECK(Remove(label).ok());  // upsert: the old slot becomes a reusable tombstone
+  }
   // Reuse a tombstone unless it is the entry point (clearing its links would strand the walk).
   uint32_t id = kNoNode;
   for (size_t i = free_ids_.size(); i-- > 0;) {
@@ -193,7 +222,52 @@ Status HnswIndex::Add(uint64_t label, std::span<const float> vector) {
   deleted_[id] = 0;
   label_to_id_[label] = id;
   ++live_count_;
-  Insert(id, levels_[id]);
+  return id;
+}
+
+Status HnswIndex::Add(uint64_t label, std::span<const float> vector) {
+  FS_RETURN_IF_ERROR(CheckEntry(label, vector));
+  const uint32_t id = PlaceVector(label, vector);
+  Insert(id, levels_[id], nullptr);
+  return Status::Ok();
+}
+
+Status HnswIndex::AddBatch(std::span<const uint64_t> labels, std::span<const float> vectors, int threads) {
+  const size_t dim = options_.dim;
+  if (vectors.size() != labels.size() * dim) {
+    return Status::InvalidArgument("AddBatch: " + std::to_string(vectors.size()) + " floats for " +
+                                   std::to_string(labels.size()) + " labels of dimension " +
+                                   std::to_string(dim));
+  }
+  std::unordered_set<uint64_t> seen;
+  for (size_t row = 0; row < labels.size(); ++row) {
+    FS_RETURN_IF_ERROR(CheckEntry(labels[row], vectors.subspan(row * dim, dim))
+                           .WithContext("batch row " + std::to_string(row)));
+    if (!seen.insert(labels[row]).second) {
+      return Status::InvalidArgument("AddBatch: label " + std::to_string(labels[row]) +
+                                     " appears twice in the batch");
+    }
+  }
+  std::vector<uint32_t> ids(labels.size());
+  for (size_t row = 0; row < labels.size(); ++row) {
+    ids[row] = PlaceVector(labels[row], vectors.subspan(row * dim, dim));
+  }
+  if (threads <= 1) {
+    for (uint32_t id : ids) Insert(id, levels_[id], nullptr);
+    return Status::Ok();
+  }
+  auto locks = std::make_unique<BuildLocks>();
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < ids.size();) {
+        Insert(ids[i], levels_[ids[i]], locks.get());
+      }
+    });
+  }
+  for (std::thread& t : pool) t.join();
   return Status::Ok();
 }
 
@@ -210,34 +284,45 @@ Status HnswIndex::Remove(uint64_t label) {
   return Status::Ok();
 }
 
-bool HnswIndex::Contains(uint64_t label) const { return label_to_id_.count(label) != 0; }
+bool HnswIndex::Contains(uint64_t label) const {
+  return label_to_id_.count(label) != 0;
+}
 
-void HnswIndex::Insert(uint32_t id, int level) {
-  if (entry_ == kNoNode) {
+void HnswIndex::Insert(uint32_t id, int level, BuildLocks* locks) {
+  std::unique_lock<std::mutex> top;
+  if (locks != nullptr) top = std::unique_lock<std::mutex>(locks->global);
+  const uint32_t entry = entry_;
+  const int max_level = max_level_;
+  if (entry == kNoNode) {
     entry_ = id;
     max_level_ = level;
     return;
   }
+  if (top.owns_lock() && level <= max_level) top.unlock();
+
   const float* q = VectorOf(id);
-  uint32_t cur = entry_;
-  for (int l = max_level_; l > level; --l) cur = GreedyClosest(q, cur, l, id);
+  uint32_t cur = entry;
+  for (int l = max_level; l > level; --l) cur = GreedyClosest(q, cur, l, id, locks);
 
   std::unique_ptr<Scratch> scratch = AcquireScratch();
   std::vector<Candidate> chosen;
-  for (int l = std::min(level, max_level_); l >= 0; --l) {
-    SearchLevel(q, cur, options_.ef_construction, l, /*for_build=*/true, nullptr, id, *scratch);
+  for (int l = std::min(level, max_level); l >= 0; --l) {
+    SearchLevel(q, cur, options_.ef_construction, l, /*for_build=*/true, nullptr, id, locks, *scratch);
     chosen.assign(scratch->results.begin(), scratch->results.end());
     std::sort(chosen.begin(), chosen.end(), ByScoreGreater<Candidate, Candidate>);
     if (chosen.empty()) continue;
     cur = chosen.front().id;
     SelectNeighbors(chosen, options_.m);
-    uint32_t* links = MutableLinksAt(id, l);
-    links[0] = static_cast<uint32_t>(chosen.size());
-    for (size_t i = 0; i < chosen.size(); ++i) links[1 + i] = chosen[i].id;
-    for (const Candidate& c : chosen) Connect(c.id, id, l);
+    {
+      std::unique_lock<std::mutex> own = LockNode(locks, id);
+      uint32_t* links = MutableLinksAt(id, l);
+      links[0] = static_cast<uint32_t>(chosen.size());
+      for (size_t i = 0; i < chosen.size(); ++i) links[1 + i] = chosen[i].id;
+    }
+    for (const Candidate& c : chosen) Connect(c.id, id, l, locks);
   }
   ReleaseScratch(std::move(scratch));
-  if (level > max_level_) {
+  if (level > max_level) {  // still under `top` when AddBatch runs threads
     entry_ = id;
     max_level_ = level;
   }
@@ -262,7 +347,8 @@ void HnswIndex::SelectNeighbors(std::vector<Candidate>& candidates, size_t max_c
   candidates.resize(kept);
 }
 
-void HnswIndex::Connect(uint32_t from, uint32_t to, int level) {
+void HnswIndex::Connect(uint32_t from, uint32_t to, int level, BuildLocks* locks) {
+  std::unique_lock<std::mutex> lock = LockNode(locks, from);
   uint32_t* links = MutableLinksAt(from, level);
   const uint32_t count = links[0];
   for (uint32_t i = 0; i < count; ++i) {
@@ -288,11 +374,13 @@ void HnswIndex::Connect(uint32_t from, uint32_t to, int level) {
 // ---------------------------------------------------------------------------------------------
 // Search
 
-uint32_t HnswIndex::GreedyClosest(const float* q, uint32_t entry, int level, uint32_t skip) const {
+uint32_t HnswIndex::GreedyClosest(const float* q, uint32_t entry, int level, uint32_t skip,
+                                  BuildLocks* locks) const {
   uint32_t cur = entry;
   float best = Score(q, cur);
   for (bool changed = true; changed;) {
     changed = false;
+    std::unique_lock<std::mutex> lock = LockNode(locks, cur);
     const uint32_t* links = LinksAt(cur, level);
     const uint32_t count = links[0];
     for (uint32_t i = 0; i < count; ++i) {
@@ -310,7 +398,8 @@ uint32_t HnswIndex::GreedyClosest(const float* q, uint32_t entry, int level, uin
 }
 
 void HnswIndex::SearchLevel(const float* q, uint32_t entry, size_t ef, int level, bool for_build,
-                            const LabelFilter* filter, uint32_t skip, Scratch& scratch) const {
+                            const LabelFilter* filter, uint32_t skip, BuildLocks* locks,
+                            Scratch& scratch) const {
   auto accept = [&](uint32_t id) {
     return for_build || (deleted_[id] == 0 && (filter == nullptr || filter->Test(labels_[id])));
   };
@@ -337,15 +426,18 @@ void HnswIndex::SearchLevel(const float* q, uint32_t entry, size_t ef, int level
     if (results.size() >= ef && current.score < results.front().score) break;
 
     // Gather the unvisited neighbours first and prefetch their vectors, then score them.
-    const uint32_t* links = LinksAt(current.id, level);
-    const uint32_t count = links[0];
     uint32_t n_batch = 0;
-    for (uint32_t i = 0; i < count; ++i) {
-      const uint32_t nb = links[1 + i];
-      if (visited[nb] == epoch) continue;
-      visited[nb] = epoch;
-      batch[n_batch++] = nb;
-      __builtin_prefetch(VectorOf(nb), 0, 3);
+    {
+      std::unique_lock<std::mutex> lock = LockNode(locks, current.id);
+      const uint32_t* links = LinksAt(current.id, level);
+      const uint32_t count = links[0];
+      for (uint32_t i = 0; i < count; ++i) {
+        const uint32_t nb = links[1 + i];
+        if (visited[nb] == epoch) continue;
+        visited[nb] = epoch;
+        batch[n_batch++] = nb;
+        __builtin_prefetch(VectorOf(nb), 0, 3);
+      }
     }
     for (uint32_t i = 0; i < n_batch; ++i) {
       const uint32_t nb = batch[i];
@@ -367,8 +459,7 @@ void HnswIndex::SearchLevel(const float* q, uint32_t entry, size_t ef, int level
   }
 }
 
-std::vector<Neighbor> HnswIndex::ExactSearch(const float* q, size_t k,
-                                             const LabelFilter& filter) const {
+std::vector<Neighbor> HnswIndex::ExactSearch(const float* q, size_t k, const LabelFilter& filter) const {
   std::vector<Neighbor> top;  // min-heap by score
   top.reserve(k + 1);
   filter.ForEach([&](uint64_t label) {
@@ -407,8 +498,8 @@ Result<std::vector<Neighbor>> HnswIndex::Search(std::span<const float> query, si
   } else {
     ef = std::max(ef == 0 ? size_t{options_.ef_search} : ef, k);
     uint32_t cur = entry_;
-    for (int l = max_level_; l > 0; --l) cur = GreedyClosest(q, cur, l, kNoNode);
-    SearchLevel(q, cur, ef, 0, /*for_build=*/false, filter, kNoNode, *scratch);
+    for (int l = max_level_; l > 0; --l) cur = GreedyClosest(q, cur, l, kNoNode, nullptr);
+    SearchLevel(q, cur, ef, 0, /*for_build=*/false, filter, kNoNode, nullptr, *scratch);
     std::vector<Candidate>& results = scratch->results;
     std::sort(results.begin(), results.end(), ByScoreGreater<Candidate, Candidate>);
     const size_t n = std::min(k, results.size());

@@ -3,9 +3,10 @@
 // a checksummed snapshot file. It is derived data: SQLite holds the vectors; the index records the
 // last change it contains (`last_change_seq`) so the owner can replay what came after.
 // Thread-safety: const methods (Search, Contains, size, Save, ...) may run concurrently with each
-// other; Add and Remove need exclusive access (the owner guards the index with a shared_mutex).
+// other; Add, AddBatch and Remove need exclusive access (the owner guards the index with a
+// shared_mutex); AddBatch runs its own worker threads internally.
 // Shapes: every vector is `options().dim` floats; labels are caller ids (SQLite rowids) < 2^40.
-// Memory: fp32 vectors plus a compact graph, about 1.1x the raw fp32 size at dim 512, m 16.
+// Memory: fp32 vectors plus a compact graph, about 1.14x the raw fp32 size at dim 512, m 16.
 #pragma once
 
 #include <cstdint>
@@ -90,6 +91,10 @@ class HnswIndex {
   // The index stores a normalised copy. InvalidArgument: wrong dimension, a zero or non-finite
   // vector, label >= 2^40.
   Status Add(uint64_t label, std::span<const float> vector);
+  // Add for many vectors (row i of `vectors`, dim floats each, goes under labels[i]), inserted
+  // by `threads` threads. All rows are checked first: on InvalidArgument (a bad row, a label
+  // given twice) nothing is added. With threads > 1 the graph depends on scheduling.
+  Status AddBatch(std::span<const uint64_t> labels, std::span<const float> vectors, int threads);
   // NotFound if the label is absent. The slot is reused by a later Add.
   Status Remove(uint64_t label);
   bool Contains(uint64_t label) const;
@@ -123,6 +128,7 @@ class HnswIndex {
 
  private:
   struct Scratch;
+  struct BuildLocks;  // per-node (striped) link locks + entry-point lock for AddBatch
   struct Candidate {
     float score;
     uint32_t id;
@@ -147,29 +153,34 @@ class HnswIndex {
   uint32_t MaxLinks(int level) const { return level == 0 ? 2 * options_.m : options_.m; }
 
   Status CheckVector(std::span<const float> v, const char* what) const;
+  Status CheckEntry(uint64_t label, std::span<const float> v) const;
+  // Upsert bookkeeping without linking: takes a slot (a reusable tombstone or a new node),
+  // stores the normalised vector, clears its links, maps the label. Returns the node id.
+  uint32_t PlaceVector(uint64_t label, std::span<const float> vector);
   // Appends a node with `level` (zeroed links); returns its id.
   uint32_t NewNode(int level);
   int RandomLevel();
-  void Insert(uint32_t id, int level);
+  // Links node `id` into the graph. `locks`: null when the caller is the only writer.
+  void Insert(uint32_t id, int level, BuildLocks* locks);
   float Score(const float* q, uint32_t id) const { return ip_(q, VectorOf(id), options_.dim); }
   // Greedy walk on one upper level; returns the best node found from `entry`, never `skip`.
-  uint32_t GreedyClosest(const float* q, uint32_t entry, int level, uint32_t skip) const;
+  uint32_t GreedyClosest(const float* q, uint32_t entry, int level, uint32_t skip, BuildLocks* locks) const;
   // Best-first search on `level`; leaves up to `ef` results in scratch.results (a min-heap by
   // score). Accepted results: every node if `for_build`, else live nodes that pass `filter`.
   // `skip` (the node being inserted, or kNoNode) is never visited.
   void SearchLevel(const float* q, uint32_t entry, size_t ef, int level, bool for_build,
-                   const LabelFilter* filter, uint32_t skip, Scratch& scratch) const;
+                   const LabelFilter* filter, uint32_t skip, BuildLocks* locks, Scratch& scratch) const;
   // Heuristic neighbour selection (HNSW paper, algorithm 4): keeps candidates closer to the
   // base than to any neighbour already kept. `candidates` is sorted best first; trimmed in place.
   void SelectNeighbors(std::vector<Candidate>& candidates, size_t max_count) const;
-  void Connect(uint32_t from, uint32_t to, int level);
+  void Connect(uint32_t from, uint32_t to, int level, BuildLocks* locks);
   std::vector<Neighbor> ExactSearch(const float* q, size_t k, const LabelFilter& filter) const;
   std::unique_ptr<Scratch> AcquireScratch() const;
   void ReleaseScratch(std::unique_ptr<Scratch> scratch) const;
 
   HnswOptions options_;
   float (*ip_)(const float*, const float*, size_t);
-  size_t links0_bytes_;  // (1 + 2m) * 4, rounded up to 64
+  size_t links0_bytes_;   // (1 + 2m) * 4, rounded up to 64
   size_t vector_floats_;  // dim rounded up to 16
   size_t node_bytes_;
   double level_mult_;
@@ -179,12 +190,12 @@ class HnswIndex {
     void operator()(char* p) const;
   };
   std::vector<std::unique_ptr<char, FreeChunk>> chunks_;
-  std::vector<uint64_t> labels_;                // per node
-  std::vector<uint8_t> levels_;                 // per node
-  std::vector<uint8_t> deleted_;                // per node: 1 = tombstone (still walkable)
-  std::vector<std::vector<uint32_t>> upper_;    // per node: levels 1..L, (1 + m) ids each
+  std::vector<uint64_t> labels_;              // per node
+  std::vector<uint8_t> levels_;               // per node
+  std::vector<uint8_t> deleted_;              // per node: 1 = tombstone (still walkable)
+  std::vector<std::vector<uint32_t>> upper_;  // per node: levels 1..L, (1 + m) ids each
   std::unordered_map<uint64_t, uint32_t> label_to_id_;
-  std::vector<uint32_t> free_ids_;              // tombstones that Add may reuse
+  std::vector<uint32_t> free_ids_;  // tombstones that Add may reuse
   uint32_t node_count_ = 0;
   uint32_t entry_ = kNoNode;
   int max_level_ = -1;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "vector/hnsw.h"
+#include "vector/hnsw_snapshot_internal.h"
 
 namespace fs::vec {
 
@@ -30,28 +31,6 @@ uint64_t Mix64(uint64_t h) {  // MurmurHash3's fmix64 finaliser
   h *= 0xC4CEB9FE1A85EC53ull;
   h ^= h >> 33;
   return h;
-}
-
-// Four independent multiply-rotate lanes over 8-byte words: several GB/s, so checking a
-// 2 GB snapshot costs well under a second; any truncation or flipped bit changes it.
-uint64_t Checksum64(const char* data, size_t n) {
-  constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull;
-  constexpr uint64_t kP2 = 0xC2B2AE3D27D4EB4Full;
-  uint64_t lane[4] = {kP1, kP2, kP1 ^ kP2, ~kP1};
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    for (int l = 0; l < 4; ++l) {
-      lane[l] = std::rotl(lane[l] + Load64(data + i + 8 * l) * kP2, 31) * kP1;
-    }
-  }
-  uint64_t tail = 0;
-  for (size_t shift = 0; i < n; ++i, shift += 8) {
-    tail ^= static_cast<uint64_t>(static_cast<unsigned char>(data[i])) << (shift % 64);
-    if (shift % 64 == 56) tail = Mix64(tail);
-  }
-  uint64_t h = static_cast<uint64_t>(n) * kP1;
-  for (uint64_t v : lane) h = Mix64(h ^ v) * kP2;
-  return Mix64(h ^ Mix64(tail));
 }
 
 class Writer {
@@ -90,6 +69,32 @@ class Reader {
 
 }  // namespace
 
+namespace internal {
+
+// Four independent multiply-rotate lanes over 8-byte words: several GB/s, so checking a
+// 2 GB snapshot costs well under a second; any truncation or flipped bit changes it.
+uint64_t SnapshotChecksum(const char* data, size_t n) {
+  constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull;
+  constexpr uint64_t kP2 = 0xC2B2AE3D27D4EB4Full;
+  uint64_t lane[4] = {kP1, kP2, kP1 ^ kP2, ~kP1};
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (size_t l = 0; l < 4; ++l) {
+      lane[l] = std::rotl(lane[l] + Load64(data + i + 8 * l) * kP2, 31) * kP1;
+    }
+  }
+  uint64_t tail = 0;
+  for (size_t shift = 0; i < n; ++i, shift += 8) {
+    tail ^= static_cast<uint64_t>(static_cast<unsigned char>(data[i])) << (shift % 64);
+    if (shift % 64 == 56) tail = Mix64(tail);
+  }
+  uint64_t h = static_cast<uint64_t>(n) * kP1;
+  for (uint64_t v : lane) h = Mix64(h ^ v) * kP2;
+  return Mix64(h ^ Mix64(tail));
+}
+
+}  // namespace internal
+
 Status HnswIndex::Save(Env* env, const std::string& path, uint64_t last_change_seq) const {
   Writer w(static_cast<size_t>(node_count_) * (node_bytes_ + 16) + 256);
   w.Bytes(kMagic, sizeof(kMagic));
@@ -120,7 +125,7 @@ Status HnswIndex::Save(Env* env, const std::string& path, uint64_t last_change_s
       w.Bytes(links, (1 + size_t{links[0]}) * sizeof(uint32_t));
     }
   }
-  const uint64_t checksum = Checksum64(w.out().data(), w.out().size());
+  const uint64_t checksum = internal::SnapshotChecksum(w.out().data(), w.out().size());
   w.Put<uint64_t>(checksum);
   return env->WriteFileAtomic(path, w.out()).WithContext("saving vector index snapshot");
 }
@@ -136,7 +141,7 @@ Result<std::unique_ptr<HnswIndex>> HnswIndex::Load(Env* env, const std::string& 
     return corrupt("is not an HNSW snapshot (bad magic or too short)");
   }
   const size_t body = data.size() - 8;
-  if (Checksum64(data.data(), body) != Load64(data.data() + body)) {
+  if (internal::SnapshotChecksum(data.data(), body) != Load64(data.data() + body)) {
     return corrupt("is truncated or damaged (checksum mismatch)");
   }
 
@@ -165,8 +170,8 @@ Result<std::unique_ptr<HnswIndex>> HnswIndex::Load(Env* env, const std::string& 
   uint64_t seq = 0, rng_state = 0, live_count = 0;
   uint32_t node_count = 0, entry = 0;
   int32_t max_level = 0;
-  if (!r.Get(&seq) || !r.Get(&rng_state) || !r.Get(&node_count) || !r.Get(&entry) ||
-      !r.Get(&max_level) || !r.Get(&live_count)) {
+  if (!r.Get(&seq) || !r.Get(&rng_state) || !r.Get(&node_count) || !r.Get(&entry) || !r.Get(&max_level) ||
+      !r.Get(&live_count)) {
     return corrupt("has a damaged graph header");
   }
   if (node_count == kNoNode || max_level > kMaxLevel || max_level < -1 ||
@@ -193,8 +198,7 @@ Result<std::unique_ptr<HnswIndex>> HnswIndex::Load(Env* env, const std::string& 
     }
     for (int l = 0; l <= level; ++l) {
       uint32_t* links = x.MutableLinksAt(new_id, l);
-      if (!r.Get(&links[0]) || links[0] > x.MaxLinks(l) ||
-          !r.Bytes(links + 1, links[0] * sizeof(uint32_t))) {
+      if (!r.Get(&links[0]) || links[0] > x.MaxLinks(l) || !r.Bytes(links + 1, links[0] * sizeof(uint32_t))) {
         return corrupt("has damaged links at node " + std::to_string(id));
       }
     }

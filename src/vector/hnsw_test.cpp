@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <thread>
 #include <unordered_set>
 
 #include "core/env.h"
+#include "vector/hnsw_snapshot_internal.h"
 #include "vector/synthetic.h"
 
 namespace fs::vec {
@@ -144,6 +146,39 @@ TEST_F(HnswRecallTest, FilteredRecallAtEachSelectivity) {
   }
 }
 
+// A filter that admits only the clusters unlike the query (10% of the rows): the walk must
+// leave the query's neighbourhood to find admitted nodes. Graph walk forced.
+TEST_F(HnswRecallTest, FilterAdmittingOnlyFarRowsKeepsRecall) {
+  const Dataset& ds = *clustered_;
+  HnswIndex& index = *clustered_index_;
+  index.set_exact_search(0, 0.0);
+  size_t hits = 0, total = 0;
+  for (size_t qi = 0; qi < 20; ++qi) {
+    // Admit the 10% of rows least similar to the query.
+    std::vector<std::pair<float, uint64_t>> scored;
+    for (size_t row = 0; row < ds.n; ++row) {
+      float s = 0;
+      for (uint32_t d = 0; d < kDim; ++d) s += ds.base[row * kDim + d] * ds.queries[qi * kDim + d];
+      scored.push_back({s, row});
+    }
+    std::sort(scored.begin(), scored.end());
+    LabelFilter filter(ds.n);
+    for (size_t i = 0; i < ds.n / 10; ++i) filter.Set(scored[i].second);
+    auto live = [&](uint64_t label) { return filter.Test(label); };
+    auto got = index.Search(ds.Query(qi), kK, kClusteredEf, &filter);
+    ASSERT_TRUE(got.ok());
+    std::vector<uint64_t> want = testing::ExactTopK(ds.base, kDim, ds.Query(qi), kK, live);
+    std::unordered_set<uint64_t> want_set(want.begin(), want.end());
+    for (const Neighbor& nb : *got) {
+      EXPECT_TRUE(filter.Test(nb.label));
+      hits += want_set.count(nb.label);
+    }
+    total += want.size();
+  }
+  index.set_exact_search(HnswOptions{}.exact_search_below, HnswOptions{}.exact_search_fraction);
+  EXPECT_GE(static_cast<double>(hits) / static_cast<double>(total), 0.95);
+}
+
 TEST_F(HnswRecallTest, MemoryIsWithinBudget) {
   // At most 1.2x the raw fp32 vectors: vectors + graph + labels + label map.
   const double raw = static_cast<double>(clustered_->n) * kDim * sizeof(float);
@@ -218,6 +253,36 @@ TEST(HnswTest, UpsertReplacesTheVectorAndReusesSlots) {
     EXPECT_NEAR(got->front().score, 1.0f, 1e-4);
   }
   EXPECT_GE(Recall(*index, ds, 64, nullptr, kAll), 0.95);
+}
+
+TEST(HnswTest, AddBatchOnSeveralThreadsKeepsRecallAndUpserts) {
+  Dataset ds = MakeDataset(6000, 50, 60, 8);
+  std::vector<uint64_t> labels(ds.n);
+  for (size_t row = 0; row < ds.n; ++row) labels[row] = row;
+  HnswIndex index(TestOptions());
+  // Half first, then everything again: the second batch upserts the first half.
+  ASSERT_TRUE(index
+                  .AddBatch(std::span(labels).first(ds.n / 2),
+                            std::span<const float>(ds.base).first(ds.n / 2 * kDim), 3)
+                  .ok());
+  ASSERT_TRUE(index.AddBatch(labels, ds.base, 3).ok());
+  EXPECT_EQ(index.size(), ds.n);
+  EXPECT_GE(Recall(index, ds, 64, nullptr, kAll), 0.95);
+}
+
+TEST(HnswTest, AddBatchRefusesBadRowsAndAddsNothing) {
+  HnswIndex index(TestOptions());
+  std::vector<float> rows(3 * kDim, 1.0f);
+  const std::vector<uint64_t> repeated = {1, 2, 1};
+  EXPECT_EQ(index.AddBatch(repeated, rows, 2).code(), StatusCode::kInvalidArgument);
+  std::fill(rows.begin() + 2 * kDim, rows.end(), 0.0f);  // row 2 is zero
+  const std::vector<uint64_t> labels = {1, 2, 3};
+  Status bad_row = index.AddBatch(labels, rows, 2);
+  EXPECT_EQ(bad_row.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_row.message().find("row 2"), std::string::npos) << bad_row.message();
+  EXPECT_EQ(index.AddBatch(labels, std::span<const float>(rows).first(kDim), 2).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(index.size(), 0u);
 }
 
 TEST(HnswTest, AddNormalisesAndScoresAreCosines) {
@@ -343,6 +408,22 @@ TEST(HnswSnapshotTest, TruncatedOrDamagedSnapshotIsCorruption) {
   ASSERT_TRUE(mem->WriteFileAtomic("other", "SQLite format 3\0 and more bytes").ok());
   EXPECT_EQ(HnswIndex::Load(mem.get(), "other", nullptr).status().code(), StatusCode::kCorruption);
   EXPECT_EQ(HnswIndex::Load(mem.get(), "missing", nullptr).status().code(), StatusCode::kNotFound);
+}
+
+TEST(HnswSnapshotTest, NewerFormatVersionIsUnsupported) {
+  HnswIndex index(TestOptions());
+  std::vector<float> v(kDim, 1.0f);
+  ASSERT_TRUE(index.Add(1, v).ok());
+  auto env = NewMemEnv();
+  ASSERT_TRUE(index.Save(env.get(), "s", 7).ok());
+  std::string data = env->ReadFile("s").value();
+  const uint32_t future_version = 2;
+  std::memcpy(data.data() + 8, &future_version, sizeof(future_version));  // after the magic
+  const uint64_t checksum = internal::SnapshotChecksum(data.data(), data.size() - 8);
+  std::memcpy(data.data() + data.size() - 8, &checksum, sizeof(checksum));
+  ASSERT_TRUE(env->WriteFileAtomic("s", data).ok());
+  auto loaded = HnswIndex::Load(env.get(), "s", nullptr);
+  EXPECT_EQ(loaded.status().code(), StatusCode::kUnsupported) << loaded.status().ToString();
 }
 
 TEST(HnswSnapshotTest, EmptyIndexRoundTrips) {

@@ -53,6 +53,7 @@ std::vector<uint64_t> ExactTopK(std::span<const float> base, uint32_t dim, std::
   }
   std::sort(top.begin(), top.end(), worse);
   std::vector<uint64_t> labels;
+  labels.reserve(top.size());
   for (const auto& entry : top) labels.push_back(entry.second);
   return labels;
 }
