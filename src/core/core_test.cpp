@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/base64.h"
 #include "core/env.h"
 #include "core/hash.h"
 #include "core/status.h"
@@ -86,6 +87,26 @@ TEST(Utf8Test, ValidateAndRepair) {
   EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));   // surrogate
   EXPECT_EQ(RepairUtf8("bad\xFF\xFEname"), "bad\xEF\xBF\xBDname");
   EXPECT_EQ(RepairUtf8("\xE6\x9D"), "\xEF\xBF\xBD");  // truncated sequence
+}
+
+}  // namespace
+}  // namespace fs
+
+namespace fs {
+namespace {
+
+TEST(Base64Test, RoundTripAndStrictness) {
+  for (std::string s : {std::string(""), std::string("f"), std::string("fo"), std::string("foo"),
+                        std::string("\x00\xFF\xFE\x01", 4)}) {
+    auto url = Base64UrlDecode(Base64UrlEncode(s));
+    ASSERT_TRUE(url.ok());
+    EXPECT_EQ(*url, s);
+  }
+  EXPECT_EQ(Base64UrlEncode("\xFB\xFF"), "-_8");
+  EXPECT_EQ(*Base64Decode("Zm9v\nYmE="), "fooba");
+  EXPECT_FALSE(Base64Decode("Zm9v!").ok());
+  EXPECT_FALSE(Base64Decode("Zg==Zg").ok());   // data after padding
+  EXPECT_FALSE(Base64UrlDecode("Zh").ok());    // non-zero leftover bits
 }
 
 }  // namespace

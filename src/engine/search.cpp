@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/base64.h"
+
 namespace fs {
 namespace {
 
@@ -21,52 +23,17 @@ struct Cursor {
   int64_t id = 0;
 };
 
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string B64Encode(std::string_view in) {
-  std::string out;
-  uint32_t buf = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    buf = (buf << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kB64[(buf >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += kB64[(buf << (6 - bits)) & 63];
-  return out;
-}
-
-std::optional<std::string> B64Decode(std::string_view in) {
-  std::string out;
-  uint32_t buf = 0;
-  int bits = 0;
-  for (char c : in) {
-    const char* p = std::strchr(kB64, c);
-    if (!p || c == '\0') return std::nullopt;
-    buf = (buf << 6) | static_cast<uint32_t>(p - kB64);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buf >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
-
 std::string EncodeCursor(const Cursor& c) {
   nlohmann::json j = {{"m", static_cast<int>(c.mode)}, {"g", c.generation}, {"o", c.offset},
                       {"s", c.score}, {"i", c.id}};
-  return B64Encode(j.dump());
+  return Base64UrlEncode(j.dump());
 }
 
 Result<Cursor> DecodeCursor(std::string_view s) {
   auto bad = Status::InvalidArgument("invalid searchAfter cursor: pass back the nextCursor of a previous reply unchanged");
   if (s.size() > 512) return bad;
-  auto raw = B64Decode(s);
-  if (!raw) return bad;
+  auto raw = Base64UrlDecode(s);
+  if (!raw.ok()) return bad;
   auto j = nlohmann::json::parse(*raw, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return bad;
   try {

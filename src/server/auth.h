@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base64.h"
 #include "core/status.h"
 
 namespace fs::server {
@@ -55,10 +56,5 @@ class JwtVerifier {
   std::unique_ptr<Impl> impl_;
 };
 
-// base64url without padding (RFC 4648 §5); decoding also accepts trailing '=' padding.
-std::string Base64UrlEncode(std::string_view data);
-Result<std::string> Base64UrlDecode(std::string_view text);
-// Standard base64 with padding (for `imageBase64`); whitespace is ignored.
-Result<std::string> Base64Decode(std::string_view text);
 
 }  // namespace fs::server
