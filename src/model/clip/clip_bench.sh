@@ -8,6 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 build=${BUILD_DIR:-$root/build}
 dir=${1:-${TMPDIR:-/tmp}/filesearch-clip-b32}
+[[ ${THREADS:-2} =~ ^[0-9]+$ ]] || { echo "THREADS must be a number" >&2; exit 2; }
 iters=${ITERS:-20}
 threads=${THREADS:-2}
 if [[ ! -f $dir/model.safetensors || ! -f $dir/vision.onnx ]]; then
@@ -21,5 +22,5 @@ done
 echo -n '{"peer": "onnxruntime-node", '
 node "$root/tests/clip/clip_ort.mjs" bench --dir "$dir" --size 224 --threads "$threads" --iters "$iters" | cut -c2-
 echo -n '{"peer": "pytorch", '
-/usr/bin/python3 "$root/tests/clip/clip_reference.py" --size b32 --bench 3 | cut -c2-
+/usr/bin/python3 "$root/tests/clip/clip_reference.py" --size b32 --bench 3 | cut -c2-  # ~3 s an image
 echo "{\"host\": \"load after: $(cut -d' ' -f1-3 /proc/loadavg)\"}"

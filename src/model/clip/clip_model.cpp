@@ -295,12 +295,12 @@ struct ClipModel::Impl {
   VisionWeights vision;
   TextWeights text;
   Buffers vision_buf, text_buf;
-  int vision_rows = 0, text_rows = 0;  // M the buffers and primitives are prepared for
   const ClipKernels* kernels = nullptr;
   std::mutex mu;                       // one Encode* at a time
 
-  // Sizes the buffers of `tower` for m rows and n sequences, and builds the GEMMs for them.
-  Status PrepareTower(Tower& tower, Buffers& buf, int m, int n, int* prepared) {
+  // Sizes the buffers of `tower` for m rows and n sequences, and builds its GEMMs for them (the
+  // last block runs only its qkv on all m rows; the rest of it on n).
+  Status PrepareTower(Tower& tower, Buffers& buf, int m, int n) {
     const auto& p = tower.params;
     const auto rows = static_cast<size_t>(m);
     Grow(buf.x, rows * p.width);
@@ -312,12 +312,12 @@ struct ClipModel::Impl {
     const size_t tokens = static_cast<size_t>(m / n);
     Grow(buf.scratch, static_cast<size_t>(threads) * AttentionScratchFloats(tokens, p.width / p.heads));
     for (Block& b : tower.blocks) {
+      const bool last = &b == &tower.blocks.back();
       FS_RETURN_IF_ERROR(b.qkv.Prepare(m, false));
-      FS_RETURN_IF_ERROR(b.out.Prepare(m, true));
-      FS_RETURN_IF_ERROR(b.fc1.Prepare(m, false));
-      FS_RETURN_IF_ERROR(b.fc2.Prepare(m, true));
+      FS_RETURN_IF_ERROR(b.out.Prepare(last ? n : m, true));
+      FS_RETURN_IF_ERROR(b.fc1.Prepare(last ? n : m, false));
+      FS_RETURN_IF_ERROR(b.fc2.Prepare(last ? n : m, true));
     }
-    *prepared = std::max(*prepared, m);
     return Status::Ok();
   }
 
@@ -397,16 +397,12 @@ struct ClipModel::Impl {
   }
 
   // All blocks of `tower`; the output rows at pick[seq] land in buf.pooled [n, W].
-  Status TowerForward(Tower& tower, int n, int tokens, bool causal, const int* pick, Buffers& buf) {
+  void TowerForward(Tower& tower, int n, int tokens, bool causal, const int* pick, Buffers& buf) {
     Block& last = tower.blocks.back();
-    FS_RETURN_IF_ERROR(last.out.Prepare(n, true));
-    FS_RETURN_IF_ERROR(last.fc1.Prepare(n, false));
-    FS_RETURN_IF_ERROR(last.fc2.Prepare(n, true));
     for (size_t layer = 0; layer + 1 < tower.blocks.size(); ++layer) {
       BlockForward(tower.blocks[layer], tower.params, n, tokens, causal, buf);
     }
     LastBlockForward(last, tower.params, n, tokens, causal, pick, buf);
-    return Status::Ok();
   }
 
   // Rows of `in` [n, E] scaled to unit length into out.
@@ -425,7 +421,7 @@ struct ClipModel::Impl {
     const int tokens = p.vision_tokens(), m = n * tokens, patches = grid * grid;
     const int patch_len = 3 * patch * patch;
     Buffers& buf = vision_buf;
-    FS_RETURN_IF_ERROR(PrepareTower(vision.tower, buf, m, n, &vision_rows));
+    FS_RETURN_IF_ERROR(PrepareTower(vision.tower, buf, m, n));
     FS_RETURN_IF_ERROR(vision.patch.Prepare(n * patches, false));
     FS_RETURN_IF_ERROR(vision.proj.Prepare(n, false));
     Grow(buf.aux, static_cast<size_t>(n) * patches * std::max(patch_len, w) * 2);
@@ -459,7 +455,7 @@ struct ClipModel::Impl {
     }
     LayerNormRows(vision.ln_pre, x, x, m, w, p.vision.ln_eps);  // x = ln_pre(x)  [n*T, W]
     class_rows.assign(static_cast<size_t>(n), 0);               // read at the class token
-    FS_RETURN_IF_ERROR(TowerForward(vision.tower, n, tokens, false, class_rows.data(), buf));  // [n, W]
+    TowerForward(vision.tower, n, tokens, false, class_rows.data(), buf);  // pooled = x[:, 0]  [n, W]
     LayerNormRows(vision.ln_post, buf.pooled.data(), buf.normed.data(), n, w, p.vision.ln_eps);
     vision.proj.Forward(buf.normed.data(), n, buf.pooled.data(), false);  // [n, E]
     Normalize(buf.pooled.data(), n, p.embed_dim, out);
@@ -481,7 +477,7 @@ struct ClipModel::Impl {
     }
     const int m = n * tokens;
     Buffers& buf = text_buf;
-    FS_RETURN_IF_ERROR(PrepareTower(text.tower, buf, m, n, &text_rows));
+    FS_RETURN_IF_ERROR(PrepareTower(text.tower, buf, m, n));
     FS_RETURN_IF_ERROR(text.proj.Prepare(n, false));
     float* x = buf.x.data();  // x = token_embedding[ids] + pos  [n, L, W]
     const TensorView& table = *text.token_embedding;
@@ -502,7 +498,7 @@ struct ClipModel::Impl {
         }
       }
     }
-    FS_RETURN_IF_ERROR(TowerForward(text.tower, n, tokens, true, eot.data(), buf));  // x[:, eot]  [n, W]
+    TowerForward(text.tower, n, tokens, true, eot.data(), buf);  // pooled = x[:, eot]  [n, W]
     LayerNormRows(text.ln_final, buf.pooled.data(), buf.normed.data(), n, w, p.text.ln_eps);
     text.proj.Forward(buf.normed.data(), n, buf.pooled.data(), false);  // [n, E]
     Normalize(buf.pooled.data(), n, p.embed_dim, out);
