@@ -276,8 +276,9 @@ def main():
     ap.add_argument("--onnx", action="store_true")
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--bench", type=int, default=0, help="also time the reference, N iterations")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.bench:  # time only: the same model, nothing written
         c = SIZES[args.size]
         vision, text = VisionTower(c).eval(), TextTower(c).eval()
