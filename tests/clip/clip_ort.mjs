@@ -17,6 +17,8 @@ const args = {};
 for (let i = 3; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
 const threads = Number(args.threads ?? 2);
 const options = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
+// Like our OpenMP threads under OMP_WAIT_POLICY=passive: idle ORT threads sleep instead of spinning.
+if (process.env.OMP_WAIT_POLICY === 'passive') options.extra = { session: { intra_op: { allow_spinning: '0' } } };
 
 async function session(path) { return ort.InferenceSession.create(path, options); }
 
