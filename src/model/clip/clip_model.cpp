@@ -297,6 +297,7 @@ struct ClipModel::Impl {
   Buffers vision_buf, text_buf;
   const ClipKernels* kernels = nullptr;
   std::mutex mu;                       // one Encode* at a time
+  size_t weight_bytes = 0;             // packed GEMM weights
 
   // Sizes the buffers of `tower` for m rows and n sequences, and builds its GEMMs for them (the
   // last block runs only its qkv on all m rows; the rest of it on n).
@@ -563,6 +564,13 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
   WeightReader reader(file, layout);
   FS_ASSIGN_OR_RETURN(impl->vision, LoadVision(impl->gemm.get(), reader, impl->params));
   FS_ASSIGN_OR_RETURN(impl->text, LoadText(impl->gemm.get(), reader, impl->params));
+  for (const Tower* tower : {&impl->vision.tower, &impl->text.tower}) {
+    for (const Block& b : tower->blocks) {
+      impl->weight_bytes += b.qkv.weight_bytes() + b.out.weight_bytes() + b.fc1.weight_bytes() + b.fc2.weight_bytes();
+    }
+  }
+  impl->weight_bytes += impl->vision.patch.weight_bytes() + impl->vision.proj.weight_bytes() +
+                        impl->text.proj.weight_bytes();
   // Everything but the token table now lives in converted copies: let the kernel drop the pages.
   file.ReleasePages();
   return std::unique_ptr<ClipModel>(new ClipModel(std::move(impl)));
@@ -636,7 +644,8 @@ std::string ClipModel::Describe() const {
          " width " + std::to_string(p.vision.width) + " x" + std::to_string(p.vision.layers) +
          ", text width " + std::to_string(p.text.width) + " x" + std::to_string(p.text.layers) +
          ", embed " + std::to_string(p.embed_dim) + ", " +
-         precision[static_cast<int>(impl_->options.precision)] + ", kernels " + impl_->kernels->name +
+         precision[static_cast<int>(impl_->options.precision)] + " (" +
+         std::to_string(impl_->weight_bytes >> 20) + " MB of GEMM weights), kernels " + impl_->kernels->name +
          ", " + std::to_string(impl_->threads) + " threads";
 }
 
