@@ -100,6 +100,22 @@ class WeightReader {
     return Status::Ok();
   }
 
+  // Like Read, but an aligned F32 tensor is used in place; call Release(name) once it is packed.
+  Result<std::span<const float>> ReadInPlace(const std::string& name, const std::vector<int64_t>& shape,
+                                             std::vector<float>* scratch) const {
+    const TensorView* view = file_.Find(name);
+    if (view == nullptr) {
+      return Status::NotFound("tensor '" + name + "' is missing from '" + file_.path() +
+                              "' (is this a CLIP checkpoint of the expected layout?)");
+    }
+    FS_RETURN_IF_ERROR(CheckShape(name, *view, shape));
+    file_.PrefaultPages(*view);
+    return Float32View(name, *view, scratch);
+  }
+  void Release(const std::string& name) const {
+    if (const TensorView* view = file_.Find(name)) file_.ReleasePages(*view);
+  }
+
   Result<std::vector<float>> Get(const std::string& name, std::vector<int64_t> shape) const {
     std::vector<float> out;
     FS_RETURN_IF_ERROR(Read(name, shape, &out));
@@ -148,11 +164,12 @@ Result<LayerNorm> LoadLayerNorm(const WeightReader& r, const std::string& prefix
 
 Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::string& prefix, int in,
                           int out, GemmEpilogue epilogue) {
-  std::vector<float>& w = r.scratch(0);
-  std::vector<float>& b = r.scratch(1);
-  FS_RETURN_IF_ERROR(r.Read(prefix + ".weight", {out, in}, &w));
-  FS_RETURN_IF_ERROR(r.Read(prefix + ".bias", {out}, &b));
-  return Linear::Create(ctx, w, b, in, out, epilogue);
+  FS_ASSIGN_OR_RETURN(auto w, r.ReadInPlace(prefix + ".weight", {out, in}, &r.scratch(0)));
+  FS_ASSIGN_OR_RETURN(auto b, r.ReadInPlace(prefix + ".bias", {out}, &r.scratch(1)));
+  auto linear = Linear::Create(ctx, w, b, in, out, epilogue);
+  r.Release(prefix + ".weight");
+  r.Release(prefix + ".bias");
+  return linear;
 }
 
 // prefix: "vision_model.encoder.layers.3" (HF) or "visual.transformer.resblocks.3" (OpenAI).
@@ -254,14 +271,14 @@ Result<TextWeights> LoadText(GemmContext* ctx, const WeightReader& r, const Clip
   const std::string tok_name = hf ? "text_model.embeddings.token_embedding.weight" : "token_embedding.weight";
   FS_ASSIGN_OR_RETURN(t.token_embedding, r.View(tok_name, {p.vocab_size, w}));
   {  // Every row must be finite; check now so a damaged row cannot surface later as a NaN vector.
-    std::vector<float> row(static_cast<size_t>(w) * 1024);
+    std::vector<float> rows_buf;
     const size_t row_bytes = t.token_embedding->data.size() / static_cast<size_t>(p.vocab_size);
     for (int first = 0; first < p.vocab_size; first += 1024) {
       const int rows = std::min(1024, p.vocab_size - first);
       TensorView part = *t.token_embedding;
       part.shape = {rows, w};
       part.data = part.data.subspan(static_cast<size_t>(first) * row_bytes, static_cast<size_t>(rows) * row_bytes);
-      FS_RETURN_IF_ERROR(ToFloat32(tok_name, part, std::span<float>(row).first(static_cast<size_t>(rows) * w)));
+      FS_RETURN_IF_ERROR(Float32View(tok_name, part, &rows_buf).status());
     }
     r.Release(*t.token_embedding);  // rows come back from disk as texts use them
   }

@@ -62,5 +62,9 @@ std::string ShapeString(std::span<const int64_t> shape);
 
 // Converts `view` (F32, F16 or BF16) to fp32, checking every value is finite. Errors name the tensor.
 Status ToFloat32(const std::string& name, const TensorView& view, std::span<float> out);
+// For an F32 tensor whose data is 4-byte aligned in the mapping: checks every value is finite and
+// returns the data in place (no copy). Otherwise converts into *scratch (resized) and returns that.
+Result<std::span<const float>> Float32View(const std::string& name, const TensorView& view,
+                                           std::vector<float>* scratch);
 
 }  // namespace fs::clip

@@ -42,6 +42,7 @@ dt SrcType(GemmPrecision p) {
 template <typename T>
 void TransposeInto(const T* w, int n, int k, T* out) {
   constexpr int kTile = 32;
+#pragma omp parallel for schedule(static)
   for (int c0 = 0; c0 < n; c0 += kTile) {
     for (int r0 = 0; r0 < k; r0 += kTile) {
       const int c1 = std::min(n, c0 + kTile), r1 = std::min(k, r0 + kTile);
@@ -57,6 +58,7 @@ void TransposeInto(const T* w, int n, int k, T* out) {
 template <int V, typename T>
 void PackBlocked(const T* w, int n, int k, T* out) {
   const int k_blocks = (k + 15) / 16, n_blocks = (n + 63) / 64;
+#pragma omp parallel for schedule(static)
   for (int nb = 0; nb < n_blocks; ++nb) {
     for (int kb = 0; kb < k_blocks; ++kb) {
       T* block = out + (static_cast<size_t>(nb) * k_blocks + kb) * 16 * 64;
