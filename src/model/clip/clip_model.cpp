@@ -506,10 +506,9 @@ struct ClipModel::Impl {
         float* dst = x + (static_cast<size_t>(seq) * tokens + token) * w;
         const float* pos = text.position.data() + static_cast<size_t>(token) * w;
         if (token < static_cast<int>(t.size())) {
-          TensorView row = table;
-          row.shape = {w};
-          row.data = table.data.subspan(static_cast<size_t>(t[token]) * row_bytes, row_bytes);
-          FS_RETURN_IF_ERROR(ToFloat32("token_embedding", row, std::span<float>(dst, w)));
+          FS_RETURN_IF_ERROR(ToFloat32("token_embedding", table.dtype,
+                                       table.data.subspan(static_cast<size_t>(t[token]) * row_bytes, row_bytes),
+                                       std::span<float>(dst, static_cast<size_t>(w))));
           for (int i = 0; i < w; ++i) dst[i] += pos[i];
         } else {
           std::memcpy(dst, pos, static_cast<size_t>(w) * sizeof(float));  // padding, never seen

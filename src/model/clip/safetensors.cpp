@@ -239,13 +239,26 @@ Result<std::span<const float>> Float32View(const std::string& name, const Tensor
 }
 
 Status ToFloat32(const std::string& name, const TensorView& view, std::span<float> out) {
-  const auto n = static_cast<size_t>(view.numel());
-  if (out.size() != n) {
-    return Status::Internal("tensor '" + name + "': output holds " + std::to_string(out.size()) +
-                            " floats, tensor has " + std::to_string(n));
+  if (view.dtype != DType::kF32 && view.dtype != DType::kF16 && view.dtype != DType::kBF16) {
+    return Status::Unsupported("tensor '" + name + "' has dtype " + view.dtype_name +
+                               "; CLIP weights must be F32, F16 or BF16");
   }
-  const std::byte* src = view.data.data();
-  switch (view.dtype) {
+  if (out.size() != static_cast<size_t>(view.numel())) {
+    return Status::Internal("tensor '" + name + "': output holds " + std::to_string(out.size()) +
+                            " floats, tensor has " + std::to_string(view.numel()));
+  }
+  return ToFloat32(name, view.dtype, view.data, out);
+}
+
+Status ToFloat32(std::string_view name, DType dtype, std::span<const std::byte> data, std::span<float> out) {
+  const size_t n = out.size();
+  const size_t elem = dtype == DType::kF32 ? 4 : 2;
+  if (data.size() != n * elem || (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16)) {
+    return Status::Internal("tensor '" + std::string(name) + "': cannot convert " +
+                            std::to_string(data.size()) + " bytes to " + std::to_string(n) + " floats");
+  }
+  const std::byte* src = data.data();
+  switch (dtype) {
     case DType::kF32:
       std::memcpy(out.data(), src, n * 4);
       break;
@@ -265,11 +278,10 @@ Status ToFloat32(const std::string& name, const TensorView& view, std::span<floa
       }
       break;
     default:
-      return Status::Unsupported("tensor '" + name + "' has dtype " + view.dtype_name +
-                                 "; CLIP weights must be F32, F16 or BF16");
+      break;  // rejected above
   }
   for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(out[i])) return NonFinite(name, out[i], i);
+    if (!std::isfinite(out[i])) return NonFinite(std::string(name), out[i], i);
   }
   return Status::Ok();
 }
