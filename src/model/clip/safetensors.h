@@ -39,7 +39,6 @@ class SafetensorsFile {
   const std::string& path() const { return path_; }
   // Null when the file holds no tensor of that name.
   const TensorView* Find(const std::string& name) const;
-  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   // Lets the kernel drop the mapped pages (they are re-read from disk if touched again): called
   // once the weights have been converted into their compute layout, so RSS holds them only once.
   void ReleasePages() const;

@@ -135,7 +135,6 @@ GemmContext::GemmContext(GemmPrecision precision, int threads) : impl_(std::make
 }
 GemmContext::~GemmContext() = default;
 GemmPrecision GemmContext::precision() const { return impl_->precision; }
-int GemmContext::threads() const { return impl_->threads; }
 double GemmContext::gflop() const { return impl_->gflop; }
 
 struct Linear::Impl {
@@ -177,8 +176,6 @@ Linear::Linear() = default;
 Linear::~Linear() = default;
 Linear::Linear(Linear&&) noexcept = default;
 Linear& Linear::operator=(Linear&&) noexcept = default;
-int Linear::k() const { return impl_->k; }
-int Linear::n() const { return impl_->n; }
 size_t Linear::weight_bytes() const { return impl_->wei_md.get_size(); }
 
 Result<Linear> Linear::Create(GemmContext* ctx, std::span<const float> weight,
