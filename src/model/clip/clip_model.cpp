@@ -188,13 +188,13 @@ Result<Block> LoadBlock(GemmContext* ctx, const WeightReader& r, const std::stri
     const size_t ww = static_cast<size_t>(w) * static_cast<size_t>(w);
     qkv_w.resize(3 * ww);
     qkv_b.resize(3 * static_cast<size_t>(w));
-    int index = 0;
+    size_t index = 0;
     for (const char* part : {"q", "k", "v"}) {
       const std::string name = prefix + ".self_attn." + part + "_proj";
       FS_RETURN_IF_ERROR(r.Read(name + ".weight", {w, w}, &part_buf));
       std::copy(part_buf.begin(), part_buf.end(), qkv_w.begin() + static_cast<ptrdiff_t>(index * ww));
       FS_RETURN_IF_ERROR(r.Read(name + ".bias", {w}, &part_buf));
-      std::copy(part_buf.begin(), part_buf.end(), qkv_b.begin() + index * w);
+      std::copy(part_buf.begin(), part_buf.end(), qkv_b.begin() + static_cast<ptrdiff_t>(index * static_cast<size_t>(w)));
       ++index;
     }
   } else {
@@ -236,7 +236,7 @@ Result<Linear> LoadProjection(GemmContext* ctx, const WeightReader& r, const std
     w.resize(t.size());
     for (int row = 0; row < width; ++row) {
       for (int col = 0; col < embed; ++col) {
-        w[static_cast<size_t>(col) * width + row] = t[static_cast<size_t>(row) * embed + col];
+        w[static_cast<size_t>(col * width + row)] = t[static_cast<size_t>(row * embed + col)];
       }
     }
   }
@@ -321,14 +321,15 @@ struct ClipModel::Impl {
   Status PrepareTower(Tower& tower, Buffers& buf, int m, int n) {
     const auto& p = tower.params;
     const auto rows = static_cast<size_t>(m);
-    Grow(buf.x, rows * p.width);
-    Grow(buf.h, rows * p.width);
-    Grow(buf.qkv, rows * 3 * p.width);
-    Grow(buf.mlp, rows * p.mlp_width);
-    Grow(buf.pooled, static_cast<size_t>(n) * p.width);
-    Grow(buf.normed, static_cast<size_t>(n) * p.width);
+    const auto width = static_cast<size_t>(p.width), seqs = static_cast<size_t>(n);
+    Grow(buf.x, rows * width);
+    Grow(buf.h, rows * width);
+    Grow(buf.qkv, rows * 3 * width);
+    Grow(buf.mlp, rows * static_cast<size_t>(p.mlp_width));
+    Grow(buf.pooled, seqs * width);
+    Grow(buf.normed, seqs * width);
     const size_t tokens = static_cast<size_t>(m / n);
-    Grow(buf.scratch, static_cast<size_t>(threads) * AttentionScratchFloats(tokens, p.width / p.heads));
+    Grow(buf.scratch, static_cast<size_t>(threads) * AttentionScratchFloats(tokens, static_cast<size_t>(p.width / p.heads)));
     for (Block& b : tower.blocks) {
       const bool last = &b == &tower.blocks.back();
       FS_RETURN_IF_ERROR(b.qkv.Prepare(m, false));
@@ -341,10 +342,10 @@ struct ClipModel::Impl {
 
   void LayerNormRows(const LayerNorm& ln, const float* x, float* y, int rows, int width, float eps) {
     const int chunk = std::max(1, (rows + threads - 1) / threads);
-#pragma omp parallel for num_threads(threads) if (static_cast<size_t>(rows) * width >= kParallelFloats)
+#pragma omp parallel for num_threads(threads) if (static_cast<size_t>(rows * width) >= kParallelFloats)
     for (int first = 0; first < rows; first += chunk) {
       const int count = std::min(chunk, rows - first);
-      kernels->layer_norm(x + static_cast<size_t>(first) * width, y + static_cast<size_t>(first) * width,
+      kernels->layer_norm(x + static_cast<int64_t>(first) * width, y + static_cast<int64_t>(first) * width,
                           static_cast<size_t>(count), static_cast<size_t>(width), ln.gamma.data(),
                           ln.beta.data(), eps);
     }
@@ -358,23 +359,23 @@ struct ClipModel::Impl {
     const int w = p.width, head_dim = w / p.heads;
     const size_t scratch_floats = AttentionScratchFloats(static_cast<size_t>(tokens), static_cast<size_t>(head_dim));
     const int jobs = n * p.heads;
-    const size_t work = static_cast<size_t>(jobs) * (pick ? 1 : tokens) * tokens * head_dim;
+    const auto work = static_cast<size_t>(static_cast<int64_t>(jobs) * (pick ? 1 : tokens) * tokens * head_dim);
 #pragma omp parallel for num_threads(threads) schedule(static) if (work >= kParallelFloats)
     for (int job = 0; job < jobs; ++job) {
       const int seq = job / p.heads, head = job % p.heads;
-      const float* base = qkv + static_cast<size_t>(seq) * tokens * 3 * w + static_cast<size_t>(head) * head_dim;
+      const float* base = qkv + static_cast<int64_t>(seq) * tokens * 3 * w + static_cast<int64_t>(head) * head_dim;
       float* scratch = buf.scratch.data() + static_cast<size_t>(omp_get_thread_num()) * scratch_floats;
       const size_t stride = static_cast<size_t>(3 * w);
       if (pick == nullptr) {
         kernels->attention_head(base, base + w, base + 2 * w, stride, static_cast<size_t>(tokens),
                                 static_cast<size_t>(tokens), static_cast<size_t>(head_dim), causal,
-                                out + static_cast<size_t>(seq) * tokens * w + static_cast<size_t>(head) * head_dim,
+                                out + static_cast<int64_t>(seq) * tokens * w + static_cast<int64_t>(head) * head_dim,
                                 static_cast<size_t>(w), scratch);
       } else {
         const int keys = causal ? pick[seq] + 1 : tokens;
         kernels->attention_head(base + static_cast<size_t>(pick[seq]) * stride, base + w, base + 2 * w, stride, 1,
                                 static_cast<size_t>(keys), static_cast<size_t>(head_dim), false,
-                                out + static_cast<size_t>(seq) * w + static_cast<size_t>(head) * head_dim,
+                                out + static_cast<int64_t>(seq) * w + static_cast<int64_t>(head) * head_dim,
                                 static_cast<size_t>(w), scratch);
       }
     }
@@ -405,7 +406,7 @@ struct ClipModel::Impl {
     b.qkv.Forward(buf.h.data(), m, buf.qkv.data(), false);               // qkv (all keys/values) [M, 3W]
     Attention(buf.qkv.data(), n, tokens, p, causal, pick, buf.h.data(), buf);  // h = attn     [n, W]
     for (int seq = 0; seq < n; ++seq) {                                  // pooled = x[seq, pick] [n, W]
-      std::memcpy(pooled + static_cast<size_t>(seq) * w, x + (static_cast<size_t>(seq) * tokens + pick[seq]) * w,
+      std::memcpy(pooled + static_cast<int64_t>(seq) * w, x + (static_cast<int64_t>(seq) * tokens + pick[seq]) * w,
                   static_cast<size_t>(w) * sizeof(float));
     }
     b.out.Forward(buf.h.data(), n, pooled, true);                         // pooled += h Wo^T + bo [n, W]
@@ -442,18 +443,18 @@ struct ClipModel::Impl {
     FS_RETURN_IF_ERROR(PrepareTower(vision.tower, buf, m, n));
     FS_RETURN_IF_ERROR(vision.patch.Prepare(n * patches, false));
     FS_RETURN_IF_ERROR(vision.proj.Prepare(n, false));
-    Grow(buf.aux, static_cast<size_t>(n) * patches * std::max(patch_len, w) * 2);
+    Grow(buf.aux, static_cast<size_t>(n * patches * std::max(patch_len, w) * 2));
     float* cols = buf.aux.data();                                     // [n*g*g, 3*P*P]
-    float* emb = cols + static_cast<size_t>(n) * patches * patch_len;  // [n*g*g, W]
+    float* emb = cols + static_cast<int64_t>(n) * patches * patch_len;  // [n*g*g, W]
     // im2col: patch (gy, gx) of image img, channel-major like conv1's weight [W, 3, P, P].
 #pragma omp parallel for num_threads(threads) collapse(2) if (n >= 4)
     for (int img = 0; img < n; ++img) {
       for (int gy = 0; gy < grid; ++gy) {
         for (int gx = 0; gx < grid; ++gx) {
-          float* row = cols + (static_cast<size_t>(img) * patches + gy * grid + gx) * patch_len;
+          float* row = cols + (static_cast<int64_t>(img) * patches + gy * grid + gx) * patch_len;
           for (int c = 0; c < 3; ++c) {
             for (int py = 0; py < patch; ++py) {
-              const float* src = pixels + ((static_cast<size_t>(img) * 3 + c) * s + gy * patch + py) * s + gx * patch;
+              const float* src = pixels + ((static_cast<int64_t>(img) * 3 + c) * s + gy * patch + py) * s + gx * patch;
               std::memcpy(row + (c * patch + py) * patch, src, static_cast<size_t>(patch) * sizeof(float));
             }
           }
@@ -464,10 +465,10 @@ struct ClipModel::Impl {
     float* x = buf.x.data();                              // x = [cls; emb] + pos  [n, T, W]
     for (int img = 0; img < n; ++img) {
       for (int token = 0; token < tokens; ++token) {
-        float* dst = x + (static_cast<size_t>(img) * tokens + token) * w;
+        float* dst = x + (static_cast<int64_t>(img) * tokens + token) * w;
         const float* src = token == 0 ? vision.class_embedding.data()
-                                      : emb + (static_cast<size_t>(img) * patches + token - 1) * w;
-        const float* pos = vision.position.data() + static_cast<size_t>(token) * w;
+                                      : emb + (static_cast<int64_t>(img) * patches + token - 1) * w;
+        const float* pos = vision.position.data() + static_cast<int64_t>(token) * w;
         for (int i = 0; i < w; ++i) dst[i] = src[i] + pos[i];
       }
     }
@@ -489,9 +490,10 @@ struct ClipModel::Impl {
     eot.assign(static_cast<size_t>(n), 0);
     int tokens = 1;
     for (int seq = 0; seq < n; ++seq) {
-      const auto& t = ids[first + seq];
-      eot[seq] = static_cast<int>(std::max_element(t.begin(), t.end()) - t.begin());
-      tokens = std::max(tokens, eot[seq] + 1);
+      const auto& t = ids[first + static_cast<size_t>(seq)];
+      const int pos = static_cast<int>(std::max_element(t.begin(), t.end()) - t.begin());
+      eot[static_cast<size_t>(seq)] = pos;
+      tokens = std::max(tokens, pos + 1);
     }
     const int m = n * tokens;
     Buffers& buf = text_buf;
@@ -501,13 +503,13 @@ struct ClipModel::Impl {
     const TensorView& table = *text.token_embedding;
     const size_t row_bytes = table.data.size() / static_cast<size_t>(p.vocab_size);
     for (int seq = 0; seq < n; ++seq) {
-      const auto& t = ids[first + seq];
+      const auto& t = ids[first + static_cast<size_t>(seq)];
       for (int token = 0; token < tokens; ++token) {
-        float* dst = x + (static_cast<size_t>(seq) * tokens + token) * w;
-        const float* pos = text.position.data() + static_cast<size_t>(token) * w;
+        float* dst = x + (static_cast<int64_t>(seq) * tokens + token) * w;
+        const float* pos = text.position.data() + static_cast<int64_t>(token) * w;
         if (token < static_cast<int>(t.size())) {
           FS_RETURN_IF_ERROR(ToFloat32("token_embedding", table.dtype,
-                                       table.data.subspan(static_cast<size_t>(t[token]) * row_bytes, row_bytes),
+                                       table.data.subspan(static_cast<size_t>(t[static_cast<size_t>(token)]) * row_bytes, row_bytes),
                                        std::span<float>(dst, static_cast<size_t>(w))));
           for (int i = 0; i < w; ++i) dst[i] += pos[i];
         } else {
@@ -594,7 +596,7 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
 
 Status ClipModel::EncodeImages(std::span<const float> pixels, size_t n, std::span<float> out) {
   const ClipParams& p = impl_->params;
-  const size_t image_floats = 3 * static_cast<size_t>(p.image_size) * p.image_size;
+  const auto image_floats = static_cast<size_t>(3 * p.image_size * p.image_size);
   if (pixels.size() != n * image_floats) {
     return Status::InvalidArgument("EncodeImages: " + std::to_string(pixels.size()) + " floats for " +
                                    std::to_string(n) + " images; expected n x 3 x " +

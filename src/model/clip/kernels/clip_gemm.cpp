@@ -47,7 +47,7 @@ void TransposeInto(const T* w, int n, int k, T* out) {
     for (int r0 = 0; r0 < k; r0 += kTile) {
       const int c1 = std::min(n, c0 + kTile), r1 = std::min(k, r0 + kTile);
       for (int r = r0; r < r1; ++r) {
-        for (int c = c0; c < c1; ++c) out[static_cast<size_t>(r) * n + c] = w[static_cast<size_t>(c) * k + r];
+        for (int c = c0; c < c1; ++c) out[static_cast<int64_t>(r) * n + c] = w[static_cast<int64_t>(c) * k + r];
       }
     }
   }
@@ -61,13 +61,13 @@ void PackBlocked(const T* w, int n, int k, T* out) {
 #pragma omp parallel for schedule(static)
   for (int nb = 0; nb < n_blocks; ++nb) {
     for (int kb = 0; kb < k_blocks; ++kb) {
-      T* block = out + (static_cast<size_t>(nb) * k_blocks + kb) * 16 * 64;
+      T* block = out + (static_cast<int64_t>(nb) * k_blocks + kb) * 16 * 64;
       for (int ni = 0; ni < 64; ++ni) {
         const int col = nb * 64 + ni;
         for (int ki = 0; ki < 16; ++ki) {
           const int row = kb * 16 + ki;
           block[((ki / V) * 64 + ni) * V + ki % V] =
-              col < n && row < k ? w[static_cast<size_t>(col) * k + row] : T{0};
+              col < n && row < k ? w[static_cast<int64_t>(col) * k + row] : T{0};
         }
       }
     }
