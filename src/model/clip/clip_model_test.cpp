@@ -181,7 +181,7 @@ TEST(ClipModelTest, BatchesAndThreadCountsAgree) {
   ASSERT_TRUE(two_threads->EncodeTexts(ref->ids, batch).ok());
   for (size_t i = 0; i < ref->ids.size(); ++i) {
     ASSERT_TRUE(one_thread->EncodeTexts({ref->ids[i]}, single).ok());
-    std::vector<float> row(batch.begin() + i * d, batch.begin() + (i + 1) * d);
+    std::vector<float> row(batch.begin() + static_cast<ptrdiff_t>(i * d), batch.begin() + static_cast<ptrdiff_t>((i + 1) * d));
     EXPECT_GE(Cosine(single, row, 0, d), 0.99999) << "text " << i;
   }
   // Image 1 alone equals image 1 in the batch.
@@ -189,7 +189,7 @@ TEST(ClipModelTest, BatchesAndThreadCountsAgree) {
   std::vector<float> all(3 * d);
   ASSERT_TRUE(two_threads->EncodeImages(ref->pixels, 3, all).ok());
   ASSERT_TRUE(one_thread->EncodeImages(std::span(ref->pixels).subspan(image_floats, image_floats), 1, single).ok());
-  std::vector<float> row(all.begin() + d, all.begin() + 2 * d);
+  std::vector<float> row(all.begin() + static_cast<ptrdiff_t>(d), all.begin() + static_cast<ptrdiff_t>(2 * d));
   EXPECT_GE(Cosine(single, row, 0, d), 0.99999);
 }
 

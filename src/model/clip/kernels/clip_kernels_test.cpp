@@ -29,7 +29,7 @@ class ClipKernelsTest : public ::testing::Test {
 };
 
 TEST_F(ClipKernelsTest, LayerNorm) {
-  for (size_t width : {1, 7, 15, 16, 17, 33, 64, 100, 768}) {
+  for (size_t width : {1u, 7u, 15u, 16u, 17u, 33u, 64u, 100u, 768u}) {
     const size_t rows = 3;
     auto x = Random(rows * width, 1, 2.0f, 0.5f);
     auto gamma = Random(width, 2, 0.1f, 1.0f), beta = Random(width, 3, 0.1f);
@@ -43,7 +43,7 @@ TEST_F(ClipKernelsTest, LayerNorm) {
 }
 
 TEST_F(ClipKernelsTest, Softmax) {
-  for (size_t n : {1, 2, 15, 16, 17, 50, 77, 200}) {
+  for (size_t n : {1u, 2u, 15u, 16u, 17u, 50u, 77u, 200u}) {
     auto want = Random(n, 4, 5.0f);
     auto got = want;
     ref_.softmax(want.data(), n);
@@ -53,8 +53,8 @@ TEST_F(ClipKernelsTest, Softmax) {
 }
 
 TEST_F(ClipKernelsTest, AttentionHead) {
-  for (size_t tokens : {1, 5, 17, 50, 77, 130}) {
-    for (size_t head_dim : {16, 32, 40, 64, 80}) {
+  for (size_t tokens : {1u, 5u, 17u, 50u, 77u, 130u}) {
+    for (size_t head_dim : {16u, 32u, 40u, 64u, 80u}) {
       for (bool causal : {false, true}) {
         const size_t stride = 3 * head_dim + 5;
         auto qkv = Random(tokens * stride, 5, 1.0f);
@@ -92,7 +92,7 @@ TEST_F(ClipKernelsTest, AttentionSingleQueryMatchesFullRow) {
 }
 
 TEST_F(ClipKernelsTest, ConversionsMatchBitForBit) {
-  for (size_t n : {0, 1, 15, 16, 17, 1000}) {
+  for (size_t n : {0u, 1u, 15u, 16u, 17u, 1000u}) {
     auto x = Random(n, 6, 3.0f);
     if (n > 3) {
       x[1] = std::nanf("");
@@ -117,7 +117,7 @@ TEST_F(ClipKernelsTest, ConversionsMatchBitForBit) {
 }
 
 TEST_F(ClipKernelsTest, ScaleBiasAct) {
-  for (size_t cols : {1, 15, 16, 17, 100, 768}) {
+  for (size_t cols : {1u, 15u, 16u, 17u, 100u, 768u}) {
     for (int act : {kActNone, kActQuickGelu, kActGelu}) {
       for (bool accumulate : {false, true}) {
         const size_t rows = 3;
