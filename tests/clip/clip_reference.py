@@ -32,15 +32,19 @@ from torch import nn
 
 SIZES = {
     # Tiny shapes for unit tests: two layers, width 64, head size 32 (vision) / 16 (text).
+    # Weights std 1/sqrt(width), so that each block changes the residual stream as much as std 0.02
+    # does at width 768-3072: errors in attention or the MLP show in the embeddings.
     "small": dict(embed_dim=32, image_size=64, patch_size=16, v_width=64, v_layers=2, v_heads=2,
-                  v_mlp=256, context=77, vocab=1000, t_width=64, t_layers=2, t_heads=4, t_mlp=256),
+                  v_mlp=256, context=77, vocab=1000, t_width=64, t_layers=2, t_heads=4, t_mlp=256,
+                  w_std=0.125),
     # Tiny towers with CLIP's real vocabulary, so the real tokenizer's ids fit (engine tests).
     "small-vocab": dict(embed_dim=32, image_size=64, patch_size=16, v_width=64, v_layers=2, v_heads=2,
-                        v_mlp=256, context=77, vocab=49408, t_width=64, t_layers=2, t_heads=4, t_mlp=256),
+                        v_mlp=256, context=77, vocab=49408, t_width=64, t_layers=2, t_heads=4, t_mlp=256,
+                        w_std=0.125),
     # The real openai/clip-vit-base-patch32 shapes.
     "b32": dict(embed_dim=512, image_size=224, patch_size=32, v_width=768, v_layers=12,
                 v_heads=12, v_mlp=3072, context=77, vocab=49408, t_width=512, t_layers=12,
-                t_heads=8, t_mlp=2048),
+                t_heads=8, t_mlp=2048, w_std=0.02),
 }
 
 
@@ -50,13 +54,13 @@ class QuickGELU(nn.Module):
 
 
 class ResidualAttentionBlock(nn.Module):
-    def __init__(self, width, heads, mlp, causal_len=0):
+    def __init__(self, width, heads, mlp, causal_len=0, act="quick_gelu"):
         super().__init__()
         self.attn = nn.MultiheadAttention(width, heads)
         self.ln_1 = nn.LayerNorm(width)
         self.mlp = nn.Sequential()
         self.mlp.add_module("c_fc", nn.Linear(width, mlp))
-        self.mlp.add_module("gelu", QuickGELU())
+        self.mlp.add_module("gelu", QuickGELU() if act == "quick_gelu" else nn.GELU())
         self.mlp.add_module("c_proj", nn.Linear(mlp, width))
         self.ln_2 = nn.LayerNorm(width)
         self.causal = causal_len > 0
@@ -81,7 +85,8 @@ class VisionTower(nn.Module):
         self.positional_embedding = nn.Parameter(torch.zeros(grid * grid + 1, w))
         self.ln_pre = nn.LayerNorm(w)
         self.blocks = nn.ModuleList(
-            [ResidualAttentionBlock(w, c["v_heads"], c["v_mlp"]) for _ in range(c["v_layers"])])
+            [ResidualAttentionBlock(w, c["v_heads"], c["v_mlp"], act=c.get("act", "quick_gelu"))
+             for _ in range(c["v_layers"])])
         self.ln_post = nn.LayerNorm(w)
         self.proj = nn.Parameter(torch.zeros(w, c["embed_dim"]))
 
@@ -104,7 +109,8 @@ class TextTower(nn.Module):
         w = c["t_width"]
         self.token_embedding = nn.Embedding(c["vocab"], w)
         self.positional_embedding = nn.Parameter(torch.zeros(c["context"], w))
-        self.blocks = nn.ModuleList([ResidualAttentionBlock(w, c["t_heads"], c["t_mlp"], c["context"])
+        self.blocks = nn.ModuleList([ResidualAttentionBlock(w, c["t_heads"], c["t_mlp"], c["context"],
+                                                           act=c.get("act", "quick_gelu"))
                                      for _ in range(c["t_layers"])])
         self.ln_final = nn.LayerNorm(w)
         self.text_projection = nn.Parameter(torch.zeros(w, c["embed_dim"]))
@@ -132,7 +138,7 @@ def init_weights(vision, text, c, gen):
             elif name.endswith("bias"):
                 normal(p, 0.02)
             else:
-                normal(p, 0.02)
+                normal(p, c["w_std"])
     normal(vision.class_embedding, c["v_width"] ** -0.5)
     normal(vision.positional_embedding, c["v_width"] ** -0.5)
     normal(vision.proj, c["v_width"] ** -0.5)
@@ -244,12 +250,12 @@ def hf_config(c, name):
         "text_config": {"hidden_size": c["t_width"], "intermediate_size": c["t_mlp"],
                         "num_attention_heads": c["t_heads"], "num_hidden_layers": c["t_layers"],
                         "max_position_embeddings": c["context"], "vocab_size": c["vocab"],
-                        "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
+                        "hidden_act": c.get("act", "quick_gelu"), "layer_norm_eps": 1e-5,
                         "projection_dim": c["embed_dim"]},
         "vision_config": {"hidden_size": c["v_width"], "intermediate_size": c["v_mlp"],
                           "num_attention_heads": c["v_heads"], "num_hidden_layers": c["v_layers"],
                           "image_size": c["image_size"], "patch_size": c["patch_size"],
-                          "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
+                          "hidden_act": c.get("act", "quick_gelu"), "layer_norm_eps": 1e-5,
                           "projection_dim": c["embed_dim"]},
     }
 
@@ -272,15 +278,17 @@ def main():
     ap.add_argument("--dtype", default="f32", choices=["f32", "f16", "bf16"])
     ap.add_argument("--layout", default="hf", choices=["hf", "openai"])
     ap.add_argument("--variants", default="",
-                    help="comma list of LAYOUT-DTYPE (hf-f32,openai-f32,hf-f16,...): one sub-folder each, "
+                    help="comma list of LAYOUT-DTYPE[-gelu] (hf-f32,openai-f32,hf-f16,hf-f32-gelu,...): "
+                         "one sub-folder each, "
                          "same seed, one Python start-up; --onnx applies to the first")
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--texts", type=int, default=3)
     ap.add_argument("--onnx", action="store_true")
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--bench", type=int, default=0, help="also time the reference, N iterations")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.bench:  # time only: the same model, nothing written
         c = SIZES[args.size]
         vision, text = VisionTower(c).eval(), TextTower(c).eval()
@@ -292,12 +300,13 @@ def main():
         generate(args, args.out, args.layout, args.dtype, args.onnx)
         return
     for i, variant in enumerate(args.variants.split(",")):
-        layout, dtype = variant.split("-")
-        generate(args, os.path.join(args.out, variant), layout, dtype, args.onnx and i == 0)
+        layout, dtype, *act = variant.split("-")  # optional third part: "gelu" (exact GELU MLPs)
+        generate(args, os.path.join(args.out, variant), layout, dtype, args.onnx and i == 0,
+                 act[0] if act else "quick_gelu")
 
 
-def generate(args, out, layout, dtype, onnx):
-    c = SIZES[args.size]
+def generate(args, out, layout, dtype, onnx, act="quick_gelu"):
+    c = dict(SIZES[args.size], act=act)
     gen = torch.Generator().manual_seed(args.seed)
     vision, text = VisionTower(c), TextTower(c)
     init_weights(vision, text, c, gen)
@@ -360,22 +369,23 @@ def bench(vision, text, c, iters):
     """Median wall times of the reference model on this CPU (2 threads), for the benchmark table."""
     import time
 
-    def median(fn):
+    def median(fn):  # median wall ms and mean process CPU ms per run
         fn()
         times = []
+        cpu = time.process_time()
         for _ in range(iters):
             t = time.perf_counter()
             fn()
             times.append((time.perf_counter() - t) * 1e3)
-        return sorted(times)[len(times) // 2]
+        return sorted(times)[len(times) // 2], (time.process_time() - cpu) * 1e3 / iters
 
     s = c["image_size"]
     out = {"threads": torch.get_num_threads()}
-    out["image_b1_ms"] = median(lambda: vision(torch.randn(1, 3, s, s)))
+    out["image_b1_ms"], out["image_b1_cpu_ms"] = median(lambda: vision(torch.randn(1, 3, s, s)))
     for length in (7, 77):
         ids = torch.randint(1, c["vocab"] - 2, (1, length))
         ids[0, -1] = c["vocab"] - 1
-        out[f"text_{length}_ms"] = median(lambda: text(ids))
+        out[f"text_{length}_ms"], out[f"text_{length}_cpu_ms"] = median(lambda: text(ids))
     return out
 
 

@@ -48,6 +48,9 @@ Status ReadTower(const json& obj, const std::string& path, TowerParams* t) {
 
 Status Validate(const ClipParams& p, const std::string& path) {
   for (const auto* t : {&p.vision, &p.text}) {
+    if (t->layers < 1 || t->heads < 1) {
+      return Status::InvalidArgument("CLIP config '" + path + "': a tower needs at least one layer and one head");
+    }
     if (t->width % t->heads != 0) {
       return Status::InvalidArgument("CLIP config '" + path + "': width " + std::to_string(t->width) +
                                      " is not a multiple of " + std::to_string(t->heads) + " heads");

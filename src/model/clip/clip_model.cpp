@@ -100,6 +100,22 @@ class WeightReader {
     return Status::Ok();
   }
 
+  // Like Read, but an aligned F32 tensor is used in place; call Release(name) once it is packed.
+  Result<std::span<const float>> ReadInPlace(const std::string& name, const std::vector<int64_t>& shape,
+                                             std::vector<float>* scratch) const {
+    const TensorView* view = file_.Find(name);
+    if (view == nullptr) {
+      return Status::NotFound("tensor '" + name + "' is missing from '" + file_.path() +
+                              "' (is this a CLIP checkpoint of the expected layout?)");
+    }
+    FS_RETURN_IF_ERROR(CheckShape(name, *view, shape));
+    file_.PrefaultPages(*view);
+    return Float32View(name, *view, scratch);
+  }
+  void Release(const std::string& name) const {
+    if (const TensorView* view = file_.Find(name)) file_.ReleasePages(*view);
+  }
+
   Result<std::vector<float>> Get(const std::string& name, std::vector<int64_t> shape) const {
     std::vector<float> out;
     FS_RETURN_IF_ERROR(Read(name, shape, &out));
@@ -148,11 +164,12 @@ Result<LayerNorm> LoadLayerNorm(const WeightReader& r, const std::string& prefix
 
 Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::string& prefix, int in,
                           int out, GemmEpilogue epilogue) {
-  std::vector<float>& w = r.scratch(0);
-  std::vector<float>& b = r.scratch(1);
-  FS_RETURN_IF_ERROR(r.Read(prefix + ".weight", {out, in}, &w));
-  FS_RETURN_IF_ERROR(r.Read(prefix + ".bias", {out}, &b));
-  return Linear::Create(ctx, w, b, in, out, epilogue);
+  FS_ASSIGN_OR_RETURN(auto w, r.ReadInPlace(prefix + ".weight", {out, in}, &r.scratch(0)));
+  FS_ASSIGN_OR_RETURN(auto b, r.ReadInPlace(prefix + ".bias", {out}, &r.scratch(1)));
+  auto linear = Linear::Create(ctx, w, b, in, out, epilogue);
+  r.Release(prefix + ".weight");
+  r.Release(prefix + ".bias");
+  return linear;
 }
 
 // prefix: "vision_model.encoder.layers.3" (HF) or "visual.transformer.resblocks.3" (OpenAI).
@@ -171,13 +188,13 @@ Result<Block> LoadBlock(GemmContext* ctx, const WeightReader& r, const std::stri
     const size_t ww = static_cast<size_t>(w) * static_cast<size_t>(w);
     qkv_w.resize(3 * ww);
     qkv_b.resize(3 * static_cast<size_t>(w));
-    int index = 0;
+    size_t index = 0;
     for (const char* part : {"q", "k", "v"}) {
       const std::string name = prefix + ".self_attn." + part + "_proj";
       FS_RETURN_IF_ERROR(r.Read(name + ".weight", {w, w}, &part_buf));
       std::copy(part_buf.begin(), part_buf.end(), qkv_w.begin() + static_cast<ptrdiff_t>(index * ww));
       FS_RETURN_IF_ERROR(r.Read(name + ".bias", {w}, &part_buf));
-      std::copy(part_buf.begin(), part_buf.end(), qkv_b.begin() + index * w);
+      std::copy(part_buf.begin(), part_buf.end(), qkv_b.begin() + static_cast<ptrdiff_t>(index * static_cast<size_t>(w)));
       ++index;
     }
   } else {
@@ -219,7 +236,7 @@ Result<Linear> LoadProjection(GemmContext* ctx, const WeightReader& r, const std
     w.resize(t.size());
     for (int row = 0; row < width; ++row) {
       for (int col = 0; col < embed; ++col) {
-        w[static_cast<size_t>(col) * width + row] = t[static_cast<size_t>(row) * embed + col];
+        w[static_cast<size_t>(col * width + row)] = t[static_cast<size_t>(row * embed + col)];
       }
     }
   }
@@ -254,14 +271,14 @@ Result<TextWeights> LoadText(GemmContext* ctx, const WeightReader& r, const Clip
   const std::string tok_name = hf ? "text_model.embeddings.token_embedding.weight" : "token_embedding.weight";
   FS_ASSIGN_OR_RETURN(t.token_embedding, r.View(tok_name, {p.vocab_size, w}));
   {  // Every row must be finite; check now so a damaged row cannot surface later as a NaN vector.
-    std::vector<float> row(static_cast<size_t>(w) * 1024);
+    std::vector<float> rows_buf;
     const size_t row_bytes = t.token_embedding->data.size() / static_cast<size_t>(p.vocab_size);
     for (int first = 0; first < p.vocab_size; first += 1024) {
       const int rows = std::min(1024, p.vocab_size - first);
       TensorView part = *t.token_embedding;
       part.shape = {rows, w};
       part.data = part.data.subspan(static_cast<size_t>(first) * row_bytes, static_cast<size_t>(rows) * row_bytes);
-      FS_RETURN_IF_ERROR(ToFloat32(tok_name, part, std::span<float>(row).first(static_cast<size_t>(rows) * w)));
+      FS_RETURN_IF_ERROR(Float32View(tok_name, part, &rows_buf).status());
     }
     r.Release(*t.token_embedding);  // rows come back from disk as texts use them
   }
@@ -295,38 +312,40 @@ struct ClipModel::Impl {
   VisionWeights vision;
   TextWeights text;
   Buffers vision_buf, text_buf;
-  int vision_rows = 0, text_rows = 0;  // M the buffers and primitives are prepared for
   const ClipKernels* kernels = nullptr;
   std::mutex mu;                       // one Encode* at a time
+  size_t weight_bytes = 0;             // packed GEMM weights
 
-  // Sizes the buffers of `tower` for m rows and n sequences, and builds the GEMMs for them.
-  Status PrepareTower(Tower& tower, Buffers& buf, int m, int n, int* prepared) {
+  // Sizes the buffers of `tower` for m rows and n sequences, and builds its GEMMs for them (the
+  // last block runs only its qkv on all m rows; the rest of it on n).
+  Status PrepareTower(Tower& tower, Buffers& buf, int m, int n) {
     const auto& p = tower.params;
     const auto rows = static_cast<size_t>(m);
-    Grow(buf.x, rows * p.width);
-    Grow(buf.h, rows * p.width);
-    Grow(buf.qkv, rows * 3 * p.width);
-    Grow(buf.mlp, rows * p.mlp_width);
-    Grow(buf.pooled, static_cast<size_t>(n) * p.width);
-    Grow(buf.normed, static_cast<size_t>(n) * p.width);
+    const auto width = static_cast<size_t>(p.width), seqs = static_cast<size_t>(n);
+    Grow(buf.x, rows * width);
+    Grow(buf.h, rows * width);
+    Grow(buf.qkv, rows * 3 * width);
+    Grow(buf.mlp, rows * static_cast<size_t>(p.mlp_width));
+    Grow(buf.pooled, seqs * width);
+    Grow(buf.normed, seqs * width);
     const size_t tokens = static_cast<size_t>(m / n);
-    Grow(buf.scratch, static_cast<size_t>(threads) * AttentionScratchFloats(tokens, p.width / p.heads));
+    Grow(buf.scratch, static_cast<size_t>(threads) * AttentionScratchFloats(tokens, static_cast<size_t>(p.width / p.heads)));
     for (Block& b : tower.blocks) {
+      const bool last = &b == &tower.blocks.back();
       FS_RETURN_IF_ERROR(b.qkv.Prepare(m, false));
-      FS_RETURN_IF_ERROR(b.out.Prepare(m, true));
-      FS_RETURN_IF_ERROR(b.fc1.Prepare(m, false));
-      FS_RETURN_IF_ERROR(b.fc2.Prepare(m, true));
+      FS_RETURN_IF_ERROR(b.out.Prepare(last ? n : m, true));
+      FS_RETURN_IF_ERROR(b.fc1.Prepare(last ? n : m, false));
+      FS_RETURN_IF_ERROR(b.fc2.Prepare(last ? n : m, true));
     }
-    *prepared = std::max(*prepared, m);
     return Status::Ok();
   }
 
   void LayerNormRows(const LayerNorm& ln, const float* x, float* y, int rows, int width, float eps) {
     const int chunk = std::max(1, (rows + threads - 1) / threads);
-#pragma omp parallel for num_threads(threads) if (static_cast<size_t>(rows) * width >= kParallelFloats)
+#pragma omp parallel for num_threads(threads) if (static_cast<size_t>(rows * width) >= kParallelFloats)
     for (int first = 0; first < rows; first += chunk) {
       const int count = std::min(chunk, rows - first);
-      kernels->layer_norm(x + static_cast<size_t>(first) * width, y + static_cast<size_t>(first) * width,
+      kernels->layer_norm(x + static_cast<int64_t>(first) * width, y + static_cast<int64_t>(first) * width,
                           static_cast<size_t>(count), static_cast<size_t>(width), ln.gamma.data(),
                           ln.beta.data(), eps);
     }
@@ -340,23 +359,23 @@ struct ClipModel::Impl {
     const int w = p.width, head_dim = w / p.heads;
     const size_t scratch_floats = AttentionScratchFloats(static_cast<size_t>(tokens), static_cast<size_t>(head_dim));
     const int jobs = n * p.heads;
-    const size_t work = static_cast<size_t>(jobs) * (pick ? 1 : tokens) * tokens * head_dim;
+    const auto work = static_cast<size_t>(static_cast<int64_t>(jobs) * (pick ? 1 : tokens) * tokens * head_dim);
 #pragma omp parallel for num_threads(threads) schedule(static) if (work >= kParallelFloats)
     for (int job = 0; job < jobs; ++job) {
       const int seq = job / p.heads, head = job % p.heads;
-      const float* base = qkv + static_cast<size_t>(seq) * tokens * 3 * w + static_cast<size_t>(head) * head_dim;
+      const float* base = qkv + static_cast<int64_t>(seq) * tokens * 3 * w + static_cast<int64_t>(head) * head_dim;
       float* scratch = buf.scratch.data() + static_cast<size_t>(omp_get_thread_num()) * scratch_floats;
       const size_t stride = static_cast<size_t>(3 * w);
       if (pick == nullptr) {
         kernels->attention_head(base, base + w, base + 2 * w, stride, static_cast<size_t>(tokens),
                                 static_cast<size_t>(tokens), static_cast<size_t>(head_dim), causal,
-                                out + static_cast<size_t>(seq) * tokens * w + static_cast<size_t>(head) * head_dim,
+                                out + static_cast<int64_t>(seq) * tokens * w + static_cast<int64_t>(head) * head_dim,
                                 static_cast<size_t>(w), scratch);
       } else {
         const int keys = causal ? pick[seq] + 1 : tokens;
         kernels->attention_head(base + static_cast<size_t>(pick[seq]) * stride, base + w, base + 2 * w, stride, 1,
                                 static_cast<size_t>(keys), static_cast<size_t>(head_dim), false,
-                                out + static_cast<size_t>(seq) * w + static_cast<size_t>(head) * head_dim,
+                                out + static_cast<int64_t>(seq) * w + static_cast<int64_t>(head) * head_dim,
                                 static_cast<size_t>(w), scratch);
       }
     }
@@ -387,7 +406,7 @@ struct ClipModel::Impl {
     b.qkv.Forward(buf.h.data(), m, buf.qkv.data(), false);               // qkv (all keys/values) [M, 3W]
     Attention(buf.qkv.data(), n, tokens, p, causal, pick, buf.h.data(), buf);  // h = attn     [n, W]
     for (int seq = 0; seq < n; ++seq) {                                  // pooled = x[seq, pick] [n, W]
-      std::memcpy(pooled + static_cast<size_t>(seq) * w, x + (static_cast<size_t>(seq) * tokens + pick[seq]) * w,
+      std::memcpy(pooled + static_cast<int64_t>(seq) * w, x + (static_cast<int64_t>(seq) * tokens + pick[seq]) * w,
                   static_cast<size_t>(w) * sizeof(float));
     }
     b.out.Forward(buf.h.data(), n, pooled, true);                         // pooled += h Wo^T + bo [n, W]
@@ -397,16 +416,12 @@ struct ClipModel::Impl {
   }
 
   // All blocks of `tower`; the output rows at pick[seq] land in buf.pooled [n, W].
-  Status TowerForward(Tower& tower, int n, int tokens, bool causal, const int* pick, Buffers& buf) {
+  void TowerForward(Tower& tower, int n, int tokens, bool causal, const int* pick, Buffers& buf) {
     Block& last = tower.blocks.back();
-    FS_RETURN_IF_ERROR(last.out.Prepare(n, true));
-    FS_RETURN_IF_ERROR(last.fc1.Prepare(n, false));
-    FS_RETURN_IF_ERROR(last.fc2.Prepare(n, true));
     for (size_t layer = 0; layer + 1 < tower.blocks.size(); ++layer) {
       BlockForward(tower.blocks[layer], tower.params, n, tokens, causal, buf);
     }
     LastBlockForward(last, tower.params, n, tokens, causal, pick, buf);
-    return Status::Ok();
   }
 
   // Rows of `in` [n, E] scaled to unit length into out.
@@ -425,21 +440,21 @@ struct ClipModel::Impl {
     const int tokens = p.vision_tokens(), m = n * tokens, patches = grid * grid;
     const int patch_len = 3 * patch * patch;
     Buffers& buf = vision_buf;
-    FS_RETURN_IF_ERROR(PrepareTower(vision.tower, buf, m, n, &vision_rows));
+    FS_RETURN_IF_ERROR(PrepareTower(vision.tower, buf, m, n));
     FS_RETURN_IF_ERROR(vision.patch.Prepare(n * patches, false));
     FS_RETURN_IF_ERROR(vision.proj.Prepare(n, false));
-    Grow(buf.aux, static_cast<size_t>(n) * patches * std::max(patch_len, w) * 2);
+    Grow(buf.aux, static_cast<size_t>(n * patches * std::max(patch_len, w) * 2));
     float* cols = buf.aux.data();                                     // [n*g*g, 3*P*P]
-    float* emb = cols + static_cast<size_t>(n) * patches * patch_len;  // [n*g*g, W]
+    float* emb = cols + static_cast<int64_t>(n) * patches * patch_len;  // [n*g*g, W]
     // im2col: patch (gy, gx) of image img, channel-major like conv1's weight [W, 3, P, P].
 #pragma omp parallel for num_threads(threads) collapse(2) if (n >= 4)
     for (int img = 0; img < n; ++img) {
       for (int gy = 0; gy < grid; ++gy) {
         for (int gx = 0; gx < grid; ++gx) {
-          float* row = cols + (static_cast<size_t>(img) * patches + gy * grid + gx) * patch_len;
+          float* row = cols + (static_cast<int64_t>(img) * patches + gy * grid + gx) * patch_len;
           for (int c = 0; c < 3; ++c) {
             for (int py = 0; py < patch; ++py) {
-              const float* src = pixels + ((static_cast<size_t>(img) * 3 + c) * s + gy * patch + py) * s + gx * patch;
+              const float* src = pixels + ((static_cast<int64_t>(img) * 3 + c) * s + gy * patch + py) * s + gx * patch;
               std::memcpy(row + (c * patch + py) * patch, src, static_cast<size_t>(patch) * sizeof(float));
             }
           }
@@ -450,16 +465,16 @@ struct ClipModel::Impl {
     float* x = buf.x.data();                              // x = [cls; emb] + pos  [n, T, W]
     for (int img = 0; img < n; ++img) {
       for (int token = 0; token < tokens; ++token) {
-        float* dst = x + (static_cast<size_t>(img) * tokens + token) * w;
+        float* dst = x + (static_cast<int64_t>(img) * tokens + token) * w;
         const float* src = token == 0 ? vision.class_embedding.data()
-                                      : emb + (static_cast<size_t>(img) * patches + token - 1) * w;
-        const float* pos = vision.position.data() + static_cast<size_t>(token) * w;
+                                      : emb + (static_cast<int64_t>(img) * patches + token - 1) * w;
+        const float* pos = vision.position.data() + static_cast<int64_t>(token) * w;
         for (int i = 0; i < w; ++i) dst[i] = src[i] + pos[i];
       }
     }
     LayerNormRows(vision.ln_pre, x, x, m, w, p.vision.ln_eps);  // x = ln_pre(x)  [n*T, W]
     class_rows.assign(static_cast<size_t>(n), 0);               // read at the class token
-    FS_RETURN_IF_ERROR(TowerForward(vision.tower, n, tokens, false, class_rows.data(), buf));  // [n, W]
+    TowerForward(vision.tower, n, tokens, false, class_rows.data(), buf);  // pooled = x[:, 0]  [n, W]
     LayerNormRows(vision.ln_post, buf.pooled.data(), buf.normed.data(), n, w, p.vision.ln_eps);
     vision.proj.Forward(buf.normed.data(), n, buf.pooled.data(), false);  // [n, E]
     Normalize(buf.pooled.data(), n, p.embed_dim, out);
@@ -475,34 +490,34 @@ struct ClipModel::Impl {
     eot.assign(static_cast<size_t>(n), 0);
     int tokens = 1;
     for (int seq = 0; seq < n; ++seq) {
-      const auto& t = ids[first + seq];
-      eot[seq] = static_cast<int>(std::max_element(t.begin(), t.end()) - t.begin());
-      tokens = std::max(tokens, eot[seq] + 1);
+      const auto& t = ids[first + static_cast<size_t>(seq)];
+      const int pos = static_cast<int>(std::max_element(t.begin(), t.end()) - t.begin());
+      eot[static_cast<size_t>(seq)] = pos;
+      tokens = std::max(tokens, pos + 1);
     }
     const int m = n * tokens;
     Buffers& buf = text_buf;
-    FS_RETURN_IF_ERROR(PrepareTower(text.tower, buf, m, n, &text_rows));
+    FS_RETURN_IF_ERROR(PrepareTower(text.tower, buf, m, n));
     FS_RETURN_IF_ERROR(text.proj.Prepare(n, false));
     float* x = buf.x.data();  // x = token_embedding[ids] + pos  [n, L, W]
     const TensorView& table = *text.token_embedding;
     const size_t row_bytes = table.data.size() / static_cast<size_t>(p.vocab_size);
     for (int seq = 0; seq < n; ++seq) {
-      const auto& t = ids[first + seq];
+      const auto& t = ids[first + static_cast<size_t>(seq)];
       for (int token = 0; token < tokens; ++token) {
-        float* dst = x + (static_cast<size_t>(seq) * tokens + token) * w;
-        const float* pos = text.position.data() + static_cast<size_t>(token) * w;
+        float* dst = x + (static_cast<int64_t>(seq) * tokens + token) * w;
+        const float* pos = text.position.data() + static_cast<int64_t>(token) * w;
         if (token < static_cast<int>(t.size())) {
-          TensorView row = table;
-          row.shape = {w};
-          row.data = table.data.subspan(static_cast<size_t>(t[token]) * row_bytes, row_bytes);
-          FS_RETURN_IF_ERROR(ToFloat32("token_embedding", row, std::span<float>(dst, w)));
+          FS_RETURN_IF_ERROR(ToFloat32("token_embedding", table.dtype,
+                                       table.data.subspan(static_cast<size_t>(t[static_cast<size_t>(token)]) * row_bytes, row_bytes),
+                                       std::span<float>(dst, static_cast<size_t>(w))));
           for (int i = 0; i < w; ++i) dst[i] += pos[i];
         } else {
           std::memcpy(dst, pos, static_cast<size_t>(w) * sizeof(float));  // padding, never seen
         }
       }
     }
-    FS_RETURN_IF_ERROR(TowerForward(text.tower, n, tokens, true, eot.data(), buf));  // x[:, eot]  [n, W]
+    TowerForward(text.tower, n, tokens, true, eot.data(), buf);  // pooled = x[:, eot]  [n, W]
     LayerNormRows(text.ln_final, buf.pooled.data(), buf.normed.data(), n, w, p.text.ln_eps);
     text.proj.Forward(buf.normed.data(), n, buf.pooled.data(), false);  // [n, E]
     Normalize(buf.pooled.data(), n, p.embed_dim, out);
@@ -567,6 +582,13 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
   WeightReader reader(file, layout);
   FS_ASSIGN_OR_RETURN(impl->vision, LoadVision(impl->gemm.get(), reader, impl->params));
   FS_ASSIGN_OR_RETURN(impl->text, LoadText(impl->gemm.get(), reader, impl->params));
+  for (const Tower* tower : {&impl->vision.tower, &impl->text.tower}) {
+    for (const Block& b : tower->blocks) {
+      impl->weight_bytes += b.qkv.weight_bytes() + b.out.weight_bytes() + b.fc1.weight_bytes() + b.fc2.weight_bytes();
+    }
+  }
+  impl->weight_bytes += impl->vision.patch.weight_bytes() + impl->vision.proj.weight_bytes() +
+                        impl->text.proj.weight_bytes();
   // Everything but the token table now lives in converted copies: let the kernel drop the pages.
   file.ReleasePages();
   return std::unique_ptr<ClipModel>(new ClipModel(std::move(impl)));
@@ -574,7 +596,7 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
 
 Status ClipModel::EncodeImages(std::span<const float> pixels, size_t n, std::span<float> out) {
   const ClipParams& p = impl_->params;
-  const size_t image_floats = 3 * static_cast<size_t>(p.image_size) * p.image_size;
+  const auto image_floats = static_cast<size_t>(3 * p.image_size * p.image_size);
   if (pixels.size() != n * image_floats) {
     return Status::InvalidArgument("EncodeImages: " + std::to_string(pixels.size()) + " floats for " +
                                    std::to_string(n) + " images; expected n x 3 x " +
@@ -640,7 +662,8 @@ std::string ClipModel::Describe() const {
          " width " + std::to_string(p.vision.width) + " x" + std::to_string(p.vision.layers) +
          ", text width " + std::to_string(p.text.width) + " x" + std::to_string(p.text.layers) +
          ", embed " + std::to_string(p.embed_dim) + ", " +
-         precision[static_cast<int>(impl_->options.precision)] + ", kernels " + impl_->kernels->name +
+         precision[static_cast<int>(impl_->options.precision)] + " (" +
+         std::to_string(impl_->weight_bytes >> 20) + " MB of GEMM weights), kernels " + impl_->kernels->name +
          ", " + std::to_string(impl_->threads) + " threads";
 }
 

@@ -45,6 +45,7 @@ if(TARGET clip_model_b32_test)
   set_tests_properties(clip_model_b32_test PROPERTIES TIMEOUT 600)
 endif()
 
+option(FILESEARCH_BUILD_CLIP_BENCH "Build clip_bench (also built with FILESEARCH_BUILD_BENCH)" OFF)
 if(FILESEARCH_BUILD_BENCH OR FILESEARCH_BUILD_CLIP_BENCH)
   add_executable(clip_bench ${_clip}/clip_bench.cpp)
   target_link_libraries(clip_bench PRIVATE fs_clip_model filesearch_warnings)

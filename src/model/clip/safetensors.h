@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -38,7 +39,6 @@ class SafetensorsFile {
   const std::string& path() const { return path_; }
   // Null when the file holds no tensor of that name.
   const TensorView* Find(const std::string& name) const;
-  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   // Lets the kernel drop the mapped pages (they are re-read from disk if touched again): called
   // once the weights have been converted into their compute layout, so RSS holds them only once.
   void ReleasePages() const;
@@ -62,5 +62,11 @@ std::string ShapeString(std::span<const int64_t> shape);
 
 // Converts `view` (F32, F16 or BF16) to fp32, checking every value is finite. Errors name the tensor.
 Status ToFloat32(const std::string& name, const TensorView& view, std::span<float> out);
+// The same for raw bytes of `dtype` (one row of a table, say): no TensorView, no allocation.
+Status ToFloat32(std::string_view name, DType dtype, std::span<const std::byte> data, std::span<float> out);
+// For an F32 tensor whose data is 4-byte aligned in the mapping: checks every value is finite and
+// returns the data in place (no copy). Otherwise converts into *scratch (resized) and returns that.
+Result<std::span<const float>> Float32View(const std::string& name, const TensorView& view,
+                                           std::vector<float>* scratch);
 
 }  // namespace fs::clip

@@ -42,11 +42,12 @@ dt SrcType(GemmPrecision p) {
 template <typename T>
 void TransposeInto(const T* w, int n, int k, T* out) {
   constexpr int kTile = 32;
+#pragma omp parallel for schedule(static)
   for (int c0 = 0; c0 < n; c0 += kTile) {
     for (int r0 = 0; r0 < k; r0 += kTile) {
       const int c1 = std::min(n, c0 + kTile), r1 = std::min(k, r0 + kTile);
       for (int r = r0; r < r1; ++r) {
-        for (int c = c0; c < c1; ++c) out[static_cast<size_t>(r) * n + c] = w[static_cast<size_t>(c) * k + r];
+        for (int c = c0; c < c1; ++c) out[static_cast<int64_t>(r) * n + c] = w[static_cast<int64_t>(c) * k + r];
       }
     }
   }
@@ -57,15 +58,16 @@ void TransposeInto(const T* w, int n, int k, T* out) {
 template <int V, typename T>
 void PackBlocked(const T* w, int n, int k, T* out) {
   const int k_blocks = (k + 15) / 16, n_blocks = (n + 63) / 64;
+#pragma omp parallel for schedule(static)
   for (int nb = 0; nb < n_blocks; ++nb) {
     for (int kb = 0; kb < k_blocks; ++kb) {
-      T* block = out + (static_cast<size_t>(nb) * k_blocks + kb) * 16 * 64;
+      T* block = out + (static_cast<int64_t>(nb) * k_blocks + kb) * 16 * 64;
       for (int ni = 0; ni < 64; ++ni) {
         const int col = nb * 64 + ni;
         for (int ki = 0; ki < 16; ++ki) {
           const int row = kb * 16 + ki;
           block[((ki / V) * 64 + ni) * V + ki % V] =
-              col < n && row < k ? w[static_cast<size_t>(col) * k + row] : T{0};
+              col < n && row < k ? w[static_cast<int64_t>(col) * k + row] : T{0};
         }
       }
     }
@@ -123,6 +125,7 @@ struct GemmContext::Impl {
   // (m, k, n, epilogue, accumulate) -> primitive with its src/dst memory objects.
   std::map<std::tuple<int, int, int, int, bool>, Entry> cache;
   std::vector<std::byte> src_scratch;  // x converted to bf16 / s8
+  std::vector<float> acc_scratch;      // int8: raw dot products [m, n]
   double gflop = 0;
 };
 
@@ -132,7 +135,6 @@ GemmContext::GemmContext(GemmPrecision precision, int threads) : impl_(std::make
 }
 GemmContext::~GemmContext() = default;
 GemmPrecision GemmContext::precision() const { return impl_->precision; }
-int GemmContext::threads() const { return impl_->threads; }
 double GemmContext::gflop() const { return impl_->gflop; }
 
 struct Linear::Impl {
@@ -145,18 +147,18 @@ struct Linear::Impl {
   memory weights, bias;
   std::vector<float> weight_scales;  // int8: per output column
   std::vector<float> out_scales;     // int8: per call, x scale * weight scale
-  memory out_scales_mem;
 
+  // fp32/bf16: bias, activation and residual sum fused into oneDNN's kernel. int8: none; the
+  // raw int32 dot products (as f32) get scales, bias, activation and the sum from our epilogue, as
+  // oneDNN 2.6 falls back from its VNNI kernel to a slower one when scales change per call.
   dnnl::primitive_attr Attr(bool accumulate) const {
+    dnnl::primitive_attr attr;
+    if (ctx->precision == GemmPrecision::kInt8) return attr;
     dnnl::post_ops ops;
-    const bool int8 = ctx->precision == GemmPrecision::kInt8;
     if (accumulate) ops.append_sum(1.0f);
-    if (int8 && has_bias) ops.append_binary(dnnl::algorithm::binary_add, memory::desc({1, n}, dt::f32, tag::ab));
     if (epilogue == GemmEpilogue::kQuickGelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.702f, 0.0f);
     if (epilogue == GemmEpilogue::kGelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
-    dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
-    if (int8) attr.set_output_scales(2, {DNNL_RUNTIME_F32_VAL});
     return attr;
   }
 
@@ -174,8 +176,6 @@ Linear::Linear() = default;
 Linear::~Linear() = default;
 Linear::Linear(Linear&&) noexcept = default;
 Linear& Linear::operator=(Linear&&) noexcept = default;
-int Linear::k() const { return impl_->k; }
-int Linear::n() const { return impl_->n; }
 size_t Linear::weight_bytes() const { return impl_->wei_md.get_size(); }
 
 Result<Linear> Linear::Create(GemmContext* ctx, std::span<const float> weight,
@@ -212,7 +212,6 @@ Result<Linear> Linear::Create(GemmContext* ctx, std::span<const float> weight,
                             static_cast<size_t>(k), 1.0f / im.weight_scales[static_cast<size_t>(col)]);
       }
       StoreWeights(q.data(), n, k, dt::s8, im.wei_md, im.weights, eng, stream);
-      im.out_scales_mem = memory(memory::desc({n}, dt::f32, tag::a), eng, im.out_scales.data());
     } else if (precision == GemmPrecision::kBf16) {
       std::vector<uint16_t> b16(weight.size());
       BestClipKernels().to_bf16(weight.data(), b16.data(), weight.size());
@@ -250,6 +249,8 @@ Status Linear::Prepare(int m, bool accumulate) {
   }
   const size_t need = static_cast<size_t>(m) * static_cast<size_t>(im.k) * ElemBytes(ctx.precision);
   if (ctx.precision != GemmPrecision::kFp32 && ctx.src_scratch.size() < need) ctx.src_scratch.resize(need);
+  const size_t out = static_cast<size_t>(m) * static_cast<size_t>(im.n);
+  if (ctx.precision == GemmPrecision::kInt8 && ctx.acc_scratch.size() < out) ctx.acc_scratch.resize(out);
   return Status::Ok();
 }
 
@@ -284,24 +285,32 @@ void Linear::Forward(const float* x, int m, float* y, bool accumulate) {
     for (size_t col = 0; col < im.out_scales.size(); ++col) im.out_scales[col] = scale * im.weight_scales[col];
     src = dst;
   }
+  const bool int8 = ctx.precision == GemmPrecision::kInt8;
   entry.src.set_data_handle(src);
-  entry.dst.set_data_handle(y);
-  dnnl_exec_arg_t args[5];
+  entry.dst.set_data_handle(int8 ? ctx.acc_scratch.data() : y);
+  dnnl_exec_arg_t args[4];
   int nargs = 0;
   args[nargs++] = {DNNL_ARG_SRC, entry.src.get()};
   args[nargs++] = {DNNL_ARG_WEIGHTS, im.weights.get()};
   args[nargs++] = {DNNL_ARG_DST, entry.dst.get()};
-  if (ctx.precision == GemmPrecision::kInt8) {
-    args[nargs++] = {DNNL_ARG_ATTR_OUTPUT_SCALES, im.out_scales_mem.get()};
-    if (im.has_bias) {
-      const int index = accumulate ? 1 : 0;  // the bias follows the sum post-op when there is one
-      args[nargs++] = {DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1, im.bias.get()};
-    }
-  } else if (im.has_bias) {
-    args[nargs++] = {DNNL_ARG_BIAS, im.bias.get()};
-  }
+  if (!int8 && im.has_bias) args[nargs++] = {DNNL_ARG_BIAS, im.bias.get()};
   const dnnl_status_t status = dnnl_primitive_execute(entry.prim.get(), ctx.stream.get(), nargs, args);
   FS_CHECK_MSG(status == dnnl_success, "oneDNN matmul failed");
+  if (int8) {  // y (+)= act(acc * x_scale * w_scale[col] + bias[col])
+    const int act = im.epilogue == GemmEpilogue::kQuickGelu ? kActQuickGelu
+                    : im.epilogue == GemmEpilogue::kGelu    ? kActGelu
+                                                            : kActNone;
+    const float* bias = im.has_bias ? static_cast<const float*>(im.bias.get_data_handle()) : nullptr;
+    const int rows_per_chunk = std::max(1, static_cast<int>(kChunk / static_cast<size_t>(im.n)));
+    const int row_chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
+#pragma omp parallel for num_threads(ctx.threads) if (row_chunks >= 16)
+    for (int c = 0; c < row_chunks; ++c) {
+      const int first = c * rows_per_chunk, rows = std::min(rows_per_chunk, m - first);
+      const size_t offset = static_cast<size_t>(first) * static_cast<size_t>(im.n);
+      kernels.scale_bias_act(ctx.acc_scratch.data() + offset, im.out_scales.data(), bias, act, accumulate,
+                             y + offset, static_cast<size_t>(rows), static_cast<size_t>(im.n));
+    }
+  }
   ctx.gflop += 2e-9 * m * im.k * im.n;
 }
 

@@ -38,8 +38,6 @@ class Linear {
   // x: [m, k] fp32 rows `k` apart; y: [m, n] fp32. accumulate: y += result, else y = result.
   void Forward(const float* x, int m, float* y, bool accumulate);
 
-  int k() const;
-  int n() const;
   // Bytes held by the converted weights.
   size_t weight_bytes() const;
 
@@ -55,7 +53,6 @@ class GemmContext {
   GemmContext(const GemmContext&) = delete;
   GemmContext& operator=(const GemmContext&) = delete;
   GemmPrecision precision() const;
-  int threads() const;
   // GFLOP done by Forward() calls so far (2*m*n*k each), for benchmarks.
   double gflop() const;
 

@@ -163,11 +163,51 @@ void QuantizeS8Avx512(const float* src, int8_t* dst, size_t n, float scale) {
   }
 }
 
+// erf(x) by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): 1 - poly(t) exp(-x^2), t = 1/(1+p|x|).
+inline __m512 Erf(__m512 x) {
+  const __m512 ax = _mm512_abs_ps(x);
+  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(ax, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+  __m512 p = _mm512_set1_ps(1.061405429f);
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+  p = _mm512_mul_ps(p, t);
+  const __m512 e = Exp(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ax, ax)));
+  const __m512 r = _mm512_fnmadd_ps(p, e, _mm512_set1_ps(1.0f));
+  // Copy x's sign onto r.
+  const __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(static_cast<int>(0x80000000u)));
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sign));
+}
+
+void ScaleBiasActAvx512(const float* acc, const float* col_scale, const float* bias, int act,
+                        bool accumulate, float* y, size_t rows, size_t cols) {
+  for (size_t row = 0; row < rows; ++row) {
+    const float* a = acc + row * cols;
+    float* out = y + row * cols;
+    for (size_t col = 0; col < cols; col += 16) {
+      const __mmask16 m = TailMask(cols - col);
+      __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + col), _mm512_maskz_loadu_ps(m, col_scale + col));
+      if (bias != nullptr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + col));
+      if (act == kActQuickGelu) {
+        const __m512 e = Exp(_mm512_mul_ps(v, _mm512_set1_ps(-1.702f)));
+        v = _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+      } else if (act == kActGelu) {
+        const __m512 half = _mm512_mul_ps(v, _mm512_set1_ps(0.5f));
+        v = _mm512_fmadd_ps(half, Erf(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f))), half);
+      }
+      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, out + col));
+      _mm512_mask_storeu_ps(out + col, m, v);
+    }
+  }
+}
+
 }  // namespace
 
 const ClipKernels& Avx512ClipKernelTable() {
   static const ClipKernels kernels{"avx512",     LayerNormAvx512, SoftmaxAvx512, AttentionHeadAvx512,
-                                   ToBf16Avx512, AbsMaxAvx512,    QuantizeS8Avx512};
+                                   ToBf16Avx512, AbsMaxAvx512,    QuantizeS8Avx512,
+                                   ScaleBiasActAvx512};
   return kernels;
 }
 

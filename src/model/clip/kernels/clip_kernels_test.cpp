@@ -29,7 +29,7 @@ class ClipKernelsTest : public ::testing::Test {
 };
 
 TEST_F(ClipKernelsTest, LayerNorm) {
-  for (size_t width : {1, 7, 15, 16, 17, 33, 64, 100, 768}) {
+  for (size_t width : {1u, 7u, 15u, 16u, 17u, 33u, 64u, 100u, 768u}) {
     const size_t rows = 3;
     auto x = Random(rows * width, 1, 2.0f, 0.5f);
     auto gamma = Random(width, 2, 0.1f, 1.0f), beta = Random(width, 3, 0.1f);
@@ -43,7 +43,7 @@ TEST_F(ClipKernelsTest, LayerNorm) {
 }
 
 TEST_F(ClipKernelsTest, Softmax) {
-  for (size_t n : {1, 2, 15, 16, 17, 50, 77, 200}) {
+  for (size_t n : {1u, 2u, 15u, 16u, 17u, 50u, 77u, 200u}) {
     auto want = Random(n, 4, 5.0f);
     auto got = want;
     ref_.softmax(want.data(), n);
@@ -53,8 +53,8 @@ TEST_F(ClipKernelsTest, Softmax) {
 }
 
 TEST_F(ClipKernelsTest, AttentionHead) {
-  for (size_t tokens : {1, 5, 17, 50, 77, 130}) {
-    for (size_t head_dim : {16, 32, 40, 64, 80}) {
+  for (size_t tokens : {1u, 5u, 17u, 50u, 77u, 130u}) {
+    for (size_t head_dim : {16u, 32u, 40u, 64u, 80u}) {
       for (bool causal : {false, true}) {
         const size_t stride = 3 * head_dim + 5;
         auto qkv = Random(tokens * stride, 5, 1.0f);
@@ -92,7 +92,7 @@ TEST_F(ClipKernelsTest, AttentionSingleQueryMatchesFullRow) {
 }
 
 TEST_F(ClipKernelsTest, ConversionsMatchBitForBit) {
-  for (size_t n : {0, 1, 15, 16, 17, 1000}) {
+  for (size_t n : {0u, 1u, 15u, 16u, 17u, 1000u}) {
     auto x = Random(n, 6, 3.0f);
     if (n > 3) {
       x[1] = std::nanf("");
@@ -114,6 +114,27 @@ TEST_F(ClipKernelsTest, ConversionsMatchBitForBit) {
     simd_->quantize_s8(x.data(), qgot.data(), n, 40.0f);
     EXPECT_EQ(qgot, qwant) << n;
   }
+}
+
+TEST_F(ClipKernelsTest, ScaleBiasAct) {
+  for (size_t cols : {1u, 15u, 16u, 17u, 100u, 768u}) {
+    for (int act : {kActNone, kActQuickGelu, kActGelu}) {
+      for (bool accumulate : {false, true}) {
+        const size_t rows = 3;
+        auto acc = Random(rows * cols, 8, 300.0f);
+        auto scale = Random(cols, 9, 0.002f, 0.01f), bias = Random(cols, 10, 0.5f);
+        auto want = Random(rows * cols, 11), got = want;
+        ref_.scale_bias_act(acc.data(), scale.data(), bias.data(), act, accumulate, want.data(), rows, cols);
+        simd_->scale_bias_act(acc.data(), scale.data(), bias.data(), act, accumulate, got.data(), rows, cols);
+        for (size_t i = 0; i < want.size(); ++i) {
+          ASSERT_NEAR(got[i], want[i], 1e-5f + 1e-5f * std::fabs(want[i])) << cols << " act " << act;
+        }
+      }
+    }
+  }
+  std::vector<float> acc = {1.0f}, scale = {2.0f}, y = {0.0f};  // no bias
+  simd_->scale_bias_act(acc.data(), scale.data(), nullptr, kActNone, false, y.data(), 1, 1);
+  EXPECT_EQ(y[0], 2.0f);
 }
 
 TEST(ClipKernelsDispatch, BestIsAvailable) {
