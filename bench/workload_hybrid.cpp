@@ -98,7 +98,7 @@ int RunHybrid(const Args& args) {
   pc.dim = dim;
   auto hnswlib = MakeHnswlibPeer(pc);
   t0 = std::chrono::steady_clock::now();
-  hnswlib->Build(vectors.data(), n);
+  hnswlib->Build(vectors.data(), n, 1);
   std::printf("# peer: hnswlib built in %.1f s\n", Seconds(t0));
 
   DocGenerator qgen(seed + 1000);
