@@ -1,0 +1,93 @@
+// The CLI as a person runs it: `filesearch model info` and `filesearch embed` on generated CLIP
+// weights (tiny towers, the real tokenizer), checking exit codes and the JSON reply shape of the
+// original embedding function.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/hash.h"
+#include "model/clip/clip_test_util.h"
+
+namespace fs {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+struct CliRun {
+  int code;
+  std::string out;
+};
+
+CliRun RunCli(const std::string& args) {
+  std::string cmd = std::string(FILESEARCH_BINARY) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  CliRun r{-1, ""};
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+TEST(CliTest, ModelInfoAndEmbed) {
+  const char* shared_env = std::getenv("FILESEARCH_SHARED_DIR");
+  const std::string shared = shared_env ? shared_env : "../shared";
+  const std::string photo = shared + "/corpus/photos/kodak/kodim03.png";
+  if (!stdfs::exists(shared + "/clip/tokenizer.json") || !stdfs::exists(photo)) {
+    GTEST_SKIP() << "needs ../shared/clip/tokenizer.json and ../shared/corpus/photos/kodak (not present here)";
+  }
+  std::string why;
+  auto dir = clip::testing::GenerateReference("--size small-vocab --no-reference --images 0 --texts 0", &why);
+  if (!dir) GTEST_SKIP() << why;
+  stdfs::copy_file(shared + "/clip/tokenizer.json", *dir + "/tokenizer.json");
+
+  CliRun info = RunCli("model info --model-dir " + *dir);
+  EXPECT_EQ(info.code, 0) << info.out;
+  EXPECT_NE(info.out.find("embedding:  32 dimensions"), std::string::npos) << info.out;
+
+  CliRun embed = RunCli("embed --model-dir " + *dir + " " + photo + " --text 'a photo of a parrot'");
+  ASSERT_EQ(embed.code, 0) << embed.out;
+  size_t lines = 0;
+  size_t pos = 0;
+  while (pos < embed.out.size()) {
+    size_t end = embed.out.find('\n', pos);
+    auto j = nlohmann::json::parse(embed.out.substr(pos, end - pos), nullptr, false);
+    ASSERT_TRUE(j.is_object()) << embed.out;
+    ASSERT_TRUE(j["success"].get<bool>());
+    const auto& d = j["data"];
+    EXPECT_EQ(d["dimension"].get<int>(), 32);
+    EXPECT_EQ(d["embedding"].size(), 32u);
+    EXPECT_FALSE(d["cached"].get<bool>());
+    EXPECT_TRUE(d["inferenceTime"].is_number());
+    EXPECT_EQ(d["model"].get<std::string>(), "test/clip-small");
+    if (d.contains("imageHash")) EXPECT_EQ(d["imageHash"].get<std::string>(), *Sha256File(photo));
+    ++lines;
+    pos = end == std::string::npos ? embed.out.size() : end + 1;
+  }
+  EXPECT_EQ(lines, 2u);
+
+  CliRun bad = RunCli("embed --model-dir " + *dir + " /etc/hostname");
+  EXPECT_EQ(bad.code, 1);
+  auto j = nlohmann::json::parse(bad.out.substr(0, bad.out.find('\n')), nullptr, false);
+  ASSERT_TRUE(j.is_object()) << bad.out;
+  EXPECT_FALSE(j["success"].get<bool>());
+  EXPECT_EQ(j["error"]["code"].get<std::string>(), "unsupported");
+
+  // A truncated weights file: a clear error naming the file, exit 1, no crash.
+  stdfs::resize_file(*dir + "/model.safetensors", 1000);
+  CliRun broken = RunCli("model info --model-dir " + *dir);
+  EXPECT_EQ(broken.code, 1);
+  EXPECT_NE(broken.out.find("model.safetensors"), std::string::npos) << broken.out;
+  clip::testing::RemoveTree(*dir);
+}
+
+}  // namespace
+}  // namespace fs
