@@ -2,6 +2,7 @@
 // check after each kill that (1) every document the indexer acknowledged (--log-committed) is in
 // the store and findable, and (2) the vector index, reopened from its snapshot + change log, holds
 // exactly the embeddings the store holds. Some cycles also truncate the snapshot on disk.
+#include <algorithm>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -71,7 +72,10 @@ TEST(CrashTest, SigkillDuringIngestLosesNothingAcknowledged) {
                                         "--test-embedder", "--log-committed", ack, "--checkpoint-ms", "30"};
   int killed = 0, completed = 0;
   std::set<std::string> all_acked;
-  for (int cycle = 0; cycle < 24; ++cycle) {
+  // Cycles go on until the indexer has been killed mid-run 24 times (a run that finishes before
+  // its kill still counts as a check, not as a kill); the kill comes sooner after each completion.
+  int max_delay_ms = 400;
+  for (int cycle = 0; killed < 24 && cycle < 80; ++cycle) {
     stdfs::remove(ack);
     // Rewrite 400 random files so every run has real work (updates, new hashes, re-embedding).
     for (int k = 0; k < 400; ++k) {
@@ -86,11 +90,16 @@ TEST(CrashTest, SigkillDuringIngestLosesNothingAcknowledged) {
     }
     pid_t pid = Spawn(cmd);
     ASSERT_GT(pid, 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 400));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % static_cast<unsigned>(max_delay_ms)));
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status)) ++killed; else ++completed;
+    if (WIFSIGNALED(status)) {
+      ++killed;
+    } else {
+      ++completed;
+      max_delay_ms = std::max(60, max_delay_ms * 3 / 4);
+    }
     if (cycle % 5 == 4) {  // damage the snapshot as a crash on a bad file system might
       for (auto& e : stdfs::directory_iterator(data + "/vectors")) {
         if (e.path().extension() == ".hnsw") stdfs::resize_file(e.path(), stdfs::file_size(e.path()) / 3);

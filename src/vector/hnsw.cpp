@@ -248,10 +248,24 @@ Status HnswIndex::AddBatch(std::span<const uint64_t> labels, std::span<const flo
                                      " appears twice in the batch");
     }
   }
+  // Upserted labels become tombstones first, but their slots are not reused within this batch:
+  // reusing a slot clears its links, and clearing thousands of live-graph nodes at once (before
+  // any is re-inserted) left the walk dead ends (recall@10 fell from 0.98 to 0.94 after
+  // re-adding half of a 6,000-vector index). Tombstones stay walkable, so the graph keeps its
+  // connectivity; later inserts reuse these slots one at a time.
+  std::vector<uint32_t> reusable;
+  reusable.swap(free_ids_);
+  for (uint64_t label : labels) {
+    if (label_to_id_.count(label) != 0) FS_CHECK(Remove(label).ok());
+  }
+  std::vector<uint32_t> freed_now;
+  freed_now.swap(free_ids_);
+  free_ids_ = std::move(reusable);
   std::vector<uint32_t> ids(labels.size());
   for (size_t row = 0; row < labels.size(); ++row) {
     ids[row] = PlaceVector(labels[row], vectors.subspan(row * dim, dim));
   }
+  free_ids_.insert(free_ids_.end(), freed_now.begin(), freed_now.end());
   if (threads <= 1) {
     for (uint32_t id : ids) Insert(id, levels_[id], nullptr);
     return Status::Ok();
