@@ -1,4 +1,5 @@
 // `filesearch index DIR`: crawl a folder into the data directory.
+#include <algorithm>
 #include <cstdio>
 
 #include "apps/filesearch/commands.h"
@@ -16,6 +17,8 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     size_t max_text_bytes = 1 << 20;
     bool test_embedder = false;
     int checkpoint_ms = 30000;
+    bool no_cache = false;
+    double cache_ttl_days = 30;
     ModelFlags model;
   };
   auto args = std::make_shared<Args>();
@@ -28,9 +31,16 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                 "Give images deterministic stand-in vectors (model test/hash-64) instead of CLIP; for tests");
   cmd->add_option("--checkpoint-ms", args->checkpoint_ms, "Save the vector index snapshot this often during long runs")
       ->capture_default_str();
+  cmd->add_flag("--no-cache", args->no_cache,
+                "Embed every image with the model, ignoring the embedding cache (content hash + model)");
+  cmd->add_option("--cache-ttl-days", args->cache_ttl_days, "Cached embeddings older than this are recomputed")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   AddModelFlags(cmd, &args->model);
   cmd->callback([&flags, exit_code, args]() {
     EngineOptions o;
+    o.use_cache = !args->no_cache;
+    o.cache_ttl_seconds = std::max<int64_t>(1, static_cast<int64_t>(args->cache_ttl_days * 86400));
     o.checkpoint_every_ms = args->checkpoint_ms;
     o.data_dir = ResolveDataDir(flags.data_dir);
     o.progress = !flags.no_progress;
@@ -92,6 +102,7 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                 static_cast<unsigned long long>(c.unchanged), static_cast<unsigned long long>(c.removed),
                 static_cast<unsigned long long>(c.skipped));
     if (report->embedded) std::printf(", %llu images embedded", static_cast<unsigned long long>(report->embedded));
+    if (report->from_cache) std::printf(" (%llu from the embedding cache)", static_cast<unsigned long long>(report->from_cache));
     std::printf("\n");
     size_t shown = 0;
     for (const auto& p : c.problems) {

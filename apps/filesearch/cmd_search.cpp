@@ -163,13 +163,18 @@ void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       return;
     }
     VectorIndex* v = (*engine)->vectors();
+    uint64_t cached = 0;
+    if (EmbeddingCache* cache = (*engine)->cache()) {
+      auto n = cache->Size();
+      if (n.ok()) cached = *n;
+    }
     nlohmann::json models = nlohmann::json::object();
     for (auto& [m, n] : st->embeddings_by_model) models[m] = n;
     if (*json) {
       nlohmann::json j = {{"dataDir", (*engine)->data_dir()}, {"documents", st->documents},
                           {"embeddings", models},          {"databaseBytes", st->db_bytes},
                           {"vectorModel", v ? v->model() : ""}, {"vectorIndexSize", v ? v->size() : 0},
-                          {"vectorIndexBytes", v ? v->memory_bytes() : 0}};
+                          {"vectorIndexBytes", v ? v->memory_bytes() : 0}, {"embeddingCacheEntries", cached}};
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
@@ -179,6 +184,7 @@ void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     for (auto& [m, n] : st->embeddings_by_model) {
       std::printf("embeddings:     %llu (%s)\n", static_cast<unsigned long long>(n), m.c_str());
     }
+    std::printf("embedding cache: %llu entries\n", static_cast<unsigned long long>(cached));
     if (v) std::printf("vector index:   %zu vectors, %s in memory\n", v->size(), HumanSize(v->memory_bytes()).c_str());
   });
 }

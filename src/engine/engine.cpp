@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <set>
 
 #include "core/env.h"
@@ -35,6 +36,11 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   FS_RETURN_IF_ERROR(env->CreateDirs(options.data_dir + "/vectors")
                          .WithContext("creating the data directory (set --data-dir or FILESEARCH_DATA_DIR to a writable folder)"));
   FS_ASSIGN_OR_RETURN(engine->store_, Store::Open(options.data_dir + "/filesearch.db", options.store));
+  if (options.use_cache) {
+    EmbeddingCacheOptions co;
+    co.ttl_seconds = options.cache_ttl_seconds;
+    FS_ASSIGN_OR_RETURN(engine->cache_, EmbeddingCache::Open(options.data_dir + "/filesearch.db", co));
+  }
   std::string model = options.model_id;
   if (model.empty()) {
     FS_ASSIGN_OR_RETURN(StoreStats stats, engine->store_->Stats());
@@ -70,28 +76,67 @@ Status Engine::SetBorrowedEmbedder(ImageEmbedder* embedder) {
 
 Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& images, IndexReport* report) {
   const size_t dim = embedder_->dim();
-  std::vector<std::string> paths;
+  const std::string& model = embedder_->model_id();
   std::vector<int64_t> ids;
-  for (const auto& [id, path] : images) {
-    ids.push_back(id);
-    paths.push_back(path);
+  for (const auto& image : images) ids.push_back(image.first);
+  // Content hashes, for the cache and for embedding identical bytes once per batch.
+  std::map<int64_t, std::string> sha_of;
+  if (cache_) {
+    FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(ids));
+    for (const Document& d : docs) sha_of[d.id] = d.sha256;
   }
-  std::vector<float> out(paths.size() * dim);
-  std::vector<Status> per_file;
-  FS_RETURN_IF_ERROR(embedder_->EmbedFiles(paths, out, &per_file));
   std::vector<int64_t> ok_ids;
   std::vector<float> ok_vecs;
-  for (size_t i = 0; i < paths.size(); ++i) {
-    if (!per_file[i].ok()) {
-      report->embed_failures.push_back({paths[i], per_file[i].ToString()});
-      failed_this_run_.insert(ids[i]);
-      continue;
+  auto accept = [&](int64_t id, const float* v) {
+    ok_ids.push_back(id);
+    ok_vecs.insert(ok_vecs.end(), v, v + dim);
+  };
+  // Cache hits first; the rest are grouped by content so each distinct hash is embedded once.
+  std::vector<std::string> paths;                       // one per distinct content to embed
+  std::vector<std::vector<int64_t>> ids_of_path;        // documents sharing that content
+  std::map<std::string, size_t> slot_of_sha;
+  for (const auto& [id, path] : images) {
+    const std::string* sha = nullptr;
+    if (auto it = sha_of.find(id); it != sha_of.end() && !it->second.empty()) sha = &it->second;
+    if (sha != nullptr) {
+      FS_ASSIGN_OR_RETURN(auto cached, cache_->Get(*sha, model));
+      if (cached && cached->size() == dim) {
+        accept(id, cached->data());
+        ++report->from_cache;
+        continue;
+      }
+      if (auto slot = slot_of_sha.find(*sha); slot != slot_of_sha.end()) {
+        ids_of_path[slot->second].push_back(id);
+        continue;
+      }
+      slot_of_sha.emplace(*sha, paths.size());
     }
-    ok_ids.push_back(ids[i]);
-    ok_vecs.insert(ok_vecs.end(), out.begin() + static_cast<ptrdiff_t>(i * dim),
-                   out.begin() + static_cast<ptrdiff_t>((i + 1) * dim));
+    paths.push_back(path);
+    ids_of_path.push_back({id});
   }
-  if (!ok_ids.empty()) FS_RETURN_IF_ERROR(store_->PutEmbeddings(embedder_->model_id(), ok_ids, ok_vecs, dim));
+  if (!paths.empty()) {
+    std::vector<float> out(paths.size() * dim);
+    std::vector<Status> per_file;
+    FS_RETURN_IF_ERROR(embedder_->EmbedFiles(paths, out, &per_file));
+    for (size_t i = 0; i < paths.size(); ++i) {
+      if (!per_file[i].ok()) {
+        for (int64_t id : ids_of_path[i]) {
+          report->embed_failures.push_back({paths[i], per_file[i].ToString()});
+          failed_this_run_.insert(id);
+        }
+        continue;
+      }
+      const float* v = out.data() + i * dim;
+      for (int64_t id : ids_of_path[i]) accept(id, v);
+      if (cache_) {
+        auto sha = sha_of.find(ids_of_path[i].front());
+        if (sha != sha_of.end() && !sha->second.empty()) {
+          FS_RETURN_IF_ERROR(cache_->Put(sha->second, model, std::span<const float>(v, dim)));
+        }
+      }
+    }
+  }
+  if (!ok_ids.empty()) FS_RETURN_IF_ERROR(store_->PutEmbeddings(model, ok_ids, ok_vecs, dim));
   report->embedded += ok_ids.size();
   return Status::Ok();
 }

@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 
+#include "cache/embedding_cache.h"
 #include "core/status.h"
 #include "engine/crawl.h"
 #include "engine/embedder.h"
@@ -28,6 +29,10 @@ struct EngineOptions {
   bool progress = true;          // progress bars on stderr
   size_t embed_batch = 16;       // images per embedding call
   int checkpoint_every_ms = 30000;  // during long ingests, save the vector snapshot this often
+  // Embedding cache keyed by (content SHA-256, model): identical bytes are embedded once, across
+  // paths, renames and re-indexing. Off: every image is embedded (and nothing is cached).
+  bool use_cache = true;
+  int64_t cache_ttl_seconds = 30LL * 24 * 3600;
 };
 
 // --data-dir flag, else $FILESEARCH_DATA_DIR, else $XDG_DATA_HOME/filesearch, else
@@ -36,7 +41,8 @@ std::string ResolveDataDir(const std::string& flag_value);
 
 struct IndexReport {
   CrawlReport crawl;
-  uint64_t embedded = 0;
+  uint64_t embedded = 0;      // images that got an embedding in this run (from the model or the cache)
+  uint64_t from_cache = 0;    // of those, served by the embedding cache (no model call)
   std::vector<CrawlProblem> embed_failures;
 };
 
@@ -62,6 +68,7 @@ class Engine {
 
   Store* store() { return store_.get(); }
   VectorIndex* vectors() { return vectors_.get(); }
+  EmbeddingCache* cache() { return cache_.get(); }  // null when options.use_cache is false
   const std::string& data_dir() const { return options_.data_dir; }
 
  private:
@@ -74,6 +81,7 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<VectorIndex> vectors_;
+  std::unique_ptr<EmbeddingCache> cache_;
   std::unique_ptr<ImageEmbedder> owned_embedder_;
   ImageEmbedder* embedder_ = nullptr;
   std::set<int64_t> failed_this_run_;  // images whose embedding failed during the current Index

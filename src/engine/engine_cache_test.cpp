@@ -1,0 +1,111 @@
+// The engine's use of the embedding cache: identical bytes under many paths are embedded once,
+// a renamed or re-added copy is served from the cache, and use_cache = false bypasses it.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "engine/engine.h"
+
+namespace fs {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+// Wraps the hash embedder and counts the files it was asked to embed.
+class CountingEmbedder : public ImageEmbedder {
+ public:
+  explicit CountingEmbedder(int* calls) : inner_(NewHashEmbedder(8)), calls_(calls) {}
+  const std::string& model_id() const override { return inner_->model_id(); }
+  size_t dim() const override { return inner_->dim(); }
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override {
+    *calls_ += static_cast<int>(paths.size());
+    return inner_->EmbedFiles(paths, out, per_file);
+  }
+
+ private:
+  std::unique_ptr<ImageEmbedder> inner_;
+  int* calls_;
+};
+
+class EngineCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = stdfs::weakly_canonical(::testing::TempDir()).string() + "/engine_cache_test_" +
+            std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    stdfs::remove_all(base_);
+    stdfs::create_directories(base_ + "/files/a");
+    stdfs::create_directories(base_ + "/files/b");
+    // 5 distinct images, each stored under 4 paths: 20 image documents, 5 distinct contents.
+    for (int i = 0; i < 5; ++i) {
+      for (const char* where : {"/files/a/", "/files/b/", "/files/a/copy_", "/files/b/copy_"}) {
+        std::ofstream(base_ + where + "img" + std::to_string(i) + ".png", std::ios::binary)
+            << "\x89PNG\r\n\x1A\n" << "pixels" << i;
+      }
+    }
+  }
+  void TearDown() override { stdfs::remove_all(base_); }
+
+  Result<IndexReport> IndexWith(const std::string& data, bool use_cache, int* calls) {
+    EngineOptions o;
+    o.data_dir = base_ + "/" + data;
+    o.progress = false;
+    o.use_cache = use_cache;
+    FS_ASSIGN_OR_RETURN(auto engine, Engine::Open(o));
+    FS_RETURN_IF_ERROR(engine->SetEmbedder(std::make_unique<CountingEmbedder>(calls)));
+    FS_ASSIGN_OR_RETURN(IndexReport r, engine->Index(base_ + "/files"));
+    // Every image document has its embedding, whatever served it.
+    FS_ASSIGN_OR_RETURN(auto missing, engine->store()->ImagesMissingEmbedding("test/hash-8", 0, 100));
+    if (!missing.empty()) return Status::Internal(std::to_string(missing.size()) + " images without an embedding");
+    return r;
+  }
+
+  std::string base_;
+};
+
+TEST_F(EngineCacheTest, IdenticalContentIsEmbeddedOnce) {
+  int calls = 0;
+  auto r = IndexWith("data", /*use_cache=*/true, &calls);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->embedded, 20u);
+  EXPECT_EQ(calls, 5) << "one model call per distinct content";
+}
+
+TEST_F(EngineCacheTest, NewCopiesAndChangedFilesUseTheCache) {
+  int calls = 0;
+  ASSERT_TRUE(IndexWith("data", true, &calls).ok());
+  ASSERT_EQ(calls, 5);
+  // A renamed copy of known bytes and one genuinely new image.
+  stdfs::rename(base_ + "/files/b/copy_img0.png", base_ + "/files/b/renamed.png");
+  std::ofstream(base_ + "/files/b/new.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "new pixels";
+  calls = 0;
+  auto r = IndexWith("data", true, &calls);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->embedded, 2u);
+  EXPECT_EQ(r->from_cache, 1u) << "the renamed file's bytes were embedded before";
+  EXPECT_EQ(calls, 1) << "only the new content reaches the model";
+}
+
+TEST_F(EngineCacheTest, CacheServesASecondDataDirectoryOnlyThroughTheSameDatabase) {
+  int calls = 0;
+  ASSERT_TRUE(IndexWith("data1", true, &calls).ok());
+  calls = 0;
+  ASSERT_TRUE(IndexWith("data2", true, &calls).ok());
+  EXPECT_EQ(calls, 5) << "the cache lives in its data directory's database";
+}
+
+TEST_F(EngineCacheTest, UseCacheFalseEmbedsEveryFile) {
+  int calls = 0;
+  ASSERT_TRUE(IndexWith("data", true, &calls).ok());
+  std::ofstream(base_ + "/files/a/img0.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "pixels" << 1;  // now = img1's bytes
+  calls = 0;
+  auto r = IndexWith("data", /*use_cache=*/false, &calls);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->embedded, 1u);
+  EXPECT_EQ(r->from_cache, 0u);
+  EXPECT_EQ(calls, 1);
+}
+
+}  // namespace
+}  // namespace fs
