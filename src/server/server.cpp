@@ -403,7 +403,10 @@ struct Server::Impl {
   Outcome Asset(const std::string& name);
 
   std::variant<Document, ApiError> VisibleDocument(const std::string& id_text, const Ctx& ctx);
-  std::variant<std::vector<float>, ApiError> EmbedImage(const std::string& bytes, std::string* hash);
+  // Embeds image bytes through the embedding cache (content SHA-256 + model) unless use_cache is
+  // false; *cached says whether the cache answered.
+  std::variant<std::vector<float>, ApiError> EmbedImage(const std::string& bytes, std::string* hash,
+                                                        bool use_cache = true, bool* cached = nullptr);
   std::variant<std::vector<float>, ApiError> EmbedText(const std::string& text);
   std::variant<std::vector<float>, ApiError> TimedEmbed(bool image, const std::string& input);
 };
@@ -416,11 +419,11 @@ void Server::Impl::DescribeMetrics() {
   metrics.Describe("filesearch_search_duration_seconds", "histogram", "Search latency (planning, both legs, fusion) by mode.");
   metrics.Describe("filesearch_embedding_duration_seconds", "histogram", "Query embedding latency by input kind (text, image).");
   metrics.Describe("filesearch_embedding_cache_hits_total", "counter",
-                   "Embedding cache hits. Placeholder: no embedding cache is wired into the server yet, always 0.");
+                   "Embedding cache hits (content SHA-256 + model) in this process: /embed, image search, indexing.");
   metrics.Describe("filesearch_embedding_cache_misses_total", "counter",
-                   "Embedding cache misses. Placeholder: no embedding cache is wired into the server yet, always 0.");
+                   "Embedding cache misses in this process (expired entries included).");
   metrics.Describe("filesearch_embedding_cache_hit_ratio", "gauge",
-                   "hits / (hits + misses); 0 while there were no lookups. Placeholder until the cache lands.");
+                   "hits / (hits + misses); 0 while there were no lookups.");
   metrics.Describe("filesearch_index_documents", "gauge", "Documents in the store.");
   metrics.Describe("filesearch_index_embeddings", "gauge", "Embeddings in the store (all models).");
   metrics.Describe("filesearch_index_vectors", "gauge", "Vectors in the in-memory HNSW index of the active model.");
@@ -535,7 +538,9 @@ std::variant<Document, ApiError> Server::Impl::VisibleDocument(const std::string
   return std::move(doc).value();
 }
 
-std::variant<std::vector<float>, ApiError> Server::Impl::EmbedImage(const std::string& bytes, std::string* hash) {
+std::variant<std::vector<float>, ApiError> Server::Impl::EmbedImage(const std::string& bytes, std::string* hash,
+                                                                    bool use_cache, bool* cached) {
+  if (cached) *cached = false;
   if (!options.embedder) {
     return ApiError{503, "unavailable", "image search is off: no CLIP model is loaded on this server"};
   }
@@ -552,8 +557,26 @@ std::variant<std::vector<float>, ApiError> Server::Impl::EmbedImage(const std::s
     return ApiError{413, "payload_too_large", "the image is " + std::to_string(info->width) + "x" + std::to_string(info->height) +
                                                   " pixels; the limit is " + std::to_string(options.limits.max_image_pixels) + " pixels"};
   }
-  if (hash) *hash = Sha256Hex(bytes);
-  return TimedEmbed(true, bytes);
+  const std::string sha = Sha256Hex(bytes);
+  if (hash) *hash = sha;
+  EmbeddingCache* cache = use_cache ? options.engine->cache() : nullptr;
+  const std::string& model = options.embedder->model_id();
+  if (cache) {
+    auto got = cache->Get(sha, model);
+    if (got.ok() && got->has_value() && (*got)->size() == options.embedder->dim()) {
+      if (cached) *cached = true;
+      return std::move(**got);
+    }
+    if (!got.ok()) LogWarn("embedding cache lookup failed (embedding anyway): " + got.status().ToString());
+  }
+  auto result = TimedEmbed(true, bytes);
+  if (cache) {
+    if (auto* v = std::get_if<std::vector<float>>(&result)) {
+      Status put = cache->Put(sha, model, *v);
+      if (!put.ok()) LogWarn("embedding cache write failed: " + put.ToString());
+    }
+  }
+  return result;
 }
 
 std::variant<std::vector<float>, ApiError> Server::Impl::EmbedText(const std::string& text) {
@@ -816,6 +839,8 @@ Outcome Server::Impl::Embed(const httplib::Request& req, const Ctx&) {
   if (given != 1) return BadRequest("give exactly one of imageUrl, imageBase64 and text");
   std::vector<float> vec;
   std::string hash;
+  bool cached = false;
+  const bool use_cache = !body.contains("useCache") || body["useCache"].get<bool>();
   const auto start = Clock::now();
   if (body.contains("text")) {
     if (!body["text"].is_string() || body["text"].get<std::string>().empty()) return BadRequest("text must be a non-empty string");
@@ -852,13 +877,12 @@ Outcome Server::Impl::Embed(const httplib::Request& req, const Ctx&) {
       }
       bytes = std::move(read).value();
     }
-    FS_TAKE(vec, EmbedImage(bytes, &hash));
+    FS_TAKE(vec, EmbedImage(bytes, &hash, use_cache, &cached));
   }
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   Json data = {{"embedding", vec}, {"dimension", vec.size()}, {"model", options.embedder->model_id()},
-               {"inferenceTime", ms}, {"cached", false}};
+               {"inferenceTime", ms}, {"cached", cached}};
   if (!hash.empty()) data["imageHash"] = hash;
-  // useCache is accepted for compatibility; no embedding cache is wired into the server yet.
   return JsonReply({{"success", true}, {"data", std::move(data)}});
 }
 
@@ -921,6 +945,11 @@ Outcome Server::Impl::MetricsPage() {
   VectorIndex* v = options.engine->vectors();
   metrics.Set("filesearch_index_vectors", {}, v ? static_cast<double>(v->size()) : 0.0);
   metrics.Set("filesearch_http_in_flight_requests", {}, static_cast<double>(in_flight.load()));
+  if (EmbeddingCache* cache = options.engine->cache()) {
+    const EmbeddingCacheCounters c = cache->counters();
+    metrics.Set("filesearch_embedding_cache_hits_total", {}, static_cast<double>(c.hits));
+    metrics.Set("filesearch_embedding_cache_misses_total", {}, static_cast<double>(c.misses));
+  }
   double hits = metrics.Value("filesearch_embedding_cache_hits_total", {});
   double misses = metrics.Value("filesearch_embedding_cache_misses_total", {});
   metrics.Set("filesearch_embedding_cache_hit_ratio", {}, hits + misses > 0 ? hits / (hits + misses) : 0.0);

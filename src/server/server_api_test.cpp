@@ -11,7 +11,9 @@
 #include <random>
 #include <thread>
 
+#include "core/base64.h"
 #include "core/env.h"
+#include "core/hash.h"
 #include "engine/engine.h"
 #include "server/auth.h"
 #include "server/openapi_validator.h"
@@ -293,14 +295,21 @@ TEST_F(ApiTest, KeywordSearch) {
 }
 
 TEST_F(ApiTest, VectorSearchWithImageEmbeddingFindsTheImage) {
-  Reply e = PostJson("/embed", Json{{"imageUrl", PhotosUrl("cat.png")}, {"useCache", true}}.dump());
+  Reply e = PostJson("/embed", Json{{"imageUrl", PhotosUrl("cat.png")}, {"useCache", false}}.dump());
   ASSERT_EQ(e.status, 200) << e.raw;
   Conforms(e, "/embed", "post");
   EXPECT_EQ(e.body["success"], true);
   EXPECT_EQ(e.body["data"]["dimension"], 64);
   EXPECT_EQ(e.body["data"]["model"], "test/hash-64");
-  EXPECT_EQ(e.body["data"]["cached"], false);
+  EXPECT_EQ(e.body["data"]["cached"], false) << "useCache=false bypasses the cache";
   EXPECT_EQ(e.body["data"]["imageHash"].get<std::string>().size(), 64u);
+  // cat.png was embedded when it was indexed: with the cache on, its content hash answers.
+  Reply c = PostJson("/embed", Json{{"imageUrl", PhotosUrl("cat.png")}, {"useCache", true}}.dump());
+  ASSERT_EQ(c.status, 200) << c.raw;
+  Conforms(c, "/embed", "post");
+  EXPECT_EQ(c.body["data"]["cached"], true);
+  EXPECT_EQ(c.body["data"]["imageHash"], e.body["data"]["imageHash"]);
+  EXPECT_EQ(c.body["data"]["embedding"], e.body["data"]["embedding"]);
   std::string csv;
   for (const auto& x : e.body["data"]["embedding"]) csv += (csv.empty() ? "" : ",") + std::to_string(x.get<double>());
   Reply r = Get("/search?mode=vector&limit=3&imageEmbedding=" + Enc(csv));
@@ -541,6 +550,38 @@ TEST_F(ApiTest, BadInputGetsClearErrors) {
               "/search", "post");
   httplib::Client c("127.0.0.1", server_->port());
   ExpectError(Wrap(c.Post("/search", Auth(Token()), "q=x", "text/plain")), 415, "unsupported_media_type", "/search", "post");
+}
+
+// The value of an unlabelled metric in a /metrics page, or -1.
+double MetricValue(const std::string& page, const std::string& name) {
+  const size_t at = page.find("\n" + name + " ");
+  return at == std::string::npos ? -1.0 : std::stod(page.substr(at + name.size() + 2));
+}
+
+TEST_F(ApiTest, EmbedCachesNewImageBytesAndCountsHits) {
+  // Bytes no indexed file has (a fresh random tail: the server may outlive this test): the first
+  // request embeds them, the second is a cache hit.
+  const std::string png = std::string("\x89PNG\r\n\x1A\n", 8) + "never indexed pixels " + std::to_string(std::random_device{}());
+  std::string b64 = Base64UrlEncode(png);  // to the standard alphabet, padded
+  for (char& ch : b64) ch = ch == '-' ? '+' : ch == '_' ? '/' : ch;
+  while (b64.size() % 4 != 0) b64 += '=';
+  Reply before = Get("/metrics", "");
+  ASSERT_EQ(before.status, 200);
+  Reply first = PostJson("/embed", Json{{"imageBase64", b64}}.dump());
+  ASSERT_EQ(first.status, 200) << first.raw;
+  EXPECT_EQ(first.body["data"]["cached"], false);
+  Reply second = PostJson("/embed", Json{{"imageBase64", b64}}.dump());
+  ASSERT_EQ(second.status, 200) << second.raw;
+  EXPECT_EQ(second.body["data"]["cached"], true);
+  EXPECT_EQ(second.body["data"]["embedding"], first.body["data"]["embedding"]);
+  EXPECT_EQ(second.body["data"]["imageHash"], Sha256Hex(png));
+  Reply after = Get("/metrics", "");
+  ASSERT_EQ(after.status, 200);
+  for (const char* name : {"filesearch_embedding_cache_hits_total", "filesearch_embedding_cache_misses_total"}) {
+    ASSERT_GE(MetricValue(before.raw, name), 0.0) << name << "\n" << before.raw;
+    EXPECT_EQ(MetricValue(after.raw, name) - MetricValue(before.raw, name), 1.0) << name;
+  }
+  EXPECT_GT(MetricValue(after.raw, "filesearch_embedding_cache_hit_ratio"), 0.0);
 }
 
 TEST_F(ApiTest, MetricsExposeLatencyErrorsAndIndexSize) {
