@@ -7,6 +7,13 @@
 
 namespace fs::cli {
 
+Status AttachEmbedder(Engine* engine, const ModelFlags& model, bool test_embedder) {
+  if (test_embedder) return engine->SetEmbedder(NewHashEmbedder(64));
+  FS_ASSIGN_OR_RETURN(auto clip, LoadModel(model));
+  if (clip) return engine->SetEmbedder(std::move(clip));
+  return Status::Ok();
+}
+
 void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* cmd = app.add_subcommand("index", "Index a folder: every file's name, path and text; re-runs are incremental")
                   ->footer("Examples:\n  filesearch index ~/Documents\n  filesearch --data-dir /srv/fs index /srv/share\n\n"
@@ -51,27 +58,10 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       *exit_code = 1;
       return;
     }
-    auto clip = LoadModel(args->model);
-    if (!clip.ok()) {
-      std::fprintf(stderr, "filesearch: %s\n", clip.status().ToString().c_str());
+    if (Status s = AttachEmbedder(engine->get(), args->model, args->test_embedder); !s.ok()) {
+      std::fprintf(stderr, "filesearch: %s\n", s.ToString().c_str());
       *exit_code = 1;
       return;
-    }
-    if (*clip && !args->test_embedder) {
-      Status s = (*engine)->SetEmbedder(std::move(clip).value());
-      if (!s.ok()) {
-        std::fprintf(stderr, "filesearch: %s\n", s.ToString().c_str());
-        *exit_code = 1;
-        return;
-      }
-    }
-    if (args->test_embedder) {
-      Status s = (*engine)->SetEmbedder(NewHashEmbedder(64));
-      if (!s.ok()) {
-        std::fprintf(stderr, "filesearch: %s\n", s.ToString().c_str());
-        *exit_code = 1;
-        return;
-      }
     }
     CrawlOptions co;
     co.max_text_bytes = args->max_text_bytes;

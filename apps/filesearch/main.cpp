@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-progress", flags.no_progress, "No progress bars (plain output for logs and scripts)");
   int exit_code = 0;
   fs::cli::RegisterIndex(app, flags, &exit_code);
+  fs::cli::RegisterBackfill(app, flags, &exit_code);
   fs::cli::RegisterSearch(app, flags, &exit_code);
   fs::cli::RegisterStats(app, flags, &exit_code);
   fs::cli::RegisterModel(app, flags, &exit_code);

@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -7,6 +8,7 @@
 
 #include "core/env.h"
 #include "core/log.h"
+#include "core/progress.h"
 
 namespace fs {
 namespace {
@@ -193,6 +195,58 @@ Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_opt
   // Images committed by an earlier run that was interrupted before embedding them.
   if (embedder_) FS_RETURN_IF_ERROR(EmbedMissing(&report));
   FS_RETURN_IF_ERROR(Checkpoint());
+  return report;
+}
+
+Result<BackfillReport> Engine::Backfill(const BackfillOptions& options) {
+  if (!embedder_) {
+    return Status::FailedPrecondition("backfill needs a model: give --model-dir (or FILESEARCH_MODEL_DIR)");
+  }
+  const std::string& model = embedder_->model_id();
+  BackfillReport report;
+  FS_ASSIGN_OR_RETURN(report.candidates, store_->CountImagesMissingEmbedding(model));
+  uint64_t todo = report.candidates;
+  if (options.limit > 0) todo = std::min(todo, options.limit);
+  Progress progress(options.dry_run ? "backfill (dry run)" : "backfill", todo, options.progress && options_.progress);
+  failed_this_run_.clear();
+  auto last_checkpoint = std::chrono::steady_clock::now();
+  int64_t after = 0;
+  while (report.processed < todo) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(options_.embed_batch, todo - report.processed));
+    FS_ASSIGN_OR_RETURN(auto missing, store_->ImagesMissingEmbedding(model, after, want));
+    if (missing.empty()) break;
+    after = missing.back().first;
+    report.processed += missing.size();
+    if (options.dry_run) {
+      for (auto& [id, uri] : missing) {
+        if (report.dry_run_uris.size() < 100) report.dry_run_uris.push_back(uri);
+      }
+      progress.Add(missing.size());
+      continue;
+    }
+    std::vector<std::pair<int64_t, std::string>> batch;
+    for (auto& [id, uri] : missing) {
+      auto path = PathFromFileUri(uri);
+      if (path.ok()) {
+        batch.emplace_back(id, *path);
+      } else {
+        report.failures.push_back({uri, path.status().ToString()});
+      }
+    }
+    IndexReport r;
+    FS_RETURN_IF_ERROR(EmbedImages(batch, &r));
+    report.embedded += r.embedded;
+    report.from_cache += r.from_cache;
+    report.failures.insert(report.failures.end(), r.embed_failures.begin(), r.embed_failures.end());
+    progress.Add(missing.size());
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_checkpoint > std::chrono::milliseconds(options_.checkpoint_every_ms)) {
+      FS_RETURN_IF_ERROR(Checkpoint());
+      last_checkpoint = now;
+    }
+  }
+  progress.Finish();
+  if (!options.dry_run) FS_RETURN_IF_ERROR(Checkpoint());
   return report;
 }
 

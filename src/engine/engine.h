@@ -46,6 +46,21 @@ struct IndexReport {
   std::vector<CrawlProblem> embed_failures;
 };
 
+struct BackfillOptions {
+  uint64_t limit = 0;     // at most this many images (0: all)
+  bool dry_run = false;   // count and list what would be embedded; embed nothing
+  bool progress = true;   // a progress bar with rate and ETA on stderr
+};
+
+struct BackfillReport {
+  uint64_t candidates = 0;  // images without an embedding for the model when the run started
+  uint64_t processed = 0;   // images looked at (embedded + failed; in a dry run, listed)
+  uint64_t embedded = 0;    // images that got an embedding (from the model or the cache)
+  uint64_t from_cache = 0;  // of those, served by the embedding cache
+  std::vector<CrawlProblem> failures;
+  std::vector<std::string> dry_run_uris;  // the first 100 a dry run would embed
+};
+
 class Engine {
  public:
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
@@ -63,6 +78,11 @@ class Engine {
   // query path); it must outlive the engine.
   Status SetBorrowedEmbedder(ImageEmbedder* embedder);
   Result<SearchResult> Search(const SearchRequest& request);
+  // Embeds image documents that have no embedding for the embedder's model (a model change, a
+  // run without a model, or an interrupted index). Every batch is committed before the next, so
+  // a killed backfill resumes where it stopped when run again. Failed files are reported and
+  // left without an embedding (the next run retries them). Needs an embedder.
+  Result<BackfillReport> Backfill(const BackfillOptions& options);
   // Writes the vector snapshot and trims the change log.
   Status Checkpoint();
 

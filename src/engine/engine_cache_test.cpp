@@ -21,7 +21,11 @@ class CountingEmbedder : public ImageEmbedder {
   size_t dim() const override { return inner_->dim(); }
   Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override {
     *calls_ += static_cast<int>(paths.size());
-    return inner_->EmbedFiles(paths, out, per_file);
+    FS_RETURN_IF_ERROR(inner_->EmbedFiles(paths, out, per_file));
+    for (size_t i = 0; i < paths.size(); ++i) {  // files named bad* fail, as a corrupt image would
+      if (paths[i].find("/bad") != std::string::npos) (*per_file)[i] = Status::Corruption("not a decodable image");
+    }
+    return Status::Ok();
   }
 
  private:
@@ -105,6 +109,69 @@ TEST_F(EngineCacheTest, UseCacheFalseEmbedsEveryFile) {
   EXPECT_EQ(r->embedded, 1u);
   EXPECT_EQ(r->from_cache, 0u);
   EXPECT_EQ(calls, 1);
+}
+
+TEST_F(EngineCacheTest, BackfillEmbedsWhatIsMissingInSlicesAndReportsFailures) {
+  std::ofstream(base_ + "/files/a/bad.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "broken";
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  o.embed_batch = 4;
+  {  // Indexed without a model: 21 images, no embeddings.
+    auto engine = Engine::Open(o);
+    ASSERT_TRUE(engine.ok());
+    ASSERT_TRUE((*engine)->Index(base_ + "/files").ok());
+    EXPECT_EQ(*(*engine)->store()->CountImagesMissingEmbedding("test/hash-8"), 21u);
+  }
+  int calls = 0;
+  auto engine = Engine::Open(o);
+  ASSERT_TRUE(engine.ok());
+  ASSERT_TRUE((*engine)->SetEmbedder(std::make_unique<CountingEmbedder>(&calls)).ok());
+  BackfillOptions bo;
+  bo.progress = false;
+  bo.dry_run = true;
+  auto dry = (*engine)->Backfill(bo);
+  ASSERT_TRUE(dry.ok()) << dry.status().ToString();
+  EXPECT_EQ(dry->candidates, 21u);
+  EXPECT_EQ(dry->processed, 21u);
+  EXPECT_EQ(dry->dry_run_uris.size(), 21u);
+  EXPECT_EQ(calls, 0) << "a dry run embeds nothing";
+  EXPECT_EQ(*(*engine)->store()->CountImagesMissingEmbedding("test/hash-8"), 21u);
+
+  bo.dry_run = false;
+  bo.limit = 7;  // a slice, as an interrupted run leaves it
+  auto first = (*engine)->Backfill(bo);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->processed, 7u);
+  const uint64_t left = *(*engine)->store()->CountImagesMissingEmbedding("test/hash-8");
+  EXPECT_EQ(left, 21u - first->embedded);
+
+  bo.limit = 0;
+  auto rest = (*engine)->Backfill(bo);
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(rest->candidates, left);
+  EXPECT_EQ(first->embedded + rest->embedded, 20u) << "every good image, across the two runs";
+  // The bad image fails in whichever run reaches it, and a later run retries it.
+  EXPECT_LE(first->failures.size(), 1u);
+  ASSERT_EQ(rest->failures.size(), 1u);
+  EXPECT_NE(rest->failures[0].path.find("bad.png"), std::string::npos);
+  EXPECT_NE(rest->failures[0].reason.find("not a decodable image"), std::string::npos);
+  EXPECT_EQ(calls, 5 + 1 + static_cast<int>(first->failures.size()))
+      << "5 distinct good contents + the bad file per try; copies come from the cache";
+  EXPECT_EQ(*(*engine)->store()->CountImagesMissingEmbedding("test/hash-8"), 1u) << "the failed image stays to retry";
+  ASSERT_NE((*engine)->vectors(), nullptr);
+  EXPECT_EQ((*engine)->vectors()->size(), 20u);
+}
+
+TEST_F(EngineCacheTest, BackfillWithoutAModelSaysWhatToDo) {
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  auto engine = Engine::Open(o);
+  ASSERT_TRUE(engine.ok());
+  auto r = (*engine)->Backfill({});
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("--model-dir"), std::string::npos);
 }
 
 }  // namespace

@@ -499,6 +499,16 @@ Result<std::vector<std::pair<int64_t, std::string>>> Store::ImagesMissingEmbeddi
   return out;
 }
 
+Result<uint64_t> Store::CountImagesMissingEmbedding(const std::string& model) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(
+      "SELECT count(*) FROM documents d WHERE d.mime >= 'image/' AND d.mime < 'image0' "
+      "AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.doc_id = d.id AND e.model = ?)"));
+  s.Bind(1, std::string_view(model));
+  FS_ASSIGN_OR_RETURN(bool has, s.Step());
+  return has ? static_cast<uint64_t>(s.Int(0)) : 0;
+}
+
 std::string BuildFtsQuery(std::string_view user_query) {
   std::string out;
   size_t pos = 0;

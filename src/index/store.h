@@ -139,6 +139,8 @@ class Store {
   // `after_id`; at most `limit`. Drives backfill and the catch-up after an interrupted ingest.
   Result<std::vector<std::pair<int64_t, std::string>>> ImagesMissingEmbedding(const std::string& model,
                                                                              int64_t after_id, size_t limit) const;
+  // How many image documents have no embedding for `model` (the backfill's total).
+  Result<uint64_t> CountImagesMissingEmbedding(const std::string& model) const;
 
   // BM25 keyword search. `query` is user text: words are ANDed, each word matched as a phrase
   // of its tokens (so punctuation or FTS syntax in the query is harmless).

@@ -1,0 +1,95 @@
+// `filesearch backfill`: embed the images that have no embedding for the current model.
+#include <cstdio>
+#include <cstdlib>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/filesearch/commands.h"
+#include "engine/engine.h"
+
+namespace fs::cli {
+
+void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
+  auto* cmd = app.add_subcommand("backfill", "Embed every indexed image that has no embedding for the current model yet")
+                  ->footer("Examples:\n"
+                           "  filesearch backfill --model-dir ~/models/clip-vit-base-patch32\n"
+                           "  filesearch backfill --dry-run --model-dir ...      what would be embedded\n"
+                           "  filesearch backfill --limit 1000 --model-dir ...   a slice at a time\n\n"
+                           "Use it after indexing without a model, after switching models, or to retry failed\n"
+                           "images. Each batch is committed before the next: interrupted (Ctrl-C, kill, power\n"
+                           "loss), it carries on where it stopped when run again. Images whose bytes were embedded\n"
+                           "before come from the embedding cache without running the model.");
+  struct Args {
+    uint64_t limit = 0;
+    bool dry_run = false;
+    bool json = false;
+    bool test_embedder = false;
+    bool no_cache = false;
+    size_t batch = 16;
+    ModelFlags model;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("--limit", args->limit, "Embed at most N images in this run (0: all)")->type_name("N");
+  cmd->add_flag("--dry-run", args->dry_run, "Count and list the images that would be embedded; change nothing");
+  cmd->add_option("--batch", args->batch, "Images per model call (and per commit)")->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->add_flag("--json", args->json, "Print the closing summary as JSON");
+  cmd->add_flag("--no-cache", args->no_cache, "Run the model for every image, ignoring the embedding cache");
+  cmd->add_flag("--test-embedder", args->test_embedder,
+                "Use the deterministic stand-in model test/hash-64 instead of CLIP; for tests");
+  AddModelFlags(cmd, &args->model);
+  cmd->callback([&flags, exit_code, args]() {
+    EngineOptions o;
+    o.data_dir = ResolveDataDir(flags.data_dir);
+    o.progress = !flags.no_progress;
+    o.use_cache = !args->no_cache;
+    o.embed_batch = args->batch;
+    auto engine = Engine::Open(o);
+    Status s = engine.ok() ? AttachEmbedder(engine->get(), args->model, args->test_embedder) : engine.status();
+    if (s.ok() && !args->test_embedder && args->model.model_dir.empty() && !std::getenv("FILESEARCH_MODEL_DIR")) {
+      s = Status::InvalidArgument("backfill needs a CLIP model: give --model-dir DIR or set FILESEARCH_MODEL_DIR");
+    }
+    if (!s.ok()) {
+      std::fprintf(stderr, "filesearch: %s\n", s.ToString().c_str());
+      *exit_code = 1;
+      return;
+    }
+    BackfillOptions bo;
+    bo.limit = args->limit;
+    bo.dry_run = args->dry_run;
+    auto report = (*engine)->Backfill(bo);
+    if (!report.ok()) {
+      std::fprintf(stderr, "filesearch: backfill stopped: %s\n(what was committed stays; run it again to go on)\n",
+                   report.status().ToString().c_str());
+      *exit_code = 1;
+      return;
+    }
+    const BackfillReport& r = *report;
+    if (args->json) {
+      nlohmann::json failures = nlohmann::json::array();
+      for (const auto& f : r.failures) failures.push_back({{"path", f.path}, {"reason", f.reason}});
+      nlohmann::json j = {{"dryRun", args->dry_run}, {"candidates", r.candidates}, {"processed", r.processed},
+                          {"embedded", r.embedded},  {"fromCache", r.from_cache},  {"failed", r.failures.size()},
+                          {"failures", failures},    {"remaining", r.candidates - r.embedded}};
+      if (args->dry_run) j["wouldEmbed"] = r.dry_run_uris;
+      std::printf("%s\n", j.dump(2).c_str());
+    } else if (args->dry_run) {
+      for (const auto& uri : r.dry_run_uris) std::printf("  %s\n", uri.c_str());
+      if (r.processed > r.dry_run_uris.size()) std::printf("  ... and %llu more\n", static_cast<unsigned long long>(r.processed - r.dry_run_uris.size()));
+      std::printf("backfill (dry run): %llu of %llu images without an embedding would be embedded; nothing changed\n",
+                  static_cast<unsigned long long>(r.processed), static_cast<unsigned long long>(r.candidates));
+    } else {
+      std::printf("backfill: %llu processed, %llu embedded (%llu from the embedding cache), %zu failed; %llu still without an embedding\n",
+                  static_cast<unsigned long long>(r.processed), static_cast<unsigned long long>(r.embedded),
+                  static_cast<unsigned long long>(r.from_cache), r.failures.size(),
+                  static_cast<unsigned long long>(r.candidates - r.embedded));
+      size_t shown = 0;
+      for (const auto& f : r.failures) {
+        if (shown++ < 50) std::fprintf(stderr, "  failed: %s: %s\n", f.path.c_str(), f.reason.c_str());
+      }
+      if (r.failures.size() > 50) std::fprintf(stderr, "  ... and %zu more\n", r.failures.size() - 50);
+    }
+    if (!r.failures.empty()) *exit_code = 3;  // partial success: scripts can tell
+  });
+}
+
+}  // namespace fs::cli
