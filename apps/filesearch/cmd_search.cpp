@@ -20,15 +20,15 @@ std::string HumanSize(uint64_t bytes) {
   return buf;
 }
 
-Result<std::unique_ptr<Engine>> OpenEngine(const GlobalFlags& flags, const std::string& model = "") {
+}  // namespace
+
+Result<std::unique_ptr<Engine>> OpenEngine(const GlobalFlags& flags, const std::string& model) {
   EngineOptions o;
   o.data_dir = ResolveDataDir(flags.data_dir);
   o.progress = !flags.no_progress;
   o.model_id = model;
   return Engine::Open(o);
 }
-
-}  // namespace
 
 void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* cmd = app.add_subcommand("search", "Search the index: keywords, a query vector, or both (hybrid)")

@@ -28,11 +28,15 @@ void AddModelFlags(CLI::App* cmd, ModelFlags* flags);
 // nullptr (and OK) when no model folder is configured.
 Result<std::unique_ptr<ClipEmbedder>> LoadModel(const ModelFlags& flags);
 
+// Opens the data directory of --data-dir / FILESEARCH_DATA_DIR; `model` "" = the model that has embeddings.
+Result<std::unique_ptr<Engine>> OpenEngine(const GlobalFlags& flags, const std::string& model = "");
+
 // Gives the engine its image embedder: the stand-in hash model with --test-embedder, else the
 // CLIP model named by the model flags, else none (OK: text-only indexing).
 Status AttachEmbedder(Engine* engine, const ModelFlags& model, bool test_embedder);
 
 void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code);
+void RegisterDuplicates(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code);

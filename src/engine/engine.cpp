@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <tuple>
 #include <set>
 
 #include "core/env.h"
@@ -247,6 +248,38 @@ Result<BackfillReport> Engine::Backfill(const BackfillOptions& options) {
   }
   progress.Finish();
   if (!options.dry_run) FS_RETURN_IF_ERROR(Checkpoint());
+  return report;
+}
+
+Result<DuplicateReport> Engine::FindDuplicates(const DuplicateOptions& options) {
+  DuplicateReport report;
+  FS_ASSIGN_OR_RETURN(report.exact, store_->ExactDuplicateGroups(options.max_groups));
+  if (!vectors_) return report;
+  FS_RETURN_IF_ERROR(vectors_->Refresh());
+  report.model = vectors_->model();
+  std::vector<EmbeddingRow> rows;
+  FS_RETURN_IF_ERROR(store_->ForEachEmbedding(report.model, [&](const EmbeddingRow& row) { rows.push_back(row); }));
+  std::vector<int64_t> ids;
+  ids.reserve(rows.size());
+  for (const auto& row : rows) ids.push_back(row.doc_id);
+  std::map<int64_t, std::string> sha_of;
+  for (size_t at = 0; at < ids.size(); at += 500) {
+    const size_t n = std::min<size_t>(500, ids.size() - at);
+    FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(std::span<const int64_t>(ids).subspan(at, n)));
+    for (const Document& d : docs) sha_of[d.id] = d.sha256;
+  }
+  for (const auto& row : rows) {
+    FS_ASSIGN_OR_RETURN(auto hits, vectors_->Search(row.vector, options.neighbours + 1, SearchFilters{}));
+    for (const VectorHit& hit : hits) {
+      if (hit.id <= row.doc_id || hit.score < options.min_cosine) continue;  // each pair once
+      if (sha_of[hit.id] == sha_of[row.doc_id]) continue;                   // exact: reported above
+      report.near.push_back({row.doc_id, hit.id, hit.score});
+    }
+  }
+  std::sort(report.near.begin(), report.near.end(), [](const NearDuplicate& x, const NearDuplicate& y) {
+    return x.cosine != y.cosine ? x.cosine > y.cosine : std::tie(x.a, x.b) < std::tie(y.a, y.b);
+  });
+  if (report.near.size() > options.max_groups) report.near.resize(options.max_groups);
   return report;
 }
 

@@ -61,6 +61,23 @@ struct BackfillReport {
   std::vector<std::string> dry_run_uris;  // the first 100 a dry run would embed
 };
 
+struct DuplicateOptions {
+  float min_cosine = 0.95f;   // near duplicates: embeddings at least this similar
+  size_t neighbours = 8;      // candidates looked at per image
+  size_t max_groups = 1000;   // exact groups / near pairs reported at most
+};
+
+struct NearDuplicate {
+  int64_t a, b;   // document ids, a < b, different content
+  float cosine;
+};
+
+struct DuplicateReport {
+  std::vector<std::vector<int64_t>> exact;  // same bytes (SHA-256), empty files left out
+  std::vector<NearDuplicate> near;          // most similar first
+  std::string model;                        // whose embeddings "near" used ("" : none)
+};
+
 class Engine {
  public:
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
@@ -83,6 +100,9 @@ class Engine {
   // a killed backfill resumes where it stopped when run again. Failed files are reported and
   // left without an embedding (the next run retries them). Needs an embedder.
   Result<BackfillReport> Backfill(const BackfillOptions& options);
+  // Exact duplicates by content hash, and near duplicates (resized, recompressed or cropped
+  // copies) by embedding similarity in the active model's vector index.
+  Result<DuplicateReport> FindDuplicates(const DuplicateOptions& options);
   // Writes the vector snapshot and trims the change log.
   Status Checkpoint();
 

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
+#include <set>
 
 #include "engine/engine.h"
 
@@ -172,6 +174,83 @@ TEST_F(EngineCacheTest, BackfillWithoutAModelSaysWhatToDo) {
   auto r = (*engine)->Backfill({});
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("--model-dir"), std::string::npos);
+}
+
+// Vectors by picture: a file holding "g<G>v<V>" gets group G's direction plus a little of
+// variant V's, so variants of one group are near duplicates and groups are far apart.
+class GroupEmbedder : public ImageEmbedder {
+ public:
+  const std::string& model_id() const override { return model_; }
+  size_t dim() const override { return 16; }
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override {
+    per_file->assign(paths.size(), Status::Ok());
+    for (size_t i = 0; i < paths.size(); ++i) {
+      std::ifstream in(paths[i], std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      int g = 0, v = 0;
+      std::sscanf(bytes.c_str() + bytes.find('g'), "g%dv%d", &g, &v);
+      for (size_t j = 0; j < 16; ++j) {
+        out[i * 16 + j] = (j == static_cast<size_t>(g) ? 1.0f : 0.0f) + (j == static_cast<size_t>(8 + v) ? 0.1f : 0.0f);
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::string model_ = "test/group-16";
+};
+
+TEST_F(EngineCacheTest, DuplicatesExactByContentAndNearByEmbedding) {
+  stdfs::remove_all(base_ + "/files");
+  stdfs::create_directories(base_ + "/files");
+  auto put = [&](const std::string& name, const std::string& body) {
+    std::ofstream(base_ + "/files/" + name, std::ios::binary) << "\x89PNG\r\n\x1A\n" << body;
+  };
+  put("cat.png", "g1v0");
+  put("cat_copy.png", "g1v0");      // exact copy
+  put("cat_small.png", "g1v1");     // near: same picture, other bytes
+  put("dog.png", "g2v0");
+  put("dog_recompressed.png", "g2v2");
+  put("car.png", "g3v0");           // alone
+  std::ofstream(base_ + "/files/empty1.txt");
+  std::ofstream(base_ + "/files/empty2.txt");  // empty files are not reported as duplicates
+  std::ofstream(base_ + "/files/notes.txt") << "same text";
+  std::ofstream(base_ + "/files/notes_backup.txt") << "same text";
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  auto engine = Engine::Open(o);
+  ASSERT_TRUE(engine.ok());
+  ASSERT_TRUE((*engine)->SetEmbedder(std::make_unique<GroupEmbedder>()).ok());
+  ASSERT_TRUE((*engine)->Index(base_ + "/files").ok());
+  auto name_of = [&](int64_t id) { return (*engine)->store()->Get(id)->name; };
+
+  auto report = (*engine)->FindDuplicates({});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  std::set<std::set<std::string>> exact;
+  for (const auto& g : report->exact) {
+    std::set<std::string> names;
+    for (int64_t id : g) names.insert(name_of(id));
+    exact.insert(names);
+  }
+  EXPECT_EQ(exact, (std::set<std::set<std::string>>{{"cat.png", "cat_copy.png"}, {"notes.txt", "notes_backup.txt"}}));
+  EXPECT_EQ(report->model, "test/group-16");
+  std::set<std::set<std::string>> near;
+  for (const auto& n : report->near) {
+    EXPECT_LT(n.a, n.b);
+    EXPECT_GE(n.cosine, 0.95f);
+    near.insert({name_of(n.a), name_of(n.b)});
+  }
+  EXPECT_EQ(near, (std::set<std::set<std::string>>{{"cat.png", "cat_small.png"},
+                                                   {"cat_copy.png", "cat_small.png"},
+                                                   {"dog.png", "dog_recompressed.png"}}));
+  // A threshold above the variants' similarity (cos = 1/1.01 ~ 0.990) finds no near pair.
+  DuplicateOptions strict;
+  strict.min_cosine = 0.995f;
+  auto none = (*engine)->FindDuplicates(strict);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->near.empty());
+  EXPECT_EQ(none->exact.size(), 2u);
 }
 
 }  // namespace

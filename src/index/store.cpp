@@ -499,6 +499,31 @@ Result<std::vector<std::pair<int64_t, std::string>>> Store::ImagesMissingEmbeddi
   return out;
 }
 
+Result<std::vector<std::vector<int64_t>>> Store::ExactDuplicateGroups(size_t limit) const {
+  Impl::Lease db(impl_.get());
+  // The sha256 index makes the grouping a walk of the index, not a sort of the table.
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(
+      "SELECT group_concat(id) FROM (SELECT id, sha256 FROM documents WHERE size > 0 AND sha256 != '' ORDER BY sha256, id) "
+      "GROUP BY sha256 HAVING count(*) > 1 ORDER BY count(*) DESC, min(id) LIMIT ?"));
+  s.Bind(1, static_cast<int64_t>(limit));
+  std::vector<std::vector<int64_t>> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    std::vector<int64_t> group;
+    const std::string ids = s.Text(0);
+    size_t pos = 0;
+    while (pos < ids.size()) {
+      size_t comma = ids.find(',', pos);
+      if (comma == std::string::npos) comma = ids.size();
+      group.push_back(std::stoll(ids.substr(pos, comma - pos)));
+      pos = comma + 1;
+    }
+    out.push_back(std::move(group));
+  }
+  return out;
+}
+
 Result<uint64_t> Store::CountImagesMissingEmbedding(const std::string& model) const {
   Impl::Lease db(impl_.get());
   FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(

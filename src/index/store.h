@@ -139,6 +139,9 @@ class Store {
   // `after_id`; at most `limit`. Drives backfill and the catch-up after an interrupted ingest.
   Result<std::vector<std::pair<int64_t, std::string>>> ImagesMissingEmbedding(const std::string& model,
                                                                              int64_t after_id, size_t limit) const;
+  // Documents with identical, non-empty content: groups of ids (lowest first) sharing a SHA-256,
+  // largest groups first; at most `limit` groups.
+  Result<std::vector<std::vector<int64_t>>> ExactDuplicateGroups(size_t limit) const;
   // How many image documents have no embedding for `model` (the backfill's total).
   Result<uint64_t> CountImagesMissingEmbedding(const std::string& model) const;
 
