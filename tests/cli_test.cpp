@@ -2,12 +2,15 @@
 // weights (tiny towers, the real tokenizer), checking exit codes and the JSON reply shape of the
 // original embedding function.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -86,6 +89,66 @@ TEST(CliTest, ModelInfoAndEmbed) {
   CliRun broken = RunCli("model info --model-dir " + *dir);
   EXPECT_EQ(broken.code, 1);
   EXPECT_NE(broken.out.find("model.safetensors"), std::string::npos) << broken.out;
+  clip::testing::RemoveTree(*dir);
+}
+
+// `filesearch model download` against a local server laid out like the hub, serving a generated
+// model (LFS-style redirect with X-Linked-Etag for the weights); the result loads with model info.
+TEST(CliTest, ModelDownloadFromALocalHubThenInfo) {
+  const char* shared_env = std::getenv("FILESEARCH_SHARED_DIR");
+  const std::string shared = shared_env ? shared_env : "../shared";
+  if (!stdfs::exists(shared + "/clip/tokenizer.json")) {
+    GTEST_SKIP() << "needs ../shared/clip/tokenizer.json (not present here)";
+  }
+  std::string why;
+  auto dir = clip::testing::GenerateReference("--size small-vocab --no-reference --images 0 --texts 0", &why);
+  if (!dir) GTEST_SKIP() << why;
+  stdfs::copy_file(shared + "/clip/tokenizer.json", *dir + "/tokenizer.json");
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::string weights = read(*dir + "/model.safetensors");
+  httplib::Server server;
+  server.Get(R"(/openai/clip-vit-base-patch32/resolve/main/(.+))", [&](const httplib::Request& req, httplib::Response& res) {
+    const std::string name = req.matches[1];
+    if (name == "model.safetensors") {
+      res.status = 302;
+      res.set_header("Location", "/lfs/weights");
+      res.set_header("X-Linked-Etag", "\"" + Sha256Hex(weights) + "\"");
+      res.set_header("X-Linked-Size", std::to_string(weights.size()));
+      return;
+    }
+    if (name != "config.json" && name != "tokenizer.json") {
+      res.status = 404;
+      return;
+    }
+    res.set_content(read(*dir + "/" + name), "application/json");
+  });
+  server.Get("/lfs/weights", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(weights, "application/octet-stream");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread thread([&] { server.listen_after_bind(); });
+  const std::string models = *dir + "_models";
+  const std::string endpoint = "--endpoint http://127.0.0.1:" + std::to_string(port);
+  CliRun dl = RunCli("--no-progress model download " + endpoint + " --models-dir " + models);
+  EXPECT_EQ(dl.code, 0) << dl.out;
+  EXPECT_NE(dl.out.find("model.safetensors: " + std::to_string(weights.size()) + " bytes, verified sha256"),
+            std::string::npos) << dl.out;
+  CliRun again = RunCli("--no-progress model download " + endpoint + " --models-dir " + models);
+  EXPECT_EQ(again.code, 0) << again.out;
+  EXPECT_NE(again.out.find("already complete"), std::string::npos) << again.out;
+  CliRun info = RunCli("model info --model-dir " + models + "/openai/clip-vit-base-patch32");
+  EXPECT_EQ(info.code, 0) << info.out;
+  EXPECT_NE(info.out.find("embedding:  32 dimensions"), std::string::npos) << info.out;
+  CliRun unknown = RunCli("--no-progress model download nobody/nothing " + endpoint + " --models-dir " + models);
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_NE(unknown.out.find("check the model name"), std::string::npos) << unknown.out;
+  server.stop();
+  thread.join();
+  clip::testing::RemoveTree(models);
   clip::testing::RemoveTree(*dir);
 }
 

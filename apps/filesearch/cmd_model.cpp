@@ -1,15 +1,17 @@
-// `filesearch model ...`: model tools (tokenize; info and download arrive with the CLIP engine).
+// `filesearch model ...`: model tools: tokenize, info, download.
+#include <cstdlib>
 #include <iostream>
 
 #include "apps/filesearch/commands.h"
 #include "engine/clip_embedder.h"
 #include "model/clip/clip_model.h"
 #include "model/clip/tokenizer.h"
+#include "model/hub/hub_download.h"
 
 namespace fs::cli {
 
-void RegisterModel(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
-  auto* model = app.add_subcommand("model", "CLIP model tools: check a model folder, tokenize text");
+void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code) {
+  auto* model = app.add_subcommand("model", "CLIP model tools: download a model, check a model folder, tokenize text");
   model->require_subcommand(1);
   auto* tok = model->add_subcommand("tokenize", "Print CLIP token ids of texts, one JSON array per line")
                   ->footer("Examples:\n"
@@ -64,6 +66,58 @@ void RegisterModel(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
               << "\n"
               << (*m)->Describe() << "\n";
     if (!tok.ok()) *exit_code = 1;
+  });
+
+  auto* dl = model->add_subcommand("download", "Download a CLIP model folder from the Hugging Face hub (resumable, checksummed)")
+                 ->footer("Examples:\n"
+                          "  filesearch model download                                   openai/clip-vit-base-patch32\n"
+                          "  filesearch model download openai/clip-vit-base-patch16 --models-dir /srv/models\n"
+                          "  filesearch model download --endpoint https://hub.example.com  a mirror with the hub's layout\n\n"
+                          "Files go to MODELS_DIR/<owner>/<name>/ (default $XDG_DATA_HOME/filesearch/models). Each\n"
+                          "file is checked against the hub's published checksum (SHA-256 for model.safetensors) before\n"
+                          "it is put in place; an interrupted download resumes where it stopped when run again.\n"
+                          "Then: filesearch index DIR --model-dir <that folder>.");
+  struct DownloadArgs {
+    std::string name = "openai/clip-vit-base-patch32";
+    std::string models_dir, endpoint = "https://huggingface.co", revision = "main";
+  };
+  auto d = std::make_shared<DownloadArgs>();
+  dl->add_option("NAME", d->name, "Hub model name, owner/name")->capture_default_str();
+  dl->add_option("--models-dir", d->models_dir, "Folder that holds downloaded models")->type_name("DIR");
+  dl->add_option("--endpoint", d->endpoint, "Hub URL (or a mirror with the same layout)")->capture_default_str();
+  dl->add_option("--revision", d->revision, "Branch, tag or commit")->capture_default_str();
+  dl->callback([&flags, exit_code, d]() {
+    hub::DownloadOptions o;
+    o.endpoint = d->endpoint;
+    o.repo = d->name;
+    o.revision = d->revision;
+    std::string root = d->models_dir;
+    if (root.empty()) {
+      const char* xdg = std::getenv("XDG_DATA_HOME");
+      const char* home = std::getenv("HOME");
+      root = xdg && *xdg ? std::string(xdg) + "/filesearch/models"
+                         : std::string(home && *home ? home : ".") + "/.local/share/filesearch/models";
+    }
+    o.dest_dir = root + "/" + d->name;
+    o.progress = !flags.no_progress;
+    auto r = hub::Download(o);
+    if (!r.ok()) {
+      std::cerr << "filesearch model download: " << r.status().ToString() << "\n";
+      *exit_code = 1;
+      return;
+    }
+    uint64_t bytes = 0, transferred = 0;
+    for (const auto& f : *r) {
+      if (f.skipped_missing) continue;
+      bytes += f.bytes;
+      transferred += f.downloaded;
+      std::cout << "  " << f.name << ": " << f.bytes << " bytes"
+                << (f.already_complete ? ", already complete" : f.resumed ? ", resumed" : "")
+                << (f.checksum.empty() ? ", no checksum published" : ", verified " + f.checksum.substr(0, f.checksum.find(':')))
+                << "\n";
+    }
+    std::cout << "model " << d->name << " in " << o.dest_dir << " (" << bytes << " bytes, " << transferred
+              << " transferred now)\nnext: filesearch model info --model-dir " << o.dest_dir << "\n";
   });
 }
 

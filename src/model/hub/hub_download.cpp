@@ -1,0 +1,245 @@
+#include "model/hub/hub_download.h"
+
+#include <httplib.h>
+#include <openssl/evp.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "core/hash.h"
+#include "core/progress.h"
+
+namespace fs::hub {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+// Incremental SHA-1 or SHA-256 over EVP.
+class Digest {
+ public:
+  explicit Digest(const EVP_MD* md) : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, md, nullptr); }
+  ~Digest() { EVP_MD_CTX_free(ctx_); }
+  Digest(const Digest&) = delete;
+  Digest& operator=(const Digest&) = delete;
+  void Update(const void* p, size_t n) { EVP_DigestUpdate(ctx_, p, n); }
+  std::string Hex() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx_, out, &n);
+    static const char* kHex = "0123456789abcdef";
+    std::string hex;
+    for (unsigned int i = 0; i < n; ++i) {
+      hex += kHex[out[i] >> 4];
+      hex += kHex[out[i] & 15];
+    }
+    return hex;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+std::string Unquote(std::string v) {
+  if (v.rfind("W/", 0) == 0) v = v.substr(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  return v;
+}
+
+bool IsHex(const std::string& s, size_t len) {
+  return s.size() == len && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// What the hub says about a file before we fetch it.
+struct Expected {
+  bool missing = false;
+  uint64_t size = 0;       // 0: unknown
+  std::string sha256;      // LFS files
+  std::string git_sha1;    // small files
+};
+
+// Checks the file at `path` against what was published; "" when it matches (or nothing to check).
+Result<std::string> Verify(const std::string& path, const Expected& e, uint64_t* size) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError("cannot read '" + path + "'");
+  const uint64_t n = stdfs::file_size(path);
+  *size = n;
+  Digest sha256(EVP_sha256()), sha1(EVP_sha1());
+  const std::string header = "blob " + std::to_string(n) + std::string(1, '\0');
+  sha1.Update(header.data(), header.size());
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto got = static_cast<size_t>(in.gcount());
+    sha256.Update(buf.data(), got);
+    sha1.Update(buf.data(), got);
+  }
+  const std::string h256 = sha256.Hex(), h1 = sha1.Hex();
+  if (!e.sha256.empty()) return h256 == e.sha256 ? std::string() : "SHA-256 " + h256 + ", the hub says " + e.sha256;
+  if (!e.git_sha1.empty()) return h1 == e.git_sha1 ? std::string() : "git SHA-1 " + h1 + ", the hub says " + e.git_sha1;
+  return std::string();
+}
+
+struct Endpoint {
+  std::string scheme_host;  // "https://huggingface.co"
+  std::string base_path;    // "" or "/mirror"
+};
+
+Result<Endpoint> ParseEndpoint(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos || (url.rfind("https://", 0) != 0 && url.rfind("http://", 0) != 0)) {
+    return Status::InvalidArgument("endpoint '" + url + "' must start with https:// (or http:// for a local mirror)");
+  }
+  const size_t slash = url.find('/', scheme + 3);
+  Endpoint e;
+  e.scheme_host = url.substr(0, slash);
+  e.base_path = slash == std::string::npos ? "" : url.substr(slash);
+  while (!e.base_path.empty() && e.base_path.back() == '/') e.base_path.pop_back();
+  return e;
+}
+
+std::unique_ptr<httplib::Client> MakeClient(const Endpoint& ep, int timeout_s, bool follow) {
+  auto cli = std::make_unique<httplib::Client>(ep.scheme_host);
+  cli->set_follow_location(follow);
+  cli->set_connection_timeout(timeout_s, 0);
+  cli->set_read_timeout(timeout_s, 0);
+  return cli;
+}
+
+}  // namespace
+
+std::string GitBlobSha1Hex(const std::string& data) {
+  Digest d(EVP_sha1());
+  const std::string header = "blob " + std::to_string(data.size()) + std::string(1, '\0');
+  d.Update(header.data(), header.size());
+  d.Update(data.data(), data.size());
+  return d.Hex();
+}
+
+Result<std::vector<FileResult>> Download(const DownloadOptions& o) {
+  if (o.dest_dir.empty()) return Status::InvalidArgument("no destination folder given");
+  if (o.repo.empty() || o.repo.find("..") != std::string::npos || o.repo.front() == '/') {
+    return Status::InvalidArgument("model name '" + o.repo + "' is not of the form owner/name");
+  }
+  FS_ASSIGN_OR_RETURN(Endpoint ep, ParseEndpoint(o.endpoint));
+  std::error_code ec;
+  stdfs::create_directories(o.dest_dir, ec);
+  if (ec) return Status::IOError("cannot create '" + o.dest_dir + "': " + ec.message());
+  std::vector<FileResult> results;
+  for (const HubFile& file : o.files) {
+    FileResult r;
+    r.name = file.name;
+    const std::string url_path = ep.base_path + "/" + o.repo + "/resolve/" + o.revision + "/" + file.name;
+    const std::string where = o.endpoint + "/" + o.repo + " (" + file.name + ")";
+    // 1. What the hub publishes: checksum and size, from the first reply (before any redirect
+    //    to the LFS storage, whose own headers do not carry the hub's checksum).
+    Expected e;
+    {
+      auto head = MakeClient(ep, o.timeout_s, /*follow=*/false);
+      auto res = head->Head(url_path);
+      if (!res) {
+        return Status::Unavailable("cannot reach " + o.endpoint + ": " + httplib::to_string(res.error()) +
+                                   " (check the network, or give --endpoint for a mirror)");
+      }
+      if (res->status == 404) {
+        if (!file.required) {
+          r.skipped_missing = true;
+          results.push_back(r);
+          continue;
+        }
+        return Status::NotFound(where + " is not on the hub: check the model name and --revision");
+      }
+      if (res->status == 401 || res->status == 403) {
+        return Status::PermissionDenied(where + ": the hub refused access (HTTP " + std::to_string(res->status) +
+                                        "); gated models need a token");
+      }
+      if (res->status >= 400) return Status::Unavailable(where + ": HTTP " + std::to_string(res->status));
+      const std::string linked = Unquote(res->get_header_value("X-Linked-Etag"));
+      const std::string etag = Unquote(res->get_header_value("ETag"));
+      if (IsHex(linked, 64)) e.sha256 = linked;
+      else if (IsHex(etag, 64)) e.sha256 = etag;
+      else if (IsHex(etag, 40)) e.git_sha1 = etag;
+      const std::string size = res->has_header("X-Linked-Size") ? res->get_header_value("X-Linked-Size")
+                                                                 : res->get_header_value("Content-Length");
+      if (!size.empty() && size.find_first_not_of("0123456789") == std::string::npos) e.size = std::stoull(size);
+      if (res->status >= 300) e.size = res->has_header("X-Linked-Size") ? e.size : 0;  // a redirect's own length
+    }
+    r.checksum = !e.sha256.empty() ? "sha256:" + e.sha256 : !e.git_sha1.empty() ? "git-sha1:" + e.git_sha1 : "";
+    const std::string final_path = o.dest_dir + "/" + file.name;
+    const std::string part_path = final_path + ".part";
+    // 2. Already there and intact?
+    if (stdfs::exists(final_path) && !r.checksum.empty()) {
+      FS_ASSIGN_OR_RETURN(std::string bad, Verify(final_path, e, &r.bytes));
+      if (bad.empty()) {
+        r.already_complete = true;
+        results.push_back(r);
+        continue;
+      }
+    }
+    // 3. Fetch, resuming a .part.
+    uint64_t offset = stdfs::exists(part_path) ? stdfs::file_size(part_path) : 0;
+    if (e.size > 0 && offset > e.size) offset = 0;  // longer than the file: start over
+    r.resumed = offset > 0;
+    auto cli = MakeClient(ep, o.timeout_s, /*follow=*/true);
+    httplib::Headers headers;
+    if (offset > 0) headers.emplace("Range", "bytes=" + std::to_string(offset) + "-");
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> out(nullptr, &std::fclose);
+    Progress progress("download " + file.name, e.size, o.progress);
+    progress.Add(offset);
+    int status = 0;
+    Status write_error;
+    auto res = cli->Get(
+        url_path, headers,
+        [&](const httplib::Response& response) {
+          status = response.status;
+          if (status == 416 && offset > 0) return false;  // the .part is already whole
+          if (status != 200 && status != 206) return false;
+          const bool append = status == 206;
+          if (!append) {
+            offset = 0;
+            r.resumed = false;
+          }
+          out.reset(std::fopen(part_path.c_str(), append ? "ab" : "wb"));
+          if (!out) write_error = Status::IOError("cannot write '" + part_path + "'");
+          return static_cast<bool>(out);
+        },
+        [&](const char* data, size_t n) {
+          if (std::fwrite(data, 1, n, out.get()) != n) {
+            write_error = Status::IOError("writing '" + part_path + "' failed (disk full?)");
+            return false;
+          }
+          r.downloaded += n;
+          progress.Add(n);
+          return true;
+        });
+    progress.Finish();
+    out.reset();
+    FS_RETURN_IF_ERROR(write_error);
+    if (status == 404 && !file.required) {
+      r.skipped_missing = true;
+      results.push_back(r);
+      continue;
+    }
+    if (status != 416 && (!res || (status != 200 && status != 206))) {
+      const std::string why = !res ? httplib::to_string(res.error()) : "HTTP " + std::to_string(status);
+      return Status::Unavailable(where + ": download interrupted (" + why + "); run the same command again to resume");
+    }
+    // 4. Verify, then put in place.
+    FS_ASSIGN_OR_RETURN(std::string bad, Verify(part_path, e, &r.bytes));
+    if (!bad.empty()) {
+      stdfs::remove(part_path, ec);
+      return Status::Corruption(where + ": checksum mismatch (" + bad + "); the damaged download was removed, run again");
+    }
+    if (e.size > 0 && r.bytes != e.size) {
+      return Status::Corruption(where + ": got " + std::to_string(r.bytes) + " bytes, the hub says " +
+                                std::to_string(e.size) + "; run again to resume");
+    }
+    stdfs::rename(part_path, final_path, ec);
+    if (ec) return Status::IOError("cannot move '" + part_path + "' into place: " + ec.message());
+    results.push_back(r);
+  }
+  return results;
+}
+
+}  // namespace fs::hub
