@@ -18,6 +18,7 @@
 
 #include "engine/crawl.h"
 #include "engine/engine.h"
+#include "spawn_util.h"
 
 namespace fs {
 namespace {
@@ -34,20 +35,7 @@ std::set<std::string> ReadLines(const std::string& path) {
   return out;
 }
 
-pid_t Spawn(const std::vector<std::string>& argv) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int devnull = ::open("/dev/null", O_WRONLY);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
-}
+using ::fs::testing::Spawn;
 
 TEST(CrashTest, SigkillDuringIngestLosesNothingAcknowledged) {
   const std::string base = stdfs::weakly_canonical(::testing::TempDir()).string() + "/crash_test_" + std::to_string(::getpid());

@@ -1,0 +1,29 @@
+// Test helper: start the filesearch binary (or any program) as a child process.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace fs::testing {
+
+// fork + execv; the child's stdout and stderr go to `output` (appended), or /dev/null when empty.
+inline pid_t Spawn(const std::vector<std::string>& argv, const std::string& output = "") {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int out = output.empty() ? ::open("/dev/null", O_WRONLY) : ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+}  // namespace fs::testing

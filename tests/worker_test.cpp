@@ -1,0 +1,120 @@
+// `filesearch worker` as a person runs it: files created, changed, moved into new folders and
+// deleted while it runs become searchable (or disappear) without a manual re-index; changes made
+// while it is stopped are picked up when it starts again; SIGTERM ends it cleanly. Also prints
+// the time from a file's write to it being searchable (p50/p95; docs/benchmarks.md).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "engine/engine.h"
+#include "spawn_util.h"
+
+namespace fs {
+namespace {
+
+namespace stdfs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = stdfs::weakly_canonical(::testing::TempDir()).string() + "/worker_test_" + std::to_string(::getpid());
+    stdfs::remove_all(base_);
+    stdfs::create_directories(base_ + "/share/docs");
+    std::ofstream(base_ + "/share/docs/old.txt") << "oldword";
+  }
+  void TearDown() override {
+    if (pid_ > 0) StopWorker();
+    if (!HasFailure()) stdfs::remove_all(base_);
+  }
+  void StartWorker() {
+    pid_ = testing::Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", base_ + "/data", "worker", base_ + "/share",
+                           "--test-embedder", "--quiet-ms", "100", "--max-delay-ms", "500"},
+                          base_ + "/worker.log");
+    ASSERT_GT(pid_, 0);
+  }
+  int StopWorker() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  // Hits for `word` in a fresh read of the store (another process writes it).
+  uint64_t Hits(const std::string& word) {
+    auto store = Store::Open(base_ + "/data/filesearch.db");
+    if (!store.ok()) return 0;
+    auto page = (*store)->KeywordSearch(word, {}, 0, 10);
+    return page.ok() ? page->total : 0;
+  }
+  // Seconds until Hits(word) == want, or -1 after `timeout_s`.
+  double WaitFor(const std::string& word, uint64_t want, double timeout_s = 20) {
+    const auto start = Clock::now();
+    while (std::chrono::duration<double>(Clock::now() - start).count() < timeout_s) {
+      if (Hits(word) == want) return std::chrono::duration<double>(Clock::now() - start).count();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+
+  std::string base_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(WorkerTest, FollowsChangesAndCatchesUpAfterARestart) {
+  StartWorker();
+  ASSERT_GE(WaitFor("oldword", 1), 0) << "the first pass indexes what is there";
+  // New files, one at a time: time from write to searchable.
+  std::vector<double> latencies;
+  for (int i = 0; i < 15; ++i) {
+    std::ofstream(base_ + "/share/docs/new" + std::to_string(i) + ".txt") << "freshword" << i;
+    const double s = WaitFor("freshword" + std::to_string(i), 1);
+    ASSERT_GE(s, 0) << "new file " << i << " never became searchable";
+    latencies.push_back(s);
+  }
+  // A new nested folder, a move into it, a rename, a delete, an image.
+  stdfs::create_directories(base_ + "/share/projects/2026/q4");
+  std::ofstream(base_ + "/share/projects/2026/q4/plan.txt") << "nestedword";
+  ASSERT_GE(WaitFor("nestedword", 1), 0) << "a file in a folder created after the start";
+  stdfs::rename(base_ + "/share/docs/old.txt", base_ + "/share/projects/2026/q4/moved.txt");
+  ASSERT_GE(WaitFor("moved", 1), 0) << "the moved file under its new name";
+  std::ofstream(base_ + "/share/docs/new0.txt", std::ios::trunc) << "rewrittenword";
+  ASSERT_GE(WaitFor("rewrittenword", 1), 0);
+  EXPECT_EQ(Hits("freshword0"), 0u) << "the old content of a rewritten file is gone";
+  stdfs::remove(base_ + "/share/docs/new1.txt");
+  ASSERT_GE(WaitFor("freshword1", 0), 0) << "a deleted file leaves the index";
+  std::ofstream(base_ + "/share/docs/photo.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "pixels";
+  ASSERT_GE(WaitFor("photo", 1), 0);
+  EXPECT_EQ(StopWorker(), 0) << "SIGTERM drains and exits 0";
+
+  // Changes while no worker runs are reconciled at the next start.
+  std::ofstream(base_ + "/share/docs/offline.txt") << "offlineword";
+  stdfs::remove(base_ + "/share/docs/new2.txt");
+  StartWorker();
+  EXPECT_GE(WaitFor("offlineword", 1), 0);
+  EXPECT_GE(WaitFor("freshword2", 0), 0);
+  EXPECT_EQ(StopWorker(), 0);
+  {
+    EngineOptions o;
+    o.data_dir = base_ + "/data";
+    o.progress = false;
+    auto engine = Engine::Open(o);
+    ASSERT_TRUE(engine.ok());
+    auto missing = (*engine)->store()->CountImagesMissingEmbedding("test/hash-64");
+    ASSERT_TRUE(missing.ok());
+    EXPECT_EQ(*missing, 0u) << "the worker embedded the new image";
+  }
+  std::sort(latencies.begin(), latencies.end());
+  std::printf("worker: write-to-searchable over %zu files: p50 %.0f ms, p95 %.0f ms, max %.0f ms\n", latencies.size(),
+              1e3 * latencies[latencies.size() / 2], 1e3 * latencies[latencies.size() * 95 / 100],
+              1e3 * latencies.back());
+}
+
+}  // namespace
+}  // namespace fs
