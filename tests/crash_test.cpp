@@ -35,6 +35,7 @@ std::set<std::string> ReadLines(const std::string& path) {
   return out;
 }
 
+using ::fs::testing::RunToSuccess;
 using ::fs::testing::Spawn;
 
 TEST(CrashTest, SigkillDuringIngestLosesNothingAcknowledged) {
@@ -130,10 +131,7 @@ TEST(CrashTest, SigkillDuringIngestLosesNothingAcknowledged) {
   }
   EXPECT_GE(killed, 20) << "the indexer finished before it could be killed too often; make the corpus larger";
   // A final uninterrupted run completes the index.
-  pid_t pid = Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", data, "index", corpus, "--test-embedder"});
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_TRUE(RunToSuccess({FILESEARCH_BINARY, "--no-progress", "--data-dir", data, "index", corpus, "--test-embedder"}));
   EngineOptions o;
   o.data_dir = data;
   o.progress = false;
@@ -160,12 +158,7 @@ TEST(CrashTest, SigkillDuringBackfillResumes) {
   for (int i = 0; i < kImages; ++i) {
     std::ofstream(corpus + "/img" + std::to_string(i) + ".png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "pixels-" << i;
   }
-  {
-    pid_t pid = Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", data, "index", corpus});
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  }
+  ASSERT_TRUE(RunToSuccess({FILESEARCH_BINARY, "--no-progress", "--data-dir", data, "index", corpus}));
   std::mt19937 rng(7);
   uint64_t missing_before = kImages;
   int killed = 0;
@@ -193,10 +186,7 @@ TEST(CrashTest, SigkillDuringBackfillResumes) {
     EXPECT_EQ((*engine)->vectors()->size(), stats->embeddings) << "cycle " << cycle;
   }
   EXPECT_GE(killed, 3) << "backfill finished before it could be killed; make the corpus larger";
-  pid_t pid = Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", data, "backfill", "--test-embedder"});
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_TRUE(RunToSuccess({FILESEARCH_BINARY, "--no-progress", "--data-dir", data, "backfill", "--test-embedder"}));
   EngineOptions o;
   o.data_dir = data;
   o.progress = false;

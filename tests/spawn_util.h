@@ -26,4 +26,12 @@ inline pid_t Spawn(const std::vector<std::string>& argv, const std::string& outp
   return pid;
 }
 
+// Spawn, then wait: true when the program exited with status 0.
+inline bool RunToSuccess(const std::vector<std::string>& argv) {
+  const pid_t pid = Spawn(argv);
+  int status = 0;
+  if (pid <= 0 || ::waitpid(pid, &status, 0) != pid) return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 }  // namespace fs::testing

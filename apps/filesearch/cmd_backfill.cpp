@@ -1,6 +1,5 @@
 // `filesearch backfill`: embed the images that have no embedding for the current model.
 #include <cstdio>
-#include <cstdlib>
 
 #include <nlohmann/json.hpp>
 
@@ -45,9 +44,6 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     o.embed_batch = args->batch;
     auto engine = Engine::Open(o);
     Status s = engine.ok() ? AttachEmbedder(engine->get(), args->model, args->test_embedder) : engine.status();
-    if (s.ok() && !args->test_embedder && args->model.model_dir.empty() && !std::getenv("FILESEARCH_MODEL_DIR")) {
-      s = Status::InvalidArgument("backfill needs a CLIP model: give --model-dir DIR or set FILESEARCH_MODEL_DIR");
-    }
     if (!s.ok()) {
       std::fprintf(stderr, "filesearch: %s\n", s.ToString().c_str());
       *exit_code = 1;
@@ -57,6 +53,11 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     bo.limit = args->limit;
     bo.dry_run = args->dry_run;
     auto report = (*engine)->Backfill(bo);
+    if (!report.ok() && report.status().code() == StatusCode::kFailedPrecondition) {
+      std::fprintf(stderr, "filesearch: %s\n", report.status().ToString().c_str());
+      *exit_code = 1;
+      return;
+    }
     if (!report.ok()) {
       std::fprintf(stderr, "filesearch: backfill stopped: %s\n(what was committed stays; run it again to go on)\n",
                    report.status().ToString().c_str());

@@ -257,24 +257,34 @@ Result<DuplicateReport> Engine::FindDuplicates(const DuplicateOptions& options) 
   if (!vectors_) return report;
   FS_RETURN_IF_ERROR(vectors_->Refresh());
   report.model = vectors_->model();
-  std::vector<EmbeddingRow> rows;
-  FS_RETURN_IF_ERROR(store_->ForEachEmbedding(report.model, [&](const EmbeddingRow& row) { rows.push_back(row); }));
-  std::vector<int64_t> ids;
-  ids.reserve(rows.size());
-  for (const auto& row : rows) ids.push_back(row.doc_id);
-  std::map<int64_t, std::string> sha_of;
-  for (size_t at = 0; at < ids.size(); at += 500) {
-    const size_t n = std::min<size_t>(500, ids.size() - at);
-    FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(std::span<const int64_t>(ids).subspan(at, n)));
-    for (const Document& d : docs) sha_of[d.id] = d.sha256;
-  }
-  for (const auto& row : rows) {
-    FS_ASSIGN_OR_RETURN(auto hits, vectors_->Search(row.vector, options.neighbours + 1, SearchFilters{}));
-    for (const VectorHit& hit : hits) {
-      if (hit.id <= row.doc_id || hit.score < options.min_cosine) continue;  // each pair once
-      if (sha_of[hit.id] == sha_of[row.doc_id]) continue;                   // exact: reported above
-      report.near.push_back({row.doc_id, hit.id, hit.score});
+  // Candidate pairs while streaming the embeddings (no copy of every vector is kept), then one
+  // metadata read for the ids in them to drop pairs of identical bytes (reported as exact).
+  std::vector<NearDuplicate> candidates;
+  Status search_status;
+  FS_RETURN_IF_ERROR(store_->ForEachEmbedding(report.model, [&](const EmbeddingRow& row) {
+    if (!search_status.ok()) return;
+    auto hits = vectors_->Search(row.vector, options.neighbours + 1, SearchFilters{});
+    if (!hits.ok()) {
+      search_status = hits.status();
+      return;
     }
+    for (const VectorHit& hit : *hits) {
+      if (hit.id > row.doc_id && hit.score >= options.min_cosine) candidates.push_back({row.doc_id, hit.id, hit.score});
+    }
+  }));
+  FS_RETURN_IF_ERROR(search_status);
+  std::vector<int64_t> ids;
+  for (const NearDuplicate& c : candidates) {
+    ids.push_back(c.a);
+    ids.push_back(c.b);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(ids));
+  std::map<int64_t, std::string> sha_of;
+  for (const Document& d : docs) sha_of[d.id] = d.sha256;
+  for (const NearDuplicate& c : candidates) {
+    if (sha_of[c.a] != sha_of[c.b]) report.near.push_back(c);
   }
   std::sort(report.near.begin(), report.near.end(), [](const NearDuplicate& x, const NearDuplicate& y) {
     return x.cosine != y.cosine ? x.cosine > y.cosine : std::tie(x.a, x.b) < std::tie(y.a, y.b);

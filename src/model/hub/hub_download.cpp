@@ -8,7 +8,6 @@
 #include <fstream>
 #include <memory>
 
-#include "core/hash.h"
 #include "core/progress.h"
 
 namespace fs::hub {
@@ -60,25 +59,28 @@ struct Expected {
 };
 
 // Checks the file at `path` against what was published; "" when it matches (or nothing to check).
+// Only the published kind of digest is computed: the weights are hundreds of megabytes.
 Result<std::string> Verify(const std::string& path, const Expected& e, uint64_t* size) {
+  std::error_code ec;
+  *size = stdfs::file_size(path, ec);
+  if (ec) return Status::IOError("cannot read '" + path + "': " + ec.message());
+  if (e.sha256.empty() && e.git_sha1.empty()) return std::string();
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::IOError("cannot read '" + path + "'");
-  const uint64_t n = stdfs::file_size(path);
-  *size = n;
-  Digest sha256(EVP_sha256()), sha1(EVP_sha1());
-  const std::string header = "blob " + std::to_string(n) + std::string(1, '\0');
-  sha1.Update(header.data(), header.size());
+  const bool lfs = !e.sha256.empty();
+  Digest digest(lfs ? EVP_sha256() : EVP_sha1());
+  if (!lfs) {
+    const std::string header = "blob " + std::to_string(*size) + std::string(1, '\0');
+    digest.Update(header.data(), header.size());
+  }
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto got = static_cast<size_t>(in.gcount());
-    sha256.Update(buf.data(), got);
-    sha1.Update(buf.data(), got);
+    digest.Update(buf.data(), static_cast<size_t>(in.gcount()));
   }
-  const std::string h256 = sha256.Hex(), h1 = sha1.Hex();
-  if (!e.sha256.empty()) return h256 == e.sha256 ? std::string() : "SHA-256 " + h256 + ", the hub says " + e.sha256;
-  if (!e.git_sha1.empty()) return h1 == e.git_sha1 ? std::string() : "git SHA-1 " + h1 + ", the hub says " + e.git_sha1;
-  return std::string();
+  const std::string got = digest.Hex(), want = lfs ? e.sha256 : e.git_sha1;
+  if (got == want) return std::string();
+  return std::string(lfs ? "SHA-256 " : "git SHA-1 ") + got + ", the hub says " + want;
 }
 
 struct Endpoint {
@@ -160,10 +162,11 @@ Result<std::vector<FileResult>> Download(const DownloadOptions& o) {
       if (IsHex(linked, 64)) e.sha256 = linked;
       else if (IsHex(etag, 64)) e.sha256 = etag;
       else if (IsHex(etag, 40)) e.git_sha1 = etag;
+      // A redirect's own Content-Length is not the file's: only X-Linked-Size counts then.
       const std::string size = res->has_header("X-Linked-Size") ? res->get_header_value("X-Linked-Size")
-                                                                 : res->get_header_value("Content-Length");
+                               : res->status == 200           ? res->get_header_value("Content-Length")
+                                                              : std::string();
       if (!size.empty() && size.find_first_not_of("0123456789") == std::string::npos) e.size = std::stoull(size);
-      if (res->status >= 300) e.size = res->has_header("X-Linked-Size") ? e.size : 0;  // a redirect's own length
     }
     r.checksum = !e.sha256.empty() ? "sha256:" + e.sha256 : !e.git_sha1.empty() ? "git-sha1:" + e.git_sha1 : "";
     const std::string final_path = o.dest_dir + "/" + file.name;
