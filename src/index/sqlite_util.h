@@ -58,6 +58,7 @@ class Stmt {
   }
   const void* Blob(int col) const { return sqlite3_column_blob(s_, col); }
   size_t Bytes(int col) const { return static_cast<size_t>(sqlite3_column_bytes(s_, col)); }
+  sqlite3_stmt* get() const { return s_; }
 
  private:
   sqlite3* db_ = nullptr;

@@ -2,19 +2,24 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 
 #include "core/check.h"
 #include "core/utf8.h"
+#include "core/log.h"
 #include "index/fts_tokenizer.h"
+#include "index/keyword_index.h"
 #include "index/sqlite_util.h"
 
 namespace fs {
 
 using index_internal::Db;
+using index_internal::KeywordIndex;
 using index_internal::SqlValue;
 using index_internal::Stmt;
 using index_internal::Transaction;
@@ -22,6 +27,7 @@ using index_internal::Transaction;
 namespace {
 
 constexpr int kSchemaVersion = 1;
+constexpr uint64_t kDocLogKeep = 1000000;  // document-log entries kept for keyword indexes
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,6 +58,16 @@ END;
 CREATE TRIGGER IF NOT EXISTS documents_au AFTER UPDATE ON documents BEGIN
   INSERT INTO doc_fts(doc_fts, rowid, name, path, content) VALUES ('delete', old.id, old.name, old.path, old.content);
   INSERT INTO doc_fts(rowid, name, path, content) VALUES (new.id, new.name, new.path, new.content);
+END;
+CREATE TABLE IF NOT EXISTS doc_log(seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS documents_log_ai AFTER INSERT ON documents BEGIN
+  INSERT INTO doc_log(doc_id) VALUES (new.id);
+END;
+CREATE TRIGGER IF NOT EXISTS documents_log_au AFTER UPDATE ON documents BEGIN
+  INSERT INTO doc_log(doc_id) VALUES (new.id);
+END;
+CREATE TRIGGER IF NOT EXISTS documents_log_ad AFTER DELETE ON documents BEGIN
+  INSERT INTO doc_log(doc_id) VALUES (old.id);
 END;
 CREATE TABLE IF NOT EXISTS embeddings(
   doc_id INTEGER NOT NULL,
@@ -177,7 +193,70 @@ struct Store::Impl {
     FS_ASSIGN_OR_RETURN(
         Stmt s, writer.Prepare("INSERT INTO meta(key, value) VALUES('generation', '1') "
                                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"));
-    return s.Run();
+    FS_RETURN_IF_ERROR(s.Run());
+    // The document log feeds keyword indexes; one that fell this far behind rebuilds anyway.
+    FS_ASSIGN_OR_RETURN(Stmt trim, writer.Prepare("DELETE FROM doc_log WHERE seq <= (SELECT max(seq) FROM doc_log) - ?"));
+    trim.Bind(1, static_cast<int64_t>(kDocLogKeep));
+    return trim.Run();
+  }
+
+  // Keyword accelerator (StoreOptions::keyword_index).
+  std::mutex kw_mu;
+  std::shared_ptr<KeywordIndex> kw FS_GUARDED_BY(kw_mu);
+  std::thread kw_thread FS_GUARDED_BY(kw_mu);
+  bool kw_building FS_GUARDED_BY(kw_mu) = false;
+  std::string kw_error FS_GUARDED_BY(kw_mu);
+  std::atomic<bool> kw_stop{false};
+  std::atomic<uint64_t> kw_served{0}, kw_to_fts{0};
+
+  std::shared_ptr<KeywordIndex> CurrentKeyword() {
+    std::lock_guard lock(kw_mu);
+    return kw;
+  }
+  index_internal::KeywordWeights Weights() const {
+    return {options.weight_name, options.weight_path, options.weight_content};
+  }
+  // Builds (or rebuilds) the keyword index from a snapshot of the store and swaps it in.
+  Status BuildKeyword() {
+    std::shared_ptr<KeywordIndex> built;
+    {
+      Lease db(this);
+      FS_ASSIGN_OR_RETURN(auto idx, KeywordIndex::Build(&*db, Weights(), &kw_stop));
+      FS_RETURN_IF_ERROR(idx->CatchUp(&*db));
+      built = std::move(idx);
+    }
+    auto st = built->Stats();
+    LogInfo("keyword index ready: " + std::to_string(st.documents) + " documents, " + std::to_string(st.terms) +
+            " terms, " + std::to_string(st.postings) + " postings, " + std::to_string(st.memory_bytes >> 20) +
+            " MiB, built in " + std::to_string(st.build_seconds) + " s");
+    std::lock_guard lock(kw_mu);
+    kw = std::move(built);
+    kw_error.clear();
+    return Status::Ok();
+  }
+  void StartKeywordBuild() {
+    std::lock_guard lock(kw_mu);
+    if (kw_building || kw_stop) return;
+    if (kw_thread.joinable()) kw_thread.join();
+    kw_building = true;
+    kw_thread = std::thread([this] {
+      Status st = BuildKeyword();
+      std::lock_guard l(kw_mu);
+      kw_building = false;
+      if (!st.ok() && !kw_stop) {
+        kw_error = st.message();
+        LogWarn("keyword index not built, keyword search uses FTS5 alone: " + st.message());
+      }
+    });
+  }
+  void StopKeyword() {
+    kw_stop = true;
+    std::thread t;
+    {
+      std::lock_guard lock(kw_mu);
+      t = std::move(kw_thread);
+    }
+    if (t.joinable()) t.join();
   }
 
   Result<int64_t> UpsertLocked(const Document& doc, Stmt* find, Stmt* insert, Stmt* update,
@@ -219,7 +298,9 @@ struct Store::Impl {
 };
 
 Store::Store(std::unique_ptr<Impl> impl, std::string path) : impl_(std::move(impl)), path_(std::move(path)) {}
-Store::~Store() = default;
+Store::~Store() {
+  if (impl_) impl_->StopKeyword();
+}
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& db_path, const StoreOptions& options) {
   auto impl = std::make_unique<Impl>();
@@ -257,7 +338,10 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& db_path, const Sto
       impl->readers.push_back(std::move(r));
     }
   }
-  return std::unique_ptr<Store>(new Store(std::move(impl), db_path));
+  const bool keyword = impl->options.keyword_index;
+  auto store = std::unique_ptr<Store>(new Store(std::move(impl), db_path));
+  if (keyword) store->impl_->StartKeywordBuild();
+  return store;
 }
 
 namespace {
@@ -536,30 +620,15 @@ Result<uint64_t> Store::CountImagesMissingEmbedding(const std::string& model) co
 
 std::string BuildFtsQuery(std::string_view user_query) {
   std::string out;
-  size_t pos = 0;
-  while (pos < user_query.size()) {
-    while (pos < user_query.size() && std::isspace(static_cast<unsigned char>(user_query[pos]))) ++pos;
-    size_t start = pos;
-    while (pos < user_query.size() && !std::isspace(static_cast<unsigned char>(user_query[pos]))) ++pos;
-    std::string_view word = user_query.substr(start, pos - start);
-    if (word.empty()) continue;
-    bool prefix = word.size() > 1 && word.back() == '*';
-    if (prefix) word.remove_suffix(1);
-    // A word made only of ASCII punctuation has no tokens: skip it rather than match nothing.
-    bool has_token_char = false;
-    for (unsigned char c : word) {
-      if (c >= 0x80 || std::isalnum(c)) { has_token_char = true; break; }
-    }
-    if (!has_token_char) continue;
-    std::string w = IsValidUtf8(word) ? std::string(word) : RepairUtf8(word);
+  for (const auto& word : index_internal::SplitQueryWords(user_query)) {
     if (!out.empty()) out += ' ';
     out += '"';
-    for (char c : w) {
+    for (char c : word.text) {
       if (c == '"') out += '"';
       out += c;
     }
     out += '"';
-    if (prefix) out += '*';
+    if (word.prefix) out += '*';
   }
   return out;
 }
@@ -567,6 +636,31 @@ std::string BuildFtsQuery(std::string_view user_query) {
 Result<KeywordPage> Store::KeywordSearch(std::string_view query, const SearchFilters& filters, size_t offset,
                                          size_t limit, const std::optional<KeywordAfter>& after,
                                          bool count_total) const {
+  if (impl_->options.keyword_index) {
+    if (std::shared_ptr<KeywordIndex> idx = filters.empty() ? impl_->CurrentKeyword() : nullptr) {
+      Status st;
+      {
+        Impl::Lease db(impl_.get());
+        st = idx->CatchUp(&*db);
+      }
+      if (!st.ok()) {
+        LogWarn("keyword index dropped, rebuilding (FTS5 serves meanwhile): " + st.message());
+        {
+          std::lock_guard lock(impl_->kw_mu);
+          if (impl_->kw == idx) impl_->kw.reset();
+        }
+        impl_->StartKeywordBuild();
+      } else {
+        if (idx->WantsRebuild()) impl_->StartKeywordBuild();
+        FS_ASSIGN_OR_RETURN(auto fast, idx->Search(query, offset, limit, after, count_total));
+        if (fast) {
+          impl_->kw_served.fetch_add(1, std::memory_order_relaxed);
+          return std::move(*fast);
+        }
+      }
+    }
+    impl_->kw_to_fts.fetch_add(1, std::memory_order_relaxed);
+  }
   KeywordPage page;
   std::string fts = BuildFtsQuery(query);
   if (fts.empty()) return page;
@@ -604,6 +698,36 @@ Result<KeywordPage> Store::KeywordSearch(std::string_view query, const SearchFil
     page.total = static_cast<uint64_t>(c.Int(0));
   }
   return page;
+}
+
+Status Store::BuildKeywordIndex() {
+  if (!impl_->options.keyword_index) return Status::FailedPrecondition("the store was opened without keyword_index");
+  return impl_->BuildKeyword();
+}
+
+KeywordIndexInfo Store::KeywordIndexStatus() const {
+  KeywordIndexInfo info;
+  info.enabled = impl_->options.keyword_index;
+  std::shared_ptr<KeywordIndex> idx;
+  {
+    std::lock_guard lock(impl_->kw_mu);
+    idx = impl_->kw;
+    info.building = impl_->kw_building;
+    info.error = impl_->kw_error;
+  }
+  info.served = impl_->kw_served.load();
+  info.passed_to_fts = impl_->kw_to_fts.load();
+  if (idx) {
+    auto st = idx->Stats();
+    info.ready = true;
+    info.documents = st.documents;
+    info.terms = st.terms;
+    info.postings = st.postings;
+    info.delta_documents = st.delta_documents;
+    info.memory_bytes = st.memory_bytes;
+    info.build_seconds = st.build_seconds;
+  }
+  return info;
 }
 
 Result<std::vector<int64_t>> Store::FilterIds(const SearchFilters& filters) const {

@@ -96,6 +96,21 @@ struct StoreOptions {
   double weight_name = 10.0;
   double weight_path = 4.0;
   double weight_content = 1.0;
+  // Keep an in-memory keyword index (impact-bounded posting blocks) beside FTS5 for fast top-k
+  // BM25 on large stores. Built in the background at open (FTS5 answers until it is ready) and
+  // kept current from the document log. For long-running readers (the server); costs memory
+  // (about 6 bytes per distinct word per document) and a build pass over all text.
+  bool keyword_index = false;
+};
+
+// State of the keyword accelerator.
+struct KeywordIndexInfo {
+  bool enabled = false, ready = false, building = false;
+  std::string error;  // why the last build failed, if it did
+  uint64_t documents = 0, terms = 0, postings = 0, delta_documents = 0, memory_bytes = 0;
+  double build_seconds = 0;
+  uint64_t served = 0;         // searches answered by the accelerator
+  uint64_t passed_to_fts = 0;  // searches it passed to FTS5 (phrases, prefixes, filters, not ready)
 };
 
 class Store {
@@ -150,6 +165,9 @@ class Store {
   Result<KeywordPage> KeywordSearch(std::string_view query, const SearchFilters& filters, size_t offset,
                                     size_t limit, const std::optional<KeywordAfter>& after = {},
                                     bool count_total = true) const;
+  // Builds the keyword accelerator now (waits), replacing the current one. Needs keyword_index.
+  Status BuildKeywordIndex();
+  KeywordIndexInfo KeywordIndexStatus() const;
   // Ids of all documents passing `filters` (for filtered vector search). Unbounded: the caller
   // decides whether to use it.
   Result<std::vector<int64_t>> FilterIds(const SearchFilters& filters) const;
