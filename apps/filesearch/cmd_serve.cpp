@@ -24,6 +24,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     std::string auth_secret, auth_secret_file, jwks, issuer, audience, paths_claim = "paths";
     bool no_auth = false;
     bool vector_search = true;
+    bool keyword_index = true;
     bool test_embedder = false;
     ModelFlags model;
     bool metrics_auth = false;
@@ -44,6 +45,9 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_option("--jwt-paths-claim", a->paths_claim, "Claim listing the path prefixes a user may see")->capture_default_str();
   cmd->add_flag("--no-auth", a->no_auth, "Turn authentication off (anyone who can connect may search); warns at start");
   cmd->add_flag("--metrics-auth", a->metrics_auth, "Require a token for /metrics too");
+  cmd->add_flag("--keyword-index,!--no-keyword-index", a->keyword_index,
+                "Keep an in-memory keyword index beside SQLite FTS5 for fast top-k BM25 (default on; built in the\n"
+                "background at start, FTS5 answers until it is ready; about 6 bytes per word per document)");
   cmd->add_flag("--vector-search,!--no-vector-search", a->vector_search,
                 "Offer vector search (image upload, similar, imageEmbedding); --no-vector-search hides it")
       ->capture_default_str();
@@ -99,6 +103,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     EngineOptions eo;
     eo.data_dir = ResolveDataDir(flags.data_dir);
     eo.progress = !flags.no_progress;
+    eo.store.keyword_index = a->keyword_index;
     std::unique_ptr<QueryEmbedder> embedder;
     std::unique_ptr<ClipEmbedder> clip;
     if (a->test_embedder) {

@@ -14,6 +14,26 @@
 namespace fs {
 namespace {
 
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Content the model cannot take (corrupt, unsupported, over a limit): retrying will not help.
+bool IsPermanent(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kCorruption:
+    case StatusCode::kUnsupported:
+    case StatusCode::kResourceExhausted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+namespace {
+
 std::string SnapshotName(const std::string& model) {
   std::string out;
   for (char c : model) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.') ? c : '_';
@@ -121,12 +141,14 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
     std::vector<float> out(paths.size() * dim);
     std::vector<Status> per_file;
     FS_RETURN_IF_ERROR(embedder_->EmbedFiles(paths, out, &per_file));
+    std::vector<FailureInput> failed;
     for (size_t i = 0; i < paths.size(); ++i) {
       if (!per_file[i].ok()) {
         for (int64_t id : ids_of_path[i]) {
           report->embed_failures.push_back({paths[i], per_file[i].ToString()});
           failed_this_run_.insert(id);
         }
+        failed.push_back({FileUri(paths[i]), paths[i], "embed", per_file[i].ToString(), IsPermanent(per_file[i])});
         continue;
       }
       const float* v = out.data() + i * dim;
@@ -138,6 +160,7 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
         }
       }
     }
+    FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, NowNs()));
   }
   if (!ok_ids.empty()) FS_RETURN_IF_ERROR(store_->PutEmbeddings(model, ok_ids, ok_vecs, dim));
   report->embedded += ok_ids.size();
@@ -145,6 +168,9 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
 }
 
 Status Engine::EmbedMissing(IndexReport* report) {
+  // Failed images wait for their backoff; dead letters wait for the file to change.
+  FS_ASSIGN_OR_RETURN(auto not_due_list, store_->FailuresNotDue(NowNs()));
+  const std::set<std::string> not_due(not_due_list.begin(), not_due_list.end());
   int64_t after = 0;
   while (true) {
     FS_ASSIGN_OR_RETURN(auto missing, store_->ImagesMissingEmbedding(embedder_->model_id(), after, options_.embed_batch));
@@ -152,7 +178,7 @@ Status Engine::EmbedMissing(IndexReport* report) {
     after = missing.back().first;
     std::vector<std::pair<int64_t, std::string>> batch;
     for (auto& [id, uri] : missing) {
-      if (failed_this_run_.count(id)) continue;  // already reported in this run
+      if (failed_this_run_.count(id) || not_due.count(uri)) continue;  // reported in this run, or backing off
       auto path = PathFromFileUri(uri);
       if (path.ok()) batch.emplace_back(id, *path);
     }
@@ -191,6 +217,15 @@ Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_opt
     };
   }
   FS_ASSIGN_OR_RETURN(report.crawl, CrawlDirectory(store_.get(), dir, crawl_options));
+  {
+    // Files that could not be read join the failure list (a file that vanished is just gone).
+    std::vector<FailureInput> failed;
+    for (const CrawlProblem& p : report.crawl.problems) {
+      if (p.reason.find("vanished") != std::string::npos) continue;
+      failed.push_back({FileUri(p.path), p.path, "read", p.reason, false});
+    }
+    FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, NowNs()));
+  }
   if (embedder_ && !pending.empty() && embed_status.ok()) embed_status = EmbedImages(pending, &report);
   FS_RETURN_IF_ERROR(embed_status);
   // Images committed by an earlier run that was interrupted before embedding them.

@@ -33,6 +33,9 @@ struct EngineOptions {
   // paths, renames and re-indexing. Off: every image is embedded (and nothing is cached).
   bool use_cache = true;
   int64_t cache_ttl_seconds = 30LL * 24 * 3600;
+  // Files that fail to read or embed go on the failure list; transient failures are retried with
+  // this backoff by later passes (the worker's), permanent ones (corrupt content) are dead at once.
+  RetryPolicy retry;
 };
 
 // --data-dir flag, else $FILESEARCH_DATA_DIR, else $XDG_DATA_HOME/filesearch, else

@@ -93,9 +93,21 @@ Result<WatchStats> WatchFolder(Engine* engine, const std::string& root, const Wa
 
   std::vector<char> buf(64 * 1024);
   bool pending = false;
-  Clock::time_point first_event{}, last_event{};
+  Clock::time_point first_event{}, last_event{}, next_retry_check{};
   while (!stop.load()) {
     int wait_ms = 200;  // also how often `stop` is looked at
+    if (!pending && Clock::now() >= next_retry_check) {
+      // A failed file whose backoff has run out: a pass retries it (EmbedMissing, or the crawl).
+      next_retry_check = Clock::now() + std::chrono::seconds(1);
+      auto due = engine->store()->NextRetryAt();
+      const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count();
+      if (due.ok() && *due > 0 && *due <= now_ns) {
+        ++stats.retry_passes;
+        FS_RETURN_IF_ERROR(pass());
+        continue;
+      }
+    }
     if (pending) {
       const auto now = Clock::now();
       const auto quiet_left = options.quiet_ms - std::chrono::duration_cast<std::chrono::milliseconds>(now - last_event).count();

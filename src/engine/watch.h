@@ -8,7 +8,9 @@
 // incremental crawl of the root, which handles creates, writes, renames, moves and deletes the
 // same way and embeds new images when the engine has an embedder. A file still being written is
 // read again by the pass its next write (or close) triggers. A watch-queue overflow, a watch
-// limit or an unreadable directory only schedules a full pass. `stop` (set from a SIGTERM or
+// limit or an unreadable directory only schedules a full pass. Files that fail go on the store's
+// failure list; when a transient failure's backoff runs out, a pass retries it (checked every
+// second); permanent failures and those out of attempts stay there as dead letters. `stop` (set from a SIGTERM or
 // SIGINT handler) ends the loop after the current pass, with the vector snapshot saved.
 #pragma once
 
@@ -34,6 +36,7 @@ struct WatchStats {
   uint64_t passes = 0;
   uint64_t events = 0;
   uint64_t overflows = 0;
+  uint64_t retry_passes = 0;  // passes started because a failed file's backoff ran out
 };
 
 Result<WatchStats> WatchFolder(Engine* engine, const std::string& root, const WatchOptions& options,

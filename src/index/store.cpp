@@ -69,6 +69,25 @@ END;
 CREATE TRIGGER IF NOT EXISTS documents_log_ad AFTER DELETE ON documents BEGIN
   INSERT INTO doc_log(doc_id) VALUES (old.id);
 END;
+CREATE TABLE IF NOT EXISTS failures(
+  uri TEXT PRIMARY KEY,
+  path TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  first_ns INTEGER NOT NULL,
+  last_ns INTEGER NOT NULL,
+  retry_at_ns INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS documents_fail_ai AFTER INSERT ON documents BEGIN
+  DELETE FROM failures WHERE uri = new.uri AND stage = 'read';
+END;
+CREATE TRIGGER IF NOT EXISTS documents_fail_au AFTER UPDATE ON documents
+  WHEN old.size != new.size OR old.mtime_ns != new.mtime_ns OR old.sha256 != new.sha256 BEGIN
+  DELETE FROM failures WHERE uri = new.uri;
+END;
+CREATE TRIGGER IF NOT EXISTS documents_fail_ad AFTER DELETE ON documents BEGIN
+  DELETE FROM failures WHERE uri = old.uri;
+END;
 CREATE TABLE IF NOT EXISTS embeddings(
   doc_id INTEGER NOT NULL,
   model TEXT NOT NULL,
@@ -83,6 +102,9 @@ CREATE TABLE IF NOT EXISTS vector_log(
 CREATE INDEX IF NOT EXISTS vector_log_model ON vector_log(model, seq);
 CREATE TRIGGER IF NOT EXISTS embeddings_ai AFTER INSERT ON embeddings BEGIN
   INSERT INTO vector_log(model, doc_id, op) VALUES (new.model, new.doc_id, 1);
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_fail_ai AFTER INSERT ON embeddings BEGIN
+  DELETE FROM failures WHERE stage = 'embed' AND uri = (SELECT uri FROM documents WHERE id = new.doc_id);
 END;
 CREATE TRIGGER IF NOT EXISTS embeddings_au AFTER UPDATE ON embeddings BEGIN
   INSERT INTO vector_log(model, doc_id, op) VALUES (new.model, new.doc_id, 1);
@@ -700,8 +722,102 @@ Result<KeywordPage> Store::KeywordSearch(std::string_view query, const SearchFil
   return page;
 }
 
+Status Store::RecordFailures(std::span<const FailureInput> failures, const RetryPolicy& policy, int64_t now_ns) {
+  if (failures.empty()) return Status::Ok();
+  std::lock_guard lock(impl_->write_mu);
+  Db& w = impl_->writer;
+  Transaction txn(&w);
+  FS_RETURN_IF_ERROR(txn.Begin());
+  FS_ASSIGN_OR_RETURN(Stmt get, w.Prepare("SELECT attempts, first_ns FROM failures WHERE uri = ?"));
+  FS_ASSIGN_OR_RETURN(Stmt put, w.Prepare(
+      "INSERT OR REPLACE INTO failures(uri, path, stage, reason, attempts, first_ns, last_ns, retry_at_ns) "
+      "VALUES (?,?,?,?,?,?,?,?)"));
+  for (const FailureInput& f : failures) {
+    get.Reset();
+    get.Bind(1, std::string_view(f.uri));
+    FS_ASSIGN_OR_RETURN(bool seen, get.Step());
+    const int64_t attempts = (seen ? get.Int(0) : 0) + 1;
+    const int64_t first = seen ? get.Int(1) : now_ns;
+    get.Reset();
+    int64_t retry_at = 0;  // dead: no automatic retry until the file changes
+    if (!f.permanent && attempts < policy.max_attempts) {
+      int64_t backoff_ms = policy.base_backoff_ms;
+      for (int64_t i = 1; i < attempts && backoff_ms < policy.max_backoff_ms; ++i) backoff_ms *= 2;
+      retry_at = now_ns + std::min(backoff_ms, policy.max_backoff_ms) * 1000000;
+    }
+    put.Reset();
+    put.Bind(1, std::string_view(f.uri)).Bind(2, std::string_view(IsValidUtf8(f.path) ? f.path : RepairUtf8(f.path)));
+    put.Bind(3, std::string_view(f.stage)).Bind(4, std::string_view(IsValidUtf8(f.reason) ? f.reason : RepairUtf8(f.reason)));
+    put.Bind(5, attempts).Bind(6, first).Bind(7, now_ns).Bind(8, retry_at);
+    FS_RETURN_IF_ERROR(put.Run());
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<FailureRecord>> Store::ListFailures(bool dead_only, size_t limit) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(std::string(
+      "SELECT uri, path, stage, reason, attempts, first_ns, last_ns, retry_at_ns FROM failures") +
+      (dead_only ? " WHERE retry_at_ns = 0" : "") + " ORDER BY last_ns DESC, uri LIMIT ?"));
+  s.Bind(1, static_cast<int64_t>(limit));
+  std::vector<FailureRecord> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5), s.Int(6), s.Int(7)});
+  }
+  return out;
+}
+
+Result<FailureCounts> Store::CountFailures() const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(
+      "SELECT coalesce(sum(retry_at_ns != 0), 0), coalesce(sum(retry_at_ns = 0), 0) FROM failures"));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  FailureCounts c;
+  if (row) {
+    c.retrying = static_cast<uint64_t>(s.Int(0));
+    c.dead = static_cast<uint64_t>(s.Int(1));
+  }
+  return c;
+}
+
+Result<std::vector<std::string>> Store::FailuresNotDue(int64_t now_ns) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT uri FROM failures WHERE retry_at_ns = 0 OR retry_at_ns > ?"));
+  s.Bind(1, now_ns);
+  std::vector<std::string> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(s.Text(0));
+  }
+  return out;
+}
+
+Result<int64_t> Store::NextRetryAt() const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT coalesce(min(retry_at_ns), 0) FROM failures WHERE retry_at_ns > 0"));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Int(0) : 0;
+}
+
+Result<uint64_t> Store::RequeueFailures() {
+  std::lock_guard lock(impl_->write_mu);
+  FS_ASSIGN_OR_RETURN(Stmt s, impl_->writer.Prepare("UPDATE failures SET retry_at_ns = 1, attempts = 0"));
+  FS_RETURN_IF_ERROR(s.Run());
+  return static_cast<uint64_t>(sqlite3_changes(impl_->writer.get()));
+}
+
 Status Store::BuildKeywordIndex() {
   if (!impl_->options.keyword_index) return Status::FailedPrecondition("the store was opened without keyword_index");
+  std::thread running;
+  {
+    std::lock_guard lock(impl_->kw_mu);
+    running = std::move(impl_->kw_thread);
+  }
+  if (running.joinable()) running.join();  // the build started at open
+  if (impl_->CurrentKeyword()) return Status::Ok();
   return impl_->BuildKeyword();
 }
 

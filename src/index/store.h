@@ -89,6 +89,36 @@ struct StoreStats {
   std::vector<std::pair<std::string, uint64_t>> embeddings_by_model;
 };
 
+// A file that could not be read or embedded, as the ingest reports it.
+struct FailureInput {
+  std::string uri;
+  std::string path;
+  std::string stage;       // "read", "embed", "extract"
+  std::string reason;
+  bool permanent = false;  // corrupt or unsupported content: retrying cannot help
+};
+
+// Retries with exponential backoff: base, 2 base, 4 base ... capped; dead after max_attempts.
+struct RetryPolicy {
+  int64_t max_attempts = 5;
+  int64_t base_backoff_ms = 2000;
+  int64_t max_backoff_ms = 10 * 60 * 1000;
+};
+
+// One entry of the failure list. retry_at_ns == 0: a dead letter (given up on; it is tried again
+// when the file changes, or after RequeueFailures).
+struct FailureRecord {
+  std::string uri, path, stage, reason;
+  int64_t attempts = 0;
+  int64_t first_ns = 0, last_ns = 0, retry_at_ns = 0;
+  bool dead() const { return retry_at_ns == 0; }
+};
+
+struct FailureCounts {
+  uint64_t retrying = 0;
+  uint64_t dead = 0;
+};
+
 struct StoreOptions {
   bool sync_full = false;  // synchronous=FULL: survive power loss too, at some write cost
   int read_connections = 4;
@@ -165,7 +195,20 @@ class Store {
   Result<KeywordPage> KeywordSearch(std::string_view query, const SearchFilters& filters, size_t offset,
                                     size_t limit, const std::optional<KeywordAfter>& after = {},
                                     bool count_total = true) const;
-  // Builds the keyword accelerator now (waits), replacing the current one. Needs keyword_index.
+  // The failure list (dead letters). A failure is resolved, and its entry removed, when the file
+  // is stored again after a change, gets its embedding, or is deleted (triggers, same transaction).
+  Status RecordFailures(std::span<const FailureInput> failures, const RetryPolicy& policy, int64_t now_ns);
+  Result<std::vector<FailureRecord>> ListFailures(bool dead_only, size_t limit) const;
+  Result<FailureCounts> CountFailures() const;
+  // Uris whose next attempt is not due at `now_ns` (backing off, or dead): work to skip for now.
+  Result<std::vector<std::string>> FailuresNotDue(int64_t now_ns) const;
+  // When the earliest pending retry is due (ns since the epoch); 0 if none is pending.
+  Result<int64_t> NextRetryAt() const;
+  // Makes every failure due again with a fresh attempt count (after fixing the cause). Returns how many.
+  Result<uint64_t> RequeueFailures();
+
+  // Waits until the keyword accelerator is ready: joins the build started at open, or builds now
+  // if that failed. Needs keyword_index.
   Status BuildKeywordIndex();
   KeywordIndexInfo KeywordIndexStatus() const;
   // Ids of all documents passing `filters` (for filtered vector search). Unbounded: the caller

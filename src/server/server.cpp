@@ -427,6 +427,13 @@ void Server::Impl::DescribeMetrics() {
   metrics.Describe("filesearch_index_documents", "gauge", "Documents in the store.");
   metrics.Describe("filesearch_index_embeddings", "gauge", "Embeddings in the store (all models).");
   metrics.Describe("filesearch_index_vectors", "gauge", "Vectors in the in-memory HNSW index of the active model.");
+  metrics.Describe("filesearch_keyword_index_ready", "gauge",
+                   "1 when the in-memory keyword accelerator serves queries; 0 while it builds (FTS5 serves) or when off.");
+  metrics.Describe("filesearch_keyword_index_bytes", "gauge", "Memory held by the keyword accelerator.");
+  metrics.Describe("filesearch_keyword_index_delta_documents", "gauge",
+                   "Documents changed since the accelerator's last build (searched beside it; a rebuild folds them in).");
+  metrics.Describe("filesearch_keyword_searches_total", "counter",
+                   "Keyword searches by path: accelerator, or fts5 (phrases, prefixes, filters, not ready).");
   metrics.Describe("filesearch_worker_queue_depth", "gauge", "Jobs waiting for the embedding worker. Placeholder: 0 until the worker lands.");
   metrics.Describe("filesearch_worker_dead_letters", "gauge", "Jobs the worker gave up on. Placeholder: 0 until the worker lands.");
   for (const char* m : {"text", "vector", "hybrid"}) metrics.Add("filesearch_search_total", {{"mode", m}}, 0);
@@ -944,6 +951,12 @@ Outcome Server::Impl::MetricsPage() {
   }
   VectorIndex* v = options.engine->vectors();
   metrics.Set("filesearch_index_vectors", {}, v ? static_cast<double>(v->size()) : 0.0);
+  const KeywordIndexInfo kw = options.engine->store()->KeywordIndexStatus();
+  metrics.Set("filesearch_keyword_index_ready", {}, kw.ready ? 1.0 : 0.0);
+  metrics.Set("filesearch_keyword_index_bytes", {}, static_cast<double>(kw.memory_bytes));
+  metrics.Set("filesearch_keyword_index_delta_documents", {}, static_cast<double>(kw.delta_documents));
+  metrics.Set("filesearch_keyword_searches_total", {{"path", "accelerator"}}, static_cast<double>(kw.served));
+  metrics.Set("filesearch_keyword_searches_total", {{"path", "fts5"}}, static_cast<double>(kw.passed_to_fts));
   metrics.Set("filesearch_http_in_flight_requests", {}, static_cast<double>(in_flight.load()));
   if (EmbeddingCache* cache = options.engine->cache()) {
     const EmbeddingCacheCounters c = cache->counters();
