@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include "core/progress.h"
 #include "core/utf8.h"
 #include "engine/mime.h"
+#include "extract/extract.h"
 
 namespace fs {
 namespace {
@@ -35,52 +37,33 @@ struct FdCloser {
   }
 };
 
-// Reads the whole file through `fd`: SHA-256 of all bytes, the first `keep` bytes kept.
-Status ReadAndHash(int fd, uint64_t keep, std::string* sha_hex, std::string* head, uint64_t* bytes) {
+// Reads the whole file through `fd`: SHA-256 of all bytes; of the bytes, keeps as many as
+// `keep_for(first chunk)` asks for (asked once, after the first read, so the type can decide).
+template <typename KeepFor>
+Status ReadAndHash(int fd, KeepFor keep_for, std::string* sha_hex, std::string* head, uint64_t* bytes) {
   Sha256Stream sha;
   std::string buf(1 << 20, '\0');
   *bytes = 0;
+  bool first = true;
+  uint64_t keep = 0;
   while (true) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::IOError(std::strerror(errno));
     }
-    if (n == 0) break;
     std::string_view chunk(buf.data(), static_cast<size_t>(n));
+    if (first) {
+      first = false;
+      keep = std::max<uint64_t>(chunk.size(), keep_for(chunk));
+    }
+    if (n == 0) break;
     sha.Update(chunk);
     if (head->size() < keep) head->append(chunk.substr(0, keep - head->size()));
     *bytes += static_cast<uint64_t>(n);
   }
   *sha_hex = sha.FinishHex();
   return Status::Ok();
-}
-
-// Text as stored: UTF-8 (BOM dropped, UTF-16 decoded, invalid bytes repaired).
-std::string TextContent(std::string_view raw) {
-  if (raw.size() >= 3 && raw.substr(0, 3) == "\xEF\xBB\xBF") raw.remove_prefix(3);
-  if (raw.size() >= 2 && (raw.substr(0, 2) == "\xFF\xFE" || raw.substr(0, 2) == "\xFE\xFF")) {
-    bool le = raw[0] == '\xFF';
-    std::string out;
-    for (size_t i = 2; i + 1 < raw.size(); i += 2) {
-      auto lo = static_cast<unsigned char>(raw[le ? i : i + 1]);
-      auto hi = static_cast<unsigned char>(raw[le ? i + 1 : i]);
-      uint32_t cu = static_cast<uint32_t>(hi) << 8 | lo;
-      if (cu >= 0xD800 && cu <= 0xDBFF && i + 3 < raw.size()) {
-        auto lo2 = static_cast<unsigned char>(raw[le ? i + 2 : i + 3]);
-        auto hi2 = static_cast<unsigned char>(raw[le ? i + 3 : i + 2]);
-        uint32_t cu2 = static_cast<uint32_t>(hi2) << 8 | lo2;
-        if (cu2 >= 0xDC00 && cu2 <= 0xDFFF) {
-          AppendUtf8(0x10000 + ((cu - 0xD800) << 10) + (cu2 - 0xDC00), &out);
-          i += 2;
-          continue;
-        }
-      }
-      AppendUtf8((cu >= 0xD800 && cu <= 0xDFFF) ? 0xFFFD : cu, &out);
-    }
-    return out;
-  }
-  return IsValidUtf8(raw) ? std::string(raw) : RepairUtf8(raw);
 }
 
 std::string BaseName(const std::string& path) {
@@ -234,6 +217,9 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
   std::unordered_map<std::string, FileState> known;
   FS_RETURN_IF_ERROR(store->ForEachUnder(prefix, [&](const std::string& uri, const FileState& st) { known.emplace(uri, st); }));
 
+  ExtractOptions extract_options;
+  extract_options.max_text_bytes = options.max_text_bytes;
+  extract_options.exif = false;  // the Store has no EXIF columns yet
   Progress bar("indexing", walker.files.size(), options.progress);
   std::vector<Document> batch;
   std::vector<std::string> batch_uris;
@@ -286,14 +272,22 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     doc.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     std::string head;
     uint64_t bytes = 0;
-    Status rs = ReadAndHash(fd, std::max<uint64_t>(4096, options.max_text_bytes), &doc.sha256, &head, &bytes);
+    // The type comes from the first chunk (magic numbers, extension, libmagic where unsure); it
+    // decides how much of the file the extractor needs kept in memory (a PDF: all of it).
+    auto keep_for = [&](std::string_view first) {
+      doc.mime = ResolveMime(first.substr(0, 64 * 1024), DetectMime(first.substr(0, 4096), doc.ext));
+      return BytesWanted(doc.mime, extract_options);
+    };
+    Status rs = ReadAndHash(fd, keep_for, &doc.sha256, &head, &bytes);
     if (!rs.ok()) {
       report.problems.push_back({doc.path, "cannot read: " + rs.message()});
       continue;
     }
     doc.size = bytes;
-    doc.mime = DetectMime(std::string_view(head).substr(0, 4096), doc.ext);
-    if (IsTextMime(doc.mime)) doc.content = TextContent(std::string_view(head).substr(0, options.max_text_bytes));
+    // A file that fails to extract is still indexed, by name and path; the reason is reported.
+    Extraction extracted = Extract(head, bytes, doc.mime, extract_options);
+    if (!extracted.problem.empty()) report.problems.push_back({doc.path, extracted.problem});
+    doc.content = std::move(extracted.text);
     batch.push_back(std::move(doc));
     batch_uris.push_back(uri);
     ++(is_new ? report.added : report.updated);

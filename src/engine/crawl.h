@@ -17,7 +17,7 @@
 namespace fs {
 
 struct CrawlOptions {
-  uint64_t max_text_bytes = 1 << 20;  // text files: index at most this many bytes of content
+  uint64_t max_text_bytes = 1 << 20;  // index at most this many bytes of extracted text per file
   size_t batch_size = 256;            // documents per transaction
   bool progress = true;               // progress bar / lines on stderr
   // Called after each committed batch with the uris it held (tests use it to know what is durable).

@@ -6,8 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <iconv.h>
+
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "engine/mime.h"
 
@@ -162,6 +165,75 @@ TEST_F(CrawlTest, NotADirectoryIsAClearError) {
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   auto m = CrawlDirectory(store_.get(), root_ + "/missing", options_);
   EXPECT_EQ(m.status().code(), StatusCode::kNotFound);
+}
+
+// Shared corpus files (FILESEARCH_SHARED_DIR, else ../shared) copied into the crawled folder.
+std::string SharedCorpus() {
+  const char* env = std::getenv("FILESEARCH_SHARED_DIR");
+  return std::string(env != nullptr && *env != '\0' ? env : "../shared") + "/corpus";
+}
+
+std::string ToShiftJis(const std::string& utf8) {
+  iconv_t cd = ::iconv_open("CP932", "UTF-8");
+  std::string out(utf8.size() * 2, '\0');
+  char* in = const_cast<char*>(utf8.data());
+  size_t in_left = utf8.size(), out_left = out.size();
+  char* o = out.data();
+  ::iconv(cd, &in, &in_left, &o, &out_left);
+  ::iconv_close(cd);
+  out.resize(out.size() - out_left);
+  return out;
+}
+
+TEST_F(CrawlTest, ExtractsTextByContentAndReportsFailures) {
+  const std::string corpus = SharedCorpus();
+  const std::string pdf = corpus + "/docs/textract/tests/pdf/raw_text.pdf";
+  const std::string html = corpus + "/docs/textract/tests/html/raw_text.html";
+  const std::string png = corpus + "/photos/kodak/kodim01.png";
+  const std::string locked =
+      corpus + "/docs/pypdf/005-libreoffice-writer-password/libreoffice-writer-password.pdf";
+  for (const auto& p : {pdf, html, png, locked}) {
+    if (!stdfs::exists(p)) GTEST_SKIP() << "no " << p << ": the shared corpus is missing (FILESEARCH_SHARED_DIR)";
+  }
+  WriteFile(root_ + "/minutes.txt", ToShiftJis("東京支社の議事録\n来週の会議は午後三時から始まります。\n"));
+  stdfs::copy_file(html, root_ + "/snowfall.html");
+  stdfs::copy_file(pdf, root_ + "/report.pdf");
+  stdfs::copy_file(png, root_ + "/notes.txt");  // a PNG with a lying extension
+  stdfs::copy_file(locked, root_ + "/vaultlocked.pdf");
+  WriteFile(root_ + "/brokenfile.pdf", "%PDF-1.4\nthis is not really a PDF\n");
+  auto r = Crawl();
+  EXPECT_EQ(r.added, 6u);
+  EXPECT_EQ(Hits("議事録"), 1u);
+  EXPECT_EQ(Hits("午後"), 1u);
+  EXPECT_EQ(Hits("Avalanche"), 1u);
+  EXPECT_EQ(Hits("Tunnel Creek"), 1u);
+  EXPECT_EQ(Hits("stylesheet"), 0u);  // markup is not indexed
+  EXPECT_EQ(Hits("lovely"), 1u);
+  EXPECT_EQ(Hits("Truffaut"), 1u);
+  EXPECT_EQ(store_->GetByUri(FileUri(root_ + "/notes.txt"))->mime, "image/png");
+  EXPECT_EQ(store_->GetByUri(FileUri(root_ + "/minutes.txt"))->mime, "text/plain");
+  EXPECT_EQ(store_->GetByUri(FileUri(root_ + "/report.pdf"))->mime, "application/pdf");
+  // Failed extractions are reported with their reason; the files are still found by name.
+  ASSERT_EQ(r.problems.size(), 2u);
+  std::string reasons;
+  for (const auto& p : r.problems) reasons += stdfs::path(p.path).filename().string() + ": " + p.reason + "\n";
+  EXPECT_NE(reasons.find("vaultlocked.pdf: encrypted"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("brokenfile.pdf: damaged"), std::string::npos) << reasons;
+  EXPECT_EQ(Hits("vaultlocked"), 1u);
+  EXPECT_EQ(Hits("brokenfile"), 1u);
+}
+
+TEST_F(CrawlTest, TextLimitAppliesAfterDecoding) {
+  options_.max_text_bytes = 64;
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += "請求書 ";
+  WriteFile(root_ + "/long.txt", ToShiftJis(text));
+  Crawl();
+  auto doc = store_->GetByUri(FileUri(root_ + "/long.txt"));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_LE(doc->content.size(), 64u);
+  EXPECT_GE(doc->content.size(), 60u);
+  EXPECT_EQ(doc->content.rfind("請求書 ", 0), 0u);
 }
 
 TEST(MimeTest, ContentBeatsExtension) {
