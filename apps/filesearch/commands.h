@@ -37,6 +37,7 @@ Status AttachEmbedder(Engine* engine, const ModelFlags& model, bool test_embedde
 
 void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterDuplicates(CLI::App& app, GlobalFlags& flags, int* exit_code);
+void RegisterFailures(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code);

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   fs::cli::RegisterIndex(app, flags, &exit_code);
   fs::cli::RegisterBackfill(app, flags, &exit_code);
   fs::cli::RegisterDuplicates(app, flags, &exit_code);
+  fs::cli::RegisterFailures(app, flags, &exit_code);
   fs::cli::RegisterWorker(app, flags, &exit_code);
   fs::cli::RegisterSearch(app, flags, &exit_code);
   fs::cli::RegisterStats(app, flags, &exit_code);

@@ -381,6 +381,7 @@ struct Server::Impl {
   Clock::time_point stats_at{};
   uint64_t stats_documents = 0;
   uint64_t stats_embeddings = 0;
+  FailureCounts stats_failures;
 
   bool vector_on() const { return options.vector_search; }
   bool image_search_on() const { return options.vector_search && options.embedder != nullptr; }
@@ -396,6 +397,7 @@ struct Server::Impl {
   Outcome RunSearchParams(const Params& p, const std::string* image, const Ctx& ctx);
   Outcome Embed(const httplib::Request& req, const Ctx& ctx);
   Outcome DocumentMeta(const httplib::Request& req, const Ctx& ctx);
+  Outcome Failures(const httplib::Request& req, const Ctx& ctx);
   Outcome DocumentBytes(const httplib::Request& req, const Ctx& ctx, bool thumbnail);
   Outcome MetricsPage();
   Outcome Config(const Ctx& ctx);
@@ -434,8 +436,10 @@ void Server::Impl::DescribeMetrics() {
                    "Documents changed since the accelerator's last build (searched beside it; a rebuild folds them in).");
   metrics.Describe("filesearch_keyword_searches_total", "counter",
                    "Keyword searches by path: accelerator, or fts5 (phrases, prefixes, filters, not ready).");
-  metrics.Describe("filesearch_worker_queue_depth", "gauge", "Jobs waiting for the embedding worker. Placeholder: 0 until the worker lands.");
-  metrics.Describe("filesearch_worker_dead_letters", "gauge", "Jobs the worker gave up on. Placeholder: 0 until the worker lands.");
+  metrics.Describe("filesearch_worker_queue_depth", "gauge",
+                   "Failed files waiting for a retry (backing off) on the failure list of the store.");
+  metrics.Describe("filesearch_worker_dead_letters", "gauge",
+                   "Files given up on (corrupt, unsupported, or out of attempts): GET /failures?dead=true lists them.");
   for (const char* m : {"text", "vector", "hybrid"}) metrics.Add("filesearch_search_total", {{"mode", m}}, 0);
   metrics.Describe("filesearch_search_total", "counter", "Searches served by mode.");
   metrics.Set("filesearch_embedding_cache_hits_total", {}, 0);
@@ -902,6 +906,45 @@ Outcome Server::Impl::DocumentMeta(const httplib::Request& req, const Ctx& ctx) 
   return JsonReply(j);
 }
 
+Outcome Server::Impl::Failures(const httplib::Request& req, const Ctx& ctx) {
+  const std::string dead = req.get_param_value("dead");
+  if (!dead.empty() && dead != "true" && dead != "false") {
+    return ApiError{400, "invalid_argument", "dead must be true or false"};
+  }
+  size_t limit = 100;
+  if (req.has_param("limit")) {
+    const std::string v = req.get_param_value("limit");
+    char* end = nullptr;
+    const long n = std::strtol(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || n < 1 || n > 1000) {
+      return ApiError{400, "invalid_argument", "limit must be an integer from 1 to 1000"};
+    }
+    limit = static_cast<size_t>(n);
+  }
+  auto list = options.engine->store()->ListFailures(dead == "true", 100000);
+  if (!list.ok()) return ApiError{500, "internal", list.status().ToString()};
+  auto iso = [](int64_t ns) {
+    const std::time_t t = static_cast<std::time_t>(ns / 1000000000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return std::string(buf);
+  };
+  Json items = Json::array();
+  uint64_t retrying = 0, dead_n = 0;
+  for (const FailureRecord& f : *list) {
+    if (!Visible(ctx.principal, f.path)) continue;  // a user sees failures under their prefixes only
+    ++(f.dead() ? dead_n : retrying);
+    if (items.size() >= limit) continue;
+    Json j = {{"path", f.path}, {"stage", f.stage}, {"reason", f.reason}, {"attempts", f.attempts},
+              {"firstFailed", iso(f.first_ns)}, {"lastFailed", iso(f.last_ns)}, {"dead", f.dead()}};
+    j["nextRetry"] = f.dead() ? Json(nullptr) : Json(iso(f.retry_at_ns));
+    items.push_back(std::move(j));
+  }
+  return JsonReply({{"failures", std::move(items)}, {"retrying", retrying}, {"dead", dead_n}});
+}
+
 Outcome Server::Impl::DocumentBytes(const httplib::Request& req, const Ctx& ctx, bool thumbnail) {
   Document doc;
   FS_TAKE(doc, VisibleDocument(req.matches[1], ctx));
@@ -945,9 +988,13 @@ Outcome Server::Impl::MetricsPage() {
         stats_embeddings = st->embeddings;
         stats_at = Clock::now();
       }
+      auto fc = options.engine->store()->CountFailures();
+      if (fc.ok()) stats_failures = *fc;
     }
     metrics.Set("filesearch_index_documents", {}, static_cast<double>(stats_documents));
     metrics.Set("filesearch_index_embeddings", {}, static_cast<double>(stats_embeddings));
+    metrics.Set("filesearch_worker_queue_depth", {}, static_cast<double>(stats_failures.retrying));
+    metrics.Set("filesearch_worker_dead_letters", {}, static_cast<double>(stats_failures.dead));
   }
   VectorIndex* v = options.engine->vectors();
   metrics.Set("filesearch_index_vectors", {}, v ? static_cast<double>(v->size()) : 0.0);
@@ -1020,6 +1067,7 @@ void Server::Impl::Routes() {
   Route("GET", "/search", "/search", true, [this](const httplib::Request& req, const Ctx& c) { return Search(req, c); });
   Route("POST", "/search", "/search", true, [this](const httplib::Request& req, const Ctx& c) { return Search(req, c); });
   Route("POST", "/embed", "/embed", true, [this](const httplib::Request& req, const Ctx& c) { return Embed(req, c); });
+  Route("GET", "/failures", "/failures", true, [this](const httplib::Request& req, const Ctx& c) { return Failures(req, c); });
   Route("GET", R"(/documents/([^/]{1,32}))", "/documents/{id}", true,
         [this](const httplib::Request& req, const Ctx& c) { return DocumentMeta(req, c); });
   Route("GET", R"(/documents/([^/]{1,32})/thumbnail)", "/documents/{id}/thumbnail", true,

@@ -674,5 +674,36 @@ TEST_F(ApiTest, KeywordOnlyWithoutEmbedderSaysWhy) {
   ExpectError(Wrap(cl.Post("/embed", "{\"text\":\"x\"}", "application/json")), 503, "unavailable", "/embed", "post");
 }
 
+// Last in the file: it leaves entries on the shared store's failure list.
+TEST_F(ApiTest, FailureListIsServedPerUserAndCounted) {
+  const std::vector<FailureInput> failed = {
+      {"file://" + Share() + "/finance/broken.jpg", Share() + "/finance/broken.jpg", "embed", "corruption: bad JPEG", true},
+      {"file://" + Share() + "/hr/locked.docx", Share() + "/hr/locked.docx", "read", "cannot open: I/O error", false}};
+  ASSERT_TRUE(engine_->store()->RecordFailures(failed, RetryPolicy{}, 1'700'000'000'000'000'000).ok());
+  Reply all = Get("/failures");
+  ASSERT_EQ(all.status, 200) << all.raw;
+  Conforms(all, "/failures");
+  EXPECT_EQ(all.body["dead"], 1);
+  EXPECT_EQ(all.body["retrying"], 1);
+  ASSERT_EQ(all.body["failures"].size(), 2u);
+  Reply dead = Get("/failures?dead=true");
+  ASSERT_EQ(dead.status, 200);
+  ASSERT_EQ(dead.body["failures"].size(), 1u);
+  EXPECT_EQ(dead.body["failures"][0]["reason"], "corruption: bad JPEG");
+  EXPECT_TRUE(dead.body["failures"][0]["nextRetry"].is_null());
+  EXPECT_EQ(dead.body["failures"][0]["firstFailed"], "2023-11-14T22:13:20Z");
+  // A user limited to finance/ sees only the failure there.
+  Json c = Claims();
+  c["paths"] = {Share() + "/finance/"};
+  Reply mine = Get("/failures", SignHs256(kSecret, c));
+  ASSERT_EQ(mine.status, 200);
+  ASSERT_EQ(mine.body["failures"].size(), 1u);
+  EXPECT_EQ(mine.body["failures"][0]["stage"], "embed");
+  EXPECT_EQ(mine.body["retrying"], 0);
+  ExpectError(Get("/failures?limit=0"), 400, "invalid_argument", "/failures");
+  ExpectError(Get("/failures?dead=maybe"), 400, "invalid_argument", "/failures");
+  ExpectError(Get("/failures", ""), 401, "unauthorized", "/failures");
+}
+
 }  // namespace
 }  // namespace fs::server
