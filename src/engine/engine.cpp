@@ -169,7 +169,7 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
 
 Status Engine::EmbedMissing(IndexReport* report) {
   // Failed images wait for their backoff; dead letters wait for the file to change.
-  FS_ASSIGN_OR_RETURN(auto not_due_list, store_->FailuresNotDue(NowNs()));
+  FS_ASSIGN_OR_RETURN(auto not_due_list, store_->FailuresNotDue("embed", NowNs()));
   const std::set<std::string> not_due(not_due_list.begin(), not_due_list.end());
   int64_t after = 0;
   while (true) {
@@ -218,11 +218,14 @@ Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_opt
   }
   FS_ASSIGN_OR_RETURN(report.crawl, CrawlDirectory(store_.get(), dir, crawl_options));
   {
-    // Files that could not be read join the failure list (a file that vanished is just gone).
+    // Files that could not be read join the failure list (a file that vanished is just gone);
+    // so do files stored without their text (extraction failed: permanent until the file changes).
     std::vector<FailureInput> failed;
     for (const CrawlProblem& p : report.crawl.problems) {
       if (p.reason.find("vanished") != std::string::npos) continue;
-      failed.push_back({FileUri(p.path), p.path, "read", p.reason, false});
+      const bool unreadable = p.reason.rfind("cannot ", 0) == 0 || p.reason.rfind("no longer", 0) == 0 ||
+                              p.reason.rfind("error while listing", 0) == 0;
+      failed.push_back({FileUri(p.path), p.path, unreadable ? "read" : "extract", p.reason, !unreadable});
     }
     FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, NowNs()));
   }

@@ -200,8 +200,9 @@ class Store {
   Status RecordFailures(std::span<const FailureInput> failures, const RetryPolicy& policy, int64_t now_ns);
   Result<std::vector<FailureRecord>> ListFailures(bool dead_only, size_t limit) const;
   Result<FailureCounts> CountFailures() const;
-  // Uris whose next attempt is not due at `now_ns` (backing off, or dead): work to skip for now.
-  Result<std::vector<std::string>> FailuresNotDue(int64_t now_ns) const;
+  // Uris failed at `stage` whose next attempt is not due at `now_ns` (backing off, or dead): work
+  // to skip for now.
+  Result<std::vector<std::string>> FailuresNotDue(const std::string& stage, int64_t now_ns) const;
   // When the earliest pending retry is due (ns since the epoch); 0 if none is pending.
   Result<int64_t> NextRetryAt() const;
   // Makes every failure due again with a fresh attempt count (after fixing the cause). Returns how many.
