@@ -81,6 +81,10 @@ struct TokenizedDoc {
   uint32_t id = 0;
   uint32_t len = 0;
   std::vector<std::pair<std::string, Tf>> terms;
+  // What filters look at.
+  std::string path, mime, ext;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
 };
 
 Status TokenizeDoc(Tokenizer* tok, uint32_t id, const std::string_view cols[3], TokenizedDoc* out,
@@ -164,12 +168,27 @@ struct KeywordIndex::Impl {
   };
   std::vector<List> lists;          // by term id (terms new since the build have empty lists)
   std::vector<uint32_t> doc_len;    // by doc id, base documents
+  // Filter fields of base documents, by doc id; paths in one arena.
+  struct Meta {
+    uint16_t mime = 0, ext = 0;
+    uint32_t path_len = 0;
+    uint64_t path_off = 0;
+    uint64_t size = 0;
+    int64_t mtime_ns = 0;
+  };
+  std::vector<Meta> meta;
+  std::string path_arena;
+  // Dictionaries of MIME types and extensions (filters compare ids).
+  std::vector<std::string> mimes, exts;
+  std::unordered_map<std::string, uint16_t, StringHash, std::equal_to<>> mime_id, ext_id;
   std::vector<uint8_t> live;        // by doc id: 1 = in the base and current
   uint64_t base_live = 0, base_tokens = 0, base_masked = 0, postings = 0;
 
   struct DeltaDoc {
     uint32_t len;
     std::vector<std::pair<uint32_t, uint16_t>> terms;  // (term, code), sorted by term
+    Meta meta;         // path_off/path_len unused: the path is kept here
+    std::string path;
   };
   std::unordered_map<uint32_t, DeltaDoc> delta;
   std::unordered_map<uint32_t, std::vector<uint32_t>> delta_postings;  // term -> delta docs
@@ -185,6 +204,24 @@ struct KeywordIndex::Impl {
       code_freq.push_back(tf.name * weights.name + tf.path * weights.path + tf.content * weights.content);
     }
     return it->second;
+  }
+  Result<uint16_t> DictId(std::string_view v, std::vector<std::string>* names,
+                          std::unordered_map<std::string, uint16_t, StringHash, std::equal_to<>>* ids) {
+    auto it = ids->find(v);
+    if (it != ids->end()) return it->second;
+    if (names->size() >= 65535) return Status::ResourceExhausted("too many distinct MIME types or extensions");
+    auto id = static_cast<uint16_t>(names->size());
+    names->emplace_back(v);
+    ids->emplace(std::string(v), id);
+    return id;
+  }
+  Result<Meta> MetaOf(const TokenizedDoc& d) {
+    Meta mt;
+    FS_ASSIGN_OR_RETURN(mt.mime, DictId(d.mime, &mimes, &mime_id));
+    FS_ASSIGN_OR_RETURN(mt.ext, DictId(d.ext, &exts, &ext_id));
+    mt.size = d.size;
+    mt.mtime_ns = d.mtime_ns;
+    return mt;
   }
   uint32_t Intern(std::string_view term) {
     auto it = vocab.find(term);
@@ -217,7 +254,8 @@ struct KeywordIndex::Impl {
   Status ApplyUpsert(const TokenizedDoc& d) {
     MaskBase(d.id);
     RemoveDelta(d.id);
-    DeltaDoc dd{d.len, {}};
+    FS_ASSIGN_OR_RETURN(Meta mt, MetaOf(d));
+    DeltaDoc dd{d.len, {}, mt, d.path};
     for (const auto& [t, tf] : d.terms) {
       FS_ASSIGN_OR_RETURN(uint16_t code, Code(tf));
       uint32_t term = Intern(t);
@@ -294,6 +332,16 @@ class ReadTxn {
   bool open_ = false;
 };
 
+// The columns both the build and the catch-up read: text to tokenize, then what filters need.
+constexpr const char* kDocFields = "id, name, path, content, mime, ext, size, mtime_ns";
+void ReadFilterFields(const Stmt& s, TokenizedDoc* d) {
+  d->path = s.Text(2);
+  d->mime = s.Text(4);
+  d->ext = s.Text(5);
+  d->size = static_cast<uint64_t>(s.Int(6));
+  d->mtime_ns = s.Int(7);
+}
+
 Result<uint64_t> QueryU64(Db* db, const char* sql) {
   FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(sql));
   FS_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -315,7 +363,8 @@ Result<std::unique_ptr<KeywordIndex>> KeywordIndex::Build(Db* db, const KeywordW
   if (max_id >= UINT32_MAX) return Status::Unsupported("document ids beyond 2^32: keyword index not built");
   impl->doc_len.assign(max_id + 1, 0);
   impl->live.assign(max_id + 1, 0);
-  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT id, name, path, content FROM documents ORDER BY id"));
+  impl->meta.assign(max_id + 1, Impl::Meta{});
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(std::string("SELECT ") + kDocFields + " FROM documents ORDER BY id"));
   TokenizedDoc doc;
   std::vector<std::pair<std::string, int>> scratch;
   uint64_t n = 0;
@@ -330,6 +379,12 @@ Result<std::unique_ptr<KeywordIndex>> KeywordIndex::Build(Db* db, const KeywordW
     const uint32_t id = static_cast<uint32_t>(s.Int(0));
     const std::string_view cols[3] = {col(1), col(2), col(3)};
     FS_RETURN_IF_ERROR(TokenizeDoc(impl->tokenizer.get(), id, cols, &doc, &scratch));
+    ReadFilterFields(s, &doc);
+    FS_ASSIGN_OR_RETURN(Impl::Meta mt, impl->MetaOf(doc));
+    mt.path_off = impl->path_arena.size();
+    mt.path_len = static_cast<uint32_t>(cols[1].size());
+    impl->path_arena.append(cols[1]);
+    impl->meta[id] = mt;
     impl->doc_len[id] = doc.len;
     impl->live[id] = 1;
     ++impl->base_live;
@@ -342,6 +397,7 @@ Result<std::unique_ptr<KeywordIndex>> KeywordIndex::Build(Db* db, const KeywordW
     }
   }
   impl->FinishBlocks();
+  impl->path_arena.shrink_to_fit();
   impl->build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return std::unique_ptr<KeywordIndex>(new KeywordIndex(std::move(impl)));
 }
@@ -377,7 +433,7 @@ Status KeywordIndex::CatchUp(Db* db) {
     auto id = static_cast<uint32_t>(s.Int(1));
     if (seen.insert(id).second) ids.push_back(id);
   }
-  FS_ASSIGN_OR_RETURN(Stmt get, db->Prepare("SELECT name, path, content FROM documents WHERE id = ?"));
+  FS_ASSIGN_OR_RETURN(Stmt get, db->Prepare(std::string("SELECT ") + kDocFields + " FROM documents WHERE id = ?"));
   std::vector<TokenizedDoc> upserts;
   std::vector<uint32_t> deletes;
   {
@@ -391,10 +447,11 @@ Status KeywordIndex::CatchUp(Db* db) {
         deletes.push_back(id);
         continue;
       }
-      std::string a = get.Text(0), b = get.Text(1), c = get.Text(2);
+      std::string a = get.Text(1), b = get.Text(2), c = get.Text(3);
       const std::string_view cols[3] = {a, b, c};
       upserts.emplace_back();
       FS_RETURN_IF_ERROR(TokenizeDoc(m.tokenizer.get(), id, cols, &upserts.back(), &scratch));
+      ReadFilterFields(get, &upserts.back());
     }
   }
   std::unique_lock lock(m.mu);
@@ -458,7 +515,7 @@ class TopK {
 
 Result<std::optional<KeywordPage>> KeywordIndex::Search(std::string_view query, size_t offset, size_t limit,
                                                         const std::optional<KeywordAfter>& after,
-                                                        bool count_total) const {
+                                                        const SearchFilters& filters, bool count_total) const {
   Impl& m = *impl_;
   // 1. Words, exactly as BuildFtsQuery splits them; each must be a single token.
   std::vector<std::string> terms;
@@ -477,6 +534,41 @@ Result<std::optional<KeywordPage>> KeywordIndex::Search(std::string_view query, 
   if (terms.empty()) return std::optional<KeywordPage>(std::move(page));
 
   std::shared_lock lock(m.mu);
+  // Filters, compiled against the dictionaries: the same semantics as the SQL of the FTS5 path.
+  const bool filtered = !filters.empty();
+  std::vector<uint8_t> mime_ok, ext_ok;
+  if (!filters.types.empty()) {
+    mime_ok.assign(m.mimes.size(), 0);
+    for (size_t i = 0; i < m.mimes.size(); ++i) {
+      for (const std::string& t : filters.types) {
+        const bool family = t.find('/') == std::string::npos;
+        if (family ? m.mimes[i].rfind(t + "/", 0) == 0 : m.mimes[i] == t) mime_ok[i] = 1;
+      }
+    }
+  }
+  if (!filters.extensions.empty()) {
+    ext_ok.assign(m.exts.size(), 0);
+    for (std::string e : filters.extensions) {
+      if (!e.empty() && e[0] == '.') e.erase(0, 1);
+      for (auto& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      auto it = m.ext_id.find(e);
+      if (it != m.ext_id.end()) ext_ok[it->second] = 1;
+    }
+  }
+  auto passes = [&](const Impl::Meta& mt, std::string_view path) {
+    if (!mime_ok.empty() && !mime_ok[mt.mime]) return false;
+    if (!ext_ok.empty() && !ext_ok[mt.ext]) return false;
+    if (filters.min_size && mt.size < *filters.min_size) return false;
+    if (filters.max_size && mt.size > *filters.max_size) return false;
+    if (filters.min_mtime_ns && mt.mtime_ns < *filters.min_mtime_ns) return false;
+    if (filters.max_mtime_ns && mt.mtime_ns > *filters.max_mtime_ns) return false;
+    return filters.path_prefix.empty() || path.substr(0, filters.path_prefix.size()) == filters.path_prefix;
+  };
+  auto base_passes = [&](uint32_t d) {
+    const Impl::Meta& mt = m.meta[d];
+    return !filtered || passes(mt, std::string_view(m.path_arena).substr(mt.path_off, mt.path_len));
+  };
+  auto delta_passes = [&](const Impl::DeltaDoc& dd) { return !filtered || passes(dd.meta, dd.path); };
   const uint64_t n_rows = m.LiveDocs();
   std::vector<uint32_t> ids;
   for (const auto& t : terms) {
@@ -530,12 +622,14 @@ Result<std::optional<KeywordPage>> KeywordIndex::Search(std::string_view query, 
       order.emplace_back(ub * (1 + 1e-9), b);  // margin for rounding: the bound must not undercut
     }
     std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    // With filters the total is the number of documents that pass: every block is visited.
     for (const auto& [ub, b] : order) {
-      if (top.Full() && ub < top.Threshold()) break;
+      if (!filtered && top.Full() && ub < top.Threshold()) break;
       const size_t s = size_t{b} * kBlock, e = std::min(l.docs.size(), s + kBlock);
       for (size_t i = s; i < e; ++i) {
         const uint32_t d = l.docs[i];
-        if (!m.live[d]) continue;
+        if (!m.live[d] || !base_passes(d)) continue;
+        ++total;
         freq[0] = m.code_freq[l.codes[i]];
         top.Offer(score_of(m.doc_len[d]), d);
       }
@@ -543,11 +637,13 @@ Result<std::optional<KeywordPage>> KeywordIndex::Search(std::string_view query, 
     if (const auto* dl = delta_of(ids[0])) {
       for (uint32_t d : *dl) {
         const auto& dd = m.delta.at(d);
+        if (!delta_passes(dd)) continue;
+        ++total;
         freq[0] = m.code_freq[static_cast<size_t>(delta_code(dd, ids[0]))];
         top.Offer(score_of(dd.len), d);
       }
     }
-    total = df[0];
+    if (!filtered) total = df[0];
   } else {
     // 3b. Several words: intersect the base lists, the shortest leading, skipping blocks.
     size_t shortest = 0;
@@ -571,7 +667,7 @@ Result<std::optional<KeywordPage>> KeywordIndex::Search(std::string_view query, 
         if (l.docs[pos[p]] != d) { all = false; break; }
         freq[p] = m.code_freq[l.codes[pos[p]]];
       }
-      if (!all) continue;
+      if (!all || !base_passes(d)) continue;
       ++total;
       top.Offer(score_of(m.doc_len[d]), d);
     }
@@ -592,7 +688,7 @@ Result<std::optional<KeywordPage>> KeywordIndex::Search(std::string_view query, 
           if (code < 0) all = false;
           else freq[i] = m.code_freq[static_cast<size_t>(code)];
         }
-        if (!all) continue;
+        if (!all || !delta_passes(dd)) continue;
         ++total;
         top.Offer(score_of(dd.len), d);
       }
@@ -615,12 +711,13 @@ KeywordIndexStats KeywordIndex::Stats() const {
   st.delta_documents = m.delta.size();
   st.applied_seq = m.applied_seq;
   st.build_seconds = m.build_seconds;
-  uint64_t bytes = m.doc_len.capacity() * 4 + m.live.capacity() + m.code_freq.capacity() * 8;
+  uint64_t bytes = m.doc_len.capacity() * 4 + m.live.capacity() + m.code_freq.capacity() * 8 +
+                   m.meta.capacity() * sizeof(Impl::Meta) + m.path_arena.capacity();
   for (const auto& l : m.lists) {
     bytes += sizeof(l) + l.docs.capacity() * 4 + l.codes.capacity() * 2 + l.blocks.capacity() * sizeof(Impl::Block);
   }
   for (const auto& [t, id] : m.vocab) bytes += t.capacity() + 48;
-  for (const auto& [id, dd] : m.delta) bytes += 64 + dd.terms.capacity() * 8;
+  for (const auto& [id, dd] : m.delta) bytes += 96 + dd.terms.capacity() * 8 + dd.path.capacity();
   st.memory_bytes = bytes;
   return st;
 }

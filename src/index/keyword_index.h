@@ -13,7 +13,10 @@
 // - Scores are FTS5's bm25() formula with the same field weights and statistics (row count,
 //   token totals, document sizes counted as FTS5 counts them), so hits, order and scores match
 //   the FTS5 path, which stays the reference and the fallback: queries with phrases (a word of
-//   several tokens), prefixes or filters go to FTS5.
+//   several tokens) or prefixes go to FTS5.
+// - Filters (type, extension, path prefix, size, modified time) are checked on fields held per
+//   document, with the SQL path's semantics; with a filter every posting of the words is visited,
+//   since the total counts the documents that pass.
 //
 // Freshness: the store logs every document insert, update and delete in `doc_log` (a trigger, in
 // the writing transaction). Before each search the index applies the entries newer than the last
@@ -81,7 +84,8 @@ class KeywordIndex {
   // The page in (score desc, id asc) order, as Store::KeywordSearch defines it; nullopt when the
   // query needs FTS5 (a word of several tokens, a prefix).
   Result<std::optional<KeywordPage>> Search(std::string_view query, size_t offset, size_t limit,
-                                            const std::optional<KeywordAfter>& after, bool count_total) const;
+                                            const std::optional<KeywordAfter>& after, const SearchFilters& filters,
+                                            bool count_total) const;
 
   KeywordIndexStats Stats() const;
 

@@ -58,14 +58,19 @@ class KeywordIndexTest : public ::testing::Test {
   }
   Document MakeDoc(std::mt19937& rng, int i) {
     Document d;
-    std::string name = Words(rng, 1 + static_cast<int>(rng() % 3)) + "_" + std::to_string(i) + ".txt";
+    // Kind, size and time from their own stream, so the text stays what it was.
+    std::mt19937 meta(static_cast<uint32_t>(i) * 7919u + 1u);
+    static const char* kKinds[][2] = {{"txt", "text/plain"}, {"pdf", "application/pdf"}, {"jpg", "image/jpeg"},
+                                      {"png", "image/png"}};
+    const auto& kind = kKinds[meta() % 4];
+    std::string name = Words(rng, 1 + static_cast<int>(rng() % 3)) + "_" + std::to_string(i) + "." + kind[0];
     d.path = "/share/" + Words(rng, 1) + "/" + Words(rng, 1) + "/" + name;
     d.uri = "file://" + d.path;
     d.name = name;
-    d.ext = "txt";
-    d.mime = "text/plain";
-    d.size = 100;
-    d.mtime_ns = i;
+    d.ext = kind[0];
+    d.mime = kind[1];
+    d.size = meta() % 100000;
+    d.mtime_ns = static_cast<int64_t>(meta() % 1000);
     d.sha256 = std::to_string(rng());
     d.content = Words(rng, static_cast<int>(rng() % 60));
     return d;
@@ -78,11 +83,11 @@ class KeywordIndexTest : public ::testing::Test {
   }
 
   // Every query, several page shapes: the accelerated store must agree with FTS5 exactly.
-  void ExpectSameAsFts(const std::vector<std::string>& queries) {
+  void ExpectSameAsFts(const std::vector<std::string>& queries, const SearchFilters& f = {}) {
     for (const auto& q : queries) {
       for (auto [offset, limit] : {std::pair<size_t, size_t>{0, 10}, {0, 1}, {7, 25}, {0, 500}}) {
-        auto a = fts_->KeywordSearch(q, {}, offset, limit);
-        auto b = fast_->KeywordSearch(q, {}, offset, limit);
+        auto a = fts_->KeywordSearch(q, f, offset, limit);
+        auto b = fast_->KeywordSearch(q, f, offset, limit);
         ASSERT_TRUE(a.ok() && b.ok()) << q;
         ASSERT_EQ(a->total, b->total) << "query '" << q << "'";
         ASSERT_EQ(a->hits.size(), b->hits.size()) << "query '" << q << "'";
@@ -94,8 +99,8 @@ class KeywordIndexTest : public ::testing::Test {
       // Keyset paging: walk the whole result in pages of 13 on the fast path; FTS5 must agree.
       std::optional<KeywordAfter> after_a, after_b;
       for (int page = 0; page < 6; ++page) {
-        auto a = fts_->KeywordSearch(q, {}, 0, 13, after_a, false);
-        auto b = fast_->KeywordSearch(q, {}, 0, 13, after_b, false);
+        auto a = fts_->KeywordSearch(q, f, 0, 13, after_a, false);
+        auto b = fast_->KeywordSearch(q, f, 0, 13, after_b, false);
         ASSERT_TRUE(a.ok() && b.ok());
         ASSERT_EQ(a->hits.size(), b->hits.size()) << "query '" << q << "' page " << page;
         for (size_t i = 0; i < a->hits.size(); ++i) ASSERT_EQ(a->hits[i].id, b->hits[i].id);
@@ -188,8 +193,45 @@ TEST_F(KeywordIndexTest, PhrasesPrefixesAndFiltersStillWork) {
   EXPECT_EQ(a->total, b->total);
   EXPECT_LT(b->total, fast_->KeywordSearch("budget", {}, 0, 1)->total);
   auto info = fast_->KeywordIndexStatus();
-  EXPECT_EQ(info.passed_to_fts, 5u);  // four queries and one filtered search
-  EXPECT_EQ(info.served, 1u);         // the unfiltered "budget"
+  EXPECT_EQ(info.passed_to_fts, 4u);  // the four queries above
+  EXPECT_EQ(info.served, 2u);         // "budget", filtered and not
+}
+
+TEST_F(KeywordIndexTest, FiltersMatchTheSqlPath) {
+  Ingest(2500, 5);
+  OpenFast();
+  // A few changes after the build, so that delta documents are filtered too.
+  std::mt19937 rng(7);
+  std::vector<Document> more;
+  for (int i = 0; i < 200; ++i) more.push_back(MakeDoc(rng, 9000 + i));
+  ASSERT_TRUE(fts_->UpsertBatch(more).ok());
+  std::vector<SearchFilters> cases(9);
+  cases[0].types = {"image"};
+  cases[1].types = {"application/pdf", "text"};
+  cases[2].extensions = {".JPG", "png"};
+  cases[3].path_prefix = "/share/invoice/";
+  cases[4].min_size = 20000;
+  cases[4].max_size = 60000;
+  cases[5].min_mtime_ns = 100;
+  cases[5].max_mtime_ns = 400;
+  cases[6].types = {"image"};
+  cases[6].path_prefix = "/share/budget/";
+  cases[6].max_size = 50000;
+  cases[7].extensions = {"docx"};  // no such extension: nothing
+  cases[8].path_prefix = "/share/東京支社/";
+  const std::vector<std::string> q = {"invoice", "budget report", "tokyo", "東京", "請求", "sales plan", "2024"};
+  for (const auto& f : cases) ExpectSameAsFts(q, f);
+  // The filters do select: some but not all of the hits pass.
+  const uint64_t all = fast_->KeywordSearch("invoice", {}, 0, 1)->total;
+  for (size_t c : {0, 1, 2, 3, 4, 5, 6, 8}) {
+    const uint64_t n = fast_->KeywordSearch(c == 8 ? "2024" : "invoice", cases[c], 0, 1)->total;
+    EXPECT_GT(n, 0u) << "case " << c;
+    EXPECT_LT(n, all) << "case " << c;
+  }
+  EXPECT_EQ(fast_->KeywordSearch("invoice", cases[7], 0, 1)->total, 0u);
+  auto info = fast_->KeywordIndexStatus();
+  EXPECT_EQ(info.passed_to_fts, 0u);
+  EXPECT_GT(info.served, 9u * q.size() * 4u);
 }
 
 TEST_F(KeywordIndexTest, EmptyStoreAndBuildingInTheBackground) {

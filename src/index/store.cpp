@@ -659,7 +659,7 @@ Result<KeywordPage> Store::KeywordSearch(std::string_view query, const SearchFil
                                          size_t limit, const std::optional<KeywordAfter>& after,
                                          bool count_total) const {
   if (impl_->options.keyword_index) {
-    if (std::shared_ptr<KeywordIndex> idx = filters.empty() ? impl_->CurrentKeyword() : nullptr) {
+    if (std::shared_ptr<KeywordIndex> idx = impl_->CurrentKeyword()) {
       Status st;
       {
         Impl::Lease db(impl_.get());
@@ -674,7 +674,7 @@ Result<KeywordPage> Store::KeywordSearch(std::string_view query, const SearchFil
         impl_->StartKeywordBuild();
       } else {
         if (idx->WantsRebuild()) impl_->StartKeywordBuild();
-        FS_ASSIGN_OR_RETURN(auto fast, idx->Search(query, offset, limit, after, count_total));
+        FS_ASSIGN_OR_RETURN(auto fast, idx->Search(query, offset, limit, after, filters, count_total));
         if (fast) {
           impl_->kw_served.fetch_add(1, std::memory_order_relaxed);
           return std::move(*fast);

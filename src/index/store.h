@@ -140,7 +140,7 @@ struct KeywordIndexInfo {
   uint64_t documents = 0, terms = 0, postings = 0, delta_documents = 0, memory_bytes = 0;
   double build_seconds = 0;
   uint64_t served = 0;         // searches answered by the accelerator
-  uint64_t passed_to_fts = 0;  // searches it passed to FTS5 (phrases, prefixes, filters, not ready)
+  uint64_t passed_to_fts = 0;  // searches it passed to FTS5 (phrases, prefixes, not ready)
 };
 
 class Store {
