@@ -6,6 +6,8 @@
 # unless the data directory already holds them, starts the server on 127.0.0.1 with HS256 auth and
 # the test embedder, and runs keyword, vector and hybrid queries at 1, 8 and 32 connections
 # (one wrk thread per 8 connections, at most 2). Prints one RESULT line per run.
+# SERVE_FLAGS (env) adds flags to `serve`, e.g. SERVE_FLAGS=--no-keyword-index for the FTS5-only path.
+# The runs start once the keyword accelerator is ready (filesearch_keyword_index_ready 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-200000}
@@ -26,14 +28,22 @@ payload=$(printf '{"sub":"bench","exp":%d}' $(( $(date +%s) + 86400 )) | b64url)
 sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -hmac "$secret" -binary | b64url)
 export TOKEN="$header.$payload.$sig"
 LOG_LEVEL=warn "$build/filesearch" --data-dir "$data" --no-progress serve --host 127.0.0.1 --port "$port" \
-  --auth-secret "$secret" --test-embedder --threads 64 2>"$data/serve.log" &
+  --auth-secret "$secret" --test-embedder --threads 64 ${SERVE_FLAGS:-} 2>"$data/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do
   curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
   sleep 0.5
 done
-echo "server up: $(curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^filesearch_index_(documents|vectors) ' | tr '\n' ' ')"
+if [[ "${SERVE_FLAGS:-}" != *--no-keyword-index* ]]; then
+  start=$(date +%s)
+  for _ in $(seq 1 1200); do
+    curl -fs "http://127.0.0.1:$port/metrics" 2>/dev/null | grep -q '^filesearch_keyword_index_ready 1' && break
+    sleep 0.5
+  done
+  echo "keyword index ready after $(( $(date +%s) - start )) s"
+fi
+echo "server up: $(curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^filesearch_(index_documents|index_vectors|keyword_index_bytes) ' | tr '\n' ' ')"
 for mode in $modes; do
   # Warm the page cache and the query paths once.
   MODE=$mode wrk -t1 -c1 -d3s -s bench/http/search.lua "http://127.0.0.1:$port" >/dev/null
