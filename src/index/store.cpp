@@ -572,9 +572,23 @@ Result<uint64_t> Store::LastChangeSeq(const std::string& model) const {
 
 Status Store::TrimChanges(const std::string& model, uint64_t up_to_seq) {
   std::lock_guard lock(impl_->write_mu);
+  Transaction txn(&impl_->writer);
+  FS_RETURN_IF_ERROR(txn.Begin());
   FS_ASSIGN_OR_RETURN(Stmt s, impl_->writer.Prepare("DELETE FROM vector_log WHERE model = ? AND seq <= ?"));
   s.Bind(1, std::string_view(model)).Bind(2, static_cast<int64_t>(up_to_seq));
-  return s.Run();
+  FS_RETURN_IF_ERROR(s.Run());
+  // Remember how far the log was trimmed: another process's index behind that point must reload.
+  FS_ASSIGN_OR_RETURN(Stmt m, impl_->writer.Prepare(
+      "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = "
+      "CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)"));
+  m.Bind(1, "vector_log_trimmed/" + model).Bind(2, std::to_string(up_to_seq));
+  FS_RETURN_IF_ERROR(m.Run());
+  return txn.Commit();
+}
+
+Result<uint64_t> Store::TrimmedThrough(const std::string& model) const {
+  FS_ASSIGN_OR_RETURN(auto v, GetMeta("vector_log_trimmed/" + model));
+  return v ? static_cast<uint64_t>(std::stoull(*v)) : 0;
 }
 
 Result<std::vector<std::string>> Store::EmbeddingModels() const {

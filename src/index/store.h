@@ -179,6 +179,8 @@ class Store {
   Result<uint64_t> LastChangeSeq(const std::string& model) const;
   // Drops log entries <= seq (after a snapshot that holds them was written).
   Status TrimChanges(const std::string& model, uint64_t up_to_seq);
+  // The highest seq TrimChanges dropped for `model` (0: never trimmed).
+  Result<uint64_t> TrimmedThrough(const std::string& model) const;
   Result<std::vector<std::string>> EmbeddingModels() const;
   // Image documents (MIME image/*) that have no embedding for `model`, lowest id first, after
   // `after_id`; at most `limit`. Drives backfill and the catch-up after an interrupted ingest.

@@ -88,9 +88,33 @@ Status VectorIndex::ApplyLocked(int64_t doc_id, bool upsert) {
   return hnsw_->Add(label, *vec);
 }
 
+Status VectorIndex::Reload(uint64_t trimmed) {
+  uint64_t seq = 0;
+  if (env_->FileExists(path_)) {
+    auto loaded = vec::HnswIndex::Load(env_, path_, &seq);
+    if (loaded.ok() && (*loaded)->options().model_id == model_ && seq >= trimmed) {
+      std::unique_lock lock(mu_);
+      hnsw_ = std::move(loaded).value();
+      applied_seq_ = seq;
+      LogInfo("vector index reloaded from the snapshot another process wrote (its change log was trimmed)");
+      return Status::Ok();
+    }
+  }
+  LogWarn("vector index rebuilt: another process trimmed the change log past it and no usable snapshot covers the gap");
+  return Rebuild();
+}
+
 Status VectorIndex::Refresh() {
   uint64_t from;
   {
+    std::shared_lock lock(mu_);
+    from = applied_seq_;
+  }
+  // Another process (a worker) that saved a snapshot trimmed the log: entries this index never
+  // applied may be gone. Reload the snapshot that holds them (or rebuild), then replay the rest.
+  FS_ASSIGN_OR_RETURN(uint64_t trimmed, store_->TrimmedThrough(model_));
+  if (trimmed > from) {
+    FS_RETURN_IF_ERROR(Reload(trimmed));
     std::shared_lock lock(mu_);
     from = applied_seq_;
   }

@@ -39,6 +39,8 @@ class VectorIndex {
                                                    const std::string& model, const VectorIndexOptions& options);
 
   // Applies the store's changes committed since the last refresh. Cheap when there are none.
+  // When another process trimmed the log past this index, reloads the snapshot it wrote (or
+  // rebuilds) first.
   Status Refresh();
   // k nearest documents passing `filters`, best first (ties by id). The query must have this
   // index's dimension; it is normalised here.
@@ -57,6 +59,7 @@ class VectorIndex {
   const std::string& open_note() const { return open_note_; }
 
  private:
+  Status Reload(uint64_t trimmed);
   VectorIndex(Store* store, Env* env, std::string path, std::string model, VectorIndexOptions options)
       : store_(store), env_(env), path_(std::move(path)), model_(std::move(model)), options_(options) {}
   Status Rebuild();
