@@ -219,7 +219,7 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
 
   ExtractOptions extract_options;
   extract_options.max_text_bytes = options.max_text_bytes;
-  extract_options.exif = false;  // the Store has no EXIF columns yet
+  extract_options.exif = true;  // date taken, camera and GPS become filterable document fields
   Progress bar("indexing", walker.files.size(), options.progress);
   std::vector<Document> batch;
   std::vector<std::string> batch_uris;
@@ -288,6 +288,17 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     Extraction extracted = Extract(head, bytes, doc.mime, extract_options);
     if (!extracted.problem.empty()) report.problems.push_back({doc.path, extracted.problem});
     doc.content = std::move(extracted.text);
+    if (extracted.exif) {
+      doc.taken_ns = extracted.exif->taken_ns;
+      doc.camera = extracted.exif->make;
+      // Models usually repeat the make ("Canon" + "Canon EOS 350D"): keep it once.
+      if (!extracted.exif->model.empty()) {
+        if (extracted.exif->model.rfind(doc.camera, 0) == 0) doc.camera.clear();
+        doc.camera += (doc.camera.empty() ? "" : " ") + extracted.exif->model;
+      }
+      doc.gps_lat = extracted.exif->latitude;
+      doc.gps_lon = extracted.exif->longitude;
+    }
     batch.push_back(std::move(doc));
     batch_uris.push_back(uri);
     ++(is_new ? report.added : report.updated);

@@ -223,6 +223,39 @@ TEST_F(CrawlTest, ExtractsTextByContentAndReportsFailures) {
   EXPECT_EQ(Hits("brokenfile"), 1u);
 }
 
+TEST_F(CrawlTest, PhotoMetadataBecomesFilterableFields) {
+  const std::string sony = SharedCorpus() + "/photos/wallpapers-jpeg/mate-backgrounds__Elephants_5640x3172.jpg";
+  const std::string gps = SharedCorpus() + "/formats/pillow/exif_gps.jpg";
+  for (const auto& p : {sony, gps}) {
+    if (!stdfs::exists(p)) GTEST_SKIP() << "no " << p << ": the shared corpus is missing (FILESEARCH_SHARED_DIR)";
+  }
+  stdfs::copy_file(sony, root_ + "/elephants.jpg");
+  stdfs::copy_file(gps, root_ + "/located.jpg");
+  WriteFile(root_ + "/plain.txt", "elephants without a camera");
+  Crawl();
+  auto doc = store_->GetByUri(FileUri(root_ + "/elephants.jpg"));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->camera, "SONY DSC-RX100M4");
+  ASSERT_TRUE(doc->taken_ns.has_value());
+  EXPECT_EQ(*doc->taken_ns / 1000000000, 1582130105);  // 2020-02-19 16:35:05
+  auto located = store_->GetByUri(FileUri(root_ + "/located.jpg"));
+  ASSERT_TRUE(located.ok());
+  // Its GPSLatitude is one rational instead of three: nonsense is left unset, not stored wrong.
+  EXPECT_FALSE(located->gps_lat.has_value());
+  // Date-taken filters: only photos with a date inside the range match; a text file never does.
+  SearchFilters f;
+  f.min_taken_ns = int64_t{1582000000} * 1000000000;
+  f.max_taken_ns = int64_t{1583000000} * 1000000000;
+  auto in = store_->KeywordSearch("elephants", f, 0, 10);
+  ASSERT_TRUE(in.ok());
+  ASSERT_EQ(in->total, 1u);
+  EXPECT_EQ(in->hits[0].id, doc->id);
+  f.min_taken_ns = int64_t{1600000000} * 1000000000;
+  f.max_taken_ns.reset();
+  EXPECT_EQ(store_->KeywordSearch("elephants", f, 0, 10)->total, 0u);
+  EXPECT_EQ(store_->KeywordSearch("elephants", {}, 0, 10)->total, 2u);
+}
+
 TEST_F(CrawlTest, TextLimitAppliesAfterDecoding) {
   options_.max_text_bytes = 64;
   std::string text;

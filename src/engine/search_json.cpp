@@ -8,8 +8,13 @@ namespace fs {
 namespace {
 
 nlohmann::ordered_json DocJson(const Document& d) {
-  return {{"id", d.id}, {"uri", d.uri}, {"path", d.path}, {"name", d.name}, {"extension", d.ext},
-          {"type", d.mime}, {"size", d.size}, {"modified", FormatTimeNs(d.mtime_ns)}, {"sha256", d.sha256}};
+  nlohmann::ordered_json j = {{"id", d.id}, {"uri", d.uri}, {"path", d.path}, {"name", d.name}, {"extension", d.ext},
+                              {"type", d.mime}, {"size", d.size}, {"modified", FormatTimeNs(d.mtime_ns)}, {"sha256", d.sha256}};
+  // Photo metadata, only when the file has it.
+  if (d.taken_ns) j["taken"] = FormatTimeNs(*d.taken_ns);
+  if (!d.camera.empty()) j["camera"] = d.camera;
+  if (d.gps_lat && d.gps_lon) j["gps"] = {{"lat", *d.gps_lat}, {"lon", *d.gps_lon}};
+  return j;
 }
 
 }  // namespace

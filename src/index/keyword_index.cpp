@@ -85,6 +85,7 @@ struct TokenizedDoc {
   std::string path, mime, ext;
   uint64_t size = 0;
   int64_t mtime_ns = 0;
+  std::optional<int64_t> taken_ns;
 };
 
 Status TokenizeDoc(Tokenizer* tok, uint32_t id, const std::string_view cols[3], TokenizedDoc* out,
@@ -175,6 +176,8 @@ struct KeywordIndex::Impl {
     uint64_t path_off = 0;
     uint64_t size = 0;
     int64_t mtime_ns = 0;
+    int64_t taken_ns = 0;
+    bool has_taken = false;
   };
   std::vector<Meta> meta;
   std::string path_arena;
@@ -221,6 +224,8 @@ struct KeywordIndex::Impl {
     FS_ASSIGN_OR_RETURN(mt.ext, DictId(d.ext, &exts, &ext_id));
     mt.size = d.size;
     mt.mtime_ns = d.mtime_ns;
+    mt.has_taken = d.taken_ns.has_value();
+    mt.taken_ns = d.taken_ns.value_or(0);
     return mt;
   }
   uint32_t Intern(std::string_view term) {
@@ -333,13 +338,15 @@ class ReadTxn {
 };
 
 // The columns both the build and the catch-up read: text to tokenize, then what filters need.
-constexpr const char* kDocFields = "id, name, path, content, mime, ext, size, mtime_ns";
+constexpr const char* kDocFields = "id, name, path, content, mime, ext, size, mtime_ns, taken_ns";
 void ReadFilterFields(const Stmt& s, TokenizedDoc* d) {
   d->path = s.Text(2);
   d->mime = s.Text(4);
   d->ext = s.Text(5);
   d->size = static_cast<uint64_t>(s.Int(6));
   d->mtime_ns = s.Int(7);
+  d->taken_ns.reset();
+  if (sqlite3_column_type(s.get(), 8) != SQLITE_NULL) d->taken_ns = s.Int(8);
 }
 
 Result<uint64_t> QueryU64(Db* db, const char* sql) {
@@ -562,6 +569,9 @@ Result<std::optional<KeywordPage>> KeywordIndex::Search(std::string_view query, 
     if (filters.max_size && mt.size > *filters.max_size) return false;
     if (filters.min_mtime_ns && mt.mtime_ns < *filters.min_mtime_ns) return false;
     if (filters.max_mtime_ns && mt.mtime_ns > *filters.max_mtime_ns) return false;
+    if ((filters.min_taken_ns || filters.max_taken_ns) && !mt.has_taken) return false;
+    if (filters.min_taken_ns && mt.taken_ns < *filters.min_taken_ns) return false;
+    if (filters.max_taken_ns && mt.taken_ns > *filters.max_taken_ns) return false;
     return filters.path_prefix.empty() || path.substr(0, filters.path_prefix.size()) == filters.path_prefix;
   };
   auto base_passes = [&](uint32_t d) {

@@ -71,6 +71,7 @@ class KeywordIndexTest : public ::testing::Test {
     d.mime = kind[1];
     d.size = meta() % 100000;
     d.mtime_ns = static_cast<int64_t>(meta() % 1000);
+    if (d.mime.rfind("image/", 0) == 0 && meta() % 3 != 0) d.taken_ns = static_cast<int64_t>(meta() % 1000);
     d.sha256 = std::to_string(rng());
     d.content = Words(rng, static_cast<int>(rng() % 60));
     return d;
@@ -205,7 +206,7 @@ TEST_F(KeywordIndexTest, FiltersMatchTheSqlPath) {
   std::vector<Document> more;
   for (int i = 0; i < 200; ++i) more.push_back(MakeDoc(rng, 9000 + i));
   ASSERT_TRUE(fts_->UpsertBatch(more).ok());
-  std::vector<SearchFilters> cases(9);
+  std::vector<SearchFilters> cases(10);
   cases[0].types = {"image"};
   cases[1].types = {"application/pdf", "text"};
   cases[2].extensions = {".JPG", "png"};
@@ -219,11 +220,13 @@ TEST_F(KeywordIndexTest, FiltersMatchTheSqlPath) {
   cases[6].max_size = 50000;
   cases[7].extensions = {"docx"};  // no such extension: nothing
   cases[8].path_prefix = "/share/東京支社/";
+  cases[9].min_taken_ns = 200;  // date taken: photos without one never match
+  cases[9].max_taken_ns = 800;
   const std::vector<std::string> q = {"invoice", "budget report", "tokyo", "東京", "請求", "sales plan", "2024"};
   for (const auto& f : cases) ExpectSameAsFts(q, f);
   // The filters do select: some but not all of the hits pass.
   const uint64_t all = fast_->KeywordSearch("invoice", {}, 0, 1)->total;
-  for (size_t c : {0, 1, 2, 3, 4, 5, 6, 8}) {
+  for (size_t c : {0, 1, 2, 3, 4, 5, 6, 8, 9}) {
     const uint64_t n = fast_->KeywordSearch(c == 8 ? "2024" : "invoice", cases[c], 0, 1)->total;
     EXPECT_GT(n, 0u) << "case " << c;
     EXPECT_LT(n, all) << "case " << c;
@@ -231,7 +234,7 @@ TEST_F(KeywordIndexTest, FiltersMatchTheSqlPath) {
   EXPECT_EQ(fast_->KeywordSearch("invoice", cases[7], 0, 1)->total, 0u);
   auto info = fast_->KeywordIndexStatus();
   EXPECT_EQ(info.passed_to_fts, 0u);
-  EXPECT_GT(info.served, 9u * q.size() * 4u);
+  EXPECT_GT(info.served, 10u * q.size() * 4u);
 }
 
 TEST_F(KeywordIndexTest, EmptyStoreAndBuildingInTheBackground) {

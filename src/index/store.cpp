@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <thread>
@@ -41,11 +42,16 @@ CREATE TABLE IF NOT EXISTS documents(
   size INTEGER NOT NULL,
   mtime_ns INTEGER NOT NULL,
   sha256 TEXT NOT NULL,
-  content TEXT NOT NULL DEFAULT '');
+  content TEXT NOT NULL DEFAULT '',
+  taken_ns INTEGER,
+  camera TEXT NOT NULL DEFAULT '',
+  gps_lat REAL,
+  gps_lon REAL);
 CREATE INDEX IF NOT EXISTS documents_path ON documents(path);
 CREATE INDEX IF NOT EXISTS documents_ext ON documents(ext);
 CREATE INDEX IF NOT EXISTS documents_mime ON documents(mime);
 CREATE INDEX IF NOT EXISTS documents_sha ON documents(sha256);
+CREATE INDEX IF NOT EXISTS documents_taken ON documents(taken_ns) WHERE taken_ns IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS doc_fts USING fts5(
   name, path, content, content='documents', content_rowid='id', tokenize='filesearch');
 CREATE TRIGGER IF NOT EXISTS documents_ai AFTER INSERT ON documents BEGIN
@@ -114,6 +120,29 @@ CREATE TRIGGER IF NOT EXISTS embeddings_ad AFTER DELETE ON embeddings BEGIN
 END;
 )sql";
 
+// Databases made before a column existed get it here (SQLite's ALTER TABLE ADD COLUMN is cheap:
+// existing rows read the default).
+Status AddMissingColumns(Db* db) {
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT name FROM pragma_table_info('documents')"));
+  std::vector<std::string> have;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    have.push_back(s.Text(0));
+  }
+  if (have.empty()) return Status::Ok();  // a new database: the schema creates everything
+  const std::pair<const char*, const char*> wanted[] = {{"taken_ns", "INTEGER"},
+                                                        {"camera", "TEXT NOT NULL DEFAULT ''"},
+                                                        {"gps_lat", "REAL"},
+                                                        {"gps_lon", "REAL"}};
+  for (const auto& [name, type] : wanted) {
+    if (std::find(have.begin(), have.end(), name) == have.end()) {
+      FS_RETURN_IF_ERROR(db->Exec(std::string("ALTER TABLE documents ADD COLUMN ") + name + " " + type));
+    }
+  }
+  return Status::Ok();
+}
+
 std::string FormatDouble(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", v);
@@ -158,6 +187,8 @@ void AppendFilters(const SearchFilters& f, std::string* sql, std::vector<SqlValu
   if (f.max_size) { *sql += " AND d.size <= ?"; binds->emplace_back(static_cast<int64_t>(*f.max_size)); }
   if (f.min_mtime_ns) { *sql += " AND d.mtime_ns >= ?"; binds->emplace_back(*f.min_mtime_ns); }
   if (f.max_mtime_ns) { *sql += " AND d.mtime_ns <= ?"; binds->emplace_back(*f.max_mtime_ns); }
+  if (f.min_taken_ns) { *sql += " AND d.taken_ns >= ?"; binds->emplace_back(*f.min_taken_ns); }
+  if (f.max_taken_ns) { *sql += " AND d.taken_ns <= ?"; binds->emplace_back(*f.max_taken_ns); }
 }
 
 void ReadDocument(const Stmt& s, Document* d, bool with_content) {
@@ -170,10 +201,15 @@ void ReadDocument(const Stmt& s, Document* d, bool with_content) {
   d->size = static_cast<uint64_t>(s.Int(6));
   d->mtime_ns = s.Int(7);
   d->sha256 = s.Text(8);
-  if (with_content) d->content = s.Text(9);
+  if (sqlite3_column_type(s.get(), 9) != SQLITE_NULL) d->taken_ns = s.Int(9);
+  d->camera = s.Text(10);
+  if (sqlite3_column_type(s.get(), 11) != SQLITE_NULL) d->gps_lat = s.Double(11);
+  if (sqlite3_column_type(s.get(), 12) != SQLITE_NULL) d->gps_lon = s.Double(12);
+  if (with_content) d->content = s.Text(13);
 }
 
-constexpr const char* kDocColumns = "d.id, d.uri, d.path, d.name, d.ext, d.mime, d.size, d.mtime_ns, d.sha256";
+constexpr const char* kDocColumns =
+    "d.id, d.uri, d.path, d.name, d.ext, d.mime, d.size, d.mtime_ns, d.sha256, d.taken_ns, d.camera, d.gps_lat, d.gps_lon";
 
 }  // namespace
 
@@ -290,11 +326,16 @@ struct Store::Impl {
     std::string path = IsValidUtf8(doc.path) ? doc.path : RepairUtf8(doc.path);
     std::string name = IsValidUtf8(doc.name) ? doc.name : RepairUtf8(doc.name);
     std::string content = IsValidUtf8(doc.content) ? doc.content : RepairUtf8(doc.content);
+    std::string camera = IsValidUtf8(doc.camera) ? doc.camera : RepairUtf8(doc.camera);
     auto bind_fields = [&](Stmt* s) {
       s->Bind(1, std::string_view(doc.uri)).Bind(2, std::string_view(path)).Bind(3, std::string_view(name));
       s->Bind(4, std::string_view(doc.ext)).Bind(5, std::string_view(doc.mime));
       s->Bind(6, static_cast<int64_t>(doc.size)).Bind(7, doc.mtime_ns);
       s->Bind(8, std::string_view(doc.sha256)).Bind(9, std::string_view(content));
+      if (doc.taken_ns) s->Bind(10, *doc.taken_ns);
+      s->Bind(11, std::string_view(camera));
+      if (doc.gps_lat) s->Bind(12, *doc.gps_lat);
+      if (doc.gps_lon) s->Bind(13, *doc.gps_lon);
     };
     if (exists) {
       int64_t id = find->Int(0);
@@ -302,7 +343,7 @@ struct Store::Impl {
       find->Reset();
       update->Reset();
       bind_fields(update);
-      update->Bind(10, id);
+      update->Bind(14, id);
       FS_RETURN_IF_ERROR(update->Run());
       if (old_sha != doc.sha256) {
         drop_embeddings->Reset();
@@ -337,6 +378,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& db_path, const Sto
     FS_RETURN_IF_ERROR(w.Exec("PRAGMA journal_mode=WAL").WithContext("opening '" + db_path + "'"));
     FS_RETURN_IF_ERROR(w.Exec(options.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
     FS_RETURN_IF_ERROR(w.Exec("PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536"));
+    FS_RETURN_IF_ERROR(AddMissingColumns(&w));
     FS_RETURN_IF_ERROR(w.Exec(std::string("BEGIN; ") + kSchema + " COMMIT;"));
     FS_ASSIGN_OR_RETURN(Stmt v, w.Prepare("SELECT value FROM meta WHERE key='schema_version'"));
     FS_ASSIGN_OR_RETURN(bool has, v.Step());
@@ -369,11 +411,11 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& db_path, const Sto
 namespace {
 constexpr const char* kFindSql = "SELECT id, sha256 FROM documents WHERE uri = ?";
 constexpr const char* kInsertSql =
-    "INSERT INTO documents(uri, path, name, ext, mime, size, mtime_ns, sha256, content) "
-    "VALUES (?,?,?,?,?,?,?,?,?)";
+    "INSERT INTO documents(uri, path, name, ext, mime, size, mtime_ns, sha256, content, taken_ns, camera, gps_lat, "
+    "gps_lon) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)";
 constexpr const char* kUpdateSql =
-    "UPDATE documents SET uri=?, path=?, name=?, ext=?, mime=?, size=?, mtime_ns=?, sha256=?, content=? "
-    "WHERE id=?";
+    "UPDATE documents SET uri=?, path=?, name=?, ext=?, mime=?, size=?, mtime_ns=?, sha256=?, content=?, taken_ns=?, "
+    "camera=?, gps_lat=?, gps_lon=? WHERE id=?";
 constexpr const char* kDropEmbSql = "DELETE FROM embeddings WHERE doc_id = ?";
 }  // namespace
 

@@ -32,6 +32,10 @@ struct Document {
   int64_t mtime_ns = 0;  // modification time, ns since the epoch
   std::string sha256;    // hex digest of the content
   std::string content;   // extracted text, may be empty
+  // Photo metadata (EXIF), when the file has it.
+  std::optional<int64_t> taken_ns;  // date taken, ns since the epoch
+  std::string camera;               // "Canon EOS 350D DIGITAL" (make and model)
+  std::optional<double> gps_lat, gps_lon;
 };
 
 // Filters apply to keyword and vector search alike. Empty fields do not filter.
@@ -41,9 +45,10 @@ struct SearchFilters {
   std::string path_prefix;              // display-path prefix: "/srv/share/finance/"
   std::optional<uint64_t> min_size, max_size;             // bytes, inclusive
   std::optional<int64_t> min_mtime_ns, max_mtime_ns;      // inclusive
+  std::optional<int64_t> min_taken_ns, max_taken_ns;      // date taken (EXIF), inclusive; no date: no match
   bool empty() const {
     return types.empty() && extensions.empty() && path_prefix.empty() && !min_size && !max_size &&
-           !min_mtime_ns && !max_mtime_ns;
+           !min_mtime_ns && !max_mtime_ns && !min_taken_ns && !max_taken_ns;
   }
 };
 

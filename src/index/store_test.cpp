@@ -1,12 +1,14 @@
 #include "index/store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <set>
 
 #include "core/env.h"
+#include "index/fts_tokenizer.h"
 
 namespace fs {
 namespace {
@@ -195,6 +197,50 @@ TEST_F(StoreTest, NonUtf8NamesAreStoredRepaired) {
   auto got = *store_->Get(*id);
   EXPECT_EQ(got.path, "/s/bad\xEF\xBF\xBDname.txt");
   EXPECT_EQ(Ids("bad"), std::vector<int64_t>{*id});
+}
+
+TEST_F(StoreTest, OlderDatabaseGainsPhotoColumnsAndKeepsItsRows) {
+  store_.reset();
+  const std::string path = dir_ + "/old.sqlite";
+  {
+    // One row, then the table taken back to the first schema's columns.
+    auto db = Store::Open(path);
+    ASSERT_TRUE(db.ok());
+    Document d = Doc("/old.txt", "ancient words");
+    ASSERT_TRUE((*db)->Upsert(d).ok());
+  }
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(index_internal::RegisterFtsTokenizer(raw), SQLITE_OK);  // the triggers name it
+    const char* downgrade =
+        "DROP INDEX documents_taken; ALTER TABLE documents DROP COLUMN taken_ns; ALTER TABLE documents DROP COLUMN camera; "
+        "ALTER TABLE documents DROP COLUMN gps_lat; ALTER TABLE documents DROP COLUMN gps_lon;";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(raw, downgrade, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(raw);
+  }
+  auto s = Store::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto old = (*s)->GetByUri("file:///old.txt");
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->taken_ns.has_value());
+  EXPECT_EQ((*s)->KeywordSearch("ancient", {}, 0, 10)->total, 1u);
+  Document photo = Doc("/photos/beach.jpg", "", "image/jpeg");
+  photo.taken_ns = 1700000000LL * 1000000000;
+  photo.camera = "Canon EOS 350D DIGITAL";
+  photo.gps_lat = 35.68;
+  photo.gps_lon = 139.76;
+  ASSERT_TRUE((*s)->Upsert(photo).ok());
+  auto back = (*s)->GetByUri(photo.uri);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->taken_ns, photo.taken_ns);
+  EXPECT_EQ(back->camera, photo.camera);
+  EXPECT_DOUBLE_EQ(*back->gps_lat, 35.68);
+  EXPECT_DOUBLE_EQ(*back->gps_lon, 139.76);
+  SearchFilters f;
+  f.max_taken_ns = 1800000000LL * 1000000000;
+  EXPECT_EQ((*s)->FilterIds(f)->size(), 1u);
 }
 
 TEST_F(StoreTest, NotADatabaseIsAClearError) {

@@ -336,7 +336,7 @@ bool Visible(const Principal& p, const std::string& path) {
 const std::set<std::string>& SearchParamNames() {
   static const std::set<std::string> kNames = {
       "q",       "mode",     "imageEmbedding", "similarTo", "type",          "types",          "extension",
-      "extensions", "pathPrefix", "minSize",  "maxSize",   "modifiedAfter", "modifiedBefore", "limit",
+      "extensions", "pathPrefix", "minSize",  "maxSize",   "modifiedAfter", "modifiedBefore", "takenAfter", "takenBefore", "limit",
       "from",    "searchAfter", "rrfK",      "textWeight", "vectorWeight", "fusion"};
   return kNames;
 }
@@ -749,6 +749,12 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
     auto t = ParseTimeNs(p.raw(key));
     if (!t) return BadRequest(std::string(key) + " must be a date (2024-05-01), a UTC time (2024-05-01T12:00:00Z) or epoch milliseconds");
     (std::string(key) == "modifiedAfter" ? r.filters.min_mtime_ns : r.filters.max_mtime_ns) = *t;
+  }
+  for (const char* key : {"takenAfter", "takenBefore"}) {  // EXIF date taken; photos without one never match
+    if (!p.has(key)) continue;
+    auto t = ParseTimeNs(p.raw(key));
+    if (!t) return BadRequest(std::string(key) + " must be a date (2024-05-01), a UTC time (2024-05-01T12:00:00Z) or epoch milliseconds");
+    (std::string(key) == "takenAfter" ? r.filters.min_taken_ns : r.filters.max_taken_ns) = *t;
   }
 
   // Per-user visibility is a path-prefix filter inside the search, so totals and pages only ever
