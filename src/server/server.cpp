@@ -1140,6 +1140,9 @@ Status Server::Start() {
   impl_->bound_port = port;
   impl_->started = true;
   impl_->listener = std::thread([this] { impl_->http.listen_after_bind(); });
+  // Wait for the accept loop: httplib's stop() before it runs would be lost, and Stop() would then
+  // wait forever for a listener nobody stopped.
+  for (int i = 0; i < 5000 && !impl_->http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return Status::Ok();
 }
 
