@@ -13,7 +13,8 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                   ->footer("Examples:\n"
                            "  filesearch backfill --model-dir ~/models/clip-vit-base-patch32\n"
                            "  filesearch backfill --dry-run --model-dir ...      what would be embedded\n"
-                           "  filesearch backfill --limit 1000 --model-dir ...   a slice at a time\n\n"
+                           "  filesearch backfill --limit 1000 --model-dir ...   a slice at a time\n"
+                           "  filesearch backfill --all --model-dir ...          re-embed everything (new weights)\n\n"
                            "Use it after indexing without a model, after switching models, or to retry failed\n"
                            "images. Each batch is committed before the next: interrupted (Ctrl-C, kill, power\n"
                            "loss), it carries on where it stopped when run again. Images whose bytes were embedded\n"
@@ -21,6 +22,7 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   struct Args {
     uint64_t limit = 0;
     bool dry_run = false;
+    bool all = false;
     bool json = false;
     bool test_embedder = false;
     bool no_cache = false;
@@ -29,6 +31,9 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--limit", args->limit, "Embed at most N images in this run (0: all)")->type_name("N");
+  cmd->add_flag("--all", args->all,
+                "Re-embed every image, not only those without an embedding (new weights or precision under the\n"
+                "same model id); old vectors stay searchable until each is replaced; resumable");
   cmd->add_flag("--dry-run", args->dry_run, "Count and list the images that would be embedded; change nothing");
   cmd->add_option("--batch", args->batch, "Images per model call (and per commit)")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_flag("--json", args->json, "Print the closing summary as JSON");
@@ -52,6 +57,7 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     BackfillOptions bo;
     bo.limit = args->limit;
     bo.dry_run = args->dry_run;
+    bo.all = args->all;
     auto report = (*engine)->Backfill(bo);
     if (!report.ok() && report.status().code() == StatusCode::kFailedPrecondition) {
       std::fprintf(stderr, "filesearch: %s\n", report.status().ToString().c_str());
@@ -65,12 +71,17 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       return;
     }
     const BackfillReport& r = *report;
+    if (r.resumed_after > 0 && !args->json) {
+      std::printf("backfill --all: resuming after image id %lld, where the last run stopped\n",
+                  static_cast<long long>(r.resumed_after));
+    }
     if (args->json) {
       nlohmann::json failures = nlohmann::json::array();
       for (const auto& f : r.failures) failures.push_back({{"path", f.path}, {"reason", f.reason}});
       nlohmann::json j = {{"dryRun", args->dry_run}, {"candidates", r.candidates}, {"processed", r.processed},
                           {"embedded", r.embedded},  {"fromCache", r.from_cache},  {"failed", r.failures.size()},
-                          {"failures", failures},    {"remaining", r.candidates - r.embedded}};
+                          {"failures", failures},    {"remaining", r.candidates - r.embedded}, {"all", args->all},
+                          {"resumedAfter", r.resumed_after}};
       if (args->dry_run) j["wouldEmbed"] = r.dry_run_uris;
       std::printf("%s\n", j.dump(2).c_str());
     } else if (args->dry_run) {
@@ -79,7 +90,8 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       std::printf("backfill (dry run): %llu of %llu images without an embedding would be embedded; nothing changed\n",
                   static_cast<unsigned long long>(r.processed), static_cast<unsigned long long>(r.candidates));
     } else {
-      std::printf("backfill: %llu processed, %llu embedded (%llu from the embedding cache), %zu failed; %llu still without an embedding\n",
+      std::printf(args->all ? "backfill --all: %llu processed, %llu re-embedded (%llu from the embedding cache), %zu failed; %llu not re-embedded yet\n"
+                            : "backfill: %llu processed, %llu embedded (%llu from the embedding cache), %zu failed; %llu still without an embedding\n",
                   static_cast<unsigned long long>(r.processed), static_cast<unsigned long long>(r.embedded),
                   static_cast<unsigned long long>(r.from_cache), r.failures.size(),
                   static_cast<unsigned long long>(r.candidates - r.embedded));

@@ -97,7 +97,8 @@ Status Engine::SetBorrowedEmbedder(ImageEmbedder* embedder) {
   return Status::Ok();
 }
 
-Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& images, IndexReport* report) {
+Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& images, IndexReport* report,
+                           bool read_cache) {
   const size_t dim = embedder_->dim();
   const std::string& model = embedder_->model_id();
   std::vector<int64_t> ids;
@@ -122,7 +123,10 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
     const std::string* sha = nullptr;
     if (auto it = sha_of.find(id); it != sha_of.end() && !it->second.empty()) sha = &it->second;
     if (sha != nullptr) {
-      FS_ASSIGN_OR_RETURN(auto cached, cache_->Get(*sha, model));
+      std::optional<std::vector<float>> cached;
+      if (read_cache) {
+        FS_ASSIGN_OR_RETURN(cached, cache_->Get(*sha, model));
+      }
       if (cached && cached->size() == dim) {
         accept(id, cached->data());
         ++report->from_cache;
@@ -243,16 +247,29 @@ Result<BackfillReport> Engine::Backfill(const BackfillOptions& options) {
   }
   const std::string& model = embedder_->model_id();
   BackfillReport report;
-  FS_ASSIGN_OR_RETURN(report.candidates, store_->CountImagesMissingEmbedding(model));
+  const std::string resume_key = "backfill_all/" + model;
+  int64_t after = 0;
+  if (options.all) {
+    FS_ASSIGN_OR_RETURN(auto resume, store_->GetMeta(resume_key));
+    if (resume && !resume->empty()) after = std::stoll(*resume);
+    report.resumed_after = after;
+    FS_ASSIGN_OR_RETURN(report.candidates, store_->CountImagesAfter(after));
+  } else {
+    FS_ASSIGN_OR_RETURN(report.candidates, store_->CountImagesMissingEmbedding(model));
+  }
   uint64_t todo = report.candidates;
   if (options.limit > 0) todo = std::min(todo, options.limit);
   Progress progress(options.dry_run ? "backfill (dry run)" : "backfill", todo, options.progress && options_.progress);
   failed_this_run_.clear();
   auto last_checkpoint = std::chrono::steady_clock::now();
-  int64_t after = 0;
   while (report.processed < todo) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(options_.embed_batch, todo - report.processed));
-    FS_ASSIGN_OR_RETURN(auto missing, store_->ImagesMissingEmbedding(model, after, want));
+    std::vector<std::pair<int64_t, std::string>> missing;
+    if (options.all) {
+      FS_ASSIGN_OR_RETURN(missing, store_->ImagesAfter(after, want));
+    } else {
+      FS_ASSIGN_OR_RETURN(missing, store_->ImagesMissingEmbedding(model, after, want));
+    }
     if (missing.empty()) break;
     after = missing.back().first;
     report.processed += missing.size();
@@ -273,7 +290,9 @@ Result<BackfillReport> Engine::Backfill(const BackfillOptions& options) {
       }
     }
     IndexReport r;
-    FS_RETURN_IF_ERROR(EmbedImages(batch, &r));
+    FS_RETURN_IF_ERROR(EmbedImages(batch, &r, /*read_cache=*/!options.all));
+    // Committed: a killed --all run resumes after this batch.
+    if (options.all) FS_RETURN_IF_ERROR(store_->SetMeta(resume_key, std::to_string(after)));
     report.embedded += r.embedded;
     report.from_cache += r.from_cache;
     report.failures.insert(report.failures.end(), r.embed_failures.begin(), r.embed_failures.end());
@@ -285,6 +304,10 @@ Result<BackfillReport> Engine::Backfill(const BackfillOptions& options) {
     }
   }
   progress.Finish();
+  // Every image re-embedded: the next --all starts from the beginning again.
+  if (options.all && !options.dry_run && report.processed >= report.candidates) {
+    FS_RETURN_IF_ERROR(store_->SetMeta(resume_key, ""));
+  }
   if (!options.dry_run) FS_RETURN_IF_ERROR(Checkpoint());
   return report;
 }

@@ -53,10 +53,16 @@ struct BackfillOptions {
   uint64_t limit = 0;     // at most this many images (0: all)
   bool dry_run = false;   // count and list what would be embedded; embed nothing
   bool progress = true;   // a progress bar with rate and ETA on stderr
+  // Re-embed every image, not only those missing an embedding (new weights or precision under the
+  // same model id). Each image keeps its old vector, searchable, until its new one replaces it in
+  // one transaction; the cache is not read (it holds the old vectors), only refreshed. Resumable:
+  // a killed run continues after the last committed image when run again with `all`.
+  bool all = false;
 };
 
 struct BackfillReport {
-  uint64_t candidates = 0;  // images without an embedding for the model when the run started
+  uint64_t candidates = 0;  // images without an embedding for the model when the run started (all: every image left)
+  int64_t resumed_after = 0;  // all: an earlier run had committed every image up to this id
   uint64_t processed = 0;   // images looked at (embedded + failed; in a dry run, listed)
   uint64_t embedded = 0;    // images that got an embedding (from the model or the cache)
   uint64_t from_cache = 0;  // of those, served by the embedding cache
@@ -117,7 +123,8 @@ class Engine {
  private:
   explicit Engine(EngineOptions options) : options_(std::move(options)) {}
   Status OpenVectors(const std::string& model);
-  Status EmbedImages(const std::vector<std::pair<int64_t, std::string>>& images, IndexReport* report);
+  Status EmbedImages(const std::vector<std::pair<int64_t, std::string>>& images, IndexReport* report,
+                     bool read_cache = true);
   // Embeds image documents that have no embedding for the embedder's model yet.
   Status EmbedMissing(IndexReport* report);
 

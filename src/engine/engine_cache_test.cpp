@@ -113,6 +113,82 @@ TEST_F(EngineCacheTest, UseCacheFalseEmbedsEveryFile) {
   EXPECT_EQ(calls, 1);
 }
 
+// The same model id with new weights: every vector differs from the hash embedder's (negated).
+class NewWeightsEmbedder : public ImageEmbedder {
+ public:
+  explicit NewWeightsEmbedder(int* calls) : inner_(NewHashEmbedder(8)), calls_(calls) {}
+  const std::string& model_id() const override { return inner_->model_id(); }
+  size_t dim() const override { return inner_->dim(); }
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override {
+    *calls_ += static_cast<int>(paths.size());
+    FS_RETURN_IF_ERROR(inner_->EmbedFiles(paths, out, per_file));
+    for (float& v : out) v = -v;
+    return Status::Ok();
+  }
+
+ private:
+  std::unique_ptr<ImageEmbedder> inner_;
+  int* calls_;
+};
+
+TEST_F(EngineCacheTest, BackfillAllReembedsEveryImageResumablyKeepingOldVectorsMeanwhile) {
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  o.embed_batch = 4;
+  int calls = 0;
+  {
+    auto engine = Engine::Open(o);
+    ASSERT_TRUE(engine.ok());
+    ASSERT_TRUE((*engine)->SetEmbedder(std::make_unique<CountingEmbedder>(&calls)).ok());
+    ASSERT_TRUE((*engine)->Index(base_ + "/files").ok());
+  }
+  auto engine = Engine::Open(o);
+  ASSERT_TRUE(engine.ok());
+  Store* store = (*engine)->store();
+  auto ids = store->ImagesAfter(0, 100);
+  ASSERT_TRUE(ids.ok());
+  ASSERT_EQ(ids->size(), 20u);
+  std::vector<std::vector<float>> old;
+  for (auto& [id, uri] : *ids) old.push_back(**store->GetEmbedding(id, "test/hash-8"));
+  int new_calls = 0;
+  ASSERT_TRUE((*engine)->SetEmbedder(std::make_unique<NewWeightsEmbedder>(&new_calls)).ok());
+  BackfillOptions bo;
+  bo.progress = false;
+  bo.all = true;
+  bo.limit = 8;  // killed part-way, in effect
+  auto first = (*engine)->Backfill(bo);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->candidates, 20u);
+  EXPECT_EQ(first->embedded, 8u);
+  EXPECT_EQ(first->from_cache, 0u) << "the cache holds the old vectors: --all must not read it";
+  EXPECT_GT(new_calls, 0);
+  EXPECT_LE(new_calls, 8);  // copies in one batch share a model call
+  // Re-embedded images have new vectors; the rest still have (and are searchable by) the old ones.
+  for (size_t i = 0; i < ids->size(); ++i) {
+    auto v = **store->GetEmbedding((*ids)[i].first, "test/hash-8");
+    if (i < 8) {
+      EXPECT_EQ(v[0], -old[i][0]) << i;
+    } else {
+      EXPECT_EQ(v, old[i]) << i;
+      EXPECT_TRUE((*engine)->vectors()->Contains((*ids)[i].first));
+    }
+  }
+  bo.limit = 0;
+  auto rest = (*engine)->Backfill(bo);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(rest->resumed_after, (*ids)[7].first);
+  EXPECT_EQ(rest->candidates, 12u);
+  EXPECT_EQ(rest->embedded, 12u);
+  EXPECT_LT(new_calls, 20);  // the 20 images are 5 contents, 4 copies each
+  for (size_t i = 0; i < ids->size(); ++i) EXPECT_EQ((**store->GetEmbedding((*ids)[i].first, "test/hash-8"))[0], -old[i][0]);
+  // Complete: the next --all starts over.
+  auto again = (*engine)->Backfill(bo);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->resumed_after, 0);
+  EXPECT_EQ(again->candidates, 20u);
+}
+
 TEST_F(EngineCacheTest, BackfillEmbedsWhatIsMissingInSlicesAndReportsFailures) {
   std::ofstream(base_ + "/files/a/bad.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "broken";
   EngineOptions o;

@@ -686,6 +686,29 @@ Result<std::vector<std::vector<int64_t>>> Store::ExactDuplicateGroups(size_t lim
   return out;
 }
 
+Result<std::vector<std::pair<int64_t, std::string>>> Store::ImagesAfter(int64_t after_id, size_t limit) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(
+      "SELECT id, uri FROM documents WHERE id > ? AND mime >= 'image/' AND mime < 'image0' ORDER BY id LIMIT ?"));
+  s.Bind(1, after_id).Bind(2, static_cast<int64_t>(limit));
+  std::vector<std::pair<int64_t, std::string>> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    out.emplace_back(s.Int(0), s.Text(1));
+  }
+  return out;
+}
+
+Result<uint64_t> Store::CountImagesAfter(int64_t after_id) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(
+      "SELECT count(*) FROM documents WHERE id > ? AND mime >= 'image/' AND mime < 'image0'"));
+  s.Bind(1, after_id);
+  FS_ASSIGN_OR_RETURN(bool has, s.Step());
+  return has ? static_cast<uint64_t>(s.Int(0)) : 0;
+}
+
 Result<uint64_t> Store::CountImagesMissingEmbedding(const std::string& model) const {
   Impl::Lease db(impl_.get());
   FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(

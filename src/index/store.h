@@ -194,6 +194,9 @@ class Store {
   // Documents with identical, non-empty content: groups of ids (lowest first) sharing a SHA-256,
   // largest groups first; at most `limit` groups.
   Result<std::vector<std::vector<int64_t>>> ExactDuplicateGroups(size_t limit) const;
+  // Every image document after `after_id`, lowest id first (backfill --all), and how many there are.
+  Result<std::vector<std::pair<int64_t, std::string>>> ImagesAfter(int64_t after_id, size_t limit) const;
+  Result<uint64_t> CountImagesAfter(int64_t after_id) const;
   // How many image documents have no embedding for `model` (the backfill's total).
   Result<uint64_t> CountImagesMissingEmbedding(const std::string& model) const;
 
