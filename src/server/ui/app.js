@@ -53,6 +53,8 @@ function filters() {
   add('pathPrefix', 'f-path');
   add('modifiedAfter', 'f-after');
   add('modifiedBefore', 'f-before');
+  add('takenAfter', 'f-taken-after');
+  add('takenBefore', 'f-taken-before');
   if (state.config && state.config.vectorSearch) add('mode', 'f-mode');
   f.limit = $('f-limit').value;
   return f;
@@ -194,7 +196,12 @@ async function preview(h) {
   bodyEl.replaceChildren();
   const meta = $('preview-meta');
   meta.replaceChildren();
-  for (const [k, v] of [['Path', h.path], ['Type', h.type], ['Size', fmtSize(h.size)], ['Modified', h.modified], ['Scores', scoreText(h)]]) {
+  const rows = [['Path', h.path], ['Type', h.type], ['Size', fmtSize(h.size)], ['Modified', h.modified]];
+  if (h.taken) rows.push(['Taken', h.taken]);
+  if (h.camera) rows.push(['Camera', h.camera]);
+  if (h.gps) rows.push(['Location', h.gps.lat.toFixed(5) + ', ' + h.gps.lon.toFixed(5)]);
+  rows.push(['Scores', scoreText(h)]);
+  for (const [k, v] of rows) {
     const dt = document.createElement('dt'); dt.textContent = k;
     const dd = document.createElement('dd'); dd.textContent = v;
     meta.append(dt, dd);
