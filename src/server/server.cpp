@@ -17,10 +17,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/env.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "engine/crawl.h"
 #include "engine/search_json.h"
+#include "image/image.h"
 #include "server/metrics.h"
 #include "server/safe_file.h"
 #include "server/ui_assets.h"
@@ -398,6 +400,7 @@ struct Server::Impl {
   Outcome Embed(const httplib::Request& req, const Ctx& ctx);
   Outcome DocumentMeta(const httplib::Request& req, const Ctx& ctx);
   Outcome Failures(const httplib::Request& req, const Ctx& ctx);
+  Outcome Thumbnail(const Document& doc);
   Outcome DocumentBytes(const httplib::Request& req, const Ctx& ctx, bool thumbnail);
   Outcome MetricsPage();
   Outcome Config(const Ctx& ctx);
@@ -951,6 +954,57 @@ Outcome Server::Impl::Failures(const httplib::Request& req, const Ctx& ctx) {
   return JsonReply({{"failures", std::move(items)}, {"retrying", retrying}, {"dead", dead_n}});
 }
 
+// A JPEG of at most 256 px made from the image (shrink-on-load decode, the decoder's limits), cached
+// under the data directory by content hash, so each distinct image is decoded once.
+Outcome Server::Impl::Thumbnail(const Document& doc) {
+  const bool hashed = doc.sha256.size() == 64 &&
+                      doc.sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
+  const std::string dir = options.engine->data_dir() + "/thumbs/" + (hashed ? doc.sha256.substr(0, 2) : "");
+  const std::string cached = dir + "/" + doc.sha256 + ".jpg";
+  Env* env = Env::Default();
+  auto jpeg_reply = [&](std::string bytes) {
+    Reply r;
+    r.body = std::move(bytes);
+    r.content_type = "image/jpeg";
+    r.headers.emplace_back("Content-Security-Policy", kContentCsp);
+    r.headers.emplace_back("Cache-Control", "private, max-age=3600");
+    return r;
+  };
+  if (hashed && env->FileExists(cached)) {
+    auto bytes = env->ReadFile(cached, 1 << 20);
+    if (bytes.ok()) return jpeg_reply(std::move(bytes).value());
+  }
+  auto path = PathFromFileUri(doc.uri);
+  if (!path.ok() || path->empty() || (*path)[0] != '/') return NotFoundError("document " + std::to_string(doc.id) + " has no local file");
+  auto file = OpenRegularFileNoFollow(*path, options.limits.max_thumbnail_bytes);
+  if (!file.ok()) {
+    if (file.status().code() == StatusCode::kResourceExhausted) {
+      return ApiError{404, "thumbnail_unavailable", "the image is larger than the thumbnail limit; open its content instead"};
+    }
+    return ApiError{404, "file_unavailable", "the file of document " + std::to_string(doc.id) +
+                                                 " is gone or is no longer a regular file: re-index its folder"};
+  }
+  std::string bytes(file->size(), '\0');
+  bytes.resize(file->ReadAt(0, bytes.data(), bytes.size()));
+  image::DecodeOptions d;
+  d.max_side = 2048;
+  d.min_short_side = 512;  // DCT shrink-on-load where the format allows; 2x the thumbnail side
+  d.max_pixels = options.limits.max_image_pixels;
+  d.max_file_bytes = options.limits.max_thumbnail_bytes;
+  d.allow_truncated = true;
+  auto decoded = image::DecodeMemory(bytes, d);
+  if (!decoded.ok()) {
+    return ApiError{404, "thumbnail_unavailable", "no thumbnail: " + decoded.status().message()};
+  }
+  auto jpeg = image::MakeThumbnail(*decoded, 256);
+  if (!jpeg.ok()) return ApiError{404, "thumbnail_unavailable", "no thumbnail: " + jpeg.status().message()};
+  if (hashed && env->CreateDirs(dir).ok()) {
+    Status st = env->WriteFileAtomic(cached, *jpeg);  // best effort: the next request regenerates it
+    if (!st.ok()) LogWarn("thumbnail cache: " + st.ToString());
+  }
+  return jpeg_reply(std::move(jpeg).value());
+}
+
 Outcome Server::Impl::DocumentBytes(const httplib::Request& req, const Ctx& ctx, bool thumbnail) {
   Document doc;
   FS_TAKE(doc, VisibleDocument(req.matches[1], ctx));
@@ -958,16 +1012,13 @@ Outcome Server::Impl::DocumentBytes(const httplib::Request& req, const Ctx& ctx,
   if (thumbnail && !is_image) {
     return ApiError{404, "thumbnail_unavailable", "document " + std::to_string(doc.id) + " is not an image: it has no thumbnail"};
   }
-  const uint64_t cap = thumbnail ? options.limits.max_thumbnail_bytes : options.limits.max_content_bytes;
-  if (thumbnail && doc.size > cap) {
-    return ApiError{404, "thumbnail_unavailable", "the image is too large to serve as a thumbnail; open its content instead"};
-  }
+  if (thumbnail) return Thumbnail(doc);
+  const uint64_t cap = options.limits.max_content_bytes;
   auto path = PathFromFileUri(doc.uri);
   if (!path.ok() || path->empty() || (*path)[0] != '/') return NotFoundError("document " + std::to_string(doc.id) + " has no local file");
   auto file = OpenRegularFileNoFollow(*path, cap);
   if (!file.ok()) {
     if (file.status().code() == StatusCode::kResourceExhausted) {
-      if (thumbnail) return ApiError{404, "thumbnail_unavailable", "the image is too large to serve as a thumbnail"};
       return ApiError{413, "payload_too_large", "the file is larger than the server's content limit: " + file.status().message()};
     }
     return ApiError{404, "file_unavailable", "the file of document " + std::to_string(doc.id) +

@@ -27,7 +27,7 @@ struct ServerLimits {
   uint64_t max_image_pixels = 40'000'000;      // width x height read from the image header
   size_t max_query_bytes = 1024;               // `q`
   size_t max_vector_dim = 4096;                // imageEmbedding entries
-  uint64_t max_thumbnail_bytes = 8ull << 20;   // originals served as thumbnails up to this size
+  uint64_t max_thumbnail_bytes = 64ull << 20;  // images read to make a thumbnail up to this size
   uint64_t max_content_bytes = 256ull << 20;   // /documents/{id}/content
   int request_timeout_s = 30;                  // socket read and write timeouts
 };

@@ -16,6 +16,7 @@
 #include "core/hash.h"
 #include "engine/engine.h"
 #include "server/auth.h"
+#include "image/image.h"
 #include "server/openapi_validator.h"
 #include "server/server.h"
 #include "server/test_tokens.h"
@@ -465,10 +466,41 @@ TEST_F(ApiTest, DocumentsMetadataThumbnailAndContent) {
   ASSERT_EQ(m.status, 200) << m.raw;
   Conforms(m, "/documents/{id}");
   EXPECT_EQ(m.body["name"], "cat.png");
-  Reply t = Get("/documents/" + cat + "/thumbnail");
-  EXPECT_EQ(t.status, 200);
-  EXPECT_EQ(Header(t, "Content-Type"), std::string("image/png"));
-  EXPECT_EQ(t.raw.substr(0, 4), "\x89PNG");
+  // cat.png is a fake (a PNG header and noise): no thumbnail, with the decoder's reason.
+  ExpectError(Get("/documents/" + cat + "/thumbnail"), 404, "thumbnail_unavailable", "/documents/{id}/thumbnail");
+  {
+    // A real 900 x 600 photo gets a 256 x 171 JPEG thumbnail, cached by content hash.
+    image::RgbImage big;
+    big.width = 900;
+    big.height = 600;
+    big.pixels.resize(900 * 600 * 3);
+    for (size_t i = 0; i < big.pixels.size(); ++i) big.pixels[i] = static_cast<uint8_t>((i / 3) % 900 * 255 / 900);
+    auto jpeg = image::MakeThumbnail(big, 900);
+    ASSERT_TRUE(jpeg.ok());
+    WriteFile(*base_ / "share/photos/wide.jpg", *jpeg);
+    Document d;
+    d.uri = FileUri((*base_ / "share/photos/wide.jpg").string());
+    d.path = (*base_ / "share/photos/wide.jpg").string();
+    d.name = "wide.jpg";
+    d.ext = "jpg";
+    d.mime = "image/jpeg";
+    d.size = jpeg->size();
+    d.sha256 = std::string(64, 'a');
+    auto id = engine_->store()->Upsert(d);
+    ASSERT_TRUE(id.ok());
+    Reply t = Get("/documents/" + std::to_string(*id) + "/thumbnail");
+    EXPECT_EQ(t.status, 200) << t.raw;
+    EXPECT_EQ(Header(t, "Content-Type"), std::string("image/jpeg"));
+    auto thumb = image::DecodeMemory(t.raw, {});
+    ASSERT_TRUE(thumb.ok()) << thumb.status().ToString();
+    EXPECT_EQ(thumb->width, 256);
+    EXPECT_NEAR(thumb->height, 171, 1);
+    EXPECT_TRUE(stdfs::exists(*base_ / "data" / "thumbs" / "aa" / (d.sha256 + ".jpg")));
+    stdfs::remove(*base_ / "share/photos/wide.jpg");  // the cached thumbnail still answers
+    Reply t2 = Get("/documents/" + std::to_string(*id) + "/thumbnail");
+    EXPECT_EQ(t2.raw, t.raw);
+    ASSERT_TRUE(engine_->store()->Delete(d.uri).ok());
+  }
   const std::string policy = std::to_string(IdOf("policy.txt"));
   Reply content = Get("/documents/" + policy + "/content");
   EXPECT_EQ(content.status, 200);
