@@ -2,8 +2,12 @@
 // deleted while it runs become searchable (or disappear) without a manual re-index; changes made
 // while it is stopped are picked up when it starts again; SIGTERM ends it cleanly. Also prints
 // the time from a file's write to it being searchable (p50/p95; docs/benchmarks.md).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -114,6 +118,69 @@ TEST_F(WorkerTest, FollowsChangesAndCatchesUpAfterARestart) {
   std::printf("worker: write-to-searchable over %zu files: p50 %.0f ms, p95 %.0f ms, max %.0f ms\n", latencies.size(),
               1e3 * latencies[latencies.size() / 2], 1e3 * latencies[latencies.size() * 95 / 100],
               1e3 * latencies.back());
+}
+
+// A free port on 127.0.0.1 (bound, read back, released).
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// GET `path` over plain HTTP/1.0; the body, or "" when the server does not answer.
+std::string HttpGet(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  const size_t body = out.find("\r\n\r\n");
+  return body == std::string::npos ? "" : out.substr(body + 4);
+}
+
+TEST_F(WorkerTest, ServeWatchMakesNewFilesSearchableOverHttp) {
+  const int port = FreePort();
+  pid_ = testing::Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", base_ + "/data", "serve", "--no-auth",
+                         "--port", std::to_string(port), "--test-embedder", "--watch", base_ + "/share"},
+                        base_ + "/serve.log");
+  ASSERT_GT(pid_, 0);
+  // The total of a keyword search, as the API reports it; -1 while the server is not up.
+  auto total = [&](const std::string& word) -> int {
+    const std::string body = HttpGet(port, "/search?mode=text&q=" + word);
+    const size_t at = body.find("\"total\":");
+    return at == std::string::npos ? -1 : std::atoi(body.c_str() + at + 8);
+  };
+  auto wait_total = [&](const std::string& word, int want) {
+    for (int i = 0; i < 2000; ++i) {
+      if (total(word) == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_total("oldword", 1)) << "the reconciling pass at start; log: " << base_ + "/serve.log";
+  std::ofstream(base_ + "/share/docs/live.txt") << "liveword";
+  EXPECT_TRUE(wait_total("liveword", 1)) << "a file written while serving";
+  stdfs::remove(base_ + "/share/docs/live.txt");
+  EXPECT_TRUE(wait_total("liveword", 0)) << "and deleted again";
+  std::ofstream(base_ + "/share/docs/snap.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "pixels";
+  EXPECT_TRUE(wait_total("snap", 1));
+  EXPECT_EQ(StopWorker(), 0) << "SIGTERM stops the watcher and the server";
 }
 
 }  // namespace

@@ -1,12 +1,16 @@
 // `filesearch serve`: the HTTP API and web UI over the data directory.
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
+#include <filesystem>
+#include <thread>
 
 #include "apps/filesearch/commands.h"
 #include "core/env.h"
 #include "core/log.h"
 #include "engine/engine.h"
+#include "engine/watch.h"
 #include "server/server.h"
 
 namespace fs::cli {
@@ -16,7 +20,8 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                   ->footer("Examples:\n"
                            "  filesearch serve --auth-secret-file /etc/filesearch/hs256.key\n"
                            "  filesearch serve --jwks /etc/filesearch/jwks.json --jwt-issuer https://login.example.com --jwt-audience filesearch\n"
-                           "  filesearch serve --no-auth --port 9000          # local use only; warns at start\n\n"
+                           "  filesearch serve --no-auth --port 9000          # local use only; warns at start\n"
+                           "  filesearch serve --watch /srv/share --auth-secret-file ...   serve and keep /srv/share indexed\n\n"
                            "Then open http://127.0.0.1:8080/ . The API is described in docs/api.md.");
   struct Args {
     std::string host = "127.0.0.1";
@@ -25,6 +30,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     bool no_auth = false;
     bool vector_search = true;
     bool keyword_index = true;
+    std::string watch;
     bool test_embedder = false;
     ModelFlags model;
     bool metrics_auth = false;
@@ -45,6 +51,10 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_option("--jwt-paths-claim", a->paths_claim, "Claim listing the path prefixes a user may see")->capture_default_str();
   cmd->add_flag("--no-auth", a->no_auth, "Turn authentication off (anyone who can connect may search); warns at start");
   cmd->add_flag("--metrics-auth", a->metrics_auth, "Require a token for /metrics too");
+  cmd->add_option("--watch", a->watch,
+                  "Keep DIR's index current while serving, as `filesearch worker DIR` would (inotify, a\n"
+                  "reconciling pass at start, debounced passes, images embedded with the served model)")
+      ->type_name("DIR");
   cmd->add_flag("--keyword-index,!--no-keyword-index", a->keyword_index,
                 "Keep an in-memory keyword index beside SQLite FTS5 for fast top-k BM25 (default on; built in the\n"
                 "background at start, FTS5 answers until it is ready; about 6 bytes per word per document)");
@@ -149,9 +159,45 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     LogInfo("listening on http://" + a->host + ":" + std::to_string((*srv)->port()) + "/ (data " + eo.data_dir +
             ", vector search " + (a->vector_search ? "on" : "off") + ", model " +
             (query_embedder ? query_embedder->model_id() : std::string("none")) + ")");
+    // --watch: the worker's loop on its own Engine (own store handle and vector index) in this
+    // process, sharing the model; the serving engine sees its writes through the store's logs.
+    std::atomic<bool> stop_watch{false};
+    std::unique_ptr<Engine> watch_engine;
+    std::thread watcher;
+    if (!a->watch.empty()) {
+      std::error_code ec;
+      if (!std::filesystem::is_directory(a->watch, ec)) {
+        (*srv)->Stop();
+        return fail("--watch: '" + a->watch + "' is not a folder: give the folder to keep indexed");
+      }
+      EngineOptions we = eo;
+      we.store.keyword_index = false;
+      we.progress = false;
+      auto w = Engine::Open(we);
+      if (!w.ok()) {
+        (*srv)->Stop();
+        return fail("--watch: " + w.status().ToString());
+      }
+      watch_engine = std::move(w).value();
+      Status attached = a->test_embedder ? watch_engine->SetEmbedder(NewHashEmbedder(64))
+                        : clip           ? watch_engine->SetBorrowedEmbedder(clip.get())
+                                         : Status::Ok();
+      if (!attached.ok()) {
+        (*srv)->Stop();
+        return fail("--watch: " + attached.ToString());
+      }
+      const std::string dir = a->watch;
+      watcher = std::thread([&stop_watch, &watch_engine, dir] {
+        LogInfo("watching " + dir + " (changes become searchable as they happen)");
+        auto st = WatchFolder(watch_engine.get(), dir, WatchOptions{}, stop_watch);
+        if (!st.ok()) LogError("--watch stopped: " + st.status().ToString() + " (the server keeps serving)");
+      });
+    }
     int sig = 0;
     sigwait(&set, &sig);
     LogInfo(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    stop_watch = true;
+    if (watcher.joinable()) watcher.join();  // finishes the current pass, saves the snapshot
     (*srv)->Stop();
   });
 }
