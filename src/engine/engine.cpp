@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <tuple>
@@ -156,6 +157,18 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
         continue;
       }
       const float* v = out.data() + i * dim;
+      // One unusable vector (all zeros, NaN) must not sink the batch: it is that file's failure.
+      double norm = 0;
+      for (size_t k = 0; k < dim; ++k) norm += static_cast<double>(v[k]) * v[k];
+      if (!std::isfinite(norm) || norm == 0) {
+        const std::string why = "the model returned an unusable embedding (zero, NaN or infinite) for this image";
+        for (int64_t id : ids_of_path[i]) {
+          report->embed_failures.push_back({paths[i], why});
+          failed_this_run_.insert(id);
+        }
+        failed.push_back({FileUri(paths[i]), paths[i], "embed", why, true});
+        continue;
+      }
       for (int64_t id : ids_of_path[i]) accept(id, v);
       if (cache_) {
         auto sha = sha_of.find(ids_of_path[i].front());
