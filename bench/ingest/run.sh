@@ -18,7 +18,7 @@ work=${BENCH_DIR:-/tmp/fs-ingest}
 [[ -d $shared/corpus/photos ]] || { echo "no $shared/corpus: set FILESEARCH_SHARED_DIR"; exit 1; }
 if [[ ! -f $model/model.safetensors ]]; then
   echo "generating the ViT-B/32 model in $model (once)"
-  python3 tests/clip/clip_reference.py --out "$model" --size b32 --no-reference
+  /usr/bin/python3 tests/clip/clip_reference.py --out "$model" --size b32 --no-reference
   cp "$shared/clip/tokenizer.json" "$model/"
 fi
 run() {  # folder -> seconds of one `filesearch index` run with the model

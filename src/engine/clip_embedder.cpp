@@ -1,6 +1,9 @@
 #include "engine/clip_embedder.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <thread>
 
 #include "image/image.h"
 #include "model/clip/clip_model.h"
@@ -66,27 +69,35 @@ Status ClipEmbedder::EmbedFiles(std::span<const std::string> paths, std::span<fl
   if (out.size() != paths.size() * dim) return Status::InvalidArgument("output buffer has the wrong size");
   per_file->assign(paths.size(), Status::Ok());
   std::fill(out.begin(), out.end(), 0.0f);
-  // Decode and preprocess every file; only the good ones go through the model, in one batch.
-  std::vector<float> pixels;
-  std::vector<size_t> good;
-  pixels.reserve(paths.size() * plane);
+  // Decode and preprocess every file, on all cores (libvips and the preprocessing are thread-safe;
+  // this is most of the work for large photos); only the good ones go through the model, in one batch.
+  const size_t n = paths.size();
+  std::vector<float> pixels(n * plane);
   image::DecodeOptions decode = impl_->Decode();
-  for (size_t i = 0; i < paths.size(); ++i) {
-    auto img = image::DecodeFile(paths[i], decode);
-    if (!img.ok()) {
-      (*per_file)[i] = img.status();
-      continue;
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < n;) {
+      auto img = image::DecodeFile(paths[i], decode);
+      if (!img.ok()) {
+        (*per_file)[i] = img.status();
+        continue;
+      }
+      (*per_file)[i] = impl_->PreprocessInto(*img, std::span<float>(pixels.data() + i * plane, plane));
     }
-    size_t at = pixels.size();
-    pixels.resize(at + plane);
-    Status ps = impl_->PreprocessInto(*img, std::span<float>(pixels.data() + at, plane));
-    if (!ps.ok()) {
-      pixels.resize(at);
-      (*per_file)[i] = ps;
-      continue;
-    }
+  };
+  const size_t workers = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  std::vector<size_t> good;
+  for (size_t i = 0; i < n; ++i) {
+    if (!(*per_file)[i].ok()) continue;
+    if (good.size() != i) std::copy_n(pixels.begin() + static_cast<ptrdiff_t>(i * plane), plane,
+                                      pixels.begin() + static_cast<ptrdiff_t>(good.size() * plane));
     good.push_back(i);
   }
+  pixels.resize(good.size() * plane);
   if (good.empty()) return Status::Ok();
   std::vector<float> vecs(good.size() * dim);
   {
