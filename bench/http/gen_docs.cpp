@@ -3,7 +3,8 @@
 // vocabulary ("w0" is the most common word); every `image_every`-th document is an image with a
 // random unit vector of model test/hash-64 (what `filesearch serve --test-embedder` queries), and
 // the HNSW snapshot is written at the end so the server starts without a rebuild.
-//   bench_http_gen DATA_DIR N [image_every=5]
+//   bench_http_gen DATA_DIR N [image_every=5] [dim=64] [model=test/hash-64]
+// (dim 512 and model openai/clip-vit-base-patch32 give vectors a server running CLIP can search.)
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,14 +17,14 @@
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_http_gen DATA_DIR N [image_every=5]\n");
+    std::fprintf(stderr, "usage: bench_http_gen DATA_DIR N [image_every=5] [dim=64] [model=test/hash-64]\n");
     return 2;
   }
   const std::string dir = argv[1];
   const long long n = std::atoll(argv[2]);
   const long long image_every = argc > 3 ? std::atoll(argv[3]) : 5;
-  const size_t kDim = 64;
-  const std::string kModel = "test/hash-64";
+  const size_t kDim = argc > 4 ? static_cast<size_t>(std::atoll(argv[4])) : 64;
+  const std::string kModel = argc > 5 ? argv[5] : "test/hash-64";
   fs::EngineOptions eo;
   eo.data_dir = dir;
   eo.progress = false;

@@ -7,6 +7,8 @@
 # the test embedder, and runs keyword, vector and hybrid queries at 1, 8 and 32 connections
 # (one wrk thread per 8 connections, at most 2). Prints one RESULT line per run.
 # SERVE_FLAGS (env) adds flags to `serve`, e.g. SERVE_FLAGS=--no-keyword-index for the FTS5-only path.
+# EMBED_FLAGS (env) replaces --test-embedder, e.g. EMBED_FLAGS="--model-dir /tmp/fs-clip-b32 --precision int8"
+# with GEN_ARGS="10 512 openai/clip-vit-base-patch32" (data whose vectors that model can search).
 # The runs start once the keyword accelerator is ready (filesearch_keyword_index_ready 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +21,7 @@ port=${BENCH_PORT:-18080}
 command -v wrk >/dev/null || { echo "wrk is not installed: scripts/setup --bench"; exit 1; }
 [[ -x $build/filesearch && -x $build/bench_http_gen ]] || { echo "build first: scripts/build"; exit 1; }
 if [[ ! -f $data/filesearch.db ]]; then
-  "$build/bench_http_gen" "$data" "$n" 10
+  "$build/bench_http_gen" "$data" "$n" ${GEN_ARGS:-10}
 fi
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
@@ -28,7 +30,7 @@ payload=$(printf '{"sub":"bench","exp":%d}' $(( $(date +%s) + 86400 )) | b64url)
 sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -hmac "$secret" -binary | b64url)
 export TOKEN="$header.$payload.$sig"
 LOG_LEVEL=warn "$build/filesearch" --data-dir "$data" --no-progress serve --host 127.0.0.1 --port "$port" \
-  --auth-secret "$secret" --test-embedder --threads 64 ${SERVE_FLAGS:-} 2>"$data/serve.log" &
+  --auth-secret "$secret" ${EMBED_FLAGS:---test-embedder} --threads 64 ${SERVE_FLAGS:-} 2>"$data/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do
