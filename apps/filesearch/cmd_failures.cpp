@@ -3,27 +3,14 @@
 
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/filesearch/commands.h"
+#include "engine/search_json.h"
 #include "index/store.h"
 
 namespace fs::cli {
-namespace {
-
-std::string IsoTime(int64_t ns) {
-  const std::time_t t = static_cast<std::time_t>(ns / 1000000000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-}  // namespace
-
 void RegisterFailures(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* cmd = app.add_subcommand("failures", "List files that could not be read or embedded, with the reason")
                   ->footer("Examples:\n"
@@ -80,9 +67,9 @@ void RegisterFailures(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       nlohmann::json items = nlohmann::json::array();
       for (const FailureRecord& f : *list) {
         nlohmann::json j{{"path", f.path}, {"uri", f.uri}, {"stage", f.stage}, {"reason", f.reason},
-                         {"attempts", f.attempts}, {"firstFailed", IsoTime(f.first_ns)}, {"lastFailed", IsoTime(f.last_ns)},
+                         {"attempts", f.attempts}, {"firstFailed", FormatTimeSecondsNs(f.first_ns)}, {"lastFailed", FormatTimeSecondsNs(f.last_ns)},
                          {"dead", f.dead()}};
-        j["nextRetry"] = f.dead() ? nlohmann::json(nullptr) : nlohmann::json(IsoTime(f.retry_at_ns));
+        j["nextRetry"] = f.dead() ? nlohmann::json(nullptr) : nlohmann::json(FormatTimeSecondsNs(f.retry_at_ns));
         items.push_back(std::move(j));
       }
       std::printf("%s\n", nlohmann::json{{"failures", items}, {"retrying", counts->retrying}, {"dead", counts->dead}}
@@ -94,9 +81,11 @@ void RegisterFailures(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                 static_cast<unsigned long long>(counts->retrying + counts->dead),
                 static_cast<unsigned long long>(counts->retrying), static_cast<unsigned long long>(counts->dead));
     for (const FailureRecord& f : *list) {
-      std::string when = f.dead() ? "dead" : "retry " + IsoTime(f.retry_at_ns);
+      const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+      std::string when = f.dead() ? "dead" : f.retry_at_ns <= now ? "retry due" : "retry " + FormatTimeSecondsNs(f.retry_at_ns);
       std::printf("  [%s] %s (%s, %lld attempt%s, %s)\n      %s\n", f.stage.c_str(), f.path.c_str(), when.c_str(),
-                  static_cast<long long>(f.attempts), f.attempts == 1 ? "" : "s", IsoTime(f.last_ns).c_str(),
+                  static_cast<long long>(f.attempts), f.attempts == 1 ? "" : "s", FormatTimeSecondsNs(f.last_ns).c_str(),
                   f.reason.c_str());
     }
     if (list->size() < counts->retrying + counts->dead && !args->dead) {

@@ -37,6 +37,11 @@ std::string DocumentToJson(const Document& doc, bool with_content) {
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+std::string FormatTimeSecondsNs(int64_t ns) {
+  const std::string ms = FormatTimeNs(ns);  // "...T12:00:00.123Z"
+  return ms.substr(0, ms.size() - 5) + "Z";
+}
+
 std::string SearchResultToJson(const SearchResult& r, const JsonRenderOptions& options) {
   nlohmann::ordered_json hits = nlohmann::ordered_json::array();
   for (const SearchHit& h : r.hits) {

@@ -19,5 +19,7 @@ std::string SearchResultToJson(const SearchResult& result, const JsonRenderOptio
 std::string DocumentToJson(const Document& doc, bool with_content);
 // ISO 8601 UTC with milliseconds: "2024-05-01T12:00:00.000Z".
 std::string FormatTimeNs(int64_t ns);
+// The same to the second: "2024-05-01T12:00:00Z".
+std::string FormatTimeSecondsNs(int64_t ns);
 
 }  // namespace fs

@@ -208,6 +208,17 @@ void ReadDocument(const Stmt& s, Document* d, bool with_content) {
   if (with_content) d->content = s.Text(13);
 }
 
+// Rows of (id, uri), as the backfill queries return them.
+Result<std::vector<std::pair<int64_t, std::string>>> ReadIdUriRows(Stmt* s) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s->Step());
+    if (!has) break;
+    out.emplace_back(s->Int(0), s->Text(1));
+  }
+  return out;
+}
+
 constexpr const char* kDocColumns =
     "d.id, d.uri, d.path, d.name, d.ext, d.mime, d.size, d.mtime_ns, d.sha256, d.taken_ns, d.camera, d.gps_lat, d.gps_lon";
 
@@ -652,13 +663,7 @@ Result<std::vector<std::pair<int64_t, std::string>>> Store::ImagesMissingEmbeddi
       "SELECT d.id, d.uri FROM documents d WHERE d.id > ? AND d.mime >= 'image/' AND d.mime < 'image0' "
       "AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.doc_id = d.id AND e.model = ?) ORDER BY d.id LIMIT ?"));
   s.Bind(1, after_id).Bind(2, std::string_view(model)).Bind(3, static_cast<int64_t>(limit));
-  std::vector<std::pair<int64_t, std::string>> out;
-  while (true) {
-    FS_ASSIGN_OR_RETURN(bool has, s.Step());
-    if (!has) break;
-    out.emplace_back(s.Int(0), s.Text(1));
-  }
-  return out;
+  return ReadIdUriRows(&s);
 }
 
 Result<std::vector<std::vector<int64_t>>> Store::ExactDuplicateGroups(size_t limit) const {
@@ -691,13 +696,7 @@ Result<std::vector<std::pair<int64_t, std::string>>> Store::ImagesAfter(int64_t 
   FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(
       "SELECT id, uri FROM documents WHERE id > ? AND mime >= 'image/' AND mime < 'image0' ORDER BY id LIMIT ?"));
   s.Bind(1, after_id).Bind(2, static_cast<int64_t>(limit));
-  std::vector<std::pair<int64_t, std::string>> out;
-  while (true) {
-    FS_ASSIGN_OR_RETURN(bool has, s.Step());
-    if (!has) break;
-    out.emplace_back(s.Int(0), s.Text(1));
-  }
-  return out;
+  return ReadIdUriRows(&s);
 }
 
 Result<uint64_t> Store::CountImagesAfter(int64_t after_id) const {

@@ -932,14 +932,6 @@ Outcome Server::Impl::Failures(const httplib::Request& req, const Ctx& ctx) {
   }
   auto list = options.engine->store()->ListFailures(dead == "true", 100000);
   if (!list.ok()) return ApiError{500, "internal", list.status().ToString()};
-  auto iso = [](int64_t ns) {
-    const std::time_t t = static_cast<std::time_t>(ns / 1000000000);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return std::string(buf);
-  };
   Json items = Json::array();
   uint64_t retrying = 0, dead_n = 0;
   for (const FailureRecord& f : *list) {
@@ -947,8 +939,8 @@ Outcome Server::Impl::Failures(const httplib::Request& req, const Ctx& ctx) {
     ++(f.dead() ? dead_n : retrying);
     if (items.size() >= limit) continue;
     Json j = {{"path", f.path}, {"stage", f.stage}, {"reason", f.reason}, {"attempts", f.attempts},
-              {"firstFailed", iso(f.first_ns)}, {"lastFailed", iso(f.last_ns)}, {"dead", f.dead()}};
-    j["nextRetry"] = f.dead() ? Json(nullptr) : Json(iso(f.retry_at_ns));
+              {"firstFailed", FormatTimeSecondsNs(f.first_ns)}, {"lastFailed", FormatTimeSecondsNs(f.last_ns)}, {"dead", f.dead()}};
+    j["nextRetry"] = f.dead() ? Json(nullptr) : Json(FormatTimeSecondsNs(f.retry_at_ns));
     items.push_back(std::move(j));
   }
   return JsonReply({{"failures", std::move(items)}, {"retrying", retrying}, {"dead", dead_n}});
