@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
+#include "core/utf8.h"
 #include "engine/crawl.h"
 #include "engine/mime.h"
 
@@ -69,6 +71,49 @@ void WebpSize(std::string_view b, ImageInfo* info) {
   }
 }
 
+// s3://bucket/key: the bucket must be configured, the key must not look like a path trick.
+ResolvedUrl ResolveS3Url(std::string_view rest, const std::vector<std::string>& buckets) {
+  const size_t slash = rest.find('/');
+  const std::string bucket(rest.substr(0, slash));
+  if (buckets.empty()) {
+    return Refuse(UrlRefusal::kBucketNotAllowed,
+                  "this server reads no S3 buckets: start it with --s3-bucket NAME, or use a file:// url under a "
+                  "storage root");
+  }
+  if (std::find(buckets.begin(), buckets.end(), bucket) == buckets.end()) {
+    std::string list;
+    for (const auto& b : buckets) list += (list.empty() ? "" : ", ") + b;
+    return Refuse(UrlRefusal::kBucketNotAllowed,
+                  "s3:// url names bucket '" + bucket.substr(0, 64) + "', which this server does not read; allowed: " + list);
+  }
+  const std::string_view key = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  if (key.empty()) return Refuse(UrlRefusal::kBadPath, "s3:// url names no object: give s3://" + bucket + "/KEY");
+  if (key.size() > 1024) return Refuse(UrlRefusal::kBadPath, "s3:// key is longer than 1024 bytes");
+  for (char c : key) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) return Refuse(UrlRefusal::kBadPath, "s3:// key contains a control character");
+  }
+  if (!IsValidUtf8(key)) return Refuse(UrlRefusal::kBadPath, "s3:// key is not valid UTF-8");
+  size_t start = 0;
+  while (start <= key.size()) {
+    size_t end = key.find('/', start);
+    if (end == std::string_view::npos) end = key.size();
+    std::string segment = Lower(key.substr(start, end - start));
+    if (segment.empty()) {
+      return Refuse(UrlRefusal::kBadPath, "s3:// key has an empty segment (a leading, trailing or double '/')");
+    }
+    for (size_t at; (at = segment.find("%2e")) != std::string::npos;) segment.replace(at, 3, ".");
+    if (segment == "." || segment == "..") {
+      return Refuse(UrlRefusal::kBadPath, "s3:// key may not contain '.' or '..' segments");
+    }
+    start = end + 1;
+  }
+  ResolvedUrl out;
+  out.bucket = bucket;
+  out.key = std::string(key);
+  return out;
+}
+
 }  // namespace
 
 Result<std::vector<std::string>> RealRoots(const std::vector<std::string>& roots) {
@@ -86,20 +131,22 @@ Result<std::vector<std::string>> RealRoots(const std::vector<std::string>& roots
   return out;
 }
 
-ResolvedUrl ResolveImageUrl(std::string_view url, const std::vector<std::string>& roots) {
+ResolvedUrl ResolveImageUrl(std::string_view url, const std::vector<std::string>& roots,
+                            const std::vector<std::string>& buckets) {
   if (url.find('\0') != std::string_view::npos) return Refuse(UrlRefusal::kBadPath, "imageUrl contains a NUL byte");
   size_t colon = url.find("://");
   std::string scheme = colon == std::string_view::npos ? "" : Lower(url.substr(0, colon));
   if (scheme == "http" || scheme == "https") {
     return Refuse(UrlRefusal::kScheme,
                   "imageUrl may not be an http(s) address: this server never fetches from the network. Send the "
-                  "image bytes (imageBase64 or a multipart upload) or a file:// url under a storage root");
+                  "image bytes (imageBase64 or a multipart upload), a file:// url under a storage root or an "
+                  "s3:// url of a configured bucket");
   }
-  if (scheme == "s3") {
-    return Refuse(UrlRefusal::kUnsupportedScheme, "s3:// urls are not supported yet: use a file:// url under a storage root");
-  }
+  if (scheme == "s3") return ResolveS3Url(url.substr(colon + 3), buckets);
   if (scheme != "file") {
-    return Refuse(UrlRefusal::kScheme, "imageUrl must be a file:// url naming a file under a storage root");
+    return Refuse(UrlRefusal::kScheme,
+                  "imageUrl must be a file:// url naming a file under a storage root, or s3://bucket/key of a "
+                  "configured bucket");
   }
   if (roots.empty()) {
     return Refuse(UrlRefusal::kNoRoots, "no storage roots are configured: start the server with --storage-root DIR");

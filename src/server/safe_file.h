@@ -1,7 +1,9 @@
 // Internal header of server/: safe access to files named by clients or by stored documents.
 // - ResolveImageUrl: turns an /embed `imageUrl` into a real path inside one of the configured
 //   storage roots, refusing network schemes (no SSRF), `..`, NUL bytes, bad escapes and symlink
-//   escapes (the file is realpath'd and must still lie under a root).
+//   escapes (the file is realpath'd and must still lie under a root); or, for s3://bucket/key,
+//   into a bucket and key when the bucket is one of the configured ones and the key is safe (the
+//   host is never taken from the url: the operator configures the endpoint).
 // - ReadRegularFileNoFollow: reads a file without following a symlink in any component.
 // - SniffImage: recognises image bytes by magic number and reads their pixel size where the
 //   header holds it (PNG, GIF, JPEG, BMP, WebP), so limits apply before any decoder runs.
@@ -19,16 +21,22 @@
 namespace fs::server {
 
 // Why a url was refused; the handler maps each to a stable HTTP error code.
-enum class UrlRefusal { kNone, kScheme, kBadPath, kOutsideRoots, kNotFound, kNoRoots, kUnsupportedScheme };
+enum class UrlRefusal { kNone, kScheme, kBadPath, kOutsideRoots, kNotFound, kNoRoots, kBucketNotAllowed };
 
 struct ResolvedUrl {
   UrlRefusal refusal = UrlRefusal::kNone;
   std::string message;  // what was wrong and what to do, when refused
-  std::string path;     // the real path, when accepted
+  std::string path;     // the real path, when a file:// url is accepted
+  std::string bucket;   // bucket and key, when an s3:// url is accepted (path stays empty)
+  std::string key;
 };
 
-// `roots` must already be real paths (see RealRoots). Never touches the network.
-ResolvedUrl ResolveImageUrl(std::string_view url, const std::vector<std::string>& roots);
+// `roots` must already be real paths (see RealRoots); `buckets` are the S3 buckets s3:// urls may
+// name. An s3:// key is taken as written (no percent-decoding, as `aws s3` does) and refused when
+// empty, over 1024 bytes, not UTF-8, holding a control character, an empty segment ("a//b", a
+// leading or trailing '/') or a segment that is or decodes to "." or "..". Never touches the network.
+ResolvedUrl ResolveImageUrl(std::string_view url, const std::vector<std::string>& roots,
+                            const std::vector<std::string>& buckets = {});
 // realpath of each root; InvalidArgument when one is missing or not a directory.
 Result<std::vector<std::string>> RealRoots(const std::vector<std::string>& roots);
 

@@ -47,7 +47,7 @@ TEST_F(SafeFileTest, RefusesNetworkSchemesAndEscapes) {
   EXPECT_EQ(Why("HTTPS://169.254.169.254/latest/meta-data"), UrlRefusal::kScheme);
   EXPECT_EQ(Why("gopher://x"), UrlRefusal::kScheme);
   EXPECT_EQ(Why("/etc/passwd"), UrlRefusal::kScheme);
-  EXPECT_EQ(Why("s3://bucket/key.png"), UrlRefusal::kUnsupportedScheme);
+  EXPECT_EQ(Why("s3://bucket/key.png"), UrlRefusal::kBucketNotAllowed);  // no buckets configured
   EXPECT_EQ(Why("file:///etc/passwd"), UrlRefusal::kOutsideRoots);
   EXPECT_EQ(Why(Url("root/../outside/secret.png")), UrlRefusal::kBadPath);
   EXPECT_EQ(Why(Url("root/%2e%2e/outside/secret.png")), UrlRefusal::kBadPath);
@@ -58,6 +58,31 @@ TEST_F(SafeFileTest, RefusesNetworkSchemesAndEscapes) {
   EXPECT_EQ(Why(Url("root/dirlink/secret.png")), UrlRefusal::kOutsideRoots);
   EXPECT_EQ(Why(Url("root/missing.png")), UrlRefusal::kNotFound);
   EXPECT_EQ(ResolveImageUrl(Url("root/sub/a.png"), {}).refusal, UrlRefusal::kNoRoots);
+}
+
+TEST(S3Url, AcceptsKeysOfConfiguredBucketsOnly) {
+  const std::vector<std::string> buckets = {"photos", "scans.2024"};
+  ResolvedUrl ok = ResolveImageUrl("s3://photos/2024/cat one.png", {}, buckets);
+  ASSERT_EQ(ok.refusal, UrlRefusal::kNone) << ok.message;
+  EXPECT_EQ(ok.bucket, "photos");
+  EXPECT_EQ(ok.key, "2024/cat one.png");
+  EXPECT_TRUE(ok.path.empty());
+  EXPECT_EQ(ResolveImageUrl("S3://scans.2024/%41.png", {}, buckets).key, "%41.png");  // taken as written
+  EXPECT_EQ(ResolveImageUrl("s3://photos/caf\xC3\xA9/a..b/.hidden", {}, buckets).refusal, UrlRefusal::kNone);
+  for (const std::string url : {"s3://other/cat.png", "s3://Photos/cat.png", "s3://photos.evil.com/cat.png",
+                                "s3://127.0.0.1:9000/photos/cat.png", "s3://user@photos/cat.png", "s3:///photos/cat.png",
+                                "s3://photos@169.254.169.254/x", "s3://"}) {
+    ResolvedUrl r = ResolveImageUrl(url, {}, buckets);
+    EXPECT_EQ(r.refusal, UrlRefusal::kBucketNotAllowed) << url;
+    EXPECT_NE(r.message.find("allowed: photos, scans.2024"), std::string::npos) << r.message;
+  }
+  for (const std::string& url : std::vector<std::string>{"s3://photos", "s3://photos/", "s3://photos/../other/cat.png", "s3://photos/a/../../x.png",
+                                "s3://photos/./cat.png", "s3://photos/a/..", "s3://photos/%2e%2e/x.png",
+                                "s3://photos/a/%2E./x.png", "s3://photos//cat.png", "s3://photos/dir/",
+                                "s3://photos/a\tb.png", "s3://photos/a\x7f.png", "s3://photos/bad\xff.png",
+                                "s3://photos/" + std::string(1025, 'k'), std::string("s3://photos/a\0b.png", 19)}) {
+    EXPECT_EQ(ResolveImageUrl(url, {}, buckets).refusal, UrlRefusal::kBadPath) << url;
+  }
 }
 
 TEST_F(SafeFileTest, ReadNoFollowRefusesLinks) {

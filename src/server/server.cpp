@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/check.h"
 #include "core/env.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -368,6 +369,7 @@ constexpr const char* kContentCsp = "sandbox; default-src 'none'; img-src 'self'
 struct Server::Impl {
   ServerOptions options;
   std::vector<std::string> roots;  // real paths with a trailing '/'
+  std::unique_ptr<storage::S3Client> s3;  // set when s3_buckets are configured
   std::unique_ptr<JwtVerifier> verifier;
   httplib::Server http;
   Metrics metrics;
@@ -413,6 +415,7 @@ struct Server::Impl {
   std::variant<std::vector<float>, ApiError> EmbedImage(const std::string& bytes, std::string* hash,
                                                         bool use_cache = true, bool* cached = nullptr);
   std::variant<std::vector<float>, ApiError> EmbedText(const std::string& text);
+  std::variant<std::string, ApiError> ReadS3Object(const std::string& bucket, const std::string& key, const Ctx& ctx);
   std::variant<std::vector<float>, ApiError> TimedEmbed(bool image, const std::string& input);
 };
 
@@ -843,7 +846,34 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
   return reply;
 }
 
-Outcome Server::Impl::Embed(const httplib::Request& req, const Ctx&) {
+// The bytes of an object of a configured bucket, at most max_image_bytes (larger objects are
+// refused from their Content-Length). Storage failures are the operator's to fix: the client gets
+// a stable code and the log gets the detail.
+std::variant<std::string, ApiError> Server::Impl::ReadS3Object(const std::string& bucket, const std::string& key,
+                                                              const Ctx& ctx) {
+  FS_CHECK(s3 != nullptr);  // ResolveImageUrl accepts s3:// only for configured buckets
+  auto got = s3->GetObject(bucket, key, options.limits.max_image_bytes);
+  if (got.ok()) return std::move(got).value();
+  const Status& st = got.status();
+  const std::string url = "s3://" + bucket + "/" + key;
+  switch (st.code()) {
+    case StatusCode::kNotFound: return NotFoundError(st.message());
+    case StatusCode::kResourceExhausted: return ApiError{413, "payload_too_large", st.message()};
+    case StatusCode::kInvalidArgument: return ApiError{400, "invalid_path", st.message()};
+    default: break;
+  }
+  const LogField fields[] = {{"request_id", ctx.request_id}, {"url", url}, {"error", st.ToString()}};
+  LogWithFields(LogLevel::kWarn, "s3 read failed", fields);
+  if (st.code() == StatusCode::kUnavailable) {
+    return ApiError{503, "storage_unavailable",
+                    "the S3 storage did not answer for " + url + " (unreachable or timed out): try again later"};
+  }
+  return ApiError{502, "storage_error", "the S3 storage refused to serve " + url +
+                                            ": the server's S3 settings (credentials, region, endpoint) need fixing; "
+                                            "its log has the details under request id " + ctx.request_id};
+}
+
+Outcome Server::Impl::Embed(const httplib::Request& req, const Ctx& ctx) {
   if (!vector_on()) return VectorOff();
   Json body = Json::parse(req.body, nullptr, false);
   if (body.is_discarded()) return BadRequest("the request body is not valid JSON");
@@ -880,22 +910,26 @@ Outcome Server::Impl::Embed(const httplib::Request& req, const Ctx&) {
       if (!body["imageUrl"].is_string()) return BadRequest("imageUrl must be a string");
       const std::string url = body["imageUrl"].get<std::string>();
       if (url.size() > 4096) return BadRequest("imageUrl is longer than 4096 bytes");
-      ResolvedUrl resolved = ResolveImageUrl(url, roots);
+      ResolvedUrl resolved = ResolveImageUrl(url, roots, options.s3_buckets);
       switch (resolved.refusal) {
         case UrlRefusal::kNone: break;
         case UrlRefusal::kScheme: return ApiError{400, "url_scheme_not_allowed", resolved.message};
-        case UrlRefusal::kUnsupportedScheme: return ApiError{400, "unsupported", resolved.message};
         case UrlRefusal::kBadPath: return ApiError{400, "invalid_path", resolved.message};
         case UrlRefusal::kOutsideRoots: return ApiError{403, "path_outside_storage_roots", resolved.message};
         case UrlRefusal::kNoRoots: return ApiError{403, "path_outside_storage_roots", resolved.message};
+        case UrlRefusal::kBucketNotAllowed: return ApiError{403, "bucket_not_allowed", resolved.message};
         case UrlRefusal::kNotFound: return NotFoundError(resolved.message);
       }
-      auto read = ReadRegularFileNoFollow(resolved.path, options.limits.max_image_bytes);
-      if (!read.ok()) {
-        if (read.status().code() == StatusCode::kResourceExhausted) return ApiError{413, "payload_too_large", read.status().message()};
-        return NotFoundError("imageUrl does not name a readable regular file under the storage roots");
+      if (!resolved.bucket.empty()) {
+        FS_TAKE(bytes, ReadS3Object(resolved.bucket, resolved.key, ctx));
+      } else {
+        auto read = ReadRegularFileNoFollow(resolved.path, options.limits.max_image_bytes);
+        if (!read.ok()) {
+          if (read.status().code() == StatusCode::kResourceExhausted) return ApiError{413, "payload_too_large", read.status().message()};
+          return NotFoundError("imageUrl does not name a readable regular file under the storage roots");
+        }
+        bytes = std::move(read).value();
       }
-      bytes = std::move(read).value();
     }
     FS_TAKE(vec, EmbedImage(bytes, &hash, use_cache, &cached));
   }
@@ -1155,6 +1189,14 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   impl->options = options;
   FS_ASSIGN_OR_RETURN(impl->verifier, JwtVerifier::Create(options.auth));
   FS_ASSIGN_OR_RETURN(impl->roots, RealRoots(options.storage_roots));
+  for (const std::string& bucket : options.s3_buckets) {
+    if (!storage::IsValidBucketName(bucket)) {
+      return Status::InvalidArgument("--s3-bucket '" + bucket + "' is not an S3 bucket name (3-63 characters of a-z, 0-9, '.' and '-')");
+    }
+  }
+  if (!options.s3_buckets.empty()) {
+    FS_ASSIGN_OR_RETURN(impl->s3, storage::S3Client::Create(options.s3));
+  }
   Impl* raw = impl.get();
   const int threads = std::max(1, options.threads);
   raw->http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };

@@ -18,6 +18,7 @@
 #include "engine/embedder.h"
 #include "engine/engine.h"
 #include "server/auth.h"
+#include "storage/s3_client.h"
 
 namespace fs::server {
 
@@ -40,7 +41,9 @@ struct ServerOptions {
   bool vector_search = true;        // false hides every vector feature (API refuses, UI hides)
   AuthOptions auth;                 // auth.disabled must be set explicitly to turn auth off
   bool metrics_open = true;         // /metrics without a token
-  std::vector<std::string> storage_roots;  // folders /embed imageUrl may name
+  std::vector<std::string> storage_roots;  // folders /embed imageUrl may name (file://)
+  std::vector<std::string> s3_buckets;     // S3 buckets /embed imageUrl may name (s3://bucket/key)
+  storage::S3Options s3;                   // endpoint, region, credentials for s3_buckets (unused without)
   ServerLimits limits;
   int threads = 32;                 // worker threads (concurrent requests)
   std::string model_note;           // why there is no query embedder, shown by the UI ("" = default text)
@@ -48,7 +51,8 @@ struct ServerOptions {
 
 class Server {
  public:
-  // Validates the options (keys, roots) and prepares routes; does not bind.
+  // Validates the options (keys, roots, bucket names, S3 endpoint) and prepares routes; does not
+  // bind and does not contact S3.
   static Result<std::unique_ptr<Server>> Create(const ServerOptions& options);
   ~Server();
   Server(const Server&) = delete;

@@ -19,6 +19,7 @@
 #include "image/image.h"
 #include "server/openapi_validator.h"
 #include "server/server.h"
+#include "server/test_images.h"
 #include "server/test_tokens.h"
 
 namespace fs::server {
@@ -26,22 +27,13 @@ namespace {
 
 namespace stdfs = std::filesystem;
 using Json = nlohmann::json;
+using testing::FakePng;
 using testing::NowSeconds;
 using testing::SignHs256;
 using testing::TestKey;
 
 const std::string kSecret = "api-test-secret-0123456789abcdef0123456789";
 constexpr int kReports = 23;
-
-std::string FakePng(uint32_t w, uint32_t h, int seed, size_t extra = 64) {
-  std::string s = std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16);
-  for (uint32_t v : {w, h}) {
-    for (int shift = 24; shift >= 0; shift -= 8) s += static_cast<char>((v >> shift) & 0xFF);
-  }
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  for (size_t i = 0; i < extra; ++i) s += static_cast<char>(rng() & 0xFF);
-  return s;
-}
 
 void WriteFile(const stdfs::path& p, const std::string& data) {
   stdfs::create_directories(p.parent_path());
@@ -552,7 +544,8 @@ TEST_F(ApiTest, EmbedRefusesSsrfAndEscapes) {
   ExpectError(embed(PhotosUrl("cat.png%00.jpg")), 400, "invalid_path", "/embed", "post");
   ExpectError(embed(PhotosUrl("escape.png")), 403, "path_outside_storage_roots", "/embed", "post");
   ExpectError(embed(PhotosUrl("missing.png")), 404, "not_found", "/embed", "post");
-  ExpectError(embed("s3://bucket/cat.png"), 400, "unsupported", "/embed", "post");
+  // This server reads no S3 buckets (src/server/server_s3_test.cpp covers those that do).
+  ExpectError(embed("s3://bucket/cat.png"), 403, "bucket_not_allowed", "/embed", "post");
   // Bytes and text work.
   Reply b = PostJson("/embed", Json{{"imageBase64", "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="}}.dump());
   EXPECT_EQ(b.status, 200) << b.raw;
