@@ -21,7 +21,9 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                            "  filesearch serve --auth-secret-file /etc/filesearch/hs256.key\n"
                            "  filesearch serve --jwks /etc/filesearch/jwks.json --jwt-issuer https://login.example.com --jwt-audience filesearch\n"
                            "  filesearch serve --no-auth --port 9000          # local use only; warns at start\n"
-                           "  filesearch serve --watch /srv/share --auth-secret-file ...   serve and keep /srv/share indexed\n\n"
+                           "  filesearch serve --watch /srv/share --auth-secret-file ...   serve and keep /srv/share indexed\n"
+                           "  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... filesearch serve --s3-bucket photos --s3-region eu-west-1 ...\n"
+                           "                                                  /embed may then read s3://photos/KEY\n\n"
                            "Then open http://127.0.0.1:8080/ . The API is described in docs/api.md.");
   struct Args {
     std::string host = "127.0.0.1";
@@ -36,6 +38,8 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     bool metrics_auth = false;
     bool json_logs = true;
     std::vector<std::string> roots;
+    std::vector<std::string> s3_buckets;
+    std::string s3_endpoint, s3_region;
     int threads = 32;
     server::ServerLimits limits;
   };
@@ -62,6 +66,19 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                 "Offer vector search (image upload, similar, imageEmbedding); --no-vector-search hides it")
       ->capture_default_str();
   cmd->add_option("--storage-root", a->roots, "Folder that /embed imageUrl may name (repeatable)")->type_name("DIR");
+  cmd->add_option("--s3-bucket", a->s3_buckets,
+                  "S3 bucket that /embed imageUrl may name as s3://NAME/KEY (repeatable, or comma-separated);\n"
+                  "credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN")
+      ->type_name("NAME")
+      ->delimiter(',')
+      ->envname("FILESEARCH_S3_BUCKETS");
+  cmd->add_option("--s3-endpoint", a->s3_endpoint,
+                  "S3 endpoint, http(s)://host[:port] (default https://s3.REGION.amazonaws.com; path-style requests)")
+      ->type_name("URL")
+      ->envname("FILESEARCH_S3_ENDPOINT");
+  cmd->add_option("--s3-region", a->s3_region, "S3 region the requests are signed for (default $AWS_REGION, else us-east-1)")
+      ->type_name("REGION")
+      ->envname("FILESEARCH_S3_REGION");
   cmd->add_flag("--test-embedder", a->test_embedder,
                 "Use the deterministic stand-in embedder (model test/hash-64) instead of CLIP; for tests");
   cmd->add_flag("--json-logs,!--text-logs", a->json_logs, "One JSON object per log line (default) or plain text")
@@ -85,6 +102,12 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     so.port = a->port;
     so.vector_search = a->vector_search;
     so.storage_roots = a->roots;
+    so.s3_buckets = a->s3_buckets;
+    so.s3.endpoint = a->s3_endpoint;
+    so.s3.region = a->s3_region;
+    if (so.s3_buckets.empty() && (!a->s3_endpoint.empty() || !a->s3_region.empty())) {
+      return fail("--s3-endpoint and --s3-region need --s3-bucket NAME: name the buckets /embed may read");
+    }
     so.threads = a->threads;
     so.limits = a->limits;
     so.metrics_open = !a->metrics_auth;
