@@ -14,6 +14,38 @@ Status AttachEmbedder(Engine* engine, const ModelFlags& model, bool test_embedde
   return Status::Ok();
 }
 
+void AddOcrFlags(CLI::App* cmd, OcrFlags* flags) {
+  cmd->add_flag("--ocr", flags->on,
+                "Read the text in images with Tesseract, so keyword search finds them by it (off by default: "
+                "0.03-0.9 s per image, see docs/benchmarks.md)");
+  cmd->add_option("--ocr-languages", flags->options.languages,
+                  "Tesseract languages joined by '+' (default: eng+jpn if the Japanese data is installed, else eng)")
+      ->type_name("LANGS");
+  cmd->add_option("--ocr-data-dir", flags->options.data_dir,
+                  "Folder with the .traineddata files (default: $TESSDATA_PREFIX, else Debian's tessdata)")
+      ->type_name("DIR");
+  cmd->add_option("--ocr-max-ms", flags->options.max_ms, "Give up on an image's OCR after this long (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--ocr-min-confidence", flags->options.min_confidence,
+                  "Drop recognised words Tesseract is less sure of (0-100)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100));
+  cmd->add_option("--ocr-max-pixels", flags->options.max_pixels, "Larger images are scaled down to this many pixels for OCR")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+}
+
+Result<std::optional<OcrOptions>> ResolveOcrFlags(const OcrFlags& flags) {
+  if (!flags.on) return std::optional<OcrOptions>();
+  FS_ASSIGN_OR_RETURN(OcrSetup setup, ResolveOcr(flags.options));
+  if (!setup.note.empty()) std::fprintf(stderr, "filesearch: %s\n", setup.note.c_str());
+  OcrOptions options = flags.options;
+  options.data_dir = setup.data_dir;
+  options.languages = setup.languages;
+  return std::optional<OcrOptions>(std::move(options));
+}
+
 void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* cmd = app.add_subcommand("index", "Index a folder: every file's name, path and text; re-runs are incremental")
                   ->footer("Examples:\n  filesearch index ~/Documents\n  filesearch --data-dir /srv/fs index /srv/share\n\n"
@@ -27,6 +59,7 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     bool no_cache = false;
     double cache_ttl_days = 30;
     ModelFlags model;
+    OcrFlags ocr;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("DIR", args->dir, "Folder to index")->required()->type_name("DIR");
@@ -44,7 +77,14 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   AddModelFlags(cmd, &args->model);
+  AddOcrFlags(cmd, &args->ocr);
   cmd->callback([&flags, exit_code, args]() {
+    auto ocr = ResolveOcrFlags(args->ocr);
+    if (!ocr.ok()) {
+      std::fprintf(stderr, "filesearch: --ocr: %s\n", ocr.status().message().c_str());
+      *exit_code = 1;
+      return;
+    }
     EngineOptions o;
     o.use_cache = !args->no_cache;
     o.cache_ttl_seconds = std::max<int64_t>(1, static_cast<int64_t>(args->cache_ttl_days * 86400));
@@ -65,6 +105,7 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     }
     CrawlOptions co;
     co.max_text_bytes = args->max_text_bytes;
+    co.ocr = *ocr;
     FILE* log = nullptr;
     if (!args->committed_log.empty()) {
       log = std::fopen(args->committed_log.c_str(), "a");

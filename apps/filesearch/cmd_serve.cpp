@@ -33,6 +33,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     bool vector_search = true;
     bool keyword_index = true;
     std::string watch;
+    OcrFlags ocr;  // for --watch
     bool test_embedder = false;
     ModelFlags model;
     bool metrics_auth = false;
@@ -59,6 +60,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                   "Keep DIR's index current while serving, as `filesearch worker DIR` would (inotify, a\n"
                   "reconciling pass at start, debounced passes, images embedded with the served model)")
       ->type_name("DIR");
+  AddOcrFlags(cmd, &a->ocr);  // --ocr: what --watch indexes has the text of its images read
   cmd->add_flag("--keyword-index,!--no-keyword-index", a->keyword_index,
                 "Keep an in-memory keyword index beside SQLite FTS5 for fast top-k BM25 (default on; built in the\n"
                 "background at start, FTS5 answers until it is ready; about 6 bytes per word per document)");
@@ -132,6 +134,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     if (a->no_auth && (!so.auth.hs256_secret.empty() || !so.auth.jwks_json.empty())) {
       return fail("--no-auth contradicts --auth-secret/--jwks: choose one");
     }
+    if (a->ocr.on && a->watch.empty()) return fail("--ocr reads the images --watch indexes: give --watch DIR too");
 
     EngineOptions eo;
     eo.data_dir = ResolveDataDir(flags.data_dir);
@@ -193,6 +196,11 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
         (*srv)->Stop();
         return fail("--watch: '" + a->watch + "' is not a folder: give the folder to keep indexed");
       }
+      auto ocr = ResolveOcrFlags(a->ocr);
+      if (!ocr.ok()) {
+        (*srv)->Stop();
+        return fail("--ocr: " + ocr.status().message());
+      }
       EngineOptions we = eo;
       we.store.keyword_index = false;
       we.progress = false;
@@ -210,9 +218,12 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
         return fail("--watch: " + attached.ToString());
       }
       const std::string dir = a->watch;
-      watcher = std::thread([&stop_watch, &watch_engine, dir] {
-        LogInfo("watching " + dir + " (changes become searchable as they happen)");
-        auto st = WatchFolder(watch_engine.get(), dir, WatchOptions{}, stop_watch);
+      WatchOptions wo;
+      wo.crawl.ocr = *ocr;
+      watcher = std::thread([&stop_watch, &watch_engine, dir, wo] {
+        LogInfo("watching " + dir + " (changes become searchable as they happen" +
+                (wo.crawl.ocr ? "; OCR " + wo.crawl.ocr->languages : std::string()) + ")");
+        auto st = WatchFolder(watch_engine.get(), dir, wo, stop_watch);
         if (!st.ok()) LogError("--watch stopped: " + st.status().ToString() + " (the server keeps serving)");
       });
     }

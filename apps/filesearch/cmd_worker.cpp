@@ -28,6 +28,7 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     int quiet_ms = 300;
     int max_delay_ms = 2000;
     ModelFlags model;
+    OcrFlags ocr;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("DIR", args->dir, "Folder to keep indexed")->required()->type_name("DIR");
@@ -37,7 +38,14 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_flag("--test-embedder", args->test_embedder,
                 "Give images deterministic stand-in vectors (model test/hash-64) instead of CLIP; for tests");
   AddModelFlags(cmd, &args->model);
+  AddOcrFlags(cmd, &args->ocr);
   cmd->callback([&flags, exit_code, args]() {
+    auto ocr = ResolveOcrFlags(args->ocr);
+    if (!ocr.ok()) {
+      std::fprintf(stderr, "filesearch: --ocr: %s\n", ocr.status().message().c_str());
+      *exit_code = 1;
+      return;
+    }
     auto engine = OpenEngine(flags);
     Status s = engine.ok() ? AttachEmbedder(engine->get(), args->model, args->test_embedder) : engine.status();
     if (!s.ok()) {
@@ -51,6 +59,7 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     o.quiet_ms = args->quiet_ms;
     o.max_delay_ms = args->max_delay_ms;
     o.crawl.progress = !flags.no_progress;
+    o.crawl.ocr = *ocr;
     o.on_pass = [](const IndexReport& r, double seconds) {
       const CrawlReport& c = r.crawl;
       std::printf("pass: %llu added, %llu updated, %llu removed, %llu images embedded, %zu problems (%.3f s)\n",

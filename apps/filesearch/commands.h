@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
@@ -29,6 +30,16 @@ void AddModelFlags(CLI::App* cmd, ModelFlags* flags);
 Result<std::unique_ptr<ClipEmbedder>> LoadModel(const ModelFlags& flags);
 
 // Opens the data directory of --data-dir / FILESEARCH_DATA_DIR; `model` "" = the model that has embeddings.
+// --ocr and its settings, shared by index, worker and serve (for --watch).
+struct OcrFlags {
+  bool on = false;
+  OcrOptions options;  // --ocr-languages, --ocr-data-dir, --ocr-max-ms, --ocr-min-confidence, --ocr-max-pixels
+};
+void AddOcrFlags(CLI::App* cmd, OcrFlags* flags);
+// nullopt when --ocr is off; else the options, checked against the installed Tesseract data
+// (NotFound saying what to install) with any note (e.g. "English only") printed to stderr.
+Result<std::optional<OcrOptions>> ResolveOcrFlags(const OcrFlags& flags);
+
 Result<std::unique_ptr<Engine>> OpenEngine(const GlobalFlags& flags, const std::string& model = "");
 
 // Gives the engine its image embedder: the stand-in hash model with --test-embedder, else the

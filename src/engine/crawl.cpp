@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/utf8.h"
+#include "engine/image_text.h"
 #include "engine/mime.h"
 #include "extract/extract.h"
 
@@ -276,6 +277,7 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     // decides how much of the file the extractor needs kept in memory (a PDF: all of it).
     auto keep_for = [&](std::string_view first) {
       doc.mime = ResolveMime(first.substr(0, 64 * 1024), DetectMime(first.substr(0, 4096), doc.ext));
+      if (options.ocr && IsOcrImage(doc.mime)) return OcrMaxFileBytes() + 1;  // OCR decodes all of it
       return BytesWanted(doc.mime, extract_options);
     };
     Status rs = ReadAndHash(fd, keep_for, &doc.sha256, &head, &bytes);
@@ -288,6 +290,14 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     Extraction extracted = Extract(head, bytes, doc.mime, extract_options);
     if (!extracted.problem.empty()) report.problems.push_back({doc.path, extracted.problem});
     doc.content = std::move(extracted.text);
+    if (options.ocr && IsOcrImage(doc.mime)) {
+      auto text = OcrImageFile(head, *options.ocr);
+      if (text.ok()) {
+        doc.content = std::move(*text);
+      } else {
+        report.problems.push_back({doc.path, text.status().message()});
+      }
+    }
     if (extracted.exif) {
       doc.taken_ns = extracted.exif->taken_ns;
       doc.camera = extracted.exif->make;

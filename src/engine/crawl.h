@@ -8,10 +8,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
+#include "extract/ocr.h"
 #include "index/store.h"
 
 namespace fs {
@@ -20,6 +22,10 @@ struct CrawlOptions {
   uint64_t max_text_bytes = 1 << 20;  // index at most this many bytes of extracted text per file
   size_t batch_size = 256;            // documents per transaction
   bool progress = true;               // progress bar / lines on stderr
+  // Set: the text in images (Tesseract) becomes their content, so keyword search finds them by
+  // it. Off by default: hundreds of ms per image (docs/benchmarks.md, "OCR"). A failure is a
+  // problem ("OCR: ...") and the image is still indexed.
+  std::optional<OcrOptions> ocr;
   // Called after each committed batch with the uris it held (tests use it to know what is durable).
   std::function<void(const std::vector<std::string>& committed_uris)> on_commit;
   // Called for each committed document that is an image (for embedding); may be empty.
