@@ -27,6 +27,7 @@ Result<std::unique_ptr<ClipEmbedder>> LoadModel(const ModelFlags& flags) {
   ClipEmbedderOptions o;
   o.precision = flags.precision;
   o.threads = flags.threads;
+  o.query_cache_entries = flags.query_cache;
   if (const char* v = std::getenv("MAX_IMAGE_SIZE"); v && *v) o.max_image_side = std::atoi(v);
   auto m = ClipEmbedder::Load(dir, o);
   if (!m.ok()) return m.status().WithContext("loading the CLIP model from '" + dir + "'");

@@ -93,6 +93,10 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_option("--request-timeout", a->limits.request_timeout_s, "Socket read/write timeout, seconds")
       ->capture_default_str()->check(CLI::Range(1, 3600));
   AddModelFlags(cmd, &a->model);
+  a->model.query_cache = 4096;
+  cmd->add_option("--query-cache", a->model.query_cache,
+                  "Recent text queries whose CLIP embeddings are kept in memory (2 KB each; 0 = off)")
+      ->capture_default_str();
   cmd->callback([&flags, exit_code, a]() {
     auto fail = [exit_code](const std::string& msg) {
       LogError("filesearch serve: " + msg);

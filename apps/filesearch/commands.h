@@ -24,12 +24,12 @@ struct ModelFlags {
   std::string model_dir;  // else $FILESEARCH_MODEL_DIR
   std::string precision = "fp32";
   int threads = 0;
+  size_t query_cache = 0;  // recent text-query embeddings kept (serve: --query-cache)
 };
 void AddModelFlags(CLI::App* cmd, ModelFlags* flags);
 // nullptr (and OK) when no model folder is configured.
 Result<std::unique_ptr<ClipEmbedder>> LoadModel(const ModelFlags& flags);
 
-// Opens the data directory of --data-dir / FILESEARCH_DATA_DIR; `model` "" = the model that has embeddings.
 // --ocr and its settings, shared by index, worker and serve (for --watch).
 struct OcrFlags {
   bool on = false;
@@ -40,6 +40,7 @@ void AddOcrFlags(CLI::App* cmd, OcrFlags* flags);
 // (NotFound saying what to install) with any note (e.g. "English only") printed to stderr.
 Result<std::optional<OcrOptions>> ResolveOcrFlags(const OcrFlags& flags);
 
+// Opens the data directory of --data-dir / FILESEARCH_DATA_DIR; `model` "" = the model that has embeddings.
 Result<std::unique_ptr<Engine>> OpenEngine(const GlobalFlags& flags, const std::string& model = "");
 
 // Gives the engine its image embedder: the stand-in hash model with --test-embedder, else the

@@ -55,3 +55,4 @@ for mode in $modes; do
     MODE=$mode wrk -t"$t" -c"$c" -d"$duration" --timeout 10s -s bench/http/search.lua "http://127.0.0.1:$port" | grep '^RESULT'
   done
 done
+echo "text tower: $(curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^filesearch_(query_embeddings_total|query_embedding_cache_hits_total|text_forward_passes_total|text_forward_queries_total) ' | tr '\n' ' ')"

@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <list>
 #include <thread>
+#include <unordered_map>
 
 #include "image/image.h"
 #include "model/clip/clip_model.h"
@@ -17,6 +22,107 @@ struct ClipEmbedder::Impl {
   std::unique_ptr<clip::ClipModel> model;
   std::unique_ptr<clip::Tokenizer> tokenizer;
   std::mutex forward_mu;  // one forward pass at a time
+
+  // Text queries waiting for the text tower. The first to find no pass running takes the queue
+  // (up to text_batch) and runs it; the others wait to be filled in or to take the next batch.
+  struct TextJob {
+    std::vector<int32_t> ids;
+    std::vector<float> out;
+    Status status;
+    bool done = false;
+  };
+  std::mutex text_mu;
+  std::condition_variable text_cv;
+  std::deque<TextJob*> text_queue;  // guarded by text_mu
+  bool text_running = false;        // guarded by text_mu
+
+  // LRU of recent query embeddings keyed by token ids (texts that tokenise alike share an entry).
+  std::mutex cache_mu;
+  std::list<std::pair<std::string, std::vector<float>>> lru;  // most recent first
+  std::unordered_map<std::string, decltype(lru)::iterator> lru_index;
+
+  std::atomic<uint64_t> text_queries{0}, text_cache_hits{0}, text_forward_passes{0}, text_batched{0};
+
+  static std::string CacheKey(const std::vector<int32_t>& ids) {
+    std::string key(ids.size() * sizeof(int32_t), '\0');
+    std::memcpy(key.data(), ids.data(), key.size());
+    return key;
+  }
+
+  bool CacheLookup(const std::string& key, std::vector<float>* out) {
+    std::lock_guard lock(cache_mu);
+    auto it = lru_index.find(key);
+    if (it == lru_index.end()) return false;
+    lru.splice(lru.begin(), lru, it->second);
+    *out = it->second->second;
+    return true;
+  }
+
+  void CacheInsert(std::string key, const std::vector<float>& v) {
+    std::lock_guard lock(cache_mu);
+    if (lru_index.count(key) != 0) return;
+    lru.emplace_front(std::move(key), v);
+    lru_index.emplace(lru.front().first, lru.begin());
+    while (lru.size() > options.query_cache_entries) {
+      lru_index.erase(lru.back().first);
+      lru.pop_back();
+    }
+  }
+
+  // Runs one forward pass for `batch`. If it fails (a bad text), each text is run alone so that
+  // every caller gets its own text's error, not a neighbour's.
+  void RunTextBatch(const std::vector<TextJob*>& batch) {
+    const size_t d = model->embed_dim();
+    std::vector<std::vector<int32_t>> ids;
+    ids.reserve(batch.size());
+    for (TextJob* job : batch) ids.push_back(job->ids);
+    std::vector<float> out(batch.size() * d);
+    Status status;
+    if (options.before_text_pass) options.before_text_pass();
+    {
+      std::lock_guard lock(forward_mu);
+      status = model->EncodeTexts(ids, out);
+    }
+    text_forward_passes.fetch_add(1);
+    text_batched.fetch_add(batch.size());
+    if (!status.ok() && batch.size() > 1) {
+      for (TextJob* job : batch) RunTextBatch({job});
+      return;
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->status = status;
+      if (status.ok()) batch[i]->out.assign(out.begin() + static_cast<ptrdiff_t>(i * d),
+                                            out.begin() + static_cast<ptrdiff_t>((i + 1) * d));
+    }
+  }
+
+  Result<std::vector<float>> EncodeText(std::vector<int32_t> ids) {
+    TextJob job;
+    job.ids = std::move(ids);
+    std::unique_lock lock(text_mu);
+    text_queue.push_back(&job);
+    while (!job.done) {
+      if (text_running) {
+        text_cv.wait(lock);
+        continue;
+      }
+      text_running = true;
+      std::vector<TextJob*> batch;
+      const auto most = static_cast<size_t>(std::max(1, options.text_batch));
+      while (!text_queue.empty() && batch.size() < most) {
+        batch.push_back(text_queue.front());
+        text_queue.pop_front();
+      }
+      lock.unlock();
+      RunTextBatch(batch);
+      lock.lock();
+      for (TextJob* j : batch) j->done = true;
+      text_running = false;
+      text_cv.notify_all();
+    }
+    if (!job.status.ok()) return job.status;
+    return std::move(job.out);
+  }
 
   image::DecodeOptions Decode() const {
     image::DecodeOptions d;
@@ -113,10 +219,28 @@ Status ClipEmbedder::EmbedFiles(std::span<const std::string> paths, std::span<fl
 
 Result<std::vector<float>> ClipEmbedder::EmbedText(std::string_view text) {
   FS_ASSIGN_OR_RETURN(std::vector<int32_t> ids, impl_->tokenizer->Encode(text));
-  std::vector<float> out(dim());
-  std::lock_guard lock(impl_->forward_mu);
-  FS_RETURN_IF_ERROR(impl_->model->EncodeTexts({ids}, out));
+  impl_->text_queries.fetch_add(1);
+  const bool cached = impl_->options.query_cache_entries > 0;
+  std::string key = cached ? Impl::CacheKey(ids) : std::string();
+  std::vector<float> out;
+  if (cached && impl_->CacheLookup(key, &out)) {
+    impl_->text_cache_hits.fetch_add(1);
+    return out;
+  }
+  FS_ASSIGN_OR_RETURN(out, impl_->EncodeText(std::move(ids)));
+  if (cached) impl_->CacheInsert(std::move(key), out);
   return out;
+}
+
+QueryEmbedderStats ClipEmbedder::stats() const {
+  QueryEmbedderStats s;
+  s.text_queries = impl_->text_queries.load();
+  s.text_cache_hits = impl_->text_cache_hits.load();
+  s.text_forward_passes = impl_->text_forward_passes.load();
+  s.text_batched = impl_->text_batched.load();
+  std::lock_guard lock(impl_->text_mu);
+  s.text_waiting = impl_->text_queue.size();
+  return s;
 }
 
 Result<std::vector<float>> ClipEmbedder::EmbedImageBytes(std::string_view bytes) {

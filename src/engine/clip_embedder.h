@@ -3,9 +3,12 @@
 // tokenizer into the ImageEmbedder (files -> vectors, for indexing) and QueryEmbedder (text or
 // uploaded image -> vector, for search) interfaces.
 // Thread-safety: all methods may be called from many threads; forward passes are serialised
-// (each one already uses every core).
+// (each one already uses every core). Text queries that arrive while a forward pass runs wait and
+// then share the next pass (group commit: no added latency when idle, one weight sweep for many
+// queries under load), and recent query embeddings are kept in a small LRU cache.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,6 +23,9 @@ struct ClipEmbedderOptions {
   int max_image_side = 2048;        // MAX_IMAGE_SIZE: larger images are processed at this size
   uint64_t max_image_pixels = 100'000'000;  // refuse images whose header declares more
   uint64_t max_image_bytes = 256ull << 20;  // refuse files larger than this
+  int text_batch = 16;                      // most queued text queries one forward pass takes
+  size_t query_cache_entries = 4096;        // recent text-query embeddings kept; 0 = no cache
+  std::function<void()> before_text_pass;   // tests: called before each text forward pass
 };
 
 class ClipEmbedder final : public ImageEmbedder, public QueryEmbedder {
@@ -33,6 +39,7 @@ class ClipEmbedder final : public ImageEmbedder, public QueryEmbedder {
   Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override;
   Result<std::vector<float>> EmbedText(std::string_view text) override;
   Result<std::vector<float>> EmbedImageBytes(std::string_view bytes) override;
+  QueryEmbedderStats stats() const override;
 
  private:
   struct Impl;

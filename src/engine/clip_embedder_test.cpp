@@ -13,6 +13,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <atomic>
+#include <chrono>
+#include <thread>
 
 #include "engine/engine.h"
 #include "model/clip/clip_test_util.h"
@@ -118,6 +121,108 @@ TEST(ClipEmbedderTest, IndexAndSearchWithGeneratedWeights) {
   EXPECT_FALSE((*clip)->EmbedImageBytes("").ok());
   auto bad_utf8 = (*clip)->EmbedText("caf\xC3 \xFF");
   EXPECT_TRUE(bad_utf8.ok());  // invalid bytes become U+FFFD
+  clip::testing::RemoveTree(*model_dir);
+}
+
+// Concurrent text queries share forward passes (group commit) and the recent-query cache; each
+// caller still gets exactly its own text's embedding: int8 quantises per row, so the batched result
+// is bit-identical to the text embedded alone.
+TEST(ClipEmbedderTest, ConcurrentTextQueriesAreBatchedAndExact) {
+  const std::string tokenizer = Shared() + "/clip/tokenizer.json";
+  if (!stdfs::exists(tokenizer)) GTEST_SKIP() << "needs ../shared/clip/tokenizer.json (not present here)";
+  std::string why;
+  auto model_dir = clip::testing::GenerateReference("--size small-vocab --no-reference --images 0 --texts 0", &why);
+  if (!model_dir) GTEST_SKIP() << why;
+  stdfs::copy_file(tokenizer, *model_dir + "/tokenizer.json");
+  ClipEmbedderOptions eo;
+  eo.precision = "int8";
+  eo.threads = 1;
+  eo.query_cache_entries = 0;
+  auto clip = ClipEmbedder::Load(*model_dir, eo);
+  ASSERT_TRUE(clip.ok()) << clip.status().ToString();
+  std::vector<std::string> texts;
+  for (int i = 0; i < 24; ++i) {
+    std::string t = "photo number " + std::to_string(i) + " of a dog";
+    for (int j = 0; j < i % 7; ++j) t += " on the beach";  // different lengths share a batch
+    texts.push_back(t);
+  }
+  std::vector<std::vector<float>> alone;
+  for (const auto& t : texts) {
+    auto v = (*clip)->EmbedText(t);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    alone.push_back(*v);
+  }
+  const QueryEmbedderStats before = (*clip)->stats();
+  EXPECT_EQ(before.text_forward_passes, texts.size());  // one at a time: one pass each
+  constexpr int kThreads = 8, kRounds = 10;
+  std::vector<int> mismatches(kThreads, 0);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < kThreads; ++t) {
+    pool.emplace_back([&, t] {
+      for (int round = 0; round < kRounds; ++round) {
+        const size_t i = static_cast<size_t>(t * kRounds + round) % texts.size();
+        auto v = (*clip)->EmbedText(texts[i]);
+        if (!v.ok() || *v != alone[i]) ++mismatches[static_cast<size_t>(t)];
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(mismatches[static_cast<size_t>(t)], 0) << "thread " << t;
+  const QueryEmbedderStats after = (*clip)->stats();
+  const uint64_t queries = kThreads * kRounds;
+  EXPECT_EQ(after.text_queries - before.text_queries, queries);
+  EXPECT_EQ(after.text_batched - before.text_batched, queries);
+  EXPECT_EQ(after.text_cache_hits, 0u);
+
+  // Deterministic batching: the first pass is held until the other 7 queries are queued; they
+  // then share the second pass, so 8 queries take exactly 2 passes.
+  std::atomic<int> passes{0};
+  std::atomic<bool> timed_out{false};
+  ClipEmbedder* held = nullptr;
+  eo.before_text_pass = [&] {
+    if (passes.fetch_add(1) != 0) return;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (held->stats().text_waiting < kThreads - 1) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        timed_out = true;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  };
+  auto gated = ClipEmbedder::Load(*model_dir, eo);
+  ASSERT_TRUE(gated.ok());
+  held = gated->get();
+  std::vector<int> gated_mismatch(kThreads, 0);
+  pool.clear();
+  for (int t = 0; t < kThreads; ++t) {
+    pool.emplace_back([&, t] {
+      auto v = held->EmbedText(texts[static_cast<size_t>(t)]);
+      if (!v.ok() || *v != alone[static_cast<size_t>(t)]) gated_mismatch[static_cast<size_t>(t)] = 1;
+    });
+  }
+  for (auto& th : pool) th.join();
+  EXPECT_FALSE(timed_out.load());
+  EXPECT_EQ(held->stats().text_forward_passes, 2u);
+  EXPECT_EQ(held->stats().text_batched, static_cast<uint64_t>(kThreads));
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(gated_mismatch[static_cast<size_t>(t)], 0) << "thread " << t;
+  eo.before_text_pass = nullptr;
+
+  // The recent-query cache: a repeat (or a text that tokenises alike) is answered without a pass.
+  eo.query_cache_entries = 2;
+  auto cached = ClipEmbedder::Load(*model_dir, eo);
+  ASSERT_TRUE(cached.ok());
+  ASSERT_TRUE((*cached)->EmbedText(texts[0]).ok());
+  auto again = (*cached)->EmbedText("  PHOTO number 0 of a DOG ");  // CLIP lower-cases, splits on spaces
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, alone[0]);
+  ASSERT_TRUE((*cached)->EmbedText(texts[1]).ok());
+  ASSERT_TRUE((*cached)->EmbedText(texts[2]).ok());  // evicts texts[0] (capacity 2)
+  ASSERT_TRUE((*cached)->EmbedText(texts[0]).ok());
+  const QueryEmbedderStats c = (*cached)->stats();
+  EXPECT_EQ(c.text_queries, 5u);
+  EXPECT_EQ(c.text_cache_hits, 1u);
+  EXPECT_EQ(c.text_forward_passes, 4u);
   clip::testing::RemoveTree(*model_dir);
 }
 

@@ -4,6 +4,7 @@
 // Implementations state their own thread-safety; the engine calls one at a time.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -27,6 +28,15 @@ class ImageEmbedder {
 // QueryEmbedder: turns a search query (text, or an uploaded image's bytes) into a vector of the
 // same model as the indexed images. CLIP implements it; the hash embedder implements it for tests
 // (identical image bytes give the identical vector, so "search by this image" finds its file).
+// Implementations must be thread-safe: the server calls them from every request thread at once.
+struct QueryEmbedderStats {
+  uint64_t text_queries = 0;         // EmbedText calls
+  uint64_t text_cache_hits = 0;      // answered from the recent-query cache
+  uint64_t text_forward_passes = 0;  // text-tower runs (several queries may share one)
+  uint64_t text_batched = 0;         // queries computed in those runs
+  uint64_t text_waiting = 0;         // queries queued for the next run, now
+};
+
 class QueryEmbedder {
  public:
   virtual ~QueryEmbedder() = default;
@@ -34,6 +44,7 @@ class QueryEmbedder {
   virtual size_t dim() const = 0;
   virtual Result<std::vector<float>> EmbedText(std::string_view text) = 0;
   virtual Result<std::vector<float>> EmbedImageBytes(std::string_view bytes) = 0;
+  virtual QueryEmbedderStats stats() const { return {}; }
 };
 
 // Model id "test/hash-<dim>". Unit-norm vectors seeded by SHA-256 of the file's bytes, so equal

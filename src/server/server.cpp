@@ -373,7 +373,6 @@ struct Server::Impl {
   std::unique_ptr<JwtVerifier> verifier;
   httplib::Server http;
   Metrics metrics;
-  std::mutex embed_mu;  // QueryEmbedder implementations need not be thread-safe
   std::atomic<int> in_flight{0};
   std::thread listener;
   std::mutex run_mu;
@@ -432,6 +431,12 @@ void Server::Impl::DescribeMetrics() {
                    "Embedding cache misses in this process (expired entries included).");
   metrics.Describe("filesearch_embedding_cache_hit_ratio", "gauge",
                    "hits / (hits + misses); 0 while there were no lookups.");
+  metrics.Describe("filesearch_query_embeddings_total", "counter", "Text queries embedded (CLIP text tower or its cache).");
+  metrics.Describe("filesearch_query_embedding_cache_hits_total", "counter",
+                   "Text queries answered from the recent-query embedding cache.");
+  metrics.Describe("filesearch_text_forward_passes_total", "counter",
+                   "Text-tower forward passes; concurrent queries share one (queries / passes = mean batch).");
+  metrics.Describe("filesearch_text_forward_queries_total", "counter", "Text queries computed by those passes.");
   metrics.Describe("filesearch_index_documents", "gauge", "Documents in the store.");
   metrics.Describe("filesearch_index_embeddings", "gauge", "Embeddings in the store (all models).");
   metrics.Describe("filesearch_index_vectors", "gauge", "Vectors in the in-memory HNSW index of the active model.");
@@ -604,10 +609,8 @@ std::variant<std::vector<float>, ApiError> Server::Impl::EmbedText(const std::st
 std::variant<std::vector<float>, ApiError> Server::Impl::TimedEmbed(bool image, const std::string& input) {
   const auto start = Clock::now();
   Result<std::vector<float>> v = Status::Internal("not run");
-  {
-    std::lock_guard lock(embed_mu);
-    v = image ? options.embedder->EmbedImageBytes(input) : options.embedder->EmbedText(input);
-  }
+  // No lock: QueryEmbedder is thread-safe, and CLIP batches concurrent text queries into one pass.
+  v = image ? options.embedder->EmbedImageBytes(input) : options.embedder->EmbedText(input);
   metrics.Observe("filesearch_embedding_duration_seconds", {{"kind", image ? "image" : "text"}},
                   std::chrono::duration<double>(Clock::now() - start).count());
   if (!v.ok()) return FromStatus(v.status().WithContext(image ? "embedding the image" : "embedding the query text"));
@@ -1092,6 +1095,13 @@ Outcome Server::Impl::MetricsPage() {
     const EmbeddingCacheCounters c = cache->counters();
     metrics.Set("filesearch_embedding_cache_hits_total", {}, static_cast<double>(c.hits));
     metrics.Set("filesearch_embedding_cache_misses_total", {}, static_cast<double>(c.misses));
+  }
+  if (options.embedder) {
+    const QueryEmbedderStats q = options.embedder->stats();
+    metrics.Set("filesearch_query_embeddings_total", {}, static_cast<double>(q.text_queries));
+    metrics.Set("filesearch_query_embedding_cache_hits_total", {}, static_cast<double>(q.text_cache_hits));
+    metrics.Set("filesearch_text_forward_passes_total", {}, static_cast<double>(q.text_forward_passes));
+    metrics.Set("filesearch_text_forward_queries_total", {}, static_cast<double>(q.text_batched));
   }
   double hits = metrics.Value("filesearch_embedding_cache_hits_total", {});
   double misses = metrics.Value("filesearch_embedding_cache_misses_total", {});

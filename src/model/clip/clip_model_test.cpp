@@ -193,6 +193,29 @@ TEST(ClipModelTest, BatchesAndThreadCountsAgree) {
   EXPECT_GE(Cosine(single, row, 0, d), 0.99999);
 }
 
+// int8 quantises each activation row with its own scale and accumulates in exact integers, so a
+// text's embedding must not depend on the texts it shares a batch with (the server batches
+// concurrent queries): bit-identical alone, in a batch, and at another position in the batch.
+TEST(ClipModelTest, Int8TextIsIndependentOfItsBatch) {
+  REFERENCE_OR_SKIP(ref, kSmall);
+  auto model = LoadOrDie(ref->dir, Precision::kInt8, 1);
+  ASSERT_NE(model, nullptr);
+  const size_t d = model->embed_dim(), n = ref->ids.size();
+  ASSERT_GE(n, 3u);
+  std::vector<float> batch(n * d), single(d);
+  ASSERT_TRUE(model->EncodeTexts(ref->ids, batch).ok());
+  std::vector<std::vector<int32_t>> reversed(ref->ids.rbegin(), ref->ids.rend());
+  std::vector<float> batch_reversed(n * d);
+  ASSERT_TRUE(model->EncodeTexts(reversed, batch_reversed).ok());
+  for (size_t i = 0; i < n; ++i) {
+    ASSERT_TRUE(model->EncodeTexts({ref->ids[i]}, single).ok());
+    for (size_t j = 0; j < d; ++j) {
+      ASSERT_EQ(single[j], batch[i * d + j]) << "text " << i << " dim " << j;
+      ASSERT_EQ(single[j], batch_reversed[(n - 1 - i) * d + j]) << "text " << i << " dim " << j;
+    }
+  }
+}
+
 TEST(ClipModelTest, RejectsBadInputs) {
   REFERENCE_OR_SKIP(ref, kSmall);
   auto model = LoadOrDie(ref->dir);

@@ -126,6 +126,7 @@ struct GemmContext::Impl {
   std::map<std::tuple<int, int, int, int, bool>, Entry> cache;
   std::vector<std::byte> src_scratch;  // x converted to bf16 / s8
   std::vector<float> acc_scratch;      // int8: raw dot products [m, n]
+  std::vector<float> row_scales;       // int8: per-row activation scales [m]
   double gflop = 0;
 };
 
@@ -146,7 +147,6 @@ struct Linear::Impl {
   Buffer weight_buf;  // backs `weights`
   memory weights, bias;
   std::vector<float> weight_scales;  // int8: per output column
-  std::vector<float> out_scales;     // int8: per call, x scale * weight scale
 
   // fp32/bf16: bias, activation and residual sum fused into oneDNN's kernel. int8: none; the
   // raw int32 dot products (as f32) get scales, bias, activation and the sum from our epilogue, as
@@ -201,7 +201,6 @@ Result<Linear> Linear::Create(GemmContext* ctx, std::span<const float> weight,
     if (precision == GemmPrecision::kInt8) {
       // Symmetric per-output-column scales: w = scale[col] * q, q in [-127, 127].
       im.weight_scales.resize(static_cast<size_t>(n));
-      im.out_scales.resize(static_cast<size_t>(n));
       std::vector<int8_t> q(weight.size());
       const ClipKernels& kernels = BestClipKernels();
       for (int col = 0; col < n; ++col) {
@@ -251,6 +250,9 @@ Status Linear::Prepare(int m, bool accumulate) {
   if (ctx.precision != GemmPrecision::kFp32 && ctx.src_scratch.size() < need) ctx.src_scratch.resize(need);
   const size_t out = static_cast<size_t>(m) * static_cast<size_t>(im.n);
   if (ctx.precision == GemmPrecision::kInt8 && ctx.acc_scratch.size() < out) ctx.acc_scratch.resize(out);
+  if (ctx.precision == GemmPrecision::kInt8 && ctx.row_scales.size() < static_cast<size_t>(m)) {
+    ctx.row_scales.resize(static_cast<size_t>(m));
+  }
   return Status::Ok();
 }
 
@@ -274,15 +276,19 @@ void Linear::Forward(const float* x, int m, float* y, bool accumulate) {
     }
     src = dst;
   } else if (ctx.precision == GemmPrecision::kInt8) {
-    const float amax = kernels.abs_max(x, count);
-    const float scale = amax > 0 ? amax / 127.0f : 1.0f;
+    // Symmetric per-row scales: x[r] = row_scale[r] * q[r]. Each row's result then depends only on
+    // that row (integer dot products are exact), so a text or image embeds the same whatever else
+    // shares its batch, and one row of large values cannot crush the precision of the others.
     auto* dst = reinterpret_cast<int8_t*>(ctx.src_scratch.data());
+    float* row_scales = ctx.row_scales.data();
+    const size_t k = static_cast<size_t>(im.k);
 #pragma omp parallel for num_threads(ctx.threads) if (chunks >= 16)
-    for (int64_t c = 0; c < chunks; ++c) {
-      const size_t begin = static_cast<size_t>(c) * kChunk;
-      kernels.quantize_s8(x + begin, dst + begin, std::min(kChunk, count - begin), 1.0f / scale);
+    for (int r = 0; r < m; ++r) {
+      const float* row = x + static_cast<size_t>(r) * k;
+      const float amax = kernels.abs_max(row, k);
+      row_scales[r] = amax > 0 ? amax / 127.0f : 1.0f;
+      kernels.quantize_s8(row, dst + static_cast<size_t>(r) * k, k, 1.0f / row_scales[r]);
     }
-    for (size_t col = 0; col < im.out_scales.size(); ++col) im.out_scales[col] = scale * im.weight_scales[col];
     src = dst;
   }
   const bool int8 = ctx.precision == GemmPrecision::kInt8;
@@ -307,8 +313,9 @@ void Linear::Forward(const float* x, int m, float* y, bool accumulate) {
     for (int c = 0; c < row_chunks; ++c) {
       const int first = c * rows_per_chunk, rows = std::min(rows_per_chunk, m - first);
       const size_t offset = static_cast<size_t>(first) * static_cast<size_t>(im.n);
-      kernels.scale_bias_act(ctx.acc_scratch.data() + offset, im.out_scales.data(), bias, act, accumulate,
-                             y + offset, static_cast<size_t>(rows), static_cast<size_t>(im.n));
+      kernels.scale_bias_act(ctx.acc_scratch.data() + offset, ctx.row_scales.data() + first,
+                             im.weight_scales.data(), bias, act, accumulate, y + offset, static_cast<size_t>(rows),
+                             static_cast<size_t>(im.n));
     }
   }
   ctx.gflop += 2e-9 * m * im.k * im.n;

@@ -31,11 +31,12 @@ struct ClipKernels {
   float (*abs_max)(const float* src, size_t n);
   // dst[i] = clamp(round_to_nearest_even(src[i] * scale), -127, 127).
   void (*quantize_s8)(const float* src, int8_t* dst, size_t n, float scale);
-  // The int8 GEMM epilogue. acc: [rows, cols] raw dot products; per column c:
-  // v = acc * col_scale[c] + bias[c] (bias may be null), then act (kActNone / kActQuickGelu
-  // x*sigmoid(1.702x) / kActGelu x*Phi(x)); y = v, or y += v when accumulate. acc and y may alias.
-  void (*scale_bias_act)(const float* acc, const float* col_scale, const float* bias, int act,
-                         bool accumulate, float* y, size_t rows, size_t cols);
+  // The int8 GEMM epilogue. acc: [rows, cols] raw dot products; per row r and column c:
+  // v = acc * (row_scale[r] * col_scale[c]) + bias[c] (bias may be null), then act (kActNone /
+  // kActQuickGelu x*sigmoid(1.702x) / kActGelu x*Phi(x)); y = v, or y += v when accumulate. acc
+  // and y may alias.
+  void (*scale_bias_act)(const float* acc, const float* row_scale, const float* col_scale, const float* bias,
+                         int act, bool accumulate, float* y, size_t rows, size_t cols);
 };
 
 constexpr int kActNone = 0, kActQuickGelu = 1, kActGelu = 2;

@@ -180,14 +180,16 @@ inline __m512 Erf(__m512 x) {
   return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sign));
 }
 
-void ScaleBiasActAvx512(const float* acc, const float* col_scale, const float* bias, int act,
-                        bool accumulate, float* y, size_t rows, size_t cols) {
+void ScaleBiasActAvx512(const float* acc, const float* row_scale, const float* col_scale, const float* bias,
+                        int act, bool accumulate, float* y, size_t rows, size_t cols) {
   for (size_t row = 0; row < rows; ++row) {
     const float* a = acc + row * cols;
     float* out = y + row * cols;
+    const __m512 rs = _mm512_set1_ps(row_scale[row]);
     for (size_t col = 0; col < cols; col += 16) {
       const __mmask16 m = TailMask(cols - col);
-      __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + col), _mm512_maskz_loadu_ps(m, col_scale + col));
+      const __m512 scale = _mm512_mul_ps(rs, _mm512_maskz_loadu_ps(m, col_scale + col));
+      __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + col), scale);
       if (bias != nullptr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + col));
       if (act == kActQuickGelu) {
         const __m512 e = Exp(_mm512_mul_ps(v, _mm512_set1_ps(-1.702f)));

@@ -83,12 +83,12 @@ void QuantizeS8Scalar(const float* src, int8_t* dst, size_t n, float scale) {
   }
 }
 
-void ScaleBiasActScalar(const float* acc, const float* col_scale, const float* bias, int act,
-                        bool accumulate, float* y, size_t rows, size_t cols) {
+void ScaleBiasActScalar(const float* acc, const float* row_scale, const float* col_scale, const float* bias,
+                        int act, bool accumulate, float* y, size_t rows, size_t cols) {
   for (size_t row = 0; row < rows; ++row) {
     for (size_t col = 0; col < cols; ++col) {
       const size_t i = row * cols + col;
-      float v = acc[i] * col_scale[col] + (bias != nullptr ? bias[col] : 0.0f);
+      float v = acc[i] * (row_scale[row] * col_scale[col]) + (bias != nullptr ? bias[col] : 0.0f);
       if (act == kActQuickGelu) v = v / (1.0f + std::exp(-1.702f * v));
       if (act == kActGelu) v = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
       y[i] = accumulate ? y[i] + v : v;

@@ -123,18 +123,22 @@ TEST_F(ClipKernelsTest, ScaleBiasAct) {
         const size_t rows = 3;
         auto acc = Random(rows * cols, 8, 300.0f);
         auto scale = Random(cols, 9, 0.002f, 0.01f), bias = Random(cols, 10, 0.5f);
+        auto row_scale = Random(rows, 12, 0.5f, 2.0f);
         auto want = Random(rows * cols, 11), got = want;
-        ref_.scale_bias_act(acc.data(), scale.data(), bias.data(), act, accumulate, want.data(), rows, cols);
-        simd_->scale_bias_act(acc.data(), scale.data(), bias.data(), act, accumulate, got.data(), rows, cols);
+        ref_.scale_bias_act(acc.data(), row_scale.data(), scale.data(), bias.data(), act, accumulate, want.data(),
+                            rows, cols);
+        simd_->scale_bias_act(acc.data(), row_scale.data(), scale.data(), bias.data(), act, accumulate,
+                              got.data(), rows, cols);
         for (size_t i = 0; i < want.size(); ++i) {
           ASSERT_NEAR(got[i], want[i], 1e-5f + 1e-5f * std::fabs(want[i])) << cols << " act " << act;
         }
       }
     }
   }
-  std::vector<float> acc = {1.0f}, scale = {2.0f}, y = {0.0f};  // no bias
-  simd_->scale_bias_act(acc.data(), scale.data(), nullptr, kActNone, false, y.data(), 1, 1);
+  std::vector<float> acc = {1.0f, 1.0f}, row_scale = {1.0f, 3.0f}, scale = {2.0f}, y = {0.0f, 0.0f};  // no bias
+  simd_->scale_bias_act(acc.data(), row_scale.data(), scale.data(), nullptr, kActNone, false, y.data(), 2, 1);
   EXPECT_EQ(y[0], 2.0f);
+  EXPECT_EQ(y[1], 6.0f);
 }
 
 TEST(ClipKernelsDispatch, BestIsAvailable) {
