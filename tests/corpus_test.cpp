@@ -34,8 +34,10 @@ class TinyImageEmbedder : public ImageEmbedder {
  public:
   const std::string& model_id() const override { return id_; }
   size_t dim() const override { return 108; }
-  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override {
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file,
+                    std::vector<uint64_t>* phash) override {
     per_file->assign(paths.size(), Status::Ok());
+    if (phash != nullptr) phash->assign(paths.size(), 0);
     image::DecodeOptions d;
     d.max_side = 512;
     d.max_pixels = 50'000'000;
@@ -46,6 +48,7 @@ class TinyImageEmbedder : public ImageEmbedder {
         (*per_file)[i] = img.status();
         continue;
       }
+      if (phash != nullptr) (*phash)[i] = image::PerceptualHash(*img);
       float* v = out.data() + i * 108;
       std::fill(v, v + 108, 0.f);
       std::vector<int> count(36, 0);
@@ -115,6 +118,18 @@ TEST_F(CorpusTest, RealCorpusIndexesCompletelyWithFailuresAndDuplicates) {
     auto full = image::MakeThumbnail(*img, 768);
     ASSERT_TRUE(full.ok());
     std::ofstream(share + "/variants/truncated.jpg", std::ios::binary) << full->substr(0, full->size() / 3);
+    // Slightly cropped (2% off each side) and recompressed: a near duplicate too.
+    image::RgbImage crop;
+    const int dx = img->width / 50, dy = img->height / 50;
+    crop.width = img->width - 2 * dx;
+    crop.height = img->height - 2 * dy;
+    for (int y = dy; y < dy + crop.height; ++y) {
+      const uint8_t* row = &img->pixels[(static_cast<size_t>(y) * img->width + dx) * 3];
+      crop.pixels.insert(crop.pixels.end(), row, row + static_cast<size_t>(crop.width) * 3);
+    }
+    auto cropped = image::MakeThumbnail(crop, 768);
+    ASSERT_TRUE(cropped.ok());
+    std::ofstream(share + "/variants/kodim07-cropped.jpg", std::ios::binary) << *cropped;
   }
   std::ofstream(share + "/variants/empty.jpg", std::ios::binary);  // zero bytes
   stdfs::copy_file(share + "/photos/kodak/kodim09.png", share + "/variants/notes.txt");  // lying extension
@@ -206,12 +221,47 @@ TEST_F(CorpusTest, RealCorpusIndexesCompletelyWithFailuresAndDuplicates) {
   EXPECT_TRUE(exact) << "kodim05.png and its two renamed copies";
   const int64_t orig = store->GetByUri(FileUri(share + "/photos/kodak/kodim07.png"))->id;
   const int64_t small = store->GetByUri(FileUri(share + "/variants/kodim07-small.jpg"))->id;
-  bool near = false;
-  for (const auto& n : dups->near) near |= (n.a == std::min(orig, small) && n.b == std::max(orig, small));
-  EXPECT_TRUE(near) << "kodim07.png and its resized, recompressed copy";
-  std::printf("corpus: %zu files indexed, %llu embedded, %zu on the failure list (%zu embed), %zu exact groups, %zu near pairs\n",
+  const int64_t cropped = store->GetByUri(FileUri(share + "/variants/kodim07-cropped.jpg"))->id;
+  // Both measures find the resized copy and the cropped copy: the embedding (cosine) and the
+  // perceptual hash stored from the same decode (a few bits of 64).
+  auto find_pair = [&](int64_t a, int64_t b) -> const NearDuplicate* {
+    for (const auto& n : dups->near) {
+      if (n.a == std::min(a, b) && n.b == std::max(a, b)) return &n;
+    }
+    return nullptr;
+  };
+  EXPECT_GT(dups->hashed, 300u) << "every embedded image has a perceptual hash";
+  for (int64_t copy : {small, cropped}) {
+    const NearDuplicate* n = find_pair(orig, copy);
+    auto ha = image::DecodeFile(share + "/photos/kodak/kodim07.png", {});
+    auto hb = image::DecodeFile(store->Get(copy)->path, {});
+    ASSERT_TRUE(ha.ok() && hb.ok());
+    ASSERT_NE(n, nullptr) << "kodim07.png and its " << (copy == small ? "resized" : "cropped") << " copy: bits "
+                          << image::HammingDistance(image::PerceptualHash(*ha), image::PerceptualHash(*hb));
+    EXPECT_TRUE(n->by_embedding && n->by_hash) << "cosine " << n->cosine << ", bits " << n->hamming;
+    EXPECT_LE(n->hamming, 8);
+  }
+  // Hash-only: with the embedding threshold out of reach, the copies are still found by hash, and
+  // two different Kodak photos are not.
+  DuplicateOptions hash_only;
+  hash_only.min_cosine = 1.01f;
+  hash_only.max_groups = 1'000'000;  // Pillow's suite holds many variants of the same few pictures
+  auto by_hash = (*engine)->FindDuplicates(hash_only);
+  ASSERT_TRUE(by_hash.ok());
+  bool small_found = false, cropped_found = false;
+  const int64_t other = store->GetByUri(FileUri(share + "/photos/kodak/kodim08.png"))->id;
+  for (const auto& n : by_hash->near) {
+    EXPECT_FALSE(n.by_embedding);
+    EXPECT_TRUE(std::isnan(n.cosine));
+    small_found |= n.a == std::min(orig, small) && n.b == std::max(orig, small);
+    cropped_found |= n.a == std::min(orig, cropped) && n.b == std::max(orig, cropped);
+    EXPECT_FALSE(n.a == std::min(orig, other) && n.b == std::max(orig, other)) << "kodim07 and kodim08 are different photos";
+  }
+  EXPECT_TRUE(small_found && cropped_found);
+  std::printf("corpus: %zu files indexed, %llu embedded, %zu on the failure list (%zu embed), %zu exact groups, "
+              "%zu near pairs (cosine >= 0.97 or <= 8 bits; capped at 1000), %zu by hash alone\n",
               files, static_cast<unsigned long long>(stats->embeddings), failures->size(), failed.size(),
-              dups->exact.size(), dups->near.size());
+              dups->exact.size(), dups->near.size(), by_hash->near.size());
 }
 
 }  // namespace

@@ -105,7 +105,7 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
       std::vector<float> out(paths.size() * clip.dim());
       std::vector<Status> per_file;
       auto start = Clock::now();
-      Status s = clip.EmbedFiles(paths, out, &per_file);
+      Status s = clip.EmbedFiles(paths, out, &per_file, nullptr);
       double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count() / static_cast<double>(paths.size());
       for (size_t i = 0; i < paths.size(); ++i) {
         Status st = s.ok() ? per_file[i] : s;

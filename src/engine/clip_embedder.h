@@ -36,7 +36,8 @@ class ClipEmbedder final : public ImageEmbedder, public QueryEmbedder {
 
   const std::string& model_id() const override;
   size_t dim() const override;
-  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override;
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file,
+                    std::vector<uint64_t>* phash) override;
   Result<std::vector<float>> EmbedText(std::string_view text) override;
   Result<std::vector<float>> EmbedImageBytes(std::string_view bytes) override;
   QueryEmbedderStats stats() const override;

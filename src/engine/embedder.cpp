@@ -47,9 +47,11 @@ class HashEmbedder final : public ImageEmbedder {
   explicit HashEmbedder(size_t dim) : dim_(dim), model_("test/hash-" + std::to_string(dim)) {}
   const std::string& model_id() const override { return model_; }
   size_t dim() const override { return dim_; }
-  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override {
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file,
+                    std::vector<uint64_t>* phash) override {
     if (out.size() != paths.size() * dim_) return Status::InvalidArgument("output buffer has the wrong size");
     per_file->assign(paths.size(), Status::Ok());
+    if (phash != nullptr) phash->assign(paths.size(), 0);  // no decode, no picture to hash
     for (size_t i = 0; i < paths.size(); ++i) {
       float* row = out.data() + i * dim_;
       auto sha = Sha256File(paths[i]);

@@ -21,8 +21,10 @@ class ImageEmbedder {
   virtual size_t dim() const = 0;
   // out: paths.size() x dim(). per_file[i] says whether file i was embedded; a failed file's
   // row is left zero. The returned Status is non-OK only when the whole batch failed.
+  // phash (may be null): paths.size() 64-bit perceptual hashes (image/PerceptualHash) of the
+  // pictures, from the same decode; 0 where the embedder does not decode or the file failed.
   virtual Status EmbedFiles(std::span<const std::string> paths, std::span<float> out,
-                            std::vector<Status>* per_file) = 0;
+                            std::vector<Status>* per_file, std::vector<uint64_t>* phash) = 0;
 };
 
 // QueryEmbedder: turns a search query (text, or an uploaded image's bytes) into a vector of the

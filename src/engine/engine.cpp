@@ -6,11 +6,13 @@
 #include <cstdlib>
 #include <map>
 #include <tuple>
+#include <unordered_map>
 #include <set>
 
 #include "core/env.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "image/image.h"
 
 namespace fs {
 namespace {
@@ -106,7 +108,7 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
   for (const auto& image : images) ids.push_back(image.first);
   // Content hashes, for the cache and for embedding identical bytes once per batch.
   std::map<int64_t, std::string> sha_of;
-  if (cache_) {
+  {
     FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(ids));
     for (const Document& d : docs) sha_of[d.id] = d.sha256;
   }
@@ -125,7 +127,7 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
     if (auto it = sha_of.find(id); it != sha_of.end() && !it->second.empty()) sha = &it->second;
     if (sha != nullptr) {
       std::optional<std::vector<float>> cached;
-      if (read_cache) {
+      if (read_cache && cache_) {
         FS_ASSIGN_OR_RETURN(cached, cache_->Get(*sha, model));
       }
       if (cached && cached->size() == dim) {
@@ -145,8 +147,11 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
   if (!paths.empty()) {
     std::vector<float> out(paths.size() * dim);
     std::vector<Status> per_file;
-    FS_RETURN_IF_ERROR(embedder_->EmbedFiles(paths, out, &per_file));
+    std::vector<uint64_t> phash(paths.size(), 0);
+    FS_RETURN_IF_ERROR(embedder_->EmbedFiles(paths, out, &per_file, &phash));
+    if (phash.size() != paths.size()) phash.assign(paths.size(), 0);
     std::vector<FailureInput> failed;
+    std::vector<std::pair<std::string, uint64_t>> hashes;  // (content, perceptual hash) of embedded files
     for (size_t i = 0; i < paths.size(); ++i) {
       if (!per_file[i].ok()) {
         for (int64_t id : ids_of_path[i]) {
@@ -170,14 +175,14 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
         continue;
       }
       for (int64_t id : ids_of_path[i]) accept(id, v);
-      if (cache_) {
-        auto sha = sha_of.find(ids_of_path[i].front());
-        if (sha != sha_of.end() && !sha->second.empty()) {
-          FS_RETURN_IF_ERROR(cache_->Put(sha->second, model, std::span<const float>(v, dim)));
-        }
+      auto sha = sha_of.find(ids_of_path[i].front());
+      if (sha != sha_of.end() && !sha->second.empty()) {
+        if (cache_) FS_RETURN_IF_ERROR(cache_->Put(sha->second, model, std::span<const float>(v, dim)));
+        if (phash[i] != 0) hashes.emplace_back(sha->second, phash[i]);
       }
     }
     FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, NowNs()));
+    FS_RETURN_IF_ERROR(store_->PutPerceptualHashes(hashes));
   }
   if (!ok_ids.empty()) FS_RETURN_IF_ERROR(store_->PutEmbeddings(model, ok_ids, ok_vecs, dim));
   report->embedded += ok_ids.size();
@@ -325,43 +330,125 @@ Result<BackfillReport> Engine::Backfill(const BackfillOptions& options) {
   return report;
 }
 
+namespace {
+
+// Pairs of distinct contents whose perceptual hashes differ in at most `max_bits` bits. Multi-index
+// hashing: split the 64 bits into max_bits + 1 blocks; by the pigeonhole principle two hashes that
+// close agree exactly on at least one block, so only hashes sharing a block value are compared, and
+// a pair is counted in the first block they share. Returns false when max_pairs comparisons were
+// reached (the rest is not examined).
+bool HashPairs(const std::vector<PerceptualHashRow>& rows, int max_bits, size_t max_pairs,
+               std::vector<std::tuple<size_t, size_t, int>>* out) {
+  const int blocks = std::min(max_bits + 1, 64);
+  auto block_of = [blocks](uint64_t h, int b) {
+    const int lo = b * 64 / blocks, hi = (b + 1) * 64 / blocks;
+    const uint64_t mask = hi - lo == 64 ? ~uint64_t{0} : ((uint64_t{1} << (hi - lo)) - 1);
+    return (h >> lo) & mask;
+  };
+  size_t compared = 0;
+  for (int b = 0; b < blocks; ++b) {
+    std::unordered_map<uint64_t, std::vector<size_t>> bucket;
+    for (size_t i = 0; i < rows.size(); ++i) bucket[block_of(rows[i].phash, b)].push_back(i);
+    for (const auto& [key, members] : bucket) {
+      for (size_t x = 0; x < members.size(); ++x) {
+        for (size_t y = x + 1; y < members.size(); ++y) {
+          if (++compared > max_pairs) return false;
+          const uint64_t hx = rows[members[x]].phash, hy = rows[members[y]].phash;
+          const int distance = image::HammingDistance(hx, hy);
+          if (distance > max_bits) continue;
+          int first_shared = 0;
+          while (block_of(hx, first_shared) != block_of(hy, first_shared)) ++first_shared;
+          if (first_shared == b) out->emplace_back(members[x], members[y], distance);
+        }
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<DuplicateReport> Engine::FindDuplicates(const DuplicateOptions& options) {
   DuplicateReport report;
   FS_ASSIGN_OR_RETURN(report.exact, store_->ExactDuplicateGroups(options.max_groups));
-  if (!vectors_) return report;
-  FS_RETURN_IF_ERROR(vectors_->Refresh());
-  report.model = vectors_->model();
-  // Candidate pairs while streaming the embeddings (no copy of every vector is kept), then one
-  // metadata read for the ids in them to drop pairs of identical bytes (reported as exact).
-  std::vector<NearDuplicate> candidates;
-  Status search_status;
-  FS_RETURN_IF_ERROR(store_->ForEachEmbedding(report.model, [&](const EmbeddingRow& row) {
-    if (!search_status.ok()) return;
-    auto hits = vectors_->Search(row.vector, options.neighbours + 1, SearchFilters{});
-    if (!hits.ok()) {
-      search_status = hits.status();
-      return;
+  std::map<std::pair<int64_t, int64_t>, NearDuplicate> found;
+  // Perceptual hashes: model-independent, one per distinct content.
+  FS_ASSIGN_OR_RETURN(std::vector<PerceptualHashRow> hashes, store_->PerceptualHashes());
+  report.hashed = hashes.size();
+  std::map<std::string, uint64_t> hash_of_sha;
+  for (const PerceptualHashRow& r : hashes) hash_of_sha[r.sha256] = r.phash;
+  if (options.max_hamming >= 0) {
+    std::vector<std::tuple<size_t, size_t, int>> pairs;
+    report.hash_pairs_truncated = !HashPairs(hashes, options.max_hamming, options.max_hash_pairs, &pairs);
+    for (const auto& [x, y, distance] : pairs) {
+      const int64_t a = std::min(hashes[x].doc_id, hashes[y].doc_id), b = std::max(hashes[x].doc_id, hashes[y].doc_id);
+      NearDuplicate& n = found[{a, b}];
+      n.a = a;
+      n.b = b;
+      n.hamming = distance;
+      n.by_hash = true;
     }
-    for (const VectorHit& hit : *hits) {
-      if (hit.id > row.doc_id && hit.score >= options.min_cosine) candidates.push_back({row.doc_id, hit.id, hit.score});
+  }
+  if (vectors_) {
+    FS_RETURN_IF_ERROR(vectors_->Refresh());
+    report.model = vectors_->model();
+    // Candidate pairs while streaming the embeddings (no copy of every vector is kept), then one
+    // metadata read for the ids in them to drop pairs of identical bytes (reported as exact).
+    std::vector<NearDuplicate> candidates;
+    Status search_status;
+    FS_RETURN_IF_ERROR(store_->ForEachEmbedding(report.model, [&](const EmbeddingRow& row) {
+      if (!search_status.ok()) return;
+      auto hits = vectors_->Search(row.vector, options.neighbours + 1, SearchFilters{});
+      if (!hits.ok()) {
+        search_status = hits.status();
+        return;
+      }
+      for (const VectorHit& hit : *hits) {
+        if (hit.id > row.doc_id && hit.score >= options.min_cosine) {
+          NearDuplicate c;
+          c.a = row.doc_id;
+          c.b = hit.id;
+          c.cosine = hit.score;
+          candidates.push_back(c);
+        }
+      }
+    }));
+    FS_RETURN_IF_ERROR(search_status);
+    std::vector<int64_t> ids;
+    for (const NearDuplicate& c : candidates) {
+      ids.push_back(c.a);
+      ids.push_back(c.b);
     }
-  }));
-  FS_RETURN_IF_ERROR(search_status);
-  std::vector<int64_t> ids;
-  for (const NearDuplicate& c : candidates) {
-    ids.push_back(c.a);
-    ids.push_back(c.b);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(ids));
+    std::map<int64_t, std::string> sha_of;
+    for (const Document& d : docs) sha_of[d.id] = d.sha256;
+    for (const NearDuplicate& c : candidates) {
+      const std::string& sa = sha_of[c.a];
+      const std::string& sb = sha_of[c.b];
+      if (sa == sb) continue;
+      NearDuplicate& n = found[{c.a, c.b}];
+      n.a = c.a;
+      n.b = c.b;
+      n.cosine = c.cosine;
+      n.by_embedding = true;
+      auto ha = hash_of_sha.find(sa), hb = hash_of_sha.find(sb);
+      if (n.hamming < 0 && ha != hash_of_sha.end() && hb != hash_of_sha.end()) {
+        n.hamming = image::HammingDistance(ha->second, hb->second);
+        n.by_hash = options.max_hamming >= 0 && n.hamming <= options.max_hamming;
+      }
+    }
   }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(ids));
-  std::map<int64_t, std::string> sha_of;
-  for (const Document& d : docs) sha_of[d.id] = d.sha256;
-  for (const NearDuplicate& c : candidates) {
-    if (sha_of[c.a] != sha_of[c.b]) report.near.push_back(c);
-  }
+  for (auto& [key, n] : found) report.near.push_back(n);
   std::sort(report.near.begin(), report.near.end(), [](const NearDuplicate& x, const NearDuplicate& y) {
-    return x.cosine != y.cosine ? x.cosine > y.cosine : std::tie(x.a, x.b) < std::tie(y.a, y.b);
+    const bool bx = x.by_embedding && x.by_hash, by = y.by_embedding && y.by_hash;
+    if (bx != by) return bx;
+    const float cx = std::isnan(x.cosine) ? -2.0f : x.cosine, cy = std::isnan(y.cosine) ? -2.0f : y.cosine;
+    if (cx != cy) return cx > cy;
+    const int hx = x.hamming < 0 ? 65 : x.hamming, hy = y.hamming < 0 ? 65 : y.hamming;
+    if (hx != hy) return hx < hy;
+    return std::tie(x.a, x.b) < std::tie(y.a, y.b);
   });
   if (report.near.size() > options.max_groups) report.near.resize(options.max_groups);
   return report;

@@ -6,6 +6,7 @@
 // Thread-safety: Search and Stats may run concurrently; Index runs one at a time.
 #pragma once
 
+#include <cmath>
 #include <memory>
 #include <set>
 #include <string>
@@ -72,19 +73,25 @@ struct BackfillReport {
 
 struct DuplicateOptions {
   float min_cosine = 0.95f;   // near duplicates: embeddings at least this similar
+  int max_hamming = 8;        // ... or perceptual hashes at most this many bits apart (-1: not used)
   size_t neighbours = 8;      // candidates looked at per image
   size_t max_groups = 1000;   // exact groups / near pairs reported at most
+  size_t max_hash_pairs = 1'000'000;  // perceptual-hash candidate pairs examined at most
 };
 
 struct NearDuplicate {
-  int64_t a, b;   // document ids, a < b, different content
-  float cosine;
+  int64_t a, b;        // document ids, a < b, different content
+  float cosine = NAN;  // embedding similarity (NaN: not found by, or not known to, the embeddings)
+  int hamming = -1;    // perceptual-hash distance in bits (-1: a hash is missing)
+  bool by_embedding = false, by_hash = false;  // which measure(s) passed its threshold
 };
 
 struct DuplicateReport {
   std::vector<std::vector<int64_t>> exact;  // same bytes (SHA-256), empty files left out
-  std::vector<NearDuplicate> near;          // most similar first
+  std::vector<NearDuplicate> near;          // found by both measures first, then by cosine, then by distance
   std::string model;                        // whose embeddings "near" used ("" : none)
+  size_t hashed = 0;                        // distinct image contents with a perceptual hash
+  bool hash_pairs_truncated = false;        // max_hash_pairs was reached: some hash pairs were not examined
 };
 
 class Engine {

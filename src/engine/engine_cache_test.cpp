@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <cstdio>
 #include <fstream>
+#include <bit>
+#include <map>
+#include <random>
 #include <set>
 
 #include "engine/engine.h"
@@ -21,9 +24,10 @@ class CountingEmbedder : public ImageEmbedder {
   explicit CountingEmbedder(int* calls) : inner_(NewHashEmbedder(8)), calls_(calls) {}
   const std::string& model_id() const override { return inner_->model_id(); }
   size_t dim() const override { return inner_->dim(); }
-  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override {
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file,
+                    std::vector<uint64_t>* phash) override {
     *calls_ += static_cast<int>(paths.size());
-    FS_RETURN_IF_ERROR(inner_->EmbedFiles(paths, out, per_file));
+    FS_RETURN_IF_ERROR(inner_->EmbedFiles(paths, out, per_file, phash));
     for (size_t i = 0; i < paths.size(); ++i) {  // files named bad* fail, as a corrupt image would
       if (paths[i].find("/bad") != std::string::npos) (*per_file)[i] = Status::Corruption("not a decodable image");
     }
@@ -119,9 +123,10 @@ class NewWeightsEmbedder : public ImageEmbedder {
   explicit NewWeightsEmbedder(int* calls) : inner_(NewHashEmbedder(8)), calls_(calls) {}
   const std::string& model_id() const override { return inner_->model_id(); }
   size_t dim() const override { return inner_->dim(); }
-  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override {
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file,
+                    std::vector<uint64_t>* phash) override {
     *calls_ += static_cast<int>(paths.size());
-    FS_RETURN_IF_ERROR(inner_->EmbedFiles(paths, out, per_file));
+    FS_RETURN_IF_ERROR(inner_->EmbedFiles(paths, out, per_file, phash));
     for (float& v : out) v = -v;
     return Status::Ok();
   }
@@ -258,7 +263,8 @@ class GroupEmbedder : public ImageEmbedder {
  public:
   const std::string& model_id() const override { return model_; }
   size_t dim() const override { return 16; }
-  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override {
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file,
+                    std::vector<uint64_t>* phash) override {
     per_file->assign(paths.size(), Status::Ok());
     for (size_t i = 0; i < paths.size(); ++i) {
       std::ifstream in(paths[i], std::ios::binary);
@@ -327,6 +333,102 @@ TEST_F(EngineCacheTest, DuplicatesExactByContentAndNearByEmbedding) {
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->near.empty());
   EXPECT_EQ(none->exact.size(), 2u);
+}
+
+// Perceptual hashes from the file: "h<hex>" is the picture's hash. Vectors are one-hot by file
+// index, so embeddings never make a near pair.
+class HashFileEmbedder : public ImageEmbedder {
+ public:
+  const std::string& model_id() const override { return model_; }
+  size_t dim() const override { return 4; }
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file,
+                    std::vector<uint64_t>* phash) override {
+    per_file->assign(paths.size(), Status::Ok());
+    phash->assign(paths.size(), 0);
+    for (size_t i = 0; i < paths.size(); ++i) {
+      std::ifstream in(paths[i], std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      (*phash)[i] = std::stoull(bytes.substr(bytes.find('h') + 1), nullptr, 16);
+      for (size_t j = 0; j < 4; ++j) out[i * 4 + j] = j == (next_++ % 4) ? 1.0f : 0.0f;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::string model_ = "test/onehot-4";
+  size_t next_ = 0;
+};
+
+// The multi-index search for hash pairs equals brute force at every threshold: random hashes plus
+// planted copies 0-14 bits away; exact copies (same bytes) are not near pairs.
+TEST_F(EngineCacheTest, NearDuplicatesByPerceptualHashEqualBruteForce) {
+  stdfs::remove_all(base_ + "/files");
+  stdfs::create_directories(base_ + "/files");
+  std::mt19937_64 rng(7);
+  std::vector<uint64_t> hashes;
+  for (int i = 0; i < 150; ++i) hashes.push_back(rng());
+  for (int bits = 0; bits <= 14; ++bits) {  // a planted neighbour of hash `bits`, `bits` bits away
+    uint64_t h = hashes[static_cast<size_t>(bits)];
+    std::set<int> flipped;
+    while (static_cast<int>(flipped.size()) < bits) flipped.insert(static_cast<int>(rng() % 64));
+    for (int b : flipped) h ^= uint64_t{1} << b;
+    hashes.push_back(h);
+  }
+  std::map<std::string, uint64_t> hash_of_name;
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    const std::string name = "p" + std::to_string(i) + ".png";
+    // Distinct bytes even for equal hashes (the planted 0-bit copy): "p<i>" before the hash.
+    std::ofstream(base_ + "/files/" + name, std::ios::binary) << "\x89PNG\r\n\x1A\n" << "p" << i << "h" << std::hex << hashes[i];
+    hash_of_name[name] = hashes[i];
+  }
+  // An exact copy of p0.png (same bytes).
+  std::ofstream(base_ + "/files/copy.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "p0h" << std::hex << hashes[0];
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  auto engine = Engine::Open(o);
+  ASSERT_TRUE(engine.ok());
+  ASSERT_TRUE((*engine)->SetEmbedder(std::make_unique<HashFileEmbedder>()).ok());
+  ASSERT_TRUE((*engine)->Index(base_ + "/files").ok());
+  auto name_of = [&](int64_t id) { return (*engine)->store()->Get(id)->name; };
+  // Exact copies are one content, stood for by the lower document id.
+  const int64_t copy_id = (*engine)->store()->GetByUri(FileUri(base_ + "/files/copy.png"))->id;
+  const int64_t p0_id = (*engine)->store()->GetByUri(FileUri(base_ + "/files/p0.png"))->id;
+  const std::string stand_in = copy_id < p0_id ? "copy.png" : "p0.png";
+  const std::string hidden = copy_id < p0_id ? "p0.png" : "copy.png";
+  hash_of_name.erase("p0.png");
+  hash_of_name[stand_in] = hashes[0];
+  for (int t : {0, 3, 8, 12, 20}) {
+    DuplicateOptions d;
+    d.max_hamming = t;
+    d.min_cosine = 1.01f;  // embeddings out of the picture
+    d.max_groups = 100000;
+    auto report = (*engine)->FindDuplicates(d);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_EQ(report->hashed, hashes.size()) << "p0.png and copy.png share one content";
+    EXPECT_FALSE(report->hash_pairs_truncated);
+    std::set<std::pair<std::string, std::string>> got, want;
+    for (const auto& n : report->near) {
+      EXPECT_TRUE(n.by_hash && !n.by_embedding);
+      std::string a = name_of(n.a), b = name_of(n.b);
+      if (a == hidden || b == hidden) ADD_FAILURE() << "the lowest id stands for exact copies";
+      EXPECT_EQ(n.hamming, std::popcount(hash_of_name[a] ^ hash_of_name[b]));
+      got.insert(std::minmax(a, b));
+    }
+    for (auto x = hash_of_name.begin(); x != hash_of_name.end(); ++x) {
+      for (auto y = std::next(x); y != hash_of_name.end(); ++y) {
+        if (std::popcount(x->second ^ y->second) <= t) want.insert(std::minmax(x->first, y->first));
+      }
+    }
+    EXPECT_EQ(got, want) << "threshold " << t;
+    if (t == 12) EXPECT_GE(want.size(), 13u) << "the planted pairs of 0-12 bits";
+  }
+  DuplicateOptions off;
+  off.max_hamming = -1;
+  off.min_cosine = 1.01f;
+  auto none = (*engine)->FindDuplicates(off);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->near.empty());
 }
 
 }  // namespace

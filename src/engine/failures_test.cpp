@@ -24,8 +24,9 @@ class ScriptedEmbedder : public ImageEmbedder {
       : inner_(NewHashEmbedder(8)), calls_(calls), flaky_failures_(flaky_failures) {}
   const std::string& model_id() const override { return inner_->model_id(); }
   size_t dim() const override { return inner_->dim(); }
-  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file) override {
-    FS_RETURN_IF_ERROR(inner_->EmbedFiles(paths, out, per_file));
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file,
+                    std::vector<uint64_t>* phash) override {
+    FS_RETURN_IF_ERROR(inner_->EmbedFiles(paths, out, per_file, phash));
     for (size_t i = 0; i < paths.size(); ++i) {
       const std::string name = stdfs::path(paths[i]).filename().string();
       const int n = ++(*calls_)[name];

@@ -100,6 +100,9 @@ CREATE TABLE IF NOT EXISTS embeddings(
   dim INTEGER NOT NULL,
   vector BLOB NOT NULL,
   PRIMARY KEY(doc_id, model)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS phashes(
+  sha256 TEXT PRIMARY KEY,
+  phash INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS vector_log(
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   model TEXT NOT NULL,
@@ -687,6 +690,38 @@ Result<std::vector<std::vector<int64_t>>> Store::ExactDuplicateGroups(size_t lim
       pos = comma + 1;
     }
     out.push_back(std::move(group));
+  }
+  return out;
+}
+
+Status Store::PutPerceptualHashes(std::span<const std::pair<std::string, uint64_t>> hashes) {
+  if (hashes.empty()) return Status::Ok();
+  std::lock_guard lock(impl_->write_mu);
+  Db& w = impl_->writer;
+  Transaction txn(&w);
+  FS_RETURN_IF_ERROR(txn.Begin());
+  FS_ASSIGN_OR_RETURN(Stmt put, w.Prepare("INSERT INTO phashes(sha256, phash) VALUES (?,?) "
+                                          "ON CONFLICT(sha256) DO UPDATE SET phash=excluded.phash"));
+  for (const auto& [sha, hash] : hashes) {
+    if (sha.empty() || hash == 0) continue;
+    put.Reset();
+    put.Bind(1, std::string_view(sha)).Bind(2, static_cast<int64_t>(hash));  // the bits, as SQLite's signed integer
+    FS_RETURN_IF_ERROR(put.Run());
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<PerceptualHashRow>> Store::PerceptualHashes() const {
+  Impl::Lease db(impl_.get());
+  // One row per distinct content: its lowest document id stands for its exact copies.
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(
+      "SELECT min(d.id), p.sha256, p.phash FROM documents d JOIN phashes p ON p.sha256 = d.sha256 "
+      "WHERE d.size > 0 GROUP BY p.sha256 ORDER BY min(d.id)"));
+  std::vector<PerceptualHashRow> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    out.push_back({s.Int(0), s.Text(1), static_cast<uint64_t>(s.Int(2))});
   }
   return out;
 }

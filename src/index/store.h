@@ -79,6 +79,12 @@ struct EmbeddingRow {
   std::vector<float> vector;
 };
 
+struct PerceptualHashRow {
+  int64_t doc_id;  // the lowest id of the documents with this content
+  std::string sha256;
+  uint64_t phash;
+};
+
 // One entry of the vector change log: the embedding of `doc_id` for `model` was set (upsert) or
 // removed. Sequence numbers grow strictly.
 struct VectorChange {
@@ -194,6 +200,12 @@ class Store {
   // Documents with identical, non-empty content: groups of ids (lowest first) sharing a SHA-256,
   // largest groups first; at most `limit` groups.
   Result<std::vector<std::vector<int64_t>>> ExactDuplicateGroups(size_t limit) const;
+  // 64-bit perceptual hashes of image content, keyed by SHA-256 (model-independent, shared by
+  // exact copies); entries with an empty hash or a zero hash are skipped.
+  Status PutPerceptualHashes(std::span<const std::pair<std::string, uint64_t>> hashes);
+  // One row per distinct stored content that has a perceptual hash: the lowest document id with
+  // that content and the hash; lowest id first.
+  Result<std::vector<PerceptualHashRow>> PerceptualHashes() const;
   // Every image document after `after_id`, lowest id first (backfill --all), and how many there are.
   Result<std::vector<std::pair<int64_t, std::string>>> ImagesAfter(int64_t after_id, size_t limit) const;
   Result<uint64_t> CountImagesAfter(int64_t after_id) const;
