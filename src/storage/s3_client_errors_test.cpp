@@ -37,8 +37,9 @@ TEST(S3Xml, FindsElementsAndDecodesEntities) {
 
 TEST(S3Names, Buckets) {
   for (const char* ok : {"photos", "my.bucket-1", "abc", "a1b"}) EXPECT_TRUE(IsValidBucketName(ok)) << ok;
-  for (const char* bad : {"", "ab", "Photos", "-photos", "photos-", "a..b", "a_b", "a/b", "127.0.0.1:80",
-                          "user@host", std::string(64, 'a').c_str()}) {
+  const std::string too_long(64, 'a');  // kept alive for the loop (a temporary's c_str() would dangle)
+  for (const std::string bad : {"", "ab", "Photos", "-photos", "photos-", "a..b", "a_b", "a/b", "127.0.0.1:80",
+                                "user@host", too_long.c_str()}) {
     EXPECT_FALSE(IsValidBucketName(bad)) << bad;
   }
 }
