@@ -89,8 +89,8 @@ class Walker {
   std::vector<std::string> failed_dirs;  // documents under these are not removed
 
  private:
-  void Problem(const std::string& path, const std::string& reason) {
-    report_->problems.push_back({RepairUtf8(path), reason});
+  void Problem(const std::string& path, const std::string& reason, const char* stage = "read") {
+    report_->problems.push_back({RepairUtf8(path), reason, stage});
   }
 
   void WalkOne(const std::string& dir, std::vector<std::string>* stack) {
@@ -128,7 +128,8 @@ class Walker {
       std::string child = dir == "/" ? "/" + std::string(name) : dir + "/" + name;
       struct stat st{};
       if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        Problem(child, errno == ENOENT ? "vanished during the crawl" : std::string("cannot stat: ") + std::strerror(errno));
+        if (errno == ENOENT) Problem(child, "vanished during the crawl", "");
+        else Problem(child, std::string("cannot stat: ") + std::strerror(errno));
         continue;
       }
       if (S_ISLNK(st.st_mode)) {
@@ -255,14 +256,17 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     int fd = ::open(f.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
       int err = errno;
-      report.problems.push_back({RepairUtf8(f.path), err == ENOENT ? "vanished during the crawl"
-                                                                   : std::string("cannot open: ") + std::strerror(err)});
+      if (err == ENOENT) {
+        report.problems.push_back({RepairUtf8(f.path), "vanished during the crawl", ""});
+      } else {
+        report.problems.push_back({RepairUtf8(f.path), std::string("cannot open: ") + std::strerror(err), "read"});
+      }
       continue;
     }
     FdCloser closer{fd};
     struct stat st{};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      report.problems.push_back({RepairUtf8(f.path), "no longer a regular file"});
+      report.problems.push_back({RepairUtf8(f.path), "no longer a regular file", "read"});
       continue;
     }
     Document doc;
@@ -282,20 +286,20 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     };
     Status rs = ReadAndHash(fd, keep_for, &doc.sha256, &head, &bytes);
     if (!rs.ok()) {
-      report.problems.push_back({doc.path, "cannot read: " + rs.message()});
+      report.problems.push_back({doc.path, "cannot read: " + rs.message(), "read"});
       continue;
     }
     doc.size = bytes;
     // A file that fails to extract is still indexed, by name and path; the reason is reported.
     Extraction extracted = Extract(head, bytes, doc.mime, extract_options);
-    if (!extracted.problem.empty()) report.problems.push_back({doc.path, extracted.problem});
+    if (!extracted.problem.empty()) report.problems.push_back({doc.path, extracted.problem, "extract"});
     doc.content = std::move(extracted.text);
     if (options.ocr && IsOcrImage(doc.mime)) {
       auto text = OcrImageFile(head, *options.ocr);
       if (text.ok()) {
         doc.content = std::move(*text);
       } else {
-        report.problems.push_back({doc.path, text.status().message()});
+        report.problems.push_back({doc.path, text.status().message(), "extract"});
       }
     }
     if (extracted.exif) {

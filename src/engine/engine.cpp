@@ -244,10 +244,8 @@ Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_opt
     // so do files stored without their text (extraction failed: permanent until the file changes).
     std::vector<FailureInput> failed;
     for (const CrawlProblem& p : report.crawl.problems) {
-      if (p.reason.find("vanished") != std::string::npos) continue;
-      const bool unreadable = p.reason.rfind("cannot ", 0) == 0 || p.reason.rfind("no longer", 0) == 0 ||
-                              p.reason.rfind("error while listing", 0) == 0;
-      failed.push_back({FileUri(p.path), p.path, unreadable ? "read" : "extract", p.reason, !unreadable});
+      if (p.stage.empty()) continue;  // vanished: nothing to retry
+      failed.push_back({FileUri(p.path), p.path, p.stage, p.reason, p.stage == "extract"});
     }
     FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, NowNs()));
   }
