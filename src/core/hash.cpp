@@ -10,19 +10,16 @@
 #include <vector>
 
 namespace fs {
-namespace {
 
-std::string ToHex(const unsigned char* bytes, unsigned int n) {
+std::string ToHex(const unsigned char* bytes, size_t n) {
   static const char* kDigits = "0123456789abcdef";
   std::string out(2 * n, '0');
-  for (unsigned int i = 0; i < n; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     out[2 * i] = kDigits[bytes[i] >> 4];
     out[2 * i + 1] = kDigits[bytes[i] & 15];
   }
   return out;
 }
-
-}  // namespace
 
 std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];

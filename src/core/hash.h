@@ -2,6 +2,7 @@
 // Thread-safe: every call has its own state.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -10,6 +11,8 @@
 namespace fs {
 
 std::string Sha256Hex(std::string_view data);
+// Lower-case hex of n raw bytes (digests, MACs).
+std::string ToHex(const unsigned char* bytes, size_t n);
 
 // Incremental SHA-256: Update() any number of times, then Finish() once.
 class Sha256Stream {

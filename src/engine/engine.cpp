@@ -106,7 +106,8 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
   const std::string& model = embedder_->model_id();
   std::vector<int64_t> ids;
   for (const auto& image : images) ids.push_back(image.first);
-  // Content hashes, for the cache and for embedding identical bytes once per batch.
+  // Content hashes: the cache key, the key of the perceptual hashes stored below, and how identical
+  // bytes in one batch are embedded once.
   std::map<int64_t, std::string> sha_of;
   {
     FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(ids));

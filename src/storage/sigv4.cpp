@@ -12,17 +12,6 @@
 namespace fs::storage {
 namespace {
 
-constexpr char kHex[] = "0123456789abcdef";
-
-std::string Hex(const unsigned char* data, size_t n) {
-  std::string out(n * 2, '\0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kHex[data[i] >> 4];
-    out[2 * i + 1] = kHex[data[i] & 15];
-  }
-  return out;
-}
-
 // HMAC-SHA256(key, data) as 32 raw bytes.
 std::string Hmac(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -80,8 +69,9 @@ std::string UriEncode(std::string_view s, bool keep_slash) {
       out += ch;
     } else {
       out += '%';
-      out += static_cast<char>(std::toupper(kHex[c >> 4]));
-      out += static_cast<char>(std::toupper(kHex[c & 15]));
+      static constexpr char kUpperHex[] = "0123456789ABCDEF";  // SigV4 wants upper-case escapes
+      out += kUpperHex[c >> 4];
+      out += kUpperHex[c & 15];
     }
   }
   return out;
@@ -133,7 +123,7 @@ std::string SignatureHex(const SigV4Request& request, const SigV4Scope& scope, c
   const std::string key =
       SigningKey(credentials.secret_access_key, scope.amz_date.substr(0, 8), scope.region, scope.service);
   const std::string mac = Hmac(key, StringToSign(request, scope));
-  return Hex(reinterpret_cast<const unsigned char*>(mac.data()), mac.size());
+  return ToHex(reinterpret_cast<const unsigned char*>(mac.data()), mac.size());
 }
 
 std::string AuthorizationHeader(const SigV4Request& request, const SigV4Scope& scope,
@@ -147,7 +137,7 @@ std::string AuthorizationHeader(const SigV4Request& request, const SigV4Scope& s
 std::string SigningKeyHex(std::string_view secret, std::string_view date, std::string_view region,
                           std::string_view service) {
   const std::string key = SigningKey(secret, date, region, service);
-  return Hex(reinterpret_cast<const unsigned char*>(key.data()), key.size());
+  return ToHex(reinterpret_cast<const unsigned char*>(key.data()), key.size());
 }
 
 std::string AmzDate(long long unix_seconds) {
