@@ -25,6 +25,7 @@ struct ModelFlags {
   std::string precision = "fp32";
   int threads = 0;
   size_t query_cache = 0;  // recent text-query embeddings kept (serve: --query-cache)
+  std::string packed_dir;  // --packed-dir: "" = next to the model, "off" = none
 };
 void AddModelFlags(CLI::App* cmd, ModelFlags* flags);
 // nullptr (and OK) when no model folder is configured.

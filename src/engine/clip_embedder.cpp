@@ -1,5 +1,7 @@
 #include "engine/clip_embedder.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -10,6 +12,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/hash.h"
+#include "core/log.h"
 #include "image/image.h"
 #include "model/clip/clip_model.h"
 #include "model/clip/preprocess.h"
@@ -149,6 +153,20 @@ std::string ResolveModelDir(const std::string& flag_value) {
   return "";
 }
 
+std::string ResolvePackedDir(const std::string& model_dir, const std::string& packed_dir) {
+  if (packed_dir == "off") return "";
+  if (!packed_dir.empty()) return packed_dir;
+  if (::access(model_dir.c_str(), W_OK) == 0) return model_dir + "/packed";
+  std::string base;
+  if (const char* v = std::getenv("XDG_CACHE_HOME"); v && *v) base = v;
+  else if (const char* home = std::getenv("HOME"); home && *home) base = std::string(home) + "/.cache";
+  else return "";
+  char* real = ::realpath(model_dir.c_str(), nullptr);
+  const std::string key = real != nullptr ? real : model_dir;
+  std::free(real);
+  return base + "/filesearch/packed/" + Sha256Hex(key).substr(0, 16);
+}
+
 Result<std::unique_ptr<ClipEmbedder>> ClipEmbedder::Load(const std::string& model_dir,
                                                          const ClipEmbedderOptions& options) {
   auto impl = std::make_unique<Impl>();
@@ -159,7 +177,11 @@ Result<std::unique_ptr<ClipEmbedder>> ClipEmbedder::Load(const std::string& mode
   else if (options.precision == "bf16") lo.precision = clip::LoadOptions::Precision::kBf16;
   else if (options.precision == "int8") lo.precision = clip::LoadOptions::Precision::kInt8;
   else return Status::InvalidArgument("unknown precision '" + options.precision + "': use fp32, bf16 or int8");
+  lo.packed_dir = ResolvePackedDir(model_dir, options.packed_dir);
   FS_ASSIGN_OR_RETURN(impl->model, clip::ClipModel::Load(model_dir, lo));
+  if (const std::string& note = impl->model->load_report().packed_note; !note.empty()) {
+    LogWarn("CLIP model: " + note);
+  }
   FS_ASSIGN_OR_RETURN(impl->tokenizer, clip::Tokenizer::LoadDir(model_dir));
   return std::unique_ptr<ClipEmbedder>(new ClipEmbedder(std::move(impl)));
 }

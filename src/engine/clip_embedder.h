@@ -26,7 +26,14 @@ struct ClipEmbedderOptions {
   int text_batch = 16;                      // most queued text queries one forward pass takes
   size_t query_cache_entries = 4096;        // recent text-query embeddings kept; 0 = no cache
   std::function<void()> before_text_pass;   // tests: called before each text forward pass
+  // Folder of the packed-weight files that make later starts fast (clip::LoadOptions::packed_dir):
+  // "" = MODEL_DIR/packed when the model folder is writable, else
+  // $XDG_CACHE_HOME (~/.cache)/filesearch/packed/<hash of the model folder>; "off" = none.
+  std::string packed_dir;
 };
+
+// The folder ClipEmbedderOptions::packed_dir names for `model_dir` ("" for "off").
+std::string ResolvePackedDir(const std::string& model_dir, const std::string& packed_dir);
 
 class ClipEmbedder final : public ImageEmbedder, public QueryEmbedder {
  public:

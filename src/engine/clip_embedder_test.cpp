@@ -17,6 +17,8 @@
 #include <chrono>
 #include <thread>
 
+#include <unistd.h>
+
 #include "engine/engine.h"
 #include "model/clip/clip_test_util.h"
 
@@ -73,6 +75,8 @@ TEST(ClipEmbedderTest, IndexAndSearchWithGeneratedWeights) {
   o.progress = false;
   auto engine = Engine::Open(o);
   ASSERT_TRUE(engine.ok());
+  // The first load packed the weights next to the model; this one maps them.
+  EXPECT_TRUE(stdfs::exists(*model_dir + "/packed/clip-fp32.fspack"));
   auto clip_for_engine = ClipEmbedder::Load(*model_dir, eo);
   ASSERT_TRUE(clip_for_engine.ok());
   ASSERT_TRUE((*engine)->SetEmbedder(std::move(clip_for_engine).value()).ok());
@@ -122,6 +126,27 @@ TEST(ClipEmbedderTest, IndexAndSearchWithGeneratedWeights) {
   auto bad_utf8 = (*clip)->EmbedText("caf\xC3 \xFF");
   EXPECT_TRUE(bad_utf8.ok());  // invalid bytes become U+FFFD
   clip::testing::RemoveTree(*model_dir);
+}
+
+TEST(ClipEmbedderTest, PackedDirDefaultsNextToTheModelElseToTheUserCache) {
+  const std::string tmp = stdfs::temp_directory_path() / ("fs_packed_" + std::to_string(::getpid()));
+  stdfs::create_directories(tmp + "/model");
+  EXPECT_EQ(ResolvePackedDir(tmp + "/model", "off"), "");
+  EXPECT_EQ(ResolvePackedDir(tmp + "/model", "/elsewhere"), "/elsewhere");
+  EXPECT_EQ(ResolvePackedDir(tmp + "/model", ""), tmp + "/model/packed");
+  // A folder we cannot write (here: one that does not exist, which fails even for root).
+  const char* old = std::getenv("XDG_CACHE_HOME");
+  const std::string saved = old ? old : "";
+  ::setenv("XDG_CACHE_HOME", (tmp + "/cache").c_str(), 1);
+  const std::string a = ResolvePackedDir("/nonexistent/models/a", "");
+  const std::string b = ResolvePackedDir("/nonexistent/models/b", "");
+  EXPECT_EQ(a.rfind(tmp + "/cache/filesearch/packed/", 0), 0u) << a;
+  EXPECT_EQ(a.size(), (tmp + "/cache/filesearch/packed/").size() + 16);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a, ResolvePackedDir("/nonexistent/models/a", ""));
+  if (old) ::setenv("XDG_CACHE_HOME", saved.c_str(), 1);
+  else ::unsetenv("XDG_CACHE_HOME");
+  stdfs::remove_all(tmp);
 }
 
 // Concurrent text queries share forward passes (group commit) and the recent-query cache; each

@@ -61,7 +61,7 @@ void Check(const fs::Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_dir, precision_name = "fp32";
+  std::string model_dir, precision_name = "fp32", packed_dir;
   int threads = 2, iters = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -69,15 +69,17 @@ int main(int argc, char** argv) {
     else if (flag == "--precision") precision_name = argv[i + 1];
     else if (flag == "--threads") threads = std::atoi(argv[i + 1]);
     else if (flag == "--iters") iters = std::max(1, std::atoi(argv[i + 1]));
+    else if (flag == "--packed-dir") packed_dir = argv[i + 1];
   }
   if (model_dir.empty()) {
-    std::fprintf(stderr, "usage: clip_bench --model DIR [--precision fp32|bf16|int8] [--threads 2] [--iters 20]\n");
+    std::fprintf(stderr, "usage: clip_bench --model DIR [--precision fp32|bf16|int8] [--threads 2] [--iters 20] [--packed-dir DIR]\n");
     return 2;
   }
   fs::clip::LoadOptions options;
   options.threads = threads;
   using P = fs::clip::LoadOptions::Precision;
   options.precision = precision_name == "bf16" ? P::kBf16 : precision_name == "int8" ? P::kInt8 : P::kFp32;
+  options.packed_dir = packed_dir;
 
   const auto load_start = Clock::now();
   const double load_cpu_start = CpuMs();

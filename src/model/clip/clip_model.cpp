@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "core/env.h"
+#include "core/hash.h"
 #include "model/clip/clip_config.h"
 #include "model/clip/kernels/clip_gemm.h"
 #include "model/clip/kernels/clip_kernels.h"
@@ -164,9 +165,9 @@ Result<LayerNorm> LoadLayerNorm(const WeightReader& r, const std::string& prefix
 
 Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::string& prefix, int in,
                           int out, GemmEpilogue epilogue) {
-  FS_ASSIGN_OR_RETURN(auto w, r.ReadInPlace(prefix + ".weight", {out, in}, &r.scratch(0)));
   FS_ASSIGN_OR_RETURN(auto b, r.ReadInPlace(prefix + ".bias", {out}, &r.scratch(1)));
-  auto linear = Linear::Create(ctx, w, b, in, out, epilogue);
+  auto weight = [&]() { return r.ReadInPlace(prefix + ".weight", {out, in}, &r.scratch(0)); };
+  auto linear = Linear::Create(ctx, weight, b, in, out, epilogue);
   r.Release(prefix + ".weight");
   r.Release(prefix + ".bias");
   return linear;
@@ -181,31 +182,42 @@ Result<Block> LoadBlock(GemmContext* ctx, const WeightReader& r, const std::stri
   Block block;
   FS_ASSIGN_OR_RETURN(block.ln_1, LoadLayerNorm(r, prefix + (hf ? ".layer_norm1" : ".ln_1"), w));
   FS_ASSIGN_OR_RETURN(block.ln_2, LoadLayerNorm(r, prefix + (hf ? ".layer_norm2" : ".ln_2"), w));
-  std::vector<float>& qkv_w = r.scratch(0);  // [3W, W]
+  // q, k and v as one [3W, W] GEMM. Attention's 1/sqrt(head size) is folded into q, as
+  // nn.MultiheadAttention scales q after projection.
+  const float scale = 1.0f / std::sqrt(static_cast<float>(w / p.heads));
+  const size_t ww = static_cast<size_t>(w) * static_cast<size_t>(w);
   std::vector<float>& qkv_b = r.scratch(1);  // [3W]
   if (hf) {
     std::vector<float>& part_buf = r.scratch(2);
-    const size_t ww = static_cast<size_t>(w) * static_cast<size_t>(w);
-    qkv_w.resize(3 * ww);
     qkv_b.resize(3 * static_cast<size_t>(w));
     size_t index = 0;
     for (const char* part : {"q", "k", "v"}) {
-      const std::string name = prefix + ".self_attn." + part + "_proj";
-      FS_RETURN_IF_ERROR(r.Read(name + ".weight", {w, w}, &part_buf));
-      std::copy(part_buf.begin(), part_buf.end(), qkv_w.begin() + static_cast<ptrdiff_t>(index * ww));
-      FS_RETURN_IF_ERROR(r.Read(name + ".bias", {w}, &part_buf));
+      FS_RETURN_IF_ERROR(r.Read(prefix + ".self_attn." + part + "_proj.bias", {w}, &part_buf));
       std::copy(part_buf.begin(), part_buf.end(), qkv_b.begin() + static_cast<ptrdiff_t>(index * static_cast<size_t>(w)));
       ++index;
     }
   } else {
-    FS_RETURN_IF_ERROR(r.Read(prefix + ".attn.in_proj_weight", {3 * w, w}, &qkv_w));
     FS_RETURN_IF_ERROR(r.Read(prefix + ".attn.in_proj_bias", {3 * w}, &qkv_b));
   }
-  // Fold attention's 1/sqrt(head size) into q, as nn.MultiheadAttention scales q after projection.
-  const float scale = 1.0f / std::sqrt(static_cast<float>(w / p.heads));
-  for (size_t i = 0; i < static_cast<size_t>(w) * static_cast<size_t>(w); ++i) qkv_w[i] *= scale;
   for (size_t i = 0; i < static_cast<size_t>(w); ++i) qkv_b[i] *= scale;
-  FS_ASSIGN_OR_RETURN(block.qkv, Linear::Create(ctx, qkv_w, qkv_b, w, 3 * w, GemmEpilogue::kNone));
+  auto qkv_weight = [&]() -> Result<std::span<const float>> {
+    std::vector<float>& qkv_w = r.scratch(0);
+    if (hf) {
+      std::vector<float>& part_buf = r.scratch(2);
+      qkv_w.resize(3 * ww);
+      size_t index = 0;
+      for (const char* part : {"q", "k", "v"}) {
+        FS_RETURN_IF_ERROR(r.Read(prefix + ".self_attn." + part + "_proj.weight", {w, w}, &part_buf));
+        std::copy(part_buf.begin(), part_buf.end(), qkv_w.begin() + static_cast<ptrdiff_t>(index * ww));
+        ++index;
+      }
+    } else {
+      FS_RETURN_IF_ERROR(r.Read(prefix + ".attn.in_proj_weight", {3 * w, w}, &qkv_w));
+    }
+    for (size_t i = 0; i < ww; ++i) qkv_w[i] *= scale;
+    return std::span<const float>(qkv_w);
+  };
+  FS_ASSIGN_OR_RETURN(block.qkv, Linear::Create(ctx, qkv_weight, qkv_b, w, 3 * w, GemmEpilogue::kNone));
   FS_ASSIGN_OR_RETURN(block.out, LoadLinear(ctx, r, prefix + (hf ? ".self_attn.out_proj" : ".attn.out_proj"),
                                             w, w, GemmEpilogue::kNone));
   FS_ASSIGN_OR_RETURN(block.fc1, LoadLinear(ctx, r, prefix + (hf ? ".mlp.fc1" : ".mlp.c_fc"), w,
@@ -229,28 +241,34 @@ Result<Tower> LoadTower(GemmContext* ctx, const WeightReader& r, const std::stri
 Result<Linear> LoadProjection(GemmContext* ctx, const WeightReader& r, const std::string& hf_name,
                               const std::string& openai_name, int width, int embed) {
   std::vector<float> w;
-  if (r.layout() == Layout::kHf) {
-    FS_ASSIGN_OR_RETURN(w, r.Get(hf_name, {embed, width}));
-  } else {
-    FS_ASSIGN_OR_RETURN(auto t, r.Get(openai_name, {width, embed}));
-    w.resize(t.size());
-    for (int row = 0; row < width; ++row) {
-      for (int col = 0; col < embed; ++col) {
-        w[static_cast<size_t>(col * width + row)] = t[static_cast<size_t>(row * embed + col)];
+  auto weight = [&]() -> Result<std::span<const float>> {
+    if (r.layout() == Layout::kHf) {
+      FS_ASSIGN_OR_RETURN(w, r.Get(hf_name, {embed, width}));
+    } else {
+      FS_ASSIGN_OR_RETURN(auto t, r.Get(openai_name, {width, embed}));
+      w.resize(t.size());
+      for (int row = 0; row < width; ++row) {
+        for (int col = 0; col < embed; ++col) {
+          w[static_cast<size_t>(col * width + row)] = t[static_cast<size_t>(row * embed + col)];
+        }
       }
     }
-  }
-  return Linear::Create(ctx, w, {}, width, embed, GemmEpilogue::kNone);
+    return std::span<const float>(w);
+  };
+  return Linear::Create(ctx, weight, {}, width, embed, GemmEpilogue::kNone);
 }
 
 Result<VisionWeights> LoadVision(GemmContext* ctx, const WeightReader& r, const ClipParams& p) {
   const bool hf = r.layout() == Layout::kHf;
   const int w = p.vision.width, patch = p.patch_size;
   VisionWeights v;
-  FS_ASSIGN_OR_RETURN(auto conv, r.Get(hf ? "vision_model.embeddings.patch_embedding.weight"
-                                          : "visual.conv1.weight",
-                                       {w, 3, patch, patch}));
-  FS_ASSIGN_OR_RETURN(v.patch, Linear::Create(ctx, conv, {}, 3 * patch * patch, w, GemmEpilogue::kNone));
+  std::vector<float> conv;
+  auto conv_weight = [&]() -> Result<std::span<const float>> {
+    FS_ASSIGN_OR_RETURN(conv, r.Get(hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.conv1.weight",
+                                    {w, 3, patch, patch}));
+    return std::span<const float>(conv);
+  };
+  FS_ASSIGN_OR_RETURN(v.patch, Linear::Create(ctx, conv_weight, {}, 3 * patch * patch, w, GemmEpilogue::kNone));
   FS_ASSIGN_OR_RETURN(v.class_embedding,
                       r.Get(hf ? "vision_model.embeddings.class_embedding" : "visual.class_embedding", {w}));
   FS_ASSIGN_OR_RETURN(v.position, r.Get(hf ? "vision_model.embeddings.position_embedding.weight"
@@ -264,13 +282,15 @@ Result<VisionWeights> LoadVision(GemmContext* ctx, const WeightReader& r, const 
   return v;
 }
 
-Result<TextWeights> LoadText(GemmContext* ctx, const WeightReader& r, const ClipParams& p) {
+// source_checked: the weights file is the one a valid packed file was made from, so its values were
+// checked then and the token table need not be scanned again.
+Result<TextWeights> LoadText(GemmContext* ctx, const WeightReader& r, const ClipParams& p, bool source_checked) {
   const bool hf = r.layout() == Layout::kHf;
   const int w = p.text.width;
   TextWeights t;
   const std::string tok_name = hf ? "text_model.embeddings.token_embedding.weight" : "token_embedding.weight";
   FS_ASSIGN_OR_RETURN(t.token_embedding, r.View(tok_name, {p.vocab_size, w}));
-  {  // Every row must be finite; check now so a damaged row cannot surface later as a NaN vector.
+  if (!source_checked) {  // Every row must be finite; check now so a damaged row cannot surface later as a NaN vector.
     std::vector<float> rows_buf;
     const size_t row_bytes = t.token_embedding->data.size() / static_cast<size_t>(p.vocab_size);
     for (int first = 0; first < p.vocab_size; first += 1024) {
@@ -290,6 +310,10 @@ Result<TextWeights> LoadText(GemmContext* ctx, const WeightReader& r, const Clip
   FS_ASSIGN_OR_RETURN(t.ln_final, LoadLayerNorm(r, hf ? "text_model.final_layer_norm" : "ln_final", w));
   FS_ASSIGN_OR_RETURN(t.proj, LoadProjection(ctx, r, "text_projection.weight", "text_projection", w, p.embed_dim));
   return t;
+}
+
+const char* PrecisionName(GemmPrecision p) {
+  return p == GemmPrecision::kBf16 ? "bf16" : p == GemmPrecision::kInt8 ? "int8" : "fp32";
 }
 
 std::string BaseName(std::string dir) {
@@ -315,6 +339,7 @@ struct ClipModel::Impl {
   const ClipKernels* kernels = nullptr;
   std::mutex mu;                       // one Encode* at a time
   size_t weight_bytes = 0;             // packed GEMM weights
+  LoadReport load_report;
 
   // Sizes the buffers of `tower` for m rows and n sequences, and builds its GEMMs for them (the
   // last block runs only its qkv on all m rows; the rest of it on n).
@@ -564,12 +589,13 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
   Env* env = Env::Default();
   const std::string hf_config = model_dir + "/config.json";
   const std::string openclip_config = model_dir + "/open_clip_config.json";
+  std::string config_text;
   if (env->FileExists(hf_config)) {
-    FS_ASSIGN_OR_RETURN(auto text, env->ReadFile(hf_config, 16u << 20));
-    FS_ASSIGN_OR_RETURN(impl->params, ParseHfConfig(text, hf_config));
+    FS_ASSIGN_OR_RETURN(config_text, env->ReadFile(hf_config, 16u << 20));
+    FS_ASSIGN_OR_RETURN(impl->params, ParseHfConfig(config_text, hf_config));
   } else if (env->FileExists(openclip_config)) {
-    FS_ASSIGN_OR_RETURN(auto text, env->ReadFile(openclip_config, 16u << 20));
-    FS_ASSIGN_OR_RETURN(impl->params, ParseOpenClipConfig(text, openclip_config));
+    FS_ASSIGN_OR_RETURN(config_text, env->ReadFile(openclip_config, 16u << 20));
+    FS_ASSIGN_OR_RETURN(impl->params, ParseOpenClipConfig(config_text, openclip_config));
   } else if (layout == Layout::kOpenAi) {
     FS_ASSIGN_OR_RETURN(impl->params, InferOpenAiParams(file));
   } else {
@@ -579,9 +605,31 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
 
   impl->gemm = std::make_unique<GemmContext>(precision, impl->threads);
   omp_set_num_threads(impl->threads);
+  // The packed-weight file of this precision, valid while the weights file, config and layout are
+  // the ones it was made from (GemmContext adds oneDNN's version and the CPU's ISA to the key).
+  std::string packed_path, packed_key;
+  bool packed_valid = false;
+  if (!options.packed_dir.empty()) {
+    packed_path = options.packed_dir + "/clip-" + PrecisionName(precision) + ".fspack";
+    packed_key = "clip;weights=" + file.identity() + ";config=" + Sha256Hex(config_text) +
+                 ";layout=" + (layout == Layout::kHf ? "hf" : "openai");
+    Status s = impl->gemm->OpenPacked(packed_path, packed_key);
+    packed_valid = s.ok();
+    if (!s.ok() && s.code() != StatusCode::kNotFound) impl->load_report.packed_note = s.message();
+  }
   WeightReader reader(file, layout);
   FS_ASSIGN_OR_RETURN(impl->vision, LoadVision(impl->gemm.get(), reader, impl->params));
-  FS_ASSIGN_OR_RETURN(impl->text, LoadText(impl->gemm.get(), reader, impl->params));
+  FS_ASSIGN_OR_RETURN(impl->text, LoadText(impl->gemm.get(), reader, impl->params, packed_valid));
+  LoadReport& report = impl->load_report;
+  report.packed_path = packed_path;
+  report.packed_hits = impl->gemm->packed_hits();
+  report.packed_misses = impl->gemm->packed_misses();
+  if (!packed_path.empty() && report.packed_misses > 0) {
+    Status s = Env::Default()->CreateDirs(options.packed_dir);
+    if (s.ok()) s = impl->gemm->WritePacked(packed_path, packed_key);
+    report.packed_written = s.ok();
+    if (!s.ok()) report.packed_note = "could not write packed weights (the next start packs again): " + s.message();
+  }
   for (const Tower* tower : {&impl->vision.tower, &impl->text.tower}) {
     for (const Block& b : tower->blocks) {
       impl->weight_bytes += b.qkv.weight_bytes() + b.out.weight_bytes() + b.fc1.weight_bytes() + b.fc2.weight_bytes();
@@ -654,6 +702,7 @@ int ClipModel::context_length() const { return impl_->params.context_length; }
 int ClipModel::vocab_size() const { return impl_->params.vocab_size; }
 const std::string& ClipModel::model_id() const { return impl_->params.model_id; }
 double ClipModel::gemm_gflop() const { return impl_->gemm->gflop(); }
+const LoadReport& ClipModel::load_report() const { return impl_->load_report; }
 
 std::string ClipModel::Describe() const {
   const ClipParams& p = impl_->params;
@@ -664,7 +713,11 @@ std::string ClipModel::Describe() const {
          ", embed " + std::to_string(p.embed_dim) + ", " +
          precision[static_cast<int>(impl_->options.precision)] + " (" +
          std::to_string(impl_->weight_bytes >> 20) + " MB of GEMM weights), kernels " + impl_->kernels->name +
-         ", " + std::to_string(impl_->threads) + " threads";
+         ", " + std::to_string(impl_->threads) + " threads" +
+         (impl_->load_report.packed_path.empty() ? std::string()
+          : impl_->load_report.packed_misses == 0 ? ", packed weights mapped from " + impl_->load_report.packed_path
+          : impl_->load_report.packed_written ? ", packed weights written to " + impl_->load_report.packed_path
+                                              : std::string());
 }
 
 }  // namespace fs::clip

@@ -33,6 +33,21 @@ struct LoadOptions {
   // Largest number of images or texts run through the towers at once; bigger requests are split.
   // Bounds the activation buffers (about 1 MB per image for ViT-B/32 in fp32).
   int max_batch = 32;
+  // Folder of the packed-weight files ("" = none). A load whose weights file, config, precision,
+  // oneDNN and CPU match a file there maps the converted weights from it instead of reading,
+  // converting and packing model.safetensors (cold start; see docs/architecture.md); any other
+  // load packs as usual and writes the file for next time. The folder is created when missing; a
+  // file that cannot be read or written only costs that speed-up (LoadReport says why).
+  std::string packed_dir;
+};
+
+// How Load got its weights.
+struct LoadReport {
+  std::string packed_path;  // the packed-weight file consulted; empty without LoadOptions::packed_dir
+  int packed_hits = 0;      // GEMM weight matrices mapped from it
+  int packed_misses = 0;    // GEMM weight matrices read from model.safetensors and packed
+  bool packed_written = false;  // this load wrote packed_path
+  std::string packed_note;  // why the file was not used or not written, if that went wrong
 };
 
 class ClipModel {
@@ -63,6 +78,7 @@ class ClipModel {
   std::string Describe() const;
   // GFLOP executed by GEMMs since Load (for benchmarks).
   double gemm_gflop() const;
+  const LoadReport& load_report() const;
 
  private:
   struct Impl;

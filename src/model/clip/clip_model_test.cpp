@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -232,6 +233,13 @@ TEST(ClipModelTest, RejectsBadInputs) {
 // ---------------------------------------------------------------------------------------------
 // Damaged and mismatched model folders: a clear Status naming the problem, never a crash.
 
+std::string SlurpFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 class DamagedModelTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -250,12 +258,7 @@ class DamagedModelTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  static std::string Slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  static std::string Slurp(const std::string& path) { return SlurpFile(path); }
   void Write(const std::string& bytes) {
     std::ofstream(dir_ + "/model.safetensors", std::ios::binary) << bytes;
   }
@@ -332,7 +335,8 @@ TEST_F(DamagedModelTest, ShapeMismatchWithConfigIsNamed) {
   std::ofstream(dir_ + "/config.json") << config.dump();
   const Status s = Load();
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("vision_model.encoder.layers.0.mlp.fc1.weight"), std::string::npos) << s.ToString();
+  // the bias is read first (the weight only when no packed file supplies it)
+  EXPECT_NE(s.message().find("vision_model.encoder.layers.0.mlp.fc1."), std::string::npos) << s.ToString();
 }
 
 TEST_F(DamagedModelTest, UnsupportedDtypeIsNamed) {
@@ -348,6 +352,186 @@ TEST_F(DamagedModelTest, NotAClipCheckpoint) {
   data_ = std::string(4, '\0');
   WriteHeader();
   EXPECT_EQ(Load().code(), StatusCode::kInvalidArgument);
+}
+
+
+// The packed-weight file (LoadOptions::packed_dir): a later load maps it instead of converting, with
+// bit-identical results, and a stale or damaged file is never used.
+class PackedWeightsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    ref_ = GetReference(kSmall, &why);
+    if (ref_ == nullptr) GTEST_SKIP() << why;
+    dir_ = ref_->dir + "_packed";
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    for (const char* f : {"config.json", "model.safetensors"}) {
+      std::filesystem::copy_file(ref_->dir + "/" + f, dir_ + "/" + f);
+    }
+    packed_ = dir_ + "/packed";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<ClipModel> Load(Precision precision, const std::string& packed_dir) {
+    LoadOptions options;
+    options.precision = precision;
+    options.threads = 2;
+    options.packed_dir = packed_dir;
+    auto model = ClipModel::Load(dir_, options);
+    EXPECT_TRUE(model.ok()) << model.status().ToString();
+    return model.ok() ? std::move(model).value() : nullptr;
+  }
+  // Image then text embeddings of the reference inputs.
+  std::vector<float> Encode(ClipModel& model) {
+    const size_t d = model.embed_dim(), images = ref_->image_emb.size() / d;
+    std::vector<float> out((images + ref_->ids.size()) * d);
+    EXPECT_TRUE(model.EncodeImages(ref_->pixels, images, std::span<float>(out).first(images * d)).ok());
+    EXPECT_TRUE(model.EncodeTexts(ref_->ids, std::span<float>(out).subspan(images * d)).ok());
+    return out;
+  }
+  static std::vector<Precision> Precisions() {
+    std::vector<Precision> all = {Precision::kFp32, Precision::kInt8};
+    if (__builtin_cpu_supports("avx512bf16")) all.push_back(Precision::kBf16);
+    return all;
+  }
+  std::string PackedFile(Precision p) const {
+    return packed_ + "/clip-" + (p == Precision::kFp32 ? "fp32" : p == Precision::kBf16 ? "bf16" : "int8") + ".fspack";
+  }
+  // Gives the weights file another mtime, as a rewrite would, a second away from the last.
+  void Touch() {
+    const auto path = dir_ + "/model.safetensors";
+    std::filesystem::last_write_time(path, std::filesystem::last_write_time(path) + std::chrono::seconds(1));
+  }
+
+  const Reference* ref_ = nullptr;
+  std::string dir_, packed_;
+};
+
+TEST_F(PackedWeightsTest, SecondLoadMapsThePackedFileBitIdentically) {
+  for (Precision p : Precisions()) {
+    SCOPED_TRACE(static_cast<int>(p));
+    auto plain = Load(p, "");
+    ASSERT_NE(plain, nullptr);
+    EXPECT_TRUE(plain->load_report().packed_path.empty());
+    const std::vector<float> expected = Encode(*plain);
+
+    auto first = Load(p, packed_);
+    ASSERT_NE(first, nullptr);
+    const LoadReport& r1 = first->load_report();
+    EXPECT_EQ(r1.packed_path, PackedFile(p));
+    EXPECT_EQ(r1.packed_hits, 0);
+    // patch embedding + 4 per block in both towers + 2 projections (the small model: 2 + 2 blocks)
+    EXPECT_EQ(r1.packed_misses, 1 + 4 * 2 + 4 * 2 + 2);
+    EXPECT_TRUE(r1.packed_written) << r1.packed_note;
+    EXPECT_TRUE(std::filesystem::exists(PackedFile(p)));
+    EXPECT_EQ(Encode(*first), expected);
+
+    auto second = Load(p, packed_);
+    ASSERT_NE(second, nullptr);
+    const LoadReport& r2 = second->load_report();
+    EXPECT_EQ(r2.packed_hits, r1.packed_misses);
+    EXPECT_EQ(r2.packed_misses, 0);
+    EXPECT_FALSE(r2.packed_written);
+    EXPECT_TRUE(r2.packed_note.empty()) << r2.packed_note;
+    EXPECT_EQ(Encode(*second), expected);  // exact: the same bytes, mapped instead of packed
+  }
+}
+
+TEST_F(PackedWeightsTest, ChangedWeightsAreNeverServedStale) {
+  auto original = Load(Precision::kFp32, packed_);
+  ASSERT_NE(original, nullptr);
+  ASSERT_TRUE(original->load_report().packed_written);
+  const std::vector<float> before = Encode(*original);
+  original.reset();
+
+  // Same size, same header, one weight changed in place (a fine-tuned copy over the old file).
+  std::string bytes = SlurpFile(dir_ + "/model.safetensors");
+  uint64_t len = 0;
+  std::memcpy(&len, bytes.data(), 8);
+  const auto header = nlohmann::json::parse(bytes.substr(8, len));
+  const uint64_t at = 8 + len + header["vision_model.encoder.layers.0.mlp.fc1.weight"]["data_offsets"][0].get<uint64_t>();
+  for (size_t i = 0; i < 64; ++i) {
+    float v;
+    std::memcpy(&v, bytes.data() + at + 4 * i, 4);
+    v = v * -3.0f + 0.25f;
+    std::memcpy(bytes.data() + at + 4 * i, &v, 4);
+  }
+  std::ofstream(dir_ + "/model.safetensors", std::ios::binary | std::ios::trunc) << bytes;
+  Touch();
+
+  auto plain = Load(Precision::kFp32, "");
+  ASSERT_NE(plain, nullptr);
+  const std::vector<float> expected = Encode(*plain);
+  ASSERT_NE(expected, before);
+  auto changed = Load(Precision::kFp32, packed_);
+  ASSERT_NE(changed, nullptr);
+  EXPECT_EQ(changed->load_report().packed_hits, 0);
+  EXPECT_NE(changed->load_report().packed_note.find("other weights"), std::string::npos)
+      << changed->load_report().packed_note;
+  EXPECT_TRUE(changed->load_report().packed_written);
+  EXPECT_EQ(Encode(*changed), expected);
+
+  // A changed config (here: another model id) also invalidates it.
+  auto config = nlohmann::json::parse(SlurpFile(dir_ + "/config.json"));
+  config["_name_or_path"] = "test/clip-small-renamed";
+  std::ofstream(dir_ + "/config.json", std::ios::trunc) << config.dump();
+  auto renamed = Load(Precision::kFp32, packed_);
+  ASSERT_NE(renamed, nullptr);
+  EXPECT_EQ(renamed->load_report().packed_hits, 0);
+  EXPECT_EQ(Encode(*renamed), expected);
+}
+
+TEST_F(PackedWeightsTest, DamagedPackedFileIsIgnoredAndRewritten) {
+  auto model = Load(Precision::kInt8, packed_);
+  ASSERT_NE(model, nullptr);
+  const std::vector<float> expected = Encode(*model);
+  const int total = model->load_report().packed_misses;
+  model.reset();
+  const std::string good = SlurpFile(PackedFile(Precision::kInt8));
+  ASSERT_GT(good.size(), 8192u);
+
+  std::vector<std::pair<std::string, std::string>> damaged = {
+      {"empty", ""},
+      {"short", good.substr(0, 10)},
+      {"truncated", good.substr(0, good.size() / 2)},
+      {"one byte short", good.substr(0, good.size() - 1)},
+      {"garbage", std::string(good.size(), 'x')},
+  };
+  std::string table = good;
+  table[300] = static_cast<char>(table[300] ^ 0x5a);  // inside the key or the entry table
+  damaged.emplace_back("flipped table byte", table);
+  std::string magic = good;
+  magic[0] = 'G';
+  damaged.emplace_back("bad magic", magic);
+  for (const auto& [what, bytes] : damaged) {
+    SCOPED_TRACE(what);
+    std::ofstream(PackedFile(Precision::kInt8), std::ios::binary | std::ios::trunc) << bytes;
+    auto loaded = Load(Precision::kInt8, packed_);
+    ASSERT_NE(loaded, nullptr);
+    const LoadReport& r = loaded->load_report();
+    EXPECT_EQ(r.packed_hits, 0);
+    EXPECT_EQ(r.packed_misses, total);
+    EXPECT_NE(r.packed_note.find(PackedFile(Precision::kInt8)), std::string::npos) << r.packed_note;
+    EXPECT_TRUE(r.packed_written);
+    EXPECT_EQ(Encode(*loaded), expected);
+    loaded.reset();
+    auto again = Load(Precision::kInt8, packed_);  // the rewritten file serves the next load
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(again->load_report().packed_hits, total);
+  }
+}
+
+TEST_F(PackedWeightsTest, UnwritableFolderOnlyCostsTheSpeedUp) {
+  const std::string under_a_file = dir_ + "/config.json/packed";  // cannot be created, even by root
+  auto model = Load(Precision::kFp32, under_a_file);
+  ASSERT_NE(model, nullptr);
+  const LoadReport& r = model->load_report();
+  EXPECT_FALSE(r.packed_written);
+  EXPECT_NE(r.packed_note.find("could not write packed weights"), std::string::npos) << r.packed_note;
+  auto plain = Load(Precision::kFp32, "");
+  ASSERT_NE(plain, nullptr);
+  EXPECT_EQ(Encode(*model), Encode(*plain));
 }
 
 }  // namespace

@@ -37,6 +37,9 @@ class SafetensorsFile {
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
   const std::string& path() const { return path_; }
+  // "<bytes>:<mtime ns>:<SHA-256 of the JSON header and 256 samples of the data>": changes when
+  // the file is replaced or rewritten (the key of derived caches such as the packed-weight file).
+  const std::string& identity() const { return identity_; }
   // Null when the file holds no tensor of that name.
   const TensorView* Find(const std::string& name) const;
   // Lets the kernel drop the mapped pages (they are re-read from disk if touched again): called
@@ -52,6 +55,7 @@ class SafetensorsFile {
  private:
   SafetensorsFile() = default;
   std::string path_;
+  std::string identity_;
   void* map_ = nullptr;
   size_t size_ = 0;
   std::map<std::string, TensorView> tensors_;

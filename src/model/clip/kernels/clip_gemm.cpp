@@ -1,9 +1,13 @@
 #include "model/clip/kernels/clip_gemm.h"
 
+#include <fcntl.h>
 #include <omp.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <dnnl.hpp>
@@ -12,6 +16,7 @@
 #include <tuple>
 
 #include "core/check.h"
+#include "core/hash.h"
 #include "model/clip/kernels/clip_kernels.h"
 
 namespace fs::clip {
@@ -111,6 +116,80 @@ Buffer AllocateWeights(size_t bytes) {
 
 size_t ElemBytes(GemmPrecision p) { return p == GemmPrecision::kFp32 ? 4 : p == GemmPrecision::kBf16 ? 2 : 1; }
 
+// Packed-weight file, native byte order (the key pins the machine's oneDNN and ISA, so it is never
+// read elsewhere):
+//   PackedHeader | key bytes | PackedEntry[count] | blocks, each 4096-aligned: an entry's weights in
+//   its oneDNN layout, then (int8) its n per-column scales.
+constexpr char kPackedMagic[8] = {'F', 'S', 'P', 'A', 'C', 'K', 'W', '1'};
+constexpr uint32_t kPackedVersion = 1;
+constexpr uint64_t kPackedAlign = 4096;
+
+struct PackedHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t count;       // entries
+  uint64_t key_bytes;
+  uint64_t file_bytes;  // the whole file: a truncated one is refused before anything is mapped in
+  char table_sha256[64];  // hex, of the key bytes followed by the entry table
+};
+
+struct PackedEntry {
+  int32_t k, n, precision, epilogue;
+  uint64_t weights_offset, weights_bytes;
+  uint64_t scales_offset, scales_count;
+  dnnl_memory_desc_t md;
+};
+
+uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+// The caller's key plus what decides the layout oneDNN picks on this machine.
+std::string FullPackedKey(const std::string& key, GemmPrecision precision) {
+  const dnnl_version_t* v = dnnl_version();
+  return key + ";precision=" + std::to_string(static_cast<int>(precision)) + ";onednn=" +
+         std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) + "-" +
+         v->hash + ";isa=" + std::to_string(static_cast<int>(dnnl_get_effective_cpu_isa())) +
+         ";layout_rows=" + std::to_string(kLayoutRows) + ";entry=" + std::to_string(sizeof(PackedEntry));
+}
+
+std::string PackedTableSha(std::string_view key, const PackedEntry* entries, size_t count) {
+  Sha256Stream sha;
+  sha.Update(key);
+  sha.Update(std::string_view(reinterpret_cast<const char*>(entries), count * sizeof(PackedEntry)));
+  return sha.FinishHex();
+}
+
+struct PackedMap {
+  void* base = nullptr;
+  size_t size = 0;
+  std::vector<PackedEntry> entries;
+  ~PackedMap() {
+    if (base != nullptr) ::munmap(base, size);
+  }
+  const std::byte* at(uint64_t offset) const { return static_cast<const std::byte*>(base) + offset; }
+};
+
+Status WriteAll(int fd, const void* data, size_t bytes, const std::string& path) {
+  const auto* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    const ssize_t n = ::write(fd, p, std::min<size_t>(bytes, size_t{1} << 30));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::IOError("cannot write '" + path + "': " + std::strerror(errno));
+    p += n;
+    bytes -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status WriteZeros(int fd, size_t bytes, const std::string& path) {
+  static const char kZeros[kPackedAlign] = {};
+  while (bytes > 0) {
+    const size_t n = std::min<size_t>(bytes, sizeof(kZeros));
+    FS_RETURN_IF_ERROR(WriteAll(fd, kZeros, n, path));
+    bytes -= n;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 struct GemmContext::Impl {
@@ -128,6 +207,18 @@ struct GemmContext::Impl {
   std::vector<float> acc_scratch;      // int8: raw dot products [m, n]
   std::vector<float> row_scales;       // int8: per-row activation scales [m]
   double gflop = 0;
+
+  // Packed-weight file (see the header): the mapping Linears may point into, and one record per
+  // Linear created, in order, for WritePacked (the pointers are into heap-stable Linear::Impls).
+  std::unique_ptr<PackedMap> packed;
+  struct Record {
+    int k, n, epilogue;
+    const memory::desc* md;
+    const memory* weights;
+    const std::vector<float>* scales;
+  };
+  std::vector<Record> records;
+  int hits = 0, misses = 0;
 };
 
 GemmContext::GemmContext(GemmPrecision precision, int threads) : impl_(std::make_unique<Impl>()) {
@@ -137,6 +228,115 @@ GemmContext::GemmContext(GemmPrecision precision, int threads) : impl_(std::make
 GemmContext::~GemmContext() = default;
 GemmPrecision GemmContext::precision() const { return impl_->precision; }
 double GemmContext::gflop() const { return impl_->gflop; }
+int GemmContext::packed_hits() const { return impl_->hits; }
+int GemmContext::packed_misses() const { return impl_->misses; }
+
+Status GemmContext::OpenPacked(const std::string& path, const std::string& key) {
+  impl_->packed.reset();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    std::string m = "cannot open '" + path + "': " + std::strerror(err);
+    return err == ENOENT ? Status::NotFound(m) : Status::IOError(m);
+  }
+  struct stat st{};
+  const bool stat_ok = ::fstat(fd, &st) == 0;
+  const auto size = stat_ok ? static_cast<uint64_t>(st.st_size) : 0;
+  void* base = size >= sizeof(PackedHeader) ? ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+  ::close(fd);
+  auto bad = [&](const std::string& why) { return Status::Corruption("packed weights '" + path + "': " + why); };
+  if (base == MAP_FAILED) return bad("too short or cannot be mapped");
+  auto map = std::make_unique<PackedMap>();
+  map->base = base;
+  map->size = size;
+  PackedHeader h;
+  std::memcpy(&h, base, sizeof(h));
+  if (std::memcmp(h.magic, kPackedMagic, sizeof(kPackedMagic)) != 0) return bad("not a packed-weight file");
+  if (h.version != kPackedVersion) return bad("format version " + std::to_string(h.version));
+  if (h.file_bytes != size) return bad("truncated (" + std::to_string(size) + " of " + std::to_string(h.file_bytes) + " bytes)");
+  const std::string full_key = FullPackedKey(key, impl_->precision);
+  const uint64_t table_offset = sizeof(PackedHeader) + h.key_bytes;
+  if (h.key_bytes != full_key.size() || h.count > (size - std::min(size, table_offset)) / sizeof(PackedEntry) ||
+      std::memcmp(map->at(sizeof(PackedHeader)), full_key.data(), full_key.size()) != 0) {
+    return Status::FailedPrecondition("packed weights '" + path + "' were made from other weights, options, "
+                                      "oneDNN or CPU; packing again");
+  }
+  map->entries.resize(h.count);
+  std::memcpy(map->entries.data(), map->at(table_offset), h.count * sizeof(PackedEntry));
+  if (PackedTableSha(full_key, map->entries.data(), h.count) != std::string_view(h.table_sha256, 64)) {
+    return bad("entry table checksum mismatch");
+  }
+  for (const PackedEntry& e : map->entries) {
+    const bool in_bounds = e.weights_offset % kPackedAlign == 0 && e.weights_offset <= size &&
+                           e.weights_bytes <= size - e.weights_offset && e.scales_offset <= size &&
+                           e.scales_count <= (size - e.scales_offset) / sizeof(float);
+    if (!in_bounds) return bad("an entry points outside the file");
+  }
+  impl_->packed = std::move(map);
+  return Status::Ok();
+}
+
+Status GemmContext::WritePacked(const std::string& path, const std::string& key) const {
+  const std::string full_key = FullPackedKey(key, impl_->precision);
+  std::vector<PackedEntry> entries(impl_->records.size());
+  uint64_t offset = AlignUp(sizeof(PackedHeader) + full_key.size() + entries.size() * sizeof(PackedEntry), kPackedAlign);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& r = impl_->records[i];
+    PackedEntry& e = entries[i];
+    std::memset(&e, 0, sizeof(e));
+    e.k = r.k;
+    e.n = r.n;
+    e.precision = static_cast<int32_t>(impl_->precision);
+    e.epilogue = r.epilogue;
+    e.md = r.md->data;
+    e.weights_offset = offset;
+    e.weights_bytes = r.md->get_size();
+    offset = AlignUp(offset + e.weights_bytes, kPackedAlign);
+    e.scales_count = r.scales->size();
+    e.scales_offset = e.scales_count > 0 ? offset : 0;
+    if (e.scales_count > 0) offset = AlignUp(offset + e.scales_count * sizeof(float), kPackedAlign);
+  }
+  PackedHeader h;
+  std::memset(&h, 0, sizeof(h));
+  std::memcpy(h.magic, kPackedMagic, sizeof(kPackedMagic));
+  h.version = kPackedVersion;
+  h.count = static_cast<uint32_t>(entries.size());
+  h.key_bytes = full_key.size();
+  h.file_bytes = offset;
+  const std::string sha = PackedTableSha(full_key, entries.data(), entries.size());
+  std::memcpy(h.table_sha256, sha.data(), 64);
+
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError("cannot create '" + tmp + "': " + std::strerror(errno));
+  auto write_all = [&]() -> Status {
+    FS_RETURN_IF_ERROR(WriteAll(fd, &h, sizeof(h), tmp));
+    FS_RETURN_IF_ERROR(WriteAll(fd, full_key.data(), full_key.size(), tmp));
+    FS_RETURN_IF_ERROR(WriteAll(fd, entries.data(), entries.size() * sizeof(PackedEntry), tmp));
+    uint64_t at = sizeof(h) + full_key.size() + entries.size() * sizeof(PackedEntry);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const PackedEntry& e = entries[i];
+      FS_RETURN_IF_ERROR(WriteZeros(fd, e.weights_offset - at, tmp));
+      FS_RETURN_IF_ERROR(WriteAll(fd, impl_->records[i].weights->get_data_handle(), e.weights_bytes, tmp));
+      at = e.weights_offset + e.weights_bytes;
+      if (e.scales_count > 0) {
+        FS_RETURN_IF_ERROR(WriteZeros(fd, e.scales_offset - at, tmp));
+        FS_RETURN_IF_ERROR(WriteAll(fd, impl_->records[i].scales->data(), e.scales_count * sizeof(float), tmp));
+        at = e.scales_offset + e.scales_count * sizeof(float);
+      }
+    }
+    FS_RETURN_IF_ERROR(WriteZeros(fd, h.file_bytes - at, tmp));
+    if (::fsync(fd) != 0) return Status::IOError("cannot fsync '" + tmp + "': " + std::strerror(errno));
+    return Status::Ok();
+  };
+  Status s = write_all();
+  ::close(fd);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    s = Status::IOError("cannot rename '" + tmp + "' over '" + path + "': " + std::strerror(errno));
+  }
+  if (!s.ok()) ::unlink(tmp.c_str());
+  return s;
+}
 
 struct Linear::Impl {
   GemmContext::Impl* ctx = nullptr;
@@ -180,7 +380,11 @@ size_t Linear::weight_bytes() const { return impl_->wei_md.get_size(); }
 
 Result<Linear> Linear::Create(GemmContext* ctx, std::span<const float> weight,
                               std::span<const float> bias, int k, int n, GemmEpilogue epilogue) {
-  FS_CHECK(weight.size() == static_cast<size_t>(k) * static_cast<size_t>(n));
+  return Create(ctx, [weight]() -> Result<std::span<const float>> { return weight; }, bias, k, n, epilogue);
+}
+
+Result<Linear> Linear::Create(GemmContext* ctx, const WeightSource& weight_source, std::span<const float> bias,
+                              int k, int n, GemmEpilogue epilogue) {
   FS_CHECK(bias.empty() || bias.size() == static_cast<size_t>(n));
   Linear linear;
   linear.impl_ = std::make_unique<Impl>();
@@ -196,9 +400,33 @@ Result<Linear> Linear::Create(GemmContext* ctx, std::span<const float> weight,
     dnnl::stream& stream = im.ctx->stream;
     auto pd = im.Pd(kLayoutRows, memory::desc({k, n}, SrcType(precision), tag::any), false);
     im.wei_md = pd.weights_desc();
-    im.weight_buf = AllocateWeights(im.wei_md.get_size());
-    im.weights = memory(im.wei_md, eng, im.weight_buf.get());
-    if (precision == GemmPrecision::kInt8) {
+    GemmContext::Impl& cx = *im.ctx;
+    const size_t index = cx.records.size();
+    const PackedEntry* hit = nullptr;
+    if (cx.packed != nullptr && index < cx.packed->entries.size()) {
+      const PackedEntry& e = cx.packed->entries[index];
+      const size_t scales = precision == GemmPrecision::kInt8 ? static_cast<size_t>(n) : 0;
+      if (e.k == k && e.n == n && e.precision == static_cast<int32_t>(precision) &&
+          e.epilogue == static_cast<int32_t>(epilogue) && memory::desc(e.md) == im.wei_md &&
+          e.weights_bytes == im.wei_md.get_size() && e.scales_count == scales) {
+        hit = &e;
+      }
+    }
+    if (hit != nullptr) {  // the mapped bytes are the weights: no read, no conversion, no copy
+      im.weights = memory(im.wei_md, eng, const_cast<std::byte*>(cx.packed->at(hit->weights_offset)));
+      const auto* scales = reinterpret_cast<const float*>(cx.packed->at(hit->scales_offset));
+      if (hit->scales_count > 0) im.weight_scales.assign(scales, scales + hit->scales_count);
+    }
+    std::span<const float> weight;
+    if (hit == nullptr) {
+      FS_ASSIGN_OR_RETURN(weight, weight_source());
+      FS_CHECK(weight.size() == static_cast<size_t>(k) * static_cast<size_t>(n));
+      im.weight_buf = AllocateWeights(im.wei_md.get_size());
+      im.weights = memory(im.wei_md, eng, im.weight_buf.get());
+    }
+    if (hit != nullptr) {
+      // nothing to convert
+    } else if (precision == GemmPrecision::kInt8) {
       // Symmetric per-output-column scales: w = scale[col] * q, q in [-127, 127].
       im.weight_scales.resize(static_cast<size_t>(n));
       std::vector<int8_t> q(weight.size());
@@ -223,6 +451,8 @@ Result<Linear> Linear::Create(GemmContext* ctx, std::span<const float> weight,
       std::memcpy(im.bias.get_data_handle(), bias.data(), bias.size() * sizeof(float));
     }
     stream.wait();
+    ++(hit != nullptr ? cx.hits : cx.misses);
+    cx.records.push_back({k, n, static_cast<int>(epilogue), &im.wei_md, &im.weights, &im.weight_scales});
   } catch (const dnnl::error& e) {
     return Status::Internal(std::string("oneDNN could not set up a ") + std::to_string(k) + "x" +
                             std::to_string(n) + " matmul: " + e.what());

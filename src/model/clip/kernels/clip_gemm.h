@@ -4,14 +4,22 @@
 // built once per (shape, m) and cached in the GemmContext, so a forward pass allocates nothing after
 // its first run at a given batch size. Activations stay fp32 at the interface: bf16/int8 Linears
 // convert x into the context's scratch (int8: one dynamic symmetric scale per call).
+// Packed-weight file: the converted weights of every Linear a context created, in creation order,
+// can be written to one file (WritePacked) and memory-mapped by a later load (OpenPacked), which
+// then skips reading, converting and packing them: the weights are shared page cache, not fresh
+// anonymous memory, so nothing is zeroed or copied. The file is used only when its key (the caller's
+// description of the source weights and options, plus the oneDNN version and CPU ISA) matches and
+// each entry's shape and oneDNN layout equal what this machine would build; else it is ignored.
 // Thread-safety: a GemmContext and its Linears serve one forward at a time; each GEMM runs on the
 // OpenMP threads (omp_set_num_threads / the context's thread count).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/status.h"
@@ -33,6 +41,10 @@ class Linear {
   // weight: [n, k] row-major (PyTorch nn.Linear layout); bias: [n] or empty for none.
   static Result<Linear> Create(GemmContext* ctx, std::span<const float> weight,
                                std::span<const float> bias, int k, int n, GemmEpilogue epilogue);
+  // The same, but the weight is asked for only when the context's packed file cannot supply it.
+  using WeightSource = std::function<Result<std::span<const float>>()>;
+  static Result<Linear> Create(GemmContext* ctx, const WeightSource& weight, std::span<const float> bias,
+                               int k, int n, GemmEpilogue epilogue);
   // Builds (once) what Forward needs for `m` rows; allocates. Call before the forward pass.
   Status Prepare(int m, bool accumulate);
   // x: [m, k] fp32 rows `k` apart; y: [m, n] fp32. accumulate: y += result, else y = result.
@@ -55,6 +67,17 @@ class GemmContext {
   GemmPrecision precision() const;
   // GFLOP done by Forward() calls so far (2*m*n*k each), for benchmarks.
   double gflop() const;
+
+  // Before the first Linear::Create: maps the packed file at `path` and serves Linears from it when
+  // its key equals `key`. OK = usable; NotFound = no file; other errors say why it is ignored
+  // (stale key, another oneDNN or CPU, damaged). Never fatal: the Linears are then packed here.
+  Status OpenPacked(const std::string& path, const std::string& key);
+  // Linears created so far that came from the packed file / were converted and packed here.
+  int packed_hits() const;
+  int packed_misses() const;
+  // After the last Create, with every Linear alive: writes all their weights to `path` (a temporary
+  // file beside it, fsynced, then renamed over it, so a reader never sees half a file).
+  Status WritePacked(const std::string& path, const std::string& key) const;
 
  private:
   friend class Linear;
