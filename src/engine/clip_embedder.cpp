@@ -23,6 +23,7 @@ namespace fs {
 
 struct ClipEmbedder::Impl {
   ClipEmbedderOptions options;
+  std::string model_dir;
   std::unique_ptr<clip::ClipModel> model;
   std::unique_ptr<clip::Tokenizer> tokenizer;
   std::mutex forward_mu;  // one forward pass at a time
@@ -171,6 +172,7 @@ Result<std::unique_ptr<ClipEmbedder>> ClipEmbedder::Load(const std::string& mode
                                                          const ClipEmbedderOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->model_dir = model_dir;
   clip::LoadOptions lo;
   lo.threads = options.threads;
   if (options.precision == "fp32") lo.precision = clip::LoadOptions::Precision::kFp32;
@@ -184,6 +186,15 @@ Result<std::unique_ptr<ClipEmbedder>> ClipEmbedder::Load(const std::string& mode
   }
   FS_ASSIGN_OR_RETURN(impl->tokenizer, clip::Tokenizer::LoadDir(model_dir));
   return std::unique_ptr<ClipEmbedder>(new ClipEmbedder(std::move(impl)));
+}
+
+Result<std::unique_ptr<ImageEmbedder>> ClipEmbedder::Clone(int threads) const {
+  ClipEmbedderOptions o = impl_->options;
+  o.threads = threads;
+  o.decode_threads = threads;
+  o.before_text_pass = nullptr;
+  FS_ASSIGN_OR_RETURN(auto copy, Load(impl_->model_dir, o));
+  return std::unique_ptr<ImageEmbedder>(std::move(copy));
 }
 
 const std::string& ClipEmbedder::model_id() const { return impl_->model->model_id(); }
@@ -215,7 +226,9 @@ Status ClipEmbedder::EmbedFiles(std::span<const std::string> paths, std::span<fl
       if (phash != nullptr && (*per_file)[i].ok()) (*phash)[i] = image::PerceptualHash(*img);  // ~0.3 ms, same pixels
     }
   };
-  const size_t workers = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+  const size_t cores = impl_->options.decode_threads > 0 ? static_cast<size_t>(impl_->options.decode_threads)
+                                                        : std::max(1u, std::thread::hardware_concurrency());
+  const size_t workers = std::min<size_t>(n, cores);
   std::vector<std::thread> pool;
   for (size_t w = 1; w < workers; ++w) pool.emplace_back(work);
   work();

@@ -19,6 +19,7 @@ namespace fs {
 
 struct ClipEmbedderOptions {
   int threads = 0;                  // forward-pass threads; 0 = all cores
+  int decode_threads = 0;           // threads decoding one EmbedFiles batch; 0 = all cores
   std::string precision = "fp32";   // fp32 | bf16 | int8
   int max_image_side = 2048;        // MAX_IMAGE_SIZE: larger images are processed at this size
   uint64_t max_image_pixels = 100'000'000;  // refuse images whose header declares more
@@ -48,6 +49,8 @@ class ClipEmbedder final : public ImageEmbedder, public QueryEmbedder {
   Result<std::vector<float>> EmbedText(std::string_view text) override;
   Result<std::vector<float>> EmbedImageBytes(std::string_view bytes) override;
   QueryEmbedderStats stats() const override;
+  // Loads the model again (the packed-weight file makes that a mapping of the same pages).
+  Result<std::unique_ptr<ImageEmbedder>> Clone(int threads) const override;
 
  private:
   struct Impl;

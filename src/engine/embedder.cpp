@@ -47,6 +47,9 @@ class HashEmbedder final : public ImageEmbedder {
   explicit HashEmbedder(size_t dim) : dim_(dim), model_("test/hash-" + std::to_string(dim)) {}
   const std::string& model_id() const override { return model_; }
   size_t dim() const override { return dim_; }
+  Result<std::unique_ptr<ImageEmbedder>> Clone(int) const override {
+    return std::unique_ptr<ImageEmbedder>(std::make_unique<HashEmbedder>(dim_));
+  }
   Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file,
                     std::vector<uint64_t>* phash) override {
     if (out.size() != paths.size() * dim_) return Status::InvalidArgument("output buffer has the wrong size");

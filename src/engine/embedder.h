@@ -25,6 +25,13 @@ class ImageEmbedder {
   // pictures, from the same decode; 0 where the embedder does not decode or the file failed.
   virtual Status EmbedFiles(std::span<const std::string> paths, std::span<float> out,
                             std::vector<Status>* per_file, std::vector<uint64_t>* phash) = 0;
+  // Another instance of the same model that computes the same vectors, independent of this one
+  // (its own buffers and lock), using at most `threads` threads: backfill gives one to each of its
+  // workers. kUnsupported where the embedder cannot be copied (backfill then runs one worker).
+  virtual Result<std::unique_ptr<ImageEmbedder>> Clone(int threads) const {
+    (void)threads;
+    return Status::Unsupported("this embedder cannot run several workers");
+  }
 };
 
 // QueryEmbedder: turns a search query (text, or an uploaded image's bytes) into a vector of the

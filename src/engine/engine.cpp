@@ -3,11 +3,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <tuple>
 #include <unordered_map>
 #include <set>
+#include <thread>
 
 #include "core/env.h"
 #include "core/log.h"
@@ -100,94 +105,131 @@ Status Engine::SetBorrowedEmbedder(ImageEmbedder* embedder) {
   return Status::Ok();
 }
 
-Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& images, IndexReport* report,
-                           bool read_cache) {
+// One batch on its way through the model: what PrepareEmbed read from the store and the cache,
+// then (ComputeEmbed, on any thread) what the embedder returned, then CommitEmbed writes it.
+struct Engine::EmbedJob {
+  std::map<int64_t, std::string> sha_of;
+  std::vector<int64_t> ok_ids;  // cache hits first, then (after commit) the embedded
+  std::vector<float> ok_vecs;
+  uint64_t from_cache = 0;
+  std::vector<std::string> paths;                 // one per distinct content to embed
+  std::vector<std::vector<int64_t>> ids_of_path;  // documents sharing that content
+  // Filled by ComputeEmbed.
+  std::vector<float> out;
+  std::vector<Status> per_file;
+  std::vector<uint64_t> phash;
+  Status status;
+  // Bookkeeping of the caller (backfill: the resume point, the images the batch stands for).
+  int64_t last_id = 0;
+  size_t count = 0;
+  bool done = false;
+};
+
+Status Engine::PrepareEmbed(const std::vector<std::pair<int64_t, std::string>>& images, bool read_cache,
+                            EmbedJob* job) {
   const size_t dim = embedder_->dim();
   const std::string& model = embedder_->model_id();
   std::vector<int64_t> ids;
   for (const auto& image : images) ids.push_back(image.first);
   // Content hashes: the cache key, the key of the perceptual hashes stored below, and how identical
   // bytes in one batch are embedded once.
-  std::map<int64_t, std::string> sha_of;
   {
     FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(ids));
-    for (const Document& d : docs) sha_of[d.id] = d.sha256;
+    for (const Document& d : docs) job->sha_of[d.id] = d.sha256;
   }
-  std::vector<int64_t> ok_ids;
-  std::vector<float> ok_vecs;
-  auto accept = [&](int64_t id, const float* v) {
-    ok_ids.push_back(id);
-    ok_vecs.insert(ok_vecs.end(), v, v + dim);
-  };
   // Cache hits first; the rest are grouped by content so each distinct hash is embedded once.
-  std::vector<std::string> paths;                       // one per distinct content to embed
-  std::vector<std::vector<int64_t>> ids_of_path;        // documents sharing that content
   std::map<std::string, size_t> slot_of_sha;
   for (const auto& [id, path] : images) {
     const std::string* sha = nullptr;
-    if (auto it = sha_of.find(id); it != sha_of.end() && !it->second.empty()) sha = &it->second;
+    if (auto it = job->sha_of.find(id); it != job->sha_of.end() && !it->second.empty()) sha = &it->second;
     if (sha != nullptr) {
       std::optional<std::vector<float>> cached;
       if (read_cache && cache_) {
         FS_ASSIGN_OR_RETURN(cached, cache_->Get(*sha, model));
       }
       if (cached && cached->size() == dim) {
-        accept(id, cached->data());
-        ++report->from_cache;
+        job->ok_ids.push_back(id);
+        job->ok_vecs.insert(job->ok_vecs.end(), cached->begin(), cached->end());
+        ++job->from_cache;
         continue;
       }
       if (auto slot = slot_of_sha.find(*sha); slot != slot_of_sha.end()) {
-        ids_of_path[slot->second].push_back(id);
+        job->ids_of_path[slot->second].push_back(id);
         continue;
       }
-      slot_of_sha.emplace(*sha, paths.size());
+      slot_of_sha.emplace(*sha, job->paths.size());
     }
-    paths.push_back(path);
-    ids_of_path.push_back({id});
+    job->paths.push_back(path);
+    job->ids_of_path.push_back({id});
   }
-  if (!paths.empty()) {
-    std::vector<float> out(paths.size() * dim);
-    std::vector<Status> per_file;
-    std::vector<uint64_t> phash(paths.size(), 0);
-    FS_RETURN_IF_ERROR(embedder_->EmbedFiles(paths, out, &per_file, &phash));
-    if (phash.size() != paths.size()) phash.assign(paths.size(), 0);
+  return Status::Ok();
+}
+
+// Touches nothing of the engine: backfill workers run it on their own embedders.
+void Engine::ComputeEmbed(ImageEmbedder* embedder, EmbedJob* job) {
+  if (job->paths.empty()) return;
+  job->out.assign(job->paths.size() * embedder->dim(), 0.0f);
+  job->phash.assign(job->paths.size(), 0);
+  job->status = embedder->EmbedFiles(job->paths, job->out, &job->per_file, &job->phash);
+  if (job->phash.size() != job->paths.size()) job->phash.assign(job->paths.size(), 0);
+}
+
+Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
+  FS_RETURN_IF_ERROR(job->status);
+  const size_t dim = embedder_->dim();
+  const std::string& model = embedder_->model_id();
+  report->from_cache += job->from_cache;
+  if (!job->paths.empty()) {
     std::vector<FailureInput> failed;
     std::vector<std::pair<std::string, uint64_t>> hashes;  // (content, perceptual hash) of embedded files
-    for (size_t i = 0; i < paths.size(); ++i) {
-      if (!per_file[i].ok()) {
-        for (int64_t id : ids_of_path[i]) {
-          report->embed_failures.push_back({paths[i], per_file[i].ToString()});
+    for (size_t i = 0; i < job->paths.size(); ++i) {
+      const std::string& path = job->paths[i];
+      const Status& st = job->per_file[i];
+      if (!st.ok()) {
+        for (int64_t id : job->ids_of_path[i]) {
+          report->embed_failures.push_back({path, st.ToString()});
           failed_this_run_.insert(id);
         }
-        failed.push_back({FileUri(paths[i]), paths[i], "embed", per_file[i].ToString(), IsPermanent(per_file[i])});
+        failed.push_back({FileUri(path), path, "embed", st.ToString(), IsPermanent(st)});
         continue;
       }
-      const float* v = out.data() + i * dim;
+      const float* v = job->out.data() + i * dim;
       // One unusable vector (all zeros, NaN) must not sink the batch: it is that file's failure.
       double norm = 0;
       for (size_t k = 0; k < dim; ++k) norm += static_cast<double>(v[k]) * v[k];
       if (!std::isfinite(norm) || norm == 0) {
         const std::string why = "the model returned an unusable embedding (zero, NaN or infinite) for this image";
-        for (int64_t id : ids_of_path[i]) {
-          report->embed_failures.push_back({paths[i], why});
+        for (int64_t id : job->ids_of_path[i]) {
+          report->embed_failures.push_back({path, why});
           failed_this_run_.insert(id);
         }
-        failed.push_back({FileUri(paths[i]), paths[i], "embed", why, true});
+        failed.push_back({FileUri(path), path, "embed", why, true});
         continue;
       }
-      for (int64_t id : ids_of_path[i]) accept(id, v);
-      auto sha = sha_of.find(ids_of_path[i].front());
-      if (sha != sha_of.end() && !sha->second.empty()) {
+      for (int64_t id : job->ids_of_path[i]) {
+        job->ok_ids.push_back(id);
+        job->ok_vecs.insert(job->ok_vecs.end(), v, v + dim);
+      }
+      auto sha = job->sha_of.find(job->ids_of_path[i].front());
+      if (sha != job->sha_of.end() && !sha->second.empty()) {
         if (cache_) FS_RETURN_IF_ERROR(cache_->Put(sha->second, model, std::span<const float>(v, dim)));
-        if (phash[i] != 0) hashes.emplace_back(sha->second, phash[i]);
+        if (job->phash[i] != 0) hashes.emplace_back(sha->second, job->phash[i]);
       }
     }
     FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, NowNs()));
     FS_RETURN_IF_ERROR(store_->PutPerceptualHashes(hashes));
   }
-  if (!ok_ids.empty()) FS_RETURN_IF_ERROR(store_->PutEmbeddings(model, ok_ids, ok_vecs, dim));
-  report->embedded += ok_ids.size();
+  if (!job->ok_ids.empty()) FS_RETURN_IF_ERROR(store_->PutEmbeddings(model, job->ok_ids, job->ok_vecs, dim));
+  report->embedded += job->ok_ids.size();
   return Status::Ok();
+}
+
+Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& images, IndexReport* report,
+                           bool read_cache) {
+  EmbedJob job;
+  FS_RETURN_IF_ERROR(PrepareEmbed(images, read_cache, &job));
+  ComputeEmbed(embedder_, &job);
+  return CommitEmbed(&job, report);
 }
 
 Status Engine::EmbedMissing(IndexReport* report) {
@@ -278,47 +320,148 @@ Result<BackfillReport> Engine::Backfill(const BackfillOptions& options) {
   if (options.limit > 0) todo = std::min(todo, options.limit);
   Progress progress(options.dry_run ? "backfill (dry run)" : "backfill", todo, options.progress && options_.progress);
   failed_this_run_.clear();
+
+  // The workers: copies of the model, or this engine's embedder alone.
+  std::vector<std::unique_ptr<ImageEmbedder>> copies;
+  const int wanted = std::max(1, options.workers);
+  if (wanted > 1 && !options.dry_run) {
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = std::max(1, cores / wanted);
+    for (int w = 0; w < wanted; ++w) {
+      auto copy = embedder_->Clone(threads);
+      if (!copy.ok()) {
+        report.workers_note = "running 1 worker: " + copy.status().message();
+        copies.clear();
+        break;
+      }
+      copies.push_back(std::move(copy).value());
+    }
+  }
+  std::vector<ImageEmbedder*> embedders;
+  for (auto& c : copies) embedders.push_back(c.get());
+  if (embedders.empty()) embedders.push_back(embedder_);
+  report.workers = static_cast<int>(embedders.size());
+
+  // Jobs go to `queue` in order; workers take them, compute, mark them done; this thread commits
+  // the oldest once it is done, so batches land in the store in the order they were read.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::shared_ptr<EmbedJob>> queue, inflight;
+  bool stop = false;
+  std::vector<std::thread> pool;
+  const bool threaded = embedders.size() > 1;
+  struct Joiner {
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& stop;
+    std::vector<std::thread>& pool;
+    ~Joiner() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        stop = true;
+      }
+      cv.notify_all();
+      for (auto& t : pool) t.join();
+    }
+  } joiner{mu, cv, stop, pool};
+  if (threaded) {
+    for (ImageEmbedder* e : embedders) {
+      pool.emplace_back([&, e] {
+        while (true) {
+          std::shared_ptr<EmbedJob> job;
+          {
+            std::unique_lock<std::mutex> lock(mu);
+            cv.wait(lock, [&] { return stop || !queue.empty(); });
+            if (stop) return;
+            job = queue.front();
+            queue.pop_front();
+          }
+          ComputeEmbed(e, job.get());
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            job->done = true;
+          }
+          cv.notify_all();
+        }
+      });
+    }
+  }
+
   auto last_checkpoint = std::chrono::steady_clock::now();
-  while (report.processed < todo) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(options_.embed_batch, todo - report.processed));
-    std::vector<std::pair<int64_t, std::string>> missing;
-    if (options.all) {
-      FS_ASSIGN_OR_RETURN(missing, store_->ImagesAfter(after, want));
+  auto commit_oldest = [&]() -> Status {
+    std::shared_ptr<EmbedJob> job = inflight.front();
+    inflight.pop_front();
+    if (threaded) {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return job->done; });
     } else {
-      FS_ASSIGN_OR_RETURN(missing, store_->ImagesMissingEmbedding(model, after, want));
-    }
-    if (missing.empty()) break;
-    after = missing.back().first;
-    report.processed += missing.size();
-    if (options.dry_run) {
-      for (auto& [id, uri] : missing) {
-        if (report.dry_run_uris.size() < 100) report.dry_run_uris.push_back(uri);
-      }
-      progress.Add(missing.size());
-      continue;
-    }
-    std::vector<std::pair<int64_t, std::string>> batch;
-    for (auto& [id, uri] : missing) {
-      auto path = PathFromFileUri(uri);
-      if (path.ok()) {
-        batch.emplace_back(id, *path);
-      } else {
-        report.failures.push_back({uri, path.status().ToString()});
-      }
+      ComputeEmbed(embedders[0], job.get());
     }
     IndexReport r;
-    FS_RETURN_IF_ERROR(EmbedImages(batch, &r, /*read_cache=*/!options.all));
+    FS_RETURN_IF_ERROR(CommitEmbed(job.get(), &r));
     // Committed: a killed --all run resumes after this batch.
-    if (options.all) FS_RETURN_IF_ERROR(store_->SetMeta(resume_key, std::to_string(after)));
+    if (options.all) FS_RETURN_IF_ERROR(store_->SetMeta(resume_key, std::to_string(job->last_id)));
     report.embedded += r.embedded;
     report.from_cache += r.from_cache;
     report.failures.insert(report.failures.end(), r.embed_failures.begin(), r.embed_failures.end());
-    progress.Add(missing.size());
+    progress.Add(job->count);
     const auto now = std::chrono::steady_clock::now();
     if (now - last_checkpoint > std::chrono::milliseconds(options_.checkpoint_every_ms)) {
       FS_RETURN_IF_ERROR(Checkpoint());
       last_checkpoint = now;
     }
+    return Status::Ok();
+  };
+
+  const size_t max_inflight = threaded ? 2 * embedders.size() : 1;
+  bool exhausted = false;
+  while (true) {
+    if (!exhausted && report.processed < todo && inflight.size() < max_inflight) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(options_.embed_batch, todo - report.processed));
+      std::vector<std::pair<int64_t, std::string>> missing;
+      if (options.all) {
+        FS_ASSIGN_OR_RETURN(missing, store_->ImagesAfter(after, want));
+      } else {
+        FS_ASSIGN_OR_RETURN(missing, store_->ImagesMissingEmbedding(model, after, want));
+      }
+      if (missing.empty()) {
+        exhausted = true;
+        continue;
+      }
+      after = missing.back().first;
+      report.processed += missing.size();
+      if (options.dry_run) {
+        for (auto& [id, uri] : missing) {
+          if (report.dry_run_uris.size() < 100) report.dry_run_uris.push_back(uri);
+        }
+        progress.Add(missing.size());
+        continue;
+      }
+      std::vector<std::pair<int64_t, std::string>> batch;
+      for (auto& [id, uri] : missing) {
+        auto path = PathFromFileUri(uri);
+        if (path.ok()) {
+          batch.emplace_back(id, *path);
+        } else {
+          report.failures.push_back({uri, path.status().ToString()});
+        }
+      }
+      auto job = std::make_shared<EmbedJob>();
+      FS_RETURN_IF_ERROR(PrepareEmbed(batch, /*read_cache=*/!options.all, job.get()));
+      job->last_id = after;
+      job->count = missing.size();
+      inflight.push_back(job);
+      if (threaded) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          queue.push_back(job);
+        }
+        cv.notify_all();
+      }
+      continue;
+    }
+    if (inflight.empty()) break;
+    FS_RETURN_IF_ERROR(commit_oldest());
   }
   progress.Finish();
   // Every image re-embedded: the next --all starts from the beginning again.

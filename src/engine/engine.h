@@ -59,6 +59,12 @@ struct BackfillOptions {
   // one transaction; the cache is not read (it holds the old vectors), only refreshed. Resumable:
   // a killed run continues after the last committed image when run again with `all`.
   bool all = false;
+  // Batches embedded at once, each by its own copy of the model (ImageEmbedder::Clone) with
+  // cores / workers threads, while this thread reads the next batches and commits finished ones in
+  // order (so the resume point stays exact). 1 = the engine's embedder, no copies. Pays off on
+  // machines with more cores than one batch-1 forward pass can use; on 2 cores it only overlaps
+  // the store's reads and writes with the model (docs/benchmarks.md).
+  int workers = 1;
 };
 
 struct BackfillReport {
@@ -69,6 +75,8 @@ struct BackfillReport {
   uint64_t from_cache = 0;  // of those, served by the embedding cache
   std::vector<CrawlProblem> failures;
   std::vector<std::string> dry_run_uris;  // the first 100 a dry run would embed
+  int workers = 1;          // workers that ran (fewer than asked when the embedder cannot be copied)
+  std::string workers_note;  // why, then
 };
 
 struct DuplicateOptions {
@@ -132,6 +140,13 @@ class Engine {
   Status OpenVectors(const std::string& model);
   Status EmbedImages(const std::vector<std::pair<int64_t, std::string>>& images, IndexReport* report,
                      bool read_cache = true);
+  // EmbedImages in three steps, so backfill workers can run the model while this thread reads and
+  // commits: Prepare (store + cache reads, this thread), Compute (the embedder only, any thread),
+  // Commit (store + cache writes, this thread).
+  struct EmbedJob;
+  Status PrepareEmbed(const std::vector<std::pair<int64_t, std::string>>& images, bool read_cache, EmbedJob* job);
+  static void ComputeEmbed(ImageEmbedder* embedder, EmbedJob* job);
+  Status CommitEmbed(EmbedJob* job, IndexReport* report);
   // Embeds image documents that have no embedding for the embedder's model yet.
   Status EmbedMissing(IndexReport* report);
 

@@ -10,6 +10,10 @@
 #include <map>
 #include <random>
 #include <set>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
 
 #include "engine/engine.h"
 
@@ -71,6 +75,34 @@ class EngineCacheTest : public ::testing::Test {
     return r;
   }
 
+  // Indexes the files with the hash model in batches of `batch`, reopens the data directory and
+  // returns the engine with every image (id order) and its vector.
+  struct Indexed {
+    std::unique_ptr<Engine> engine;
+    std::vector<std::pair<int64_t, std::string>> ids;
+    std::vector<std::vector<float>> old;
+  };
+  Result<Indexed> IndexWithHashModel(size_t batch) {
+    EngineOptions o;
+    o.data_dir = base_ + "/data";
+    o.progress = false;
+    o.embed_batch = batch;
+    int calls = 0;
+    {
+      FS_ASSIGN_OR_RETURN(auto engine, Engine::Open(o));
+      FS_RETURN_IF_ERROR(engine->SetEmbedder(std::make_unique<CountingEmbedder>(&calls)));
+      FS_RETURN_IF_ERROR(engine->Index(base_ + "/files").status());
+    }
+    Indexed out;
+    FS_ASSIGN_OR_RETURN(out.engine, Engine::Open(o));
+    FS_ASSIGN_OR_RETURN(out.ids, out.engine->store()->ImagesAfter(0, 100));
+    for (auto& [id, uri] : out.ids) {
+      FS_ASSIGN_OR_RETURN(auto v, out.engine->store()->GetEmbedding(id, "test/hash-8"));
+      if (!v) return Status::Internal("no embedding for " + uri);
+      out.old.push_back(*v);
+    }
+    return out;
+  }
   std::string base_;
 };
 
@@ -137,25 +169,13 @@ class NewWeightsEmbedder : public ImageEmbedder {
 };
 
 TEST_F(EngineCacheTest, BackfillAllReembedsEveryImageResumablyKeepingOldVectorsMeanwhile) {
-  EngineOptions o;
-  o.data_dir = base_ + "/data";
-  o.progress = false;
-  o.embed_batch = 4;
-  int calls = 0;
-  {
-    auto engine = Engine::Open(o);
-    ASSERT_TRUE(engine.ok());
-    ASSERT_TRUE((*engine)->SetEmbedder(std::make_unique<CountingEmbedder>(&calls)).ok());
-    ASSERT_TRUE((*engine)->Index(base_ + "/files").ok());
-  }
-  auto engine = Engine::Open(o);
-  ASSERT_TRUE(engine.ok());
+  auto indexed = IndexWithHashModel(4);
+  ASSERT_TRUE(indexed.ok()) << indexed.status().ToString();
+  auto engine = &indexed->engine;
   Store* store = (*engine)->store();
-  auto ids = store->ImagesAfter(0, 100);
-  ASSERT_TRUE(ids.ok());
+  auto ids = &indexed->ids;
   ASSERT_EQ(ids->size(), 20u);
-  std::vector<std::vector<float>> old;
-  for (auto& [id, uri] : *ids) old.push_back(**store->GetEmbedding(id, "test/hash-8"));
+  const std::vector<std::vector<float>>& old = indexed->old;
   int new_calls = 0;
   ASSERT_TRUE((*engine)->SetEmbedder(std::make_unique<NewWeightsEmbedder>(&new_calls)).ok());
   BackfillOptions bo;
@@ -244,6 +264,158 @@ TEST_F(EngineCacheTest, BackfillEmbedsWhatIsMissingInSlicesAndReportsFailures) {
   EXPECT_EQ(*(*engine)->store()->CountImagesMissingEmbedding("test/hash-8"), 1u) << "the failed image stays to retry";
   ASSERT_NE((*engine)->vectors(), nullptr);
   EXPECT_EQ((*engine)->vectors()->size(), 20u);
+}
+
+// A copyable embedder for backfill workers: the hash embedder's vectors (negated with new_weights),
+// "/bad" files fail, and each call sleeps 0-12 ms by its first path so batches finish out of order.
+class WorkerEmbedder : public ImageEmbedder {
+ public:
+  struct Shared {
+    std::atomic<int> calls{0};
+    std::mutex mu;
+    std::set<const WorkerEmbedder*> used;  // instances that embedded something
+  };
+  WorkerEmbedder(std::shared_ptr<Shared> shared, bool new_weights)
+      : inner_(NewHashEmbedder(8)), shared_(std::move(shared)), new_weights_(new_weights) {}
+  const std::string& model_id() const override { return inner_->model_id(); }
+  size_t dim() const override { return inner_->dim(); }
+  Result<std::unique_ptr<ImageEmbedder>> Clone(int threads) const override {
+    EXPECT_GE(threads, 1);
+    return std::unique_ptr<ImageEmbedder>(std::make_unique<WorkerEmbedder>(shared_, new_weights_));
+  }
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file,
+                    std::vector<uint64_t>* phash) override {
+    shared_->calls += static_cast<int>(paths.size());
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      shared_->used.insert(this);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::hash<std::string>{}(paths[0]) % 13));
+    FS_RETURN_IF_ERROR(inner_->EmbedFiles(paths, out, per_file, phash));
+    if (new_weights_) {
+      for (float& v : out) v = -v;
+    }
+    for (size_t i = 0; i < paths.size(); ++i) {
+      if (paths[i].find("/bad") != std::string::npos) (*per_file)[i] = Status::Corruption("not a decodable image");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::unique_ptr<ImageEmbedder> inner_;
+  std::shared_ptr<Shared> shared_;
+  bool new_weights_;
+};
+
+TEST_F(EngineCacheTest, BackfillWorkersEmbedExactlyWhatOneWorkerWould) {
+  std::ofstream(base_ + "/files/a/bad.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "broken";
+  for (int i = 0; i < 12; ++i) {  // more distinct contents: 12 + 5, in 4-image batches
+    std::ofstream(base_ + "/files/b/more" + std::to_string(i) + ".png", std::ios::binary)
+        << "\x89PNG\r\n\x1A\n" << "more pixels " << i;
+  }
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  o.embed_batch = 4;
+  o.use_cache = false;  // every image reaches a worker
+  {
+    auto engine = Engine::Open(o);
+    ASSERT_TRUE(engine.ok());
+    ASSERT_TRUE((*engine)->Index(base_ + "/files").ok());
+  }
+  auto engine = Engine::Open(o);
+  ASSERT_TRUE(engine.ok());
+  auto shared = std::make_shared<WorkerEmbedder::Shared>();
+  ASSERT_TRUE((*engine)->SetEmbedder(std::make_unique<WorkerEmbedder>(shared, false)).ok());
+  BackfillOptions bo;
+  bo.progress = false;
+  bo.workers = 3;
+  auto r = (*engine)->Backfill(bo);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->workers, 3);
+  EXPECT_TRUE(r->workers_note.empty()) << r->workers_note;
+  EXPECT_EQ(r->candidates, 33u);
+  EXPECT_EQ(r->embedded, 32u);
+  ASSERT_EQ(r->failures.size(), 1u);
+  EXPECT_NE(r->failures[0].path.find("bad.png"), std::string::npos);
+  EXPECT_GE(shared->used.size(), 2u) << "the batches were spread over the workers";
+  EXPECT_EQ(shared->used.count(nullptr), 0u);
+  // Every vector is the one the model gives for that file's bytes, whichever worker computed it.
+  auto reference = NewHashEmbedder(8);
+  Store* store = (*engine)->store();
+  auto images = store->ImagesAfter(0, 100);
+  ASSERT_TRUE(images.ok());
+  ASSERT_EQ(images->size(), 33u);
+  for (const auto& [id, uri] : *images) {
+    auto got = store->GetEmbedding(id, "test/hash-8");
+    ASSERT_TRUE(got.ok());
+    if (uri.find("/bad.png") != std::string::npos) {
+      EXPECT_FALSE(got->has_value());
+      continue;
+    }
+    ASSERT_TRUE(got->has_value()) << uri;
+    const std::string path = uri.substr(std::string("file://").size());
+    std::vector<float> want(8);
+    std::vector<Status> per_file;
+    ASSERT_TRUE(reference->EmbedFiles(std::vector<std::string>{path}, want, &per_file, nullptr).ok());
+    EXPECT_EQ(**got, want) << uri;
+  }
+  EXPECT_EQ((*engine)->vectors()->size(), 32u);
+}
+
+TEST_F(EngineCacheTest, BackfillAllWithWorkersResumesAfterTheLastBatchInOrder) {
+  auto indexed = IndexWithHashModel(2);
+  ASSERT_TRUE(indexed.ok()) << indexed.status().ToString();
+  auto engine = &indexed->engine;
+  Store* store = (*engine)->store();
+  auto ids = &indexed->ids;
+  ASSERT_EQ(ids->size(), 20u);
+  const std::vector<std::vector<float>>& old = indexed->old;
+  auto shared = std::make_shared<WorkerEmbedder::Shared>();
+  ASSERT_TRUE((*engine)->SetEmbedder(std::make_unique<WorkerEmbedder>(shared, /*new_weights=*/true)).ok());
+  BackfillOptions bo;
+  bo.progress = false;
+  bo.all = true;
+  bo.workers = 4;
+  bo.limit = 12;  // 6 batches in flight on 4 workers, finishing in any order
+  auto first = (*engine)->Backfill(bo);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->workers, 4);
+  EXPECT_EQ(first->embedded, 12u);
+  for (size_t i = 0; i < ids->size(); ++i) {
+    auto v = **store->GetEmbedding((*ids)[i].first, "test/hash-8");
+    if (i < 12) EXPECT_EQ(v[0], -old[i][0]) << i;
+    else EXPECT_EQ(v, old[i]) << i;
+  }
+  bo.limit = 0;
+  auto rest = (*engine)->Backfill(bo);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(rest->resumed_after, (*ids)[11].first) << "the resume point is the last of the first 12, not a later batch";
+  EXPECT_EQ(rest->embedded, 8u);
+  for (size_t i = 0; i < ids->size(); ++i) EXPECT_EQ((**store->GetEmbedding((*ids)[i].first, "test/hash-8"))[0], -old[i][0]);
+}
+
+TEST_F(EngineCacheTest, BackfillWorkersNeedACopyableEmbedder) {
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  {
+    auto engine = Engine::Open(o);
+    ASSERT_TRUE(engine.ok());
+    ASSERT_TRUE((*engine)->Index(base_ + "/files").ok());
+  }
+  auto engine = Engine::Open(o);
+  ASSERT_TRUE(engine.ok());
+  int calls = 0;
+  ASSERT_TRUE((*engine)->SetEmbedder(std::make_unique<CountingEmbedder>(&calls)).ok());  // no Clone
+  BackfillOptions bo;
+  bo.progress = false;
+  bo.workers = 4;
+  auto r = (*engine)->Backfill(bo);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->workers, 1);
+  EXPECT_NE(r->workers_note.find("cannot run several workers"), std::string::npos) << r->workers_note;
+  EXPECT_EQ(r->embedded, 20u);
 }
 
 TEST_F(EngineCacheTest, BackfillWithoutAModelSaysWhatToDo) {
