@@ -145,6 +145,12 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     size_t total_problems = c.problems.size() + report->embed_failures.size();
     if (total_problems > 50) std::fprintf(stderr, "  ... and %zu more problems\n", total_problems - 50);
     if (total_problems) std::fprintf(stderr, "%zu files could not be indexed (listed above); the rest were.\n", total_problems);
+    if (c.held) {
+      std::fprintf(stderr,
+                   "%llu files that could not be read before were left for their next retry (unchanged since);\n"
+                   "'filesearch failures' lists them, 'filesearch failures --requeue' makes them due now.\n",
+                   static_cast<unsigned long long>(c.held));
+    }
   });
 }
 

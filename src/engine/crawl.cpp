@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -29,7 +30,13 @@ struct Entry {
   std::string path;  // absolute, raw bytes
   uint64_t size;
   int64_t mtime_ns;
+  int64_t ctime_ns;  // changes with chmod/chown too: a permissions fix shows here, not in mtime
 };
+
+int64_t WallClockNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 struct FdCloser {
   int fd;
@@ -138,7 +145,8 @@ class Walker {
         stack->push_back(std::move(child));
       } else if (S_ISREG(st.st_mode)) {
         files.push_back({std::move(child), static_cast<uint64_t>(st.st_size),
-                         static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec});
+                         static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                         static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec});
         if (progress_) progress_->Add();
       } else {
         ++report_->skipped;  // FIFO, socket, device
@@ -218,6 +226,14 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
   std::string prefix = FileUri(root == "/" ? root : root + "/");
   std::unordered_map<std::string, FileState> known;
   FS_RETURN_IF_ERROR(store->ForEachUnder(prefix, [&](const std::string& uri, const FileState& st) { known.emplace(uri, st); }));
+  // Files that could not be read, whose retry is not due yet (backing off, or given up on), with
+  // the time of their last attempt: left alone unless they changed since (ctime: written, renamed,
+  // or given new permissions), so an unreadable file costs one open per backoff step, not per pass.
+  std::unordered_map<std::string, int64_t> held;
+  {
+    FS_ASSIGN_OR_RETURN(auto list, store->FailuresBackingOff("read", options.now_ns > 0 ? options.now_ns : WallClockNs()));
+    held.insert(list.begin(), list.end());
+  }
 
   ExtractOptions extract_options;
   extract_options.max_text_bytes = options.max_text_bytes;
@@ -251,6 +267,10 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
         ++report.unchanged;
         continue;
       }
+    }
+    if (auto h = held.find(uri); h != held.end() && f.ctime_ns <= h->second) {
+      ++report.held;  // an indexed copy, if any, stays as it was
+      continue;
     }
     // O_NONBLOCK: a file swapped for a FIFO between stat and open must not hang us.
     int fd = ::open(f.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);

@@ -30,6 +30,8 @@ struct CrawlOptions {
   std::function<void(const std::vector<std::string>& committed_uris)> on_commit;
   // Called for each committed document that is an image (for embedding); may be empty.
   std::function<void(int64_t id, const Document& doc)> on_image;
+  // The clock for read-failure backoff (ns since the epoch); 0 = now. Tests set it.
+  int64_t now_ns = 0;
 };
 
 struct CrawlProblem {
@@ -48,6 +50,7 @@ struct CrawlReport {
   uint64_t unchanged = 0;
   uint64_t removed = 0;
   uint64_t skipped = 0;   // symlinks, FIFOs, devices, sockets
+  uint64_t held = 0;      // unreadable before, not due for a retry, unchanged since: not opened
   std::vector<CrawlProblem> problems;  // unreadable, vanished, ...
 };
 

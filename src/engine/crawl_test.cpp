@@ -8,9 +8,11 @@
 
 #include <iconv.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "engine/mime.h"
 
@@ -51,6 +53,46 @@ class CrawlTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   CrawlOptions options_;
 };
+
+int64_t WallNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A file that could not be read waits out its backoff instead of being opened on every pass,
+// unless it changed since (ctime: a chmod that fixes it counts, though it leaves mtime alone).
+// Root can read any file here, so the failure is recorded as the engine would record it.
+TEST_F(CrawlTest, UnreadableFilesWaitForTheirBackoffUnlessTheyChange) {
+  WriteFile(root_ + "/locked.txt", "finally readable words");
+  WriteFile(root_ + "/fixed.txt", "repaired words");
+  WriteFile(root_ + "/open.txt", "plain words");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the failures come after the files' ctime
+  const int64_t failed_at = WallNs();
+  RetryPolicy policy;
+  policy.base_backoff_ms = 60'000;
+  std::vector<FailureInput> failures;
+  for (const char* name : {"locked.txt", "fixed.txt"}) {
+    failures.push_back({"file://" + root_ + "/" + name, root_ + "/" + name, "read", "cannot open: Permission denied", false});
+  }
+  ASSERT_TRUE(store_->RecordFailures(failures, policy, failed_at).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(::chmod((root_ + "/fixed.txt").c_str(), 0600), 0);  // the fix: ctime moves, mtime does not
+
+  auto r1 = Crawl();
+  EXPECT_EQ(r1.held, 1u);
+  EXPECT_EQ(r1.added, 2u);
+  EXPECT_EQ(Hits("finally"), 0u) << "backing off and unchanged: not opened";
+  EXPECT_EQ(Hits("repaired"), 1u) << "changed since it failed: tried at once";
+  EXPECT_EQ(Hits("plain"), 1u);
+  EXPECT_EQ(store_->CountFailures()->retrying, 1u);
+
+  options_.now_ns = failed_at + int64_t{61} * 1'000'000'000;  // the retry is due
+  auto r2 = Crawl();
+  EXPECT_EQ(r2.held, 0u);
+  EXPECT_EQ(r2.added, 1u);
+  EXPECT_EQ(Hits("finally"), 1u);
+  EXPECT_EQ(store_->CountFailures()->retrying, 0u) << "stored: every failure is resolved";
+}
 
 TEST_F(CrawlTest, IndexesRecursivelyAndIncrementally) {
   stdfs::create_directories(root_ + "/a/b");

@@ -908,6 +908,21 @@ Result<std::vector<std::string>> Store::FailuresNotDue(const std::string& stage,
   return out;
 }
 
+Result<std::vector<std::pair<std::string, int64_t>>> Store::FailuresBackingOff(const std::string& stage,
+                                                                             int64_t now_ns) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT uri, last_ns FROM failures WHERE stage = ? AND "
+                                          "(retry_at_ns = 0 OR retry_at_ns > ?)"));
+  s.Bind(1, std::string_view(stage)).Bind(2, now_ns);
+  std::vector<std::pair<std::string, int64_t>> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.emplace_back(s.Text(0), s.Int(1));
+  }
+  return out;
+}
+
 Result<int64_t> Store::NextRetryAt() const {
   Impl::Lease db(impl_.get());
   FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT coalesce(min(retry_at_ns), 0) FROM failures WHERE retry_at_ns > 0"));

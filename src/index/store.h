@@ -225,6 +225,9 @@ class Store {
   // Uris failed at `stage` whose next attempt is not due at `now_ns` (backing off, or dead): work
   // to skip for now.
   Result<std::vector<std::string>> FailuresNotDue(const std::string& stage, int64_t now_ns) const;
+  // The same, with the time (ns) of each one's last failed attempt.
+  Result<std::vector<std::pair<std::string, int64_t>>> FailuresBackingOff(const std::string& stage,
+                                                                          int64_t now_ns) const;
   // When the earliest pending retry is due (ns since the epoch); 0 if none is pending.
   Result<int64_t> NextRetryAt() const;
   // Makes every failure due again with a fresh attempt count (after fixing the cause). Returns how many.
