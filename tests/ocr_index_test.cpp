@@ -132,6 +132,54 @@ TEST_F(OcrIndexTest, IndexFindsAnImageByTheWordsInIt) {
   EXPECT_EQ(Hits(base_ + "/ocr", "img_0003"), "img_0003.png") << "still indexed by its name";
 }
 
+// A folder indexed without OCR, then with it: the images already indexed are read again for their
+// text (once), keeping their embeddings; a later run without OCR and then with it reads only
+// again what that run stored without text.
+TEST_F(OcrIndexTest, OcrOnAnAlreadyIndexedFolderReadsItsImages) {
+  std::string out;
+  const std::string data = base_ + "/later";
+  ASSERT_EQ(RunCli({"--data-dir", data, "index", base_ + "/share", "--test-embedder"}, base_ + "/l1.log", &out), 0)
+      << out;
+  EXPECT_EQ(Hits(data, "letterpress"), "");
+  int64_t embedded_before = 0;
+  {
+    auto store = Store::Open(data + "/filesearch.db");
+    ASSERT_TRUE(store.ok());
+    embedded_before = static_cast<int64_t>((*store)->Stats()->embeddings);
+  }
+  ASSERT_GT(embedded_before, 0);
+
+  ASSERT_EQ(RunCli({"--data-dir", data, "index", base_ + "/share", "--test-embedder", "--ocr"}, base_ + "/l2.log",
+                   &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("3 updated"), std::string::npos) << "the three images are read again\n" << out;
+  EXPECT_EQ(Hits(data, "letterpress"), "img_0001.png") << out;
+  EXPECT_EQ(out.find("images embedded"), std::string::npos) << "same bytes: the embeddings stay\n" << out;
+  {
+    auto store = Store::Open(data + "/filesearch.db");
+    ASSERT_TRUE(store.ok());
+    EXPECT_EQ(static_cast<int64_t>((*store)->Stats()->embeddings), embedded_before);
+  }
+
+  // Done once: the next OCR run finds nothing to read.
+  ASSERT_EQ(RunCli({"--data-dir", data, "index", base_ + "/share", "--test-embedder", "--ocr"}, base_ + "/l3.log",
+                   &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("0 updated, 3 unchanged"), std::string::npos) << out;
+
+  // A run without OCR adds an image without its text; the next OCR run reads the images again.
+  stdfs::copy_file(base_ + "/share/scans/img_0001.png", base_ + "/share/scans/img_0004.png");
+  ASSERT_EQ(RunCli({"--data-dir", data, "index", base_ + "/share", "--test-embedder"}, base_ + "/l4.log", &out), 0)
+      << out;
+  ASSERT_EQ(RunCli({"--data-dir", data, "index", base_ + "/share", "--test-embedder", "--ocr"}, base_ + "/l5.log",
+                   &out),
+            0)
+      << out;
+  EXPECT_EQ(Hits(data, "letterpress"), "img_0001.png img_0004.png") << out;
+}
+
 TEST_F(OcrIndexTest, BadOcrSettingsFailBeforeIndexing) {
   std::string out;
   EXPECT_EQ(

@@ -15,6 +15,8 @@
 #include <set>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
+
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -32,6 +34,8 @@ struct Entry {
   int64_t mtime_ns;
   int64_t ctime_ns;  // changes with chmod/chown too: a permissions fix shows here, not in mtime
 };
+
+constexpr const char* kOcrRootsKey = "ocr_roots";
 
 int64_t WallClockNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -235,6 +239,41 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     held.insert(list.begin(), list.end());
   }
 
+  // OCR coverage: the meta key "ocr_roots" maps each root last crawled in full with OCR to its
+  // languages. An OCR crawl of a root not in it (indexed without OCR before, or with other
+  // languages) reads its unchanged images again so their text is found too; a crawl without OCR
+  // drops the entries of this root and of the roots above and below it, whose new images it
+  // stores without their text.
+  nlohmann::json ocr_roots = nlohmann::json::object();
+  {
+    FS_ASSIGN_OR_RETURN(auto saved, store->GetMeta(kOcrRootsKey));
+    if (saved) {
+      auto parsed = nlohmann::json::parse(*saved, nullptr, /*allow_exceptions=*/false);
+      if (parsed.is_object()) ocr_roots = std::move(parsed);
+    }
+  }
+  std::string ocr_languages;
+  if (options.ocr) {
+    auto setup = ResolveOcr(*options.ocr);
+    ocr_languages = setup.ok() ? setup->languages : options.ocr->languages;
+  }
+  const bool ocr_unchanged_images =
+      options.ocr && !(ocr_roots.contains(prefix) && ocr_roots[prefix].is_string() &&
+                       ocr_roots[prefix].get<std::string>() == ocr_languages);
+  if (!options.ocr) {
+    bool changed = false;
+    for (auto it = ocr_roots.begin(); it != ocr_roots.end();) {
+      const std::string& root_uri = it.key();
+      if (root_uri.rfind(prefix, 0) == 0 || prefix.rfind(root_uri, 0) == 0) {
+        it = ocr_roots.erase(it);
+        changed = true;
+      } else {
+        ++it;
+      }
+    }
+    if (changed) FS_RETURN_IF_ERROR(store->SetMeta(kOcrRootsKey, ocr_roots.dump()));
+  }
+
   ExtractOptions extract_options;
   extract_options.max_text_bytes = options.max_text_bytes;
   extract_options.exif = true;  // date taken, camera and GPS become filterable document fields
@@ -261,7 +300,8 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     auto it = known.find(uri);
     const bool is_new = it == known.end();
     if (!is_new) {
-      bool unchanged = it->second.size == f.size && it->second.mtime_ns == f.mtime_ns;
+      bool unchanged = it->second.size == f.size && it->second.mtime_ns == f.mtime_ns &&
+                       !(ocr_unchanged_images && IsOcrImage(it->second.mime));
       known.erase(it);
       if (unchanged) {
         ++report.unchanged;
@@ -352,6 +392,10 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
   }
   if (!gone.empty()) FS_RETURN_IF_ERROR(store->DeleteIds(gone));
   report.removed = gone.size();
+  if (options.ocr) {  // every image under the root has now been read with these languages
+    ocr_roots[prefix] = ocr_languages;
+    FS_RETURN_IF_ERROR(store->SetMeta(kOcrRootsKey, ocr_roots.dump()));
+  }
   return report;
 }
 

@@ -263,6 +263,9 @@ Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_opt
     // The user's callbacks are captured by value: they go out of scope at the end of this block.
     crawl_options.on_image = [&, user_on_image](int64_t id, const Document& doc) {
       if (user_on_image) user_on_image(id, doc);
+      // Stored again with the same bytes (e.g. read for OCR) keeps its embedding: nothing to do.
+      auto have = store_->GetEmbedding(id, embedder_->model_id());
+      if (have.ok() && have->has_value()) return;
       auto path = PathFromFileUri(doc.uri);
       if (path.ok()) pending.emplace_back(id, *path);
     };

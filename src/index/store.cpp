@@ -531,14 +531,14 @@ Result<std::vector<Document>> Store::GetMany(std::span<const int64_t> ids) const
 Status Store::ForEachUnder(const std::string& uri_prefix,
                            const std::function<void(const std::string&, const FileState&)>& fn) const {
   Impl::Lease db(impl_.get());
-  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT uri, id, size, mtime_ns FROM documents WHERE uri >= ? AND uri < ?"));
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT uri, id, size, mtime_ns, mime FROM documents WHERE uri >= ? AND uri < ?"));
   s.Bind(1, std::string_view(uri_prefix));
   std::string upper = uri_prefix + "\xF4\x8F\xBF\xBF";
   s.Bind(2, std::string_view(upper));
   while (true) {
     FS_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    fn(s.Text(0), FileState{s.Int(1), static_cast<uint64_t>(s.Int(2)), s.Int(3)});
+    fn(s.Text(0), FileState{s.Int(1), static_cast<uint64_t>(s.Int(2)), s.Int(3), s.Text(4)});
   }
   return Status::Ok();
 }

@@ -72,6 +72,7 @@ struct FileState {
   int64_t id;
   uint64_t size;
   int64_t mtime_ns;
+  std::string mime;
 };
 
 struct EmbeddingRow {
