@@ -51,6 +51,7 @@ void RegisterDuplicates(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     d.min_cosine = args->threshold;
     d.max_hamming = args->max_distance;
     d.max_groups = args->limit;
+    d.progress = !flags.no_progress;
     auto report = (*engine)->FindDuplicates(d);
     std::map<int64_t, std::string> path_of;
     if (report.ok()) {
@@ -92,10 +93,17 @@ void RegisterDuplicates(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                                          {"threshold", args->threshold},
                                          {"maxDistance", args->max_distance},
                                          {"hashedImages", report->hashed},
+                                         {"hashedNow", report->hashed_now},
+                                         {"unhashable", report->unhashable},
                                          {"hashPairsTruncated", report->hash_pairs_truncated}}
                               .dump(2)
                               .c_str());
       return;
+    }
+    if (report->hashed_now > 0 || report->unhashable > 0) {
+      std::printf("perceptual hashes: %zu images had none and were hashed now", report->hashed_now);
+      if (report->unhashable > 0) std::printf(", %zu could not be decoded", report->unhashable);
+      std::printf("\n");
     }
     std::printf("exact duplicates (same bytes): %zu groups\n", report->exact.size());
     for (const auto& g : report->exact) {

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -513,8 +514,43 @@ bool HashPairs(const std::vector<PerceptualHashRow>& rows, int max_bits, size_t 
 
 }  // namespace
 
+Status Engine::HashMissingImages(const DuplicateOptions& options, DuplicateReport* report) {
+  if (options.hash_missing == 0) return Status::Ok();
+  FS_ASSIGN_OR_RETURN(auto missing, store_->ImagesWithoutPerceptualHash(options.hash_missing));
+  if (missing.empty()) return Status::Ok();
+  // The decode the CLIP path does (its pHash comes from those pixels), on every core.
+  image::DecodeOptions decode;
+  decode.min_short_side = 448;
+  std::vector<uint64_t> hashes(missing.size(), 0);
+  Progress progress("perceptual hashes", missing.size(), options.progress && options_.progress);
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < missing.size();) {
+      auto path = PathFromFileUri(missing[i].second);
+      if (path.ok()) {
+        auto img = image::DecodeFile(*path, decode);
+        if (img.ok()) hashes[i] = image::PerceptualHash(*img);
+      }
+      progress.Add();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned w = 1; w < std::max(1u, std::thread::hardware_concurrency()); ++w) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  progress.Finish();
+  std::vector<std::pair<std::string, uint64_t>> rows;
+  for (size_t i = 0; i < missing.size(); ++i) {
+    if (hashes[i] != 0) rows.emplace_back(missing[i].first, hashes[i]);
+    else ++report->unhashable;
+  }
+  report->hashed_now = rows.size();
+  return store_->PutPerceptualHashes(rows);
+}
+
 Result<DuplicateReport> Engine::FindDuplicates(const DuplicateOptions& options) {
   DuplicateReport report;
+  FS_RETURN_IF_ERROR(HashMissingImages(options, &report));
   FS_ASSIGN_OR_RETURN(report.exact, store_->ExactDuplicateGroups(options.max_groups));
   std::map<std::pair<int64_t, int64_t>, NearDuplicate> found;
   // Perceptual hashes: model-independent, one per distinct content.

@@ -85,6 +85,10 @@ struct DuplicateOptions {
   size_t neighbours = 8;      // candidates looked at per image
   size_t max_groups = 1000;   // exact groups / near pairs reported at most
   size_t max_hash_pairs = 1'000'000;  // perceptual-hash candidate pairs examined at most
+  // Image contents without a perceptual hash (embedded before hashes were kept, or served from a
+  // shared embedding cache) are decoded and hashed first, at most this many per run (0: none).
+  size_t hash_missing = 100'000;
+  bool progress = true;  // a progress bar while hashing them
 };
 
 struct NearDuplicate {
@@ -99,6 +103,8 @@ struct DuplicateReport {
   std::vector<NearDuplicate> near;          // found by both measures first, then by cosine, then by distance
   std::string model;                        // whose embeddings "near" used ("" : none)
   size_t hashed = 0;                        // distinct image contents with a perceptual hash
+  size_t hashed_now = 0;                    // of those, hashed by this run (DuplicateOptions::hash_missing)
+  size_t unhashable = 0;                    // contents this run could not decode to hash
   bool hash_pairs_truncated = false;        // max_hash_pairs was reached: some hash pairs were not examined
 };
 
@@ -147,6 +153,8 @@ class Engine {
   Status PrepareEmbed(const std::vector<std::pair<int64_t, std::string>>& images, bool read_cache, EmbedJob* job);
   static void ComputeEmbed(ImageEmbedder* embedder, EmbedJob* job);
   Status CommitEmbed(EmbedJob* job, IndexReport* report);
+  // FindDuplicates' first step: decodes and hashes the image contents that have no perceptual hash.
+  Status HashMissingImages(const DuplicateOptions& options, DuplicateReport* report);
   // Embeds image documents that have no embedding for the embedder's model yet.
   Status EmbedMissing(IndexReport* report);
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <bit>
 #include <map>
@@ -16,6 +17,7 @@
 #include <thread>
 
 #include "engine/engine.h"
+#include "image/image.h"
 
 namespace fs {
 namespace {
@@ -416,6 +418,71 @@ TEST_F(EngineCacheTest, BackfillWorkersNeedACopyableEmbedder) {
   EXPECT_EQ(r->workers, 1);
   EXPECT_NE(r->workers_note.find("cannot run several workers"), std::string::npos) << r->workers_note;
   EXPECT_EQ(r->embedded, 20u);
+}
+
+// Images indexed by an embedder that hashes no pixels (as with a shared cache, or a store from
+// before perceptual hashes) get their hashes when duplicates are looked for: the same hash the
+// CLIP path would have stored, so a resized copy is still found by hash.
+TEST_F(EngineCacheTest, DuplicatesHashImagesThatHaveNoPerceptualHash) {
+  const char* env = std::getenv("FILESEARCH_SHARED_DIR");
+  const std::string kodak = std::string(env != nullptr && *env ? env : "../shared") + "/corpus/photos/kodak";
+  if (!stdfs::exists(kodak + "/kodim07.png")) GTEST_SKIP() << "needs ../shared/corpus/photos/kodak";
+  stdfs::remove_all(base_ + "/files");
+  stdfs::create_directories(base_ + "/files");
+  for (const char* name : {"kodim07.png", "kodim08.png", "kodim23.png"}) {
+    stdfs::copy_file(kodak + "/" + name, base_ + "/files/" + name);
+  }
+  auto photo = image::DecodeFile(kodak + "/kodim07.png", {});
+  ASSERT_TRUE(photo.ok());
+  auto small = image::MakeThumbnail(*photo, 384);  // a resized, recompressed copy
+  ASSERT_TRUE(small.ok());
+  std::ofstream(base_ + "/files/kodim07_small.jpg", std::ios::binary) << *small;
+  std::ofstream(base_ + "/files/broken.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "not pixels";
+
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  auto engine = Engine::Open(o);
+  ASSERT_TRUE(engine.ok());
+  ASSERT_TRUE((*engine)->SetEmbedder(NewHashEmbedder(8)).ok());  // vectors, but no perceptual hashes
+  ASSERT_TRUE((*engine)->Index(base_ + "/files").ok());
+  ASSERT_TRUE((*engine)->store()->PerceptualHashes()->empty());
+
+  DuplicateOptions d;
+  d.progress = false;
+  d.min_cosine = 2;  // the hash embedder's vectors mean nothing: pairs by hash only
+  auto report = (*engine)->FindDuplicates(d);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->hashed_now, 4u);
+  EXPECT_EQ(report->unhashable, 1u) << "the broken PNG";
+  EXPECT_EQ(report->hashed, 4u);
+  // The stored hash is the CLIP path's: the same decode (shrink-on-load to >= 448), the same pHash.
+  image::DecodeOptions clip_decode;
+  clip_decode.min_short_side = 448;
+  auto rows = (*engine)->store()->PerceptualHashes();
+  ASSERT_TRUE(rows.ok());
+  for (const auto& row : *rows) {
+    auto doc = (*engine)->store()->Get(row.doc_id);
+    ASSERT_TRUE(doc.ok());
+    auto img = image::DecodeFile(doc->path, clip_decode);
+    ASSERT_TRUE(img.ok());
+    EXPECT_EQ(row.phash, image::PerceptualHash(*img)) << doc->path;
+  }
+  bool copy_found = false;
+  for (const auto& n : report->near) {
+    auto a = (*engine)->store()->Get(n.a);
+    auto b = (*engine)->store()->Get(n.b);
+    ASSERT_TRUE(a.ok() && b.ok());
+    const std::set<std::string> names = {a->name, b->name};
+    if (names == std::set<std::string>{"kodim07.png", "kodim07_small.jpg"}) copy_found = n.by_hash;
+    EXPECT_TRUE(n.by_hash);
+  }
+  EXPECT_TRUE(copy_found);
+  // Done once: a second run has nothing left to hash (the broken file is tried again, and fails).
+  auto again = (*engine)->FindDuplicates(d);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->hashed_now, 0u);
+  EXPECT_EQ(again->hashed, 4u);
 }
 
 TEST_F(EngineCacheTest, BackfillWithoutAModelSaysWhatToDo) {

@@ -726,6 +726,22 @@ Result<std::vector<PerceptualHashRow>> Store::PerceptualHashes() const {
   return out;
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> Store::ImagesWithoutPerceptualHash(size_t limit) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(
+      "SELECT d.sha256, min(d.uri) FROM documents d LEFT JOIN phashes p ON p.sha256 = d.sha256 "
+      "WHERE p.sha256 IS NULL AND d.mime >= 'image/' AND d.mime < 'image0' AND d.size > 0 AND d.sha256 != '' "
+      "AND d.uri NOT IN (SELECT uri FROM failures) GROUP BY d.sha256 ORDER BY min(d.id) LIMIT ?"));
+  s.Bind(1, static_cast<int64_t>(limit));
+  std::vector<std::pair<std::string, std::string>> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    out.emplace_back(s.Text(0), s.Text(1));
+  }
+  return out;
+}
+
 Result<std::vector<std::pair<int64_t, std::string>>> Store::ImagesAfter(int64_t after_id, size_t limit) const {
   Impl::Lease db(impl_.get());
   FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(

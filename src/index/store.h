@@ -207,6 +207,9 @@ class Store {
   // One row per distinct stored content that has a perceptual hash: the lowest document id with
   // that content and the hash; lowest id first.
   Result<std::vector<PerceptualHashRow>> PerceptualHashes() const;
+  // Image contents that have no perceptual hash yet (embedded before hashes existed, or served by
+  // a shared embedding cache), one (sha256, uri) per content, leaving out files on the failure list.
+  Result<std::vector<std::pair<std::string, std::string>>> ImagesWithoutPerceptualHash(size_t limit) const;
   // Every image document after `after_id`, lowest id first (backfill --all), and how many there are.
   Result<std::vector<std::pair<int64_t, std::string>>> ImagesAfter(int64_t after_id, size_t limit) const;
   Result<uint64_t> CountImagesAfter(int64_t after_id) const;
