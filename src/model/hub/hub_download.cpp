@@ -8,6 +8,7 @@
 #include <fstream>
 #include <memory>
 
+#include "core/hash.h"
 #include "core/progress.h"
 
 namespace fs::hub {
@@ -27,13 +28,7 @@ class Digest {
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_DigestFinal_ex(ctx_, out, &n);
-    static const char* kHex = "0123456789abcdef";
-    std::string hex;
-    for (unsigned int i = 0; i < n; ++i) {
-      hex += kHex[out[i] >> 4];
-      hex += kHex[out[i] & 15];
-    }
-    return hex;
+    return ToHex(out, n);
   }
 
  private:
