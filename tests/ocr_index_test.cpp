@@ -202,7 +202,9 @@ TEST_F(OcrIndexTest, WorkerReadsNewImages) {
                      base_ + "/worker.log");
   ASSERT_GT(pid, 0);
   std::string hits;
-  for (int i = 0; i < 600 && hits.empty(); ++i) {  // up to 60 s: the first pass reads the page
+  // Up to 60 s: the first pass reads the page. Until the worker has created its store, Hits says
+  // "(no store)": keep polling through that too (a loaded machine starts the worker slowly).
+  for (int i = 0; i < 600 && hits != "img_0001.png"; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     hits = Hits(base_ + "/worker", "letterpress");
   }

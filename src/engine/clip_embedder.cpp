@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <list>
 #include <thread>
 #include <unordered_map>
@@ -181,8 +182,15 @@ Result<std::unique_ptr<ClipEmbedder>> ClipEmbedder::Load(const std::string& mode
   else return Status::InvalidArgument("unknown precision '" + options.precision + "': use fp32, bf16 or int8");
   lo.packed_dir = ResolvePackedDir(model_dir, options.packed_dir);
   FS_ASSIGN_OR_RETURN(impl->model, clip::ClipModel::Load(model_dir, lo));
-  if (const std::string& note = impl->model->load_report().packed_note; !note.empty()) {
-    LogWarn("CLIP model: " + note);
+  const clip::LoadReport& report = impl->model->load_report();
+  if (!report.packed_note.empty()) LogWarn("CLIP model: " + report.packed_note);
+  if (report.packed_written) {
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(report.packed_path, ec);
+    // Told to a person at a terminal (like a progress bar); scripts reading stderr get it at debug.
+    LogMessage(::isatty(2) ? LogLevel::kInfo : LogLevel::kDebug,
+               "CLIP model: converted weights saved to " + report.packed_path + " (" +
+                   std::to_string(ec ? 0 : bytes >> 20) + " MB) so later starts map them; --packed-dir off keeps none");
   }
   FS_ASSIGN_OR_RETURN(impl->tokenizer, clip::Tokenizer::LoadDir(model_dir));
   return std::unique_ptr<ClipEmbedder>(new ClipEmbedder(std::move(impl)));
