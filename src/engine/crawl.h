@@ -39,7 +39,8 @@ struct CrawlProblem {
   std::string reason;
   // Which step failed, as the failure list names it: "read" (cannot open, list, stat or read:
   // often transient), "extract" (read, but its text could not be extracted: permanent until the
-  // file changes), or "" (nothing to retry: the file vanished during the crawl).
+  // file changes), "embed" (the model could not embed it; IndexReport/BackfillReport failures), or
+  // "" (nothing to retry: the file vanished during the crawl).
   std::string stage;
 };
 

@@ -188,7 +188,7 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
       const Status& st = job->per_file[i];
       if (!st.ok()) {
         for (int64_t id : job->ids_of_path[i]) {
-          report->embed_failures.push_back({path, st.ToString()});
+          report->embed_failures.push_back({path, st.ToString(), "embed"});
           failed_this_run_.insert(id);
         }
         failed.push_back({FileUri(path), path, "embed", st.ToString(), IsPermanent(st)});
@@ -201,7 +201,7 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
       if (!std::isfinite(norm) || norm == 0) {
         const std::string why = "the model returned an unusable embedding (zero, NaN or infinite) for this image";
         for (int64_t id : job->ids_of_path[i]) {
-          report->embed_failures.push_back({path, why});
+          report->embed_failures.push_back({path, why, "embed"});
           failed_this_run_.insert(id);
         }
         failed.push_back({FileUri(path), path, "embed", why, true});
@@ -447,7 +447,7 @@ Result<BackfillReport> Engine::Backfill(const BackfillOptions& options) {
         if (path.ok()) {
           batch.emplace_back(id, *path);
         } else {
-          report.failures.push_back({uri, path.status().ToString()});
+          report.failures.push_back({uri, path.status().ToString(), "embed"});
         }
       }
       auto job = std::make_shared<EmbedJob>();

@@ -386,8 +386,11 @@ TEST_F(EngineCacheTest, BackfillAllWithWorkersResumesAfterTheLastBatchInOrder) {
   EXPECT_EQ(first->embedded, 12u);
   for (size_t i = 0; i < ids->size(); ++i) {
     auto v = **store->GetEmbedding((*ids)[i].first, "test/hash-8");
-    if (i < 12) EXPECT_EQ(v[0], -old[i][0]) << i;
-    else EXPECT_EQ(v, old[i]) << i;
+    if (i < 12) {
+      EXPECT_EQ(v[0], -old[i][0]) << i;
+    } else {
+      EXPECT_EQ(v, old[i]) << i;
+    }
   }
   bo.limit = 0;
   auto rest = (*engine)->Backfill(bo);
@@ -660,7 +663,9 @@ TEST_F(EngineCacheTest, NearDuplicatesByPerceptualHashEqualBruteForce) {
       }
     }
     EXPECT_EQ(got, want) << "threshold " << t;
-    if (t == 12) EXPECT_GE(want.size(), 13u) << "the planted pairs of 0-12 bits";
+    if (t == 12) {
+      EXPECT_GE(want.size(), 13u) << "the planted pairs of 0-12 bits";
+    }
   }
   DuplicateOptions off;
   off.max_hamming = -1;
