@@ -256,6 +256,7 @@ Status GemmContext::OpenPacked(const std::string& path, const std::string& key) 
   if (h.file_bytes != size) return bad("truncated (" + std::to_string(size) + " of " + std::to_string(h.file_bytes) + " bytes)");
   const std::string full_key = FullPackedKey(key, impl_->precision);
   const uint64_t table_offset = sizeof(PackedHeader) + h.key_bytes;
+  if (h.key_bytes == full_key.size() && table_offset > size) return bad("truncated key");
   if (h.key_bytes != full_key.size() || h.count > (size - std::min(size, table_offset)) / sizeof(PackedEntry) ||
       std::memcmp(map->at(sizeof(PackedHeader)), full_key.data(), full_key.size()) != 0) {
     return Status::FailedPrecondition("packed weights '" + path + "' were made from other weights, options, "
@@ -269,7 +270,9 @@ Status GemmContext::OpenPacked(const std::string& path, const std::string& key) 
   for (const PackedEntry& e : map->entries) {
     const bool in_bounds = e.weights_offset % kPackedAlign == 0 && e.weights_offset <= size &&
                            e.weights_bytes <= size - e.weights_offset && e.scales_offset <= size &&
-                           e.scales_count <= (size - e.scales_offset) / sizeof(float);
+                           e.scales_offset % alignof(float) == 0 &&
+                           e.scales_count <= (size - e.scales_offset) / sizeof(float) &&
+                           e.md.ndims == 2;  // checked before oneDNN compares it with anything
     if (!in_bounds) return bad("an entry points outside the file");
   }
   impl_->packed = std::move(map);
