@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -173,6 +174,11 @@ Status FaultInjectionEnv::WriteFileAtomic(const std::string& path, std::string_v
     return base_->WriteFileAtomic(path, data.substr(0, keep));
   }
   return base_->WriteFileAtomic(path, data);
+}
+
+int64_t WallClockNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace fs

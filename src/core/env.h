@@ -34,6 +34,9 @@ class Env {
   virtual Status CreateDirs(const std::string& path) = 0;
 };
 
+// Wall-clock time, ns since the Unix epoch (the failure list's clock, file times' scale).
+int64_t WallClockNs();
+
 // Files live in a map; directories are implicit.
 std::unique_ptr<Env> NewMemEnv();
 

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -17,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/env.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -36,11 +36,6 @@ struct Entry {
 };
 
 constexpr const char* kOcrRootsKey = "ocr_roots";
-
-int64_t WallClockNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 struct FdCloser {
   int fd;

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/env.h"
 #include "engine/mime.h"
 
 namespace fs {
@@ -54,11 +55,6 @@ class CrawlTest : public ::testing::Test {
   CrawlOptions options_;
 };
 
-int64_t WallNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // A file that could not be read waits out its backoff instead of being opened on every pass,
 // unless it changed since (ctime: a chmod that fixes it counts, though it leaves mtime alone).
 // Root can read any file here, so the failure is recorded as the engine would record it.
@@ -67,7 +63,7 @@ TEST_F(CrawlTest, UnreadableFilesWaitForTheirBackoffUnlessTheyChange) {
   WriteFile(root_ + "/fixed.txt", "repaired words");
   WriteFile(root_ + "/open.txt", "plain words");
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the failures come after the files' ctime
-  const int64_t failed_at = WallNs();
+  const int64_t failed_at = WallClockNs();
   RetryPolicy policy;
   policy.base_backoff_ms = 60'000;
   std::vector<FailureInput> failures;

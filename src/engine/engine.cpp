@@ -23,10 +23,6 @@
 namespace fs {
 namespace {
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 // Content the model cannot take (corrupt, unsupported, over a limit): retrying will not help.
 bool IsPermanent(const Status& s) {
   switch (s.code()) {
@@ -217,7 +213,7 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
         if (job->phash[i] != 0) hashes.emplace_back(sha->second, job->phash[i]);
       }
     }
-    FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, NowNs()));
+    FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, WallClockNs()));
     FS_RETURN_IF_ERROR(store_->PutPerceptualHashes(hashes));
   }
   if (!job->ok_ids.empty()) FS_RETURN_IF_ERROR(store_->PutEmbeddings(model, job->ok_ids, job->ok_vecs, dim));
@@ -235,7 +231,7 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
 
 Status Engine::EmbedMissing(IndexReport* report) {
   // Failed images wait for their backoff; dead letters wait for the file to change.
-  FS_ASSIGN_OR_RETURN(auto not_due_list, store_->FailuresNotDue("embed", NowNs()));
+  FS_ASSIGN_OR_RETURN(auto not_due_list, store_->FailuresNotDue("embed", WallClockNs()));
   const std::set<std::string> not_due(not_due_list.begin(), not_due_list.end());
   int64_t after = 0;
   while (true) {
@@ -294,7 +290,7 @@ Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_opt
       if (p.stage.empty()) continue;  // vanished: nothing to retry
       failed.push_back({FileUri(p.path), p.path, p.stage, p.reason, p.stage == "extract"});
     }
-    FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, NowNs()));
+    FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, WallClockNs()));
   }
   if (embedder_ && !pending.empty() && embed_status.ok()) embed_status = EmbedImages(pending, &report);
   FS_RETURN_IF_ERROR(embed_status);

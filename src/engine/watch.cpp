@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/env.h"
 #include "core/log.h"
 
 namespace fs {
@@ -100,8 +101,7 @@ Result<WatchStats> WatchFolder(Engine* engine, const std::string& root, const Wa
       // A failed file whose backoff has run out: a pass retries it (EmbedMissing, or the crawl).
       next_retry_check = Clock::now() + std::chrono::seconds(1);
       auto due = engine->store()->NextRetryAt();
-      const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch()).count();
+      const int64_t now_ns = WallClockNs();
       if (due.ok() && *due > 0 && *due <= now_ns) {
         ++stats.retry_passes;
         FS_RETURN_IF_ERROR(pass());

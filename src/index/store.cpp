@@ -912,15 +912,10 @@ Result<FailureCounts> Store::CountFailures() const {
 }
 
 Result<std::vector<std::string>> Store::FailuresNotDue(const std::string& stage, int64_t now_ns) const {
-  Impl::Lease db(impl_.get());
-  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT uri FROM failures WHERE stage = ? AND (retry_at_ns = 0 OR retry_at_ns > ?)"));
-  s.Bind(1, std::string_view(stage)).Bind(2, now_ns);
+  FS_ASSIGN_OR_RETURN(auto held, FailuresBackingOff(stage, now_ns));
   std::vector<std::string> out;
-  while (true) {
-    FS_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(s.Text(0));
-  }
+  out.reserve(held.size());
+  for (auto& [uri, last_ns] : held) out.push_back(std::move(uri));
   return out;
 }
 

@@ -173,6 +173,19 @@ Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::st
   return linear;
 }
 
+// HF stores q, k and v apart: reads PREFIX.self_attn.{q,k,v}_proj.WHAT (each of `shape`) one after
+// the other into *out.
+Status ReadQkvParts(const WeightReader& r, const std::string& prefix, const char* what,
+                    const std::vector<int64_t>& shape, std::vector<float>* out) {
+  std::vector<float>& part = r.scratch(2);
+  out->clear();
+  for (const char* name : {"q", "k", "v"}) {
+    FS_RETURN_IF_ERROR(r.Read(prefix + ".self_attn." + name + "_proj." + what, shape, &part));
+    out->insert(out->end(), part.begin(), part.end());
+  }
+  return Status::Ok();
+}
+
 // prefix: "vision_model.encoder.layers.3" (HF) or "visual.transformer.resblocks.3" (OpenAI).
 Result<Block> LoadBlock(GemmContext* ctx, const WeightReader& r, const std::string& prefix,
                         const TowerParams& p) {
@@ -188,14 +201,7 @@ Result<Block> LoadBlock(GemmContext* ctx, const WeightReader& r, const std::stri
   const size_t ww = static_cast<size_t>(w) * static_cast<size_t>(w);
   std::vector<float>& qkv_b = r.scratch(1);  // [3W]
   if (hf) {
-    std::vector<float>& part_buf = r.scratch(2);
-    qkv_b.resize(3 * static_cast<size_t>(w));
-    size_t index = 0;
-    for (const char* part : {"q", "k", "v"}) {
-      FS_RETURN_IF_ERROR(r.Read(prefix + ".self_attn." + part + "_proj.bias", {w}, &part_buf));
-      std::copy(part_buf.begin(), part_buf.end(), qkv_b.begin() + static_cast<ptrdiff_t>(index * static_cast<size_t>(w)));
-      ++index;
-    }
+    FS_RETURN_IF_ERROR(ReadQkvParts(r, prefix, "bias", {w}, &qkv_b));
   } else {
     FS_RETURN_IF_ERROR(r.Read(prefix + ".attn.in_proj_bias", {3 * w}, &qkv_b));
   }
@@ -203,14 +209,7 @@ Result<Block> LoadBlock(GemmContext* ctx, const WeightReader& r, const std::stri
   auto qkv_weight = [&]() -> Result<std::span<const float>> {
     std::vector<float>& qkv_w = r.scratch(0);
     if (hf) {
-      std::vector<float>& part_buf = r.scratch(2);
-      qkv_w.resize(3 * ww);
-      size_t index = 0;
-      for (const char* part : {"q", "k", "v"}) {
-        FS_RETURN_IF_ERROR(r.Read(prefix + ".self_attn." + part + "_proj.weight", {w, w}, &part_buf));
-        std::copy(part_buf.begin(), part_buf.end(), qkv_w.begin() + static_cast<ptrdiff_t>(index * ww));
-        ++index;
-      }
+      FS_RETURN_IF_ERROR(ReadQkvParts(r, prefix, "weight", {w, w}, &qkv_w));
     } else {
       FS_RETURN_IF_ERROR(r.Read(prefix + ".attn.in_proj_weight", {3 * w, w}, &qkv_w));
     }
@@ -714,12 +713,11 @@ const LoadReport& ClipModel::load_report() const { return impl_->load_report; }
 
 std::string ClipModel::Describe() const {
   const ClipParams& p = impl_->params;
-  const char* precision[] = {"fp32", "bf16", "int8"};
   return p.model_id + ": image " + std::to_string(p.image_size) + "px/" + std::to_string(p.patch_size) +
          " width " + std::to_string(p.vision.width) + " x" + std::to_string(p.vision.layers) +
          ", text width " + std::to_string(p.text.width) + " x" + std::to_string(p.text.layers) +
          ", embed " + std::to_string(p.embed_dim) + ", " +
-         precision[static_cast<int>(impl_->options.precision)] + " (" +
+         PrecisionName(impl_->gemm->precision()) + " (" +
          std::to_string(impl_->weight_bytes >> 20) + " MB of GEMM weights), kernels " + impl_->kernels->name +
          ", " + std::to_string(impl_->threads) + " threads" +
          (impl_->load_report.packed_path.empty() ? std::string()

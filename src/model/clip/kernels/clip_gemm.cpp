@@ -219,6 +219,18 @@ struct GemmContext::Impl {
   };
   std::vector<Record> records;
   int hits = 0, misses = 0;
+
+  // The packed file's entry for the index-th Linear, if it holds exactly what this machine would
+  // build for it (shape, precision, epilogue, oneDNN layout, scales).
+  const PackedEntry* FindPacked(size_t index, int k, int n, GemmEpilogue epilogue, const memory::desc& md) const {
+    if (packed == nullptr || index >= packed->entries.size()) return nullptr;
+    const PackedEntry& e = packed->entries[index];
+    const size_t scales = precision == GemmPrecision::kInt8 ? static_cast<size_t>(n) : 0;
+    const bool same = e.k == k && e.n == n && e.precision == static_cast<int32_t>(precision) &&
+                      e.epilogue == static_cast<int32_t>(epilogue) && memory::desc(e.md) == md &&
+                      e.weights_bytes == md.get_size() && e.scales_count == scales;
+    return same ? &e : nullptr;
+  }
 };
 
 GemmContext::GemmContext(GemmPrecision precision, int threads) : impl_(std::make_unique<Impl>()) {
@@ -373,6 +385,31 @@ struct Linear::Impl {
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, bias_md, dst), Attr(accumulate),
                                         ctx->engine);
   }
+
+  // Converts `weight` ([n, k] fp32) to the context's precision into `weights` (allocated, layout
+  // wei_md); int8 also sets the per-column scales.
+  void Pack(std::span<const float> weight, dnnl::engine& eng, dnnl::stream& stream) {
+    if (ctx->precision == GemmPrecision::kInt8) {
+      // Symmetric per-output-column scales: w = scale[col] * q, q in [-127, 127].
+      weight_scales.resize(static_cast<size_t>(n));
+      std::vector<int8_t> q(weight.size());
+      const ClipKernels& kernels = BestClipKernels();
+      for (int col = 0; col < n; ++col) {
+        const float* w = weight.data() + static_cast<size_t>(col) * static_cast<size_t>(k);
+        const float amax = kernels.abs_max(w, static_cast<size_t>(k));
+        weight_scales[static_cast<size_t>(col)] = amax > 0 ? amax / 127.0f : 1.0f;
+        kernels.quantize_s8(w, q.data() + static_cast<size_t>(col) * static_cast<size_t>(k),
+                            static_cast<size_t>(k), 1.0f / weight_scales[static_cast<size_t>(col)]);
+      }
+      StoreWeights(q.data(), n, k, dt::s8, wei_md, weights, eng, stream);
+    } else if (ctx->precision == GemmPrecision::kBf16) {
+      std::vector<uint16_t> b16(weight.size());
+      BestClipKernels().to_bf16(weight.data(), b16.data(), weight.size());
+      StoreWeights(b16.data(), n, k, dt::bf16, wei_md, weights, eng, stream);
+    } else {
+      StoreWeights(weight.data(), n, k, dt::f32, wei_md, weights, eng, stream);
+    }
+  }
 };
 
 Linear::Linear() = default;
@@ -404,50 +441,17 @@ Result<Linear> Linear::Create(GemmContext* ctx, const WeightSource& weight_sourc
     auto pd = im.Pd(kLayoutRows, memory::desc({k, n}, SrcType(precision), tag::any), false);
     im.wei_md = pd.weights_desc();
     GemmContext::Impl& cx = *im.ctx;
-    const size_t index = cx.records.size();
-    const PackedEntry* hit = nullptr;
-    if (cx.packed != nullptr && index < cx.packed->entries.size()) {
-      const PackedEntry& e = cx.packed->entries[index];
-      const size_t scales = precision == GemmPrecision::kInt8 ? static_cast<size_t>(n) : 0;
-      if (e.k == k && e.n == n && e.precision == static_cast<int32_t>(precision) &&
-          e.epilogue == static_cast<int32_t>(epilogue) && memory::desc(e.md) == im.wei_md &&
-          e.weights_bytes == im.wei_md.get_size() && e.scales_count == scales) {
-        hit = &e;
-      }
-    }
+    const PackedEntry* hit = cx.FindPacked(cx.records.size(), k, n, epilogue, im.wei_md);
     if (hit != nullptr) {  // the mapped bytes are the weights: no read, no conversion, no copy
       im.weights = memory(im.wei_md, eng, const_cast<std::byte*>(cx.packed->at(hit->weights_offset)));
       const auto* scales = reinterpret_cast<const float*>(cx.packed->at(hit->scales_offset));
-      if (hit->scales_count > 0) im.weight_scales.assign(scales, scales + hit->scales_count);
-    }
-    std::span<const float> weight;
-    if (hit == nullptr) {
-      FS_ASSIGN_OR_RETURN(weight, weight_source());
+      im.weight_scales.assign(scales, scales + hit->scales_count);
+    } else {
+      FS_ASSIGN_OR_RETURN(std::span<const float> weight, weight_source());
       FS_CHECK(weight.size() == static_cast<size_t>(k) * static_cast<size_t>(n));
       im.weight_buf = AllocateWeights(im.wei_md.get_size());
       im.weights = memory(im.wei_md, eng, im.weight_buf.get());
-    }
-    if (hit != nullptr) {
-      // nothing to convert
-    } else if (precision == GemmPrecision::kInt8) {
-      // Symmetric per-output-column scales: w = scale[col] * q, q in [-127, 127].
-      im.weight_scales.resize(static_cast<size_t>(n));
-      std::vector<int8_t> q(weight.size());
-      const ClipKernels& kernels = BestClipKernels();
-      for (int col = 0; col < n; ++col) {
-        const float* w = weight.data() + static_cast<size_t>(col) * static_cast<size_t>(k);
-        const float amax = kernels.abs_max(w, static_cast<size_t>(k));
-        im.weight_scales[static_cast<size_t>(col)] = amax > 0 ? amax / 127.0f : 1.0f;
-        kernels.quantize_s8(w, q.data() + static_cast<size_t>(col) * static_cast<size_t>(k),
-                            static_cast<size_t>(k), 1.0f / im.weight_scales[static_cast<size_t>(col)]);
-      }
-      StoreWeights(q.data(), n, k, dt::s8, im.wei_md, im.weights, eng, stream);
-    } else if (precision == GemmPrecision::kBf16) {
-      std::vector<uint16_t> b16(weight.size());
-      BestClipKernels().to_bf16(weight.data(), b16.data(), weight.size());
-      StoreWeights(b16.data(), n, k, dt::bf16, im.wei_md, im.weights, eng, stream);
-    } else {
-      StoreWeights(weight.data(), n, k, dt::f32, im.wei_md, im.weights, eng, stream);
+      im.Pack(weight, eng, stream);
     }
     if (im.has_bias) {
       im.bias = memory(memory::desc({1, n}, dt::f32, tag::ab), eng);
