@@ -120,18 +120,6 @@ TEST_F(WorkerTest, FollowsChangesAndCatchesUpAfterARestart) {
               1e3 * latencies.back());
 }
 
-// A free port on 127.0.0.1 (bound, read back, released).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 // GET `path` over plain HTTP/1.0; the body, or "" when the server does not answer.
 std::string HttpGet(int port, const std::string& path) {
@@ -155,7 +143,7 @@ std::string HttpGet(int port, const std::string& path) {
 }
 
 TEST_F(WorkerTest, ServeWatchMakesNewFilesSearchableOverHttp) {
-  const int port = FreePort();
+  const int port = testing::FreePort();
   pid_ = testing::Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", base_ + "/data", "serve", "--no-auth",
                          "--port", std::to_string(port), "--test-embedder", "--watch", base_ + "/share"},
                         base_ + "/serve.log");

@@ -90,8 +90,28 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_option("--max-image-bytes", a->limits.max_image_bytes, "Largest image to embed")->capture_default_str();
   cmd->add_option("--max-image-pixels", a->limits.max_image_pixels, "Largest image to embed, in pixels")->capture_default_str();
   cmd->add_option("--max-query-bytes", a->limits.max_query_bytes, "Longest keyword query")->capture_default_str();
-  cmd->add_option("--request-timeout", a->limits.request_timeout_s, "Socket read/write timeout, seconds")
+  cmd->add_option("--request-timeout", a->limits.request_timeout_s,
+                  "Seconds a request body may take to arrive (plus 1 s per 64 KiB) and a reply to be read")
       ->capture_default_str()->check(CLI::Range(1, 3600));
+  cmd->add_option("--header-timeout", a->limits.header_timeout_s,
+                  "Seconds a request's headers may take to arrive whole (slow clients get 408)")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
+  cmd->add_option("--idle-timeout", a->limits.idle_timeout_s, "Seconds a keep-alive connection may sit idle")
+      ->capture_default_str()->check(CLI::Range(1, 86400));
+  cmd->add_option("--max-connections", a->limits.max_connections,
+                  "Open connections in all (idle ones cost a socket, not a thread); more get 503")
+      ->capture_default_str()->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  cmd->add_option("--max-connections-per-client", a->limits.max_connections_per_client,
+                  "Open connections from one client address (0 = no limit); more get 429")
+      ->capture_default_str();
+  cmd->add_option("--rate-limit", a->limits.requests_per_second_per_client,
+                  "Requests per second from one client address, averaged (0 = no limit); more get 429")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--rate-burst", a->limits.request_burst_per_client,
+                  "Requests one client may send at once above --rate-limit (0 = twice the rate, at least 10)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--max-header-bytes", a->limits.max_header_bytes, "All request headers together; more get 431")
+      ->capture_default_str()->check(CLI::Range(size_t{4096}, size_t{1} << 20));
   AddModelFlags(cmd, &a->model);
   a->model.query_cache = 4096;
   cmd->add_option("--query-cache", a->model.query_cache,

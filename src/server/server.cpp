@@ -1,7 +1,5 @@
 #include "server/server.h"
 
-#include <httplib.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -11,6 +9,7 @@
 #include <ctime>
 #include <mutex>
 #include <random>
+#include <regex>
 #include <set>
 #include <thread>
 #include <variant>
@@ -21,9 +20,11 @@
 #include "core/env.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "engine/crawl.h"
 #include "engine/search_json.h"
 #include "image/image.h"
+#include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/safe_file.h"
 #include "server/ui_assets.h"
@@ -94,22 +95,7 @@ Reply JsonReply(const Json& j, int status = 200) {
   return r;
 }
 
-const char* ReasonPhrase(int status) {
-  switch (status) {
-    case 400: return "bad request";
-    case 401: return "unauthorized";
-    case 403: return "forbidden";
-    case 404: return "not found";
-    case 405: return "method not allowed";
-    case 408: return "request timeout";
-    case 413: return "payload too large";
-    case 414: return "uri too long";
-    case 415: return "unsupported media type";
-    default: return "error";
-  }
-}
-
-// Codes for errors httplib raises itself (before any handler runs).
+// Codes for statuses the router answers itself (no route, wrong method).
 std::string CodeForStatus(int status) {
   switch (status) {
     case 400: return "invalid_argument";
@@ -371,13 +357,20 @@ struct Server::Impl {
   std::vector<std::string> roots;  // real paths with a trailing '/'
   std::unique_ptr<storage::S3Client> s3;  // set when s3_buckets are configured
   std::unique_ptr<JwtVerifier> verifier;
-  httplib::Server http;
+  std::unique_ptr<http::Server> http;
   Metrics metrics;
   std::atomic<int> in_flight{0};
-  std::thread listener;
   std::mutex run_mu;
   bool started = false;
   int bound_port = 0;
+
+  // Routes, matched in order against the decoded path (the whole path must match).
+  struct RouteEntry {
+    std::string method;
+    std::regex pattern;
+    std::function<void(http::Request&, http::Response&)> handler;
+  };
+  std::vector<RouteEntry> routes;
 
   // Stats are a COUNT over the store: refreshed at most every few seconds for /metrics.
   std::mutex stats_mu;
@@ -393,16 +386,18 @@ struct Server::Impl {
   void Routes();
   template <typename Fn>
   void Route(const std::string& method, const std::string& pattern, const std::string& label, bool needs_auth, Fn fn);
-  void Finish(const httplib::Request& req, httplib::Response& res, const std::string& route, const Ctx& ctx,
+  void Finish(const http::Request& req, http::Response& res, const std::string& route, const Ctx& ctx,
               Outcome outcome, Clock::time_point start);
+  void Dispatch(http::Request& req, http::Response& res);
+  void Unmatched(const http::Request& req, http::Response& res, int status, const std::string& allow);
 
-  Outcome Search(const httplib::Request& req, const Ctx& ctx);
+  Outcome Search(const http::Request& req, const Ctx& ctx);
   Outcome RunSearchParams(const Params& p, const std::string* image, const Ctx& ctx);
-  Outcome Embed(const httplib::Request& req, const Ctx& ctx);
-  Outcome DocumentMeta(const httplib::Request& req, const Ctx& ctx);
-  Outcome Failures(const httplib::Request& req, const Ctx& ctx);
+  Outcome Embed(const http::Request& req, const Ctx& ctx);
+  Outcome DocumentMeta(const http::Request& req, const Ctx& ctx);
+  Outcome Failures(const http::Request& req, const Ctx& ctx);
   Outcome Thumbnail(const Document& doc);
-  Outcome DocumentBytes(const httplib::Request& req, const Ctx& ctx, bool thumbnail);
+  Outcome DocumentBytes(const http::Request& req, const Ctx& ctx, bool thumbnail);
   Outcome MetricsPage();
   Outcome Config(const Ctx& ctx);
   Outcome Ready();
@@ -423,6 +418,13 @@ void Server::Impl::DescribeMetrics() {
   metrics.Describe("filesearch_http_request_duration_seconds", "histogram", "HTTP request latency by route.");
   metrics.Describe("filesearch_http_errors_total", "counter", "Error replies by stable error code.");
   metrics.Describe("filesearch_http_in_flight_requests", "gauge", "Requests being served now.");
+  metrics.Describe("filesearch_http_open_connections", "gauge", "Client connections open now (idle ones included).");
+  metrics.Describe("filesearch_http_queued_requests", "gauge", "Complete requests waiting for a worker thread.");
+  metrics.Describe("filesearch_http_refused_connections_total", "counter",
+                   "Connections refused at accept: over --max-connections or --max-connections-per-client.");
+  metrics.Describe("filesearch_http_rate_limited_total", "counter", "Requests refused with 429 by --rate-limit.");
+  metrics.Describe("filesearch_http_timed_out_connections_total", "counter",
+                   "Connections closed by a deadline: slow head (slowloris), slow body, idle keep-alive, stalled reader.");
   metrics.Describe("filesearch_search_duration_seconds", "histogram", "Search latency (planning, both legs, fusion) by mode.");
   metrics.Describe("filesearch_embedding_duration_seconds", "histogram", "Query embedding latency by input kind (text, image).");
   metrics.Describe("filesearch_embedding_cache_hits_total", "counter",
@@ -463,7 +465,7 @@ void Server::Impl::DescribeMetrics() {
 template <typename Fn>
 void Server::Impl::Route(const std::string& method, const std::string& pattern, const std::string& label, bool needs_auth,
                          Fn fn) {
-  auto handler = [this, label, needs_auth, fn](const httplib::Request& req, httplib::Response& res) {
+  auto handler = [this, label, needs_auth, fn](http::Request& req, http::Response& res) {
     const auto start = Clock::now();
     ++in_flight;
     Ctx ctx;
@@ -497,50 +499,109 @@ void Server::Impl::Route(const std::string& method, const std::string& pattern, 
     Finish(req, res, label, ctx, std::move(outcome), start);
     --in_flight;
   };
-  if (method == "GET") http.Get(pattern, handler);
-  else http.Post(pattern, handler);
+  routes.push_back(RouteEntry{method, std::regex(pattern), std::move(handler)});
 }
 
-void Server::Impl::Finish(const httplib::Request& req, httplib::Response& res, const std::string& route, const Ctx& ctx,
+void Server::Impl::Dispatch(http::Request& req, http::Response& res) {
+  std::string allow;
+  for (const RouteEntry& r : routes) {
+    std::smatch m;
+    if (!std::regex_match(req.path, m, r.pattern)) continue;
+    if (r.method != req.method) {
+      if (allow.find(r.method) == std::string::npos) allow += (allow.empty() ? "" : ", ") + r.method;
+      continue;
+    }
+    req.matches.clear();
+    for (const auto& group : m) req.matches.push_back(group.str());
+    r.handler(req, res);
+    return;
+  }
+  Unmatched(req, res, allow.empty() ? 404 : 405, allow);
+}
+
+// No route for the path (404), or none for the method (405 with Allow).
+void Server::Impl::Unmatched(const http::Request& req, http::Response& res, int status, const std::string& allow) {
+  const std::string code = CodeForStatus(status);
+  std::string shown_path = req.path.substr(0, 200);
+  if (!IsValidUtf8(shown_path)) shown_path = "(a path that is not UTF-8)";
+  std::string message = status == 404 ? "no such route: " + req.method + " " + shown_path + " (see docs/api.md)"
+                                      : req.method + " is not allowed on " + shown_path + "; use " + allow;
+  res.status = status;
+  res.content_type = "application/json";
+  res.body = ErrorBody(code, message);
+  if (!allow.empty()) res.headers.emplace_back("Allow", allow);
+  res.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  res.headers.emplace_back("Cache-Control", "no-store");
+  const LogField fields[] = {{"method", req.method}, {"path", shown_path}, {"route", "unmatched"},
+                             {"status", std::to_string(status)}, {"code", code}};
+  LogWithFields(LogLevel::kInfo, "request", fields);
+  metrics.Add("filesearch_http_errors_total", {{"code", code}});
+  metrics.Add("filesearch_http_requests_total", {{"route", "unmatched"}, {"method", req.method}, {"status", std::to_string(status)}});
+}
+
+// Streams an OpenFile as a reply body (the transport reads it in pieces and serves Range requests).
+class FileBody final : public http::BodySource {
+ public:
+  explicit FileBody(std::shared_ptr<OpenFile> file) : file_(std::move(file)) {}
+  uint64_t size() const override { return file_->size(); }
+  size_t ReadAt(uint64_t offset, char* out, size_t n) const override { return file_->ReadAt(offset, out, n); }
+
+ private:
+  std::shared_ptr<OpenFile> file_;
+};
+
+void Server::Impl::Finish(const http::Request& req, http::Response& res, const std::string& route, const Ctx& ctx,
                           Outcome outcome, Clock::time_point start) {
   std::string code;
+  auto set_header = [&res](const std::string& name, const std::string& value) {
+    for (auto& [k, v] : res.headers) {
+      if (k == name) {
+        v = value;
+        return;
+      }
+    }
+    res.headers.emplace_back(name, value);
+  };
+  int status = 200;
   if (auto* err = std::get_if<ApiError>(&outcome)) {
     code = err->code;
-    res.status = err->status;
+    res.status = status = err->status;
     Json body = {{"error", {{"code", err->code}, {"message", err->message}}}};
     if (route == "/embed") body["success"] = false;
-    res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
-    if (err->status == 401) res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    res.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+    res.content_type = "application/json";
+    if (err->status == 401) set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
     metrics.Add("filesearch_http_errors_total", {{"code", err->code}});
   } else {
     Reply& r = std::get<Reply>(outcome);
-    // A streamed file keeps status -1 so httplib answers 206 to a Range request (and 200 otherwise).
-    res.status = r.file && r.status == 200 ? -1 : r.status;
-    for (auto& [k, v] : r.headers) res.set_header(k, v);
+    res.status = status = r.status;
+    for (auto& [k, v] : r.headers) set_header(k, v);
+    res.content_type = r.content_type;
     if (r.file) {
-      // Streamed in 256 KiB pieces: a large file never sits in memory whole.
-      std::shared_ptr<OpenFile> file = r.file;
-      res.set_content_provider(static_cast<size_t>(file->size()), r.content_type,
-                               [file](size_t offset, size_t length, httplib::DataSink& sink) {
-                                 std::string buf(std::min<size_t>(length, 256 << 10), '\0');
-                                 size_t n = file->ReadAt(offset, buf.data(), buf.size());
-                                 if (n == 0) return false;  // the file shrank: end the reply
-                                 return sink.write(buf.data(), n);
-                               });
+      // Streamed in pieces by the transport: a large file never sits in memory whole.
+      res.file = std::make_shared<FileBody>(r.file);
+      if (r.status == 200 && req.has_header("range")) {
+        const http::ByteRange range = http::ParseRange(req.get_header_value("range"), r.file->size());
+        if (range.kind == http::ByteRange::kSatisfiable) status = 206;
+        if (range.kind == http::ByteRange::kUnsatisfiable) status = 416;
+      }
     } else {
-      res.set_content(std::move(r.body), r.content_type);
+      res.body = std::move(r.body);
     }
   }
-  res.set_header("X-Request-Id", ctx.request_id);
-  res.set_header("X-Content-Type-Options", "nosniff");
-  if (!res.has_header("Cache-Control")) res.set_header("Cache-Control", "no-store");
+  set_header("X-Request-Id", ctx.request_id);
+  set_header("X-Content-Type-Options", "nosniff");
+  bool has_cache_control = false;
+  for (const auto& [k, v] : res.headers) has_cache_control = has_cache_control || k == "Cache-Control";
+  if (!has_cache_control) res.headers.emplace_back("Cache-Control", "no-store");
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const int status = res.status == -1 ? (req.ranges.empty() ? 200 : 206) : res.status;
   metrics.Add("filesearch_http_requests_total", {{"route", route}, {"method", req.method}, {"status", std::to_string(status)}});
   metrics.Observe("filesearch_http_request_duration_seconds", {{"route", route}}, seconds);
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.2f", seconds * 1000);
-  std::vector<LogField> fields = {{"request_id", ctx.request_id}, {"method", req.method}, {"path", req.path},
+  std::string shown_path = req.path.substr(0, 200);
+  if (!IsValidUtf8(shown_path)) shown_path = "(a path that is not UTF-8)";
+  std::vector<LogField> fields = {{"request_id", ctx.request_id}, {"method", req.method}, {"path", shown_path},
                                   {"route", route}, {"status", std::to_string(status)}, {"ms", ms}};
   if (!ctx.principal.subject.empty()) fields.push_back({"user", ctx.principal.subject});
   if (!code.empty()) fields.push_back({"code", code});
@@ -617,7 +678,7 @@ std::variant<std::vector<float>, ApiError> Server::Impl::TimedEmbed(bool image, 
   return std::move(v).value();
 }
 
-Outcome Server::Impl::Search(const httplib::Request& req, const Ctx& ctx) {
+Outcome Server::Impl::Search(const http::Request& req, const Ctx& ctx) {
   if (req.method == "GET") {
     Json obj = Json::object();
     for (const auto& [key, value] : req.params) {
@@ -876,7 +937,7 @@ std::variant<std::string, ApiError> Server::Impl::ReadS3Object(const std::string
                                             "its log has the details under request id " + ctx.request_id};
 }
 
-Outcome Server::Impl::Embed(const httplib::Request& req, const Ctx& ctx) {
+Outcome Server::Impl::Embed(const http::Request& req, const Ctx& ctx) {
   if (!vector_on()) return VectorOff();
   Json body = Json::parse(req.body, nullptr, false);
   if (body.is_discarded()) return BadRequest("the request body is not valid JSON");
@@ -943,7 +1004,7 @@ Outcome Server::Impl::Embed(const httplib::Request& req, const Ctx& ctx) {
   return JsonReply({{"success", true}, {"data", std::move(data)}});
 }
 
-Outcome Server::Impl::DocumentMeta(const httplib::Request& req, const Ctx& ctx) {
+Outcome Server::Impl::DocumentMeta(const http::Request& req, const Ctx& ctx) {
   Document doc;
   FS_TAKE(doc, VisibleDocument(req.matches[1], ctx));
   Json j = Json::parse(DocumentToJson(doc, false));
@@ -952,7 +1013,7 @@ Outcome Server::Impl::DocumentMeta(const httplib::Request& req, const Ctx& ctx) 
   return JsonReply(j);
 }
 
-Outcome Server::Impl::Failures(const httplib::Request& req, const Ctx& ctx) {
+Outcome Server::Impl::Failures(const http::Request& req, const Ctx& ctx) {
   const std::string dead = req.get_param_value("dead");
   if (!dead.empty() && dead != "true" && dead != "false") {
     return ApiError{400, "invalid_argument", "dead must be true or false"};
@@ -1034,7 +1095,7 @@ Outcome Server::Impl::Thumbnail(const Document& doc) {
   return jpeg_reply(std::move(jpeg).value());
 }
 
-Outcome Server::Impl::DocumentBytes(const httplib::Request& req, const Ctx& ctx, bool thumbnail) {
+Outcome Server::Impl::DocumentBytes(const http::Request& req, const Ctx& ctx, bool thumbnail) {
   Document doc;
   FS_TAKE(doc, VisibleDocument(req.matches[1], ctx));
   const bool is_image = doc.mime.rfind("image/", 0) == 0 && doc.mime != "image/svg+xml";
@@ -1091,6 +1152,12 @@ Outcome Server::Impl::MetricsPage() {
   metrics.Set("filesearch_keyword_searches_total", {{"path", "accelerator"}}, static_cast<double>(kw.served));
   metrics.Set("filesearch_keyword_searches_total", {{"path", "fts5"}}, static_cast<double>(kw.passed_to_fts));
   metrics.Set("filesearch_http_in_flight_requests", {}, static_cast<double>(in_flight.load()));
+  const http::Stats hs = http->stats();
+  metrics.Set("filesearch_http_open_connections", {}, static_cast<double>(hs.open_connections));
+  metrics.Set("filesearch_http_queued_requests", {}, static_cast<double>(hs.queued_requests));
+  metrics.Set("filesearch_http_refused_connections_total", {}, static_cast<double>(hs.refused_connections));
+  metrics.Set("filesearch_http_rate_limited_total", {}, static_cast<double>(hs.rate_limited_requests));
+  metrics.Set("filesearch_http_timed_out_connections_total", {}, static_cast<double>(hs.timed_out_connections));
   if (EmbeddingCache* cache = options.engine->cache()) {
     const EmbeddingCacheCounters c = cache->counters();
     metrics.Set("filesearch_embedding_cache_hits_total", {}, static_cast<double>(c.hits));
@@ -1148,46 +1215,26 @@ Outcome Server::Impl::Asset(const std::string& name) {
 }
 
 void Server::Impl::Routes() {
-  Route("GET", "/healthz", "/healthz", false, [](const httplib::Request&, const Ctx&) -> Outcome {
+  Route("GET", "/healthz", "/healthz", false, [](const http::Request&, const Ctx&) -> Outcome {
     return JsonReply({{"status", "ok"}});
   });
-  Route("GET", "/readyz", "/readyz", false, [this](const httplib::Request&, const Ctx&) { return Ready(); });
-  Route("GET", "/metrics", "/metrics", !options.metrics_open, [this](const httplib::Request&, const Ctx&) { return MetricsPage(); });
-  Route("GET", "/config", "/config", false, [this](const httplib::Request&, const Ctx& c) { return Config(c); });
-  Route("GET", "/", "/ui", false, [this](const httplib::Request&, const Ctx&) { return Asset("index.html"); });
+  Route("GET", "/readyz", "/readyz", false, [this](const http::Request&, const Ctx&) { return Ready(); });
+  Route("GET", "/metrics", "/metrics", !options.metrics_open, [this](const http::Request&, const Ctx&) { return MetricsPage(); });
+  Route("GET", "/config", "/config", false, [this](const http::Request&, const Ctx& c) { return Config(c); });
+  Route("GET", "/", "/ui", false, [this](const http::Request&, const Ctx&) { return Asset("index.html"); });
   Route("GET", R"(/ui/([A-Za-z0-9_.-]{1,64}))", "/ui", false,
-        [this](const httplib::Request& req, const Ctx&) { return Asset(req.matches[1]); });
-  Route("GET", "/search", "/search", true, [this](const httplib::Request& req, const Ctx& c) { return Search(req, c); });
-  Route("POST", "/search", "/search", true, [this](const httplib::Request& req, const Ctx& c) { return Search(req, c); });
-  Route("POST", "/embed", "/embed", true, [this](const httplib::Request& req, const Ctx& c) { return Embed(req, c); });
-  Route("GET", "/failures", "/failures", true, [this](const httplib::Request& req, const Ctx& c) { return Failures(req, c); });
+        [this](const http::Request& req, const Ctx&) { return Asset(req.matches[1]); });
+  Route("GET", "/search", "/search", true, [this](const http::Request& req, const Ctx& c) { return Search(req, c); });
+  Route("POST", "/search", "/search", true, [this](const http::Request& req, const Ctx& c) { return Search(req, c); });
+  Route("POST", "/embed", "/embed", true, [this](const http::Request& req, const Ctx& c) { return Embed(req, c); });
+  Route("GET", "/failures", "/failures", true, [this](const http::Request& req, const Ctx& c) { return Failures(req, c); });
   Route("GET", R"(/documents/([^/]{1,32}))", "/documents/{id}", true,
-        [this](const httplib::Request& req, const Ctx& c) { return DocumentMeta(req, c); });
+        [this](const http::Request& req, const Ctx& c) { return DocumentMeta(req, c); });
   Route("GET", R"(/documents/([^/]{1,32})/thumbnail)", "/documents/{id}/thumbnail", true,
-        [this](const httplib::Request& req, const Ctx& c) { return DocumentBytes(req, c, true); });
+        [this](const http::Request& req, const Ctx& c) { return DocumentBytes(req, c, true); });
   Route("GET", R"(/documents/([^/]{1,32})/content)", "/documents/{id}/content", true,
-        [this](const httplib::Request& req, const Ctx& c) { return DocumentBytes(req, c, false); });
+        [this](const http::Request& req, const Ctx& c) { return DocumentBytes(req, c, false); });
 
-  // Errors raised by httplib itself (no route, body too large, bad request line) get a JSON body.
-  http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string code = CodeForStatus(res.status);
-    std::string message = std::string(ReasonPhrase(res.status));
-    if (res.status == 404) message = "no such route: " + req.method + " " + req.path.substr(0, 200) + " (see docs/api.md)";
-    if (res.status == 413) message = "the request body is larger than the server's limit of " +
-                                     std::to_string(options.limits.max_body_bytes) + " bytes";
-    res.set_content(ErrorBody(code, message), "application/json");
-    const LogField fields[] = {{"method", req.method}, {"path", req.path.substr(0, 200)}, {"route", "unmatched"},
-                               {"status", std::to_string(res.status)}, {"code", code}};
-    LogWithFields(LogLevel::kInfo, "request", fields);
-    metrics.Add("filesearch_http_errors_total", {{"code", code}});
-    metrics.Add("filesearch_http_requests_total", {{"route", "unmatched"}, {"method", req.method}, {"status", std::to_string(res.status)}});
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    res.status = 500;
-    res.set_content(ErrorBody("internal", "internal error; the server log has details"), "application/json");
-  });
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1208,14 +1255,30 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
     FS_ASSIGN_OR_RETURN(impl->s3, storage::S3Client::Create(options.s3));
   }
   Impl* raw = impl.get();
-  const int threads = std::max(1, options.threads);
-  raw->http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  raw->http.set_payload_max_length(options.limits.max_body_bytes);
-  raw->http.set_read_timeout(options.limits.request_timeout_s, 0);
-  raw->http.set_write_timeout(options.limits.request_timeout_s, 0);
-  raw->http.set_keep_alive_max_count(100000);
-  raw->http.set_keep_alive_timeout(30);
-  raw->http.set_tcp_nodelay(true);
+  const ServerLimits& l = options.limits;
+  http::Options h;
+  h.host = options.host;
+  h.port = options.port;
+  h.worker_threads = std::max(1, options.threads);
+  h.listen_backlog = l.listen_backlog;
+  h.max_connections = l.max_connections;
+  h.max_connections_per_client = l.max_connections_per_client;
+  h.requests_per_second_per_client = l.requests_per_second_per_client;
+  h.request_burst_per_client = l.request_burst_per_client;
+  h.max_request_line_bytes = l.max_request_line_bytes;
+  h.max_header_bytes = l.max_header_bytes;
+  h.max_header_count = l.max_header_count;
+  h.max_body_bytes = l.max_body_bytes;
+  h.header_timeout_ms = l.header_timeout_s * 1000;
+  h.body_timeout_ms = l.request_timeout_s * 1000;
+  h.write_timeout_ms = l.request_timeout_s * 1000;
+  h.idle_timeout_ms = l.idle_timeout_s * 1000;
+  h.handler = [raw](http::Request& req, http::Response& res) { raw->Dispatch(req, res); };
+  h.on_refused = [raw](int status, std::string_view code) {
+    raw->metrics.Add("filesearch_http_errors_total", {{"code", std::string(code)}});
+    raw->metrics.Add("filesearch_http_requests_total", {{"route", "unmatched"}, {"method", "-"}, {"status", std::to_string(status)}});
+  };
+  FS_ASSIGN_OR_RETURN(raw->http, http::Server::Create(std::move(h)));
   raw->DescribeMetrics();
   raw->Routes();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
@@ -1224,20 +1287,9 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
 Status Server::Start() {
   std::lock_guard lock(impl_->run_mu);
   if (impl_->started) return Status::FailedPrecondition("the server is already running");
-  int port = impl_->options.port;
-  if (port == 0) {
-    port = impl_->http.bind_to_any_port(impl_->options.host);
-    if (port <= 0) return Status::Unavailable("cannot bind to " + impl_->options.host + " on any port");
-  } else if (!impl_->http.bind_to_port(impl_->options.host, port)) {
-    return Status::Unavailable("cannot listen on " + impl_->options.host + ":" + std::to_string(port) +
-                               ": is another server using the port? choose one with --port");
-  }
-  impl_->bound_port = port;
+  FS_RETURN_IF_ERROR(impl_->http->Start());
+  impl_->bound_port = impl_->http->port();
   impl_->started = true;
-  impl_->listener = std::thread([this] { impl_->http.listen_after_bind(); });
-  // Wait for the accept loop: httplib's stop() before it runs would be lost, and Stop() would then
-  // wait forever for a listener nobody stopped.
-  for (int i = 0; i < 5000 && !impl_->http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return Status::Ok();
 }
 
@@ -1246,8 +1298,7 @@ int Server::port() const { return impl_->bound_port; }
 void Server::Stop() {
   std::lock_guard lock(impl_->run_mu);
   if (!impl_->started) return;
-  impl_->http.stop();
-  if (impl_->listener.joinable()) impl_->listener.join();
+  impl_->http->Stop();
   impl_->started = false;
 }
 

@@ -4,8 +4,8 @@
 // never let an exception out (it becomes a 500 `internal`).
 //
 // Ownership: the Server borrows `engine` and `embedder` (both must outlive it); it owns its
-// listening socket and worker threads. Thread-safety: Start/Stop from one controlling thread;
-// requests are served concurrently on `threads` workers (Engine::Search is thread-safe; calls to
+// listening socket, its event loop and worker threads. Thread-safety: Start/Stop from one controlling
+// thread; requests are served concurrently on `threads` workers (Engine::Search is thread-safe; calls to
 // the QueryEmbedder are serialised by the server).
 #pragma once
 
@@ -30,7 +30,18 @@ struct ServerLimits {
   size_t max_vector_dim = 4096;                // imageEmbedding entries
   uint64_t max_thumbnail_bytes = 64ull << 20;  // images read to make a thumbnail up to this size
   uint64_t max_content_bytes = 256ull << 20;   // /documents/{id}/content
-  int request_timeout_s = 30;                  // socket read and write timeouts
+  int request_timeout_s = 30;                  // a body must arrive (plus 1 s per 64 KiB), a reply be read, in this
+  // The front door (see http_server.h): what one client, or all of them, may hold.
+  int header_timeout_s = 10;                   // a request head must arrive whole within this (slowloris): 408
+  int idle_timeout_s = 60;                     // keep-alive connections with no request are closed after this
+  size_t max_connections = 8192;               // open connections in all (the open-file limit is raised to fit)
+  size_t max_connections_per_client = 256;     // per client address; 0 = no limit
+  double requests_per_second_per_client = 0;   // token-bucket rate per client address; 0 = no limit
+  double request_burst_per_client = 0;         // bucket size; 0 = 2x the rate, at least 10
+  size_t max_request_line_bytes = 16 << 10;    // request line (the URL); 414 above
+  size_t max_header_bytes = 64 << 10;          // all request headers; 431 above (tokens up to ~60 KB reach auth)
+  size_t max_header_count = 100;               // header lines; 431 above
+  int listen_backlog = 1024;                   // kernel accept queue (capped by net.core.somaxconn)
 };
 
 struct ServerOptions {
