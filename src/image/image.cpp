@@ -20,6 +20,7 @@
 
 #include "core/check.h"
 #include "core/env.h"
+#include "core/utf8.h"
 
 namespace fs::image {
 namespace {
@@ -71,10 +72,12 @@ struct GFree {
   void operator()(void* p) const { g_free(p); }
 };
 
-// The libvips error text for a failed call, cleared for the next one, on one line.
+// The libvips error text for a failed call, cleared for the next one, on one line, as UTF-8:
+// decoders may echo bytes of the file (a tag, a chunk name) that are not text, and the message
+// goes on into JSON replies and the failure list.
 std::string TakeVipsError() {
   char* raw = vips_error_buffer_copy();
-  std::string text = raw != nullptr ? raw : "";
+  std::string text = RepairUtf8(raw != nullptr ? raw : "");
   g_free(raw);
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   std::replace(text.begin(), text.end(), '\n', ';');
