@@ -1,6 +1,7 @@
 // The CLI as a person runs it: `filesearch model info` and `filesearch embed` on generated CLIP
 // weights (tiny towers, the real tokenizer), checking exit codes and the JSON reply shape of the
-// original embedding function.
+// original embedding function; messages that must stay valid JSON, the embedding cache, a data
+// directory without an index, unknown commands and the help of every command.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -11,6 +12,9 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -27,8 +31,9 @@ struct CliRun {
   std::string out;
 };
 
-CliRun RunCli(const std::string& args) {
-  std::string cmd = std::string(FILESEARCH_BINARY) + " " + args + " 2>&1";
+// `env`: "NAME=value ..." set for this run only.
+CliRun RunCli(const std::string& args, const std::string& env = "") {
+  std::string cmd = env + (env.empty() ? "" : " ") + std::string(FILESEARCH_BINARY) + " " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   CliRun r{-1, ""};
   if (!p) return r;
@@ -146,10 +151,220 @@ TEST(CliTest, ModelDownloadFromALocalHubThenInfo) {
   CliRun unknown = RunCli("--no-progress model download nobody/nothing " + endpoint + " --models-dir " + models);
   EXPECT_EQ(unknown.code, 1);
   EXPECT_NE(unknown.out.find("check the model name"), std::string::npos) << unknown.out;
+  EXPECT_FALSE(stdfs::exists(models + "/nobody")) << "a failed download leaves no empty folder behind";
+  // HTTP_PROXY is honoured: through a proxy that is not there, the download fails and says so.
+  const std::string fresh = *dir + "_fresh_models";
+  CliRun proxied = RunCli("--no-progress model download " + endpoint + " --models-dir " + fresh,
+                          "HTTP_PROXY=http://127.0.0.1:1 NO_PROXY=");
+  EXPECT_EQ(proxied.code, 1) << proxied.out;
+  EXPECT_NE(proxied.out.find("through the proxy 127.0.0.1:1"), std::string::npos) << proxied.out;
+  EXPECT_FALSE(stdfs::exists(fresh)) << "the folders it created are removed again";
+  CliRun bypassed = RunCli("--no-progress model download " + endpoint + " --models-dir " + fresh,
+                           "HTTP_PROXY=http://127.0.0.1:1 NO_PROXY=127.0.0.1");
+  EXPECT_EQ(bypassed.code, 0) << bypassed.out;
+  clip::testing::RemoveTree(fresh);
   server.stop();
   thread.join();
   clip::testing::RemoveTree(models);
   clip::testing::RemoveTree(*dir);
+}
+
+std::string TempDir(const std::string& name) {
+  const std::string dir = stdfs::temp_directory_path().string() + "/cli_test_" + std::to_string(::getpid()) + "_" + name;
+  stdfs::remove_all(dir);
+  return dir;
+}
+
+// The JSON objects of a command's output, one per line; lines that are not JSON fail the test.
+std::vector<nlohmann::json> JsonLines(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  size_t pos = 0;
+  while (pos < out.size()) {
+    const size_t end = std::min(out.find('\n', pos), out.size());
+    if (end > pos) {
+      auto j = nlohmann::json::parse(out.substr(pos, end - pos), nullptr, false);
+      EXPECT_FALSE(j.is_discarded()) << "not JSON: " << out.substr(pos, end - pos);
+      lines.push_back(std::move(j));
+    }
+    pos = end + 1;
+  }
+  return lines;
+}
+
+// Tests that need CLIP weights share one generated tiny model (with the real tokenizer).
+class CliModelTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const char* shared_env = std::getenv("FILESEARCH_SHARED_DIR");
+    shared_ = shared_env ? shared_env : "../shared";
+    if (!stdfs::exists(shared_ + "/clip/tokenizer.json") || !stdfs::exists(shared_ + "/corpus/photos/kodak/kodim03.png")) {
+      skip_ = "needs ../shared/clip/tokenizer.json and ../shared/corpus/photos/kodak (not present here)";
+      return;
+    }
+    auto dir = clip::testing::GenerateReference("--size small-vocab --no-reference --images 0 --texts 0", &skip_);
+    if (!dir) return;
+    stdfs::copy_file(shared_ + "/clip/tokenizer.json", *dir + "/tokenizer.json");
+    model_ = *dir;
+  }
+  static void TearDownTestSuite() {
+    if (!model_.empty()) clip::testing::RemoveTree(model_);
+  }
+  void SetUp() override {
+    if (model_.empty()) GTEST_SKIP() << skip_;
+    work_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    stdfs::create_directories(work_ + "/photos");
+  }
+  void TearDown() override {
+    if (!work_.empty()) stdfs::remove_all(work_);
+  }
+  static std::string photo() { return shared_ + "/corpus/photos/kodak/kodim03.png"; }
+
+  static inline std::string shared_, model_, skip_;
+  std::string work_;
+};
+
+// A decoder error about a file whose name is not UTF-8 (Latin-1 "café", a byte 0xFF): the message
+// reaches JSON through `embed` and `backfill --json`, which aborted on it (uncaught
+// nlohmann::json::type_error), and backfill did again on every run since the image stays unembedded.
+TEST_F(CliModelTest, InvalidUtf8InAnErrorMessageStaysValidJson) {
+  const std::string bad = work_ + "/photos/caf\xE9\xFF.png";
+  std::ofstream(bad, std::ios::binary) << std::string("\x89PNG\r\n\x1A\n", 8) << std::string(64, '\xFF');
+  CliRun embed = RunCli("embed --model-dir " + model_ + " '" + bad + "'");
+  EXPECT_EQ(embed.code, 1) << embed.out;
+  auto lines = JsonLines(embed.out);
+  ASSERT_EQ(lines.size(), 1u) << embed.out;
+  EXPECT_FALSE(lines[0]["success"].get<bool>());
+  const std::string message = lines[0]["error"]["message"].get<std::string>();
+  EXPECT_NE(message.find("caf\xEF\xBF\xBD"), std::string::npos) << "the bad bytes become U+FFFD: " << message;
+
+  const std::string data = "--no-progress --data-dir " + work_ + "/data";
+  CliRun index = RunCli(data + " index " + work_ + "/photos");
+  ASSERT_EQ(index.code, 0) << index.out;
+  for (int run = 0; run < 2; ++run) {
+    CliRun backfill = RunCli(data + " backfill --json --model-dir " + model_);
+    EXPECT_EQ(backfill.code, 3) << "partial success, run " << run << ": " << backfill.out;
+    auto j = nlohmann::json::parse(backfill.out, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << backfill.out;
+    ASSERT_EQ(j["failures"].size(), 1u) << backfill.out;
+    EXPECT_NE(j["failures"][0]["path"].get<std::string>().find("caf\xEF\xBF\xBD"), std::string::npos) << backfill.out;
+  }
+  CliRun failures = RunCli(data + " failures --json");
+  EXPECT_EQ(failures.code, 0) << failures.out;
+  EXPECT_TRUE(nlohmann::json::parse(failures.out, nullptr, false).is_object()) << failures.out;
+}
+
+// `embed` reads and fills the embedding cache of the data directory (when it holds an index),
+// as `index` and `backfill` do; --no-cache runs the model.
+TEST_F(CliModelTest, EmbedUsesTheEmbeddingCacheOfTheDataDirectory) {
+  const std::string image = work_ + "/photos/parrot.png";
+  stdfs::copy_file(photo(), image);
+  const std::string data = "--no-progress --data-dir " + work_ + "/data";
+  auto embed = [&](const std::string& flags) {
+    CliRun r = RunCli(data + " embed --model-dir " + model_ + " " + flags + " " + image);
+    EXPECT_EQ(r.code, 0) << r.out;
+    auto lines = JsonLines(r.out);
+    EXPECT_EQ(lines.size(), 1u) << r.out;
+    return lines.empty() ? nlohmann::json() : lines[0]["data"];
+  };
+  // No index there yet: no cache, and no data directory made for one.
+  EXPECT_FALSE(embed("")["cached"].get<bool>());
+  EXPECT_FALSE(stdfs::exists(work_ + "/data"));
+  // Indexing with the model puts the image's vector in the cache; embed finds it there.
+  CliRun index = RunCli(data + " index " + work_ + "/photos --model-dir " + model_);
+  ASSERT_EQ(index.code, 0) << index.out;
+  const nlohmann::json fresh = embed("--no-cache");
+  EXPECT_FALSE(fresh["cached"].get<bool>());
+  const nlohmann::json hit = embed("");
+  EXPECT_TRUE(hit["cached"].get<bool>());
+  EXPECT_EQ(hit["imageHash"], fresh["imageHash"]);
+  ASSERT_EQ(hit["embedding"].size(), fresh["embedding"].size());
+  for (size_t i = 0; i < fresh["embedding"].size(); ++i) {
+    EXPECT_NEAR(hit["embedding"][i].get<double>(), fresh["embedding"][i].get<double>(), 1e-6) << i;
+  }
+  // An image embed saw first is cached by it for the next call (and for index/backfill).
+  const std::string other = work_ + "/other.png";
+  stdfs::copy_file(shared_ + "/corpus/photos/kodak/kodim01.png", other);
+  CliRun batch = RunCli(data + " embed --batch --model-dir " + model_ + " " + other + " " + image + " " + other);
+  ASSERT_EQ(batch.code, 0) << batch.out;
+  auto lines = JsonLines(batch.out);
+  ASSERT_EQ(lines.size(), 3u) << batch.out;
+  EXPECT_FALSE(lines[0]["data"]["cached"].get<bool>());
+  EXPECT_TRUE(lines[1]["data"]["cached"].get<bool>());
+  EXPECT_EQ(lines[1]["data"]["imageHash"], fresh["imageHash"]) << "replies keep the order of the files";
+  EXPECT_TRUE(embed("")["cached"].get<bool>());
+  CliRun again = RunCli(data + " embed --model-dir " + model_ + " " + other);
+  EXPECT_TRUE(JsonLines(again.out).at(0)["data"]["cached"].get<bool>()) << again.out;
+}
+
+// A mistyped --data-dir used to become a new, empty index: every command that only reads an
+// index now says there is none, exits 1 and creates nothing.
+TEST(CliTest, ReadOnlyCommandsOnADataDirectoryWithoutAnIndex) {
+  const std::string dir = TempDir("no_index") + "/typo";
+  for (const std::string command : {"search invoice", "stats", "stats --json", "duplicates", "failures",
+                                    "backfill --test-embedder"}) {
+    CliRun r = RunCli("--no-progress --data-dir " + dir + " " + command);
+    EXPECT_EQ(r.code, 1) << command << ": " << r.out;
+    EXPECT_NE(r.out.find("no index at " + dir + ": run 'filesearch index FOLDER' first, or check --data-dir"),
+              std::string::npos) << command << ": " << r.out;
+    EXPECT_FALSE(stdfs::exists(dir)) << command << " created the data directory";
+  }
+  // FILESEARCH_DATA_DIR the same.
+  CliRun env = RunCli("stats", "FILESEARCH_DATA_DIR=" + dir);
+  EXPECT_EQ(env.code, 1) << env.out;
+  EXPECT_FALSE(stdfs::exists(dir));
+  // An empty folder is not an index either.
+  stdfs::create_directories(dir);
+  CliRun empty = RunCli("--data-dir " + dir + " search invoice");
+  EXPECT_EQ(empty.code, 1) << empty.out;
+  EXPECT_FALSE(stdfs::exists(dir + "/filesearch.db"));
+  stdfs::remove_all(stdfs::path(dir).parent_path());
+}
+
+// An unknown command is an error (exit 2, naming it), with or without --help; CLI11 alone printed
+// the main help and exited 0 for `filesearch serach --help`.
+TEST(CliTest, UnknownCommandIsAnError) {
+  for (const std::string args : {"serach --help", "serach", "--data-dir /tmp/x serach quarterly", "--no-progress serach -h"}) {
+    CliRun r = RunCli(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.out;
+    EXPECT_NE(r.out.find("filesearch: unknown command 'serach' (did you mean 'search'?); run 'filesearch --help'"),
+              std::string::npos) << args << ": " << r.out;
+    EXPECT_EQ(r.out.find("Quick start"), std::string::npos) << "no main help: " << r.out;
+  }
+  CliRun far = RunCli("frobnicate");
+  EXPECT_EQ(far.code, 2) << far.out;
+  EXPECT_NE(far.out.find("unknown command 'frobnicate'; run 'filesearch --help'"), std::string::npos) << far.out;
+  CliRun nested = RunCli("model downlod --help");
+  EXPECT_EQ(nested.code, 2) << nested.out;
+  EXPECT_NE(nested.out.find("filesearch model: unknown command 'downlod' (did you mean 'download'?)"), std::string::npos)
+      << nested.out;
+  // What is known still works.
+  EXPECT_EQ(RunCli("--help").code, 0);
+  EXPECT_EQ(RunCli("--data-dir /tmp/x search --help").code, 0);
+  EXPECT_EQ(RunCli("model download --help").code, 0);
+}
+
+// Flags that are on by default are shown as the way to turn them off; CLI11 printed
+// "--keyword-index,--no-keyword-index{false}", which reads as "off by default".
+TEST(CliTest, HelpShowsOnByDefaultFlagsAsTheWayToTurnThemOff) {
+  const CliRun main_help = RunCli("--help");
+  ASSERT_EQ(main_help.code, 0);
+  std::vector<std::string> commands = {"model tokenize", "model info", "model download"};
+  for (const std::string name : {"index", "backfill", "duplicates", "failures", "worker", "search", "stats", "model",
+                                 "embed", "serve"}) {
+    EXPECT_NE(main_help.out.find("  " + name + " "), std::string::npos) << name << " missing from: " << main_help.out;
+    commands.push_back(name);
+  }
+  for (const std::string& command : commands) {
+    CliRun r = RunCli(command + " --help");
+    EXPECT_EQ(r.code, 0) << command << ": " << r.out;
+    EXPECT_EQ(r.out.find("{false}"), std::string::npos) << command << ": " << r.out;
+    EXPECT_EQ(r.out.find("{true}"), std::string::npos) << command << ": " << r.out;
+    EXPECT_EQ(r.out.find(",--no-"), std::string::npos) << command << ": " << r.out;
+  }
+  CliRun serve = RunCli("serve --help");
+  for (const std::string off : {"--no-keyword-index", "--no-vector-search", "--text-logs"}) {
+    EXPECT_NE(serve.out.find("  " + off + " "), std::string::npos) << off << ": " << serve.out;
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/filesearch/commands.h"
+#include "core/json_dump.h"
 #include "engine/engine.h"
 
 namespace fs::cli {
@@ -54,8 +55,15 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     o.progress = !flags.no_progress;
     o.use_cache = !args->no_cache;
     o.embed_batch = args->batch;
-    auto engine = Engine::Open(o);
-    Status s = engine.ok() ? AttachEmbedder(engine->get(), args->model, args->test_embedder) : engine.status();
+    // Only an index has images to embed: a mistyped --data-dir is reported, not created.
+    auto db = ExistingIndexDb(flags);
+    auto engine = db.ok() ? Engine::Open(o) : Result<std::unique_ptr<Engine>>(db.status());
+    if (!engine.ok()) {
+      std::fprintf(stderr, "filesearch: %s\n", OpenError(engine.status()).c_str());
+      *exit_code = 1;
+      return;
+    }
+    Status s = AttachEmbedder(engine->get(), args->model, args->test_embedder);
     if (!s.ok()) {
       std::fprintf(stderr, "filesearch: %s\n", s.ToString().c_str());
       *exit_code = 1;
@@ -92,7 +100,7 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                           {"failures", failures},    {"remaining", r.candidates - r.embedded}, {"all", args->all},
                           {"resumedAfter", r.resumed_after}, {"workers", r.workers}};
       if (args->dry_run) j["wouldEmbed"] = r.dry_run_uris;
-      std::printf("%s\n", j.dump(2).c_str());
+      std::printf("%s\n", DumpJson(j, 2).c_str());
     } else if (args->dry_run) {
       for (const auto& uri : r.dry_run_uris) std::printf("  %s\n", uri.c_str());
       if (r.processed > r.dry_run_uris.size()) std::printf("  ... and %llu more\n", static_cast<unsigned long long>(r.processed - r.dry_run_uris.size()));

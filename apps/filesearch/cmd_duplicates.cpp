@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/filesearch/commands.h"
+#include "core/json_dump.h"
 #include "engine/engine.h"
 
 namespace fs::cli {
@@ -41,9 +42,9 @@ void RegisterDuplicates(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_option("--limit", args->limit, "Report at most N exact groups and N near pairs")->capture_default_str();
   cmd->add_flag("--json", args->json, "Print as JSON");
   cmd->callback([&flags, exit_code, args]() {
-    auto engine = OpenEngine(flags);
+    auto engine = OpenExistingEngine(flags);
     if (!engine.ok()) {
-      std::fprintf(stderr, "filesearch: cannot open the index: %s\n", engine.status().ToString().c_str());
+      std::fprintf(stderr, "filesearch: %s\n", OpenError(engine.status()).c_str());
       *exit_code = 1;
       return;
     }
@@ -87,7 +88,7 @@ void RegisterDuplicates(CLI::App& app, GlobalFlags& flags, int* exit_code) {
         pair["byHash"] = n.by_hash;
         near.push_back(std::move(pair));
       }
-      std::printf("%s\n", nlohmann::json{{"exact", exact},
+      std::printf("%s\n", DumpJson(nlohmann::json{{"exact", exact},
                                          {"near", near},
                                          {"model", report->model},
                                          {"threshold", args->threshold},
@@ -95,9 +96,7 @@ void RegisterDuplicates(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                                          {"hashedImages", report->hashed},
                                          {"hashedNow", report->hashed_now},
                                          {"unhashable", report->unhashable},
-                                         {"hashPairsTruncated", report->hash_pairs_truncated}}
-                              .dump(2)
-                              .c_str());
+                                         {"hashPairsTruncated", report->hash_pairs_truncated}}, 2).c_str());
       return;
     }
     if (report->hashed_now > 0 || report->unhashable > 0) {

@@ -2,11 +2,14 @@
 // embedding function's reply; plus the --model-dir flags shared by every CLIP-using command.
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/filesearch/commands.h"
+#include "cache/embedding_cache.h"
 #include "core/hash.h"
+#include "core/json_dump.h"
 
 namespace fs::cli {
 
@@ -46,20 +49,40 @@ namespace {
 std::string ErrorJson(const Status& s) {
   nlohmann::ordered_json j = {{"success", false},
                               {"error", {{"code", std::string(StatusCodeName(s.code()))}, {"message", s.message()}}}};
-  return j.dump();
+  return DumpJson(j);
 }
 
-std::string ReplyJson(const std::vector<float>& v, const std::string& model, double ms, const std::string& hash) {
+std::string ReplyJson(const std::vector<float>& v, const std::string& model, double ms, const std::string& hash,
+                      bool cached) {
   nlohmann::ordered_json data = {{"embedding", v}, {"dimension", v.size()}, {"model", model},
-                                 {"inferenceTime", ms}, {"cached", false}};
+                                 {"inferenceTime", ms}, {"cached", cached}};
   if (!hash.empty()) data["imageHash"] = hash;
   nlohmann::ordered_json j = {{"success", true}, {"data", data}};
-  return j.dump();
+  return DumpJson(j);
 }
+
+// The embedding cache of the data directory, when it holds an index: embed reads and fills it
+// as `index` and `backfill` do, but never creates a data directory of its own. Null: no cache.
+std::unique_ptr<EmbeddingCache> OpenCacheIfIndexed(const GlobalFlags& flags) {
+  auto db = ExistingIndexDb(flags);
+  if (!db.ok()) return nullptr;
+  auto cache = EmbeddingCache::Open(*db);
+  if (!cache.ok()) {
+    std::fprintf(stderr, "filesearch embed: not using the embedding cache: %s\n", cache.status().ToString().c_str());
+    return nullptr;
+  }
+  return std::move(cache).value();
+}
+
+// One image of a batch: its content hash and, on a cache hit, its vector.
+struct ImageSlot {
+  std::string hash;  // "" when the file could not be read
+  std::optional<std::vector<float>> cached;
+};
 
 }  // namespace
 
-void RegisterEmbed(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
+void RegisterEmbed(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* cmd = app.add_subcommand("embed", "Print CLIP embeddings of images or texts as JSON (one reply per line)")
                   ->footer("Examples:\n"
                            "  filesearch embed --model-dir ~/models/clip-vit-base-patch32 photo.jpg\n"
@@ -67,19 +90,23 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
                            "  filesearch embed --batch *.jpg > embeddings.jsonl\n\n"
                            "Each line: {\"success\":true,\"data\":{\"embedding\":[...],\"dimension\":512,\"model\":...,\n"
                            "\"inferenceTime\":ms,\"cached\":false,\"imageHash\":sha256}}; a failed input prints\n"
-                           "{\"success\":false,\"error\":{...}} and the exit code is 1.");
+                           "{\"success\":false,\"error\":{...}} and the exit code is 1.\n"
+                           "Images whose bytes were embedded before by this model come from the embedding cache of\n"
+                           "the data directory (\"cached\":true) when it holds an index; new ones are added to it.");
   struct Args {
     std::vector<std::string> images;
     std::vector<std::string> texts;
     bool batch = false;
+    bool no_cache = false;
     ModelFlags model;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("IMAGE", a->images, "Image files");
   cmd->add_option("--text", a->texts, "Text to embed (repeatable)")->allow_extra_args(false);
   cmd->add_flag("--batch", a->batch, "Run images through the model in batches of 16 (faster for many files)");
+  cmd->add_flag("--no-cache", a->no_cache, "Run the model for every image, ignoring the embedding cache");
   AddModelFlags(cmd, &a->model);
-  cmd->callback([exit_code, a]() {
+  cmd->callback([&flags, exit_code, a]() {
     if (a->images.empty() && a->texts.empty()) {
       std::fprintf(stderr, "filesearch embed: give image files or --text \"...\"\n");
       *exit_code = 2;
@@ -95,36 +122,64 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
     }
     ClipEmbedder& clip = **model;
     using Clock = std::chrono::steady_clock;
+    auto ms_since = [](Clock::time_point start) {
+      return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    };
     for (const auto& t : a->texts) {
       auto start = Clock::now();
       auto v = clip.EmbedText(t);
-      double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      double ms = ms_since(start);
       if (!v.ok()) {
         std::printf("%s\n", ErrorJson(v.status()).c_str());
         *exit_code = 1;
         continue;
       }
-      std::printf("%s\n", ReplyJson(*v, clip.model_id(), ms, "").c_str());
+      std::printf("%s\n", ReplyJson(*v, clip.model_id(), ms, "", false).c_str());
     }
+    std::unique_ptr<EmbeddingCache> cache = a->no_cache || a->images.empty() ? nullptr : OpenCacheIfIndexed(flags);
     const size_t step = a->batch ? 16 : 1;
     for (size_t start_i = 0; start_i < a->images.size(); start_i += step) {
       std::span<const std::string> paths(a->images.data() + start_i, std::min(step, a->images.size() - start_i));
-      std::vector<float> out(paths.size() * clip.dim());
-      std::vector<Status> per_file;
+      // Cache lookups first; only the misses go through the model.
       auto start = Clock::now();
-      Status s = clip.EmbedFiles(paths, out, &per_file, nullptr);
-      double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count() / static_cast<double>(paths.size());
+      std::vector<ImageSlot> slots(paths.size());
+      std::vector<std::string> misses;
       for (size_t i = 0; i < paths.size(); ++i) {
-        Status st = s.ok() ? per_file[i] : s;
+        auto hash = Sha256File(paths[i]);
+        if (hash.ok()) slots[i].hash = *hash;
+        if (cache && hash.ok()) {
+          auto hit = cache->Get(*hash, clip.model_id());
+          if (hit.ok() && *hit && (*hit)->size() == clip.dim()) slots[i].cached = std::move(**hit);
+        }
+        if (!slots[i].cached) misses.push_back(paths[i]);
+      }
+      const double lookup_ms = ms_since(start);
+      std::vector<float> out(misses.size() * clip.dim());
+      std::vector<Status> per_file;
+      start = Clock::now();
+      Status s = misses.empty() ? Status::Ok() : clip.EmbedFiles(misses, out, &per_file, nullptr);
+      const double ms = misses.empty() ? 0.0 : ms_since(start) / static_cast<double>(misses.size());
+      for (size_t i = 0, miss = 0; i < paths.size(); ++i) {
+        const ImageSlot& slot = slots[i];
+        if (slot.cached) {
+          std::printf("%s\n", ReplyJson(*slot.cached, clip.model_id(), lookup_ms / static_cast<double>(paths.size()),
+                                        slot.hash, true).c_str());
+          continue;
+        }
+        const size_t row = miss++;
+        Status st = s.ok() ? per_file[row] : s;
         if (!st.ok()) {
           std::printf("%s\n", ErrorJson(st.message().find(paths[i]) == std::string::npos ? st.WithContext(paths[i]) : st).c_str());
           *exit_code = 1;
           continue;
         }
-        auto hash = Sha256File(paths[i]);
-        std::vector<float> v(out.begin() + static_cast<ptrdiff_t>(i * clip.dim()),
-                             out.begin() + static_cast<ptrdiff_t>((i + 1) * clip.dim()));
-        std::printf("%s\n", ReplyJson(v, clip.model_id(), ms, hash.ok() ? *hash : "").c_str());
+        std::vector<float> v(out.begin() + static_cast<ptrdiff_t>(row * clip.dim()),
+                             out.begin() + static_cast<ptrdiff_t>((row + 1) * clip.dim()));
+        if (cache && !slot.hash.empty()) {
+          Status put = cache->Put(slot.hash, clip.model_id(), v);
+          if (!put.ok()) std::fprintf(stderr, "filesearch embed: not cached: %s\n", put.ToString().c_str());
+        }
+        std::printf("%s\n", ReplyJson(v, clip.model_id(), ms, slot.hash, false).c_str());
       }
       std::fflush(stdout);
     }

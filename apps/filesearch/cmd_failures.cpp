@@ -1,12 +1,11 @@
 // `filesearch failures`: the files that could not be read or embedded (the dead-letter list).
-#include <sys/stat.h>
-
 #include <chrono>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/filesearch/commands.h"
+#include "core/json_dump.h"
 #include "engine/search_json.h"
 #include "index/store.h"
 
@@ -32,16 +31,10 @@ void RegisterFailures(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_flag("--json", args->json, "Print as JSON");
   cmd->add_flag("--requeue", args->requeue, "Make every entry due for a retry, with a fresh attempt count");
   cmd->callback([&flags, exit_code, args]() {
-    const std::string db = ResolveDataDir(flags.data_dir) + "/filesearch.db";
-    struct stat st{};
-    if (::stat(db.c_str(), &st) != 0) {
-      std::fprintf(stderr, "filesearch: no index at '%s': run `filesearch index DIR` first (or give --data-dir)\n", db.c_str());
-      *exit_code = 1;
-      return;
-    }
-    auto store = Store::Open(db);
+    auto db = ExistingIndexDb(flags);
+    auto store = db.ok() ? Store::Open(*db) : Result<std::unique_ptr<Store>>(db.status());
     if (!store.ok()) {
-      std::fprintf(stderr, "filesearch: cannot open the index: %s\n", store.status().ToString().c_str());
+      std::fprintf(stderr, "filesearch: %s\n", OpenError(store.status()).c_str());
       *exit_code = 1;
       return;
     }
@@ -72,9 +65,7 @@ void RegisterFailures(CLI::App& app, GlobalFlags& flags, int* exit_code) {
         j["nextRetry"] = f.dead() ? nlohmann::json(nullptr) : nlohmann::json(FormatTimeSecondsNs(f.retry_at_ns));
         items.push_back(std::move(j));
       }
-      std::printf("%s\n", nlohmann::json{{"failures", items}, {"retrying", counts->retrying}, {"dead", counts->dead}}
-                              .dump(2)
-                              .c_str());
+      std::printf("%s\n", DumpJson(nlohmann::json{{"failures", items}, {"retrying", counts->retrying}, {"dead", counts->dead}}, 2).c_str());
       return;
     }
     std::printf("%llu failing files: %llu to be retried, %llu dead letters\n",

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/filesearch/commands.h"
+#include "core/json_dump.h"
 #include "engine/engine.h"
 #include "engine/search_json.h"
 
@@ -21,14 +22,6 @@ std::string HumanSize(uint64_t bytes) {
 }
 
 }  // namespace
-
-Result<std::unique_ptr<Engine>> OpenEngine(const GlobalFlags& flags, const std::string& model) {
-  EngineOptions o;
-  o.data_dir = ResolveDataDir(flags.data_dir);
-  o.progress = !flags.no_progress;
-  o.model_id = model;
-  return Engine::Open(o);
-}
 
 void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* cmd = app.add_subcommand("search", "Search the index: keywords, a query vector, or both (hybrid)")
@@ -117,8 +110,8 @@ void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
         a->model = r.vector_model;
       }
     }
-    auto engine = OpenEngine(flags, a->model);
-    if (!engine.ok()) return fail("cannot open the index: " + engine.status().ToString());
+    auto engine = OpenExistingEngine(flags, a->model);
+    if (!engine.ok()) return fail(OpenError(engine.status()));
     auto res = (*engine)->Search(r);
     if (!res.ok()) return fail(res.status().message());
     if (a->json) {
@@ -150,9 +143,9 @@ void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print as JSON");
   cmd->callback([&flags, exit_code, json]() {
-    auto engine = OpenEngine(flags);
+    auto engine = OpenExistingEngine(flags);
     if (!engine.ok()) {
-      std::fprintf(stderr, "filesearch: cannot open the index: %s\n", engine.status().ToString().c_str());
+      std::fprintf(stderr, "filesearch: %s\n", OpenError(engine.status()).c_str());
       *exit_code = 1;
       return;
     }
@@ -175,7 +168,7 @@ void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                           {"embeddings", models},          {"databaseBytes", st->db_bytes},
                           {"vectorModel", v ? v->model() : ""}, {"vectorIndexSize", v ? v->size() : 0},
                           {"vectorIndexBytes", v ? v->memory_bytes() : 0}, {"embeddingCacheEntries", cached}};
-      std::printf("%s\n", j.dump(2).c_str());
+      std::printf("%s\n", DumpJson(j, 2).c_str());
       return;
     }
     std::printf("data directory: %s\n", (*engine)->data_dir().c_str());

@@ -61,12 +61,12 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                   "reconciling pass at start, debounced passes, images embedded with the served model)")
       ->type_name("DIR");
   AddOcrFlags(cmd, &a->ocr);  // --ocr: what --watch indexes has the text of its images read
-  cmd->add_flag("--keyword-index,!--no-keyword-index", a->keyword_index,
-                "Keep an in-memory keyword index beside SQLite FTS5 for fast top-k BM25 (default on; built in the\n"
-                "background at start, FTS5 answers until it is ready; about 6 bytes per word per document)");
-  cmd->add_flag("--vector-search,!--no-vector-search", a->vector_search,
-                "Offer vector search (image upload, similar, imageEmbedding); --no-vector-search hides it")
-      ->capture_default_str();
+  AddOnByDefaultFlag(cmd, "--keyword-index", "--no-keyword-index", &a->keyword_index,
+                     "Answer keyword queries from SQLite FTS5 alone, without the in-memory keyword index kept\n"
+                     "beside it by default for fast top-k BM25 (built in the background at start, FTS5 answers\n"
+                     "until it is ready; about 6 bytes per word per document)");
+  AddOnByDefaultFlag(cmd, "--vector-search", "--no-vector-search", &a->vector_search,
+                     "Turn vector search off (image upload, similar, imageEmbedding); on by default");
   cmd->add_option("--storage-root", a->roots, "Folder that /embed imageUrl may name (repeatable)")->type_name("DIR");
   cmd->add_option("--s3-bucket", a->s3_buckets,
                   "S3 bucket that /embed imageUrl may name as s3://NAME/KEY (repeatable, or comma-separated);\n"
@@ -83,8 +83,8 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       ->envname("FILESEARCH_S3_REGION");
   cmd->add_flag("--test-embedder", a->test_embedder,
                 "Use the deterministic stand-in embedder (model test/hash-64) instead of CLIP; for tests");
-  cmd->add_flag("--json-logs,!--text-logs", a->json_logs, "One JSON object per log line (default) or plain text")
-      ->capture_default_str();
+  AddOnByDefaultFlag(cmd, "--json-logs", "--text-logs", &a->json_logs,
+                     "Plain-text log lines instead of one JSON object per line (the default)");
   cmd->add_option("--threads", a->threads, "Worker threads (concurrent requests)")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("--max-body-bytes", a->limits.max_body_bytes, "Largest request body")->capture_default_str();
   cmd->add_option("--max-image-bytes", a->limits.max_image_bytes, "Largest image to embed")->capture_default_str();

@@ -41,8 +41,24 @@ void AddOcrFlags(CLI::App* cmd, OcrFlags* flags);
 // (NotFound saying what to install) with any note (e.g. "English only") printed to stderr.
 Result<std::optional<OcrOptions>> ResolveOcrFlags(const OcrFlags& flags);
 
-// Opens the data directory of --data-dir / FILESEARCH_DATA_DIR; `model` "" = the model that has embeddings.
+// Opens the data directory of --data-dir / FILESEARCH_DATA_DIR (creating it: for commands that
+// write an index); `model` "" = the model that has embeddings.
 Result<std::unique_ptr<Engine>> OpenEngine(const GlobalFlags& flags, const std::string& model = "");
+// The database of the data directory, "<DIR>/filesearch.db", when an index was made there; else
+// NotFound "no index at DIR: run 'filesearch index FOLDER' first, or check --data-dir". Creates nothing.
+Result<std::string> ExistingIndexDb(const GlobalFlags& flags);
+// OpenEngine for commands that only read (search, stats, duplicates): ExistingIndexDb's NotFound
+// when there is no index, so a mistyped --data-dir is reported instead of becoming an empty index.
+Result<std::unique_ptr<Engine>> OpenExistingEngine(const GlobalFlags& flags, const std::string& model = "");
+// What to print when opening the index failed: "cannot open the index: <status>", or only the
+// message of ExistingIndexDb's NotFound (which already says what to do).
+std::string OpenError(const Status& status);
+
+// A flag that is on unless turned off. Help shows only "OFF_NAME  OFF_HELP" (CLI11's own pair,
+// "--x,!--no-x", printed "--x,--no-x{false}", which reads as off by default); ON_NAME is still
+// accepted, hidden. The later of the two on the command line wins.
+void AddOnByDefaultFlag(CLI::App* cmd, const std::string& on_name, const std::string& off_name, bool* value,
+                        const std::string& off_help);
 
 // Gives the engine its image embedder: the stand-in hash model with --test-embedder, else the
 // CLIP model named by the model flags, else none (OK: text-only indexing).

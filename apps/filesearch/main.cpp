@@ -1,11 +1,79 @@
 // filesearch: the command-line entry point. Subcommands live in cmd_*.cpp.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "apps/filesearch/commands.h"
 #include "core/log.h"
+
+namespace {
+
+// Levenshtein distance, for "did you mean" on a mistyped command.
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// CLI11 takes an unknown command for a stray argument, and with --help it prints the main help and
+// exits 0, so `filesearch serach --help` looked like success. Before parsing, the first word that
+// is not an option must name a command, at each level that has commands. Returns the error to
+// print, "" when every command word is known.
+std::string CheckCommandWords(CLI::App& app, int argc, char** argv) {
+  CLI::App* level = &app;
+  std::string invocation = "filesearch";
+  auto all = [](CLI::App*) { return true; };
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") break;
+    if (arg.size() > 1 && arg[0] == '-') {
+      if (arg.find('=') != std::string::npos) continue;
+      for (CLI::App* owner = level; owner != nullptr; owner = owner->get_parent()) {
+        if (const CLI::Option* opt = owner->get_option_no_throw(arg)) {
+          if (opt->get_expected_min() > 0) ++i;  // its value is not a command word
+          break;
+        }
+      }
+      continue;
+    }
+    const std::vector<CLI::App*> commands = level->get_subcommands(all);
+    if (commands.empty()) break;  // a positional argument of a command
+    CLI::App* next = nullptr;
+    std::string nearest;
+    size_t nearest_distance = 3;  // suggest only close names
+    for (CLI::App* command : commands) {
+      if (command->get_name() == arg) next = command;
+      const size_t d = EditDistance(arg, command->get_name());
+      if (d < nearest_distance) {
+        nearest_distance = d;
+        nearest = command->get_name();
+      }
+    }
+    if (next == nullptr) {
+      return invocation + ": unknown command '" + arg + "'" +
+             (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)") + "; run '" + invocation +
+             " --help' for the list of commands";
+    }
+    level = next;
+    invocation += " " + arg;
+  }
+  return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // OpenMP (used by the CLIP GEMMs) reads its wait policy once, when the runtime loads, before
@@ -42,6 +110,10 @@ int main(int argc, char** argv) {
   fs::cli::RegisterModel(app, flags, &exit_code);
   fs::cli::RegisterEmbed(app, flags, &exit_code);
   fs::cli::RegisterServe(app, flags, &exit_code);
+  if (const std::string error = CheckCommandWords(app, argc, argv); !error.empty()) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

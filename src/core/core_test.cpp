@@ -3,9 +3,12 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "core/base64.h"
 #include "core/env.h"
 #include "core/hash.h"
+#include "core/json_dump.h"
 #include "core/status.h"
 #include "core/utf8.h"
 
@@ -87,6 +90,24 @@ TEST(Utf8Test, ValidateAndRepair) {
   EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));   // surrogate
   EXPECT_EQ(RepairUtf8("bad\xFF\xFEname"), "bad\xEF\xBF\xBDname");
   EXPECT_EQ(RepairUtf8("\xE6\x9D"), "\xEF\xBF\xBD");  // truncated sequence
+}
+
+// A message holding bytes that are not UTF-8 (a Latin-1 file name, a decoder echoing raw bytes):
+// nlohmann's plain dump() throws on it; DumpJson writes U+FFFD and the result parses again.
+TEST(JsonDumpTest, InvalidUtf8BecomesReplacementCharacterInsteadOfThrowing) {
+  nlohmann::json j = {{"message", "caf\xE9 \xFF\xFE.png: bad header"}, {"ok", "東京"}};
+  EXPECT_THROW((void)j.dump(), nlohmann::json::type_error);
+  for (int indent : {-1, 2}) {
+    std::string text;
+    ASSERT_NO_THROW(text = DumpJson(j, indent));
+    EXPECT_TRUE(IsValidUtf8(text)) << text;
+    auto back = nlohmann::json::parse(text, nullptr, false);
+    ASSERT_TRUE(back.is_object()) << text;
+    EXPECT_EQ(back["message"].get<std::string>().find("caf\xEF\xBF\xBD"), 0u) << text;
+    EXPECT_EQ(back["ok"], "東京");
+  }
+  nlohmann::ordered_json ordered = {{"path", "\xC0\xAF"}};
+  EXPECT_EQ(DumpJson(ordered), "{\"path\":\"\xEF\xBF\xBD\xEF\xBF\xBD\"}");
 }
 
 }  // namespace

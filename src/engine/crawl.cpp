@@ -18,6 +18,7 @@
 
 #include "core/env.h"
 #include "core/hash.h"
+#include "core/json_dump.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/utf8.h"
@@ -266,7 +267,7 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
         ++it;
       }
     }
-    if (changed) FS_RETURN_IF_ERROR(store->SetMeta(kOcrRootsKey, ocr_roots.dump()));
+    if (changed) FS_RETURN_IF_ERROR(store->SetMeta(kOcrRootsKey, DumpJson(ocr_roots)));
   }
 
   ExtractOptions extract_options;
@@ -389,7 +390,7 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
   report.removed = gone.size();
   if (options.ocr) {  // every image under the root has now been read with these languages
     ocr_roots[prefix] = ocr_languages;
-    FS_RETURN_IF_ERROR(store->SetMeta(kOcrRootsKey, ocr_roots.dump()));
+    FS_RETURN_IF_ERROR(store->SetMeta(kOcrRootsKey, DumpJson(ocr_roots)));
   }
   return report;
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base64.h"
+#include "core/json_dump.h"
 
 namespace fs {
 namespace {
@@ -26,7 +27,7 @@ struct Cursor {
 std::string EncodeCursor(const Cursor& c) {
   nlohmann::json j = {{"m", static_cast<int>(c.mode)}, {"g", c.generation}, {"o", c.offset},
                       {"s", c.score}, {"i", c.id}};
-  return Base64UrlEncode(j.dump());
+  return Base64UrlEncode(DumpJson(j));
 }
 
 Result<Cursor> DecodeCursor(std::string_view s) {

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_dump.h"
+
 namespace fs {
 namespace {
 
@@ -34,7 +36,7 @@ std::string FormatTimeNs(int64_t ns) {
 std::string DocumentToJson(const Document& doc, bool with_content) {
   nlohmann::ordered_json j = DocJson(doc);
   if (with_content) j["content"] = doc.content;
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return DumpJson(j);
 }
 
 std::string FormatTimeSecondsNs(int64_t ns) {
@@ -62,7 +64,7 @@ std::string SearchResultToJson(const SearchResult& r, const JsonRenderOptions& o
                         {"nextCursor", r.next_cursor.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.next_cursor)},
                         {"tookMs", r.took_ms},
                         {"hits", std::move(hits)}};
-  return out.dump(options.pretty ? 2 : -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return DumpJson(out, options.pretty ? 2 : -1);
 }
 
 }  // namespace fs

@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <optional>
 #include <cstring>
 #include <memory>
@@ -20,6 +22,7 @@
 
 #include "core/check.h"
 #include "core/env.h"
+#include "core/utf8.h"
 
 namespace fs::image {
 namespace {
@@ -71,10 +74,12 @@ struct GFree {
   void operator()(void* p) const { g_free(p); }
 };
 
-// The libvips error text for a failed call, cleared for the next one, on one line.
+// The libvips error text for a failed call, cleared for the next one, on one line, as UTF-8:
+// decoders may echo bytes of the file (a tag, a chunk name) that are not text, and the message
+// goes on into JSON replies and the failure list.
 std::string TakeVipsError() {
   char* raw = vips_error_buffer_copy();
-  std::string text = raw != nullptr ? raw : "";
+  std::string text = RepairUtf8(raw != nullptr ? raw : "");
   g_free(raw);
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   std::replace(text.begin(), text.end(), '\n', ';');
@@ -146,6 +151,22 @@ uint32_t ReadBigEndian32(std::string_view b, size_t at) {
          static_cast<uint32_t>(static_cast<uint8_t>(b[at + 3]));
 }
 
+// A four-byte chunk type as text for a message: letters as they are, any other byte as \xNN, so
+// a damaged file's bytes never reach a message (and from there JSON) raw.
+std::string PrintableTag(std::string_view tag) {
+  std::string out;
+  for (char c : tag) {
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      out += c;
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02X", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      out += hex;
+    }
+  }
+  return out;
+}
+
 // Every PNG chunk must fit inside the file. libpng allocates a chunk's declared length (up to
 // 2 GiB) before it notices that the file is 57 bytes long: seconds of page faults per file.
 // A cut-off IDAT is let through when truncated files are accepted.
@@ -156,7 +177,7 @@ Status CheckPngChunks(std::string_view b, bool allow_truncated) {
     const std::string_view type = b.substr(pos + 4, 4);
     if (length > 0x7FFFFFFFu || pos + 12 + length > b.size()) {
       if (allow_truncated && type == "IDAT") return Status::Ok();
-      return Status::Corruption("png chunk '" + std::string(type) + "' declares " +
+      return Status::Corruption("png chunk '" + PrintableTag(type) + "' declares " +
                                 std::to_string(length) + " bytes, past the end of the " +
                                 std::to_string(b.size()) + "-byte file (truncated or damaged)");
     }

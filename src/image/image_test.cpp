@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace fs::image {
 namespace {
 
@@ -268,6 +270,16 @@ TEST(ImageTest, CorruptInputGivesClearStatus) {
   auto bad = DecodeMemory(garbage_png, {});
   EXPECT_EQ(bad.status().code(), StatusCode::kCorruption) << bad.status().ToString();
   EXPECT_FALSE(Probe("GIF89a").ok());
+}
+
+// Bytes of a damaged file that a message quotes are written as \xNN: the message goes on into
+// JSON (embed replies, the failure list), which only takes UTF-8.
+TEST(ImageTest, ErrorMessagesAreUtf8EvenWhenTheyQuoteTheFile) {
+  const std::string png = std::string("\x89PNG\r\n\x1A\n", 8) + std::string(64, '\xFF');
+  auto bad = DecodeMemory(png, {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(IsValidUtf8(bad.status().message())) << bad.status().ToString();
+  EXPECT_NE(bad.status().message().find("png chunk '\\xFF\\xFF\\xFF\\xFF'"), std::string::npos) << bad.status().ToString();
 }
 
 TEST(ImageTest, DecodeFileReportsPath) {

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_dump.h"
+
 namespace fs::clip {
 namespace {
 
@@ -16,7 +18,7 @@ Status ReadInt(const json& obj, const char* key, const std::string& path, int* o
   if (!obj.contains(key) || obj[key].is_null()) return Status::Ok();
   if (!obj[key].is_number_integer() || obj[key].get<int64_t>() <= 0 ||
       obj[key].get<int64_t>() > (1 << 24)) {
-    return BadField(path, key, "must be a positive integer, got " + obj[key].dump());
+    return BadField(path, key, "must be a positive integer, got " + DumpJson(obj[key]));
   }
   *out = obj[key].get<int>();
   return Status::Ok();
@@ -39,7 +41,7 @@ Status ReadTower(const json& obj, const std::string& path, TowerParams* t) {
     } else if (act == "gelu") {
       t->act = Activation::kGelu;
     } else {
-      return BadField(path, "hidden_act", "is " + obj["hidden_act"].dump() +
+      return BadField(path, "hidden_act", "is " + DumpJson(obj["hidden_act"]) +
                                               "; supported: \"quick_gelu\", \"gelu\"");
     }
   }

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "core/hash.h"
+#include "core/json_dump.h"
 
 namespace fs::clip {
 namespace {
@@ -159,7 +160,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string
     uint64_t numel = 1;
     for (const auto& d : entry["shape"]) {
       if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t{1} << 40)) {
-        return Bad(path, where + "shape " + d.dump() + " is not a list of sizes");
+        return Bad(path, where + "shape " + DumpJson(d) + " is not a list of sizes");
       }
       view.shape.push_back(d.get<int64_t>());
       numel *= d.get<uint64_t>();

@@ -3,7 +3,10 @@
 #include <httplib.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -96,12 +99,83 @@ Result<Endpoint> ParseEndpoint(const std::string& url) {
   return e;
 }
 
-std::unique_ptr<httplib::Client> MakeClient(const Endpoint& ep, int timeout_s, bool follow) {
+std::unique_ptr<httplib::Client> MakeClient(const Endpoint& ep, int timeout_s, bool follow,
+                                            const std::optional<Proxy>& proxy) {
   auto cli = std::make_unique<httplib::Client>(ep.scheme_host);
-  cli->set_follow_location(follow);
+  cli->set_follow_location(follow);  // redirected clients inherit the proxy settings
   cli->set_connection_timeout(timeout_s, 0);
   cli->set_read_timeout(timeout_s, 0);
+  if (proxy) {
+    cli->set_proxy(proxy->host, proxy->port);
+    if (!proxy->user.empty()) cli->set_proxy_basic_auth(proxy->user, proxy->password);
+  }
   return cli;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The host of "scheme://[user@]host[:port][/...]", lower case, IPv6 without its brackets.
+std::string HostOf(const std::string& url) {
+  const size_t scheme = url.find("://");
+  const size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  std::string authority = url.substr(start, url.find_first_of("/?#", start) - start);
+  if (const size_t at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
+  if (!authority.empty() && authority.front() == '[') return Lower(authority.substr(1, authority.find(']') - 1));
+  return Lower(authority.substr(0, authority.find(':')));
+}
+
+// no_proxy as curl reads it: comma-separated; "*" is every host; "example.com" and ".example.com"
+// both cover example.com and its subdomains; a ":port" on an entry is ignored.
+bool NoProxyCovers(const std::string& host, const std::string& list) {
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    const size_t comma = std::min(list.find(',', pos), list.size());
+    std::string entry = list.substr(pos, comma - pos);
+    pos = comma + 1;
+    entry.erase(0, entry.find_first_not_of(" \t"));
+    entry.erase(entry.find_last_not_of(" \t") + 1);
+    if (entry == "*") return true;
+    entry = HostOf(entry);
+    while (!entry.empty() && entry.front() == '.') entry.erase(0, 1);
+    if (entry.empty()) continue;
+    if (host == entry) return true;
+    if (host.size() > entry.size() && host.compare(host.size() - entry.size(), entry.size(), entry) == 0 &&
+        host[host.size() - entry.size() - 1] == '.') {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The value of the first of the two variables that is set and not empty, and its name.
+std::pair<const char*, const char*> FirstSet(const std::function<const char*(const char*)>& getenv,
+                                             const char* lower, const char* upper) {
+  for (const char* name : {lower, upper}) {
+    if (const char* v = getenv(name); v != nullptr && *v != '\0') return {v, name};
+  }
+  return {nullptr, nullptr};
+}
+
+std::string ProxyNote(const std::optional<Proxy>& proxy) {
+  return proxy ? " through the proxy " + proxy->host + ":" + std::to_string(proxy->port) : "";
+}
+
+// Runs the download; Download() around it owns the destination folder.
+Result<std::vector<FileResult>> DownloadFiles(const DownloadOptions& o, const Endpoint& ep,
+                                              const std::optional<Proxy>& proxy);
+
+// The folders create_directories(dir) would create, deepest first.
+std::vector<stdfs::path> MissingFolders(const stdfs::path& dir) {
+  std::vector<stdfs::path> missing;
+  std::error_code ec;
+  for (stdfs::path p = dir; !p.empty() && !stdfs::exists(p, ec); p = p.parent_path()) {
+    missing.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  return missing;
 }
 
 }  // namespace
@@ -114,15 +188,73 @@ std::string GitBlobSha1Hex(const std::string& data) {
   return d.Hex();
 }
 
+Result<std::optional<Proxy>> ProxyFor(const std::string& url, const std::function<const char*(const char*)>& getenv) {
+  const bool https = url.rfind("https://", 0) == 0;
+  const auto [value, variable] = https ? FirstSet(getenv, "https_proxy", "HTTPS_PROXY")
+                                       : FirstSet(getenv, "http_proxy", "HTTP_PROXY");
+  if (value == nullptr) return std::optional<Proxy>();
+  if (const auto no_proxy = FirstSet(getenv, "no_proxy", "NO_PROXY").first;
+      no_proxy != nullptr && NoProxyCovers(HostOf(url), no_proxy)) {
+    return std::optional<Proxy>();
+  }
+  // The value may hold a password: messages name the variable, never repeat the value.
+  const std::string where = std::string(variable) + " (for " + (https ? "https" : "http") + "://)";
+  std::string spec = value;
+  if (const size_t scheme = spec.find("://"); scheme != std::string::npos) {
+    if (Lower(spec.substr(0, scheme)) != "http") {
+      return Status::InvalidArgument(where + " must be an http:// proxy (https:// traffic goes through it in a CONNECT tunnel)");
+    }
+    spec = spec.substr(scheme + 3);
+  }
+  spec = spec.substr(0, spec.find('/'));
+  Proxy proxy;
+  if (const size_t at = spec.rfind('@'); at != std::string::npos) {
+    const std::string userinfo = spec.substr(0, at);
+    const size_t colon = userinfo.find(':');
+    proxy.user = userinfo.substr(0, colon);
+    proxy.password = colon == std::string::npos ? "" : userinfo.substr(colon + 1);
+    spec = spec.substr(at + 1);
+  }
+  proxy.host = HostOf("http://" + spec);
+  const size_t port_at = !spec.empty() && spec.front() == '[' ? spec.find("]:") + 1 : spec.rfind(':');
+  const std::string port = port_at == 0 || port_at == std::string::npos ? "1080" : spec.substr(port_at + 1);  // curl's default
+  if (proxy.host.empty() || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) == 0 || std::stoi(port) > 65535) {
+    return Status::InvalidArgument(where + " is not a proxy address of the form http://HOST:PORT");
+  }
+  proxy.port = std::stoi(port);
+  return std::optional<Proxy>(std::move(proxy));
+}
+
 Result<std::vector<FileResult>> Download(const DownloadOptions& o) {
   if (o.dest_dir.empty()) return Status::InvalidArgument("no destination folder given");
   if (o.repo.empty() || o.repo.find("..") != std::string::npos || o.repo.front() == '/') {
     return Status::InvalidArgument("model name '" + o.repo + "' is not of the form owner/name");
   }
   FS_ASSIGN_OR_RETURN(Endpoint ep, ParseEndpoint(o.endpoint));
+  std::optional<Proxy> proxy;
+  if (o.proxy_from_env) {
+    FS_ASSIGN_OR_RETURN(proxy, ProxyFor(o.endpoint, [](const char* name) { return std::getenv(name); }));
+  }
+  const std::vector<stdfs::path> created = MissingFolders(o.dest_dir);
   std::error_code ec;
   stdfs::create_directories(o.dest_dir, ec);
   if (ec) return Status::IOError("cannot create '" + o.dest_dir + "': " + ec.message());
+  auto result = DownloadFiles(o, ep, proxy);
+  if (!result.ok()) {
+    // Deepest first; remove() leaves a folder that is not empty (a .part to resume) alone.
+    for (const stdfs::path& dir : created) {
+      if (!stdfs::remove(dir, ec)) break;
+    }
+  }
+  return result;
+}
+
+namespace {
+
+Result<std::vector<FileResult>> DownloadFiles(const DownloadOptions& o, const Endpoint& ep,
+                                              const std::optional<Proxy>& proxy) {
+  std::error_code ec;
   std::vector<FileResult> results;
   for (const HubFile& file : o.files) {
     FileResult r;
@@ -133,11 +265,13 @@ Result<std::vector<FileResult>> Download(const DownloadOptions& o) {
     //    to the LFS storage, whose own headers do not carry the hub's checksum).
     Expected e;
     {
-      auto head = MakeClient(ep, o.timeout_s, /*follow=*/false);
+      auto head = MakeClient(ep, o.timeout_s, /*follow=*/false, proxy);
       auto res = head->Head(url_path);
       if (!res) {
-        return Status::Unavailable("cannot reach " + o.endpoint + ": " + httplib::to_string(res.error()) +
-                                   " (check the network, or give --endpoint for a mirror)");
+        return Status::Unavailable("cannot reach " + o.endpoint + ProxyNote(proxy) + ": " +
+                                   httplib::to_string(res.error()) +
+                                   (proxy ? " (check the proxy variables HTTPS_PROXY, HTTP_PROXY and NO_PROXY)"
+                                          : " (check the network, or give --endpoint for a mirror)"));
       }
       if (res->status == 404) {
         if (!file.required) {
@@ -179,7 +313,7 @@ Result<std::vector<FileResult>> Download(const DownloadOptions& o) {
     uint64_t offset = stdfs::exists(part_path) ? stdfs::file_size(part_path) : 0;
     if (e.size > 0 && offset > e.size) offset = 0;  // longer than the file: start over
     r.resumed = offset > 0;
-    auto cli = MakeClient(ep, o.timeout_s, /*follow=*/true);
+    auto cli = MakeClient(ep, o.timeout_s, /*follow=*/true, proxy);
     httplib::Headers headers;
     if (offset > 0) headers.emplace("Range", "bytes=" + std::to_string(offset) + "-");
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> out(nullptr, &std::fclose);
@@ -240,4 +374,5 @@ Result<std::vector<FileResult>> Download(const DownloadOptions& o) {
   return results;
 }
 
+}  // namespace
 }  // namespace fs::hub

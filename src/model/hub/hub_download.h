@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,10 @@ struct DownloadOptions {
                                 {"preprocessor_config.json", false}};
   bool progress = true;
   int timeout_s = 60;  // connect/read timeout per request
+  // Proxy as curl reads it from the environment: https_proxy / HTTPS_PROXY for an https://
+  // endpoint, http_proxy / HTTP_PROXY for http://, except for the hosts in no_proxy / NO_PROXY.
+  // false: connect directly whatever the environment says.
+  bool proxy_from_env = true;
 };
 
 struct FileResult {
@@ -46,7 +52,21 @@ struct FileResult {
   std::string checksum;           // "sha256:<hex>" or "git-sha1:<hex>" (verified), "" if none published
 };
 
+// Fills options.dest_dir. On failure the folders this call created are removed again when they
+// are empty (one holding a partial download stays, so the next run resumes it).
 Result<std::vector<FileResult>> Download(const DownloadOptions& options);
+
+// A forward proxy: requests go to host:port (plain HTTP; CONNECT tunnels for https:// URLs).
+struct Proxy {
+  std::string host;
+  int port = 0;
+  std::string user, password;  // Basic auth from "http://user:password@host:port", if given
+};
+// The proxy to use for `url` ("https://host[:port]/...") from the variables `getenv` returns
+// (std::getenv in Download): nullopt when none is set or the host is in no_proxy / NO_PROXY
+// ("*", host names, ".domain" or "domain" for a domain and its subdomains, ports ignored);
+// InvalidArgument for a proxy URL we cannot use. Exposed for tests.
+Result<std::optional<Proxy>> ProxyFor(const std::string& url, const std::function<const char*(const char*)>& getenv);
 
 // The git blob id of `data` (SHA-1 of "blob <size>\0" + data), hex. Exposed for tests.
 std::string GitBlobSha1Hex(const std::string& data);

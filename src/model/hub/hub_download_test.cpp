@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -27,12 +28,70 @@ std::string ReadAll(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+constexpr const char* kProxyVariables[] = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"};
+
+// A plain-HTTP forward proxy (no CONNECT): "GET http://HOST/PATH" is sent on to the fake hub at
+// 127.0.0.1:hub_port whatever HOST is, and HOST is remembered. Tests name a host that does not
+// resolve (hub.invalid), so a download that reaches the hub at all went through the proxy.
+class ForwardProxy {
+ public:
+  explicit ForwardProxy(int hub_port) {
+    // httplib hands HEAD to GET handlers and drops the body itself.
+    server_.Get(".*", [this, hub_port](const httplib::Request& req, httplib::Response& res) {
+      const size_t scheme = req.path.find("://");
+      if (scheme == std::string::npos) {  // not the absolute form a proxy is sent
+        res.status = 400;
+        return;
+      }
+      const size_t path_at = req.path.find('/', scheme + 3);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        hosts_.push_back(req.path.substr(scheme + 3, path_at - scheme - 3));
+      }
+      httplib::Client hub("127.0.0.1", hub_port);
+      httplib::Headers headers;
+      if (req.has_header("Range")) headers.emplace("Range", req.get_header_value("Range"));
+      auto reply = hub.Get(req.path.substr(path_at), headers);
+      if (!reply) {
+        res.status = 502;
+        return;
+      }
+      res.status = reply->status;
+      for (const char* name : {"Location", "ETag", "X-Linked-Etag", "X-Linked-Size", "Content-Range"}) {
+        if (reply->has_header(name)) res.set_header(name, reply->get_header_value(name));
+      }
+      res.set_content(reply->body, reply->get_header_value("Content-Type"));
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~ForwardProxy() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string address() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<std::string> hosts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return hosts_;
+  }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<std::string> hosts_;
+};
+
 class HubTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = stdfs::temp_directory_path().string() + "/hub_test_" + std::to_string(::getpid()) + "_" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     stdfs::remove_all(dir_);
+    // Downloads below go straight to 127.0.0.1 unless a test sets a proxy itself.
+    for (const char* name : kProxyVariables) ::unsetenv(name);
     std::mt19937 rng(3);
     weights_.resize(3 << 20);  // 3 MiB of "safetensors"
     for (char& c : weights_) c = static_cast<char>(rng());
@@ -168,6 +227,95 @@ TEST_F(HubTest, ClearErrorsForUnknownModelsAndUnreachableHosts) {
   o = Options();
   o.repo = "../etc";
   EXPECT_EQ(Download(o).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ProxyFor, ReadsTheProxyVariablesAsCurlDoes) {
+  std::map<std::string, std::string> env;
+  auto getenv = [&env](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  auto proxy_of = [&](const std::string& url) {
+    auto p = ProxyFor(url, getenv);
+    EXPECT_TRUE(p.ok()) << url << ": " << p.status().ToString();
+    return p.ok() ? *p : std::nullopt;
+  };
+  EXPECT_FALSE(proxy_of("https://huggingface.co"));
+  env["HTTPS_PROXY"] = "http://alice:s3cret@proxy.corp:3128/";
+  auto p = proxy_of("https://huggingface.co");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->host, "proxy.corp");
+  EXPECT_EQ(p->port, 3128);
+  EXPECT_EQ(p->user, "alice");
+  EXPECT_EQ(p->password, "s3cret");
+  EXPECT_FALSE(proxy_of("http://mirror.lan")) << "HTTPS_PROXY is for https:// only";
+  env["HTTP_PROXY"] = "10.0.0.7";
+  ASSERT_TRUE(proxy_of("http://mirror.lan"));
+  EXPECT_EQ(proxy_of("http://mirror.lan")->port, 1080) << "curl's default port";
+  env["https_proxy"] = "http://[::1]:8080";
+  ASSERT_TRUE(proxy_of("https://huggingface.co"));
+  EXPECT_EQ(proxy_of("https://huggingface.co")->host, "::1") << "the lower-case variable comes first";
+  env["NO_PROXY"] = "localhost, .huggingface.co,mirror.lan:8080";
+  EXPECT_FALSE(proxy_of("https://huggingface.co"));
+  EXPECT_FALSE(proxy_of("https://cdn-lfs.huggingface.co/x"));
+  EXPECT_FALSE(proxy_of("http://mirror.lan:9000/models"));
+  EXPECT_TRUE(proxy_of("https://nothuggingface.co"));
+  env["NO_PROXY"] = "*";
+  EXPECT_FALSE(proxy_of("https://example.com"));
+  env.erase("NO_PROXY");
+  for (const char* bad : {"socks5://proxy:1080", "http://proxy:99999", "http://:3128", "http://proxy:port"}) {
+    env["https_proxy"] = bad;
+    auto r = ProxyFor("https://huggingface.co", getenv);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("https_proxy"), std::string::npos) << r.status().ToString();
+  }
+  env["https_proxy"] = "http://alice:s3cret@:0";
+  EXPECT_EQ(ProxyFor("https://huggingface.co", getenv).status().message().find("s3cret"), std::string::npos)
+      << "a password is never repeated in a message";
+}
+
+TEST_F(HubTest, GoesThroughTheProxyOfTheEnvironment) {
+  ForwardProxy proxy(port_);
+  DownloadOptions o = Options();
+  o.endpoint = "http://hub.invalid";  // resolves nowhere: only the proxy can reach it
+  ::setenv("HTTP_PROXY", proxy.address().c_str(), 1);
+  auto r = Download(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(ReadAll(dir_ + "/model/model.safetensors"), weights_);
+  const std::vector<std::string> hosts = proxy.hosts();
+  EXPECT_GE(hosts.size(), 4u) << "a HEAD and a GET per file, and the redirect to the weights";
+  for (const std::string& host : hosts) EXPECT_EQ(host.substr(0, host.find(':')), "hub.invalid");
+  // NO_PROXY covering the host: a direct connection, which cannot resolve it.
+  stdfs::remove_all(dir_);
+  ::setenv("NO_PROXY", "localhost,.invalid", 1);
+  auto direct = Download(o);
+  EXPECT_EQ(direct.status().code(), StatusCode::kUnavailable) << direct.status().ToString();
+  EXPECT_EQ(proxy.hosts().size(), hosts.size());
+  ::unsetenv("NO_PROXY");
+  ::unsetenv("HTTP_PROXY");
+}
+
+TEST_F(HubTest, AFailedDownloadRemovesTheFoldersItCreated) {
+  DownloadOptions o = Options();
+  o.dest_dir = dir_ + "/models/nobody/no-such-model";
+  o.repo = "nobody/no-such-model";
+  EXPECT_EQ(Download(o).status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(stdfs::exists(dir_)) << "every folder it made was empty: all removed";
+  // A proxy that is not there: the error names it, and again nothing is left behind.
+  ::setenv("http_proxy", "http://127.0.0.1:1", 1);
+  auto r = Download(Options());
+  ::unsetenv("http_proxy");
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("through the proxy 127.0.0.1:1"), std::string::npos) << r.status().ToString();
+  EXPECT_FALSE(stdfs::exists(dir_));
+  // A folder that was there before stays.
+  stdfs::create_directories(dir_ + "/model");
+  o = Options();
+  o.dest_dir = dir_ + "/model/sub";
+  o.repo = "nobody/no-such-model";
+  EXPECT_FALSE(Download(o).ok());
+  EXPECT_FALSE(stdfs::exists(dir_ + "/model/sub"));
+  EXPECT_TRUE(stdfs::exists(dir_ + "/model"));
 }
 
 }  // namespace
