@@ -934,6 +934,35 @@ Result<std::vector<std::pair<std::string, int64_t>>> Store::FailuresBackingOff(c
   return out;
 }
 
+Result<std::vector<std::string>> Store::FailuresDue(const std::string& stage, int64_t now_ns) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT uri FROM failures WHERE stage = ? AND retry_at_ns != 0 AND "
+                                          "retry_at_ns <= ?"));
+  s.Bind(1, std::string_view(stage)).Bind(2, now_ns);
+  std::vector<std::string> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(s.Text(0));
+  }
+  return out;
+}
+
+Status Store::ResolveFailures(std::span<const std::string> uris, const std::string& stage) {
+  if (uris.empty()) return Status::Ok();
+  std::lock_guard lock(impl_->write_mu);
+  Db& w = impl_->writer;
+  Transaction txn(&w);
+  FS_RETURN_IF_ERROR(txn.Begin());
+  FS_ASSIGN_OR_RETURN(Stmt del, w.Prepare("DELETE FROM failures WHERE uri = ? AND stage = ?"));
+  for (const std::string& uri : uris) {
+    del.Reset();
+    del.Bind(1, std::string_view(uri)).Bind(2, std::string_view(stage));
+    FS_RETURN_IF_ERROR(del.Run());
+  }
+  return txn.Commit();
+}
+
 Result<int64_t> Store::NextRetryAt() const {
   Impl::Lease db(impl_.get());
   FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT coalesce(min(retry_at_ns), 0) FROM failures WHERE retry_at_ns > 0"));
