@@ -7,6 +7,7 @@
 
 #include "apps/filesearch/commands.h"
 #include "core/hash.h"
+#include "engine/search_json.h"
 
 namespace fs::cli {
 
@@ -49,12 +50,9 @@ std::string ErrorJson(const Status& s) {
   return j.dump();
 }
 
-std::string ReplyJson(const std::vector<float>& v, const std::string& model, double ms, const std::string& hash) {
-  nlohmann::ordered_json data = {{"embedding", v}, {"dimension", v.size()}, {"model", model},
-                                 {"inferenceTime", ms}, {"cached", false}};
-  if (!hash.empty()) data["imageHash"] = hash;
-  nlohmann::ordered_json j = {{"success", true}, {"data", data}};
-  return j.dump();
+// Floats in their shortest exact form, seconds for inferenceTime: the same reply as POST /embed.
+std::string ReplyJson(std::span<const float> v, const std::string& model, double seconds, const std::string& hash) {
+  return EmbeddingReplyToJson({v, model, seconds, false, hash});
 }
 
 }  // namespace
@@ -66,7 +64,7 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
                            "  filesearch embed --text \"a red car in the snow\"\n"
                            "  filesearch embed --batch *.jpg > embeddings.jsonl\n\n"
                            "Each line: {\"success\":true,\"data\":{\"embedding\":[...],\"dimension\":512,\"model\":...,\n"
-                           "\"inferenceTime\":ms,\"cached\":false,\"imageHash\":sha256}}; a failed input prints\n"
+                           "\"inferenceTime\":seconds,\"cached\":false,\"imageHash\":sha256}}; a failed input prints\n"
                            "{\"success\":false,\"error\":{...}} and the exit code is 1.");
   struct Args {
     std::vector<std::string> images;
@@ -98,13 +96,13 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
     for (const auto& t : a->texts) {
       auto start = Clock::now();
       auto v = clip.EmbedText(t);
-      double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
       if (!v.ok()) {
         std::printf("%s\n", ErrorJson(v.status()).c_str());
         *exit_code = 1;
         continue;
       }
-      std::printf("%s\n", ReplyJson(*v, clip.model_id(), ms, "").c_str());
+      std::printf("%s\n", ReplyJson(*v, clip.model_id(), seconds, "").c_str());
     }
     const size_t step = a->batch ? 16 : 1;
     for (size_t start_i = 0; start_i < a->images.size(); start_i += step) {
@@ -113,7 +111,8 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
       std::vector<Status> per_file;
       auto start = Clock::now();
       Status s = clip.EmbedFiles(paths, out, &per_file, nullptr);
-      double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count() / static_cast<double>(paths.size());
+      const double seconds =
+          std::chrono::duration<double>(Clock::now() - start).count() / static_cast<double>(paths.size());
       for (size_t i = 0; i < paths.size(); ++i) {
         Status st = s.ok() ? per_file[i] : s;
         if (!st.ok()) {
@@ -122,9 +121,8 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
           continue;
         }
         auto hash = Sha256File(paths[i]);
-        std::vector<float> v(out.begin() + static_cast<ptrdiff_t>(i * clip.dim()),
-                             out.begin() + static_cast<ptrdiff_t>((i + 1) * clip.dim()));
-        std::printf("%s\n", ReplyJson(v, clip.model_id(), ms, hash.ok() ? *hash : "").c_str());
+        const std::span<const float> v(out.data() + i * clip.dim(), clip.dim());
+        std::printf("%s\n", ReplyJson(v, clip.model_id(), seconds, hash.ok() ? *hash : "").c_str());
       }
       std::fflush(stdout);
     }
