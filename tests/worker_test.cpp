@@ -43,6 +43,13 @@ class WorkerTest : public ::testing::Test {
                           base_ + "/worker.log");
     ASSERT_GT(pid_, 0);
   }
+  // `serve --watch share/` on `port`, auth off, the test embedder.
+  void StartServeWatch(int port) {
+    pid_ = testing::Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", base_ + "/data", "serve", "--no-auth",
+                           "--port", std::to_string(port), "--test-embedder", "--watch", base_ + "/share"},
+                          base_ + "/serve.log");
+    ASSERT_GT(pid_, 0);
+  }
   int StopWorker() {
     ::kill(pid_, SIGTERM);
     int status = 0;
@@ -156,10 +163,7 @@ std::string HttpGet(int port, const std::string& path) {
 
 TEST_F(WorkerTest, ServeWatchMakesNewFilesSearchableOverHttp) {
   const int port = FreePort();
-  pid_ = testing::Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", base_ + "/data", "serve", "--no-auth",
-                         "--port", std::to_string(port), "--test-embedder", "--watch", base_ + "/share"},
-                        base_ + "/serve.log");
-  ASSERT_GT(pid_, 0);
+  StartServeWatch(port);
   // The total of a keyword search, as the API reports it; -1 while the server is not up.
   auto total = [&](const std::string& word) -> int {
     const std::string body = HttpGet(port, "/search?mode=text&q=" + word);
@@ -189,10 +193,7 @@ TEST_F(WorkerTest, ServeWatchIndexingShowsInTheMetrics) {
   std::ofstream(base_ + "/share/docs/one.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "first pixels";
   std::ofstream(base_ + "/share/docs/two.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "second pixels";
   const int port = FreePort();
-  pid_ = testing::Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", base_ + "/data", "serve", "--no-auth",
-                         "--port", std::to_string(port), "--test-embedder", "--watch", base_ + "/share"},
-                        base_ + "/serve.log");
-  ASSERT_GT(pid_, 0);
+  StartServeWatch(port);
   auto metric = [&](const std::string& name) -> double {
     const std::string page = HttpGet(port, "/metrics");
     const size_t at = page.find("\n" + name + " ");
