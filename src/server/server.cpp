@@ -175,7 +175,9 @@ std::optional<int64_t> ParseInt(const std::string& s) {
   if (s.empty() || s.size() > 20) return std::nullopt;
   // Digits with an optional '-' only: strtoll would also skip whitespace and take a '+'.
   const size_t first_digit = s[0] == '-' ? 1 : 0;
-  if (first_digit == s.size() || s.find_first_not_of("0123456789", first_digit) != std::string::npos) return std::nullopt;
+  if (first_digit == s.size() || s.find_first_not_of("0123456789", first_digit) != std::string::npos) {
+    return std::nullopt;
+  }
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(s.c_str(), &end, 10);
@@ -736,7 +738,8 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
     // A JSON body cannot carry either; a query string or a form field can.
     if (r.query.find('\0') != std::string::npos) return BadRequest("q contains a NUL byte: send the words only");
     if (!IsValidUtf8(r.query)) {
-      return BadRequest("q is not valid UTF-8 (invalid or overlong byte sequence): percent-encode the UTF-8 bytes of the words");
+      return BadRequest("q is not valid UTF-8 (invalid or overlong byte sequence): percent-encode the UTF-8 bytes "
+                        "of the words");
     }
   }
   if (p.has("mode")) {
