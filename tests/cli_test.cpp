@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -61,7 +63,9 @@ TEST(CliTest, ModelInfoAndEmbed) {
   EXPECT_EQ(info.code, 0) << info.out;
   EXPECT_NE(info.out.find("embedding:  32 dimensions"), std::string::npos) << info.out;
 
+  const auto started = std::chrono::steady_clock::now();
   CliRun embed = RunCli("embed --model-dir " + *dir + " " + photo + " --text 'a photo of a parrot'");
+  const double wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   ASSERT_EQ(embed.code, 0) << embed.out;
   size_t lines = 0;
   size_t pos = 0;
@@ -74,7 +78,16 @@ TEST(CliTest, ModelInfoAndEmbed) {
     EXPECT_EQ(d["dimension"].get<int>(), 32);
     EXPECT_EQ(d["embedding"].size(), 32u);
     EXPECT_FALSE(d["cached"].get<bool>());
-    EXPECT_TRUE(d["inferenceTime"].is_number());
+    ASSERT_TRUE(d["inferenceTime"].is_number());
+    EXPECT_LE(d["inferenceTime"].get<double>(), wall_seconds) << "inferenceTime is in seconds";
+    // float32 values in their shortest form ("-1.2345678e-05" at most), not widened to 17 digits.
+    const std::string line = embed.out.substr(pos, end - pos);
+    const size_t open = line.find("\"embedding\":[") + 13, close = line.find(']', open);
+    for (size_t at = open; at < close;) {
+      const size_t comma = std::min(line.find(',', at), close);
+      EXPECT_LE(comma - at, 15u) << line.substr(at, comma - at);
+      at = comma + 1;
+    }
     EXPECT_EQ(d["model"].get<std::string>(), "test/clip-small");
     if (d.contains("imageHash")) EXPECT_EQ(d["imageHash"].get<std::string>(), *Sha256File(photo));
     ++lines;

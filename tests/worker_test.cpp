@@ -43,6 +43,13 @@ class WorkerTest : public ::testing::Test {
                           base_ + "/worker.log");
     ASSERT_GT(pid_, 0);
   }
+  // `serve --watch share/` on `port`, auth off, the test embedder.
+  void StartServeWatch(int port) {
+    pid_ = testing::Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", base_ + "/data", "serve", "--no-auth",
+                           "--port", std::to_string(port), "--test-embedder", "--watch", base_ + "/share"},
+                          base_ + "/serve.log");
+    ASSERT_GT(pid_, 0);
+  }
   int StopWorker() {
     ::kill(pid_, SIGTERM);
     int status = 0;
@@ -144,10 +151,7 @@ std::string HttpGet(int port, const std::string& path) {
 
 TEST_F(WorkerTest, ServeWatchMakesNewFilesSearchableOverHttp) {
   const int port = testing::FreePort();
-  pid_ = testing::Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", base_ + "/data", "serve", "--no-auth",
-                         "--port", std::to_string(port), "--test-embedder", "--watch", base_ + "/share"},
-                        base_ + "/serve.log");
-  ASSERT_GT(pid_, 0);
+  StartServeWatch(port);
   // The total of a keyword search, as the API reports it; -1 while the server is not up.
   auto total = [&](const std::string& word) -> int {
     const std::string body = HttpGet(port, "/search?mode=text&q=" + word);
@@ -169,6 +173,29 @@ TEST_F(WorkerTest, ServeWatchMakesNewFilesSearchableOverHttp) {
   std::ofstream(base_ + "/share/docs/snap.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "pixels";
   EXPECT_TRUE(wait_total("snap", 1));
   EXPECT_EQ(StopWorker(), 0) << "SIGTERM stops the watcher and the server";
+}
+
+// /metrics of `serve --watch` counts the watcher's indexing: its embedding-cache lookups land on
+// the served counters, and the vector gauge follows the watcher's writes without a search first.
+TEST_F(WorkerTest, ServeWatchIndexingShowsInTheMetrics) {
+  std::ofstream(base_ + "/share/docs/one.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "first pixels";
+  std::ofstream(base_ + "/share/docs/two.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "second pixels";
+  const int port = testing::FreePort();
+  StartServeWatch(port);
+  auto metric = [&](const std::string& name) -> double {
+    const std::string page = HttpGet(port, "/metrics");
+    const size_t at = page.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::atof(page.c_str() + at + name.size() + 2);
+  };
+  bool indexed = false;
+  for (int i = 0; i < 2000 && !indexed; ++i) {
+    indexed = metric("filesearch_index_vectors") == 2.0;
+    if (!indexed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(indexed) << "filesearch_index_vectors stayed at " << metric("filesearch_index_vectors")
+                       << " although the watcher embedded both images; log: " << base_ + "/serve.log";
+  EXPECT_GE(metric("filesearch_embedding_cache_misses_total"), 2.0) << "the watcher looked up two new contents";
+  EXPECT_EQ(StopWorker(), 0);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "cache/embedding_cache.h"
 #include "core/hash.h"
 #include "core/json_dump.h"
+#include "engine/search_json.h"
 
 namespace fs::cli {
 
@@ -52,13 +53,10 @@ std::string ErrorJson(const Status& s) {
   return DumpJson(j);
 }
 
-std::string ReplyJson(const std::vector<float>& v, const std::string& model, double ms, const std::string& hash,
+// Floats in their shortest exact form, seconds for inferenceTime: the same reply as POST /embed.
+std::string ReplyJson(std::span<const float> v, const std::string& model, double seconds, const std::string& hash,
                       bool cached) {
-  nlohmann::ordered_json data = {{"embedding", v}, {"dimension", v.size()}, {"model", model},
-                                 {"inferenceTime", ms}, {"cached", cached}};
-  if (!hash.empty()) data["imageHash"] = hash;
-  nlohmann::ordered_json j = {{"success", true}, {"data", data}};
-  return DumpJson(j);
+  return EmbeddingReplyToJson({v, model, seconds, cached, hash});
 }
 
 // The embedding cache of the data directory, when it holds an index: embed reads and fills it
@@ -89,7 +87,7 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                            "  filesearch embed --text \"a red car in the snow\"\n"
                            "  filesearch embed --batch *.jpg > embeddings.jsonl\n\n"
                            "Each line: {\"success\":true,\"data\":{\"embedding\":[...],\"dimension\":512,\"model\":...,\n"
-                           "\"inferenceTime\":ms,\"cached\":false,\"imageHash\":sha256}}; a failed input prints\n"
+                           "\"inferenceTime\":seconds,\"cached\":false,\"imageHash\":sha256}}; a failed input prints\n"
                            "{\"success\":false,\"error\":{...}} and the exit code is 1.\n"
                            "Images whose bytes were embedded before by this model come from the embedding cache of\n"
                            "the data directory (\"cached\":true) when it holds an index; new ones are added to it.");
@@ -122,19 +120,19 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     }
     ClipEmbedder& clip = **model;
     using Clock = std::chrono::steady_clock;
-    auto ms_since = [](Clock::time_point start) {
-      return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    auto seconds_since = [](Clock::time_point start) {
+      return std::chrono::duration<double>(Clock::now() - start).count();
     };
     for (const auto& t : a->texts) {
       auto start = Clock::now();
       auto v = clip.EmbedText(t);
-      double ms = ms_since(start);
+      const double seconds = seconds_since(start);
       if (!v.ok()) {
         std::printf("%s\n", ErrorJson(v.status()).c_str());
         *exit_code = 1;
         continue;
       }
-      std::printf("%s\n", ReplyJson(*v, clip.model_id(), ms, "", false).c_str());
+      std::printf("%s\n", ReplyJson(*v, clip.model_id(), seconds, "", false).c_str());
     }
     std::unique_ptr<EmbeddingCache> cache = a->no_cache || a->images.empty() ? nullptr : OpenCacheIfIndexed(flags);
     const size_t step = a->batch ? 16 : 1;
@@ -153,16 +151,16 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& flags, int* exit_code) {
         }
         if (!slots[i].cached) misses.push_back(paths[i]);
       }
-      const double lookup_ms = ms_since(start);
+      const double lookup_seconds = seconds_since(start);
       std::vector<float> out(misses.size() * clip.dim());
       std::vector<Status> per_file;
       start = Clock::now();
       Status s = misses.empty() ? Status::Ok() : clip.EmbedFiles(misses, out, &per_file, nullptr);
-      const double ms = misses.empty() ? 0.0 : ms_since(start) / static_cast<double>(misses.size());
+      const double seconds = misses.empty() ? 0.0 : seconds_since(start) / static_cast<double>(misses.size());
       for (size_t i = 0, miss = 0; i < paths.size(); ++i) {
         const ImageSlot& slot = slots[i];
         if (slot.cached) {
-          std::printf("%s\n", ReplyJson(*slot.cached, clip.model_id(), lookup_ms / static_cast<double>(paths.size()),
+          std::printf("%s\n", ReplyJson(*slot.cached, clip.model_id(), lookup_seconds / static_cast<double>(paths.size()),
                                         slot.hash, true).c_str());
           continue;
         }
@@ -173,13 +171,12 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& flags, int* exit_code) {
           *exit_code = 1;
           continue;
         }
-        std::vector<float> v(out.begin() + static_cast<ptrdiff_t>(row * clip.dim()),
-                             out.begin() + static_cast<ptrdiff_t>((row + 1) * clip.dim()));
+        const std::span<const float> v(out.data() + row * clip.dim(), clip.dim());
         if (cache && !slot.hash.empty()) {
-          Status put = cache->Put(slot.hash, clip.model_id(), v);
+          Status put = cache->Put(slot.hash, clip.model_id(), std::vector<float>(v.begin(), v.end()));
           if (!put.ok()) std::fprintf(stderr, "filesearch embed: not cached: %s\n", put.ToString().c_str());
         }
-        std::printf("%s\n", ReplyJson(v, clip.model_id(), ms, slot.hash, false).c_str());
+        std::printf("%s\n", ReplyJson(v, clip.model_id(), seconds, slot.hash, false).c_str());
       }
       std::fflush(stdout);
     }

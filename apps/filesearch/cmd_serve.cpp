@@ -228,6 +228,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       EngineOptions we = eo;
       we.store.keyword_index = false;
       we.progress = false;
+      we.shared_cache = (*engine)->cache();  // one set of cache counters for /metrics
       auto w = Engine::Open(we);
       if (!w.ok()) {
         (*srv)->Stop();

@@ -13,6 +13,7 @@
 #include <memory>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -234,6 +235,14 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     FS_ASSIGN_OR_RETURN(auto list, store->FailuresBackingOff("read", options.now_ns > 0 ? options.now_ns : WallClockNs()));
     held.insert(list.begin(), list.end());
   }
+  // Files whose text could not be extracted and whose retry is due (requeued, or a transient
+  // failure that backed off): read again although unchanged, and taken off the list if they pass.
+  std::unordered_set<std::string> extract_due;
+  {
+    FS_ASSIGN_OR_RETURN(auto list, store->FailuresDue("extract", options.now_ns > 0 ? options.now_ns : WallClockNs()));
+    extract_due.insert(list.begin(), list.end());
+  }
+  std::vector<std::string> extract_passed;
 
   // OCR coverage: the meta key "ocr_roots" maps each root last crawled in full with OCR to its
   // languages. An OCR crawl of a root not in it (indexed without OCR before, or with other
@@ -299,7 +308,7 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
       bool unchanged = it->second.size == f.size && it->second.mtime_ns == f.mtime_ns &&
                        !(ocr_unchanged_images && IsOcrImage(it->second.mime));
       known.erase(it);
-      if (unchanged) {
+      if (unchanged && !extract_due.count(uri)) {
         ++report.unchanged;
         continue;
       }
@@ -348,16 +357,19 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     doc.size = bytes;
     // A file that fails to extract is still indexed, by name and path; the reason is reported.
     Extraction extracted = Extract(head, bytes, doc.mime, extract_options);
-    if (!extracted.problem.empty()) report.problems.push_back({doc.path, extracted.problem, "extract"});
+    bool extract_failed = !extracted.problem.empty();
+    if (extract_failed) report.problems.push_back({doc.path, extracted.problem, "extract"});
     doc.content = std::move(extracted.text);
     if (options.ocr && IsOcrImage(doc.mime)) {
       auto text = OcrImageFile(head, *options.ocr);
       if (text.ok()) {
         doc.content = std::move(*text);
       } else {
+        extract_failed = true;
         report.problems.push_back({doc.path, text.status().message(), "extract"});
       }
     }
+    if (!extract_failed && extract_due.count(uri)) extract_passed.push_back(uri);
     if (extracted.exif) {
       doc.taken_ns = extracted.exif->taken_ns;
       doc.camera = extracted.exif->make;
@@ -375,6 +387,7 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     if (batch.size() >= options.batch_size) FS_RETURN_IF_ERROR(flush());
   }
   FS_RETURN_IF_ERROR(flush());
+  FS_RETURN_IF_ERROR(store->ResolveFailures(extract_passed, "extract"));
   bar.Finish();
 
   // Whatever is left in `known` is gone from disk, unless it sat under a folder we could not read.

@@ -64,10 +64,13 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   FS_RETURN_IF_ERROR(env->CreateDirs(options.data_dir + "/vectors")
                          .WithContext("creating the data directory (set --data-dir or FILESEARCH_DATA_DIR to a writable folder)"));
   FS_ASSIGN_OR_RETURN(engine->store_, Store::Open(options.data_dir + "/filesearch.db", options.store));
-  if (options.use_cache) {
+  if (options.use_cache && options.shared_cache) {
+    engine->cache_ = options.shared_cache;
+  } else if (options.use_cache) {
     EmbeddingCacheOptions co;
     co.ttl_seconds = options.cache_ttl_seconds;
-    FS_ASSIGN_OR_RETURN(engine->cache_, EmbeddingCache::Open(options.data_dir + "/filesearch.db", co));
+    FS_ASSIGN_OR_RETURN(engine->owned_cache_, EmbeddingCache::Open(options.data_dir + "/filesearch.db", co));
+    engine->cache_ = engine->owned_cache_.get();
   }
   std::string model = options.model_id;
   if (model.empty()) {

@@ -34,6 +34,10 @@ struct EngineOptions {
   // paths, renames and re-indexing. Off: every image is embedded (and nothing is cached).
   bool use_cache = true;
   int64_t cache_ttl_seconds = 30LL * 24 * 3600;
+  // Borrowed, null by default: with use_cache, this engine looks up and counts through that cache
+  // (another engine's over the same data directory, which must outlive this one) instead of
+  // opening its own, so one process reports one set of hit/miss counters (`serve --watch`).
+  EmbeddingCache* shared_cache = nullptr;
   // Files that fail to read or embed go on the failure list; transient failures are retried with
   // this backoff by later passes (the worker's), permanent ones (corrupt content) are dead at once.
   RetryPolicy retry;
@@ -138,7 +142,7 @@ class Engine {
 
   Store* store() { return store_.get(); }
   VectorIndex* vectors() { return vectors_.get(); }
-  EmbeddingCache* cache() { return cache_.get(); }  // null when options.use_cache is false
+  EmbeddingCache* cache() { return cache_; }  // null when options.use_cache is false
   const std::string& data_dir() const { return options_.data_dir; }
 
  private:
@@ -161,7 +165,8 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<VectorIndex> vectors_;
-  std::unique_ptr<EmbeddingCache> cache_;
+  std::unique_ptr<EmbeddingCache> owned_cache_;
+  EmbeddingCache* cache_ = nullptr;  // owned_cache_, or EngineOptions::shared_cache
   std::unique_ptr<ImageEmbedder> owned_embedder_;
   ImageEmbedder* embedder_ = nullptr;
   std::set<int64_t> failed_this_run_;  // images whose embedding failed during the current Index

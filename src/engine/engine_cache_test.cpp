@@ -139,6 +139,36 @@ TEST_F(EngineCacheTest, CacheServesASecondDataDirectoryOnlyThroughTheSameDatabas
   EXPECT_EQ(calls, 5) << "the cache lives in its data directory's database";
 }
 
+// `serve --watch`: a second engine over the same data directory indexes through the first one's
+// cache, so the first one's counters (what /metrics reads) count the indexing's lookups.
+TEST_F(EngineCacheTest, SharedCacheCountsTheOtherEnginesLookups) {
+  int calls = 0;
+  ASSERT_TRUE(IndexWith("data", true, &calls).ok());  // fills the cache: 5 contents
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  auto serving = Engine::Open(o);
+  ASSERT_TRUE(serving.ok()) << serving.status().ToString();
+  ASSERT_NE((*serving)->cache(), nullptr);
+  const EmbeddingCacheCounters before = (*serving)->cache()->counters();
+  o.shared_cache = (*serving)->cache();
+  auto watching = Engine::Open(o);
+  ASSERT_TRUE(watching.ok()) << watching.status().ToString();
+  EXPECT_EQ((*watching)->cache(), (*serving)->cache());
+  ASSERT_TRUE((*watching)->SetEmbedder(std::make_unique<CountingEmbedder>(&calls)).ok());
+  // One known content under a new name (a hit) and one new content (a miss).
+  std::ofstream(base_ + "/files/a/again.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "pixels" << 3;
+  std::ofstream(base_ + "/files/a/fresh.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "fresh pixels";
+  calls = 0;
+  auto r = (*watching)->Index(base_ + "/files");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->from_cache, 1u);
+  EXPECT_EQ(calls, 1);
+  const EmbeddingCacheCounters after = (*serving)->cache()->counters();
+  EXPECT_EQ(after.hits - before.hits, 1u);
+  EXPECT_EQ(after.misses - before.misses, 1u);
+}
+
 TEST_F(EngineCacheTest, UseCacheFalseEmbedsEveryFile) {
   int calls = 0;
   ASSERT_TRUE(IndexWith("data", true, &calls).ok());

@@ -170,6 +170,66 @@ TEST_F(FailuresTest, OutOfAttemptsBecomesDeadAndRequeueRevivesIt) {
   EXPECT_EQ(calls["bad.png"], 2);
 }
 
+// A PDF with one line of text; poppler rebuilds the missing cross-reference table.
+std::string TinyPdf() {
+  const std::string content = "BT /F1 18 Tf 10 50 Td (hello retried world) Tj ET";
+  return "%PDF-1.1\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+         "3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 300 100]/Contents 4 0 R/Resources<</Font<</F1 5 0 R>>>>>>"
+         "endobj\n4 0 obj<</Length " + std::to_string(content.size()) + ">>stream\n" + content +
+         "\nendstream endobj\n5 0 obj<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>endobj\n"
+         "trailer<</Root 1 0 R>>\n%%EOF\n";
+}
+
+// An extraction failure leaves the document stored by name, unchanged on disk: a requeue must still
+// make the next pass read it again (before, it stayed "retry due" for ever and the queue-depth
+// gauge never cleared), and a pass that now extracts it takes it off the list.
+TEST_F(FailuresTest, RequeuedExtractFailureIsRetriedAndResolved) {
+  const std::string good = TinyPdf();
+  std::string broken = "%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage \xFF\xFE\n%%EOF\n";
+  broken.resize(good.size(), ' ');
+  const std::string path = base_ + "/files/scan.pdf";
+  { std::ofstream(path, std::ios::binary) << broken; }
+  std::map<std::string, int> calls;
+  auto e = Open(&calls, 0, RetryPolicy{});
+  ASSERT_TRUE(e->Index(base_ + "/files").ok());
+  auto f = Failures(e.get());
+  ASSERT_TRUE(f.count("scan.pdf"));
+  EXPECT_EQ(f["scan.pdf"].stage, "extract");
+  EXPECT_TRUE(f["scan.pdf"].dead());
+  const int64_t first_try = f["scan.pdf"].last_ns;
+
+  // Requeued while the file is still broken: the next pass reads it again, fails again, and the
+  // entry is a dead letter once more, not due for ever.
+  ASSERT_TRUE(e->store()->RequeueFailures().ok());
+  ASSERT_TRUE(e->Index(base_ + "/files").ok());
+  f = Failures(e.get());
+  ASSERT_TRUE(f.count("scan.pdf"));
+  EXPECT_TRUE(f["scan.pdf"].dead()) << "a requeued extract failure must be tried by the next pass";
+  EXPECT_GT(f["scan.pdf"].last_ns, first_try);
+  auto counts = e->store()->CountFailures();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->retrying, 0u);
+  auto next = e->store()->NextRetryAt();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, 0) << "nothing is left due, so `serve --watch` stops running retry passes";
+
+  // The cause fixed without a size or time change the crawl would notice (say, a new extractor):
+  // after a requeue the pass extracts the text and the entry is gone.
+  const auto mtime = stdfs::last_write_time(path);
+  { std::ofstream(path, std::ios::binary | std::ios::trunc) << good; }
+  stdfs::last_write_time(path, mtime);
+  ASSERT_TRUE(e->store()->RequeueFailures().ok());
+  ASSERT_TRUE(e->Index(base_ + "/files").ok());
+  EXPECT_FALSE(Failures(e.get()).count("scan.pdf"));
+  SearchRequest r;
+  r.query = "retried";
+  r.mode = SearchMode::kText;
+  auto found = e->Search(r);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_EQ(found->hits.size(), 1u);
+  EXPECT_EQ(found->hits[0].doc.name, "scan.pdf");
+}
+
 TEST_F(FailuresTest, ReadFailureIsResolvedWhenTheFileIsStored) {
   auto store = Store::Open(base_ + "/db.sqlite");
   ASSERT_TRUE(store.ok());

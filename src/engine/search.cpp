@@ -16,6 +16,10 @@ namespace {
 
 // Cursor: base64url(JSON). Fields: m mode, g store generation, o offset (vector/hybrid), s/i last
 // score and id (text keyset). Opaque to clients; validated on the way back in.
+// No page starts deeper than this (RunSearch refuses offset + size beyond its limits anyway); a
+// larger offset in a cursor was not written by us.
+constexpr uint64_t kMaxCursorOffset = uint64_t{1} << 40;
+
 struct Cursor {
   SearchMode mode = SearchMode::kText;
   uint64_t generation = 0;
@@ -37,19 +41,33 @@ Result<Cursor> DecodeCursor(std::string_view s) {
   if (!raw.ok()) return bad;
   auto j = nlohmann::json::parse(*raw, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return bad;
-  try {
-    Cursor c;
-    int m = j.at("m").get<int>();
-    if (m < 0 || m > 2) return bad;
-    c.mode = static_cast<SearchMode>(m);
-    c.generation = j.at("g").get<uint64_t>();
-    c.offset = j.at("o").get<size_t>();
-    c.score = j.at("s").get<double>();
-    c.id = j.at("i").get<int64_t>();
-    return c;
-  } catch (const nlohmann::json::exception&) {
+  // Every field must have the type EncodeCursor wrote: get<size_t>() would wrap a tampered
+  // negative offset, and a number too large for 64 bits parses as a double.
+  auto field = [&j](const char* key) -> const nlohmann::json* {
+    auto it = j.find(key);
+    return it == j.end() ? nullptr : &*it;
+  };
+  const nlohmann::json* mode_field = field("m");
+  const nlohmann::json* generation_field = field("g");
+  const nlohmann::json* offset_field = field("o");
+  const nlohmann::json* score_field = field("s");
+  const nlohmann::json* id_field = field("i");
+  if (!mode_field || !generation_field || !offset_field || !score_field || !id_field) return bad;
+  if (!mode_field->is_number_unsigned() || !generation_field->is_number_unsigned() ||
+      !offset_field->is_number_unsigned() || !score_field->is_number() || !id_field->is_number_integer()) {
     return bad;
   }
+  const uint64_t mode = mode_field->get<uint64_t>();
+  const uint64_t offset = offset_field->get<uint64_t>();
+  if (mode > 2 || offset > kMaxCursorOffset) return bad;
+  Cursor c;
+  c.mode = static_cast<SearchMode>(mode);
+  c.generation = generation_field->get<uint64_t>();
+  c.offset = static_cast<size_t>(offset);
+  c.score = score_field->get<double>();
+  c.id = id_field->get<int64_t>();
+  if (!std::isfinite(c.score)) return bad;
+  return c;
 }
 
 struct Candidate {

@@ -1,5 +1,7 @@
 #include "engine/search_json.h"
 
+#include <charconv>
+#include <cmath>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -65,6 +67,34 @@ std::string SearchResultToJson(const SearchResult& r, const JsonRenderOptions& o
                         {"tookMs", r.took_ms},
                         {"hits", std::move(hits)}};
   return DumpJson(out, options.pretty ? 2 : -1);
+}
+
+std::string FloatsToJson(std::span<const float> values) {
+  std::string out = "[";
+  out.reserve(values.size() * 13 + 2);
+  char buf[32];
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    if (!std::isfinite(values[i])) {
+      out += "null";  // JSON has no NaN or infinity
+      continue;
+    }
+    // to_chars of a float (not a double): the shortest form that round-trips to this float.
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, values[i]);
+    out.append(buf, ec == std::errc() ? end : buf);
+  }
+  out += ']';
+  return out;
+}
+
+std::string EmbeddingReplyToJson(const EmbeddingReply& reply) {
+  nlohmann::ordered_json rest = {{"dimension", reply.embedding.size()}, {"model", reply.model},
+                                 {"inferenceTime", reply.inference_seconds}, {"cached", reply.cached}};
+  if (!reply.image_hash.empty()) rest["imageHash"] = reply.image_hash;
+  // The embedding is spliced in as text: nlohmann would print each float widened to a double,
+  // with 17 digits (0.10000000149011612), more than doubling the size of the reply.
+  const std::string tail = rest.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return R"({"success":true,"data":{"embedding":)" + FloatsToJson(reply.embedding) + "," + tail.substr(1) + "}";
 }
 
 }  // namespace fs

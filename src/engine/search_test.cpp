@@ -8,6 +8,9 @@
 #include <fstream>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
+#include "core/base64.h"
 #include "engine/engine.h"
 
 namespace fs {
@@ -104,6 +107,46 @@ TEST_F(SearchTest, DepthLimitPointsToCursor) {
   r.search_after = "garbage!";
   r.from = 0;
   EXPECT_EQ(engine_->Search(r).status().code(), StatusCode::kInvalidArgument);
+}
+
+// A cursor whose fields were edited (a negative or 65-bit offset, a float, a string) is refused
+// as an invalid cursor: never wrapped into a huge offset, never an I/O error.
+TEST_F(SearchTest, TamperedCursorIsInvalid) {
+  for (bool hybrid : {false, true}) {
+    SearchRequest r;
+    r.query = "report";
+    r.size = 5;
+    if (hybrid) {
+      r.vector = VectorOf("report_photo3.png");
+      r.vector_model = "test/hash-16";
+    }
+    auto first = engine_->Search(r);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    ASSERT_FALSE(first->next_cursor.empty());
+    auto raw = Base64UrlDecode(first->next_cursor);
+    ASSERT_TRUE(raw.ok());
+    const nlohmann::json genuine = nlohmann::json::parse(*raw);
+    r.search_after = first->next_cursor;
+    ASSERT_TRUE(engine_->Search(r).ok()) << "the untouched cursor must work";
+    const std::vector<std::string> offsets = {"-5", "-1", "18446744073709551616", "18446744073709551611",
+                                              "1e3", "5.5", "\"5\"", "null", "1099511627777"};
+    for (const std::string& o : offsets) {
+      nlohmann::json tampered = genuine;
+      tampered["o"] = nlohmann::json::parse(o);
+      r.search_after = Base64UrlEncode(tampered.dump());
+      auto res = engine_->Search(r);
+      ASSERT_FALSE(res.ok()) << "offset " << o << (hybrid ? " (hybrid)" : " (text)");
+      EXPECT_EQ(res.status().code(), StatusCode::kInvalidArgument) << o << ": " << res.status().ToString();
+      EXPECT_NE(res.status().message().find("invalid searchAfter cursor"), std::string::npos)
+          << o << ": " << res.status().ToString();
+    }
+    for (const char* key : {"m", "g", "s", "i"}) {
+      nlohmann::json tampered = genuine;
+      tampered[key] = key == std::string("m") ? nlohmann::json(-1) : nlohmann::json("x");
+      r.search_after = Base64UrlEncode(tampered.dump());
+      EXPECT_EQ(engine_->Search(r).status().code(), StatusCode::kInvalidArgument) << key;
+    }
+  }
 }
 
 TEST_F(SearchTest, VectorFindsItselfFirstAndRespectsFilters) {

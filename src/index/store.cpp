@@ -431,6 +431,17 @@ constexpr const char* kUpdateSql =
     "UPDATE documents SET uri=?, path=?, name=?, ext=?, mime=?, size=?, mtime_ns=?, sha256=?, content=?, taken_ns=?, "
     "camera=?, gps_lat=?, gps_lon=? WHERE id=?";
 constexpr const char* kDropEmbSql = "DELETE FROM embeddings WHERE doc_id = ?";
+
+// The first column of every row `s` yields, as text.
+Result<std::vector<std::string>> TextColumn(Stmt& s) {
+  std::vector<std::string> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(s.Text(0));
+  }
+  return out;
+}
 }  // namespace
 
 Result<int64_t> Store::Upsert(const Document& doc) {
@@ -650,13 +661,7 @@ Result<uint64_t> Store::TrimmedThrough(const std::string& model) const {
 Result<std::vector<std::string>> Store::EmbeddingModels() const {
   Impl::Lease db(impl_.get());
   FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT DISTINCT model FROM embeddings"));
-  std::vector<std::string> out;
-  while (true) {
-    FS_ASSIGN_OR_RETURN(bool has, s.Step());
-    if (!has) break;
-    out.push_back(s.Text(0));
-  }
-  return out;
+  return TextColumn(s);
 }
 
 Result<std::vector<std::pair<int64_t, std::string>>> Store::ImagesMissingEmbedding(const std::string& model,
@@ -932,6 +937,29 @@ Result<std::vector<std::pair<std::string, int64_t>>> Store::FailuresBackingOff(c
     out.emplace_back(s.Text(0), s.Int(1));
   }
   return out;
+}
+
+Result<std::vector<std::string>> Store::FailuresDue(const std::string& stage, int64_t now_ns) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT uri FROM failures WHERE stage = ? AND retry_at_ns != 0 AND "
+                                          "retry_at_ns <= ?"));
+  s.Bind(1, std::string_view(stage)).Bind(2, now_ns);
+  return TextColumn(s);
+}
+
+Status Store::ResolveFailures(std::span<const std::string> uris, const std::string& stage) {
+  if (uris.empty()) return Status::Ok();
+  std::lock_guard lock(impl_->write_mu);
+  Db& w = impl_->writer;
+  Transaction txn(&w);
+  FS_RETURN_IF_ERROR(txn.Begin());
+  FS_ASSIGN_OR_RETURN(Stmt del, w.Prepare("DELETE FROM failures WHERE uri = ? AND stage = ?"));
+  for (const std::string& uri : uris) {
+    del.Reset();
+    del.Bind(1, std::string_view(uri)).Bind(2, std::string_view(stage));
+    FS_RETURN_IF_ERROR(del.Run());
+  }
+  return txn.Commit();
 }
 
 Result<int64_t> Store::NextRetryAt() const {

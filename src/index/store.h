@@ -232,6 +232,12 @@ class Store {
   // The same, with the time (ns) of each one's last failed attempt.
   Result<std::vector<std::pair<std::string, int64_t>>> FailuresBackingOff(const std::string& stage,
                                                                           int64_t now_ns) const;
+  // Uris failed at `stage` whose retry is due at `now_ns` (backoff run out, or requeued). The
+  // crawl reads them again even when the file looks unchanged: an extract failure leaves the
+  // document stored (by name), so nothing else would try its text again.
+  Result<std::vector<std::string>> FailuresDue(const std::string& stage, int64_t now_ns) const;
+  // Removes the entries of `uris` failed at `stage`: they were retried and passed.
+  Status ResolveFailures(std::span<const std::string> uris, const std::string& stage);
   // When the earliest pending retry is due (ns since the epoch); 0 if none is pending.
   Result<int64_t> NextRetryAt() const;
   // Makes every failure due again with a fresh attempt count (after fixing the cause). Returns how many.

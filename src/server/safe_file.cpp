@@ -17,7 +17,12 @@
 namespace fs::server {
 namespace {
 
-ResolvedUrl Refuse(UrlRefusal why, std::string message) { return {why, std::move(message), ""}; }
+ResolvedUrl Refuse(UrlRefusal why, std::string message) {
+  ResolvedUrl out;
+  out.refusal = why;
+  out.message = std::move(message);
+  return out;
+}
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -152,15 +157,20 @@ ResolvedUrl ResolveImageUrl(std::string_view url, const std::vector<std::string>
     return Refuse(UrlRefusal::kNoRoots, "no storage roots are configured: start the server with --storage-root DIR");
   }
   std::string_view rest = url.substr(colon + 3);
-  // file://localhost/path is the same as file:///path; any other host is refused.
-  if (rest.substr(0, 9) == "localhost") rest.remove_prefix(9);
+  // No host at all, not even localhost: the url names a path on this machine, file:///srv/...
   if (rest.empty() || rest[0] != '/') {
-    return Refuse(UrlRefusal::kBadPath, "file:// url must name an absolute path on this machine (file:///srv/...)");
+    return Refuse(UrlRefusal::kBadPath,
+                  "file:// url may not name a host: write file:///srv/... (three slashes) for a path on this machine");
   }
   auto decoded = PathFromFileUri("file://" + std::string(rest));
   if (!decoded.ok()) return Refuse(UrlRefusal::kBadPath, "imageUrl has a bad percent-escape");
   const std::string& path = *decoded;
   if (path.find('\0') != std::string::npos) return Refuse(UrlRefusal::kBadPath, "imageUrl contains a NUL byte");
+  auto refuse_asked = [&path](UrlRefusal why, std::string message) {
+    ResolvedUrl out = Refuse(why, std::move(message));
+    out.requested = path;
+    return out;
+  };
   // Refuse any '..' component outright, even when it would resolve inside a root.
   size_t start = 0;
   while (start <= path.size()) {
@@ -175,15 +185,21 @@ ResolvedUrl ResolveImageUrl(std::string_view url, const std::vector<std::string>
   if (!::realpath(path.c_str(), buf)) {
     // Do not say whether the file exists outside the roots: check the roots textually first.
     for (const auto& root : roots) {
-      if (path.rfind(root, 0) == 0) return Refuse(UrlRefusal::kNotFound, "no such file under the storage roots");
+      if (path.rfind(root, 0) == 0) return refuse_asked(UrlRefusal::kNotFound, "no such file under the storage roots");
     }
-    return Refuse(UrlRefusal::kOutsideRoots, "imageUrl is outside the configured storage roots");
+    return refuse_asked(UrlRefusal::kOutsideRoots, "imageUrl is outside the configured storage roots");
   }
   std::string real = buf;
   for (const auto& root : roots) {
-    if (real.rfind(root, 0) == 0) return {UrlRefusal::kNone, "", real};
+    if (real.rfind(root, 0) == 0) {
+      ResolvedUrl out;
+      out.path = real;
+      out.requested = path;
+      return out;
+    }
   }
-  return Refuse(UrlRefusal::kOutsideRoots, "imageUrl is outside the configured storage roots (symbolic links are resolved)");
+  return refuse_asked(UrlRefusal::kOutsideRoots,
+                      "imageUrl is outside the configured storage roots (symbolic links are resolved)");
 }
 
 OpenFile::~OpenFile() {

@@ -1,9 +1,9 @@
 // Internal header of server/: safe access to files named by clients or by stored documents.
 // - ResolveImageUrl: turns an /embed `imageUrl` into a real path inside one of the configured
-//   storage roots, refusing network schemes (no SSRF), `..`, NUL bytes, bad escapes and symlink
-//   escapes (the file is realpath'd and must still lie under a root); or, for s3://bucket/key,
-//   into a bucket and key when the bucket is one of the configured ones and the key is safe (the
-//   host is never taken from the url: the operator configures the endpoint).
+//   storage roots, refusing network schemes (no SSRF), any host (localhost too), `..`, NUL bytes,
+//   bad escapes and symlink escapes (the file is realpath'd and must still lie under a root); or,
+//   for s3://bucket/key, into a bucket and key when the bucket is one of the configured ones and
+//   the key is safe (the host is never taken from the url: the operator configures the endpoint).
 // - ReadRegularFileNoFollow: reads a file without following a symlink in any component.
 // - SniffImage: recognises image bytes by magic number and reads their pixel size where the
 //   header holds it (PNG, GIF, JPEG, BMP, WebP), so limits apply before any decoder runs.
@@ -27,6 +27,10 @@ struct ResolvedUrl {
   UrlRefusal refusal = UrlRefusal::kNone;
   std::string message;  // what was wrong and what to do, when refused
   std::string path;     // the real path, when a file:// url is accepted
+  // The percent-decoded path a file:// url asked for, before links were resolved: set once the url
+  // parsed, also when it is then refused as missing or outside the roots (the server hides such
+  // refusals from users whose path scope does not cover what they asked for).
+  std::string requested;
   std::string bucket;   // bucket and key, when an s3:// url is accepted (path stays empty)
   std::string key;
 };

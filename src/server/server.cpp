@@ -56,6 +56,12 @@ using Outcome = std::variant<Reply, ApiError>;
 
 ApiError BadRequest(std::string message) { return {400, "invalid_argument", std::move(message)}; }
 ApiError NotFoundError(std::string message) { return {404, "not_found", std::move(message)}; }
+// The one reply for an imageUrl that names nothing the user may read: a missing file or object,
+// one that cannot be read, and one outside the user's path scope are indistinguishable (no probing).
+ApiError NoSuchImage() {
+  return NotFoundError("imageUrl names no readable file or object that you may see: check the url (and your token's "
+                       "folders)");
+}
 ApiError VectorOff() {
   return {400, "vector_search_disabled",
           "vector search is turned off on this server (--no-vector-search): search by keywords instead"};
@@ -114,8 +120,35 @@ std::string CodeForStatus(int status) {
 // Parameter parsing (query strings, JSON bodies and multipart fields share one representation:
 // a JSON object whose values are strings from the URL or typed values from a JSON body).
 
+// A number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?. strtod alone would
+// also take hex floats (0x1p3), inf, nan, a leading '+' or whitespace.
+bool IsJsonNumber(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&s, &i] {
+    const size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i - start;
+  };
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i < s.size() && s[i] == '0') {
+    ++i;
+  } else if (digits() == 0) {
+    return false;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (digits() == 0) return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == s.size();
+}
+
 std::optional<double> ParseDouble(const std::string& s) {
-  if (s.empty() || s.size() > 64) return std::nullopt;
+  if (s.empty() || s.size() > 64 || !IsJsonNumber(s)) return std::nullopt;
   char* end = nullptr;
   errno = 0;
   double v = std::strtod(s.c_str(), &end);
@@ -125,6 +158,11 @@ std::optional<double> ParseDouble(const std::string& s) {
 
 std::optional<int64_t> ParseInt(const std::string& s) {
   if (s.empty() || s.size() > 20) return std::nullopt;
+  // Digits with an optional '-' only: strtoll would also skip whitespace and take a '+'.
+  const size_t first_digit = s[0] == '-' ? 1 : 0;
+  if (first_digit == s.size() || s.find_first_not_of("0123456789", first_digit) != std::string::npos) {
+    return std::nullopt;
+  }
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(s.c_str(), &end, 10);
@@ -267,7 +305,11 @@ std::variant<std::vector<float>, ApiError> ParseVector(const Json& v, size_t max
         while (!item.empty() && item.front() == ' ') item.erase(item.begin());
         while (!item.empty() && item.back() == ' ') item.pop_back();
         auto d = ParseDouble(item);
-        if (!d) return BadRequest("imageEmbedding entry '" + item.substr(0, 32) + "' is not a finite number");
+        if (!d) {
+          return BadRequest("imageEmbedding entry '" + item.substr(0, 32) +
+                            "' is not a finite decimal number: write numbers as JSON does (0.25, -1.5e-05); "
+                            "no hex, inf, nan or leading '+'");
+        }
         arr.push_back(*d);
         start = end + 1;
       }
@@ -326,7 +368,7 @@ const std::set<std::string>& SearchParamNames() {
   static const std::set<std::string> kNames = {
       "q",       "mode",     "imageEmbedding", "similarTo", "type",          "types",          "extension",
       "extensions", "pathPrefix", "minSize",  "maxSize",   "modifiedAfter", "modifiedBefore", "takenAfter", "takenBefore", "limit",
-      "from",    "searchAfter", "rrfK",      "textWeight", "vectorWeight", "fusion"};
+      "size",    "from",    "searchAfter", "rrfK",      "textWeight", "vectorWeight", "fusion"};
   return kNames;
 }
 
@@ -674,7 +716,15 @@ std::variant<std::vector<float>, ApiError> Server::Impl::TimedEmbed(bool image, 
   v = image ? options.embedder->EmbedImageBytes(input) : options.embedder->EmbedText(input);
   metrics.Observe("filesearch_embedding_duration_seconds", {{"kind", image ? "image" : "text"}},
                   std::chrono::duration<double>(Clock::now() - start).count());
-  if (!v.ok()) return FromStatus(v.status().WithContext(image ? "embedding the image" : "embedding the query text"));
+  if (!v.ok()) {
+    // Bytes that looked like an image but do not decode are the client's bad input, not our fault.
+    const StatusCode code = v.status().code();
+    if (image && (code == StatusCode::kCorruption || code == StatusCode::kUnsupported)) {
+      return ApiError{422, "invalid_image", "the image could not be decoded (" + v.status().message() +
+                                                "): send an intact JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC or AVIF file"};
+    }
+    return FromStatus(v.status().WithContext(image ? "embedding the image" : "embedding the query text"));
+  }
   return std::move(v).value();
 }
 
@@ -745,6 +795,12 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
     if (r.query.size() > options.limits.max_query_bytes) {
       return BadRequest("q is longer than " + std::to_string(options.limits.max_query_bytes) + " bytes: shorten the query");
     }
+    // A JSON body cannot carry either; a query string or a form field can.
+    if (r.query.find('\0') != std::string::npos) return BadRequest("q contains a NUL byte: send the words only");
+    if (!IsValidUtf8(r.query)) {
+      return BadRequest("q is not valid UTF-8 (invalid or overlong byte sequence): percent-encode the UTF-8 bytes "
+                        "of the words");
+    }
   }
   if (p.has("mode")) {
     std::string mode;
@@ -753,10 +809,17 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
     if (!m.ok()) return FromStatus(m.status());
     r.mode = *m;
   }
-  if (p.has("limit")) {
+  // `size` is the original API's name for the page size.
+  if (p.has("limit") && p.has("size")) return BadRequest("give the page size once: limit or size (its alias), not both");
+  for (const char* key : {"limit", "size"}) {
+    if (!p.has(key)) continue;
     int64_t limit = 0;
-    FS_TAKE(limit, p.Integer("limit", 1, 100));
+    FS_TAKE(limit, p.Integer(key, 1, 100));
     r.size = static_cast<size_t>(limit);
+  }
+  if (p.has("from") && p.has("searchAfter")) {
+    return BadRequest("give from or searchAfter, not both: searchAfter (the previous page's nextCursor) already says "
+                      "where the page starts");
   }
   if (p.has("from")) {
     int64_t from = 0;
@@ -921,7 +984,7 @@ std::variant<std::string, ApiError> Server::Impl::ReadS3Object(const std::string
   const Status& st = got.status();
   const std::string url = "s3://" + bucket + "/" + key;
   switch (st.code()) {
-    case StatusCode::kNotFound: return NotFoundError(st.message());
+    case StatusCode::kNotFound: return NoSuchImage();
     case StatusCode::kResourceExhausted: return ApiError{413, "payload_too_large", st.message()};
     case StatusCode::kInvalidArgument: return ApiError{400, "invalid_path", st.message()};
     default: break;
@@ -975,6 +1038,19 @@ Outcome Server::Impl::Embed(const http::Request& req, const Ctx& ctx) {
       const std::string url = body["imageUrl"].get<std::string>();
       if (url.size() > 4096) return BadRequest("imageUrl is longer than 4096 bytes");
       ResolvedUrl resolved = ResolveImageUrl(url, roots, options.s3_buckets);
+      // The user's folders apply as to documents, on the display path: the real path of a file
+      // (a link out of the folders is as invisible as a missing file), "s3://bucket/key" for an
+      // object. A refusal as missing or outside the roots of a path the user may not see is
+      // answered as missing too, so nothing outside their folders can be probed.
+      const bool asked_visible = resolved.requested.empty() || Visible(ctx.principal, RepairUtf8(resolved.requested));
+      if (resolved.refusal == UrlRefusal::kNone) {
+        const std::string display = resolved.bucket.empty() ? RepairUtf8(resolved.path)
+                                                            : "s3://" + resolved.bucket + "/" + resolved.key;
+        if (!Visible(ctx.principal, display)) return NoSuchImage();
+      } else if (!asked_visible &&
+                 (resolved.refusal == UrlRefusal::kNotFound || resolved.refusal == UrlRefusal::kOutsideRoots)) {
+        return NoSuchImage();
+      }
       switch (resolved.refusal) {
         case UrlRefusal::kNone: break;
         case UrlRefusal::kScheme: return ApiError{400, "url_scheme_not_allowed", resolved.message};
@@ -982,7 +1058,7 @@ Outcome Server::Impl::Embed(const http::Request& req, const Ctx& ctx) {
         case UrlRefusal::kOutsideRoots: return ApiError{403, "path_outside_storage_roots", resolved.message};
         case UrlRefusal::kNoRoots: return ApiError{403, "path_outside_storage_roots", resolved.message};
         case UrlRefusal::kBucketNotAllowed: return ApiError{403, "bucket_not_allowed", resolved.message};
-        case UrlRefusal::kNotFound: return NotFoundError(resolved.message);
+        case UrlRefusal::kNotFound: return NoSuchImage();
       }
       if (!resolved.bucket.empty()) {
         FS_TAKE(bytes, ReadS3Object(resolved.bucket, resolved.key, ctx));
@@ -990,18 +1066,17 @@ Outcome Server::Impl::Embed(const http::Request& req, const Ctx& ctx) {
         auto read = ReadRegularFileNoFollow(resolved.path, options.limits.max_image_bytes);
         if (!read.ok()) {
           if (read.status().code() == StatusCode::kResourceExhausted) return ApiError{413, "payload_too_large", read.status().message()};
-          return NotFoundError("imageUrl does not name a readable regular file under the storage roots");
+          return NoSuchImage();
         }
         bytes = std::move(read).value();
       }
     }
     FS_TAKE(vec, EmbedImage(bytes, &hash, use_cache, &cached));
   }
-  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  Json data = {{"embedding", vec}, {"dimension", vec.size()}, {"model", options.embedder->model_id()},
-               {"inferenceTime", ms}, {"cached", cached}};
-  if (!hash.empty()) data["imageHash"] = hash;
-  return JsonReply({{"success", true}, {"data", std::move(data)}});
+  Reply reply;
+  reply.body = EmbeddingReplyToJson(
+      {vec, options.embedder->model_id(), std::chrono::duration<double>(Clock::now() - start).count(), cached, hash});
+  return reply;
 }
 
 Outcome Server::Impl::DocumentMeta(const http::Request& req, const Ctx& ctx) {
@@ -1028,14 +1103,16 @@ Outcome Server::Impl::Failures(const http::Request& req, const Ctx& ctx) {
     }
     limit = static_cast<size_t>(n);
   }
-  auto list = options.engine->store()->ListFailures(dead == "true", 100000);
+  // The counts cover every entry the user may see; `dead` only filters the list: true = dead
+  // letters, false = entries still being retried, absent = both.
+  auto list = options.engine->store()->ListFailures(/*dead_only=*/false, 100000);
   if (!list.ok()) return ApiError{500, "internal", list.status().ToString()};
   Json items = Json::array();
   uint64_t retrying = 0, dead_n = 0;
   for (const FailureRecord& f : *list) {
     if (!Visible(ctx.principal, f.path)) continue;  // a user sees failures under their prefixes only
     ++(f.dead() ? dead_n : retrying);
-    if (items.size() >= limit) continue;
+    if (items.size() >= limit || (!dead.empty() && f.dead() != (dead == "true"))) continue;
     Json j = {{"path", f.path}, {"stage", f.stage}, {"reason", f.reason}, {"attempts", f.attempts},
               {"firstFailed", FormatTimeSecondsNs(f.first_ns)}, {"lastFailed", FormatTimeSecondsNs(f.last_ns)}, {"dead", f.dead()}};
     j["nextRetry"] = f.dead() ? Json(nullptr) : Json(FormatTimeSecondsNs(f.retry_at_ns));
@@ -1144,6 +1221,12 @@ Outcome Server::Impl::MetricsPage() {
     metrics.Set("filesearch_worker_dead_letters", {}, static_cast<double>(stats_failures.dead));
   }
   VectorIndex* v = options.engine->vectors();
+  if (v) {
+    // Another writer (`serve --watch`, a worker) adds vectors through the store; a search catches
+    // up before it runs, and so does the gauge, or it would read what the snapshot held at start.
+    Status refreshed = v->Refresh();
+    if (!refreshed.ok()) LogWarn("metrics: catching up the vector index: " + refreshed.ToString());
+  }
   metrics.Set("filesearch_index_vectors", {}, v ? static_cast<double>(v->size()) : 0.0);
   const KeywordIndexInfo kw = options.engine->store()->KeywordIndexStatus();
   metrics.Set("filesearch_keyword_index_ready", {}, kw.ready ? 1.0 : 0.0);

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "core/base64.h"
@@ -699,6 +701,241 @@ TEST_F(ApiTest, KeywordOnlyWithoutEmbedderSaysWhy) {
   ExpectError(Wrap(cl.Post("/embed", "{\"text\":\"x\"}", "application/json")), 503, "unavailable", "/embed", "post");
 }
 
+TEST_F(ApiTest, EmbedImageUrlHonoursTheUsersFolders) {
+  auto embed = [&](const std::string& url, const std::string& token) {
+    return PostJson("/embed", Json{{"imageUrl", url}}.dump(), token);
+  };
+  Json c = Claims();
+  c["paths"] = {Share() + "/finance/"};
+  const std::string finance = SignHs256(kSecret, c);
+  c["paths"] = {Share() + "/photos/"};
+  const std::string photos = SignHs256(kSecret, c);
+  // A user of photos/ gets the image; a user of finance/ gets exactly what a missing file gets.
+  Reply mine = embed(PhotosUrl("cat.png"), photos);
+  ASSERT_EQ(mine.status, 200) << mine.raw;
+  Conforms(mine, "/embed", "post");
+  Reply hidden = embed(PhotosUrl("cat.png"), finance);
+  Reply missing = embed(PhotosUrl("missing.png"), finance);
+  ExpectError(hidden, 404, "not_found", "/embed", "post");
+  EXPECT_EQ(hidden.body, missing.body) << "a file outside the user's folders must look missing";
+  EXPECT_EQ(hidden.raw.find("imageHash"), std::string::npos);
+  EXPECT_EQ(missing.body, embed(PhotosUrl("missing.png"), photos).body);
+  // Where an unscoped user learns "outside the roots" (a link out of the share, a path elsewhere),
+  // a user asking outside their folders learns nothing either.
+  ExpectError(embed(PhotosUrl("escape.png"), Token()), 403, "path_outside_storage_roots", "/embed", "post");
+  EXPECT_EQ(embed(PhotosUrl("escape.png"), finance).body, missing.body);
+  EXPECT_EQ(embed("file:///etc/passwd", finance).body, missing.body);
+  // A folder given as a prefix of the real path: a file reached through a link is judged where it lives.
+  stdfs::create_directories(*base_ / "share/photos/album");
+  stdfs::create_symlink(*base_ / "share/photos/dog.png", *base_ / "share/photos/album/dog-link.png");
+  c["paths"] = {stdfs::canonical(*base_ / "share/photos").string() + "/album/"};
+  const std::string album = SignHs256(kSecret, c);
+  EXPECT_EQ(embed(PhotosUrl("album/dog-link.png"), album).body, missing.body);
+  stdfs::remove_all(*base_ / "share/photos/album");
+}
+
+TEST_F(ApiTest, LenientFormsAreRefused) {
+  // A host in a file:// url, localhost included.
+  const std::string cat = stdfs::canonical(*base_ / "share/photos/cat.png").string();
+  ExpectError(PostJson("/embed", Json{{"imageUrl", "file://localhost" + cat}}.dump()), 400, "invalid_path", "/embed",
+              "post");
+  // Numbers in a query string follow JSON's number grammar.
+  const std::string rest = ",0.5,0.25";
+  for (const std::string& bad : {"0x1p3", "inf", "-inf", "+1", "1.", ".5", "01", "1e", "0x10", "infinity"}) {
+    Reply r = Get("/search?mode=vector&imageEmbedding=" + Enc(bad + rest));
+    ExpectError(r, 400, "invalid_argument");
+    EXPECT_NE(r.body["error"]["message"].get<std::string>().find("decimal"), std::string::npos) << bad << ": " << r.raw;
+  }
+  ExpectError(Get("/search?q=report&limit=%2B5"), 400, "invalid_argument");
+  ExpectError(Get("/search?q=report&rrfK=0x10"), 400, "invalid_argument");
+  // q must be UTF-8 (an overlong '/', a lone continuation byte, a truncated sequence) and hold no NUL.
+  for (const char* q : {"%C0%AF", "%80abc", "caf%C3", "%ED%A0%80", "a%00b"}) {
+    Reply r = Get(std::string("/search?mode=text&q=") + q);
+    ExpectError(r, 400, "invalid_argument");
+    EXPECT_NE(r.body["error"]["message"].get<std::string>().find("q "), std::string::npos) << q << ": " << r.raw;
+  }
+  httplib::Client cl("127.0.0.1", server_->port());
+  httplib::MultipartFormDataItems nul = {{"image", FakePng(8, 8, 7), "x.png", "image/png"}, {"q", std::string("a\0b", 3), "", ""}};
+  ExpectError(Wrap(cl.Post("/search", Auth(Token()), nul)), 400, "invalid_argument", "/search", "post");
+  ASSERT_EQ(Get("/search?mode=text&q=" + Enc("café report")).status, 200);
+  // from and searchAfter together: one of them.
+  Reply p1 = Get("/search?q=quarterly&mode=text&limit=5");
+  ASSERT_EQ(p1.status, 200) << p1.raw;
+  const std::string cursor = p1.body["nextCursor"].get<std::string>();
+  Reply both = Get("/search?q=quarterly&mode=text&limit=5&from=5&searchAfter=" + cursor);
+  ExpectError(both, 400, "invalid_argument");
+  EXPECT_NE(both.body["error"]["message"].get<std::string>().find("from or searchAfter"), std::string::npos) << both.raw;
+  ExpectError(PostJson("/search", Json{{"q", "quarterly"}, {"from", 0}, {"searchAfter", cursor}}.dump()), 400,
+              "invalid_argument", "/search", "post");
+  // An edited cursor offset is an invalid cursor, never a 500 or a wrapped offset.
+  auto raw = Base64UrlDecode(cursor);
+  ASSERT_TRUE(raw.ok());
+  for (const char* offset : {"-5", "18446744073709551616", "18446744073709551615", "2.5"}) {
+    Json edited = Json::parse(*raw);
+    edited["o"] = Json::parse(offset);
+    Reply r = Get("/search?q=quarterly&mode=text&limit=5&searchAfter=" + Base64UrlEncode(edited.dump()));
+    ExpectError(r, 400, "invalid_argument");
+    EXPECT_NE(r.body["error"]["message"].get<std::string>().find("invalid searchAfter cursor"), std::string::npos)
+        << offset << ": " << r.raw;
+  }
+}
+
+TEST_F(ApiTest, SizeIsAnAliasOfLimit) {
+  Reply s = Get("/search?q=quarterly&mode=text&size=3&from=3");
+  ASSERT_EQ(s.status, 200) << s.raw;
+  Conforms(s, "/search");
+  Reply l = Get("/search?q=quarterly&mode=text&limit=3&from=3");
+  ASSERT_EQ(s.body["hits"].size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(s.body["hits"][i]["id"], l.body["hits"][i]["id"]);
+  Reply post = PostJson("/search", Json{{"q", "quarterly"}, {"mode", "text"}, {"size", 4}}.dump());
+  ASSERT_EQ(post.status, 200) << post.raw;
+  EXPECT_EQ(post.body["hits"].size(), 4u);
+  Reply twice = Get("/search?q=quarterly&size=3&limit=3");
+  ExpectError(twice, 400, "invalid_argument");
+  EXPECT_NE(twice.body["error"]["message"].get<std::string>().find("limit or size"), std::string::npos) << twice.raw;
+  ExpectError(Get("/search?q=quarterly&size=101"), 400, "invalid_argument");
+}
+
+// The numbers of an /embed reply's embedding, as printed.
+std::vector<std::string> PrintedNumbers(const std::string& raw) {
+  const size_t open = raw.find("\"embedding\":[");
+  const size_t close = raw.find(']', open);
+  std::vector<std::string> out;
+  if (open == std::string::npos || close == std::string::npos) return out;
+  std::string list = raw.substr(open + 13, close - open - 13);
+  for (size_t start = 0; start <= list.size();) {
+    size_t end = std::min(list.find(',', start), list.size());
+    out.push_back(list.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// Significant digits of a decimal number as printed ("-0.00125" -> 3, "1.5e-05" -> 2).
+size_t SignificantDigits(const std::string& number) {
+  std::string digits;
+  for (char ch : number.substr(0, number.find_first_of("eE"))) {
+    if (std::isdigit(static_cast<unsigned char>(ch))) digits += ch;
+  }
+  digits.erase(0, std::min(digits.find_first_not_of('0'), digits.size()));
+  return digits.size();
+}
+
+// /embed prints each float in its shortest exact form and inferenceTime in seconds; the vector,
+// pasted without its brackets, is a valid GET /search?imageEmbedding= that finds the image.
+void ExpectEmbedRoundTrips(const std::string& raw, const Json& body, double wall_seconds) {
+  const std::vector<std::string> printed = PrintedNumbers(raw);
+  ASSERT_EQ(printed.size(), body["data"]["embedding"].size()) << raw.substr(0, 300);
+  for (size_t i = 0; i < printed.size(); ++i) {
+    EXPECT_LE(SignificantDigits(printed[i]), 9u) << printed[i];
+    // Exact: the printed text reads back as the float the server computed.
+    EXPECT_EQ(std::strtof(printed[i].c_str(), nullptr), body["data"]["embedding"][i].get<float>()) << printed[i];
+  }
+  const double seconds = body["data"]["inferenceTime"].get<double>();
+  EXPECT_GE(seconds, 0.0);
+  EXPECT_LE(seconds, wall_seconds) << "inferenceTime is in seconds: it cannot exceed the request's wall time";
+}
+
+TEST_F(ApiTest, EmbedOutputIsAGetSearchVector) {
+  const auto start = std::chrono::steady_clock::now();
+  Reply e = PostJson("/embed", Json{{"imageUrl", PhotosUrl("bird.png")}}.dump());
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(e.status, 200) << e.raw;
+  Conforms(e, "/embed", "post");
+  ExpectEmbedRoundTrips(e.raw, e.body, wall);
+  std::string csv;
+  for (const auto& n : PrintedNumbers(e.raw)) csv += (csv.empty() ? "" : ",") + n;
+  Reply r = Get("/search?mode=vector&limit=1&imageEmbedding=" + csv);
+  ASSERT_EQ(r.status, 200) << r.raw;
+  ASSERT_EQ(r.body["hits"].size(), 1u);
+  EXPECT_EQ(r.body["hits"][0]["name"], "bird.png");
+  EXPECT_NEAR(r.body["hits"][0]["vectorScore"].get<double>(), 1.0, 1e-5);
+}
+
+// CLIP B/32's 512 dimensions, printed by /embed, fit the request line of GET /search as they are.
+TEST_F(ApiTest, A512DimensionalEmbeddingFitsTheSearchUrl) {
+  const stdfs::path dir = *base_ / "wide";
+  WriteFile(dir / "share/sky.png", FakePng(64, 48, 11));
+  EngineOptions eo;
+  eo.data_dir = (dir / "data").string();
+  eo.progress = false;
+  auto engine = Engine::Open(eo);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  ASSERT_TRUE((*engine)->SetEmbedder(NewHashEmbedder(512)).ok());
+  CrawlOptions co;
+  co.progress = false;
+  ASSERT_TRUE((*engine)->Index((dir / "share").string(), co).ok());
+  auto embedder = NewHashQueryEmbedder(512);
+  ServerOptions so;
+  so.port = 0;
+  so.engine = engine->get();
+  so.embedder = embedder.get();
+  so.auth.disabled = true;
+  so.storage_roots = {(dir / "share").string()};
+  auto srv = Server::Create(so);
+  ASSERT_TRUE(srv.ok()) << srv.status().ToString();
+  ASSERT_TRUE((*srv)->Start().ok());
+  httplib::Client cl("127.0.0.1", (*srv)->port());
+  const std::string url = "file://" + stdfs::canonical(dir / "share/sky.png").string();
+  const auto start = std::chrono::steady_clock::now();
+  Reply e = Wrap(cl.Post("/embed", Json{{"imageUrl", url}}.dump(), "application/json"));
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(e.status, 200) << e.raw;
+  ExpectEmbedRoundTrips(e.raw, e.body, wall);
+  std::string csv;
+  for (const auto& n : PrintedNumbers(e.raw)) csv += (csv.empty() ? "" : ",") + n;
+  const std::string target = "/search?mode=vector&limit=1&imageEmbedding=" + csv;
+  // Today's transport takes 8 KiB request lines, the coming one 16 KiB.
+  EXPECT_LT(target.size(), 8192u - 64) << "512 printed floats take " << csv.size() << " bytes";
+  Reply r = Get(target, "", srv->get());
+  ASSERT_EQ(r.status, 200) << r.raw.substr(0, 300);
+  ASSERT_EQ(r.body["hits"].size(), 1u);
+  EXPECT_EQ(r.body["hits"][0]["name"], "sky.png");
+  (*srv)->Stop();
+}
+
+// Decodes image bytes before embedding them, as CLIP does: the hash embedder alone takes anything.
+class DecodingQueryEmbedder : public QueryEmbedder {
+ public:
+  DecodingQueryEmbedder() : inner_(NewHashQueryEmbedder(64)) {}
+  const std::string& model_id() const override { return inner_->model_id(); }
+  size_t dim() const override { return inner_->dim(); }
+  Result<std::vector<float>> EmbedText(std::string_view text) override { return inner_->EmbedText(text); }
+  Result<std::vector<float>> EmbedImageBytes(std::string_view bytes) override {
+    FS_ASSIGN_OR_RETURN(image::RgbImage decoded, image::DecodeMemory(bytes, {}));
+    return inner_->EmbedImageBytes(bytes);
+  }
+
+ private:
+  std::unique_ptr<QueryEmbedder> inner_;
+};
+
+TEST_F(ApiTest, DamagedImageIsTheClientsError) {
+  DecodingQueryEmbedder embedder;
+  ServerOptions so;
+  so.port = 0;
+  so.engine = engine_;
+  so.embedder = &embedder;
+  so.auth.disabled = true;
+  auto srv = Server::Create(so);
+  ASSERT_TRUE(srv.ok()) << srv.status().ToString();
+  ASSERT_TRUE((*srv)->Start().ok());
+  httplib::Client cl("127.0.0.1", (*srv)->port());
+  // A PNG signature and header, then noise: it sniffs as an image and fails to decode.
+  const std::string damaged = FakePng(16, 16, 21);
+  httplib::MultipartFormDataItems upload = {{"image", damaged, "damaged.png", "image/png"}};
+  Reply r = Wrap(cl.Post("/search", upload));
+  ExpectError(r, 422, "invalid_image", "/search", "post");
+  EXPECT_NE(r.body["error"]["message"].get<std::string>().find("intact"), std::string::npos) << r.raw;
+  std::string b64 = Base64UrlEncode(damaged);
+  for (char& ch : b64) ch = ch == '-' ? '+' : ch == '_' ? '/' : ch;
+  while (b64.size() % 4 != 0) b64 += '=';
+  Reply e = Wrap(cl.Post("/embed", Json{{"imageBase64", b64}}.dump(), "application/json"));
+  ExpectError(e, 422, "invalid_image", "/embed", "post");
+  EXPECT_EQ(e.body["success"], false);
+  (*srv)->Stop();
+}
+
 // Last in the file: it leaves entries on the shared store's failure list.
 TEST_F(ApiTest, FailureListIsServedPerUserAndCounted) {
   const std::vector<FailureInput> failed = {
@@ -717,6 +954,14 @@ TEST_F(ApiTest, FailureListIsServedPerUserAndCounted) {
   EXPECT_EQ(dead.body["failures"][0]["reason"], "corruption: bad JPEG");
   EXPECT_TRUE(dead.body["failures"][0]["nextRetry"].is_null());
   EXPECT_EQ(dead.body["failures"][0]["firstFailed"], "2023-11-14T22:13:20Z");
+  EXPECT_EQ(dead.body["retrying"], 1) << "the counts cover the whole list";
+  Reply retrying = Get("/failures?dead=false");
+  ASSERT_EQ(retrying.status, 200) << retrying.raw;
+  Conforms(retrying, "/failures");
+  ASSERT_EQ(retrying.body["failures"].size(), 1u) << retrying.raw;
+  EXPECT_EQ(retrying.body["failures"][0]["stage"], "read");
+  EXPECT_FALSE(retrying.body["failures"][0]["dead"].get<bool>());
+  EXPECT_EQ(retrying.body["dead"], 1);
   // A user limited to finance/ sees only the failure there.
   Json c = Claims();
   c["paths"] = {Share() + "/finance/"};
@@ -728,6 +973,41 @@ TEST_F(ApiTest, FailureListIsServedPerUserAndCounted) {
   ExpectError(Get("/failures?limit=0"), 400, "invalid_argument", "/failures");
   ExpectError(Get("/failures?dead=maybe"), 400, "invalid_argument", "/failures");
   ExpectError(Get("/failures", ""), 401, "unauthorized", "/failures");
+}
+
+// `serve --watch` indexes through a second engine over the same data directory, sharing the
+// serving engine's embedding cache: /metrics counts its lookups, and the vector gauge catches up
+// with its writes without a search first.
+TEST_F(ApiTest, MetricsFollowASecondEnginesIndexing) {
+  const stdfs::path watched = *base_ / "watched";
+  WriteFile(watched / "again.png", FakePng(64, 48, 2));  // the bytes of photos/dog.png: a cache hit
+  WriteFile(watched / "new.png", FakePng(64, 48, 31));   // new bytes: a miss
+  ASSERT_EQ(Get("/search?q=quarterly&mode=text").status, 200);
+  Reply before = Get("/metrics", "");
+  ASSERT_EQ(before.status, 200);
+  EngineOptions eo;
+  eo.data_dir = (*base_ / "data").string();
+  eo.progress = false;
+  eo.shared_cache = engine_->cache();
+  auto watcher = Engine::Open(eo);
+  ASSERT_TRUE(watcher.ok()) << watcher.status().ToString();
+  ASSERT_TRUE((*watcher)->SetEmbedder(NewHashEmbedder(64)).ok());
+  CrawlOptions co;
+  co.progress = false;
+  auto report = (*watcher)->Index(watched.string(), co);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->embedded, 2u);
+  Reply after = Get("/metrics", "");
+  ASSERT_EQ(after.status, 200);
+  EXPECT_EQ(MetricValue(after.raw, "filesearch_index_vectors") - MetricValue(before.raw, "filesearch_index_vectors"), 2.0)
+      << after.raw;
+  EXPECT_EQ(MetricValue(after.raw, "filesearch_embedding_cache_hits_total") -
+                MetricValue(before.raw, "filesearch_embedding_cache_hits_total"), 1.0);
+  EXPECT_EQ(MetricValue(after.raw, "filesearch_embedding_cache_misses_total") -
+                MetricValue(before.raw, "filesearch_embedding_cache_misses_total"), 1.0);
+  for (const char* name : {"again.png", "new.png"}) {
+    ASSERT_TRUE(engine_->store()->Delete(FileUri(stdfs::canonical(watched / name).string())).ok());
+  }
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "server/openapi_validator.h"
 #include "server/server.h"
 #include "server/test_images.h"
+#include "server/test_tokens.h"
 #include "storage/s3rver_fixture.h"
 
 namespace fs::server {
@@ -93,13 +94,15 @@ class S3EmbedTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
   }
 
-  // A server over the shared engine reading bucket "photos" through `s3` (auth off: not the subject).
-  static std::unique_ptr<Server> StartServer(const storage::S3Options& s3) {
+  // A server over the shared engine reading bucket "photos" through `s3`; auth is off unless an
+  // HS256 secret is given.
+  static std::unique_ptr<Server> StartServer(const storage::S3Options& s3, const std::string& secret = "") {
     ServerOptions so;
     so.port = 0;
     so.engine = engine_;
     so.embedder = embedder_;
-    so.auth.disabled = true;
+    so.auth.disabled = secret.empty();
+    so.auth.hs256_secret = secret;
     so.storage_roots = {(*base_ / "share").string()};
     so.s3_buckets = {"photos"};
     so.s3 = s3;
@@ -115,10 +118,12 @@ class S3EmbedTest : public ::testing::Test {
     return std::move(srv).value();
   }
 
-  static Reply Post(Server* srv, const Json& body) {
+  static Reply Post(Server* srv, const Json& body, const std::string& token = "") {
     httplib::Client c("127.0.0.1", srv->port());
     c.set_read_timeout(30, 0);
-    auto r = c.Post("/embed", body.dump(), "application/json");
+    httplib::Headers headers;
+    if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+    auto r = c.Post("/embed", headers, body.dump(), "application/json");
     Reply out;
     if (!r) return out;
     out.status = r->status;
@@ -248,6 +253,36 @@ TEST_F(S3EmbedTest, RefusalsHaveStableCodesAndTheServerKeepsServing) {
   Json nul = {{"imageUrl", std::string("s3://photos/cat.png\0.jpg", 24)}};
   ExpectError(Post(server_, nul), 400, "invalid_path");
   ExpectStillServing();
+}
+
+// An object's display path is its url, s3://bucket/key: a token's folders admit objects under
+// such a prefix, and an object outside them gets exactly the reply of a missing one.
+TEST_F(S3EmbedTest, ObjectsOutsideTheUsersFoldersLookMissing) {
+  const std::string secret = "s3-scope-test-secret-0123456789abcdef";
+  auto srv = StartServer(s3rver_->ClientOptions(), secret);
+  ASSERT_NE(srv, nullptr);
+  auto token = [&](const Json& paths) {
+    Json claims = {{"sub", "bob"}, {"exp", testing::NowSeconds() + 600}};
+    if (!paths.is_null()) claims["paths"] = paths;
+    return testing::SignHs256(secret, claims);
+  };
+  auto embed = [&](const std::string& url, const std::string& t) { return Post(srv.get(), {{"imageUrl", url}}, t); };
+  const std::string album = token(Json::array({"s3://photos/2024/"}));
+  const std::string files = token(Json::array({(*base_ / "share").string() + "/"}));
+  Reply inside = embed("s3://photos/2024/dog one.png", album);
+  EXPECT_EQ(inside.status, 200) << inside.raw;
+  Conforms(inside);
+  Reply missing = embed("s3://photos/2024/missing.png", album);
+  ExpectError(missing, 404, "not_found");
+  for (const auto& [url, t] : std::vector<std::pair<std::string, std::string>>{{"s3://photos/cat.png", album},
+                                                                             {"s3://photos/missing.png", album},
+                                                                             {"s3://photos/cat.png", files}}) {
+    SCOPED_TRACE(url);
+    Reply hidden = embed(url, t);
+    EXPECT_EQ(hidden.status, missing.status);
+    EXPECT_EQ(hidden.body, missing.body) << "an object outside the user's folders must look missing";
+  }
+  EXPECT_EQ(embed("s3://photos/cat.png", token(nullptr)).status, 200) << "a token without folders sees every object";
 }
 
 TEST_F(S3EmbedTest, StorageFailuresAreTheOperatorsToFix) {
