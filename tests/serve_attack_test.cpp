@@ -231,7 +231,15 @@ TEST_F(ServeAttackTest, ASecondServerOnTheSamePortFailsAtStart) {
                                        "--no-auth", "--port", std::to_string(port_)},
                                       base_ + "/second.log");
   int status = 0;
-  ASSERT_EQ(::waitpid(second, &status, 0), second);
+  pid_t waited = 0;
+  for (int i = 0; i < 1000 && (waited = ::waitpid(second, &status, WNOHANG)) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (waited == 0) {  // it is serving on the same port: the defect this test guards against
+    ::kill(second, SIGKILL);
+    ::waitpid(second, &status, 0);
+    FAIL() << "a second server started on a port that is already in use";
+  }
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "the second server must exit with an error";
   std::ifstream log(base_ + "/second.log");
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
