@@ -958,7 +958,7 @@ Outcome Server::Impl::DocumentMeta(const httplib::Request& req, const Ctx& ctx) 
 
 Outcome Server::Impl::Failures(const httplib::Request& req, const Ctx& ctx) {
   const std::string dead = req.get_param_value("dead");
-  if (!dead.empty() && dead != "true" && dead != "false") {
+  if (req.has_param("dead") && dead != "true" && dead != "false") {
     return ApiError{400, "invalid_argument", "dead must be true or false"};
   }
   size_t limit = 100;
@@ -1228,6 +1228,10 @@ void Server::Impl::Routes() {
     if (res.status == 413) message = "the request body is larger than the server's limit of " +
                                      std::to_string(options.limits.max_body_bytes) + " bytes";
     res.set_content(ErrorBody(code, message), "application/json");
+    // httplib refuses some requests (a method it does not route, like TRACE) without reading their
+    // body, which it would then parse as the next request on the connection: tell the client to
+    // close it instead of reusing it.
+    res.set_header("Connection", "close");
     const LogField fields[] = {{"method", req.method}, {"path", req.path.substr(0, 200)}, {"route", "unmatched"},
                                {"status", std::to_string(res.status)}, {"code", code}};
     LogWithFields(LogLevel::kInfo, "request", fields);
