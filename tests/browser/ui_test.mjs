@@ -214,8 +214,9 @@ try {
   check((await page.textContent('#notice')) === 'Image search is turned off by the administrator: the photo index is being rebuilt',
     'switched off: the notice gives the administrator\'s reason');
   check(!(await page.isVisible('#image-zone')), 'switched off: the image drop zone is hidden');
-  await page.waitForFunction(() => document.querySelectorAll('#results .card').length > 0);
-  check(await page.locator('#results .similar').count() === 0, 'switched off: keyword results without find-similar');
+  await page.waitForFunction(() => document.querySelector('#summary').textContent.includes('(text,'));
+  check(await page.locator('#results .card').count() > 0 && await page.locator('#results .similar').count() === 0,
+    'switched off: keyword results without find-similar');
   await page.screenshot({ path: path.join(artifacts, 'ui-switched-off.png'), fullPage: true });
   await setVectorSearch({ enabled: true });
   await page.press('#q', 'Enter');
