@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sstream>
 #include <thread>
 
+#include "core/env.h"
 #include "spawn_util.h"
 
 namespace fs {
@@ -24,10 +24,8 @@ namespace stdfs = std::filesystem;
 using Json = nlohmann::json;
 
 std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  auto text = Env::Default()->ReadFile(path, 16 << 20);
+  return text.ok() ? *text : std::string();
 }
 
 class ServeReloadTest : public ::testing::Test {

@@ -688,6 +688,8 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
     if (r.query.size() > options.limits.max_query_bytes) {
       return BadRequest("q is longer than " + std::to_string(options.limits.max_query_bytes) + " bytes: shorten the query");
     }
+    // FTS5 reads its query as a C string: a NUL would end it inside a quoted term (500 before).
+    if (r.query.find('\0') != std::string::npos) return BadRequest("q contains a NUL character: remove it");
   }
   if (p.has("mode")) {
     std::string mode;

@@ -681,6 +681,12 @@ TEST_F(ApiTest, VectorSearchFlagHidesVectorFeatures) {
   (*srv)->Stop();
 }
 
+// Found by the API fuzz test: a NUL in the keywords reached FTS5 and came back as a 500.
+TEST_F(ApiTest, NulInKeywordsIsABadRequest) {
+  ExpectError(Get("/search?q=a%00b"), 400, "invalid_argument");
+  ExpectError(PostJson("/search", Json{{"q", std::string("report\0x", 8)}}.dump()), 400, "invalid_argument", "/search", "post");
+}
+
 // A server of its own: the switch it flips would otherwise change what the other tests see.
 TEST_F(ApiTest, AdminSwitchesVectorSearchOffAndOnAtRunTime) {
   ServerOptions so;

@@ -159,13 +159,16 @@ def main():
         port = wait_for_port(log_path, server)
         base = "http://127.0.0.1:%d" % port
         wait_healthy(base)
+        # One worker: CPython 3.11 keeps the ast module's recursion counter per interpreter, not per
+        # thread, so hypothesis parsing lambdas in two schemathesis workers at once fails with
+        # "SystemError: AST constructor recursion depth mismatch" (a CPython 3.11 bug).
         failed_runs = []
         for name, token, selection in (("api", user_token, ["--exclude-path-regex", "^/admin/"]),
                                        ("admin", admin_token, ["--include-path-regex", "^/admin/"])):
             cmd = [st, "--config-file", config, "run",
                    os.path.join(SOURCE_DIR, "docs", "openapi.json"), "--url", base, *selection,
                    "--header", "Authorization: Bearer " + token,
-                   "--max-examples", str(args.examples), "--seed", str(args.seed), "--workers", "2",
+                   "--max-examples", str(args.examples), "--seed", str(args.seed), "--workers", "1",
                    "--report", "junit,vcr", "--report-dir", os.path.join(work, "report-" + name)]
             print("fuzzing %s, %s operations (seed %d, %d examples per operation and phase)" %
                   (base, name, args.seed, args.examples), flush=True)
