@@ -687,6 +687,21 @@ TEST_F(ApiTest, NulInKeywordsIsABadRequest) {
   ExpectError(PostJson("/search", Json{{"q", std::string("report\0x", 8)}}.dump()), 400, "invalid_argument", "/search", "post");
 }
 
+// Found by the API fuzz test: httplib refuses TRACE before reading its body and then parses that
+// body as the next request on the connection; the reply must tell the client not to reuse it.
+TEST_F(ApiTest, ARequestRefusedUnreadClosesTheConnection) {
+  httplib::Client c("127.0.0.1", server_->port());
+  httplib::Request req;
+  req.method = "TRACE";
+  req.path = "/embed";
+  req.body = R"({"text": "GET /healthz HTTP/1.1"})";
+  req.set_header("Content-Type", "application/json");
+  auto r = c.send(req);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(r->get_header_value("Connection"), "close");
+}
+
 // A server of its own: the switch it flips would otherwise change what the other tests see.
 TEST_F(ApiTest, AdminSwitchesVectorSearchOffAndOnAtRunTime) {
   ServerOptions so;

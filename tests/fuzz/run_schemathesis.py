@@ -117,8 +117,8 @@ def wait_healthy(base, deadline_s=30):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("build_dir")
-    ap.add_argument("--examples", type=int, default=int(os.environ.get("FILESEARCH_FUZZ_EXAMPLES", "40")),
-                    help="most test cases per operation and phase (default 40, env FILESEARCH_FUZZ_EXAMPLES)")
+    ap.add_argument("--examples", type=int, default=int(os.environ.get("FILESEARCH_FUZZ_EXAMPLES", "200")),
+                    help="most test cases per operation and phase (default 200, env FILESEARCH_FUZZ_EXAMPLES)")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("FILESEARCH_FUZZ_SEED", "20240501")),
                     help="hypothesis seed; the same seed replays the same cases (env FILESEARCH_FUZZ_SEED)")
     ap.add_argument("--no-embedder", action="store_true",
