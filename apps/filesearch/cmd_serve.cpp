@@ -14,6 +14,17 @@
 #include "server/server.h"
 
 namespace fs::cli {
+namespace {
+
+Result<server::VectorSearchSwitch> ReadRuntimeConfig(const std::string& path) {
+  auto text = Env::Default()->ReadFile(path, 1 << 16);
+  if (!text.ok()) return text.status().WithContext("cannot read --runtime-config " + path);
+  auto state = server::ParseRuntimeConfig(*text);
+  if (!state.ok()) return state.status().WithContext("--runtime-config " + path);
+  return state;
+}
+
+}  // namespace
 
 void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* cmd = app.add_subcommand("serve", "Serve the search API and web UI over HTTP")
@@ -30,6 +41,8 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     int port = 8080;
     std::string auth_secret, auth_secret_file, jwks, issuer, audience, paths_claim = "paths";
     bool no_auth = false;
+    bool admin_without_auth = false;
+    std::string runtime_config;
     bool vector_search = true;
     bool keyword_index = true;
     std::string watch;
@@ -56,6 +69,13 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_option("--jwt-paths-claim", a->paths_claim, "Claim listing the path prefixes a user may see")->capture_default_str();
   cmd->add_flag("--no-auth", a->no_auth, "Turn authentication off (anyone who can connect may search); warns at start");
   cmd->add_flag("--metrics-auth", a->metrics_auth, "Require a token for /metrics too");
+  cmd->add_flag("--admin-without-auth", a->admin_without_auth,
+                "With --no-auth: let anyone use the /admin/ requests (refused otherwise; with auth they need an\n"
+                "admin token, a JWT with \"admin\": true)");
+  cmd->add_option("--runtime-config", a->runtime_config,
+                  "JSON file read at start and again on SIGHUP: {\"vector_search\": {\"enabled\": false, \"reason\": \"...\"}}\n"
+                  "turns vector search off or on without a restart (it wins over --no-vector-search)")
+      ->type_name("FILE");
   cmd->add_option("--watch", a->watch,
                   "Keep DIR's index current while serving, as `filesearch worker DIR` would (inotify, a\n"
                   "reconciling pass at start, debounced passes, images embedded with the served model)")
@@ -127,6 +147,16 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     so.host = a->host;
     so.port = a->port;
     so.vector_search = a->vector_search;
+    if (!a->runtime_config.empty()) {
+      auto state = ReadRuntimeConfig(a->runtime_config);
+      if (!state.ok()) return fail(state.status().ToString());
+      so.vector_search = state->enabled;
+      so.vector_search_reason = state->reason;
+    }
+    so.admin_without_auth = a->admin_without_auth;
+    if (a->admin_without_auth && !a->no_auth) {
+      return fail("--admin-without-auth is for --no-auth servers: with auth, admin requests need a token with \"admin\": true");
+    }
     so.storage_roots = a->roots;
     so.s3_buckets = a->s3_buckets;
     so.s3.endpoint = a->s3_endpoint;
@@ -187,7 +217,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     }
     QueryEmbedder* query_embedder = clip ? static_cast<QueryEmbedder*>(clip.get()) : embedder.get();
     so.engine = engine->get();
-    so.embedder = a->vector_search ? query_embedder : nullptr;
+    so.embedder = query_embedder;  // also with vector search off: an admin may turn it on at run time
     if (!query_embedder) {
       so.model_note = "Image search is off: no CLIP model loaded (start with --model-dir DIR or FILESEARCH_MODEL_DIR).";
     }
@@ -199,6 +229,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     Status started = (*srv)->Start();
     if (!started.ok()) return fail(started.ToString());
@@ -207,7 +238,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
               " can search and read every indexed file");
     }
     LogInfo("listening on http://" + a->host + ":" + std::to_string((*srv)->port()) + "/ (data " + eo.data_dir +
-            ", vector search " + (a->vector_search ? "on" : "off") + ", model " +
+            ", vector search " + (so.vector_search ? "on" : "off") + ", model " +
             (query_embedder ? query_embedder->model_id() : std::string("none")) + ")");
     // --watch: the worker's loop on its own Engine (own store handle and vector index) in this
     // process, sharing the model; the serving engine sees its writes through the store's logs.
@@ -253,7 +284,18 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       });
     }
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+      if (a->runtime_config.empty()) {
+        LogWarn("SIGHUP ignored: there is no --runtime-config FILE to re-read");
+        continue;
+      }
+      auto state = ReadRuntimeConfig(a->runtime_config);
+      if (!state.ok()) {
+        LogError("SIGHUP: " + state.status().ToString() + " (vector search stays as it was; fix the file and send SIGHUP again)");
+        continue;
+      }
+      (*srv)->SetVectorSearch(*state, "SIGHUP reload of " + a->runtime_config);
+    }
     LogInfo(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
     stop_watch = true;
     if (watcher.joinable()) watcher.join();  // finishes the current pass, saves the snapshot

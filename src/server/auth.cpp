@@ -284,6 +284,10 @@ Result<Principal> JwtVerifier::Verify(std::string_view token, int64_t now_s) con
   }
   Principal p;
   if (claims.contains("sub") && claims["sub"].is_string()) p.subject = claims["sub"].get<std::string>();
+  if (claims.contains("admin")) {
+    if (!claims["admin"].is_boolean()) return Denied("token claim 'admin' must be true or false");
+    p.admin = claims["admin"].get<bool>();
+  }
   if (claims.contains(o.paths_claim)) {
     const auto& c = claims[o.paths_claim];
     std::vector<nlohmann::json> items;

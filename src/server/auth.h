@@ -34,6 +34,7 @@ struct Principal {
   std::string subject;                     // `sub`, "" when anonymous
   std::vector<std::string> path_prefixes;  // display-path prefixes this user may see
   bool anonymous = false;                  // auth disabled
+  bool admin = false;                      // claim `"admin": true`: may use the /admin/ routes
 };
 
 class JwtVerifier {

@@ -62,10 +62,6 @@ ApiError NoSuchImage() {
   return NotFoundError("imageUrl names no readable file or object that you may see: check the url (and your token's "
                        "folders)");
 }
-ApiError VectorOff() {
-  return {400, "vector_search_disabled",
-          "vector search is turned off on this server (--no-vector-search): search by keywords instead"};
-}
 
 int HttpStatusOf(StatusCode code) {
   switch (code) {
@@ -421,8 +417,13 @@ struct Server::Impl {
   uint64_t stats_embeddings = 0;
   FailureCounts stats_failures;
 
-  bool vector_on() const { return options.vector_search; }
-  bool image_search_on() const { return options.vector_search && options.embedder != nullptr; }
+  // The run-time switch: swapped whole by SetVectorSearch, read once per request.
+  std::atomic<std::shared_ptr<const VectorSearchSwitch>> vector_switch;
+
+  bool vector_on() const { return vector_switch.load()->enabled; }
+  bool image_search_on() const { return vector_on() && options.embedder != nullptr; }
+  ApiError VectorOff() const;
+  void SetVectorSwitch(VectorSearchSwitch state, const std::string& who);
 
   void DescribeMetrics();
   void Routes();
@@ -442,6 +443,7 @@ struct Server::Impl {
   Outcome DocumentBytes(const http::Request& req, const Ctx& ctx, bool thumbnail);
   Outcome MetricsPage();
   Outcome Config(const Ctx& ctx);
+  Outcome AdminVectorSearch(const http::Request& req, const Ctx& ctx);
   Outcome Ready();
   Outcome Asset(const std::string& name);
 
@@ -495,6 +497,8 @@ void Server::Impl::DescribeMetrics() {
                    "Failed files waiting for a retry (backing off) on the failure list of the store.");
   metrics.Describe("filesearch_worker_dead_letters", "gauge",
                    "Files given up on (corrupt, unsupported, or out of attempts): GET /failures?dead=true lists them.");
+  metrics.Describe("filesearch_vector_search_enabled", "gauge",
+                   "1 while vector search is offered; 0 while an administrator has it turned off.");
   for (const char* m : {"text", "vector", "hybrid"}) metrics.Add("filesearch_search_total", {{"mode", m}}, 0);
   metrics.Describe("filesearch_search_total", "counter", "Searches served by mode.");
   metrics.Set("filesearch_embedding_cache_hits_total", {}, 0);
@@ -1090,7 +1094,7 @@ Outcome Server::Impl::DocumentMeta(const http::Request& req, const Ctx& ctx) {
 
 Outcome Server::Impl::Failures(const http::Request& req, const Ctx& ctx) {
   const std::string dead = req.get_param_value("dead");
-  if (!dead.empty() && dead != "true" && dead != "false") {
+  if (req.has_param("dead") && dead != "true" && dead != "false") {
     return ApiError{400, "invalid_argument", "dead must be true or false"};
   }
   size_t limit = 100;
@@ -1263,19 +1267,64 @@ Outcome Server::Impl::MetricsPage() {
 }
 
 Outcome Server::Impl::Config(const Ctx&) {
+  const std::shared_ptr<const VectorSearchSwitch> vs = vector_switch.load();
   std::string reason;
-  if (!options.vector_search) reason = "Vector search is turned off on this server.";
-  else if (!options.embedder) reason = options.model_note.empty() ? "Image search is off: no CLIP model loaded." : options.model_note;
+  if (!vs->enabled) {
+    reason = "Image search is turned off by the administrator" + (vs->reason.empty() ? "." : ": " + vs->reason);
+  } else if (!options.embedder) reason = options.model_note.empty() ? "Image search is off: no CLIP model loaded." : options.model_note;
   VectorIndex* v = options.engine->vectors();
-  Json j = {{"vectorSearch", options.vector_search},
-            {"imageSearch", image_search_on()},
-            {"similarSearch", options.vector_search && v != nullptr},
+  Json j = {{"vectorSearch", vs->enabled},
+            {"imageSearch", vs->enabled && options.embedder != nullptr},
+            {"similarSearch", vs->enabled && v != nullptr},
             {"model", options.embedder ? Json(options.embedder->model_id()) : (v ? Json(v->model()) : Json(nullptr))},
             {"reason", reason.empty() ? Json(nullptr) : Json(reason)},
             {"authRequired", !options.auth.disabled},
             {"maxImageBytes", options.limits.max_image_bytes},
             {"maxLimit", 100}};
   return JsonReply(j);
+}
+
+ApiError Server::Impl::VectorOff() const {
+  const std::string reason = vector_switch.load()->reason;
+  return {400, "vector_search_disabled", "vector search is turned off on this server" +
+                                             (reason.empty() ? std::string() : " (" + reason + ")") +
+                                             ": search by keywords instead"};
+}
+
+void Server::Impl::SetVectorSwitch(VectorSearchSwitch state, const std::string& who) {
+  const bool enabled = state.enabled;
+  const std::string reason = state.reason;
+  vector_switch.store(std::make_shared<const VectorSearchSwitch>(std::move(state)));
+  metrics.Set("filesearch_vector_search_enabled", {}, enabled ? 1.0 : 0.0);
+  const LogField fields[] = {{"vector_search", enabled ? "on" : "off"}, {"reason", reason}, {"by", who}};
+  LogWithFields(LogLevel::kInfo, "vector search switched", fields);
+}
+
+// POST /admin/vector-search {"enabled": false, "reason": "..."}: an admin token (claim
+// "admin": true) turns vector search off or on; without auth only with --admin-without-auth.
+Outcome Server::Impl::AdminVectorSearch(const http::Request& req, const Ctx& ctx) {
+  if (options.auth.disabled && !options.admin_without_auth) {
+    return ApiError{403, "admin_required", "admin requests are refused on a server without authentication: "
+                                           "start it with --admin-without-auth, or with auth and an admin token"};
+  }
+  if (!options.auth.disabled && !ctx.principal.admin) {
+    return ApiError{403, "admin_required", "this request needs an admin token (a JWT with the claim \"admin\": true)"};
+  }
+  Json body = Json::parse(req.body, nullptr, false);
+  if (!body.is_object()) return BadRequest("the request body must be a JSON object: {\"enabled\": false, \"reason\": \"...\"}");
+  for (const auto& [key, value] : body.items()) {
+    if (key != "enabled" && key != "reason") return BadRequest("unknown field '" + key.substr(0, 40) + "': give enabled and reason");
+  }
+  if (!body.contains("enabled") || !body["enabled"].is_boolean()) return BadRequest("enabled must be true or false");
+  VectorSearchSwitch state;
+  state.enabled = body["enabled"].get<bool>();
+  if (body.contains("reason") && !body["reason"].is_null()) {
+    if (!body["reason"].is_string()) return BadRequest("reason must be a string");
+    state.reason = body["reason"].get<std::string>();
+    if (state.reason.size() > 1000) return BadRequest("reason is longer than 1000 bytes: shorten it");
+  }
+  SetVectorSwitch(state, "admin request by " + (ctx.principal.subject.empty() ? "anonymous" : ctx.principal.subject));
+  return JsonReply({{"vectorSearch", state.enabled}, {"reason", state.reason.empty() ? Json(nullptr) : Json(state.reason)}});
 }
 
 Outcome Server::Impl::Ready() {
@@ -1310,6 +1359,8 @@ void Server::Impl::Routes() {
   Route("GET", "/search", "/search", true, [this](const http::Request& req, const Ctx& c) { return Search(req, c); });
   Route("POST", "/search", "/search", true, [this](const http::Request& req, const Ctx& c) { return Search(req, c); });
   Route("POST", "/embed", "/embed", true, [this](const http::Request& req, const Ctx& c) { return Embed(req, c); });
+  Route("POST", "/admin/vector-search", "/admin/vector-search", true,
+        [this](const http::Request& req, const Ctx& c) { return AdminVectorSearch(req, c); });
   Route("GET", "/failures", "/failures", true, [this](const http::Request& req, const Ctx& c) { return Failures(req, c); });
   Route("GET", R"(/documents/([^/]{1,32}))", "/documents/{id}", true,
         [this](const http::Request& req, const Ctx& c) { return DocumentMeta(req, c); });
@@ -1363,6 +1414,8 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   };
   FS_ASSIGN_OR_RETURN(raw->http, http::Server::Create(std::move(h)));
   raw->DescribeMetrics();
+  raw->vector_switch.store(std::make_shared<const VectorSearchSwitch>(VectorSearchSwitch{options.vector_search, options.vector_search_reason}));
+  raw->metrics.Set("filesearch_vector_search_enabled", {}, options.vector_search ? 1.0 : 0.0);
   raw->Routes();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -1377,6 +1430,10 @@ Status Server::Start() {
 }
 
 int Server::port() const { return impl_->bound_port; }
+
+void Server::SetVectorSearch(const VectorSearchSwitch& state, const std::string& who) { impl_->SetVectorSwitch(state, who); }
+
+VectorSearchSwitch Server::vector_search() const { return *impl_->vector_switch.load(); }
 
 void Server::Stop() {
   std::lock_guard lock(impl_->run_mu);

@@ -1,5 +1,6 @@
 // Server: the HTTP API and web UI of `filesearch serve`. Routes: GET/POST /search, POST /embed,
-// GET /documents/{id}[/thumbnail|/content], /healthz, /readyz, /metrics, /config and the UI at /.
+// GET /documents/{id}[/thumbnail|/content], /healthz, /readyz, /metrics, /config, the UI at /, and
+// POST /admin/vector-search (admin tokens only), the run-time switch of vector search.
 // Every reply to a failed request is JSON {"error":{"code","message"}} with a stable code; handlers
 // never let an exception out (it becomes a 500 `internal`).
 //
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -44,13 +46,27 @@ struct ServerLimits {
   int listen_backlog = 1024;                   // kernel accept queue (capped by net.core.somaxconn)
 };
 
+// Whether vector search (image upload, find-similar, imageEmbedding, text-to-image) is offered, and
+// why not when it is off: `reason` is shown to users ("" = none given).
+struct VectorSearchSwitch {
+  bool enabled = true;
+  std::string reason;
+};
+
+// Parses a run-time config file (`serve --runtime-config FILE`, re-read on SIGHUP):
+//   {"vector_search": {"enabled": false, "reason": "image search is being repaired"}}
+// InvalidArgument says what is wrong with the text.
+Result<VectorSearchSwitch> ParseRuntimeConfig(std::string_view json);
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                  // 0 = any free port (see Server::port())
   Engine* engine = nullptr;         // required, borrowed
   QueryEmbedder* embedder = nullptr;  // optional, borrowed: text-to-vector and image search
-  bool vector_search = true;        // false hides every vector feature (API refuses, UI hides)
+  bool vector_search = true;        // at start; false hides every vector feature (API refuses, UI hides)
+  std::string vector_search_reason;  // why it is off at start, shown to users ("" = none given)
   AuthOptions auth;                 // auth.disabled must be set explicitly to turn auth off
+  bool admin_without_auth = false;  // with auth.disabled: allow /admin/ requests from anyone (else 403)
   bool metrics_open = true;         // /metrics without a token
   std::vector<std::string> storage_roots;  // folders /embed imageUrl may name (file://)
   std::vector<std::string> s3_buckets;     // S3 buckets /embed imageUrl may name (s3://bucket/key)
@@ -75,6 +91,10 @@ class Server {
   int port() const;
   // Stops accepting, finishes in-flight requests, joins the threads. Idempotent.
   void Stop();
+  // Turns vector search on or off from the next request on (SIGHUP reload, admin requests);
+  // `who` names the source in the log. Thread-safe.
+  void SetVectorSearch(const VectorSearchSwitch& state, const std::string& who);
+  VectorSearchSwitch vector_search() const;
 
  private:
   struct Impl;

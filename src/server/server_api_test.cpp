@@ -163,8 +163,8 @@ class ApiTest : public ::testing::Test {
     httplib::Client c("127.0.0.1", (srv ? srv : server_)->port());
     return Wrap(c.Get(path, token.empty() ? httplib::Headers{} : Auth(token)));
   }
-  Reply PostJson(const std::string& path, const std::string& body, const std::string& token = Token()) {
-    httplib::Client c("127.0.0.1", server_->port());
+  Reply PostJson(const std::string& path, const std::string& body, const std::string& token = Token(), Server* srv = nullptr) {
+    httplib::Client c("127.0.0.1", (srv ? srv : server_)->port());
     return Wrap(c.Post(path, Auth(token), body, "application/json"));
   }
   // Validates a JSON reply against the spec operation `op` (a path template).
@@ -681,6 +681,126 @@ TEST_F(ApiTest, VectorSearchFlagHidesVectorFeatures) {
   httplib::Client cl("127.0.0.1", (*srv)->port());
   ExpectError(Wrap(cl.Post("/embed", "{\"text\":\"x\"}", "application/json")), 400, "vector_search_disabled", "/embed", "post");
   (*srv)->Stop();
+}
+
+// Found by the API fuzz test: a NUL in the keywords reached FTS5 and came back as a 500.
+TEST_F(ApiTest, NulInKeywordsIsABadRequest) {
+  ExpectError(Get("/search?q=a%00b"), 400, "invalid_argument");
+  ExpectError(PostJson("/search", Json{{"q", std::string("report\0x", 8)}}.dump()), 400, "invalid_argument", "/search", "post");
+}
+
+// Found by the API fuzz test: httplib refuses TRACE before reading its body and then parses that
+// body as the next request on the connection; the reply must tell the client not to reuse it.
+// A method a route does not take gets 405 with Allow, and its body is read as its body: a body
+// that looks like a request is never run as the next request on the connection.
+TEST_F(ApiTest, AnotherMethodGets405AndItsBodyIsNotANextRequest) {
+  httplib::Client c("127.0.0.1", server_->port());
+  c.set_keep_alive(true);
+  httplib::Request req;
+  req.method = "TRACE";
+  req.path = "/embed";
+  req.body = "GET /healthz HTTP/1.1\r\n\r\n";
+  req.set_header("Content-Type", "application/json");
+  auto r = c.send(req);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "POST");
+  EXPECT_NE(r->body.find("method_not_allowed"), std::string::npos);
+  auto next = c.Get("/healthz");  // the same connection: its reply is this request's, not the body's
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->status, 200);
+  auto search = c.Delete("/search");
+  ASSERT_TRUE(search);
+  EXPECT_EQ(search->status, 405);
+  EXPECT_EQ(search->get_header_value("Allow"), "GET, POST");
+}
+
+// A server of its own: the switch it flips would otherwise change what the other tests see.
+TEST_F(ApiTest, AdminSwitchesVectorSearchOffAndOnAtRunTime) {
+  ServerOptions so;
+  so.port = 0;
+  so.engine = engine_;
+  so.embedder = embedder_;
+  so.auth.hs256_secret = kSecret;
+  auto srv = Server::Create(so);
+  ASSERT_TRUE(srv.ok()) << srv.status().ToString();
+  ASSERT_TRUE((*srv)->Start().ok());
+  Server* s = srv->get();
+  const std::string route = "/admin/vector-search";
+  const std::string off = R"({"enabled": false, "reason": "the photo index is being rebuilt"})";
+  Json claims = Claims();
+  const std::string user = SignHs256(kSecret, claims);
+  claims["admin"] = true;
+  const std::string admin = SignHs256(kSecret, claims);
+  claims["admin"] = "yes";
+  ExpectError(PostJson(route, off, SignHs256(kSecret, claims), s), 401, "unauthorized", route, "post");
+  ExpectError(PostJson(route, off, "", s), 401, "unauthorized", route, "post");
+  Reply refused = PostJson(route, off, user, s);
+  ExpectError(refused, 403, "admin_required", route, "post");
+  EXPECT_NE(refused.body["error"]["message"].get<std::string>().find("\"admin\": true"), std::string::npos) << refused.raw;
+  ExpectError(PostJson(route, R"({"reason": "no enabled"})", admin, s), 400, "invalid_argument", route, "post");
+  ExpectError(PostJson(route, R"({"enabled": "no"})", admin, s), 400, "invalid_argument", route, "post");
+  ExpectError(PostJson(route, R"({"enabled": false, "why": "x"})", admin, s), 400, "invalid_argument", route, "post");
+  EXPECT_TRUE((*srv)->vector_search().enabled) << "refused requests change nothing";
+
+  const std::string vector = "/search?mode=vector&imageEmbedding=" + Enc(Json(std::vector<float>(64, 0.5f)).dump());
+  ASSERT_EQ(Get(vector, user, s).status, 200);
+  Reply turned_off = PostJson(route, off, admin, s);
+  ASSERT_EQ(turned_off.status, 200) << turned_off.raw;
+  Conforms(turned_off, route, "post");
+  EXPECT_EQ(turned_off.body["vectorSearch"], false);
+  EXPECT_EQ(turned_off.body["reason"], "the photo index is being rebuilt");
+  Reply c = Get("/config", "", s);
+  Conforms(c, "/config");
+  EXPECT_EQ(c.body["vectorSearch"], false);
+  EXPECT_EQ(c.body["imageSearch"], false);
+  EXPECT_EQ(c.body["similarSearch"], false);
+  EXPECT_EQ(c.body["reason"], "Image search is turned off by the administrator: the photo index is being rebuilt");
+  Reply no_vector = Get(vector, user, s);
+  ExpectError(no_vector, 400, "vector_search_disabled");
+  EXPECT_NE(no_vector.body["error"]["message"].get<std::string>().find("the photo index is being rebuilt"), std::string::npos);
+  ExpectError(PostJson("/embed", R"({"text": "a cat"})", user, s), 400, "vector_search_disabled", "/embed", "post");
+  Reply keywords = Get("/search?q=report", user, s);
+  ASSERT_EQ(keywords.status, 200) << keywords.raw;
+  EXPECT_EQ(keywords.body["mode"], "text");
+  EXPECT_NE(Get("/metrics", "", s).raw.find("filesearch_vector_search_enabled 0"), std::string::npos);
+
+  Reply turned_on = PostJson(route, R"({"enabled": true})", admin, s);
+  ASSERT_EQ(turned_on.status, 200) << turned_on.raw;
+  Conforms(turned_on, route, "post");
+  EXPECT_TRUE(turned_on.body["reason"].is_null());
+  c = Get("/config", "", s);
+  EXPECT_EQ(c.body["vectorSearch"], true);
+  EXPECT_EQ(c.body["imageSearch"], true);
+  EXPECT_TRUE(c.body["reason"].is_null());
+  Reply again = Get(vector, user, s);
+  ASSERT_EQ(again.status, 200) << again.raw;
+  EXPECT_EQ(again.body["mode"], "vector");
+  EXPECT_NE(Get("/metrics", "", s).raw.find("filesearch_vector_search_enabled 1"), std::string::npos);
+  (*srv)->Stop();
+}
+
+TEST_F(ApiTest, AdminRequestsWithoutAuthNeedTheExplicitFlag) {
+  for (bool allowed : {false, true}) {
+    ServerOptions so;
+    so.port = 0;
+    so.engine = engine_;
+    so.auth.disabled = true;
+    so.admin_without_auth = allowed;
+    auto srv = Server::Create(so);
+    ASSERT_TRUE(srv.ok()) << srv.status().ToString();
+    ASSERT_TRUE((*srv)->Start().ok());
+    Reply r = PostJson("/admin/vector-search", R"({"enabled": false})", "", srv->get());
+    if (allowed) {
+      EXPECT_EQ(r.status, 200) << r.raw;
+      Conforms(r, "/admin/vector-search", "post");
+    } else {
+      ExpectError(r, 403, "admin_required", "/admin/vector-search", "post");
+      EXPECT_NE(r.body["error"]["message"].get<std::string>().find("--admin-without-auth"), std::string::npos) << r.raw;
+    }
+    EXPECT_EQ((*srv)->vector_search().enabled, !allowed);
+    (*srv)->Stop();
+  }
 }
 
 TEST_F(ApiTest, KeywordOnlyWithoutEmbedderSaysWhy) {

@@ -191,8 +191,37 @@ try {
   await page.click('#filters summary');
   check(!(await page.isVisible('#f-mode')), 'vector flag off: no mode selector');
   check(await page.locator('#results .similar').count() === 0, 'vector flag off: no find-similar buttons');
-  check(!(await page.isVisible('#notice')), 'vector flag off: no notice about models');
+  check((await page.textContent('#notice')) === 'Image search is turned off by the administrator.',
+    'vector flag off: the notice says the administrator turned image search off');
   await page.screenshot({ path: path.join(artifacts, 'ui-no-vector.png'), fullPage: true });
+
+  // An administrator turns image search off at run time: the open page notices at its next search,
+  // says why and hides the image controls; turned on again, they come back without a reload.
+  const switchable = await serve(['--no-auth', '--admin-without-auth', '--test-embedder']);
+  const setVectorSearch = async (body) => {
+    const res = await fetch(switchable + '/admin/vector-search', { method: 'POST', body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json' } });
+    if (res.status !== 200) throw new Error('POST /admin/vector-search answered ' + res.status + ': ' + await res.text());
+  };
+  await page.goto(switchable + '/');
+  await page.fill('#q', 'sunset');
+  await page.press('#q', 'Enter');
+  await page.waitForFunction(() => document.querySelectorAll('#results .similar').length > 0);
+  check(await page.isVisible('#image-zone') && await page.isHidden('#notice'), 'switch on: image search offered, no notice');
+  await setVectorSearch({ enabled: false, reason: 'the photo index is being rebuilt' });
+  await page.press('#q', 'Enter');
+  await page.waitForSelector('#notice:not([hidden])');
+  check((await page.textContent('#notice')) === 'Image search is turned off by the administrator: the photo index is being rebuilt',
+    'switched off: the notice gives the administrator\'s reason');
+  check(!(await page.isVisible('#image-zone')), 'switched off: the image drop zone is hidden');
+  await page.waitForFunction(() => document.querySelector('#summary').textContent.includes('(text,'));
+  check(await page.locator('#results .card').count() > 0 && await page.locator('#results .similar').count() === 0,
+    'switched off: keyword results without find-similar');
+  await page.screenshot({ path: path.join(artifacts, 'ui-switched-off.png'), fullPage: true });
+  await setVectorSearch({ enabled: true });
+  await page.press('#q', 'Enter');
+  await page.waitForSelector('#notice', { state: 'hidden' });
+  check(await page.isVisible('#image-zone'), 'switched on again: the image drop zone is back without a reload');
 
   // With auth on, the UI asks for a token and then searches with it.
   const secret = crypto.randomBytes(32).toString('hex');

@@ -142,6 +142,7 @@ function card(h) {
 
 async function search(reset) {
   showError('');
+  await refreshConfig();  // an administrator may have turned image search off or on since the last search
   if (reset) { state.cursors = [null]; state.page = 0; }
   const q = $('q').value.trim();
   const f = filters();
@@ -264,16 +265,23 @@ function applyConfig(cfg) {
   document.body.classList.toggle('no-vector', !cfg.vectorSearch);
   document.body.classList.toggle('no-image', !cfg.imageSearch);
   for (const el of document.querySelectorAll('.vector-only')) el.hidden = !cfg.vectorSearch || (el.id === 'image-zone' && !cfg.imageSearch);
-  if (cfg.vectorSearch && !cfg.imageSearch) showNotice(cfg.reason || 'Image search is off.');
+  // The reason says who turned it off (the administrator, or no model loaded) and why.
+  showNotice(cfg.imageSearch ? '' : cfg.reason || 'Image search is off.');
+  if (!cfg.imageSearch && state.image) clearImage(false);
+  if (!cfg.similarSearch) state.similarTo = null;
   if (cfg.authRequired && !state.token) $('auth').hidden = false;
 }
 
-async function init() {
+async function refreshConfig() {
   try {
     applyConfig(await (await fetch('/config')).json());
   } catch (e) {
     showError('Cannot reach the server: ' + e.message);
   }
+}
+
+async function init() {
+  await refreshConfig();
   $('search-form').addEventListener('submit', (e) => {
     e.preventDefault();
     state.similarTo = null;
