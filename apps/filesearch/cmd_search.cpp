@@ -98,20 +98,20 @@ void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       if (a->model.empty()) return fail("--vector needs --model (the model id that produced it)");
       r.vector_model = a->model;
     }
+    // With a CLIP model, the words also reach the vector leg through the text tower: the engine
+    // resolves the query vector, as it does for the server.
+    std::unique_ptr<ClipEmbedder> clip;
     if (r.vector.empty() && !a->query.empty() && (!r.mode || *r.mode != SearchMode::kText)) {
-      // With a CLIP model, the words also reach the vector leg through the text tower.
-      auto clip = LoadModel(a->model_flags);
-      if (!clip.ok()) return fail(clip.status().ToString());
-      if (*clip) {
-        auto v = (*clip)->EmbedText(a->query);
-        if (!v.ok()) return fail(v.status().ToString());
-        r.vector = *v;
-        r.vector_model = (*clip)->model_id();
-        a->model = r.vector_model;
-      }
+      auto loaded = LoadModel(a->model_flags);
+      if (!loaded.ok()) return fail(loaded.status().ToString());
+      clip = std::move(loaded).value();
+      if (clip) a->model = clip->model_id();
     }
     auto engine = OpenExistingEngine(flags, a->model);
     if (!engine.ok()) return fail(OpenError(engine.status()));
+    (*engine)->SetQueryEmbedder(clip.get());
+    Status resolved = (*engine)->ResolveQueryVector(QueryVectorSource{}, &r);
+    if (!resolved.ok()) return fail(resolved.ToString());
     auto res = (*engine)->Search(r);
     if (!res.ok()) return fail(res.status().message());
     if (a->json) {

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "core/env.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "image/image.h"
@@ -637,6 +638,66 @@ Result<DuplicateReport> Engine::FindDuplicates(const DuplicateOptions& options) 
 Result<SearchResult> Engine::Search(const SearchRequest& request) {
   if (vectors_) FS_RETURN_IF_ERROR(vectors_->Refresh());
   return RunSearch(*store_, vectors_.get(), request, options_.limits);
+}
+
+Result<std::vector<float>> Engine::EmbedQueryText(std::string_view text) {
+  if (!query_embedder_) return Status::Unavailable("text-to-image search is off: no CLIP model is loaded");
+  return query_embedder_->EmbedText(text);
+}
+
+Result<ImageEmbedding> Engine::EmbedImageBytes(const std::string& bytes, bool use_cache) {
+  if (!query_embedder_) return Status::Unavailable("image search is off: no CLIP model is loaded");
+  ImageEmbedding out;
+  out.sha256 = Sha256Hex(bytes);
+  EmbeddingCache* cache = use_cache ? cache_ : nullptr;
+  const std::string& model = query_embedder_->model_id();
+  if (cache) {
+    auto got = cache->Get(out.sha256, model);
+    if (got.ok() && got->has_value() && (*got)->size() == query_embedder_->dim()) {
+      out.vector = std::move(**got);
+      out.cached = true;
+      return out;
+    }
+    if (!got.ok()) LogWarn("embedding cache lookup failed (embedding anyway): " + got.status().ToString());
+  }
+  FS_ASSIGN_OR_RETURN(out.vector, query_embedder_->EmbedImageBytes(bytes));
+  if (cache) {
+    Status put = cache->Put(out.sha256, model, out.vector);
+    if (!put.ok()) LogWarn("embedding cache write failed: " + put.ToString());
+  }
+  return out;
+}
+
+Status Engine::ResolveQueryVector(const QueryVectorSource& source, SearchRequest* r) {
+  const int sources = static_cast<int>(!source.embedding.empty()) + static_cast<int>(source.similar_to.has_value()) +
+                      static_cast<int>(source.image != nullptr);
+  if (sources > 1) return Status::InvalidArgument("give at most one of a query vector, a similar document and an image");
+  const std::string index_model = vectors_ ? vectors_->model() : "";
+  if (!source.embedding.empty()) {
+    r->vector = source.embedding;
+    r->vector_model = source.embedding_model.empty() ? index_model : source.embedding_model;
+  } else if (source.similar_to) {
+    const int64_t id = *source.similar_to;
+    FS_ASSIGN_OR_RETURN(Document doc, store_->Get(id));
+    if (!vectors_) return Status::FailedPrecondition("find-similar needs a vector index: no embeddings are loaded");
+    FS_ASSIGN_OR_RETURN(std::optional<std::vector<float>> emb, store_->GetEmbedding(doc.id, index_model));
+    if (!emb) {
+      return Status::FailedPrecondition("document " + std::to_string(id) + " has no embedding for model " + index_model +
+                                        ": only embedded images can be used with similarTo");
+    }
+    r->vector = std::move(*emb);
+    r->vector_model = index_model;
+    r->exclude_id = doc.id;
+  } else if (source.image) {
+    FS_ASSIGN_OR_RETURN(ImageEmbedding e, EmbedImageBytes(*source.image));
+    r->vector = std::move(e.vector);
+    r->vector_model = query_embedder_->model_id();
+  } else if (source.text_to_vector && r->vector.empty() && !r->query.empty() && query_embedder_ && vectors_ &&
+             (!r->mode || *r->mode != SearchMode::kText)) {
+    FS_ASSIGN_OR_RETURN(r->vector, query_embedder_->EmbedText(r->query));
+    r->vector_model = query_embedder_->model_id();
+  }
+  return Status::Ok();
 }
 
 Status Engine::Checkpoint() {

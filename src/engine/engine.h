@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -112,6 +113,26 @@ struct DuplicateReport {
   bool hash_pairs_truncated = false;        // max_hash_pairs was reached: some hash pairs were not examined
 };
 
+// Where the vector leg of a search gets its vector: the engine resolves it, so the server and the
+// CLI parse requests but never pick the vector, read embeddings or run the cache themselves.
+struct QueryVectorSource {
+  std::vector<float> embedding;        // numbers given with the request; empty = none
+  std::string embedding_model;         // their model; "" = the vector index's model
+  std::optional<int64_t> similar_to;   // an indexed document's own embedding (it is left out of the hits)
+  const std::string* image = nullptr;  // image bytes (an upload): embedded through the embedding cache
+  // With no other source, keywords also reach the vector leg through the query embedder's text
+  // tower (unless the request's mode is text, or there is no query embedder or vector index).
+  bool text_to_vector = true;
+};
+
+// An image embedded for a query or /embed: the vector, the bytes' SHA-256, and whether the
+// embedding cache answered (no model call).
+struct ImageEmbedding {
+  std::vector<float> vector;
+  std::string sha256;
+  bool cached = false;
+};
+
 class Engine {
  public:
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
@@ -129,6 +150,19 @@ class Engine {
   // query path); it must outlive the engine.
   Status SetBorrowedEmbedder(ImageEmbedder* embedder);
   Result<SearchResult> Search(const SearchRequest& request);
+  // The query embedder (borrowed; must outlive the engine) that turns query text and images into
+  // vectors of the active model. Null: vector queries need given numbers or similar_to.
+  void SetQueryEmbedder(QueryEmbedder* embedder) { query_embedder_ = embedder; }
+  QueryEmbedder* query_embedder() const { return query_embedder_; }
+  // Fills request->vector, vector_model and (similar_to) exclude_id from `source`. NotFound for a
+  // similar_to document that does not exist; FailedPrecondition when it has no embedding of the
+  // index's model or a source needs a query embedder or vector index that is not there.
+  Status ResolveQueryVector(const QueryVectorSource& source, SearchRequest* request);
+  // Image bytes to a vector of the query embedder's model, through the embedding cache (content
+  // SHA-256 + model) unless `use_cache` is false or the cache is off. The caller checks sizes and
+  // formats first; decoding happens in the embedder.
+  Result<ImageEmbedding> EmbedImageBytes(const std::string& bytes, bool use_cache = true);
+  Result<std::vector<float>> EmbedQueryText(std::string_view text);
   // Embeds image documents that have no embedding for the embedder's model (a model change, a
   // run without a model, or an interrupted index). Every batch is committed before the next, so
   // a killed backfill resumes where it stopped when run again. Failed files are reported and
@@ -169,6 +203,7 @@ class Engine {
   EmbeddingCache* cache_ = nullptr;  // owned_cache_, or EngineOptions::shared_cache
   std::unique_ptr<ImageEmbedder> owned_embedder_;
   ImageEmbedder* embedder_ = nullptr;
+  QueryEmbedder* query_embedder_ = nullptr;
   std::set<int64_t> failed_this_run_;  // images whose embedding failed during the current Index
 };
 

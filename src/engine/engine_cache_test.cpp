@@ -707,3 +707,83 @@ TEST_F(EngineCacheTest, NearDuplicatesByPerceptualHashEqualBruteForce) {
 
 }  // namespace
 }  // namespace fs
+
+namespace fs {
+namespace {
+
+// The query side goes through the engine: image bytes through the cache (a second call is a hit
+// with the same vector), similar_to reads the document's own embedding and leaves it out, text
+// reaches the vector leg only with a query embedder and outside text mode, and given numbers stay.
+TEST_F(EngineCacheTest, TheEngineResolvesQueryVectors) {
+  int calls = 0;
+  ASSERT_TRUE(IndexWith("data", true, &calls).ok());
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  auto engine = Engine::Open(o);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  ASSERT_TRUE((*engine)->SetEmbedder(NewHashEmbedder(8)).ok());
+  const std::string bytes = std::string("\x89PNG\r\n\x1A\n") + "pixels" + "3";
+  SearchRequest r;
+  EXPECT_EQ((*engine)->ResolveQueryVector(QueryVectorSource{{}, "", std::nullopt, &bytes, true}, &r).code(),
+            StatusCode::kUnavailable) << "no query embedder yet";
+  std::unique_ptr<QueryEmbedder> q = NewHashQueryEmbedder(8);
+  (*engine)->SetQueryEmbedder(q.get());
+  auto first = (*engine)->EmbedImageBytes(bytes);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(first->cached) << "indexing put these bytes in the cache";
+  auto fresh = (*engine)->EmbedImageBytes(bytes + "new");
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_FALSE(fresh->cached);
+  auto again = (*engine)->EmbedImageBytes(bytes + "new");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->cached);
+  EXPECT_EQ(again->vector, fresh->vector);
+  EXPECT_FALSE((*engine)->EmbedImageBytes(bytes + "new", /*use_cache=*/false)->cached);
+
+  QueryVectorSource image;
+  image.image = &bytes;
+  ASSERT_TRUE((*engine)->ResolveQueryVector(image, &r).ok());
+  EXPECT_EQ(r.vector, first->vector);
+  EXPECT_EQ(r.vector_model, "test/hash-8");
+
+  auto hits = (*engine)->store()->ImagesAfter(0, 1);
+  ASSERT_TRUE(hits.ok() && !hits->empty());
+  const int64_t id = hits->front().first;
+  SearchRequest similar;
+  QueryVectorSource by_doc;
+  by_doc.similar_to = id;
+  ASSERT_TRUE((*engine)->ResolveQueryVector(by_doc, &similar).ok());
+  EXPECT_EQ(similar.exclude_id, id);
+  auto stored = (*engine)->store()->GetEmbedding(id, "test/hash-8");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ(similar.vector, **stored);
+  auto result = (*engine)->Search(similar);
+  ASSERT_TRUE(result.ok());
+  for (const auto& h : result->hits) EXPECT_NE(h.doc.id, id) << "find-similar lists the document itself";
+  by_doc.similar_to = 999999;
+  EXPECT_EQ((*engine)->ResolveQueryVector(by_doc, &similar).code(), StatusCode::kNotFound);
+  by_doc.image = &bytes;
+  by_doc.similar_to = id;
+  EXPECT_EQ((*engine)->ResolveQueryVector(by_doc, &similar).code(), StatusCode::kInvalidArgument);
+
+  SearchRequest words;
+  words.query = "img";
+  ASSERT_TRUE((*engine)->ResolveQueryVector(QueryVectorSource{}, &words).ok());
+  EXPECT_EQ(words.vector.size(), 8u) << "keywords reach the vector leg through the text tower";
+  SearchRequest text_only;
+  text_only.query = "img";
+  text_only.mode = SearchMode::kText;
+  ASSERT_TRUE((*engine)->ResolveQueryVector(QueryVectorSource{}, &text_only).ok());
+  EXPECT_TRUE(text_only.vector.empty());
+  SearchRequest given;
+  given.query = "img";
+  QueryVectorSource numbers;
+  numbers.embedding = std::vector<float>(8, 0.5f);
+  ASSERT_TRUE((*engine)->ResolveQueryVector(numbers, &given).ok());
+  EXPECT_EQ(given.vector, numbers.embedding);
+  EXPECT_EQ(given.vector_model, "test/hash-8");
+}
+
+}  // namespace
+}  // namespace fs

@@ -132,6 +132,10 @@ Result<FusionMethod> ParseFusionMethod(std::string_view s) {
 
 Result<SearchResult> RunSearch(const Store& store, const VectorIndex* vectors, const SearchRequest& r,
                                const SearchLimits& limits) {
+  return RunSearch(*NewEmbeddedBackend(&store, vectors), r, limits);
+}
+
+Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest& r, const SearchLimits& limits) {
   auto start = std::chrono::steady_clock::now();
   const bool has_text = !BuildFtsQuery(r.query).empty();
   const bool has_vector = !r.vector.empty();
@@ -153,16 +157,18 @@ Result<SearchResult> RunSearch(const Store& store, const VectorIndex* vectors, c
     return Status::InvalidArgument("hybrid search needs keywords (q) and/or a query vector");
   }
   if ((mode == SearchMode::kVector || mode == SearchMode::kHybrid) && has_vector) {
-    if (!vectors) {
+    if (!backend.has_vectors()) {
       return Status::FailedPrecondition("vector search is unavailable: no vector index is loaded (index images with a CLIP model first)");
     }
-    if (r.vector_model != vectors->model()) {
+    const std::string model = backend.vector_model();
+    if (r.vector_model != model) {
       return Status::InvalidArgument("query vector is from model '" + r.vector_model + "' but the index holds model '" +
-                                     vectors->model() + "': embed the query with the same model");
+                                     model + "': embed the query with the same model");
     }
-    if (vectors->dim() != 0 && r.vector.size() != vectors->dim()) {
+    const size_t dim = backend.vector_dim();
+    if (dim != 0 && r.vector.size() != dim) {
       return Status::InvalidArgument("query vector has dimension " + std::to_string(r.vector.size()) +
-                                     "; model '" + vectors->model() + "' has dimension " + std::to_string(vectors->dim()));
+                                     "; model '" + model + "' has dimension " + std::to_string(dim));
     }
     for (float v : r.vector) {
       if (!std::isfinite(v)) return Status::InvalidArgument("query vector contains NaN or infinity");
@@ -172,7 +178,7 @@ Result<SearchResult> RunSearch(const Store& store, const VectorIndex* vectors, c
     return Status::InvalidArgument("vector search needs a query vector (imageEmbedding, an image, similarTo, or q with a CLIP model)");
   }
 
-  FS_ASSIGN_OR_RETURN(uint64_t generation, store.Generation());
+  FS_ASSIGN_OR_RETURN(uint64_t generation, backend.Generation());
   std::optional<Cursor> cursor;
   size_t offset = r.from;
   if (!r.search_after.empty()) {
@@ -195,7 +201,7 @@ Result<SearchResult> RunSearch(const Store& store, const VectorIndex* vectors, c
   if (mode == SearchMode::kText) {
     std::optional<KeywordAfter> after;
     if (cursor) after = KeywordAfter{cursor->score, cursor->id};
-    FS_ASSIGN_OR_RETURN(KeywordPage kp, store.KeywordSearch(r.query, r.filters, after ? 0 : offset, r.size + 1, after));
+    FS_ASSIGN_OR_RETURN(KeywordPage kp, backend.KeywordSearch(r.query, r.filters, after ? 0 : offset, r.size + 1, after));
     result.total = kp.total;
     size_t base_rank = offset;
     for (size_t i = 0; i < kp.hits.size() && i < r.size; ++i) {
@@ -213,7 +219,7 @@ Result<SearchResult> RunSearch(const Store& store, const VectorIndex* vectors, c
     std::vector<Candidate> cands;
     std::unordered_map<int64_t, size_t> where;
     if (mode == SearchMode::kHybrid && has_text) {
-      FS_ASSIGN_OR_RETURN(KeywordPage kp, store.KeywordSearch(r.query, r.filters, 0, window));
+      FS_ASSIGN_OR_RETURN(KeywordPage kp, backend.KeywordSearch(r.query, r.filters, 0, window));
       result.total = kp.total;
       for (size_t i = 0; i < kp.hits.size(); ++i) {
         if (r.exclude_id && kp.hits[i].id == *r.exclude_id) continue;
@@ -223,9 +229,9 @@ Result<SearchResult> RunSearch(const Store& store, const VectorIndex* vectors, c
         cands.push_back(c);
       }
     }
-    if (has_vector && vectors) {
+    if (has_vector && backend.has_vectors()) {
       FS_ASSIGN_OR_RETURN(std::vector<VectorHit> vh,
-                          vectors->Search(r.vector, window + (r.exclude_id ? 1 : 0), r.filters, r.ef));
+                          backend.VectorSearch(r.vector, window + (r.exclude_id ? 1 : 0), r.filters, r.ef));
       size_t rank = 0;
       size_t vector_only = 0;
       for (const auto& h : vh) {
@@ -265,7 +271,7 @@ Result<SearchResult> RunSearch(const Store& store, const VectorIndex* vectors, c
   std::vector<int64_t> ids;
   ids.reserve(page.size());
   for (auto& c : page) ids.push_back(c.id);
-  FS_ASSIGN_OR_RETURN(std::vector<Document> docs, store.GetMany(ids));
+  FS_ASSIGN_OR_RETURN(std::vector<Document> docs, backend.GetMany(ids));
   std::unordered_map<int64_t, Document*> by_id;
   for (auto& d : docs) by_id[d.id] = &d;
   for (auto& c : page) {

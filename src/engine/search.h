@@ -1,7 +1,7 @@
 // Search planner: turns one request into keyword and/or vector searches, fuses them, and pages
 // the result. Modes: text (BM25), vector (k-NN on a given vector), hybrid (both, fused by
 // reciprocal rank fusion or min-max normalised linear combination). Every hit reports the fused
-// score and each leg's raw score and rank. Pure logic over a Store and VectorIndex; the caller
+// score and each leg's raw score and rank. Pure logic over a SearchBackend (index/search_backend.h); the caller
 // turns text or images into vectors before calling. Thread-safe if its inputs are.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "index/search_backend.h"
 #include "index/store.h"
 #include "index/vector_index.h"
 
@@ -69,7 +70,10 @@ struct SearchLimits {
   size_t min_fusion_window = 100;    // each leg contributes at least this many candidates
 };
 
-// `vectors` may be null (no vector index): vector and hybrid modes then fail with a clear error.
+// Plans and runs `request` on `backend`: the legs it needs, fusion, paging, cursors.
+Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest& request, const SearchLimits& limits = {});
+// The same on the embedded back end. `vectors` may be null (no vector index): vector and hybrid
+// modes then fail with a clear error.
 Result<SearchResult> RunSearch(const Store& store, const VectorIndex* vectors, const SearchRequest& request,
                                const SearchLimits& limits = {});
 

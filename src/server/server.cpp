@@ -454,7 +454,7 @@ struct Server::Impl {
                                                         bool use_cache = true, bool* cached = nullptr);
   std::variant<std::vector<float>, ApiError> EmbedText(const std::string& text);
   std::variant<std::string, ApiError> ReadS3Object(const std::string& bucket, const std::string& key, const Ctx& ctx);
-  std::variant<std::vector<float>, ApiError> TimedEmbed(bool image, const std::string& input);
+  ApiError EmbedError(bool image, const Status& status);
 };
 
 void Server::Impl::DescribeMetrics() {
@@ -686,50 +686,38 @@ std::variant<std::vector<float>, ApiError> Server::Impl::EmbedImage(const std::s
     return ApiError{413, "payload_too_large", "the image is " + std::to_string(info->width) + "x" + std::to_string(info->height) +
                                                   " pixels; the limit is " + std::to_string(options.limits.max_image_pixels) + " pixels"};
   }
-  const std::string sha = Sha256Hex(bytes);
-  if (hash) *hash = sha;
-  EmbeddingCache* cache = use_cache ? options.engine->cache() : nullptr;
-  const std::string& model = options.embedder->model_id();
-  if (cache) {
-    auto got = cache->Get(sha, model);
-    if (got.ok() && got->has_value() && (*got)->size() == options.embedder->dim()) {
-      if (cached) *cached = true;
-      return std::move(**got);
-    }
-    if (!got.ok()) LogWarn("embedding cache lookup failed (embedding anyway): " + got.status().ToString());
+  // The engine embeds through the cache; only model runs are timed (a cache hit takes microseconds).
+  const auto start = Clock::now();
+  auto e = options.engine->EmbedImageBytes(bytes, use_cache);
+  if (!e.ok()) return EmbedError(true, e.status());
+  if (!e->cached) {
+    metrics.Observe("filesearch_embedding_duration_seconds", {{"kind", "image"}},
+                    std::chrono::duration<double>(Clock::now() - start).count());
   }
-  auto result = TimedEmbed(true, bytes);
-  if (cache) {
-    if (auto* v = std::get_if<std::vector<float>>(&result)) {
-      Status put = cache->Put(sha, model, *v);
-      if (!put.ok()) LogWarn("embedding cache write failed: " + put.ToString());
-    }
-  }
-  return result;
+  if (hash) *hash = e->sha256;
+  if (cached) *cached = e->cached;
+  return std::move(e->vector);
 }
 
 std::variant<std::vector<float>, ApiError> Server::Impl::EmbedText(const std::string& text) {
   if (!options.embedder) return ApiError{503, "unavailable", "text-to-image search is off: no CLIP model is loaded on this server"};
-  return TimedEmbed(false, text);
+  const auto start = Clock::now();
+  // No lock: QueryEmbedder is thread-safe, and CLIP batches concurrent text queries into one pass.
+  auto v = options.engine->EmbedQueryText(text);
+  metrics.Observe("filesearch_embedding_duration_seconds", {{"kind", "text"}},
+                  std::chrono::duration<double>(Clock::now() - start).count());
+  if (!v.ok()) return EmbedError(false, v.status());
+  return std::move(v).value();
 }
 
-std::variant<std::vector<float>, ApiError> Server::Impl::TimedEmbed(bool image, const std::string& input) {
-  const auto start = Clock::now();
-  Result<std::vector<float>> v = Status::Internal("not run");
-  // No lock: QueryEmbedder is thread-safe, and CLIP batches concurrent text queries into one pass.
-  v = image ? options.embedder->EmbedImageBytes(input) : options.embedder->EmbedText(input);
-  metrics.Observe("filesearch_embedding_duration_seconds", {{"kind", image ? "image" : "text"}},
-                  std::chrono::duration<double>(Clock::now() - start).count());
-  if (!v.ok()) {
-    // Bytes that looked like an image but do not decode are the client's bad input, not our fault.
-    const StatusCode code = v.status().code();
-    if (image && (code == StatusCode::kCorruption || code == StatusCode::kUnsupported)) {
-      return ApiError{422, "invalid_image", "the image could not be decoded (" + v.status().message() +
-                                                "): send an intact JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC or AVIF file"};
-    }
-    return FromStatus(v.status().WithContext(image ? "embedding the image" : "embedding the query text"));
+ApiError Server::Impl::EmbedError(bool image, const Status& status) {
+  // Bytes that looked like an image but do not decode are the client's bad input, not our fault.
+  const StatusCode code = status.code();
+  if (image && (code == StatusCode::kCorruption || code == StatusCode::kUnsupported)) {
+    return ApiError{422, "invalid_image", "the image could not be decoded (" + status.message() +
+                                              "): send an intact JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC or AVIF file"};
   }
-  return std::move(v).value();
+  return FromStatus(status.WithContext(image ? "embedding the image" : "embedding the query text"));
 }
 
 Outcome Server::Impl::Search(const http::Request& req, const Ctx& ctx) {
@@ -925,11 +913,12 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
   if (sources > 1) return BadRequest("give at most one of imageEmbedding, similarTo and an image");
   const bool wants_vector = sources > 0 || (r.mode && *r.mode != SearchMode::kText);
   if (wants_vector && !vector_on()) return VectorOff();
-  VectorIndex* index = options.engine->vectors();
-  const std::string index_model = index ? index->model() : "";
+  // The engine picks the vector from the source; the server only parses, checks limits and the
+  // user's scope, and times the model.
+  QueryVectorSource source;
+  source.text_to_vector = false;
   if (has_embedding) {
-    FS_TAKE(r.vector, ParseVector(p.raw("imageEmbedding"), options.limits.max_vector_dim));
-    r.vector_model = index_model;
+    FS_TAKE(source.embedding, ParseVector(p.raw("imageEmbedding"), options.limits.max_vector_dim));
   } else if (has_similar) {
     std::string id_text;
     const Json& raw = p.raw("similarTo");
@@ -938,23 +927,19 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
     else return BadRequest("similarTo must be a document id");
     Document doc;
     FS_TAKE(doc, VisibleDocument(id_text, ctx));
-    if (!index) return ApiError{400, "failed_precondition", "find-similar needs a vector index: no embeddings are loaded"};
-    auto emb = options.engine->store()->GetEmbedding(doc.id, index_model);
-    if (!emb.ok()) return FromStatus(emb.status());
-    if (!emb->has_value()) {
-      return ApiError{400, "failed_precondition", "document " + id_text + " has no embedding for model " + index_model +
-                                                      ": only embedded images can be used with similarTo"};
-    }
-    r.vector = std::move(**emb);
-    r.vector_model = index_model;
-    r.exclude_id = doc.id;
+    source.similar_to = doc.id;
   } else if (image) {
-    FS_TAKE(r.vector, EmbedImage(*image, nullptr));
+    FS_TAKE(r.vector, EmbedImage(*image, nullptr));  // size, format and pixel limits first
     r.vector_model = options.embedder->model_id();
-  } else if (!r.query.empty() && image_search_on() && (!r.mode || *r.mode != SearchMode::kText) && index) {
+  } else if (!r.query.empty() && image_search_on() && (!r.mode || *r.mode != SearchMode::kText) &&
+             options.engine->vectors()) {
     // A text query reaches the vector leg through the text tower.
     FS_TAKE(r.vector, EmbedText(r.query));
     r.vector_model = options.embedder->model_id();
+  }
+  if (Status st = options.engine->ResolveQueryVector(source, &r); !st.ok()) {
+    if (st.code() == StatusCode::kFailedPrecondition) return ApiError{400, "failed_precondition", st.message()};
+    return FromStatus(st);
   }
   if (r.query.empty() && r.vector.empty()) {
     return BadRequest("give keywords (q), imageEmbedding, similarTo or an image to search");
@@ -1388,6 +1373,8 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   if (!options.s3_buckets.empty()) {
     FS_ASSIGN_OR_RETURN(impl->s3, storage::S3Client::Create(options.s3));
   }
+  // The engine turns query text and images into vectors with the server's embedder.
+  if (options.embedder) options.engine->SetQueryEmbedder(options.embedder);
   Impl* raw = impl.get();
   const ServerLimits& l = options.limits;
   http::Options h;

@@ -62,7 +62,8 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                  // 0 = any free port (see Server::port())
   Engine* engine = nullptr;         // required, borrowed
-  QueryEmbedder* embedder = nullptr;  // optional, borrowed: text-to-vector and image search
+  QueryEmbedder* embedder = nullptr;  // optional, borrowed: text-to-vector and image search; Create
+                                      // makes it the engine's query embedder too
   bool vector_search = true;        // at start; false hides every vector feature (API refuses, UI hides)
   std::string vector_search_reason;  // why it is off at start, shown to users ("" = none given)
   AuthOptions auth;                 // auth.disabled must be set explicitly to turn auth off

@@ -1,0 +1,52 @@
+// SearchBackend: what the search planner (engine/search.h) asks of an index, whichever holds it:
+// a page of keyword hits (BM25 over name, path and content, filters inside), the k nearest vectors
+// of one model (filters inside the k-NN walk, not after it), documents by id, and a generation
+// that changes with every write (cursor stability). Paging, fusion and scores stay in the planner,
+// so every back end fuses identically.
+//
+// Implementations: `embedded` (SQLite + FTS5 + the keyword accelerator + HNSW: NewEmbeddedBackend
+// below) and `opensearch` (docs/opensearch.md). Thread-safety: every method is const and may run
+// concurrently; the objects a back end borrows must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "index/store.h"
+#include "index/vector_index.h"
+
+namespace fs {
+
+class SearchBackend {
+ public:
+  virtual ~SearchBackend() = default;
+  // "embedded" or "opensearch": for messages and metrics.
+  virtual std::string_view kind() const = 0;
+  // Changes whenever any write commits; cursors carry it.
+  virtual Result<uint64_t> Generation() const = 0;
+  // Keyword leg: hits best first (score desc, id asc), `offset` or keyset `after`, at most `limit`.
+  virtual Result<KeywordPage> KeywordSearch(std::string_view query, const SearchFilters& filters, size_t offset,
+                                            size_t limit, const std::optional<KeywordAfter>& after = {}) const = 0;
+  // Vector leg. has_vectors() false: no vector index (vector and hybrid searches fail clearly).
+  virtual bool has_vectors() const = 0;
+  virtual std::string vector_model() const = 0;  // the model whose vectors it holds
+  virtual size_t vector_dim() const = 0;         // 0 while it holds none
+  // k nearest documents passing `filters`, best first; score = cosine similarity. `ef` = search
+  // breadth (0: the index's default).
+  virtual Result<std::vector<VectorHit>> VectorSearch(std::span<const float> query, size_t k,
+                                                      const SearchFilters& filters, size_t ef) const = 0;
+  // Documents by id (content left empty), in no particular order; missing ids are skipped.
+  virtual Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const = 0;
+};
+
+// The embedded back end over a Store and (optionally, may be null) the VectorIndex of one model;
+// both borrowed.
+std::unique_ptr<SearchBackend> NewEmbeddedBackend(const Store* store, const VectorIndex* vectors);
+
+}  // namespace fs
