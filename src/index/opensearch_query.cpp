@@ -1,0 +1,219 @@
+// Translation between filesearch's documents and queries and OpenSearch's JSON. See the header
+// for the document fields; docs/opensearch.md for the mapping that holds them.
+#include "index/opensearch_query.h"
+
+#include <cmath>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "core/hash.h"
+
+namespace fs::opensearch {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+// The words of a keyword query, split on whitespace (the embedded store ANDs them the same way).
+std::vector<std::string> Words(std::string_view query) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < query.size()) {
+    while (i < query.size() && std::strchr(" \t\r\n", query[i])) ++i;
+    size_t start = i;
+    while (i < query.size() && !std::strchr(" \t\r\n", query[i])) ++i;
+    if (i > start) out.emplace_back(query.substr(start, i - start));
+  }
+  return out;
+}
+
+Json Filters(const SearchFilters& f) {
+  Json clauses = Json::array();
+  if (!f.types.empty()) {
+    Json any = Json::array();
+    for (const auto& t : f.types) {
+      if (t.find('/') == std::string::npos) any.push_back({{"term", {{"mime_family", t}}}});
+      else any.push_back({{"term", {{"mime", t}}}});
+    }
+    clauses.push_back({{"bool", {{"should", any}, {"minimum_should_match", 1}}}});
+  }
+  if (!f.extensions.empty()) clauses.push_back({{"terms", {{"extension", f.extensions}}}});
+  if (!f.path_prefix.empty()) clauses.push_back({{"prefix", {{"path.raw", f.path_prefix}}}});
+  auto range = [&clauses](const char* field, auto lo, auto hi) {
+    if (!lo && !hi) return;
+    Json r = Json::object();
+    if (lo) r["gte"] = *lo;
+    if (hi) r["lte"] = *hi;
+    clauses.push_back({{"range", {{field, r}}}});
+  };
+  range("size", f.min_size, f.max_size);
+  range("mtime_ns", f.min_mtime_ns, f.max_mtime_ns);
+  range("taken_ns", f.min_taken_ns, f.max_taken_ns);
+  return clauses;
+}
+
+Result<Json> ParseBody(std::string_view body) {
+  Json j = Json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::IOError("OpenSearch sent a reply that is not a JSON object");
+  if (j.contains("error")) {
+    const Json& e = j["error"];
+    std::string reason = e.is_object() ? e.value("reason", e.value("type", Dump(e))) : Dump(e);
+    return Status::IOError("OpenSearch refused the search: " + reason);
+  }
+  if (!j.contains("hits") || !j["hits"].is_object() || !j["hits"].contains("hits") || !j["hits"]["hits"].is_array()) {
+    return Status::IOError("OpenSearch sent a search reply without hits");
+  }
+  return j;
+}
+
+std::optional<int64_t> DocIdOf(const Json& hit) {
+  if (hit.contains("_source") && hit["_source"].is_object() && hit["_source"].contains("doc_id") &&
+      hit["_source"]["doc_id"].is_number_integer()) {
+    return hit["_source"]["doc_id"].get<int64_t>();
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int64_t StableDocId(std::string_view uri) {
+  const std::string hex = Sha256Hex(uri);  // the first 16 hex digits are the first 64 bits
+  uint64_t v = std::stoull(hex.substr(0, 16), nullptr, 16);
+  v &= 0x7fffffffffffffffull;
+  return v == 0 ? 1 : static_cast<int64_t>(v);
+}
+
+double CosineFromScore(double score, Space space) {
+  if (space == Space::kCosine) return 2.0 * score - 1.0;
+  if (score > 1.0) return score - 1.0;
+  return score > 0 ? 1.0 - 1.0 / score : -1.0;
+}
+
+std::string FilterClauses(const SearchFilters& filters) { return Dump(Filters(filters)); }
+
+std::string KeywordQueryBody(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
+                             const std::optional<KeywordAfter>& after) {
+  Json must = Json::array();
+  for (const auto& w : Words(query)) {
+    must.push_back({{"multi_match", {{"query", w}, {"type", "phrase"}, {"fields", {"name^10", "path^4", "content"}}}}});
+  }
+  Json body = {{"size", limit},
+               {"track_total_hits", true},
+               {"_source", {"doc_id"}},
+               {"query", {{"bool", {{"must", must}, {"filter", Filters(filters)}}}}},
+               {"sort", Json::array({{{"_score", "desc"}}, {{"doc_id", "asc"}}})}};
+  if (after) body["search_after"] = Json::array({after->score, after->id});
+  else if (offset > 0) body["from"] = offset;
+  return Dump(body);
+}
+
+std::string KnnQueryBody(std::span<const float> vector, const std::string& model, size_t k,
+                         const SearchFilters& filters, size_t ef) {
+  Json clauses = Filters(filters);
+  clauses.push_back({{"term", {{"embedding_model", model}}}});
+  Json knn = {{"vector", std::vector<float>(vector.begin(), vector.end())},
+              {"k", k},
+              {"filter", {{"bool", {{"filter", clauses}}}}}};
+  if (ef > 0) knn["method_parameters"] = {{"ef_search", ef}};
+  Json body = {{"size", k}, {"_source", {"doc_id"}}, {"query", {{"knn", {{"image_embedding", knn}}}}}};
+  return Dump(body);
+}
+
+Result<KeywordPage> ParseKeywordReply(std::string_view body) {
+  FS_ASSIGN_OR_RETURN(Json j, ParseBody(body));
+  KeywordPage page;
+  const Json& total = j["hits"]["total"];
+  if (total.is_object() && total.contains("value") && total["value"].is_number_unsigned()) page.total = total["value"].get<uint64_t>();
+  for (const Json& h : j["hits"]["hits"]) {
+    auto id = DocIdOf(h);
+    if (!id) return Status::IOError("OpenSearch returned a hit without doc_id: was the index written by filesearch?");
+    double score = h.contains("_score") && h["_score"].is_number() ? h["_score"].get<double>() : 0.0;
+    page.hits.push_back({*id, score});
+  }
+  return page;
+}
+
+Result<std::vector<VectorHit>> ParseKnnReply(std::string_view body, Space space) {
+  FS_ASSIGN_OR_RETURN(Json j, ParseBody(body));
+  std::vector<VectorHit> out;
+  for (const Json& h : j["hits"]["hits"]) {
+    auto id = DocIdOf(h);
+    if (!id) return Status::IOError("OpenSearch returned a hit without doc_id: was the index written by filesearch?");
+    double score = h.contains("_score") && h["_score"].is_number() ? h["_score"].get<double>() : 0.0;
+    out.push_back({*id, static_cast<float>(CosineFromScore(score, space))});
+  }
+  return out;
+}
+
+Result<std::vector<Document>> ParseDocuments(std::string_view body) {
+  Json j = Json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::IOError("OpenSearch sent a reply that is not a JSON object");
+  const Json* hits = nullptr;
+  if (j.contains("docs") && j["docs"].is_array()) hits = &j["docs"];  // _mget
+  else if (j.contains("hits") && j["hits"].is_object() && j["hits"].contains("hits")) hits = &j["hits"]["hits"];
+  if (!hits || !hits->is_array()) return Status::IOError("OpenSearch sent a reply without documents");
+  std::vector<Document> out;
+  for (const Json& h : *hits) {
+    if (!h.contains("_source") || !h["_source"].is_object()) continue;  // _mget: not found
+    const Json& s = h["_source"];
+    Document d;
+    d.id = s.value("doc_id", int64_t{0});
+    d.uri = s.value("uri", "");
+    d.path = s.value("path", "");
+    d.name = s.value("name", "");
+    d.ext = s.value("extension", "");
+    d.mime = s.value("mime", "");
+    d.size = s.value("size", uint64_t{0});
+    d.mtime_ns = s.value("mtime_ns", int64_t{0});
+    d.sha256 = s.value("sha256", "");
+    if (s.contains("taken_ns") && s["taken_ns"].is_number_integer()) d.taken_ns = s["taken_ns"].get<int64_t>();
+    d.camera = s.value("camera", "");
+    if (s.contains("gps") && s["gps"].is_object() && s["gps"].contains("lat") && s["gps"].contains("lon")) {
+      d.gps_lat = s["gps"]["lat"].get<double>();
+      d.gps_lon = s["gps"]["lon"].get<double>();
+    }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::string DocumentSource(const Document& doc, std::span<const float> vector, const std::string& model) {
+  const size_t slash = doc.mime.find('/');
+  Json s = {{"doc_id", StableDocId(doc.uri)},
+            {"uri", doc.uri},
+            {"path", doc.path},
+            {"name", doc.name},
+            {"extension", doc.ext},
+            {"mime", doc.mime},
+            {"mime_family", slash == std::string::npos ? doc.mime : doc.mime.substr(0, slash)},
+            {"size", doc.size},
+            {"mtime_ns", doc.mtime_ns},
+            {"sha256", doc.sha256},
+            {"content", doc.content},
+            {"has_image_embedding", !vector.empty()}};
+  if (doc.taken_ns) s["taken_ns"] = *doc.taken_ns;
+  if (!doc.camera.empty()) s["camera"] = doc.camera;
+  if (doc.gps_lat && doc.gps_lon) s["gps"] = {{"lat", *doc.gps_lat}, {"lon", *doc.gps_lon}};
+  if (!vector.empty()) {
+    s["image_embedding"] = std::vector<float>(vector.begin(), vector.end());
+    s["embedding_model"] = model;
+  }
+  return Dump(s);
+}
+
+std::string BulkIndexLines(const std::string& index, const Document& doc, int64_t version, std::span<const float> vector,
+                           const std::string& model) {
+  Json action = {{"index",
+                  {{"_index", index}, {"_id", std::to_string(StableDocId(doc.uri))}, {"version", version},
+                   {"version_type", "external_gte"}}}};
+  return Dump(action) + "\n" + DocumentSource(doc, vector, model) + "\n";
+}
+
+std::string BulkDeleteLines(const std::string& index, int64_t doc_id) {
+  Json action = {{"delete", {{"_index", index}, {"_id", std::to_string(doc_id)}}}};
+  return Dump(action) + "\n";
+}
+
+}  // namespace fs::opensearch

@@ -1,0 +1,67 @@
+// Internal header of index/: filesearch's documents and queries in OpenSearch's language, as pure
+// functions (no network), so the translation is unit-tested and the same text is sent by the
+// OpenSearch back end and printed by --dry-run. JSON stays inside the .cpp: bodies in and out are
+// strings. Thread-safe (no state).
+//
+// Document fields (docs/opensearch.md, "Mapping"): doc_id (long, the stable id below), uri, path
+// (text + path.raw keyword for prefix filters), name, content (text, Latin folding + CJK bigrams),
+// extension, mime (keyword), mime_family ("image"), size (long), mtime_ns / taken_ns (long),
+// sha256, camera (keyword), gps (geo_point), image_embedding (knn_vector), has_image_embedding
+// (boolean), embedding_model (keyword).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "index/store.h"
+#include "index/vector_index.h"
+
+namespace fs::opensearch {
+
+// The id of a document in OpenSearch: the first 63 bits of SHA-256(uri), positive. The same file
+// gets the same id on every machine and in every run, so writes are idempotent (a replayed or
+// duplicated write overwrites, never duplicates) without any coordination between workers.
+int64_t StableDocId(std::string_view uri);
+
+// The k-NN space a vector field was created with, and how its `_score` maps back to a cosine.
+enum class Space { kInnerProduct, kCosine };
+// innerproduct (faiss, nmslib and lucene alike): score = 1 + cos for cos > 0, 1 / (1 - cos)
+// otherwise; cosinesimil: score = (1 + cos) / 2. Inverse of those, for normalised vectors.
+double CosineFromScore(double score, Space space);
+
+// The filter clauses of `filters` as a JSON array (for a bool filter and a knn filter alike).
+std::string FilterClauses(const SearchFilters& filters);
+
+// _search body of the keyword leg: every word a phrase over name^10, path^4 and content (as the
+// embedded BM25 weighs them), filters in the bool filter, sorted by score then doc_id; `after`
+// pages by search_after on those two.
+std::string KeywordQueryBody(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
+                             const std::optional<KeywordAfter>& after);
+// _search body of the vector leg: knn on image_embedding with k, the filters and the model inside
+// the k-NN search (efficient filtering), `ef` as method_parameters.ef_search when non-zero.
+std::string KnnQueryBody(std::span<const float> vector, const std::string& model, size_t k,
+                         const SearchFilters& filters, size_t ef);
+
+// Parses a _search reply of the keyword leg (hits with doc_id and _score; total).
+Result<KeywordPage> ParseKeywordReply(std::string_view body);
+// Parses a _search reply of the vector leg; scores become cosines.
+Result<std::vector<VectorHit>> ParseKnnReply(std::string_view body, Space space);
+// Parses documents from the _source of a _search or _mget reply.
+Result<std::vector<Document>> ParseDocuments(std::string_view body);
+
+// One document as the _source OpenSearch stores: the metadata, its text, and its embedding when it
+// has one (`vector` non-empty, of `model`); has_image_embedding says which.
+std::string DocumentSource(const Document& doc, std::span<const float> vector = {}, const std::string& model = "");
+// NDJSON lines of a _bulk request that writes the whole document under its stable id, with
+// external_gte versioning by `version` (the file's mtime): an older write never replaces a newer
+// one, and replaying the same write is accepted (idempotent).
+std::string BulkIndexLines(const std::string& index, const Document& doc, int64_t version,
+                           std::span<const float> vector = {}, const std::string& model = "");
+std::string BulkDeleteLines(const std::string& index, int64_t doc_id);
+
+}  // namespace fs::opensearch
