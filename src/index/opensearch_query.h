@@ -1,6 +1,6 @@
-// Internal header of index/: filesearch's documents and queries in OpenSearch's language, as pure
-// functions (no network), so the translation is unit-tested and the same text is sent by the
-// OpenSearch back end and printed by --dry-run. JSON stays inside the .cpp: bodies in and out are
+// filesearch's documents and queries in OpenSearch's language (used by the OpenSearch back end and
+// engine/mirror), as pure functions (no network), so the translation is unit-tested and the same
+// text is sent to the node and printed by --dry-run. JSON stays inside the .cpp: bodies in and out are
 // strings. Thread-safe (no state).
 //
 // Document fields (docs/opensearch.md, "Mapping"): doc_id (long, the stable id below), uri, path

@@ -121,6 +121,33 @@ END;
 CREATE TRIGGER IF NOT EXISTS embeddings_ad AFTER DELETE ON embeddings BEGIN
   INSERT INTO vector_log(model, doc_id, op) VALUES (old.model, old.doc_id, 0);
 END;
+-- The outbox of a remote index (OpenSearch): the uri of every document written, deleted or
+-- (re-)embedded while a mirror is on (meta 'mirror'), until the mirror has sent and trimmed it.
+CREATE TABLE IF NOT EXISTS mirror_log(seq INTEGER PRIMARY KEY AUTOINCREMENT, uri TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS documents_mirror_ai AFTER INSERT ON documents
+WHEN EXISTS(SELECT 1 FROM meta WHERE key = 'mirror') BEGIN
+  INSERT INTO mirror_log(uri) VALUES (new.uri);
+END;
+CREATE TRIGGER IF NOT EXISTS documents_mirror_au AFTER UPDATE ON documents
+WHEN EXISTS(SELECT 1 FROM meta WHERE key = 'mirror') BEGIN
+  INSERT INTO mirror_log(uri) VALUES (new.uri);
+END;
+CREATE TRIGGER IF NOT EXISTS documents_mirror_ad AFTER DELETE ON documents
+WHEN EXISTS(SELECT 1 FROM meta WHERE key = 'mirror') BEGIN
+  INSERT INTO mirror_log(uri) VALUES (old.uri);
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_mirror_ai AFTER INSERT ON embeddings
+WHEN EXISTS(SELECT 1 FROM meta WHERE key = 'mirror') BEGIN
+  INSERT INTO mirror_log(uri) SELECT uri FROM documents WHERE id = new.doc_id;
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_mirror_au AFTER UPDATE ON embeddings
+WHEN EXISTS(SELECT 1 FROM meta WHERE key = 'mirror') BEGIN
+  INSERT INTO mirror_log(uri) SELECT uri FROM documents WHERE id = new.doc_id;
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_mirror_ad AFTER DELETE ON embeddings
+WHEN EXISTS(SELECT 1 FROM meta WHERE key = 'mirror') BEGIN
+  INSERT INTO mirror_log(uri) SELECT uri FROM documents WHERE id = old.doc_id;
+END;
 )sql";
 
 // Databases made before a column existed get it here (SQLite's ALTER TABLE ADD COLUMN is cheap:
@@ -651,6 +678,71 @@ Status Store::TrimChanges(const std::string& model, uint64_t up_to_seq) {
   m.Bind(1, "vector_log_trimmed/" + model).Bind(2, std::to_string(up_to_seq));
   FS_RETURN_IF_ERROR(m.Run());
   return txn.Commit();
+}
+
+Status Store::EnableMirror(const std::string& name) {
+  std::lock_guard lock(impl_->write_mu);
+  Transaction txn(&impl_->writer);
+  FS_RETURN_IF_ERROR(txn.Begin());
+  FS_ASSIGN_OR_RETURN(Stmt get, impl_->writer.Prepare("SELECT value FROM meta WHERE key = 'mirror'"));
+  FS_ASSIGN_OR_RETURN(bool on, get.Step());
+  if (on) {
+    const std::string current = get.Text(0);
+    if (current != name) {
+      return Status::FailedPrecondition("this data directory already mirrors to " + current + ", not " + name +
+                                        ": one remote index per data directory");
+    }
+    return txn.Commit();
+  }
+  FS_ASSIGN_OR_RETURN(Stmt set, impl_->writer.Prepare("INSERT INTO meta(key, value) VALUES('mirror', ?)"));
+  set.Bind(1, std::string_view(name));
+  FS_RETURN_IF_ERROR(set.Run());
+  // Everything already stored goes out first, in id order.
+  FS_RETURN_IF_ERROR(impl_->writer.Exec("INSERT INTO mirror_log(uri) SELECT uri FROM documents ORDER BY id"));
+  return txn.Commit();
+}
+
+Result<std::optional<std::string>> Store::MirrorName() const { return GetMeta("mirror"); }
+
+Result<std::vector<MirrorChange>> Store::MirrorChangesSince(uint64_t after_seq, size_t limit) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT seq, uri FROM mirror_log WHERE seq > ? ORDER BY seq LIMIT ?"));
+  s.Bind(1, static_cast<int64_t>(after_seq)).Bind(2, static_cast<int64_t>(limit));
+  std::vector<MirrorChange> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    out.push_back({static_cast<uint64_t>(s.Int(0)), s.Text(1)});
+  }
+  return out;
+}
+
+Result<uint64_t> Store::MirrorBacklog() const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT count(*) FROM mirror_log"));
+  FS_ASSIGN_OR_RETURN(bool has, s.Step());
+  (void)has;
+  return static_cast<uint64_t>(s.Int(0));
+}
+
+Status Store::QueueMirror(std::span<const std::string> uris) {
+  std::lock_guard lock(impl_->write_mu);
+  Transaction txn(&impl_->writer);
+  FS_RETURN_IF_ERROR(txn.Begin());
+  FS_ASSIGN_OR_RETURN(Stmt s, impl_->writer.Prepare("INSERT INTO mirror_log(uri) VALUES (?)"));
+  for (const std::string& uri : uris) {
+    s.Reset();
+    s.Bind(1, std::string_view(uri));
+    FS_RETURN_IF_ERROR(s.Run());
+  }
+  return txn.Commit();
+}
+
+Status Store::TrimMirrorLog(uint64_t up_to_seq) {
+  std::lock_guard lock(impl_->write_mu);
+  FS_ASSIGN_OR_RETURN(Stmt s, impl_->writer.Prepare("DELETE FROM mirror_log WHERE seq <= ?"));
+  s.Bind(1, static_cast<int64_t>(up_to_seq));
+  return s.Run();
 }
 
 Result<uint64_t> Store::TrimmedThrough(const std::string& model) const {

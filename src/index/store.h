@@ -94,6 +94,12 @@ struct VectorChange {
   bool upsert;
 };
 
+// One entry of the mirror outbox: the document at `uri` changed (written, deleted or embedded).
+struct MirrorChange {
+  uint64_t seq;
+  std::string uri;
+};
+
 struct StoreStats {
   uint64_t documents = 0;
   uint64_t embeddings = 0;
@@ -258,6 +264,16 @@ class Store {
   Result<uint64_t> Generation() const;
 
   // Key/value metadata (schema version, settings).
+  // Mirror outbox for a remote index (OpenSearch). EnableMirror(name) turns it on for good (a
+  // second name is refused) and queues every stored document; from then on every document write,
+  // delete and embedding change queues its uri, in the same transaction, until TrimMirrorLog
+  // drops what the mirror has acknowledged. Off (the default), nothing is logged.
+  Status EnableMirror(const std::string& name);
+  Result<std::optional<std::string>> MirrorName() const;
+  Result<std::vector<MirrorChange>> MirrorChangesSince(uint64_t after_seq, size_t limit) const;
+  Result<uint64_t> MirrorBacklog() const;  // entries not trimmed yet
+  Status QueueMirror(std::span<const std::string> uris);  // send these again (retries)
+  Status TrimMirrorLog(uint64_t up_to_seq);
   Status SetMeta(const std::string& key, const std::string& value);
   Result<std::optional<std::string>> GetMeta(const std::string& key) const;
 

@@ -1,0 +1,109 @@
+// SyncMirror: outbox entries -> _bulk batches -> per-item results -> trim. See mirror.h.
+#include "engine/mirror.h"
+
+#include <chrono>
+#include <unordered_set>
+
+#include "index/opensearch_query.h"
+
+namespace fs {
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+struct Pending {
+  std::string lines;
+  std::vector<std::string> uris;  // one per item, for the failure list
+  std::vector<std::string> paths;
+  std::vector<bool> is_delete;
+  uint64_t last_seq = 0;
+};
+
+}  // namespace
+
+Result<MirrorReport> SyncMirror(Store* store, BulkSink* sink, const MirrorOptions& o) {
+  MirrorReport report;
+  Pending batch;
+  std::unordered_set<std::string> retried;
+  auto flush = [&]() -> Status {
+    if (batch.uris.empty()) {
+      if (batch.last_seq) FS_RETURN_IF_ERROR(store->TrimMirrorLog(batch.last_seq));
+      batch = Pending{};
+      return Status::Ok();
+    }
+    FS_ASSIGN_OR_RETURN(std::vector<BulkItemResult> results, sink->Bulk(batch.lines, batch.uris.size()));
+    ++report.requests;
+    if (results.size() != batch.uris.size()) {
+      return Status::IOError("the remote index answered " + std::to_string(results.size()) + " items for " +
+                             std::to_string(batch.uris.size()) + " sent");
+    }
+    std::vector<FailureInput> failures;
+    std::vector<std::string> passed;  // retried items that landed now
+    for (size_t i = 0; i < results.size(); ++i) {
+      const BulkItemResult& r = results[i];
+      // 409 on a versioned write: a newer version is there already. 404 on a delete: gone already.
+      const bool ok = (r.status >= 200 && r.status < 300) || (!batch.is_delete[i] && r.status == 409) ||
+                      (batch.is_delete[i] && r.status == 404);
+      if (ok) {
+        ++(batch.is_delete[i] ? report.deleted : report.indexed);
+        if (retried.count(batch.uris[i])) passed.push_back(batch.uris[i]);
+        continue;
+      }
+      ++report.failed;
+      failures.push_back({batch.uris[i], batch.paths[i], "mirror",
+                          "the remote index refused it (HTTP " + std::to_string(r.status) + "): " + r.error, false});
+    }
+    if (!failures.empty()) FS_RETURN_IF_ERROR(store->RecordFailures(failures, RetryPolicy{}, NowNs()));
+    if (!passed.empty()) FS_RETURN_IF_ERROR(store->ResolveFailures(passed, "mirror"));
+    // Acknowledged: only now does the outbox forget these entries.
+    FS_RETURN_IF_ERROR(store->TrimMirrorLog(batch.last_seq));
+    batch = Pending{};
+    return Status::Ok();
+  };
+
+  // Items the remote refused earlier go out again once their backoff has run out.
+  FS_ASSIGN_OR_RETURN(std::vector<std::string> due, store->FailuresDue("mirror", NowNs()));
+  if (!due.empty()) FS_RETURN_IF_ERROR(store->QueueMirror(due));
+  retried.insert(due.begin(), due.end());
+  uint64_t after = 0;
+  for (;;) {
+    FS_ASSIGN_OR_RETURN(std::vector<MirrorChange> changes, store->MirrorChangesSince(after, o.scan));
+    if (changes.empty()) break;
+    // A uri queued several times in this window is sent once, at its last position: its current
+    // state is what the remote must end with.
+    std::unordered_set<std::string> later;
+    std::vector<bool> keep(changes.size(), false);
+    for (size_t i = changes.size(); i-- > 0;) keep[i] = later.insert(changes[i].uri).second;
+    for (size_t i = 0; i < changes.size(); ++i) {
+      const MirrorChange& c = changes[i];
+      batch.last_seq = c.seq;
+      after = c.seq;
+      if (!keep[i]) continue;
+      auto doc = store->GetByUri(c.uri);
+      if (!doc.ok() && doc.status().code() != StatusCode::kNotFound) return doc.status();
+      if (!doc.ok()) {
+        batch.lines += opensearch::BulkDeleteLines(o.index, opensearch::StableDocId(c.uri));
+        batch.is_delete.push_back(true);
+        batch.paths.push_back("");
+      } else {
+        std::vector<float> vec;
+        if (!o.model.empty()) {
+          FS_ASSIGN_OR_RETURN(auto emb, store->GetEmbedding(doc->id, o.model));
+          if (emb) vec = std::move(*emb);
+        }
+        batch.lines += opensearch::BulkIndexLines(o.index, *doc, doc->mtime_ns, vec, o.model);
+        batch.is_delete.push_back(false);
+        batch.paths.push_back(doc->path);
+      }
+      batch.uris.push_back(c.uri);
+      if (batch.uris.size() >= o.max_items || batch.lines.size() >= o.max_bytes) FS_RETURN_IF_ERROR(flush());
+    }
+  }
+  FS_RETURN_IF_ERROR(flush());
+  FS_ASSIGN_OR_RETURN(report.backlog, store->MirrorBacklog());
+  return report;
+}
+
+}  // namespace fs

@@ -1,0 +1,54 @@
+// Mirror: keeps a remote index (OpenSearch) equal to the store. Every document write, delete and
+// embedding change queues its uri in the store's outbox in the same transaction (Store::
+// EnableMirror); SyncMirror sends the current state of each queued uri as one _bulk item (the
+// whole document with its embedding, under its stable id, versioned by mtime; or a delete) and
+// trims the outbox only after the remote index acknowledged the batch. So nothing acknowledged is
+// lost when the remote goes away mid-run (the next sync resends from the outbox), and nothing is
+// duplicated (ids are stable, writes idempotent). Items the remote refuses go on the failure list
+// (stage "mirror") with its reason; the rest land.
+//
+// Thread-safety: one SyncMirror per store at a time (the caller's loop: index, worker, backfill).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "index/store.h"
+
+namespace fs {
+
+// One item's outcome in a _bulk reply, in request order.
+struct BulkItemResult {
+  int status = 0;      // HTTP status of the item (2xx: applied)
+  std::string error;   // the remote's reason when it failed
+};
+
+// Where _bulk requests go. The OpenSearch client implements it; retries of whole requests (429,
+// 5xx, connection errors) are its job, so a non-OK status here means "not delivered, try later".
+class BulkSink {
+ public:
+  virtual ~BulkSink() = default;
+  virtual Result<std::vector<BulkItemResult>> Bulk(const std::string& ndjson, size_t items) = 0;
+};
+
+struct MirrorOptions {
+  std::string index = "cis-files";  // the remote index
+  std::string model;                // embeddings of this model are sent ("" = none)
+  size_t max_items = 500;           // documents per _bulk request
+  size_t max_bytes = 8u << 20;      // NDJSON bytes per _bulk request (a 512-d vector is ~6 KB)
+  size_t scan = 5000;               // outbox entries read at a time
+};
+
+struct MirrorReport {
+  uint64_t indexed = 0;   // documents written
+  uint64_t deleted = 0;   // documents removed
+  uint64_t failed = 0;    // items the remote refused (on the failure list)
+  uint64_t requests = 0;  // _bulk requests sent
+  uint64_t backlog = 0;   // outbox entries left (0 after a complete sync)
+};
+
+Result<MirrorReport> SyncMirror(Store* store, BulkSink* sink, const MirrorOptions& options);
+
+}  // namespace fs
