@@ -1,0 +1,67 @@
+// OpenSearchBackend: SearchBackend over the request function; the bodies come from
+// opensearch_query.h.
+#include "index/opensearch_backend.h"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+namespace fs {
+namespace {
+
+class OpenSearchBackend final : public SearchBackend {
+ public:
+  explicit OpenSearchBackend(OpenSearchBackendOptions o) : o_(std::move(o)), search_path_("/" + o_.index + "/_search") {}
+
+  std::string_view kind() const override { return "opensearch"; }
+  Result<uint64_t> Generation() const override { return 0; }
+
+  Result<KeywordPage> KeywordSearch(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
+                                    const std::optional<KeywordAfter>& after) const override {
+    FS_ASSIGN_OR_RETURN(std::string reply,
+                        o_.request("POST", search_path_, opensearch::KeywordQueryBody(query, filters, offset, limit, after)));
+    return opensearch::ParseKeywordReply(reply);
+  }
+
+  bool has_vectors() const override { return !o_.model.empty(); }
+  std::string vector_model() const override { return o_.model; }
+  size_t vector_dim() const override { return o_.model.empty() ? 0 : o_.dimension; }
+
+  Result<std::vector<VectorHit>> VectorSearch(std::span<const float> query, size_t k, const SearchFilters& filters,
+                                              size_t ef) const override {
+    if (o_.model.empty()) return Status::FailedPrecondition("no vector model is configured for the OpenSearch index");
+    // Normalised like the embedded index does: inner product of unit vectors is the cosine.
+    std::vector<float> q(query.begin(), query.end());
+    double norm = 0;
+    for (float v : q) norm += static_cast<double>(v) * v;
+    if (norm <= 0) return Status::InvalidArgument("the query vector is all zeros");
+    const float inv = static_cast<float>(1.0 / std::sqrt(norm));
+    for (float& v : q) v *= inv;
+    FS_ASSIGN_OR_RETURN(std::string reply,
+                        o_.request("POST", search_path_, opensearch::KnnQueryBody(q, o_.model, k, filters, ef)));
+    return opensearch::ParseKnnReply(reply, o_.space);
+  }
+
+  Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const override {
+    if (ids.empty()) return std::vector<Document>{};
+    nlohmann::json body = {{"size", ids.size()},
+                           {"query", {{"terms", {{"doc_id", std::vector<int64_t>(ids.begin(), ids.end())}}}}},
+                           {"_source", {{"excludes", {"content", "image_embedding"}}}}};
+    FS_ASSIGN_OR_RETURN(std::string reply, o_.request("POST", search_path_, body.dump()));
+    return opensearch::ParseDocuments(reply);
+  }
+
+ private:
+  OpenSearchBackendOptions o_;
+  std::string search_path_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SearchBackend>> NewOpenSearchBackend(OpenSearchBackendOptions options) {
+  if (!options.request) return Status::InvalidArgument("the OpenSearch back end needs a request function");
+  if (options.index.empty()) return Status::InvalidArgument("the OpenSearch back end needs an index name");
+  return std::unique_ptr<SearchBackend>(new OpenSearchBackend(std::move(options)));
+}
+
+}  // namespace fs
