@@ -784,7 +784,7 @@ void Server::Impl::Flush(Conn& c, int64_t now) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        Watch(c, EPOLLOUT | EPOLLRDHUP);
+        Watch(c, EPOLLOUT);  // not EPOLLRDHUP: a half-closed reader would wake us for ever
         return;
       }
       Close(c.id);

@@ -159,6 +159,19 @@ TEST_F(HttpServerTest, KeepAlivePipeliningAndQueries) {
   ::close(fd);
 }
 
+TEST_F(HttpServerTest, AClientThatHalfClosesStillGetsItsReply) {
+  StartServer({});
+  int fd = Connect(port_);
+  SendAll(fd, "GET /file HTTP/1.1\r\n\r\n");
+  ::shutdown(fd, SHUT_WR);  // done sending, still reading
+  std::string pending;
+  RawReply r = ReadReply(fd, &pending);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), 1000u);
+  EXPECT_TRUE(ClosedByPeer(fd, 2000));
+  ::close(fd);
+}
+
 TEST_F(HttpServerTest, ChunkedBodiesAndExpectContinue) {
   StartServer({});
   RawReply r = Exchange(port_, "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n");
