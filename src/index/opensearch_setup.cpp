@@ -10,7 +10,8 @@ using nlohmann::json;
 
 constexpr const char* kVectorField = "image_embedding";
 
-// One analyzer for every searchable text field. Latin: lower-cased and accent-folded ("Café" and
+// One analyzer for every searchable text field. File names first: '.' and '_' become spaces (the
+// standard tokenizer would keep "report.pdf" and "q3_report" whole, as Unicode word rules say). Latin: lower-cased and accent-folded ("Café" and
 // "CAFE" both index as "cafe"). Japanese and Chinese: the standard tokenizer gives one token per
 // ideograph (and per kana run); cjk_bigram joins neighbours into bigrams and keeps the single
 // characters too (output_unigrams), so a one-character query finds its character and a
@@ -18,10 +19,12 @@ constexpr const char* kVectorField = "image_embedding";
 // and half-width kana first.
 json AnalysisSettings() {
   return {
+      {"char_filter", {{"fs_name_separators", {{"type", "pattern_replace"}, {"pattern", "[._]"}, {"replacement", " "}}}}},
       {"filter", {{"fs_cjk_bigram", {{"type", "cjk_bigram"}, {"output_unigrams", true}}}}},
       {"analyzer",
        {{"fs_text",
          {{"type", "custom"},
+          {"char_filter", {"fs_name_separators"}},
           {"tokenizer", "standard"},
           {"filter", {"cjk_width", "lowercase", "asciifolding", "fs_cjk_bigram"}}}}}},
       {"normalizer", {{"fs_lowercase", {{"type", "custom"}, {"filter", {"lowercase", "asciifolding"}}}}}},
