@@ -361,9 +361,10 @@ TEST(CliTest, UnknownCommandIsAnError) {
 TEST(CliTest, HelpShowsOnByDefaultFlagsAsTheWayToTurnThemOff) {
   const CliRun main_help = RunCli("--help");
   ASSERT_EQ(main_help.code, 0);
-  std::vector<std::string> commands = {"model tokenize", "model info", "model download"};
+  std::vector<std::string> commands = {"model tokenize", "model info", "model download",
+                                      "opensearch setup", "opensearch status", "opensearch ef-search"};
   for (const std::string name : {"index", "backfill", "duplicates", "failures", "worker", "search", "stats", "model",
-                                 "embed", "serve"}) {
+                                 "embed", "serve", "opensearch"}) {
     EXPECT_NE(main_help.out.find("  " + name + " "), std::string::npos) << name << " missing from: " << main_help.out;
     commands.push_back(name);
   }

@@ -74,5 +74,6 @@ void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterEmbed(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code);
+void RegisterOpenSearch(CLI::App& app, GlobalFlags& flags, int* exit_code);
 
 }  // namespace fs::cli

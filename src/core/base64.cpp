@@ -42,10 +42,10 @@ Result<std::string> DecodeWith(std::string_view in, const char* alphabet, bool s
   return out;
 }
 
-}  // namespace
-
-std::string Base64UrlEncode(std::string_view in) {
+// Encodes in `alphabet`; `pad` appends '=' up to a multiple of four characters.
+std::string EncodeWith(std::string_view in, const char* alphabet, bool pad) {
   std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
   uint32_t buf = 0;
   int bits = 0;
   for (unsigned char c : in) {
@@ -53,12 +53,18 @@ std::string Base64UrlEncode(std::string_view in) {
     bits += 8;
     while (bits >= 6) {
       bits -= 6;
-      out += kB64Url[(buf >> bits) & 63];
+      out += alphabet[(buf >> bits) & 63];
     }
   }
-  if (bits > 0) out += kB64Url[(buf << (6 - bits)) & 63];
+  if (bits > 0) out += alphabet[(buf << (6 - bits)) & 63];
+  while (pad && out.size() % 4 != 0) out += '=';
   return out;
 }
+
+}  // namespace
+
+std::string Base64UrlEncode(std::string_view in) { return EncodeWith(in, kB64Url, false); }
+std::string Base64Encode(std::string_view in) { return EncodeWith(in, kB64Std, true); }
 
 Result<std::string> Base64UrlDecode(std::string_view text) { return DecodeWith(text, kB64Url, false); }
 Result<std::string> Base64Decode(std::string_view text) { return DecodeWith(text, kB64Std, true); }

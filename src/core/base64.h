@@ -13,6 +13,8 @@ namespace fs {
 std::string Base64UrlEncode(std::string_view data);
 // Also accepts trailing '=' padding.
 Result<std::string> Base64UrlDecode(std::string_view text);
+// Standard alphabet with padding (HTTP basic auth).
+std::string Base64Encode(std::string_view data);
 // Standard alphabet with padding; whitespace is ignored.
 Result<std::string> Base64Decode(std::string_view text);
 

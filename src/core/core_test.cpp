@@ -126,6 +126,12 @@ TEST(Base64Test, RoundTripAndStrictness) {
   EXPECT_EQ(Base64UrlEncode("\xFB\xFF"), "-_8");
   EXPECT_EQ(*Base64Decode("Zm9v\nYmE="), "fooba");
   EXPECT_FALSE(Base64Decode("Zm9v!").ok());
+  // RFC 4648 section 10 test vectors, and the RFC 7617 basic-auth example.
+  EXPECT_EQ(Base64Encode(""), "");
+  EXPECT_EQ(Base64Encode("f"), "Zg==");
+  EXPECT_EQ(Base64Encode("fo"), "Zm8=");
+  EXPECT_EQ(Base64Encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(Base64Encode("Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
   EXPECT_FALSE(Base64Decode("Zg==Zg").ok());   // data after padding
   EXPECT_FALSE(Base64UrlDecode("Zh").ok());    // non-zero leftover bits
 }

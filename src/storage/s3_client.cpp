@@ -11,7 +11,7 @@
 #include "core/check.h"
 #include "core/hash.h"
 #include "storage/s3_xml.h"
-#include "storage/sigv4.h"
+#include "core/sigv4.h"
 
 namespace fs::storage {
 namespace {

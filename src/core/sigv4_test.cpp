@@ -2,13 +2,13 @@
 // and their expected outputs). S3 examples: "Signature Calculations for the Authorization Header:
 // Transferring Payload in a Single Chunk" (bucket examplebucket, 24 May 2013); signing key:
 // "Examples of how to derive a signing key for Signature Version 4".
-#include "storage/sigv4.h"
+#include "core/sigv4.h"
 
 #include <gtest/gtest.h>
 
 #include "core/hash.h"
 
-namespace fs::storage {
+namespace fs {
 namespace {
 
 const SigV4Credentials kAwsExample{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"};
@@ -117,4 +117,4 @@ TEST(SigV4, EncodingAndHeaderNormalisation) {
 }
 
 }  // namespace
-}  // namespace fs::storage
+}  // namespace fs

@@ -1,4 +1,4 @@
-#include "storage/sigv4.h"
+#include "core/sigv4.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -9,7 +9,7 @@
 #include "core/check.h"
 #include "core/hash.h"
 
-namespace fs::storage {
+namespace fs {
 namespace {
 
 // HMAC-SHA256(key, data) as 32 raw bytes.
@@ -149,4 +149,4 @@ std::string AmzDate(long long unix_seconds) {
   return buf;
 }
 
-}  // namespace fs::storage
+}  // namespace fs

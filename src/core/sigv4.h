@@ -1,4 +1,5 @@
-// Internal header of storage/ (also used by its tests): AWS Signature Version 4 for one request.
+// AWS Signature Version 4 for one request (S3, DynamoDB, Amazon OpenSearch Service: core/ so that storage/,
+// cache/ and index/ share it).
 // Pure functions over their arguments (HMAC-SHA256 and SHA-256 through OpenSSL); thread-safe.
 // The caller builds the request (method, host, path, query, the headers it will send) and gets
 // back the `Authorization` header value; it must send exactly the headers it had signed, with the
@@ -12,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-namespace fs::storage {
+namespace fs {
 
 // SHA-256 of the empty payload (GET, HEAD), lower-case hex.
 inline constexpr std::string_view kEmptyPayloadSha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -61,4 +62,4 @@ std::string SigningKeyHex(std::string_view secret, std::string_view date, std::s
 // "20130524T000000Z" for a Unix time (seconds, UTC).
 std::string AmzDate(long long unix_seconds);
 
-}  // namespace fs::storage
+}  // namespace fs

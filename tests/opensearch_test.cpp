@@ -1,0 +1,326 @@
+// `filesearch opensearch setup|status|ef-search` and the index it creates, against a real OpenSearch
+// 2.19.1 node with the k-NN plugin (tests/opensearch/node, started once by the CTest fixture
+// opensearch_node). The node's k-NN plugin from Maven Central has no native faiss/nmslib libraries,
+// so every index here uses the lucene engine. Exits 77 (skipped) with the reason when the node is
+// unavailable (no Java, no Maven, no artifacts).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "index/opensearch_client.h"
+#include "spawn_util.h"
+
+namespace fs {
+namespace {
+
+using nlohmann::json;
+
+std::string g_url;  // the node, "http://127.0.0.1:PORT"
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+struct CliRun {
+  int rc = -1;
+  std::string output;  // stdout and stderr together
+};
+
+CliRun RunCli(std::vector<std::string> args) {
+  args.insert(args.begin(), FILESEARCH_BINARY);
+  const std::string log = ::testing::TempDir() + "opensearch_cli_" + std::to_string(::getpid()) + ".log";
+  std::filesystem::remove(log);
+  const pid_t pid = testing::Spawn(args, log);
+  int status = 0;
+  CliRun run;
+  if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) run.rc = WEXITSTATUS(status);
+  run.output = ReadFile(log);
+  return run;
+}
+
+// `filesearch opensearch COMMAND --opensearch-url <node> --opensearch-index INDEX ARGS...`
+CliRun Os(const std::string& command, const std::string& index, std::vector<std::string> args = {}) {
+  std::vector<std::string> all = {"opensearch", command, "--opensearch-url", g_url, "--opensearch-index", index};
+  all.insert(all.end(), args.begin(), args.end());
+  return RunCli(all);
+}
+
+// Setup with the spec these tests use: 4-d vectors, lucene (the only engine this node has).
+CliRun SetupIndex(const std::string& index, std::vector<std::string> args = {}) {
+  std::vector<std::string> all = {"--engine", "lucene", "--dimension", "4"};
+  all.insert(all.end(), args.begin(), args.end());
+  return Os("setup", index, all);
+}
+
+class OpenSearchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    OpenSearchOptions options;
+    options.url = g_url;
+    auto client = OpenSearchClient::Create(options);
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    client_ = std::move(*client);
+  }
+
+  // A request straight to the node; fails the test on a transport error.
+  OpenSearchReply Http(const std::string& method, const std::string& path, const json& body = nullptr) {
+    OpenSearchRequest request;
+    request.method = method;
+    request.path = path.substr(0, path.find('?'));
+    if (path.find('?') != std::string::npos) {  // "name=value&..." (plain words only here)
+      std::stringstream query(path.substr(path.find('?') + 1));
+      for (std::string pair; std::getline(query, pair, '&');) {
+        request.query.emplace_back(pair.substr(0, pair.find('=')), pair.substr(pair.find('=') + 1));
+      }
+    }
+    request.read_only_post = true;
+    if (!body.is_null()) request.body = body.dump();
+    auto reply = client_->Send(request);
+    EXPECT_TRUE(reply.ok()) << reply.status().ToString();
+    return reply.ok() ? *reply : OpenSearchReply{};
+  }
+  json HttpJson(const std::string& method, const std::string& path, const json& body = nullptr) {
+    const OpenSearchReply reply = Http(method, path, body);
+    EXPECT_TRUE(reply.ok()) << method << " " << path << ": " << reply.status << " " << reply.body;
+    return json::parse(reply.body, nullptr, false);
+  }
+  void Index(const std::string& index, const std::string& id, const json& doc) {
+    HttpJson("PUT", "/" + index + "/_doc/" + id + "?refresh=true", doc);
+  }
+  // The ids a query finds, best first.
+  std::vector<std::string> Ids(const std::string& index, const json& query) {
+    const json reply = HttpJson("POST", "/" + index + "/_search", {{"query", query}, {"size", 20}});
+    std::vector<std::string> ids;
+    for (const json& hit : reply["hits"]["hits"]) ids.push_back(hit["_id"]);
+    return ids;
+  }
+
+  std::unique_ptr<OpenSearchClient> client_;
+};
+
+TEST_F(OpenSearchTest, SetupFromScratchRunsFiveStepsAndCreatesTheKnnMapping) {
+  const CliRun run = SetupIndex("t-scratch");
+  ASSERT_EQ(run.rc, 0) << run.output;
+  for (const char* step : {"[1/5] k-NN plugin: installed", "[2/5] index t-scratch: absent", "[3/5] create: created",
+                           "[4/5] settings: index.knn true, ef_search 512", "[5/5] mapping: image_embedding knn_vector 4"}) {
+    EXPECT_NE(run.output.find(step), std::string::npos) << step << "\n" << run.output;
+  }
+  // What the node itself reports.
+  const json mapping = HttpJson("GET", "/t-scratch/_mapping")["t-scratch"]["mappings"]["properties"];
+  const json& vector = mapping["image_embedding"];
+  EXPECT_EQ(vector["type"], "knn_vector");
+  EXPECT_EQ(vector["dimension"], 4);
+  EXPECT_EQ(vector["method"]["name"], "hnsw");
+  EXPECT_EQ(vector["method"]["space_type"], "innerproduct");
+  EXPECT_EQ(vector["method"]["engine"], "lucene");
+  for (const char* field : {"name", "path", "content", "extension", "mime_type", "size", "modified", "taken",
+                            "model_id", "has_image_embedding"}) {
+    EXPECT_TRUE(mapping.contains(field)) << field;
+  }
+  const json settings = HttpJson("GET", "/t-scratch/_settings?flat_settings=true")["t-scratch"]["settings"];
+  EXPECT_EQ(settings["index.knn"], "true");
+  EXPECT_EQ(settings["index.knn.algo_param.ef_search"], "512");
+}
+
+TEST_F(OpenSearchTest, RerunningSetupChangesNothing) {
+  ASSERT_EQ(SetupIndex("t-rerun").rc, 0);
+  const json before = HttpJson("GET", "/t-rerun");
+  const CliRun again = SetupIndex("t-rerun");
+  ASSERT_EQ(again.rc, 0) << again.output;
+  EXPECT_NE(again.output.find("[3/5] create: skipped, the index exists"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("nothing changed"), std::string::npos) << again.output;
+  const json after = HttpJson("GET", "/t-rerun");
+  EXPECT_EQ(before["t-rerun"]["mappings"], after["t-rerun"]["mappings"]);
+  EXPECT_EQ(before["t-rerun"]["settings"], after["t-rerun"]["settings"]);
+}
+
+// An index made by hand with a k-NN field that is not what filesearch writes is refused, and the
+// message names the difference.
+TEST_F(OpenSearchTest, RefusesAnIndexWithAnotherDimensionOrSpace) {
+  const json settings = {{"index", {{"knn", true}}}};
+  auto field = [](int dimension, const std::string& space) {
+    return json{{"type", "knn_vector"}, {"dimension", dimension},
+                {"method", {{"name", "hnsw"}, {"space_type", space}, {"engine", "lucene"}}}};
+  };
+  HttpJson("PUT", "/t-dim256", {{"settings", settings}, {"mappings", {{"properties", {{"image_embedding", field(256, "innerproduct")}}}}}});
+  CliRun run = SetupIndex("t-dim256");
+  EXPECT_EQ(run.rc, 1) << run.output;
+  EXPECT_NE(run.output.find("dimension is 256, filesearch wants 4"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("--opensearch-index"), std::string::npos) << run.output;  // what to do
+
+  HttpJson("PUT", "/t-l2", {{"settings", settings}, {"mappings", {{"properties", {{"image_embedding", field(4, "l2")}}}}}});
+  run = SetupIndex("t-l2");
+  EXPECT_EQ(run.rc, 1) << run.output;
+  EXPECT_NE(run.output.find("space_type is l2, filesearch wants innerproduct"), std::string::npos) << run.output;
+
+  HttpJson("PUT", "/t-nofield", {{"settings", settings}, {"mappings", {{"properties", {{"name", {{"type", "text"}}}}}}}});
+  run = SetupIndex("t-nofield");
+  EXPECT_EQ(run.rc, 1) << run.output;
+  EXPECT_NE(run.output.find("has no image_embedding field"), std::string::npos) << run.output;
+
+  HttpJson("PUT", "/t-noknn", {{"mappings", {{"properties", {{"name", {{"type", "text"}}}}}}}});
+  run = SetupIndex("t-noknn");
+  EXPECT_EQ(run.rc, 1) << run.output;
+  EXPECT_NE(run.output.find("index.knn"), std::string::npos) << run.output;
+
+  // The refused indexes are untouched.
+  EXPECT_EQ(HttpJson("GET", "/t-dim256/_mapping")["t-dim256"]["mappings"]["properties"].size(), 1u);
+}
+
+TEST_F(OpenSearchTest, EfSearchChangesTheSetting) {
+  ASSERT_EQ(SetupIndex("t-ef").rc, 0);
+  const CliRun run = Os("ef-search", "t-ef", {"64"});
+  ASSERT_EQ(run.rc, 0) << run.output;
+  EXPECT_NE(run.output.find("ef_search is now 64"), std::string::npos) << run.output;
+  EXPECT_EQ(HttpJson("GET", "/t-ef/_settings?flat_settings=true")["t-ef"]["settings"]["index.knn.algo_param.ef_search"], "64");
+  // setup puts the requested value back, and says so.
+  const CliRun again = SetupIndex("t-ef");
+  ASSERT_EQ(again.rc, 0) << again.output;
+  EXPECT_NE(again.output.find("ef_search 64 -> 512"), std::string::npos) << again.output;
+  EXPECT_EQ(Os("ef-search", "t-missing", {"64"}).rc, 1);
+}
+
+TEST_F(OpenSearchTest, StatusReportsHealthAndCounts) {
+  ASSERT_EQ(SetupIndex("t-status").rc, 0);
+  Index("t-status", "1", {{"name", "a.jpg"}, {"image_embedding", {1, 0, 0, 0}}, {"has_image_embedding", true}});
+  Index("t-status", "2", {{"name", "b.jpg"}, {"image_embedding", {0, 1, 0, 0}}, {"has_image_embedding", true}});
+  Index("t-status", "3", {{"name", "notes.txt"}, {"has_image_embedding", false}});
+  const CliRun run = Os("status", "t-status");
+  ASSERT_EQ(run.rc, 0) << run.output;
+  EXPECT_NE(run.output.find("cluster:   filesearch-test"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("documents: 3\n"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("vectors:   2 documents"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("ef_search: 512"), std::string::npos) << run.output;
+
+  const CliRun missing = Os("status", "t-never-made");
+  EXPECT_EQ(missing.rc, 1);
+  EXPECT_NE(missing.output.find("index 't-never-made' does not exist"), std::string::npos) << missing.output;
+}
+
+TEST_F(OpenSearchTest, DryRunSendsNothing) {
+  const CliRun run = SetupIndex("t-dry", {"--dry-run"});
+  ASSERT_EQ(run.rc, 0) << run.output;
+  EXPECT_NE(run.output.find("would send: PUT " + g_url + "/t-dry"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("\"dimension\": 4"), std::string::npos) << run.output;
+  EXPECT_EQ(Http("HEAD", "/t-dry").status, 404);  // not created
+  // Where nothing listens, a dry run still succeeds: it never connects.
+  const std::string nowhere = "http://127.0.0.1:" + std::to_string(testing::FreePort());
+  const CliRun offline = RunCli({"opensearch", "ef-search", "5", "--opensearch-url", nowhere, "--dry-run"});
+  EXPECT_EQ(offline.rc, 0) << offline.output;
+  EXPECT_NE(offline.output.find("would send: PUT " + nowhere + "/cis-files/_settings"), std::string::npos) << offline.output;
+}
+
+TEST_F(OpenSearchTest, NodeDownIsAClearErrorNamingTheUrl) {
+  const std::string nowhere = "http://127.0.0.1:" + std::to_string(testing::FreePort());
+  for (const char* command : {"setup", "status"}) {
+    const CliRun run = RunCli({"opensearch", command, "--opensearch-url", nowhere});
+    EXPECT_EQ(run.rc, 1) << run.output;
+    EXPECT_NE(run.output.find("cannot reach OpenSearch at " + nowhere + ": connection refused"), std::string::npos)
+        << run.output;
+    EXPECT_NE(run.output.find("is it running? check --opensearch-url"), std::string::npos) << run.output;
+  }
+  const CliRun no_url = RunCli({"opensearch", "status"});  // OPENSEARCH_ENDPOINT unset in CTest
+  EXPECT_EQ(no_url.rc, 2) << no_url.output;
+  EXPECT_NE(no_url.output.find("--opensearch-url"), std::string::npos) << no_url.output;
+}
+
+// The analyzers setup creates keep the embedded back end's guarantees: Latin is case- and
+// accent-insensitive, and one- or two-character Japanese/Chinese queries find their word.
+TEST_F(OpenSearchTest, AnalyzersFoldAccentsAndFindCjkWords) {
+  ASSERT_EQ(SetupIndex("t-text").rc, 0);
+  Index("t-text", "invoice", {{"name", "2024年請求書.pdf"}, {"path", "/docs/経理/2024年請求書.pdf"}});
+  Index("t-text", "cafe", {{"name", "Café Crème.txt"}, {"content", "RÉSUMÉ of the Naïve plan"}});
+  Index("t-text", "list", {{"name", "ファイル一覧.xlsx"}, {"content", "文件列表"}});
+  Index("t-text", "other", {{"name", "quarterly_report.final.md"}, {"content", "plain words"}});
+
+  auto match = [](const std::string& field, const std::string& text) {
+    return json{{"match", {{field, {{"query", text}, {"operator", "and"}}}}}};
+  };
+  const std::vector<std::string> invoice = {"invoice"}, cafe = {"cafe"}, list = {"list"};
+  EXPECT_EQ(Ids("t-text", match("name", "請求")), invoice);
+  EXPECT_EQ(Ids("t-text", match("name", "請")), invoice);
+  EXPECT_EQ(Ids("t-text", match("name", "請求書")), invoice);
+  EXPECT_EQ(Ids("t-text", match("path.text", "経理")), invoice);
+  EXPECT_EQ(Ids("t-text", match("name", "一覧")), list);
+  EXPECT_EQ(Ids("t-text", match("name", "ファイル")), list);
+  EXPECT_EQ(Ids("t-text", match("content", "列表")), list);  // Chinese
+  EXPECT_EQ(Ids("t-text", match("name", "cafe")), cafe);
+  EXPECT_EQ(Ids("t-text", match("name", "CAFÉ crème")), cafe);
+  EXPECT_EQ(Ids("t-text", match("content", "resume naive")), cafe);
+  EXPECT_TRUE(Ids("t-text", match("name", "請求 cafe")).empty());
+  // File-name separators split words: "quarterly_report.final.md".
+  EXPECT_EQ(Ids("t-text", match("name", "report final")), std::vector<std::string>{"other"});
+  EXPECT_EQ(Ids("t-text", match("name", "md")), std::vector<std::string>{"other"});
+  // path keyword: prefix filtering.
+  EXPECT_EQ(Ids("t-text", json{{"prefix", {{"path", "/docs/経理/"}}}}), invoice);
+
+  // The analyzer's tokens as the node produces them.
+  const json tokens = HttpJson("POST", "/t-text/_analyze", {{"analyzer", "fs_text"}, {"text", "2024年請求書 Crème"}});
+  std::vector<std::string> words;
+  for (const json& token : tokens["tokens"]) words.push_back(token["token"]);
+  for (const char* expected : {"2024", "請", "請求", "求書", "creme"}) {
+    EXPECT_NE(std::find(words.begin(), words.end(), expected), words.end()) << expected << " in " << tokens.dump();
+  }
+}
+
+// k-NN through the created mapping: a filter applies inside the search, and _score follows the
+// plugin's documented inner-product formula (1 + dot for dot >= 0, 1 / (1 - dot) below 0).
+TEST_F(OpenSearchTest, KnnWithFilterScoresByInnerProduct) {
+  ASSERT_EQ(SetupIndex("t-knn").rc, 0);
+  const std::vector<std::pair<std::string, std::vector<double>>> docs = {
+      {"same", {1, 0, 0, 0}}, {"near", {0.6, 0.8, 0, 0}}, {"orthogonal", {0, 1, 0, 0}},
+      {"away", {-0.6, 0.8, 0, 0}}, {"opposite", {-1, 0, 0, 0}}, {"text", {0.8, 0.6, 0, 0}}};
+  for (const auto& [id, vector] : docs) {
+    Index("t-knn", id, {{"image_embedding", vector}, {"extension", id == "text" ? "TXT" : "jpg"}, {"has_image_embedding", true}});
+  }
+  const json query = {{"size", 10},
+                      {"query", {{"knn", {{"image_embedding", {{"vector", {1, 0, 0, 0}}, {"k", 10},
+                                                               {"filter", {{"term", {{"extension", "jpg"}}}}}}}}}}}};
+  const json reply = HttpJson("POST", "/t-knn/_search", query);
+  std::map<std::string, double> score;
+  for (const json& hit : reply["hits"]["hits"]) score[hit["_id"]] = hit["_score"];
+  EXPECT_EQ(score.count("text"), 0u);  // filtered out inside the search
+  ASSERT_EQ(score.size(), 5u) << reply.dump();
+  auto expected = [](double dot) { return dot >= 0 ? 1 + dot : 1 / (1 - dot); };
+  EXPECT_NEAR(score["same"], expected(1), 1e-6);
+  EXPECT_NEAR(score["near"], expected(0.6), 1e-6);
+  EXPECT_NEAR(score["orthogonal"], expected(0), 1e-6);
+  EXPECT_NEAR(score["away"], expected(-0.6), 1e-6);
+  EXPECT_NEAR(score["opposite"], expected(-1), 1e-6);
+  // The normaliser lower-cases extensions: "TXT" is found as "txt".
+  EXPECT_EQ(Ids("t-knn", json{{"term", {{"extension", "txt"}}}}), std::vector<std::string>{"text"});
+}
+
+}  // namespace
+}  // namespace fs
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  const char* dir = std::getenv("FILESEARCH_OPENSEARCH_NODE_DIR");
+  if (dir == nullptr) {
+    std::cout << "SKIP: FILESEARCH_OPENSEARCH_NODE_DIR is not set (run through ctest, or tests/opensearch/node start DIR)\n";
+    return 77;
+  }
+  const std::string unavailable = fs::ReadFile(std::string(dir) + "/unavailable");
+  if (!unavailable.empty()) {
+    std::cout << "SKIP: the OpenSearch test node is unavailable: " << unavailable;
+    return 77;
+  }
+  fs::g_url = fs::ReadFile(std::string(dir) + "/url");
+  while (!fs::g_url.empty() && (fs::g_url.back() == '\n' || fs::g_url.back() == ' ')) fs::g_url.pop_back();
+  if (fs::g_url.empty()) {
+    std::cout << "SKIP: no OpenSearch test node running in " << dir << " (tests/opensearch/node start " << dir << ")\n";
+    return 77;
+  }
+  return RUN_ALL_TESTS();
+}
