@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +15,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/engine.h"
+#include "engine/mirror.h"
+#include "engine/search.h"
+#include "index/opensearch_backend.h"
 #include "index/opensearch_client.h"
 #include "spawn_util.h"
 
@@ -123,8 +128,8 @@ TEST_F(OpenSearchTest, SetupFromScratchRunsFiveStepsAndCreatesTheKnnMapping) {
   EXPECT_EQ(vector["method"]["name"], "hnsw");
   EXPECT_EQ(vector["method"]["space_type"], "innerproduct");
   EXPECT_EQ(vector["method"]["engine"], "lucene");
-  for (const char* field : {"name", "path", "content", "extension", "mime_type", "size", "modified", "taken",
-                            "model_id", "has_image_embedding"}) {
+  for (const char* field : {"doc_id", "uri", "name", "path", "content", "extension", "mime", "mime_family", "size",
+                            "mtime_ns", "taken_ns", "sha256", "embedding_model", "has_image_embedding"}) {
     EXPECT_TRUE(mapping.contains(field)) << field;
   }
   const json settings = HttpJson("GET", "/t-scratch/_settings?flat_settings=true")["t-scratch"]["settings"];
@@ -299,6 +304,162 @@ TEST_F(OpenSearchTest, KnnWithFilterScoresByInnerProduct) {
   EXPECT_NEAR(score["opposite"], expected(-1), 1e-6);
   // The normaliser lower-cases extensions: "TXT" is found as "txt".
   EXPECT_EQ(Ids("t-knn", json{{"term", {{"extension", "txt"}}}}), std::vector<std::string>{"text"});
+}
+
+// One corpus in both back ends: the embedded store is mirrored into the node through _bulk (the
+// outbox path of index/worker/backfill), a mirror pointed at a dead address loses nothing, and the
+// same planner (RunSearch) over either back end finds the same documents: vector hits equal the
+// exact order (the corpus is small, so both are exact), keyword totals and sets agree, filters
+// apply inside k-NN, the model never mixes, pages and cursors work.
+TEST_F(OpenSearchTest, TheEmbeddedIndexMirroredAnswersTheSameSearches) {
+  ASSERT_EQ(SetupIndex("t-mirror").rc, 0);
+  const std::string base = ::testing::TempDir() + "opensearch_mirror_" + std::to_string(::getpid());
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base + "/share/photos");
+  for (int i = 0; i < 12; ++i) {
+    std::ofstream(base + "/share/report" + std::to_string(i) + ".txt")
+        << "quarterly report " << i << (i % 3 == 0 ? " invoice" : "") << "\n";
+  }
+  std::ofstream(base + "/share/2024年請求書.txt") << "請求書 for March";
+  for (int i = 0; i < 10; ++i) {
+    std::ofstream(base + "/share/photos/img" + std::to_string(i) + (i % 2 ? ".png" : ".jpg"), std::ios::binary)
+        << "\x89PNG\r\n\x1A\n" << i;
+  }
+  EngineOptions eo;
+  eo.data_dir = base + "/data";
+  eo.progress = false;
+  auto engine = Engine::Open(eo);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  ASSERT_TRUE((*engine)->SetEmbedder(NewHashEmbedder(4)).ok());
+  ASSERT_TRUE((*engine)->Index(base + "/share").ok());
+  Store* store = (*engine)->store();
+  ASSERT_TRUE(store->EnableMirror("opensearch " + g_url + "/t-mirror").ok());
+
+  MirrorOptions mo;
+  mo.index = "t-mirror";
+  mo.model = "test/hash-4";
+  mo.max_items = 7;
+  // The node is unreachable for the first sync (a dead port): nothing is lost, nothing trimmed.
+  OpenSearchOptions dead;
+  dead.url = "http://127.0.0.1:1";
+  dead.max_attempts = 1;
+  auto dead_client = OpenSearchClient::Create(dead);
+  ASSERT_TRUE(dead_client.ok());
+  auto dead_sink = NewOpenSearchBulkSink(dead_client->get());
+  auto failed = SyncMirror(store, dead_sink.get(), mo);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("127.0.0.1:1"), std::string::npos) << failed.status().ToString();
+  EXPECT_EQ(*store->MirrorBacklog(), 23u);
+  auto sink = NewOpenSearchBulkSink(client_.get());
+  auto synced = SyncMirror(store, sink.get(), mo);
+  ASSERT_TRUE(synced.ok()) << synced.status().ToString();
+  EXPECT_EQ(synced->indexed, 23u);
+  EXPECT_EQ(synced->failed, 0u);
+  EXPECT_EQ(synced->requests, 4u);  // 23 items in batches of 7
+  // A second full sync of the same state writes every document again: still 23, none duplicated.
+  ASSERT_TRUE(store->QueueMirror(std::vector<std::string>{"file://" + base + "/share/report1.txt"}).ok());
+  ASSERT_TRUE(SyncMirror(store, sink.get(), mo).ok());
+  HttpJson("POST", "/t-mirror/_refresh");
+  EXPECT_EQ(HttpJson("GET", "/t-mirror/_count")["count"], 23);
+  EXPECT_EQ(HttpJson("POST", "/t-mirror/_count", {{"query", {{"term", {{"has_image_embedding", true}}}}}})["count"], 10);
+
+  OpenSearchBackendOptions bo;
+  bo.index = "t-mirror";
+  bo.model = "test/hash-4";
+  bo.dimension = 4;
+  const OpenSearchClient* client = client_.get();
+  bo.request = [client](std::string_view method, std::string_view path, std::string_view body) -> Result<std::string> {
+    OpenSearchRequest r;
+    r.method = std::string(method);
+    r.path = std::string(path);
+    r.body = std::string(body);
+    r.read_only_post = true;
+    FS_ASSIGN_OR_RETURN(OpenSearchReply reply, client->Send(r));
+    return reply.body;
+  };
+  auto remote = NewOpenSearchBackend(bo);
+  ASSERT_TRUE(remote.ok());
+  auto local = NewEmbeddedBackend(store, (*engine)->vectors());
+  auto uris = [](const Result<SearchResult>& r) {
+    std::vector<std::string> out;
+    if (r.ok()) {
+      for (const auto& h : r->hits) out.push_back(h.doc.uri);
+    }
+    return out;
+  };
+
+  // Vector leg: the first photo's own vector; both back ends list all 10 photos in the same order.
+  auto photo = store->GetByUri("file://" + base + "/share/photos/img0.jpg");
+  ASSERT_TRUE(photo.ok());
+  auto vec = store->GetEmbedding(photo->id, "test/hash-4");
+  ASSERT_TRUE(vec.ok() && vec->has_value());
+  SearchRequest v;
+  v.vector = **vec;
+  v.vector_model = "test/hash-4";
+  v.size = 10;
+  auto lv = RunSearch(*local, v);
+  auto rv = RunSearch(**remote, v);
+  ASSERT_TRUE(lv.ok() && rv.ok()) << (rv.ok() ? lv.status().ToString() : rv.status().ToString());
+  EXPECT_EQ(uris(rv), uris(lv));
+  ASSERT_EQ(rv->hits.size(), 10u);
+  for (size_t i = 0; i < rv->hits.size(); ++i) {
+    EXPECT_NEAR(rv->hits[i].vector.score, lv->hits[i].vector.score, 1e-4) << "cosines from _score, hit " << i;
+  }
+  // Filters inside the k-NN search; another model's vector is refused before any request.
+  v.filters.extensions = {"png"};
+  auto lpng = RunSearch(*local, v), rpng = RunSearch(**remote, v);
+  EXPECT_EQ(uris(rpng), uris(lpng));
+  EXPECT_EQ(rpng->hits.size(), 5u);
+  v.vector_model = "other/model";
+  EXPECT_FALSE(RunSearch(**remote, v).ok());
+
+  // Keyword leg: the same matches and totals (scores differ: BM25 in FTS5 and in Lucene).
+  SearchRequest k;
+  k.query = "invoice";
+  k.mode = SearchMode::kText;
+  k.size = 10;
+  auto lk = RunSearch(*local, k), rk = RunSearch(**remote, k);
+  ASSERT_TRUE(lk.ok() && rk.ok()) << (rk.ok() ? "" : rk.status().ToString());
+  EXPECT_EQ(rk->total, lk->total);
+  auto sorted = [](std::vector<std::string> u) {
+    std::sort(u.begin(), u.end());
+    return u;
+  };
+  EXPECT_EQ(sorted(uris(rk)), sorted(uris(lk)));
+  k.query = "請求";
+  auto cjk = RunSearch(**remote, k);
+  ASSERT_TRUE(cjk.ok());
+  ASSERT_EQ(cjk->hits.size(), 1u);
+  EXPECT_EQ(cjk->hits[0].doc.name, "2024年請求書.txt");
+
+  // Hybrid paging: two pages of 5 by cursor equal one page of 10.
+  SearchRequest h;
+  h.query = "quarterly report";
+  h.vector = **vec;
+  h.vector_model = "test/hash-4";
+  h.size = 10;
+  auto whole = RunSearch(**remote, h);
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  h.size = 5;
+  auto first = RunSearch(**remote, h);
+  ASSERT_TRUE(first.ok() && !first->next_cursor.empty());
+  h.search_after = first->next_cursor;
+  auto second = RunSearch(**remote, h);
+  ASSERT_TRUE(second.ok());
+  std::vector<std::string> paged = uris(first), rest = uris(second);
+  paged.insert(paged.end(), rest.begin(), rest.end());
+  EXPECT_EQ(paged, uris(whole));
+
+  // Deletes reach the index.
+  std::filesystem::remove(base + "/share/report0.txt");
+  ASSERT_TRUE((*engine)->Index(base + "/share").ok());
+  auto after_delete = SyncMirror(store, sink.get(), mo);
+  ASSERT_TRUE(after_delete.ok());
+  EXPECT_EQ(after_delete->deleted, 1u);
+  HttpJson("POST", "/t-mirror/_refresh");
+  EXPECT_EQ(HttpJson("GET", "/t-mirror/_count")["count"], 22);
+  engine->reset();
+  std::filesystem::remove_all(base);
 }
 
 }  // namespace

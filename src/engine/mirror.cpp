@@ -4,6 +4,9 @@
 #include <chrono>
 #include <unordered_set>
 
+#include <nlohmann/json.hpp>
+
+#include "index/opensearch_client.h"
 #include "index/opensearch_query.h"
 
 namespace fs {
@@ -21,7 +24,48 @@ struct Pending {
   uint64_t last_seq = 0;
 };
 
+class OpenSearchBulkSink final : public BulkSink {
+ public:
+  explicit OpenSearchBulkSink(const OpenSearchClient* client) : client_(client) {}
+  Result<std::vector<BulkItemResult>> Bulk(const std::string& ndjson, size_t items) override {
+    OpenSearchRequest request;
+    request.method = "POST";
+    request.path = "/_bulk";
+    request.body = ndjson;
+    request.content_type = "application/x-ndjson";
+    // Every item is idempotent (stable ids, versioned writes, deletes), so a resend is safe.
+    request.read_only_post = true;
+    FS_ASSIGN_OR_RETURN(OpenSearchReply reply, client_->Send(request));
+    if (!reply.ok()) return Status::Unavailable(client_->DescribeError("bulk write", reply));
+    const nlohmann::json j = nlohmann::json::parse(reply.body, nullptr, false);
+    if (!j.is_object() || !j.contains("items") || !j["items"].is_array()) {
+      return Status::IOError("OpenSearch answered _bulk without items");
+    }
+    std::vector<BulkItemResult> out;
+    out.reserve(items);
+    for (const auto& item : j["items"]) {
+      if (!item.is_object() || item.empty()) return Status::IOError("OpenSearch answered _bulk with an empty item");
+      const auto& r = item.begin().value();  // {"index": {...}} or {"delete": {...}}
+      BulkItemResult b;
+      b.status = r.value("status", 0);
+      if (r.contains("error")) {
+        const auto& e = r["error"];
+        b.error = e.is_object() ? e.value("type", std::string()) + ": " + e.value("reason", std::string()) : e.dump();
+      }
+      out.push_back(std::move(b));
+    }
+    return out;
+  }
+
+ private:
+  const OpenSearchClient* client_;
+};
+
 }  // namespace
+
+std::unique_ptr<BulkSink> NewOpenSearchBulkSink(const OpenSearchClient* client) {
+  return std::make_unique<OpenSearchBulkSink>(client);
+}
 
 Result<MirrorReport> SyncMirror(Store* store, BulkSink* sink, const MirrorOptions& o) {
   MirrorReport report;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,5 +51,10 @@ struct MirrorReport {
 };
 
 Result<MirrorReport> SyncMirror(Store* store, BulkSink* sink, const MirrorOptions& options);
+
+class OpenSearchClient;
+// _bulk through an OpenSearch client (borrowed): POST /_bulk, Content-Type application/x-ndjson,
+// per-item statuses from the reply. The client retries 429 and 5xx with backoff.
+std::unique_ptr<BulkSink> NewOpenSearchBulkSink(const OpenSearchClient* client);
 
 }  // namespace fs

@@ -1,5 +1,5 @@
 // The OpenSearch SearchBackend: the keyword leg as a bool query of phrase matches over name^10,
-// path^4 and content, the vector leg as a `knn` query on `image_embedding` with the filters (and
+// path.text^4 and content, the vector leg as a `knn` query on `image_embedding` with the filters (and
 // the model) inside the k-NN search, documents by `doc_id` — all through one request function, so
 // the transport (URL, SigV4 or basic auth, TLS, retries) stays in the OpenSearch client. Scores of
 // the vector leg are converted back to cosines (opensearch_query.h), so fusion in engine/search

@@ -152,7 +152,7 @@ HttpRequest OpenSearchClient::Impl::Build(const OpenSearchRequest& request) cons
   out.method = request.method;
   out.url = base + path + (query.empty() ? "" : "?" + query);
   out.body = request.body;
-  if (!request.body.empty()) out.headers.emplace_back("Content-Type", "application/json");
+  if (!request.body.empty()) out.headers.emplace_back("Content-Type", request.content_type);
   if (options.auth == OpenSearchAuth::kBasic) out.headers.emplace_back("Authorization", authorization);
   if (options.auth == OpenSearchAuth::kSigV4) {
     const std::string payload_sha256 = Sha256Hex(request.body);

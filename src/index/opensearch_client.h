@@ -62,6 +62,7 @@ struct OpenSearchRequest {
   std::string path;            // "/cis-files/_settings": index names and path words, unencoded
   std::vector<std::pair<std::string, std::string>> query;  // raw names and values
   std::string body;            // JSON text, "" for none
+  std::string content_type = "application/json";  // "application/x-ndjson" for _bulk
   // Retried on 429/5xx/timeouts: GET, HEAD, PUT and DELETE always; POST only when this is set
   // (searches and counts, which change nothing).
   bool read_only_post = false;

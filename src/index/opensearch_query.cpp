@@ -40,7 +40,7 @@ Json Filters(const SearchFilters& f) {
     clauses.push_back({{"bool", {{"should", any}, {"minimum_should_match", 1}}}});
   }
   if (!f.extensions.empty()) clauses.push_back({{"terms", {{"extension", f.extensions}}}});
-  if (!f.path_prefix.empty()) clauses.push_back({{"prefix", {{"path.raw", f.path_prefix}}}});
+  if (!f.path_prefix.empty()) clauses.push_back({{"prefix", {{"path", f.path_prefix}}}});
   auto range = [&clauses](const char* field, auto lo, auto hi) {
     if (!lo && !hi) return;
     Json r = Json::object();
@@ -97,7 +97,7 @@ std::string KeywordQueryBody(std::string_view query, const SearchFilters& filter
                              const std::optional<KeywordAfter>& after) {
   Json must = Json::array();
   for (const auto& w : Words(query)) {
-    must.push_back({{"multi_match", {{"query", w}, {"type", "phrase"}, {"fields", {"name^10", "path^4", "content"}}}}});
+    must.push_back({{"multi_match", {{"query", w}, {"type", "phrase"}, {"fields", {"name^10", "path.text^4", "content"}}}}});
   }
   Json body = {{"size", limit},
                {"track_total_hits", true},

@@ -3,8 +3,9 @@
 // text is sent to the node and printed by --dry-run. JSON stays inside the .cpp: bodies in and out are
 // strings. Thread-safe (no state).
 //
-// Document fields (docs/opensearch.md, "Mapping"): doc_id (long, the stable id below), uri, path
-// (text + path.raw keyword for prefix filters), name, content (text, Latin folding + CJK bigrams),
+// Document fields (docs/opensearch.md, "The mapping"; index/opensearch_setup.cpp creates them):
+// doc_id (long, the stable id below), uri, path (keyword for prefix filters + path.text), name,
+// content (text, Latin folding + CJK bigrams),
 // extension, mime (keyword), mime_family ("image"), size (long), mtime_ns / taken_ns (long),
 // sha256, camera (keyword), gps (geo_point), image_embedding (knn_vector), has_image_embedding
 // (boolean), embedding_model (keyword).
@@ -37,7 +38,7 @@ double CosineFromScore(double score, Space space);
 // The filter clauses of `filters` as a JSON array (for a bool filter and a knn filter alike).
 std::string FilterClauses(const SearchFilters& filters);
 
-// _search body of the keyword leg: every word a phrase over name^10, path^4 and content (as the
+// _search body of the keyword leg: every word a phrase over name^10, path.text^4 and content (as the
 // embedded BM25 weighs them), filters in the bool filter, sorted by score then doc_id; `after`
 // pages by search_after on those two.
 std::string KeywordQueryBody(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,

@@ -46,7 +46,7 @@ TEST(OpenSearchQueryTest, FiltersBecomeClauses) {
   EXPECT_EQ(c[0]["bool"]["should"][0]["term"]["mime_family"], "image");
   EXPECT_EQ(c[0]["bool"]["should"][1]["term"]["mime"], "text/plain");
   EXPECT_EQ(c[1]["terms"]["extension"], Json({"jpg", "png"}));
-  EXPECT_EQ(c[2]["prefix"]["path.raw"], "/srv/share/finance/");
+  EXPECT_EQ(c[2]["prefix"]["path"], "/srv/share/finance/");
   EXPECT_EQ(c[3]["range"]["size"]["gte"], 10);
   EXPECT_FALSE(c[3]["range"]["size"].contains("lte"));
   EXPECT_EQ(c[4]["range"]["mtime_ns"]["lte"], 5);
@@ -61,7 +61,7 @@ TEST(OpenSearchQueryTest, KeywordAndKnnBodies) {
   ASSERT_EQ(k["query"]["bool"]["must"].size(), 2u);
   EXPECT_EQ(k["query"]["bool"]["must"][1]["multi_match"]["query"], "report");
   EXPECT_EQ(k["query"]["bool"]["must"][0]["multi_match"]["type"], "phrase");
-  EXPECT_EQ(k["query"]["bool"]["must"][0]["multi_match"]["fields"], Json({"name^10", "path^4", "content"}));
+  EXPECT_EQ(k["query"]["bool"]["must"][0]["multi_match"]["fields"], Json({"name^10", "path.text^4", "content"}));
   EXPECT_EQ(k["query"]["bool"]["filter"][0]["terms"]["extension"], Json({"pdf"}));
   EXPECT_EQ(k["from"], 20);
   EXPECT_EQ(k["size"], 11);

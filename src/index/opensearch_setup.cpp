@@ -41,20 +41,28 @@ json VectorField(const OpenSearchIndexSpec& spec) {
             {"parameters", {{"m", spec.m}, {"ef_construction", spec.ef_construction}}}}}};
 }
 
-// The document fields filesearch writes and searches, beside the vector.
+// The document fields filesearch writes and searches, beside the vector (index/opensearch_query.h
+// writes and queries them). Times are ns since the epoch, as the store keeps them.
 json DocumentFields() {
   const json text = {{"type", "text"}, {"analyzer", "fs_text"}};
+  const json keyword = {{"type", "keyword"}};
+  const json number = {{"type", "long"}};
   return {
+      {"doc_id", number},  // the stable id (first 63 bits of SHA-256 of the uri)
+      {"uri", keyword},
       {"name", {{"type", "text"}, {"analyzer", "fs_text"}, {"fields", {{"keyword", {{"type", "keyword"}, {"ignore_above", 1024}}}}}}},
       {"path", {{"type", "keyword"}, {"fields", {{"text", text}}}}},  // keyword: exact and prefix filters
       {"content", text},
       {"extension", {{"type", "keyword"}, {"normalizer", "fs_lowercase"}}},
-      {"mime_type", {{"type", "keyword"}}},
-      {"size", {{"type", "long"}}},
-      {"modified", {{"type", "date"}}},
-      {"taken", {{"type", "date"}}},
-      {"sha256", {{"type", "keyword"}}},
-      {"model_id", {{"type", "keyword"}}},
+      {"mime", keyword},
+      {"mime_family", keyword},  // "image" of image/png: the type filter's families
+      {"size", number},
+      {"mtime_ns", number},
+      {"taken_ns", number},
+      {"sha256", keyword},
+      {"camera", keyword},
+      {"gps", {{"type", "geo_point"}}},
+      {"embedding_model", keyword},
       {"has_image_embedding", {{"type", "boolean"}}},
   };
 }

@@ -28,8 +28,9 @@ Status ValidateIndexSpec(const OpenSearchIndexSpec& spec);
 
 // The create-index body: settings (k-NN on, ef_search, analyzers) and the mapping: image_embedding
 // (knn_vector, hnsw with the spec's space, engine, m and ef_construction), has_image_embedding,
-// model_id, name / path / content (text with Latin folding and CJK bigrams, keyword subfields),
-// extension, mime_type, size, modified, taken, sha256. Pretty-printed JSON.
+// embedding_model, doc_id, uri, name / path / content (text with Latin folding and CJK bigrams,
+// keyword subfields), extension, mime, mime_family, size, mtime_ns, taken_ns, sha256, camera, gps.
+// Pretty-printed JSON.
 std::string IndexCreateBody(const OpenSearchIndexSpec& spec);
 
 // [1/5] k-NN plugin installed, [2/5] index exists?, [3/5] create it, [4/5] settings (knn, ef_search),
