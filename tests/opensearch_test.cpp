@@ -4,7 +4,9 @@
 // so every index here uses the lucene engine. Exits 77 (skipped) with the reason when the node is
 // unavailable (no Java, no Maven, no artifacts).
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -459,6 +461,87 @@ TEST_F(OpenSearchTest, TheEmbeddedIndexMirroredAnswersTheSameSearches) {
   HttpJson("POST", "/t-mirror/_refresh");
   EXPECT_EQ(HttpJson("GET", "/t-mirror/_count")["count"], 22);
   engine->reset();
+  std::filesystem::remove_all(base);
+}
+
+// The same binary with --backend opensearch: `index` writes through _bulk, `search` and `serve`
+// answer from the node, /documents/{id} and similarTo work on its ids.
+TEST_F(OpenSearchTest, IndexSearchAndServeWithTheOpenSearchBackEnd) {
+  ASSERT_EQ(Os("setup", "t-cli", {"--engine", "lucene", "--dimension", "64"}).rc, 0);
+  const std::string base = ::testing::TempDir() + "opensearch_cli_" + std::to_string(::getpid());
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base + "/share");
+  std::ofstream(base + "/share/invoice-march.txt") << "invoice for March";
+  std::ofstream(base + "/share/notes.txt") << "meeting notes";
+  for (int i = 0; i < 4; ++i) {
+    std::ofstream(base + "/share/photo" + std::to_string(i) + ".png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << i;
+  }
+  const std::vector<std::string> backend = {"--backend", "opensearch", "--opensearch-url", g_url,
+                                            "--opensearch-index", "t-cli", "--data-dir", base + "/data", "--no-progress"};
+  auto with = [&backend](std::vector<std::string> args) {
+    args.insert(args.end(), backend.begin(), backend.end());
+    return args;
+  };
+  CliRun indexed = RunCli(with({"index", base + "/share", "--test-embedder"}));
+  ASSERT_EQ(indexed.rc, 0) << indexed.output;
+  EXPECT_NE(indexed.output.find("opensearch t-cli: 6 documents written"), std::string::npos) << indexed.output;
+  HttpJson("POST", "/t-cli/_refresh");
+  EXPECT_EQ(HttpJson("GET", "/t-cli/_count")["count"], 6);
+  CliRun found = RunCli(with({"search", "invoice", "--mode", "text", "--json"}));
+  ASSERT_EQ(found.rc, 0) << found.output;
+  const json hits = json::parse(found.output.substr(found.output.find('{')), nullptr, false);
+  ASSERT_TRUE(hits.is_object()) << found.output;
+  ASSERT_EQ(hits["hits"].size(), 1u) << found.output;
+  EXPECT_EQ(hits["hits"][0]["name"], "invoice-march.txt");
+  // Without --backend the local store answers the same words.
+  EXPECT_EQ(RunCli({"search", "invoice", "--mode", "text", "--data-dir", base + "/data"}).rc, 0);
+
+  // serve: the HTTP API on the node's index.
+  const int port = testing::FreePort();
+  std::vector<std::string> serve = with({"serve", "--no-auth", "--test-embedder", "--port", std::to_string(port)});
+  serve.insert(serve.begin(), FILESEARCH_BINARY);
+  const pid_t server = testing::Spawn(serve, base + "/serve.log");
+  ASSERT_GT(server, 0);
+  OpenSearchOptions api;
+  api.url = "http://127.0.0.1:" + std::to_string(port);
+  auto http = OpenSearchClient::Create(api);  // a plain HTTP client for the API (no auth)
+  ASSERT_TRUE(http.ok());
+  auto get = [&](const std::string& path) {
+    OpenSearchRequest r;
+    r.path = path.substr(0, path.find('?'));
+    if (path.find('?') != std::string::npos) {
+      std::stringstream query(path.substr(path.find('?') + 1));
+      for (std::string pair; std::getline(query, pair, '&');) {
+        r.query.emplace_back(pair.substr(0, pair.find('=')), pair.substr(pair.find('=') + 1));
+      }
+    }
+    auto reply = (*http)->Send(r);
+    return reply.ok() ? *reply : OpenSearchReply{};
+  };
+  for (int i = 0; i < 500 && get("/healthz").status != 200; ++i) usleep(20000);
+  const OpenSearchReply text = get("/search?q=invoice&mode=text");
+  ASSERT_EQ(text.status, 200) << text.body << ReadFile(base + "/serve.log");
+  const json page = json::parse(text.body);
+  ASSERT_EQ(page["hits"].size(), 1u);
+  const int64_t id = page["hits"][0]["id"];
+  const OpenSearchReply doc = get("/documents/" + std::to_string(id));
+  ASSERT_EQ(doc.status, 200) << doc.body;
+  EXPECT_EQ(json::parse(doc.body)["name"], "invoice-march.txt");
+  const OpenSearchReply content = get("/documents/" + std::to_string(id) + "/content");
+  EXPECT_EQ(content.status, 200);
+  EXPECT_EQ(content.body, "invoice for March");
+  // Find similar on a photo: the other three photos, never itself.
+  const json photos = json::parse(get("/search?q=photo0&mode=text").body);
+  ASSERT_EQ(photos["hits"].size(), 1u);
+  const int64_t photo = photos["hits"][0]["id"];
+  const OpenSearchReply similar = get("/search?similarTo=" + std::to_string(photo) + "&mode=vector");
+  ASSERT_EQ(similar.status, 200) << similar.body;
+  const json near = json::parse(similar.body);
+  EXPECT_EQ(near["hits"].size(), 3u) << similar.body;
+  for (const json& h : near["hits"]) EXPECT_NE(h["id"], photo);
+  ::kill(server, SIGTERM);
+  int status = 0;
+  ::waitpid(server, &status, 0);
   std::filesystem::remove_all(base);
 }
 

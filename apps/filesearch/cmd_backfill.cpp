@@ -57,7 +57,10 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     o.embed_batch = args->batch;
     // Only an index has images to embed: a mistyped --data-dir is reported, not created.
     auto db = ExistingIndexDb(flags);
-    auto engine = db.ok() ? Engine::Open(o) : Result<std::unique_ptr<Engine>>(db.status());
+    Status backend = ApplyBackend(flags, &o);
+    auto engine = !backend.ok() ? Result<std::unique_ptr<Engine>>(backend)
+                  : db.ok()     ? Engine::Open(o)
+                                : Result<std::unique_ptr<Engine>>(db.status());
     if (!engine.ok()) {
       std::fprintf(stderr, "filesearch: %s\n", OpenError(engine.status()).c_str());
       *exit_code = 1;
@@ -87,6 +90,11 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       return;
     }
     const BackfillReport& r = *report;
+    if (!r.remote_error.empty()) {
+      std::fprintf(stderr, "filesearch: the new embeddings wait for OpenSearch: %s\n  they are kept and sent by the next run\n",
+                   r.remote_error.c_str());
+      *exit_code = 1;
+    }
     if (!r.workers_note.empty()) std::fprintf(stderr, "filesearch: %s\n", r.workers_note.c_str());
     if (r.resumed_after > 0 && !args->json) {
       std::printf("backfill --all: resuming after image id %lld, where the last run stopped\n",

@@ -91,6 +91,11 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     o.checkpoint_every_ms = args->checkpoint_ms;
     o.data_dir = ResolveDataDir(flags.data_dir);
     o.progress = !flags.no_progress;
+    if (Status b = ApplyBackend(flags, &o); !b.ok()) {
+      std::fprintf(stderr, "filesearch: %s\n", b.message().c_str());
+      *exit_code = 2;
+      return;
+    }
     auto engine = Engine::Open(o);
     if (!engine.ok()) {
       std::fprintf(stderr, "filesearch: cannot open the index in '%s': %s\n", o.data_dir.c_str(),
@@ -135,6 +140,20 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     if (report->embedded) std::printf(", %llu images embedded", static_cast<unsigned long long>(report->embedded));
     if (report->from_cache) std::printf(" (%llu from the embedding cache)", static_cast<unsigned long long>(report->from_cache));
     std::printf("\n");
+    if ((*engine)->backend() == "opensearch") {
+      const MirrorReport& m = report->remote;
+      std::printf("opensearch %s: %llu documents written, %llu removed in %llu bulk requests",
+                  o.remote.index.c_str(), static_cast<unsigned long long>(m.indexed),
+                  static_cast<unsigned long long>(m.deleted), static_cast<unsigned long long>(m.requests));
+      if (m.failed) std::printf(", %llu refused (filesearch failures lists them)", static_cast<unsigned long long>(m.failed));
+      std::printf("\n");
+      if (!report->remote_error.empty()) {
+        auto left = (*engine)->store()->MirrorBacklog();
+        std::fprintf(stderr, "filesearch: %llu changes wait for OpenSearch: %s\n  they are kept and sent by the next run\n",
+                     static_cast<unsigned long long>(left.ok() ? *left : 0), report->remote_error.c_str());
+        *exit_code = 1;
+      }
+    }
     size_t shown = 0;
     for (const auto& p : c.problems) {
       if (shown++ < 50) std::fprintf(stderr, "  problem: %s: %s\n", p.path.c_str(), p.reason.c_str());

@@ -13,40 +13,8 @@
 namespace fs::cli {
 namespace {
 
-struct ConnectionFlags {
-  std::string url;        // --opensearch-url, else $OPENSEARCH_ENDPOINT
-  std::string index;      // --opensearch-index, else $OPENSEARCH_INDEX, else cis-files
-  std::string auth;       // --opensearch-auth, else by host name
-  std::string basic_auth_file, ca_file;
-  int timeout_ms = 30000;
-  bool dry_run = false;
-};
-
-std::string EnvOr(const std::string& flag, const char* name, const std::string& fallback) {
-  if (!flag.empty()) return flag;
-  const char* value = std::getenv(name);
-  return value && *value ? value : fallback;
-}
-
-// A bare host ("search-x.eu-west-1.es.amazonaws.com", as OPENSEARCH_ENDPOINT often holds) is https.
-std::string WithScheme(const std::string& url) {
-  if (url.empty() || url.find("://") != std::string::npos) return url;
-  return "https://" + url;
-}
-
-Result<std::unique_ptr<OpenSearchClient>> Connect(const ConnectionFlags& flags) {
-  OpenSearchOptions options;
-  options.url = WithScheme(EnvOr(flags.url, "OPENSEARCH_ENDPOINT", ""));
-  if (flags.auth.empty()) {
-    options.auth = ClassifyOpenSearchEndpoint(options.url).default_auth;
-    if (!flags.basic_auth_file.empty()) options.auth = OpenSearchAuth::kBasic;
-  } else {
-    FS_ASSIGN_OR_RETURN(options.auth, ParseOpenSearchAuth(flags.auth));
-  }
-  options.basic_auth_file = flags.basic_auth_file;
-  options.ca_file = flags.ca_file;
-  options.request_timeout_ms = flags.timeout_ms;
-  options.dry_run = flags.dry_run;
+Result<std::unique_ptr<OpenSearchClient>> Connect(const OpenSearchFlags& flags, bool dry_run) {
+  FS_ASSIGN_OR_RETURN(OpenSearchOptions options, OpenSearchClientOptions(flags, dry_run));
   options.dry_run_sink = [](const std::string& request) { std::cout << "  would send: " << request << "\n"; };
   return OpenSearchClient::Create(std::move(options));
 }
@@ -77,7 +45,7 @@ int Report(const char* command, const Status& status) {
 
 }  // namespace
 
-void RegisterOpenSearch(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
+void RegisterOpenSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* os = app.add_subcommand("opensearch", "Set up and inspect the OpenSearch index of the opensearch back end")
                  ->footer("Examples:\n"
                           "  filesearch opensearch setup --opensearch-url http://127.0.0.1:9200 --opensearch-auth none\n"
@@ -88,23 +56,15 @@ void RegisterOpenSearch(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
                           "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and the region in the host name (else AWS_REGION).\n"
                           "See docs/opensearch.md.");
   os->require_subcommand(1);
-  auto connection = std::make_shared<ConnectionFlags>();
-  auto add_connection_flags = [connection](CLI::App* cmd) {
-    cmd->add_option("--opensearch-url", connection->url, "Cluster url (default $OPENSEARCH_ENDPOINT)")->type_name("URL");
-    cmd->add_option("--opensearch-index", connection->index, "Index name (default $OPENSEARCH_INDEX, else cis-files)")
-        ->type_name("NAME");
-    cmd->add_option("--opensearch-auth", connection->auth,
-                    "sigv4 | basic | none (default: sigv4 for *.es.amazonaws.com and *.aoss.amazonaws.com, basic "
-                    "with --opensearch-basic-auth-file, else none)")
-        ->check(CLI::IsMember({"sigv4", "basic", "none"}));
-    cmd->add_option("--opensearch-basic-auth-file", connection->basic_auth_file, "File with user:password on its first line")
-        ->type_name("FILE");
-    cmd->add_option("--opensearch-ca-file", connection->ca_file, "PEM CA bundle to verify the cluster's TLS certificate")
-        ->type_name("FILE");
-    cmd->add_option("--opensearch-timeout-ms", connection->timeout_ms, "Per-request timeout")->capture_default_str();
-    cmd->add_flag("--dry-run", connection->dry_run, "Print every request instead of sending it");
+  // The connection flags are global (--opensearch-url, --opensearch-index, ...: main.cpp); only
+  // --dry-run is this command's.
+  auto dry_run = std::make_shared<bool>(false);
+  auto add_connection_flags = [dry_run](CLI::App* cmd) {
+    cmd->add_flag("--dry-run", *dry_run, "Print every request instead of sending it");
   };
-  auto index_name = [connection] { return EnvOr(connection->index, "OPENSEARCH_INDEX", "cis-files"); };
+  GlobalFlags* global = &flags;
+  auto index_name = [global] { return OpenSearchIndexName(global->opensearch); };
+  auto connect = [global, dry_run] { return Connect(global->opensearch, *dry_run); };
 
   auto* setup = os->add_subcommand("setup", "Create or check the k-NN index in five steps (idempotent)")
                     ->footer("Steps: [1/5] the k-NN plugin is installed, [2/5] does the index exist, [3/5] create it\n"
@@ -128,7 +88,7 @@ void RegisterOpenSearch(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
   setup->add_option("--m", s->spec.m, "HNSW links per node")->capture_default_str();
   setup->add_option("--ef-construction", s->spec.ef_construction, "HNSW build beam width")->capture_default_str();
   setup->add_option("--ef-search", s->spec.ef_search, "index.knn.algo_param.ef_search")->capture_default_str();
-  setup->callback([exit_code, connection, s, index_name]() {
+  setup->callback([exit_code, connect, s, index_name]() {
     s->spec.index = index_name();
     if (!s->model_dir.empty() && !s->dimension_given) {
       Result<int> dimension = ModelDimension(ResolveModelDir(s->model_dir));
@@ -138,14 +98,14 @@ void RegisterOpenSearch(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
       }
       s->spec.dimension = *dimension;
     }
-    Result<std::unique_ptr<OpenSearchClient>> client = Connect(*connection);
+    Result<std::unique_ptr<OpenSearchClient>> client = connect();
     *exit_code = Report("setup", client.ok() ? SetupOpenSearchIndex(**client, s->spec, std::cout) : client.status());
   });
 
   auto* status = os->add_subcommand("status", "Cluster health, the index's document and vector counts, ef_search");
   add_connection_flags(status);
-  status->callback([exit_code, connection, index_name]() {
-    Result<std::unique_ptr<OpenSearchClient>> client = Connect(*connection);
+  status->callback([exit_code, connect, index_name]() {
+    Result<std::unique_ptr<OpenSearchClient>> client = connect();
     *exit_code = Report("status", client.ok() ? PrintOpenSearchStatus(**client, index_name(), std::cout) : client.status());
   });
 
@@ -153,8 +113,8 @@ void RegisterOpenSearch(CLI::App& app, GlobalFlags& /*flags*/, int* exit_code) {
   add_connection_flags(ef);
   auto ef_value = std::make_shared<int>(512);
   ef->add_option("N", *ef_value, "New ef_search (1..10000)")->required();
-  ef->callback([exit_code, connection, index_name, ef_value]() {
-    Result<std::unique_ptr<OpenSearchClient>> client = Connect(*connection);
+  ef->callback([exit_code, connect, index_name, ef_value]() {
+    Result<std::unique_ptr<OpenSearchClient>> client = connect();
     *exit_code = Report("ef-search",
                         client.ok() ? SetOpenSearchEfSearch(**client, index_name(), *ef_value, std::cout) : client.status());
   });

@@ -194,6 +194,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     eo.data_dir = ResolveDataDir(flags.data_dir);
     eo.progress = !flags.no_progress;
     eo.store.keyword_index = a->keyword_index;
+    if (Status b = ApplyBackend(flags, &eo); !b.ok()) return fail(b.message());
     std::unique_ptr<QueryEmbedder> embedder;
     std::unique_ptr<ClipEmbedder> clip;
     if (a->test_embedder) {

@@ -13,11 +13,35 @@
 
 namespace fs::cli {
 
+// --backend and the OpenSearch connection, global so every command that opens an index (and
+// `filesearch opensearch`) takes them the same way.
+struct OpenSearchFlags {
+  std::string backend;    // --backend, else $FILESEARCH_BACKEND, else embedded
+  std::string url;        // --opensearch-url, else $OPENSEARCH_ENDPOINT
+  std::string index;      // --opensearch-index, else $OPENSEARCH_INDEX, else cis-files
+  std::string auth;       // --opensearch-auth, else by host name
+  std::string basic_auth_file, ca_file;
+  std::string space = "innerproduct";  // --opensearch-space: the k-NN space the index was made with
+  int timeout_ms = 30000;
+};
+
 struct GlobalFlags {
   std::string data_dir;     // --data-dir (else FILESEARCH_DATA_DIR, else the per-user default)
   bool no_progress = false; // --no-progress
   bool quiet = false;
+  OpenSearchFlags opensearch;
 };
+void AddGlobalBackendFlags(CLI::App* app, OpenSearchFlags* flags);
+// The flag's value, else the environment variable's, else `fallback`.
+std::string FlagOrEnv(const std::string& flag, const char* name, const std::string& fallback);
+// The index name: --opensearch-index, $OPENSEARCH_INDEX, cis-files.
+std::string OpenSearchIndexName(const OpenSearchFlags& flags);
+// The client options of the flags (url scheme added to a bare host, auth from the host name unless
+// given); `dry_run` prints requests instead of sending them.
+Result<OpenSearchOptions> OpenSearchClientOptions(const OpenSearchFlags& flags, bool dry_run = false);
+// --backend opensearch: fills options->remote from the flags; embedded: leaves it off.
+// InvalidArgument for another name, or opensearch without a url.
+Status ApplyBackend(const GlobalFlags& flags, EngineOptions* options);
 
 // --model-dir / --precision / --threads, shared by every command that runs CLIP.
 struct ModelFlags {

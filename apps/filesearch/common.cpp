@@ -1,15 +1,88 @@
 // Helpers the subcommands share: opening the data directory, flags that are on by default.
 #include <sys/stat.h>
 
+#include <cstdlib>
+
 #include "apps/filesearch/commands.h"
 
 namespace fs::cli {
+
+std::string FlagOrEnv(const std::string& flag, const char* name, const std::string& fallback) {
+  if (!flag.empty()) return flag;
+  const char* value = std::getenv(name);
+  return value && *value ? value : fallback;
+}
+
+std::string OpenSearchIndexName(const OpenSearchFlags& flags) { return FlagOrEnv(flags.index, "OPENSEARCH_INDEX", "cis-files"); }
+
+void AddGlobalBackendFlags(CLI::App* app, OpenSearchFlags* f) {
+  const char* group = "Back end (docs/opensearch.md)";
+  app->add_option("--backend", f->backend, "Where the index lives: embedded (default; $FILESEARCH_BACKEND) or opensearch")
+      ->check(CLI::IsMember({"embedded", "opensearch"}))
+      ->group(group);
+  app->add_option("--opensearch-url", f->url, "OpenSearch cluster url (default $OPENSEARCH_ENDPOINT)")->type_name("URL")->group(group);
+  app->add_option("--opensearch-index", f->index, "OpenSearch index (default $OPENSEARCH_INDEX, else cis-files)")
+      ->type_name("NAME")
+      ->group(group);
+  app->add_option("--opensearch-auth", f->auth,
+                  "sigv4 | basic | none (default: sigv4 for *.es.amazonaws.com and *.aoss.amazonaws.com, basic "
+                  "with --opensearch-basic-auth-file, else none)")
+      ->check(CLI::IsMember({"sigv4", "basic", "none"}))
+      ->group(group);
+  app->add_option("--opensearch-basic-auth-file", f->basic_auth_file, "File with user:password on its first line")
+      ->type_name("FILE")
+      ->group(group);
+  app->add_option("--opensearch-ca-file", f->ca_file, "PEM CA bundle to verify the cluster's TLS certificate")
+      ->type_name("FILE")
+      ->group(group);
+  app->add_option("--opensearch-timeout-ms", f->timeout_ms, "Per-request timeout")->capture_default_str()->group(group);
+  app->add_option("--opensearch-space", f->space, "The k-NN space the index was created with (scores become cosines)")
+      ->check(CLI::IsMember({"innerproduct", "cosinesimil"}))
+      ->capture_default_str()
+      ->group(group);
+}
+
+Result<OpenSearchOptions> OpenSearchClientOptions(const OpenSearchFlags& flags, bool dry_run) {
+  OpenSearchOptions options;
+  std::string url = FlagOrEnv(flags.url, "OPENSEARCH_ENDPOINT", "");
+  // A bare host ("search-x.eu-west-1.es.amazonaws.com", as OPENSEARCH_ENDPOINT often holds) is https.
+  if (!url.empty() && url.find("://") == std::string::npos) url = "https://" + url;
+  options.url = url;
+  if (flags.auth.empty()) {
+    options.auth = ClassifyOpenSearchEndpoint(options.url).default_auth;
+    if (!flags.basic_auth_file.empty()) options.auth = OpenSearchAuth::kBasic;
+  } else {
+    FS_ASSIGN_OR_RETURN(options.auth, ParseOpenSearchAuth(flags.auth));
+  }
+  options.basic_auth_file = flags.basic_auth_file;
+  options.ca_file = flags.ca_file;
+  options.request_timeout_ms = flags.timeout_ms;
+  options.dry_run = dry_run;
+  return options;
+}
+
+Status ApplyBackend(const GlobalFlags& flags, EngineOptions* o) {
+  const std::string backend = FlagOrEnv(flags.opensearch.backend, "FILESEARCH_BACKEND", "embedded");
+  if (backend == "embedded") return Status::Ok();
+  if (backend != "opensearch") {
+    return Status::InvalidArgument("unknown back end '" + backend + "' (FILESEARCH_BACKEND): use embedded or opensearch");
+  }
+  FS_ASSIGN_OR_RETURN(o->remote.client, OpenSearchClientOptions(flags.opensearch));
+  if (o->remote.client.url.empty()) {
+    return Status::InvalidArgument("--backend opensearch needs the cluster: give --opensearch-url URL or set OPENSEARCH_ENDPOINT");
+  }
+  o->remote.enabled = true;
+  o->remote.index = OpenSearchIndexName(flags.opensearch);
+  o->remote.space = flags.opensearch.space;
+  return Status::Ok();
+}
 
 Result<std::unique_ptr<Engine>> OpenEngine(const GlobalFlags& flags, const std::string& model) {
   EngineOptions o;
   o.data_dir = ResolveDataDir(flags.data_dir);
   o.progress = !flags.no_progress;
   o.model_id = model;
+  FS_RETURN_IF_ERROR(ApplyBackend(flags, &o));
   return Engine::Open(o);
 }
 

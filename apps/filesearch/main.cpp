@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", flags.data_dir, "Where the index lives (overrides FILESEARCH_DATA_DIR)")
       ->type_name("DIR");
   app.add_flag("--no-progress", flags.no_progress, "No progress bars (plain output for logs and scripts)");
+  fs::cli::AddGlobalBackendFlags(&app, &flags.opensearch);
   int exit_code = 0;
   fs::cli::RegisterIndex(app, flags, &exit_code);
   fs::cli::RegisterBackfill(app, flags, &exit_code);

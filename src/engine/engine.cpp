@@ -17,6 +17,7 @@
 
 #include "core/env.h"
 #include "core/hash.h"
+#include "index/opensearch_backend.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "image/image.h"
@@ -82,6 +83,12 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
     }
   }
   if (!model.empty()) FS_RETURN_IF_ERROR(engine->OpenVectors(model));
+  if (options.remote.enabled) {
+    FS_ASSIGN_OR_RETURN(engine->remote_client_, OpenSearchClient::Create(options.remote.client));
+    engine->remote_sink_ = NewOpenSearchBulkSink(engine->remote_client_.get());
+    // From now on every change the store commits is queued for the index (the first time: all of it).
+    FS_RETURN_IF_ERROR(engine->store_->EnableMirror("opensearch " + engine->remote_client_->url() + "/" + options.remote.index));
+  }
   return engine;
 }
 
@@ -253,6 +260,14 @@ Status Engine::EmbedMissing(IndexReport* report) {
 }
 
 Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_options) {
+  FS_ASSIGN_OR_RETURN(IndexReport report, IndexFolder(dir, std::move(crawl_options)));
+  auto sent = SyncRemote();
+  if (sent.ok()) report.remote = *sent;
+  else report.remote_error = sent.status().message();
+  return report;
+}
+
+Result<IndexReport> Engine::IndexFolder(const std::string& dir, CrawlOptions crawl_options) {
   IndexReport report;
   failed_this_run_.clear();
   crawl_options.progress = crawl_options.progress && options_.progress;
@@ -305,6 +320,16 @@ Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_opt
 }
 
 Result<BackfillReport> Engine::Backfill(const BackfillOptions& options) {
+  FS_ASSIGN_OR_RETURN(BackfillReport report, BackfillLocal(options));
+  if (!options.dry_run) {
+    auto sent = SyncRemote();
+    if (sent.ok()) report.remote = *sent;
+    else report.remote_error = sent.status().message();
+  }
+  return report;
+}
+
+Result<BackfillReport> Engine::BackfillLocal(const BackfillOptions& options) {
   if (!embedder_) {
     return Status::FailedPrecondition("backfill needs a model: give --model-dir (or FILESEARCH_MODEL_DIR)");
   }
@@ -635,9 +660,49 @@ Result<DuplicateReport> Engine::FindDuplicates(const DuplicateOptions& options) 
   return report;
 }
 
+std::unique_ptr<SearchBackend> Engine::Backend() const {
+  if (!remote_client_) return NewEmbeddedBackend(store_.get(), vectors_.get());
+  OpenSearchBackendOptions o;
+  o.index = options_.remote.index;
+  o.model = vectors_ ? vectors_->model() : query_embedder_ ? query_embedder_->model_id() : options_.model_id;
+  o.dimension = vectors_ && vectors_->dim() ? vectors_->dim() : query_embedder_ ? query_embedder_->dim() : 0;
+  o.space = options_.remote.space == "cosinesimil" ? opensearch::Space::kCosine : opensearch::Space::kInnerProduct;
+  const OpenSearchClient* client = remote_client_.get();
+  o.request = [client](std::string_view method, std::string_view path, std::string_view body) -> Result<std::string> {
+    OpenSearchRequest r;
+    r.method = std::string(method);
+    r.path = std::string(path);
+    r.body = std::string(body);
+    r.read_only_post = true;  // searches change nothing: safe to retry
+    FS_ASSIGN_OR_RETURN(OpenSearchReply reply, client->Send(r));
+    if (reply.status >= 500 || reply.status == 429) return Status::Unavailable(client->DescribeError("search", reply));
+    return reply.body;  // other errors carry OpenSearch's JSON `error`, which the parsers report
+  };
+  auto backend = NewOpenSearchBackend(std::move(o));
+  FS_CHECK(backend.ok());
+  return std::move(backend).value();
+}
+
 Result<SearchResult> Engine::Search(const SearchRequest& request) {
+  if (remote_client_) return RunSearch(*Backend(), request, options_.limits);
   if (vectors_) FS_RETURN_IF_ERROR(vectors_->Refresh());
   return RunSearch(*store_, vectors_.get(), request, options_.limits);
+}
+
+Result<Document> Engine::GetDocument(int64_t id) {
+  if (!remote_client_) return store_->Get(id);
+  const int64_t ids[] = {id};
+  FS_ASSIGN_OR_RETURN(std::vector<Document> docs, Backend()->GetMany(ids));
+  if (docs.empty()) return Status::NotFound("no document with id " + std::to_string(id));
+  return std::move(docs.front());
+}
+
+Result<MirrorReport> Engine::SyncRemote() {
+  if (!remote_client_) return MirrorReport{};
+  MirrorOptions o;
+  o.index = options_.remote.index;
+  o.model = embedder_ ? embedder_->model_id() : vectors_ ? vectors_->model() : options_.model_id;
+  return SyncMirror(store_.get(), remote_sink_.get(), o);
 }
 
 Result<std::vector<float>> Engine::EmbedQueryText(std::string_view text) {
@@ -678,15 +743,17 @@ Status Engine::ResolveQueryVector(const QueryVectorSource& source, SearchRequest
     r->vector_model = source.embedding_model.empty() ? index_model : source.embedding_model;
   } else if (source.similar_to) {
     const int64_t id = *source.similar_to;
-    FS_ASSIGN_OR_RETURN(Document doc, store_->Get(id));
-    if (!vectors_) return Status::FailedPrecondition("find-similar needs a vector index: no embeddings are loaded");
-    FS_ASSIGN_OR_RETURN(std::optional<std::vector<float>> emb, store_->GetEmbedding(doc.id, index_model));
+    FS_ASSIGN_OR_RETURN(Document doc, GetDocument(id));
+    std::unique_ptr<SearchBackend> backend = Backend();
+    if (!backend->has_vectors()) return Status::FailedPrecondition("find-similar needs a vector index: no embeddings are loaded");
+    const std::string model = backend->vector_model();
+    FS_ASSIGN_OR_RETURN(std::optional<std::vector<float>> emb, backend->GetVector(doc.id));
     if (!emb) {
-      return Status::FailedPrecondition("document " + std::to_string(id) + " has no embedding for model " + index_model +
+      return Status::FailedPrecondition("document " + std::to_string(id) + " has no embedding for model " + model +
                                         ": only embedded images can be used with similarTo");
     }
     r->vector = std::move(*emb);
-    r->vector_model = index_model;
+    r->vector_model = model;
     r->exclude_id = doc.id;
   } else if (source.image) {
     FS_ASSIGN_OR_RETURN(ImageEmbedding e, EmbedImageBytes(*source.image));

@@ -17,10 +17,23 @@
 #include "engine/crawl.h"
 #include "engine/embedder.h"
 #include "engine/search.h"
+#include "engine/mirror.h"
+#include "index/opensearch_client.h"
+#include "index/search_backend.h"
 #include "index/store.h"
 #include "index/vector_index.h"
 
 namespace fs {
+
+// The opensearch back end: searches run on the OpenSearch index; the store stays the local crawl
+// journal (documents, failure list, embedding cache) and every change it commits reaches the index
+// through the mirror outbox (engine/mirror.h) at the end of each index, backfill or watch pass.
+struct RemoteIndexOptions {
+  bool enabled = false;            // --backend opensearch
+  OpenSearchOptions client;        // url, auth, CA file, timeouts (index/opensearch_client.h)
+  std::string index = "cis-files";
+  std::string space = "innerproduct";  // the k-NN space the index was created with
+};
 
 struct EngineOptions {
   std::string data_dir;          // required; see ResolveDataDir
@@ -39,6 +52,7 @@ struct EngineOptions {
   // (another engine's over the same data directory, which must outlive this one) instead of
   // opening its own, so one process reports one set of hit/miss counters (`serve --watch`).
   EmbeddingCache* shared_cache = nullptr;
+  RemoteIndexOptions remote;
   // Files that fail to read or embed go on the failure list; transient failures are retried with
   // this backoff by later passes (the worker's), permanent ones (corrupt content) are dead at once.
   RetryPolicy retry;
@@ -50,6 +64,9 @@ std::string ResolveDataDir(const std::string& flag_value);
 
 struct IndexReport {
   CrawlReport crawl;
+  // opensearch back end: what this run sent, and why the rest waits in the outbox (empty: all sent).
+  MirrorReport remote;
+  std::string remote_error;
   uint64_t embedded = 0;      // images that got an embedding in this run (from the model or the cache)
   uint64_t from_cache = 0;    // of those, served by the embedding cache (no model call)
   std::vector<CrawlProblem> embed_failures;
@@ -73,6 +90,8 @@ struct BackfillOptions {
 };
 
 struct BackfillReport {
+  MirrorReport remote;       // opensearch back end, as in IndexReport
+  std::string remote_error;
   uint64_t candidates = 0;  // images without an embedding for the model when the run started (all: every image left)
   int64_t resumed_after = 0;  // all: an earlier run had committed every image up to this id
   uint64_t processed = 0;   // images looked at (embedded + failed; in a dry run, listed)
@@ -150,6 +169,13 @@ class Engine {
   // query path); it must outlive the engine.
   Status SetBorrowedEmbedder(ImageEmbedder* embedder);
   Result<SearchResult> Search(const SearchRequest& request);
+  // A document by id, from the back end searches run on (content left empty). NotFound if none.
+  Result<Document> GetDocument(int64_t id);
+  // "embedded" or "opensearch".
+  std::string_view backend() const { return remote_client_ ? "opensearch" : "embedded"; }
+  // opensearch back end: sends what the outbox holds (Index and Backfill call it at their end).
+  // Embedded: nothing to do.
+  Result<MirrorReport> SyncRemote();
   // The query embedder (borrowed; must outlive the engine) that turns query text and images into
   // vectors of the active model. Null: vector queries need given numbers or similar_to.
   void SetQueryEmbedder(QueryEmbedder* embedder) { query_embedder_ = embedder; }
@@ -196,7 +222,14 @@ class Engine {
   // Embeds image documents that have no embedding for the embedder's model yet.
   Status EmbedMissing(IndexReport* report);
 
+  // The back end searches run on: the OpenSearch index, or the store and vector index.
+  std::unique_ptr<SearchBackend> Backend() const;
+  Result<IndexReport> IndexFolder(const std::string& dir, CrawlOptions crawl_options);
+  Result<BackfillReport> BackfillLocal(const BackfillOptions& options);
+
   EngineOptions options_;
+  std::unique_ptr<OpenSearchClient> remote_client_;
+  std::unique_ptr<BulkSink> remote_sink_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<VectorIndex> vectors_;
   std::unique_ptr<EmbeddingCache> owned_cache_;

@@ -24,6 +24,10 @@ class EmbeddedBackend final : public SearchBackend {
     return vectors_->Search(query, k, filters, ef);
   }
   Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const override { return store_->GetMany(ids); }
+  Result<std::optional<std::vector<float>>> GetVector(int64_t id) const override {
+    if (!vectors_) return std::optional<std::vector<float>>();
+    return store_->GetEmbedding(id, vectors_->model());
+  }
 
  private:
   const Store* store_;

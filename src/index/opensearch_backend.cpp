@@ -42,6 +42,26 @@ class OpenSearchBackend final : public SearchBackend {
     return opensearch::ParseKnnReply(reply, o_.space);
   }
 
+  Result<std::optional<std::vector<float>>> GetVector(int64_t id) const override {
+    nlohmann::json body = {{"size", 1},
+                           {"query", {{"term", {{"doc_id", id}}}}},
+                           {"_source", {"image_embedding", "embedding_model"}}};
+    FS_ASSIGN_OR_RETURN(std::string reply, o_.request("POST", search_path_, body.dump()));
+    const nlohmann::json j = nlohmann::json::parse(reply, nullptr, false);
+    if (!j.is_object() || !j.contains("hits")) return Status::IOError("OpenSearch sent a search reply without hits");
+    for (const auto& hit : j["hits"]["hits"]) {
+      const auto& s = hit["_source"];
+      if (!s.is_object() || s.value("embedding_model", std::string()) != o_.model || !s.contains("image_embedding") ||
+          !s["image_embedding"].is_array()) {
+        continue;
+      }
+      std::vector<float> v;
+      for (const auto& x : s["image_embedding"]) v.push_back(x.get<float>());
+      return std::optional<std::vector<float>>(std::move(v));
+    }
+    return std::optional<std::vector<float>>();
+  }
+
   Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const override {
     if (ids.empty()) return std::vector<Document>{};
     nlohmann::json body = {{"size", ids.size()},

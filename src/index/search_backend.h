@@ -43,6 +43,8 @@ class SearchBackend {
                                                       const SearchFilters& filters, size_t ef) const = 0;
   // Documents by id (content left empty), in no particular order; missing ids are skipped.
   virtual Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const = 0;
+  // A document's own vector of vector_model() (find-similar); nullopt when it has none.
+  virtual Result<std::optional<std::vector<float>>> GetVector(int64_t id) const = 0;
 };
 
 // The embedded back end over a Store and (optionally, may be null) the VectorIndex of one model;

@@ -658,7 +658,7 @@ std::variant<Document, ApiError> Server::Impl::VisibleDocument(const std::string
   auto id = ParseInt(id_text);
   const ApiError missing = NotFoundError("no document with id " + id_text.substr(0, 24) + " (or you may not see it)");
   if (!id || *id <= 0) return missing;
-  auto doc = options.engine->store()->Get(*id);
+  auto doc = options.engine->GetDocument(*id);
   if (!doc.ok()) {
     if (doc.status().code() == StatusCode::kNotFound) return missing;
     return FromStatus(doc.status());
