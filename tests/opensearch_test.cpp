@@ -369,16 +369,7 @@ TEST_F(OpenSearchTest, TheEmbeddedIndexMirroredAnswersTheSameSearches) {
   bo.index = "t-mirror";
   bo.model = "test/hash-4";
   bo.dimension = 4;
-  const OpenSearchClient* client = client_.get();
-  bo.request = [client](std::string_view method, std::string_view path, std::string_view body) -> Result<std::string> {
-    OpenSearchRequest r;
-    r.method = std::string(method);
-    r.path = std::string(path);
-    r.body = std::string(body);
-    r.read_only_post = true;
-    FS_ASSIGN_OR_RETURN(OpenSearchReply reply, client->Send(r));
-    return reply.body;
-  };
+  bo.request = RequestsThrough(client_.get());
   auto remote = NewOpenSearchBackend(bo);
   ASSERT_TRUE(remote.ok());
   auto local = NewEmbeddedBackend(store, (*engine)->vectors());

@@ -667,17 +667,7 @@ std::unique_ptr<SearchBackend> Engine::Backend() const {
   o.model = vectors_ ? vectors_->model() : query_embedder_ ? query_embedder_->model_id() : options_.model_id;
   o.dimension = vectors_ && vectors_->dim() ? vectors_->dim() : query_embedder_ ? query_embedder_->dim() : 0;
   o.space = options_.remote.space == "cosinesimil" ? opensearch::Space::kCosine : opensearch::Space::kInnerProduct;
-  const OpenSearchClient* client = remote_client_.get();
-  o.request = [client](std::string_view method, std::string_view path, std::string_view body) -> Result<std::string> {
-    OpenSearchRequest r;
-    r.method = std::string(method);
-    r.path = std::string(path);
-    r.body = std::string(body);
-    r.read_only_post = true;  // searches change nothing: safe to retry
-    FS_ASSIGN_OR_RETURN(OpenSearchReply reply, client->Send(r));
-    if (reply.status >= 500 || reply.status == 429) return Status::Unavailable(client->DescribeError("search", reply));
-    return reply.body;  // other errors carry OpenSearch's JSON `error`, which the parsers report
-  };
+  o.request = RequestsThrough(remote_client_.get());
   auto backend = NewOpenSearchBackend(std::move(o));
   FS_CHECK(backend.ok());
   return std::move(backend).value();

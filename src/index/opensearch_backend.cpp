@@ -2,6 +2,8 @@
 // opensearch_query.h.
 #include "index/opensearch_backend.h"
 
+#include "index/opensearch_client.h"
+
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -82,6 +84,20 @@ Result<std::unique_ptr<SearchBackend>> NewOpenSearchBackend(OpenSearchBackendOpt
   if (!options.request) return Status::InvalidArgument("the OpenSearch back end needs a request function");
   if (options.index.empty()) return Status::InvalidArgument("the OpenSearch back end needs an index name");
   return std::unique_ptr<SearchBackend>(new OpenSearchBackend(std::move(options)));
+}
+
+std::function<Result<std::string>(std::string_view, std::string_view, std::string_view)> RequestsThrough(
+    const OpenSearchClient* client) {
+  return [client](std::string_view method, std::string_view path, std::string_view body) -> Result<std::string> {
+    OpenSearchRequest r;
+    r.method = std::string(method);
+    r.path = std::string(path);
+    r.body = std::string(body);
+    r.read_only_post = true;  // searches change nothing: safe to retry
+    FS_ASSIGN_OR_RETURN(OpenSearchReply reply, client->Send(r));
+    if (reply.status >= 500 || reply.status == 429) return Status::Unavailable(client->DescribeError("search", reply));
+    return reply.body;  // other errors carry OpenSearch's JSON `error`, which the parsers report
+  };
 }
 
 }  // namespace fs

@@ -33,4 +33,11 @@ struct OpenSearchBackendOptions {
 
 Result<std::unique_ptr<SearchBackend>> NewOpenSearchBackend(OpenSearchBackendOptions options);
 
+class OpenSearchClient;
+// The request function over a client (borrowed; must outlive it): POSTs are marked read-only (the
+// back end only searches), so the client retries them; 429 and 5xx after retries become
+// Unavailable, other replies are returned with their body.
+std::function<Result<std::string>(std::string_view, std::string_view, std::string_view)> RequestsThrough(
+    const OpenSearchClient* client);
+
 }  // namespace fs
