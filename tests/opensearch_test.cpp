@@ -536,6 +536,34 @@ TEST_F(OpenSearchTest, IndexSearchAndServeWithTheOpenSearchBackEnd) {
   std::filesystem::remove_all(base);
 }
 
+// `migrate --to opensearch`: an embedded index, vectors included, copied without re-embedding;
+// a second run has nothing left to send.
+TEST_F(OpenSearchTest, MigrateCopiesAnEmbeddedIndex) {
+  ASSERT_EQ(Os("setup", "t-migrate", {"--engine", "lucene", "--dimension", "64"}).rc, 0);
+  const std::string base = ::testing::TempDir() + "opensearch_migrate_" + std::to_string(::getpid());
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base + "/share");
+  for (int i = 0; i < 5; ++i) std::ofstream(base + "/share/doc" + std::to_string(i) + ".txt") << "text " << i;
+  for (int i = 0; i < 3; ++i) {
+    std::ofstream(base + "/share/pic" + std::to_string(i) + ".png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << i;
+  }
+  const std::string data = base + "/data";
+  ASSERT_EQ(RunCli({"index", base + "/share", "--test-embedder", "--data-dir", data, "--no-progress"}).rc, 0);
+  const std::vector<std::string> migrate = {"migrate", "--to", "opensearch", "--opensearch-url", g_url,
+                                            "--opensearch-index", "t-migrate", "--data-dir", data, "--no-progress"};
+  CliRun first = RunCli(migrate);
+  ASSERT_EQ(first.rc, 0) << first.output;
+  EXPECT_NE(first.output.find("migrated: 8 documents written"), std::string::npos) << first.output;
+  HttpJson("POST", "/t-migrate/_refresh");
+  EXPECT_EQ(HttpJson("GET", "/t-migrate/_count")["count"], 8);
+  EXPECT_EQ(HttpJson("POST", "/t-migrate/_count", {{"query", {{"term", {{"has_image_embedding", true}}}}}})["count"], 3);
+  CliRun again = RunCli(migrate);
+  ASSERT_EQ(again.rc, 0) << again.output;
+  EXPECT_NE(again.output.find("migrated: 0 documents written"), std::string::npos) << again.output;
+  EXPECT_NE(RunCli({"migrate", "--to", "opensearch", "--data-dir", data}).rc, 0) << "no url: refused";
+  std::filesystem::remove_all(base);
+}
+
 }  // namespace
 }  // namespace fs
 

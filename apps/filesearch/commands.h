@@ -99,5 +99,6 @@ void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterEmbed(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterOpenSearch(CLI::App& app, GlobalFlags& flags, int* exit_code);
+void RegisterMigrate(CLI::App& app, GlobalFlags& flags, int* exit_code);
 
 }  // namespace fs::cli

@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
   fs::cli::RegisterEmbed(app, flags, &exit_code);
   fs::cli::RegisterServe(app, flags, &exit_code);
   fs::cli::RegisterOpenSearch(app, flags, &exit_code);
+  fs::cli::RegisterMigrate(app, flags, &exit_code);
   if (const std::string error = CheckCommandWords(app, argc, argv); !error.empty()) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 2;

@@ -692,6 +692,7 @@ Result<MirrorReport> Engine::SyncRemote() {
   MirrorOptions o;
   o.index = options_.remote.index;
   o.model = embedder_ ? embedder_->model_id() : vectors_ ? vectors_->model() : options_.model_id;
+  o.progress = options_.progress;
   return SyncMirror(store_.get(), remote_sink_.get(), o);
 }
 

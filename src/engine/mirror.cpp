@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/progress.h"
 #include "index/opensearch_client.h"
 #include "index/opensearch_query.h"
 
@@ -70,6 +71,11 @@ std::unique_ptr<BulkSink> NewOpenSearchBulkSink(const OpenSearchClient* client) 
 Result<MirrorReport> SyncMirror(Store* store, BulkSink* sink, const MirrorOptions& o) {
   MirrorReport report;
   Pending batch;
+  std::unique_ptr<Progress> bar;
+  if (o.progress) {
+    FS_ASSIGN_OR_RETURN(uint64_t queued, store->MirrorBacklog());
+    if (queued > 0) bar = std::make_unique<Progress>("opensearch " + o.index, queued);
+  }
   std::unordered_set<std::string> retried;
   auto flush = [&]() -> Status {
     if (batch.uris.empty()) {
@@ -117,6 +123,7 @@ Result<MirrorReport> SyncMirror(Store* store, BulkSink* sink, const MirrorOption
     if (changes.empty()) break;
     // A uri queued several times in this window is sent once, at its last position: its current
     // state is what the remote must end with.
+    if (bar) bar->Add(changes.size());
     std::unordered_set<std::string> later;
     std::vector<bool> keep(changes.size(), false);
     for (size_t i = changes.size(); i-- > 0;) keep[i] = later.insert(changes[i].uri).second;
@@ -146,6 +153,7 @@ Result<MirrorReport> SyncMirror(Store* store, BulkSink* sink, const MirrorOption
     }
   }
   FS_RETURN_IF_ERROR(flush());
+  if (bar) bar->Finish();
   FS_ASSIGN_OR_RETURN(report.backlog, store->MirrorBacklog());
   return report;
 }

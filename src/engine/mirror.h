@@ -40,6 +40,7 @@ struct MirrorOptions {
   size_t max_items = 500;           // documents per _bulk request
   size_t max_bytes = 8u << 20;      // NDJSON bytes per _bulk request (a 512-d vector is ~6 KB)
   size_t scan = 5000;               // outbox entries read at a time
+  bool progress = false;            // a progress bar over the outbox on stderr
 };
 
 struct MirrorReport {
