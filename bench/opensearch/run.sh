@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The opensearch back end beside the embedded one, on this machine, in one run:
+#   1. ingest: `filesearch migrate --to opensearch` of N generated documents (every 10th an image
+#      with a 64-d vector) through _bulk into a fresh local node (tests/opensearch/node), docs/s;
+#   2. queries: bench/http/run.sh (wrk, HS256 auth, keyword / vector / hybrid at 1, 8, 32
+#      connections) against `serve` on the embedded data directory, then against
+#      `serve --backend opensearch` on the same documents.
+#   bench/opensearch/run.sh [N=100000] [DURATION=10s] [MODES="keyword vector hybrid"]
+# Needs a build (scripts/build), wrk (scripts/setup --bench) and Java + Maven (scripts/setup).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-100000}
+duration=${2:-10s}
+modes=${3:-keyword vector hybrid}
+embedded=/tmp/fsbench-$n
+remote=/tmp/fsbench-$n-opensearch
+node=/tmp/fsbench-opensearch-node
+[[ -x build/filesearch && -x build/bench_http_gen ]] || { echo "build first: scripts/build"; exit 1; }
+[[ -f $embedded/filesearch.db ]] || build/bench_http_gen "$embedded" "$n" 10
+rm -rf "$remote" && cp -r "$embedded" "$remote"   # the mirror's outbox must not touch the embedded copy
+tests/opensearch/node start "$node" >/dev/null
+trap 'tests/opensearch/node stop "$node" >/dev/null 2>&1 || true' EXIT
+url=$(cat "$node/url")
+os=(--opensearch-url "$url" --opensearch-index bench)
+build/filesearch opensearch setup "${os[@]}" --engine lucene --dimension 64 >/dev/null
+start=$(date +%s.%N)
+build/filesearch --data-dir "$remote" --no-progress migrate --to opensearch "${os[@]}"
+end=$(date +%s.%N)
+curl -fs -XPOST "$url/bench/_refresh" >/dev/null
+count=$(curl -fs "$url/bench/_count" | sed 's/.*"count":\([0-9]*\).*/\1/')
+echo "INGEST documents=$count seconds=$(echo "$end - $start" | bc) docs_per_s=$(echo "$count / ($end - $start)" | bc)"
+echo "== embedded"
+BENCH_DATA_DIR=$embedded BENCH_PORT=18081 bench/http/run.sh "$n" "$duration" "$modes"
+echo "== opensearch"
+BENCH_DATA_DIR=$remote BENCH_PORT=18082 SERVE_FLAGS="--backend opensearch ${os[*]} --no-keyword-index" \
+  bench/http/run.sh "$n" "$duration" "$modes"
