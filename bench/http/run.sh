@@ -6,6 +6,7 @@
 # unless the data directory already holds them, starts the server on 127.0.0.1 with HS256 auth and
 # the test embedder, and runs keyword, vector and hybrid queries at 1, 8 and 32 connections
 # (one wrk thread per 8 connections, at most 2). Prints one RESULT line per run.
+# SERVE_LOG_LEVEL (env, default warn) = info keeps the access log (DATA/serve.log), one line a request.
 # SERVE_FLAGS (env) adds flags to `serve`, e.g. SERVE_FLAGS=--no-keyword-index for the FTS5-only path.
 # EMBED_FLAGS (env) replaces --test-embedder, e.g. EMBED_FLAGS="--model-dir /tmp/fs-clip-b32 --precision int8"
 # with GEN_ARGS="10 512 openai/clip-vit-base-patch32" (data whose vectors that model can search).
@@ -29,7 +30,7 @@ header=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
 payload=$(printf '{"sub":"bench","exp":%d}' $(( $(date +%s) + 86400 )) | b64url)
 sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -hmac "$secret" -binary | b64url)
 export TOKEN="$header.$payload.$sig"
-LOG_LEVEL=warn "$build/filesearch" --data-dir "$data" --no-progress serve --host 127.0.0.1 --port "$port" \
+LOG_LEVEL=${SERVE_LOG_LEVEL:-warn} "$build/filesearch" --data-dir "$data" --no-progress serve --host 127.0.0.1 --port "$port" \
   --auth-secret "$secret" ${EMBED_FLAGS:---test-embedder} --threads 64 ${SERVE_FLAGS:-} 2>"$data/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT

@@ -34,3 +34,22 @@ BENCH_DATA_DIR=$embedded BENCH_PORT=18081 bench/http/run.sh "$n" "$duration" "$m
 echo "== opensearch"
 BENCH_DATA_DIR=$remote BENCH_PORT=18082 SERVE_FLAGS="--backend opensearch ${os[*]} --no-keyword-index" \
   bench/http/run.sh "$n" "$duration" "$modes"
+# filesearch's own time per search: the access log's ms (the whole request in the server) minus
+# backend_ms (the node's `took`, summed over the search's requests), over the hybrid runs.
+echo "== overhead (hybrid at 1, 8 and 32 connections, from the access log)"
+BENCH_DATA_DIR=$remote BENCH_PORT=18083 SERVE_LOG_LEVEL=info SERVE_FLAGS="--backend opensearch ${os[*]} --no-keyword-index" \
+  bench/http/run.sh "$n" "$duration" hybrid | grep RESULT
+/usr/bin/python3 - "$remote/serve.log" <<'PY'
+import json, sys
+over = []
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    try:
+        j = json.loads(line)
+    except ValueError:
+        continue
+    if j.get("route") == "/search" and "backend_ms" in j:
+        over.append(float(j["ms"]) - float(j["backend_ms"]))
+over.sort()
+pick = lambda q: over[min(len(over) - 1, int(q * len(over)))]
+print("OVERHEAD searches=%d p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f" % (len(over), pick(0.5), pick(0.95), pick(0.99)))
+PY

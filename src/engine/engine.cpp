@@ -674,7 +674,12 @@ std::unique_ptr<SearchBackend> Engine::Backend() const {
 }
 
 Result<SearchResult> Engine::Search(const SearchRequest& request) {
-  if (remote_client_) return RunSearch(*Backend(), request, options_.limits);
+  if (remote_client_) {
+    std::unique_ptr<SearchBackend> backend = Backend();
+    FS_ASSIGN_OR_RETURN(SearchResult result, RunSearch(*backend, request, options_.limits));
+    result.backend_took_ms = backend->took_ms();
+    return result;
+  }
   if (vectors_) FS_RETURN_IF_ERROR(vectors_->Refresh());
   return RunSearch(*store_, vectors_.get(), request, options_.limits);
 }

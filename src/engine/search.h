@@ -61,6 +61,7 @@ struct SearchResult {
   bool total_exact = true;
   std::string next_cursor;  // empty when there is nothing more
   double took_ms = 0;
+  double backend_took_ms = -1;  // opensearch back end: the node's own `took`, summed; -1 embedded
 };
 
 struct SearchLimits {

@@ -4,6 +4,7 @@
 
 #include "index/opensearch_client.h"
 
+#include <atomic>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -11,17 +12,27 @@
 namespace fs {
 namespace {
 
+// OpenSearch's own time for a reply: the leading "took" field (ms); 0 when absent.
+int64_t TookOf(std::string_view reply) {
+  const size_t at = reply.find("\"took\":");
+  if (at == std::string_view::npos || at > 16) return 0;
+  int64_t v = 0;
+  for (size_t i = at + 7; i < reply.size() && reply[i] >= '0' && reply[i] <= '9'; ++i) v = v * 10 + (reply[i] - '0');
+  return v;
+}
+
 class OpenSearchBackend final : public SearchBackend {
  public:
   explicit OpenSearchBackend(OpenSearchBackendOptions o) : o_(std::move(o)), search_path_("/" + o_.index + "/_search") {}
 
   std::string_view kind() const override { return "opensearch"; }
+  double took_ms() const override { return static_cast<double>(took_.load()); }
   Result<uint64_t> Generation() const override { return 0; }
 
   Result<KeywordPage> KeywordSearch(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
                                     const std::optional<KeywordAfter>& after) const override {
     FS_ASSIGN_OR_RETURN(std::string reply,
-                        o_.request("POST", search_path_, opensearch::KeywordQueryBody(query, filters, offset, limit, after)));
+                        Search(opensearch::KeywordQueryBody(query, filters, offset, limit, after)));
     return opensearch::ParseKeywordReply(reply);
   }
 
@@ -40,7 +51,7 @@ class OpenSearchBackend final : public SearchBackend {
     const float inv = static_cast<float>(1.0 / std::sqrt(norm));
     for (float& v : q) v *= inv;
     FS_ASSIGN_OR_RETURN(std::string reply,
-                        o_.request("POST", search_path_, opensearch::KnnQueryBody(q, o_.model, k, filters, ef)));
+                        Search(opensearch::KnnQueryBody(q, o_.model, k, filters, ef)));
     return opensearch::ParseKnnReply(reply, o_.space);
   }
 
@@ -48,7 +59,7 @@ class OpenSearchBackend final : public SearchBackend {
     nlohmann::json body = {{"size", 1},
                            {"query", {{"term", {{"doc_id", id}}}}},
                            {"_source", {"image_embedding", "embedding_model"}}};
-    FS_ASSIGN_OR_RETURN(std::string reply, o_.request("POST", search_path_, body.dump()));
+    FS_ASSIGN_OR_RETURN(std::string reply, Search(body.dump()));
     const nlohmann::json j = nlohmann::json::parse(reply, nullptr, false);
     if (!j.is_object() || !j.contains("hits")) return Status::IOError("OpenSearch sent a search reply without hits");
     for (const auto& hit : j["hits"]["hits"]) {
@@ -69,13 +80,21 @@ class OpenSearchBackend final : public SearchBackend {
     nlohmann::json body = {{"size", ids.size()},
                            {"query", {{"terms", {{"doc_id", std::vector<int64_t>(ids.begin(), ids.end())}}}}},
                            {"_source", {{"excludes", {"content", "image_embedding"}}}}};
-    FS_ASSIGN_OR_RETURN(std::string reply, o_.request("POST", search_path_, body.dump()));
+    FS_ASSIGN_OR_RETURN(std::string reply, Search(body.dump()));
     return opensearch::ParseDocuments(reply);
   }
 
  private:
+  // Sends a search and adds OpenSearch's `took` to this object's total.
+  Result<std::string> Search(const std::string& body) const {
+    FS_ASSIGN_OR_RETURN(std::string reply, o_.request("POST", search_path_, body));
+    took_ += TookOf(reply);
+    return reply;
+  }
+
   OpenSearchBackendOptions o_;
   std::string search_path_;
+  mutable std::atomic<int64_t> took_{0};
 };
 
 }  // namespace

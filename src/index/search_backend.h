@@ -43,6 +43,9 @@ class SearchBackend {
                                                       const SearchFilters& filters, size_t ef) const = 0;
   // Documents by id (content left empty), in no particular order; missing ids are skipped.
   virtual Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const = 0;
+  // Milliseconds the back end's own engine reported for the calls made on this object so far
+  // (OpenSearch's `took`); 0 for the embedded back end, whose time is all filesearch's.
+  virtual double took_ms() const { return 0; }
   // A document's own vector of vector_model() (find-similar); nullopt when it has none.
   virtual Result<std::optional<std::vector<float>>> GetVector(int64_t id) const = 0;
 };
