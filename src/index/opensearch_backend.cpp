@@ -6,8 +6,6 @@
 
 #include <atomic>
 #include <cmath>
-#include <mutex>
-#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -35,7 +33,6 @@ class OpenSearchBackend final : public SearchBackend {
                                     const std::optional<KeywordAfter>& after) const override {
     FS_ASSIGN_OR_RETURN(std::string reply,
                         Search(opensearch::KeywordQueryBody(query, filters, offset, limit, after)));
-    Remember(reply);
     return opensearch::ParseKeywordReply(reply);
   }
 
@@ -55,7 +52,6 @@ class OpenSearchBackend final : public SearchBackend {
     for (float& v : q) v *= inv;
     FS_ASSIGN_OR_RETURN(std::string reply,
                         Search(opensearch::KnnQueryBody(q, o_.model, k, filters, ef)));
-    Remember(reply);
     return opensearch::ParseKnnReply(reply, o_.space);
   }
 
@@ -81,16 +77,6 @@ class OpenSearchBackend final : public SearchBackend {
 
   Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const override {
     if (ids.empty()) return std::vector<Document>{};
-    {
-      std::lock_guard lock(seen_mu_);
-      std::vector<Document> known;
-      for (int64_t id : ids) {
-        auto it = seen_.find(id);
-        if (it == seen_.end()) break;
-        known.push_back(it->second);
-      }
-      if (known.size() == ids.size()) return known;  // every hit came with its metadata
-    }
     nlohmann::json body = {{"size", ids.size()},
                            {"query", {{"terms", {{"doc_id", std::vector<int64_t>(ids.begin(), ids.end())}}}}},
                            {"_source", {{"excludes", {"content", "image_embedding"}}}}};
@@ -105,19 +91,10 @@ class OpenSearchBackend final : public SearchBackend {
     took_ += TookOf(reply);
     return reply;
   }
-  // Keeps the metadata of a leg's hits, so GetMany needs no round trip for them.
-  void Remember(const std::string& reply) const {
-    auto docs = opensearch::ParseDocuments(reply);
-    if (!docs.ok()) return;
-    std::lock_guard lock(seen_mu_);
-    for (Document& d : *docs) seen_[d.id] = std::move(d);
-  }
 
   OpenSearchBackendOptions o_;
   std::string search_path_;
   mutable std::atomic<int64_t> took_{0};
-  mutable std::mutex seen_mu_;
-  mutable std::unordered_map<int64_t, Document> seen_;  // documents of this object's leg replies
 };
 
 }  // namespace

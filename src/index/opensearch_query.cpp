@@ -68,10 +68,6 @@ Result<Json> ParseBody(std::string_view body) {
   return j;
 }
 
-// Hits carry the documents' metadata (not their text or vector), so the planner's document fetch
-// is answered from the legs' replies without another round trip.
-Json MetadataSource() { return {{"excludes", {"content", "image_embedding"}}}; }
-
 std::optional<int64_t> DocIdOf(const Json& hit) {
   if (hit.contains("_source") && hit["_source"].is_object() && hit["_source"].contains("doc_id") &&
       hit["_source"]["doc_id"].is_number_integer()) {
@@ -105,7 +101,7 @@ std::string KeywordQueryBody(std::string_view query, const SearchFilters& filter
   }
   Json body = {{"size", limit},
                {"track_total_hits", true},
-               {"_source", MetadataSource()},
+               {"_source", {"doc_id"}},
                {"query", {{"bool", {{"must", must}, {"filter", Filters(filters)}}}}},
                {"sort", Json::array({{{"_score", "desc"}}, {{"doc_id", "asc"}}})}};
   if (after) body["search_after"] = Json::array({after->score, after->id});
@@ -121,7 +117,7 @@ std::string KnnQueryBody(std::span<const float> vector, const std::string& model
               {"k", k},
               {"filter", {{"bool", {{"filter", clauses}}}}}};
   if (ef > 0) knn["method_parameters"] = {{"ef_search", ef}};
-  Json body = {{"size", k}, {"_source", MetadataSource()}, {"query", {{"knn", {{"image_embedding", knn}}}}}};
+  Json body = {{"size", k}, {"_source", {"doc_id"}}, {"query", {{"knn", {{"image_embedding", knn}}}}}};
   return Dump(body);
 }
 

@@ -48,8 +48,6 @@ std::string KeywordQueryBody(std::string_view query, const SearchFilters& filter
 std::string KnnQueryBody(std::span<const float> vector, const std::string& model, size_t k,
                          const SearchFilters& filters, size_t ef);
 
-// Leg replies carry each hit's metadata in _source (everything but content and the vector), so
-// ParseDocuments reads the documents of a leg's reply too.
 // Parses a _search reply of the keyword leg (hits with doc_id and _score; total).
 Result<KeywordPage> ParseKeywordReply(std::string_view body);
 // Parses a _search reply of the vector leg; scores become cosines.
