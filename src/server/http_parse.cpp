@@ -8,13 +8,6 @@
 namespace fs::server::http {
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool EqualsNoCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -61,6 +54,13 @@ bool ParseUint(std::string_view s, uint64_t* out) {
 
 }  // namespace
 
+int HexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 bool PercentDecode(std::string_view s, bool plus_is_space, std::string* out) {
   out->clear();
   out->reserve(s.size());
@@ -68,8 +68,8 @@ bool PercentDecode(std::string_view s, bool plus_is_space, std::string* out) {
     char c = s[i];
     if (c == '%') {
       if (i + 2 >= s.size()) return false;  // a '%' needs two hex digits after it
-      int hi = HexValue(s[i + 1]);
-      int lo = HexValue(s[i + 2]);
+      int hi = HexDigitValue(s[i + 1]);
+      int lo = HexDigitValue(s[i + 2]);
       if (hi < 0 || lo < 0) return false;
       out->push_back(static_cast<char>(hi * 16 + lo));
       i += 2;

@@ -119,10 +119,15 @@ std::string JsonEscape(std::string_view s) {
   return out;
 }
 
+// {"error":{"code","message"}}, the shape of every error of the API.
+std::string ErrorJson(std::string_view code, std::string_view message) {
+  return "{\"error\":{\"code\":\"" + JsonEscape(code) + "\",\"message\":\"" + JsonEscape(message) + "\"}}";
+}
+
 // A reply the transport writes itself (refusals): JSON like every other error of the API.
 std::string CannedReply(int status, std::string_view code, std::string_view message, bool close,
                         const std::vector<std::pair<std::string, std::string>>& extra = {}) {
-  std::string body = "{\"error\":{\"code\":\"" + JsonEscape(code) + "\",\"message\":\"" + JsonEscape(message) + "\"}}";
+  const std::string body = ErrorJson(code, message);
   std::string out = "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) + "\r\n";
   out += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   out += "Date: " + HttpDate() + "\r\n";
@@ -250,6 +255,8 @@ struct Server::Impl {
   void Sweep(int64_t now);
   void TakeDone(int64_t now);
   bool TakeToken(const std::string& ip, int64_t now);
+  // Bytes of request bodies all connections may buffer at once (never below one largest body).
+  uint64_t BodyBudget() const { return std::max<uint64_t>(o.max_body_bytes, o.max_buffered_body_bytes); }
   void Wake() const {
     uint64_t one = 1;
     ssize_t n = ::write(wake_fd, &one, sizeof one);
@@ -618,7 +625,7 @@ bool Server::Impl::ParseHead(Conn& c, size_t head_len, int64_t now) {
     return false;
   }
   // The bodies buffered at once share one budget, so many large uploads cannot exhaust memory.
-  const uint64_t budget = std::max<uint64_t>(o.max_body_bytes, o.max_buffered_body_bytes);
+  const uint64_t budget = BodyBudget();
   if (c.body_left > 0) {
     if (body_budget_used + c.body_left > budget) {
       Refuse(c, 503, "server_busy", "the server is receiving too many uploads at once: retry in a moment", {{"Retry-After", "1"}});
@@ -696,7 +703,7 @@ bool Server::Impl::ReadBody(Conn& c) {
         return false;
       }
       for (char ch : digits) {
-        int v = std::isxdigit(static_cast<unsigned char>(ch)) ? (std::isdigit(static_cast<unsigned char>(ch)) ? ch - '0' : (std::tolower(ch) - 'a' + 10)) : -1;
+        const int v = HexDigitValue(ch);
         if (v < 0) {
           Refuse(c, 400, "bad_request", "malformed chunked body: bad chunk size");
           return false;
@@ -707,7 +714,7 @@ bool Server::Impl::ReadBody(Conn& c) {
         c.chunk_phase = ChunkPhase::kTrailer;
         continue;
       }
-      const uint64_t budget = std::max<uint64_t>(o.max_body_bytes, o.max_buffered_body_bytes);
+      const uint64_t budget = BodyBudget();
       if (body.size() + size > o.max_body_bytes) {
         Refuse(c, 413, "payload_too_large",
                "the request body is larger than the server's limit of " + std::to_string(o.max_body_bytes) + " bytes");
@@ -993,7 +1000,7 @@ Done Server::Impl::Handle(Job& job) {
     if (!st.ok()) {
       parsed = false;
       res.status = 400;
-      res.body = "{\"error\":{\"code\":\"invalid_argument\",\"message\":\"" + JsonEscape(st.message()) + "\"}}";
+      res.body = ErrorJson("invalid_argument", st.message());
     }
   }
   if (parsed) {
@@ -1003,11 +1010,11 @@ Done Server::Impl::Handle(Job& job) {
       LogError(std::string("http: a handler threw: ") + e.what());
       res = Response{};
       res.status = 500;
-      res.body = R"({"error":{"code":"internal","message":"internal error; the server log has details"}})";
+      res.body = ErrorJson("internal", "internal error; the server log has details");
     } catch (...) {
       res = Response{};
       res.status = 500;
-      res.body = R"({"error":{"code":"internal","message":"internal error; the server log has details"}})";
+      res.body = ErrorJson("internal", "internal error; the server log has details");
     }
   }
   Done d;
@@ -1023,7 +1030,7 @@ Done Server::Impl::Handle(Job& job) {
     if (range.kind == ByteRange::kUnsatisfiable) {
       status = 416;
       res.content_type = "application/json";
-      res.body = R"({"error":{"code":"range_not_satisfiable","message":"the Range starts past the end of the file"}})";
+      res.body = ErrorJson("range_not_satisfiable", "the Range starts past the end of the file");
       length = res.body.size();
       extra.emplace_back("Content-Range", "bytes */" + std::to_string(size));
       res.file.reset();

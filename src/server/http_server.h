@@ -133,6 +133,9 @@ class Server {
 
 // ---- Parsing, exposed for tests ----
 
+// 0-15 for a hex digit, -1 otherwise (percent escapes, chunk sizes).
+int HexDigitValue(char c);
+
 // Percent-decodes `s` ('+' becomes a space when `plus_is_space`). False on a bad escape.
 bool PercentDecode(std::string_view s, bool plus_is_space, std::string* out);
 // Splits a query string into decoded key/value pairs. False on a bad escape.

@@ -355,6 +355,12 @@ struct Ctx {
   mutable double backend_ms = -1;
 };
 
+// The request path as logs and messages show it: at most 200 bytes, and never bytes that are not UTF-8.
+std::string LoggablePath(const std::string& path) {
+  std::string shown = path.substr(0, 200);
+  return IsValidUtf8(shown) ? shown : "(a path that is not UTF-8)";
+}
+
 bool Visible(const Principal& p, const std::string& path) {
   if (p.path_prefixes.empty()) return true;
   for (const auto& prefix : p.path_prefixes) {
@@ -401,9 +407,7 @@ struct Server::Impl {
   std::unique_ptr<http::Server> http;
   Metrics metrics;
   std::atomic<int> in_flight{0};
-  std::mutex run_mu;
-  bool started = false;
-  int bound_port = 0;
+  std::mutex run_mu;  // Start/Stop (the transport knows whether it runs and on which port)
 
   // Routes, matched in order against the decoded path (the whole path must match).
   struct RouteEntry {
@@ -571,8 +575,7 @@ void Server::Impl::Dispatch(http::Request& req, http::Response& res) {
 // No route for the path (404), or none for the method (405 with Allow).
 void Server::Impl::Unmatched(const http::Request& req, http::Response& res, int status, const std::string& allow) {
   const std::string code = CodeForStatus(status);
-  std::string shown_path = req.path.substr(0, 200);
-  if (!IsValidUtf8(shown_path)) shown_path = "(a path that is not UTF-8)";
+  const std::string shown_path = LoggablePath(req.path);
   std::string message = status == 404 ? "no such route: " + req.method + " " + shown_path + " (see docs/api.md)"
                                       : req.method + " is not allowed on " + shown_path + "; use " + allow;
   res.status = status;
@@ -648,8 +651,7 @@ void Server::Impl::Finish(const http::Request& req, http::Response& res, const s
   metrics.Observe("filesearch_http_request_duration_seconds", {{"route", route}}, seconds);
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.2f", seconds * 1000);
-  std::string shown_path = req.path.substr(0, 200);
-  if (!IsValidUtf8(shown_path)) shown_path = "(a path that is not UTF-8)";
+  const std::string shown_path = LoggablePath(req.path);
   std::vector<LogField> fields = {{"request_id", ctx.request_id}, {"method", req.method}, {"path", shown_path},
                                   {"route", route}, {"status", std::to_string(status)}, {"ms", ms}};
   if (!ctx.principal.subject.empty()) fields.push_back({"user", ctx.principal.subject});
@@ -1418,14 +1420,10 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
 
 Status Server::Start() {
   std::lock_guard lock(impl_->run_mu);
-  if (impl_->started) return Status::FailedPrecondition("the server is already running");
-  FS_RETURN_IF_ERROR(impl_->http->Start());
-  impl_->bound_port = impl_->http->port();
-  impl_->started = true;
-  return Status::Ok();
+  return impl_->http->Start();
 }
 
-int Server::port() const { return impl_->bound_port; }
+int Server::port() const { return impl_->http->port(); }
 
 void Server::SetVectorSearch(const VectorSearchSwitch& state, const std::string& who) { impl_->SetVectorSwitch(state, who); }
 
@@ -1433,9 +1431,7 @@ VectorSearchSwitch Server::vector_search() const { return *impl_->vector_switch.
 
 void Server::Stop() {
   std::lock_guard lock(impl_->run_mu);
-  if (!impl_->started) return;
-  impl_->http->Stop();
-  impl_->started = false;
+  impl_->http->Stop();  // idempotent
 }
 
 }  // namespace fs::server
