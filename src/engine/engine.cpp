@@ -678,6 +678,7 @@ Result<SearchResult> Engine::Search(const SearchRequest& request) {
     std::unique_ptr<SearchBackend> backend = Backend();
     FS_ASSIGN_OR_RETURN(SearchResult result, RunSearch(*backend, request, options_.limits));
     result.backend_took_ms = backend->took_ms();
+    result.backend_wait_ms = backend->wait_ms();
     return result;
   }
   if (vectors_) FS_RETURN_IF_ERROR(vectors_->Refresh());

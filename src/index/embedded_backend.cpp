@@ -36,6 +36,19 @@ class EmbeddedBackend final : public SearchBackend {
 
 }  // namespace
 
+Result<LegsReply> SearchBackend::SearchLegs(const LegsRequest& r) const {
+  LegsReply reply;
+  if (r.text) {
+    FS_ASSIGN_OR_RETURN(reply.text, KeywordSearch(*r.text, r.filters, r.text_after ? 0 : r.text_offset, r.text_limit,
+                                                  r.text_after));
+  }
+  if (!r.vector.empty()) {
+    FS_ASSIGN_OR_RETURN(reply.vector, VectorSearch(r.vector, r.k, r.filters, r.ef));
+    reply.vector_total = reply.vector.size();
+  }
+  return reply;
+}
+
 std::unique_ptr<SearchBackend> NewEmbeddedBackend(const Store* store, const VectorIndex* vectors) {
   return std::make_unique<EmbeddedBackend>(store, vectors);
 }

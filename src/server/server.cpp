@@ -350,9 +350,11 @@ bool ValidRequestId(const std::string& id) {
 struct Ctx {
   std::string request_id;
   Principal principal;
-  // opensearch back end: the node's own time for this request's search (ms), for the access log's
-  // backend_ms beside the request's ms; -1: none.
+  // opensearch back end: the node's own time for this request's search (ms, its `took`) and the
+  // wall time waited for its replies, for the access log's backend_ms and backend_wait_ms beside
+  // the request's ms; -1: none.
   mutable double backend_ms = -1;
+  mutable double backend_wait_ms = -1;
 };
 
 // The request path as logs and messages show it: at most 200 bytes, and never bytes that are not UTF-8.
@@ -659,6 +661,8 @@ void Server::Impl::Finish(const http::Request& req, http::Response& res, const s
     char backend[32];
     std::snprintf(backend, sizeof backend, "%.0f", ctx.backend_ms);
     fields.push_back({"backend_ms", backend});
+    std::snprintf(backend, sizeof backend, "%.2f", ctx.backend_wait_ms);
+    fields.push_back({"backend_wait_ms", backend});
   }
   if (!code.empty()) fields.push_back({"code", code});
   LogWithFields(status >= 500 ? LogLevel::kError : LogLevel::kInfo, "request", fields);
@@ -959,6 +963,7 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
   auto result = options.engine->Search(r);
   if (!result.ok()) return FromStatus(result.status());
   ctx.backend_ms = result->backend_took_ms;
+  ctx.backend_wait_ms = result->backend_wait_ms;
   const std::string mode(SearchModeName(result->mode));
   metrics.Observe("filesearch_search_duration_seconds", {{"mode", mode}}, std::chrono::duration<double>(Clock::now() - start).count());
   metrics.Add("filesearch_search_total", {{"mode", mode}});
