@@ -478,6 +478,7 @@ class LegByLeg final : public SearchBackend {
   }
   Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const override { return b_->GetMany(ids); }
   Result<std::optional<std::vector<float>>> GetVector(int64_t id) const override { return b_->GetVector(id); }
+  Result<IndexCounts> Counts() const override { return b_->Counts(); }
 
  private:
   const SearchBackend* b_;

@@ -693,6 +693,8 @@ Result<Document> Engine::GetDocument(int64_t id) {
   return std::move(docs.front());
 }
 
+Result<IndexCounts> Engine::CountIndex() const { return Backend()->Counts(); }
+
 Result<MirrorReport> Engine::SyncRemote() {
   if (!remote_client_) return MirrorReport{};
   MirrorOptions o;

@@ -24,6 +24,13 @@ class EmbeddedBackend final : public SearchBackend {
     return vectors_->Search(query, k, filters, ef);
   }
   Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const override { return store_->GetMany(ids); }
+  Result<IndexCounts> Counts() const override {
+    FS_ASSIGN_OR_RETURN(StoreStats st, store_->Stats());
+    IndexCounts c;
+    c.documents = st.documents;
+    c.vectors_by_model = std::move(st.embeddings_by_model);
+    return c;
+  }
   Result<std::optional<std::vector<float>>> GetVector(int64_t id) const override {
     if (!vectors_) return std::optional<std::vector<float>>();
     return store_->GetEmbedding(id, vectors_->model());

@@ -104,6 +104,18 @@ class OpenSearchBackend final : public SearchBackend {
     return std::optional<std::vector<float>>();
   }
 
+  Result<IndexCounts> Counts() const override {
+    const nlohmann::json body = {
+        {"size", 0},
+        {"track_total_hits", true},
+        {"aggs",
+         {{"vectors",
+           {{"filter", {{"term", {{"has_image_embedding", true}}}}},
+            {"aggs", {{"models", {{"terms", {{"field", "embedding_model"}, {"size", 100}}}}}}}}}}}};
+    FS_ASSIGN_OR_RETURN(std::string reply, Search(body.dump()));
+    return opensearch::ParseCountsReply(reply);
+  }
+
   Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const override {
     if (ids.empty()) return std::vector<Document>{};
     nlohmann::json body = {{"size", ids.size()},

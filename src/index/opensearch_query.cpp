@@ -227,6 +227,23 @@ Status ParseMsearchReply(std::string_view body, Space space, KeywordPage* text, 
   return Status::Ok();
 }
 
+Result<IndexCounts> ParseCountsReply(std::string_view body) {
+  FS_ASSIGN_OR_RETURN(Json j, ParseBody(body));
+  IndexCounts c;
+  c.documents = TotalOf(j);
+  if (j.contains("aggregations") && j["aggregations"].contains("vectors")) {
+    const Json& models = j["aggregations"]["vectors"]["models"];
+    if (models.is_object() && models.contains("buckets") && models["buckets"].is_array()) {
+      for (const Json& b : models["buckets"]) {
+        if (b.contains("key") && b["key"].is_string() && b.contains("doc_count") && b["doc_count"].is_number_unsigned()) {
+          c.vectors_by_model.emplace_back(b["key"].get<std::string>(), b["doc_count"].get<uint64_t>());
+        }
+      }
+    }
+  }
+  return c;
+}
+
 Result<std::vector<Document>> ParseDocuments(std::string_view body) {
   Json j = Json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::IOError("OpenSearch sent a reply that is not a JSON object");

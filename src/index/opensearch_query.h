@@ -20,6 +20,7 @@
 
 #include "core/status.h"
 #include "index/store.h"
+#include "index/search_backend.h"
 #include "index/vector_index.h"
 
 namespace fs::opensearch {
@@ -61,6 +62,9 @@ Result<std::vector<VectorHit>> ParseKnnReply(std::string_view body, Space space,
 // Parses the reply of MsearchLines: either leg's error fails the whole search.
 Status ParseMsearchReply(std::string_view body, Space space, KeywordPage* text, std::vector<VectorHit>* vector,
                          uint64_t* vector_total);
+// Parses the reply of the back end's count search (total hits; a `vectors` filter aggregation
+// with a `models` terms aggregation inside).
+Result<IndexCounts> ParseCountsReply(std::string_view body);
 // Parses documents from the _source of a _search or _mget reply.
 Result<std::vector<Document>> ParseDocuments(std::string_view body);
 

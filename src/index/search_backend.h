@@ -47,6 +47,12 @@ struct LegsReply {
   std::vector<Document> docs;     // documents sent with the leg (content empty); may be empty
 };
 
+// What an index holds, whichever holds it (stats, /metrics).
+struct IndexCounts {
+  uint64_t documents = 0;
+  std::vector<std::pair<std::string, uint64_t>> vectors_by_model;  // documents with a vector, per model
+};
+
 class SearchBackend {
  public:
   virtual ~SearchBackend() = default;
@@ -76,6 +82,9 @@ class SearchBackend {
   // Wall-clock milliseconds spent waiting for the back end's replies (round trips, its REST layer
   // and its `took`); 0 for the embedded back end.
   virtual double wait_ms() const { return 0; }
+  // Documents and vectors per model in the whole index (for the opensearch back end: every
+  // machine's writes, not only this one's).
+  virtual Result<IndexCounts> Counts() const = 0;
   // A document's own vector of vector_model() (find-similar); nullopt when it has none.
   virtual Result<std::optional<std::vector<float>>> GetVector(int64_t id) const = 0;
 };
