@@ -25,6 +25,7 @@
 #include "engine/search.h"
 #include "index/opensearch_backend.h"
 #include "index/opensearch_client.h"
+#include "index/opensearch_query.h"
 #include "spawn_util.h"
 
 namespace fs {
@@ -657,6 +658,120 @@ TEST_F(OpenSearchTest, ParityWithBruteForceAndFusionAtScale) {
     }
   }
   engine->reset();
+  std::filesystem::remove_all(base);
+}
+
+// Two machines, one index. Machine A crawls a share without a model; machine B, which crawled
+// nothing, backfills the whole index: a scan (point in time + search_after) finds the images
+// without a vector, B embeds the files it can read and updates them in place (the original
+// design's {"doc": {"image_embedding": ...}}), in pieces (--limit) and resumably; then `stats`
+// counts and `duplicates` groups what both wrote, from the index, not from B's empty journal.
+TEST_F(OpenSearchTest, ABackfillAndDuplicatesCoverTheWholeIndex) {
+  ASSERT_EQ(SetupIndex("t-fleet").rc, 0);
+  const std::string base = ::testing::TempDir() + "opensearch_fleet_" + std::to_string(::getpid());
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base + "/share/photos");
+  for (int i = 0; i < 7; ++i) {
+    std::ofstream(base + "/share/photos/img" + std::to_string(i) + ".png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << i;
+  }
+  // Two copies of one picture, and two copies of one text.
+  std::ofstream(base + "/share/photos/copy-of-img3.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << 3;
+  std::ofstream(base + "/share/notes.txt") << "minutes of the meeting";
+  std::ofstream(base + "/share/notes-copy.txt") << "minutes of the meeting";
+  std::ofstream(base + "/share/empty.txt");
+  std::ofstream(base + "/share/empty2.txt");
+
+  auto open = [&](const std::string& name) {
+    EngineOptions eo;
+    eo.data_dir = base + "/" + name;
+    eo.progress = false;
+    eo.remote.enabled = true;
+    eo.remote.client.url = g_url;
+    eo.remote.index = "t-fleet";
+    return Engine::Open(eo);
+  };
+  {
+    auto a = open("machine-a");
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    auto indexed = (*a)->Index(base + "/share");
+    ASSERT_TRUE(indexed.ok()) << indexed.status().ToString();
+    EXPECT_EQ(indexed->remote.indexed, 12u);
+  }
+  HttpJson("POST", "/t-fleet/_refresh");
+  const json no_vector = {{"query", {{"bool", {{"filter", {{{"term", {{"mime_family", "image"}}}}}},
+                                                {"must_not", {{{"term", {{"has_image_embedding", true}}}}}}}}}}};
+  EXPECT_EQ(HttpJson("POST", "/t-fleet/_count", no_vector)["count"], 8);
+
+  auto b = open("machine-b");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  ASSERT_TRUE((*b)->SetEmbedder(NewHashEmbedder(4)).ok());
+  BackfillOptions bo;
+  bo.progress = false;
+  bo.limit = 3;
+  auto first = (*b)->Backfill(bo);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->index_embedded, 3u);
+  EXPECT_EQ(first->processed, 3u);
+  EXPECT_TRUE(first->failures.empty());
+  HttpJson("POST", "/t-fleet/_refresh");
+  EXPECT_EQ(HttpJson("POST", "/t-fleet/_count", no_vector)["count"], 5) << "a stopped backfill left the rest";
+  bo.limit = 0;
+  auto rest = (*b)->Backfill(bo);
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(rest->index_embedded, 5u);
+  EXPECT_EQ(rest->index_not_here, 0u);
+  HttpJson("POST", "/t-fleet/_refresh");
+  EXPECT_EQ(HttpJson("POST", "/t-fleet/_count", no_vector)["count"], 0);
+  auto again = (*b)->Backfill(bo);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->index_candidates, 0u) << "nothing is embedded twice";
+  EXPECT_EQ(again->index_embedded, 0u);
+  // The updates kept every other field, and the vectors are B's model's: a vector search finds
+  // each picture first by its own vector.
+  const json img5 = HttpJson("POST", "/t-fleet/_search", {{"query", {{"term", {{"name.keyword", "img5.png"}}}}}});
+  ASSERT_EQ(img5["hits"]["hits"].size(), 1u);
+  const json& source = img5["hits"]["hits"][0]["_source"];
+  EXPECT_EQ(source["embedding_model"], "test/hash-4");
+  EXPECT_EQ(source["mime"], "image/png");
+  EXPECT_FALSE(source["path"].get<std::string>().empty());
+  std::vector<float> own;
+  for (const json& x : source["image_embedding"]) own.push_back(x.get<float>());
+  SearchRequest v;
+  v.vector = own;
+  v.vector_model = "test/hash-4";
+  v.size = 3;
+  auto found = (*b)->Search(v);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_FALSE(found->hits.empty());
+  EXPECT_EQ(found->hits[0].doc.name, "img5.png");
+
+  // Counts of the whole index from B, whose own journal is empty.
+  auto counts = (*b)->CountIndex();
+  ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+  EXPECT_EQ(counts->documents, 12u);
+  ASSERT_EQ(counts->vectors_by_model.size(), 1u);
+  EXPECT_EQ(counts->vectors_by_model[0], (std::pair<std::string, uint64_t>("test/hash-4", 8)));
+  EXPECT_EQ((*b)->store()->Stats().value().documents, 0u);
+
+  // Duplicates from the index: the two exact groups (empty files left out), ids as the index
+  // knows them; the two copies of img3 are exact, never a near pair.
+  DuplicateOptions d;
+  d.progress = false;
+  d.min_cosine = 0.9999f;
+  auto dups = (*b)->FindDuplicates(d);
+  ASSERT_TRUE(dups.ok()) << dups.status().ToString();
+  ASSERT_EQ(dups->exact.size(), 2u);
+  std::set<std::set<int64_t>> groups;
+  for (const auto& g : dups->exact) groups.insert(std::set<int64_t>(g.begin(), g.end()));
+  auto id_of = [&](const std::string& rel) { return opensearch::StableDocId("file://" + std::filesystem::canonical(base + "/share/" + rel).string()); };
+  EXPECT_TRUE(groups.count({id_of("photos/img3.png"), id_of("photos/copy-of-img3.png")}));
+  EXPECT_TRUE(groups.count({id_of("notes.txt"), id_of("notes-copy.txt")}));
+  EXPECT_EQ(dups->model, "test/hash-4");
+  for (const NearDuplicate& n : dups->near) {
+    EXPECT_FALSE(n.a == std::min(id_of("photos/img3.png"), id_of("photos/copy-of-img3.png")) &&
+                 n.b == std::max(id_of("photos/img3.png"), id_of("photos/copy-of-img3.png")));
+  }
+  b->reset();
   std::filesystem::remove_all(base);
 }
 

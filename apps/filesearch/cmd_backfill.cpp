@@ -58,8 +58,10 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     // Only an index has images to embed: a mistyped --data-dir is reported, not created.
     auto db = ExistingIndexDb(flags);
     Status backend = ApplyBackend(flags, &o);
+    // With the opensearch back end the images are in the index: a machine that crawled nothing
+    // backfills what it can read of it, in a new data directory.
     auto engine = !backend.ok() ? Result<std::unique_ptr<Engine>>(backend)
-                  : db.ok()     ? Engine::Open(o)
+                  : db.ok() || o.remote.enabled ? Engine::Open(o)
                                 : Result<std::unique_ptr<Engine>>(db.status());
     if (!engine.ok()) {
       std::fprintf(stderr, "filesearch: %s\n", OpenError(engine.status()).c_str());
@@ -90,6 +92,7 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       return;
     }
     const BackfillReport& r = *report;
+    const bool engine_is_remote = (*engine)->backend() == "opensearch";
     if (!r.remote_error.empty()) {
       std::fprintf(stderr, "filesearch: the new embeddings wait for OpenSearch: %s\n  they are kept and sent by the next run\n",
                    r.remote_error.c_str());
@@ -108,6 +111,10 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                           {"failures", failures},    {"remaining", r.candidates - r.embedded}, {"all", args->all},
                           {"resumedAfter", r.resumed_after}, {"workers", r.workers}};
       if (args->dry_run) j["wouldEmbed"] = r.dry_run_uris;
+      if (engine_is_remote) {
+        j["index"] = {{"candidates", r.index_candidates}, {"embedded", r.index_embedded},
+                      {"fromCache", r.index_from_cache}, {"notHere", r.index_not_here}};
+      }
       std::printf("%s\n", DumpJson(j, 2).c_str());
     } else if (args->dry_run) {
       for (const auto& uri : r.dry_run_uris) std::printf("  %s\n", uri.c_str());
@@ -120,6 +127,13 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                   static_cast<unsigned long long>(r.processed), static_cast<unsigned long long>(r.embedded),
                   static_cast<unsigned long long>(r.from_cache), r.failures.size(),
                   static_cast<unsigned long long>(r.candidates - r.embedded));
+      if (engine_is_remote) {
+        std::printf("backfill, the rest of the index: %llu images other machines crawled have no embedding; "
+                    "%llu embedded here (%llu from the embedding cache), %llu not readable here (run backfill "
+                    "on the machine that holds them)\n",
+                    static_cast<unsigned long long>(r.index_candidates), static_cast<unsigned long long>(r.index_embedded),
+                    static_cast<unsigned long long>(r.index_from_cache), static_cast<unsigned long long>(r.index_not_here));
+      }
       size_t shown = 0;
       for (const auto& f : r.failures) {
         if (shown++ < 50) std::fprintf(stderr, "  failed: %s: %s\n", f.path.c_str(), f.reason.c_str());

@@ -62,7 +62,7 @@ void RegisterDuplicates(CLI::App& app, GlobalFlags& flags, int* exit_code) {
         ids.push_back(n.a);
         ids.push_back(n.b);
       }
-      auto docs = (*engine)->store()->GetMany(ids);
+      auto docs = (*engine)->GetDocuments(ids);
       if (!docs.ok()) report = docs.status();
       if (docs.ok()) {
         for (const Document& doc : *docs) path_of[doc.id] = doc.path;

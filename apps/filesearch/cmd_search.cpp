@@ -1,5 +1,6 @@
 // `filesearch search QUERY` and `filesearch stats`.
 #include <cstdio>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -163,13 +164,42 @@ void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     }
     nlohmann::json models = nlohmann::json::object();
     for (auto& [m, n] : st->embeddings_by_model) models[m] = n;
+    // With the opensearch back end, what the whole index holds (every machine's writes) besides
+    // this data directory's journal.
+    const bool remote = (*engine)->backend() == "opensearch";
+    std::optional<IndexCounts> index;
+    if (remote) {
+      auto counts = (*engine)->CountIndex();
+      if (!counts.ok()) {
+        std::fprintf(stderr, "filesearch: %s\n", counts.status().ToString().c_str());
+        *exit_code = 1;
+        return;
+      }
+      index = std::move(*counts);
+    }
     if (*json) {
       nlohmann::json j = {{"dataDir", (*engine)->data_dir()}, {"documents", st->documents},
                           {"embeddings", models},          {"databaseBytes", st->db_bytes},
                           {"vectorModel", v ? v->model() : ""}, {"vectorIndexSize", v ? v->size() : 0},
-                          {"vectorIndexBytes", v ? v->memory_bytes() : 0}, {"embeddingCacheEntries", cached}};
+                          {"vectorIndexBytes", v ? v->memory_bytes() : 0}, {"embeddingCacheEntries", cached},
+                          {"backend", (*engine)->backend()}};
+      if (index) {
+        nlohmann::json vectors = nlohmann::json::object();
+        for (auto& [m, n] : index->vectors_by_model) vectors[m] = n;
+        j["index"] = {{"url", (*engine)->remote().client.url}, {"name", (*engine)->remote().index},
+                      {"documents", index->documents}, {"embeddings", vectors}};
+      }
       std::printf("%s\n", DumpJson(j, 2).c_str());
       return;
+    }
+    if (index) {
+      std::printf("index:          opensearch %s, index %s\n", (*engine)->remote().client.url.c_str(),
+                  (*engine)->remote().index.c_str());
+      std::printf("  documents:    %llu\n", static_cast<unsigned long long>(index->documents));
+      for (auto& [m, n] : index->vectors_by_model) {
+        std::printf("  embeddings:   %llu (%s)\n", static_cast<unsigned long long>(n), m.c_str());
+      }
+      std::printf("this machine's journal (what it crawled; failures and cache are local):\n");
     }
     std::printf("data directory: %s\n", (*engine)->data_dir().c_str());
     std::printf("documents:      %llu\n", static_cast<unsigned long long>(st->documents));

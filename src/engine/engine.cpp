@@ -18,6 +18,9 @@
 #include "core/env.h"
 #include "core/hash.h"
 #include "index/opensearch_backend.h"
+#include "index/opensearch_query.h"
+#include "index/opensearch_scan.h"
+#include "vector/hnsw.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "image/image.h"
@@ -326,7 +329,105 @@ Result<BackfillReport> Engine::Backfill(const BackfillOptions& options) {
     if (sent.ok()) report.remote = *sent;
     else report.remote_error = sent.status().message();
   }
+  if (remote_client_ && !options.all && report.remote_error.empty()) FS_RETURN_IF_ERROR(BackfillIndex(options, &report));
   return report;
+}
+
+Status Engine::BackfillIndex(const BackfillOptions& options, BackfillReport* report) {
+  const std::string& model = embedder_->model_id();
+  ScanOptions scan;
+  scan.index = options_.remote.index;
+  scan.filter = ImagesWithoutVectorFilter(model);
+  scan.page = 200;
+  constexpr uint64_t kMaxImageBytes = 256ull << 20;
+  static const std::string kLimitReached = "backfill: --limit reached";
+  Status scanned = ScanIndex(*remote_client_, scan, [&](std::vector<ScanHit>& hits) -> Status {
+    // The files of this page that this machine can read, embedded as one batch (the cache first:
+    // the index knows each file's content hash).
+    std::vector<const ScanHit*> todo;
+    std::vector<std::string> todo_paths;
+    for (const ScanHit& hit : hits) {
+      if (options.limit > 0 && report->processed >= options.limit) break;
+      // This machine's own documents went through its journal (BackfillLocal); one still without
+      // a vector failed there and is on the failure list.
+      if (store_->GetByUri(hit.uri).ok()) continue;
+      ++report->index_candidates;
+      auto path = PathFromFileUri(hit.uri);
+      if (!path.ok() || !Env::Default()->FileExists(*path)) {
+        ++report->index_not_here;
+        continue;
+      }
+      ++report->processed;
+      if (options.dry_run) {
+        if (report->dry_run_uris.size() < 100) report->dry_run_uris.push_back(hit.uri);
+        continue;
+      }
+      todo.push_back(&hit);
+      todo_paths.push_back(*path);
+    }
+    const size_t dim = embedder_->dim();
+    std::vector<float> vectors(todo.size() * dim, 0.0f);
+    std::vector<bool> have(todo.size(), false);
+    std::vector<std::string> miss_paths;
+    std::vector<size_t> miss_of;
+    for (size_t i = 0; i < todo.size(); ++i) {
+      if (cache_ && !todo[i]->sha256.empty()) {
+        auto got = cache_->Get(todo[i]->sha256, model);
+        if (got.ok() && got->has_value() && (*got)->size() == dim) {
+          std::copy((*got)->begin(), (*got)->end(), vectors.begin() + i * dim);
+          have[i] = true;
+          ++report->index_from_cache;
+          continue;
+        }
+      }
+      miss_paths.push_back(todo_paths[i]);
+      miss_of.push_back(i);
+    }
+    if (!miss_paths.empty()) {
+      std::vector<float> out(miss_paths.size() * dim, 0.0f);
+      std::vector<Status> per_file;
+      Status batch = embedder_->EmbedFiles(miss_paths, out, &per_file, nullptr);
+      for (size_t m = 0; m < miss_paths.size(); ++m) {
+        const size_t i = miss_of[m];
+        const Status st = !batch.ok() ? batch : m < per_file.size() ? per_file[m] : Status::Ok();
+        if (!st.ok()) {
+          report->failures.push_back({todo_paths[i], st.message(), "embed"});
+          continue;
+        }
+        std::copy(out.begin() + m * dim, out.begin() + (m + 1) * dim, vectors.begin() + i * dim);
+        have[i] = true;
+        if (cache_ && !todo[i]->sha256.empty()) {
+          Status put = cache_->Put(todo[i]->sha256, model, std::span<const float>(out.data() + m * dim, dim));
+          if (!put.ok()) LogWarn("embedding cache write failed: " + put.ToString());
+        }
+      }
+    }
+    std::string lines;
+    std::vector<std::string> uris, paths;
+    for (size_t i = 0; i < todo.size(); ++i) {
+      if (!have[i]) continue;
+      lines += opensearch::BulkEmbeddingUpdateLines(options_.remote.index, todo[i]->doc_id,
+                                                    std::span<const float>(vectors.data() + i * dim, dim), model);
+      uris.push_back(todo[i]->uri);
+      paths.push_back(todo_paths[i]);
+    }
+    if (!uris.empty()) {
+      FS_ASSIGN_OR_RETURN(std::vector<BulkItemResult> results, remote_sink_->Bulk(lines, uris.size()));
+      for (size_t i = 0; i < results.size() && i < uris.size(); ++i) {
+        if (results[i].status >= 200 && results[i].status < 300) {
+          ++report->index_embedded;
+        } else {
+          report->failures.push_back({paths[i], "the index refused the vector (HTTP " + std::to_string(results[i].status) +
+                                                    "): " + results[i].error, "embed"});
+        }
+      }
+    }
+    // At the limit: stop the scan (a status only this lambda returns).
+    if (options.limit > 0 && report->processed >= options.limit) return Status::ResourceExhausted(kLimitReached);
+    return Status::Ok();
+  });
+  if (!scanned.ok() && scanned.message() != kLimitReached) return scanned;
+  return Status::Ok();
 }
 
 Result<BackfillReport> Engine::BackfillLocal(const BackfillOptions& options) {
@@ -539,7 +640,8 @@ bool HashPairs(const std::vector<PerceptualHashRow>& rows, int max_bits, size_t 
 
 }  // namespace
 
-Status Engine::HashMissingImages(const DuplicateOptions& options, DuplicateReport* report) {
+Status Engine::HashMissingImages(const DuplicateOptions& options, DuplicateReport* report,
+                                 std::vector<std::string>* hashed_uris) {
   if (options.hash_missing == 0) return Status::Ok();
   FS_ASSIGN_OR_RETURN(auto missing, store_->ImagesWithoutPerceptualHash(options.hash_missing));
   if (missing.empty()) return Status::Ok();
@@ -566,8 +668,12 @@ Status Engine::HashMissingImages(const DuplicateOptions& options, DuplicateRepor
   progress.Finish();
   std::vector<std::pair<std::string, uint64_t>> rows;
   for (size_t i = 0; i < missing.size(); ++i) {
-    if (hashes[i] != 0) rows.emplace_back(missing[i].first, hashes[i]);
-    else ++report->unhashable;
+    if (hashes[i] != 0) {
+      rows.emplace_back(missing[i].first, hashes[i]);
+      hashed_uris->push_back(missing[i].second);
+    } else {
+      ++report->unhashable;
+    }
   }
   report->hashed_now = rows.size();
   return store_->PutPerceptualHashes(rows);
@@ -575,11 +681,61 @@ Status Engine::HashMissingImages(const DuplicateOptions& options, DuplicateRepor
 
 Result<DuplicateReport> Engine::FindDuplicates(const DuplicateOptions& options) {
   DuplicateReport report;
-  FS_RETURN_IF_ERROR(HashMissingImages(options, &report));
-  FS_ASSIGN_OR_RETURN(report.exact, store_->ExactDuplicateGroups(options.max_groups));
+  std::vector<std::string> hashed_uris;
+  FS_RETURN_IF_ERROR(HashMissingImages(options, &report, &hashed_uris));
+  // What the pairing below reads: exact groups, one perceptual hash per content, embedding
+  // candidate pairs, and each candidate's content hash. From the store and the vector index, or
+  // with the opensearch back end from a scan of the whole index (every machine's documents).
+  std::vector<PerceptualHashRow> hashes;
+  std::vector<NearDuplicate> candidates;
+  std::map<int64_t, std::string> sha_of;
+  if (remote_client_) {
+    if (!hashed_uris.empty()) {  // the new hashes reach the index with their documents
+      FS_RETURN_IF_ERROR(store_->QueueMirror(hashed_uris));
+      FS_RETURN_IF_ERROR(SyncRemote().status());
+    }
+    FS_RETURN_IF_ERROR(DuplicateInputsFromIndex(options, &report, &hashes, &candidates, &sha_of));
+  } else {
+    FS_ASSIGN_OR_RETURN(report.exact, store_->ExactDuplicateGroups(options.max_groups));
+    FS_ASSIGN_OR_RETURN(hashes, store_->PerceptualHashes());
+    if (vectors_) {
+      FS_RETURN_IF_ERROR(vectors_->Refresh());
+      report.model = vectors_->model();
+      // Candidate pairs while streaming the embeddings (no copy of every vector is kept), then one
+      // metadata read for the ids in them to drop pairs of identical bytes (reported as exact).
+      Status search_status;
+      FS_RETURN_IF_ERROR(store_->ForEachEmbedding(report.model, [&](const EmbeddingRow& row) {
+        if (!search_status.ok()) return;
+        auto hits = vectors_->Search(row.vector, options.neighbours + 1, SearchFilters{});
+        if (!hits.ok()) {
+          search_status = hits.status();
+          return;
+        }
+        for (const VectorHit& hit : *hits) {
+          if (hit.id > row.doc_id && hit.score >= options.min_cosine) {
+            NearDuplicate c;
+            c.a = row.doc_id;
+            c.b = hit.id;
+            c.cosine = hit.score;
+            candidates.push_back(c);
+          }
+        }
+      }));
+      FS_RETURN_IF_ERROR(search_status);
+      std::vector<int64_t> ids;
+      for (const NearDuplicate& c : candidates) {
+        ids.push_back(c.a);
+        ids.push_back(c.b);
+      }
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(ids));
+      for (const Document& d : docs) sha_of[d.id] = d.sha256;
+    }
+  }
+
   std::map<std::pair<int64_t, int64_t>, NearDuplicate> found;
   // Perceptual hashes: model-independent, one per distinct content.
-  FS_ASSIGN_OR_RETURN(std::vector<PerceptualHashRow> hashes, store_->PerceptualHashes());
   report.hashed = hashes.size();
   std::map<std::string, uint64_t> hash_of_sha;
   for (const PerceptualHashRow& r : hashes) hash_of_sha[r.sha256] = r.phash;
@@ -595,55 +751,19 @@ Result<DuplicateReport> Engine::FindDuplicates(const DuplicateOptions& options) 
       n.by_hash = true;
     }
   }
-  if (vectors_) {
-    FS_RETURN_IF_ERROR(vectors_->Refresh());
-    report.model = vectors_->model();
-    // Candidate pairs while streaming the embeddings (no copy of every vector is kept), then one
-    // metadata read for the ids in them to drop pairs of identical bytes (reported as exact).
-    std::vector<NearDuplicate> candidates;
-    Status search_status;
-    FS_RETURN_IF_ERROR(store_->ForEachEmbedding(report.model, [&](const EmbeddingRow& row) {
-      if (!search_status.ok()) return;
-      auto hits = vectors_->Search(row.vector, options.neighbours + 1, SearchFilters{});
-      if (!hits.ok()) {
-        search_status = hits.status();
-        return;
-      }
-      for (const VectorHit& hit : *hits) {
-        if (hit.id > row.doc_id && hit.score >= options.min_cosine) {
-          NearDuplicate c;
-          c.a = row.doc_id;
-          c.b = hit.id;
-          c.cosine = hit.score;
-          candidates.push_back(c);
-        }
-      }
-    }));
-    FS_RETURN_IF_ERROR(search_status);
-    std::vector<int64_t> ids;
-    for (const NearDuplicate& c : candidates) {
-      ids.push_back(c.a);
-      ids.push_back(c.b);
-    }
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(ids));
-    std::map<int64_t, std::string> sha_of;
-    for (const Document& d : docs) sha_of[d.id] = d.sha256;
-    for (const NearDuplicate& c : candidates) {
-      const std::string& sa = sha_of[c.a];
-      const std::string& sb = sha_of[c.b];
-      if (sa == sb) continue;
-      NearDuplicate& n = found[{c.a, c.b}];
-      n.a = c.a;
-      n.b = c.b;
-      n.cosine = c.cosine;
-      n.by_embedding = true;
-      auto ha = hash_of_sha.find(sa), hb = hash_of_sha.find(sb);
-      if (n.hamming < 0 && ha != hash_of_sha.end() && hb != hash_of_sha.end()) {
-        n.hamming = image::HammingDistance(ha->second, hb->second);
-        n.by_hash = options.max_hamming >= 0 && n.hamming <= options.max_hamming;
-      }
+  for (const NearDuplicate& c : candidates) {
+    const std::string& sa = sha_of[c.a];
+    const std::string& sb = sha_of[c.b];
+    if (sa == sb) continue;
+    NearDuplicate& n = found[{c.a, c.b}];
+    n.a = c.a;
+    n.b = c.b;
+    n.cosine = c.cosine;
+    n.by_embedding = true;
+    auto ha = hash_of_sha.find(sa), hb = hash_of_sha.find(sb);
+    if (n.hamming < 0 && ha != hash_of_sha.end() && hb != hash_of_sha.end()) {
+      n.hamming = image::HammingDistance(ha->second, hb->second);
+      n.by_hash = options.max_hamming >= 0 && n.hamming <= options.max_hamming;
     }
   }
   for (auto& [key, n] : found) report.near.push_back(n);
@@ -658,6 +778,83 @@ Result<DuplicateReport> Engine::FindDuplicates(const DuplicateOptions& options) 
   });
   if (report.near.size() > options.max_groups) report.near.resize(options.max_groups);
   return report;
+}
+
+Status Engine::DuplicateInputsFromIndex(const DuplicateOptions& options, DuplicateReport* report,
+                                        std::vector<PerceptualHashRow>* hashes, std::vector<NearDuplicate>* candidates,
+                                        std::map<int64_t, std::string>* sha_of) {
+  // 1. Every non-empty document's content hash (and perceptual hash): exact groups, hash rows.
+  std::map<std::string, std::vector<int64_t>> by_sha;
+  std::map<std::string, uint64_t> phash_of;
+  ScanOptions scan;
+  scan.index = options_.remote.index;
+  scan.filter = NonEmptyFilter();
+  scan.page = 2000;
+  FS_RETURN_IF_ERROR(ScanIndex(*remote_client_, scan, [&](std::vector<ScanHit>& page) -> Status {
+    for (const ScanHit& h : page) {
+      if (h.sha256.empty()) continue;
+      by_sha[h.sha256].push_back(h.doc_id);
+      if (h.phash && *h.phash != 0) phash_of[h.sha256] = *h.phash;
+    }
+    return Status::Ok();
+  }));
+  std::vector<std::vector<int64_t>> groups;
+  for (auto& [sha, ids] : by_sha) {
+    std::sort(ids.begin(), ids.end());
+    if (ids.size() > 1) groups.push_back(ids);
+    auto p = phash_of.find(sha);
+    if (p != phash_of.end()) hashes->push_back({ids.front(), sha, p->second});
+  }
+  std::sort(groups.begin(), groups.end(), [](const auto& x, const auto& y) {
+    return x.size() != y.size() ? x.size() > y.size() : x.front() < y.front();
+  });
+  if (groups.size() > options.max_groups) groups.resize(options.max_groups);
+  report->exact = std::move(groups);
+  std::sort(hashes->begin(), hashes->end(), [](const auto& x, const auto& y) { return x.doc_id < y.doc_id; });
+
+  // 2. The vectors of the active model: neighbours in an in-memory HNSW graph of them.
+  const std::string model = vectors_ ? vectors_->model() : embedder_ ? embedder_->model_id() : options_.model_id;
+  if (model.empty()) return Status::Ok();
+  report->model = model;
+  std::vector<int64_t> ids;
+  std::vector<float> rows;
+  size_t dim = 0;
+  scan.filter = VectorsOfModelFilter(model);
+  scan.vectors = true;
+  scan.page = 500;
+  FS_RETURN_IF_ERROR(ScanIndex(*remote_client_, scan, [&](std::vector<ScanHit>& page) -> Status {
+    for (ScanHit& h : page) {
+      if (h.vector.empty()) continue;
+      if (dim == 0) dim = h.vector.size();
+      if (h.vector.size() != dim) continue;
+      ids.push_back(h.doc_id);
+      rows.insert(rows.end(), h.vector.begin(), h.vector.end());
+      (*sha_of)[h.doc_id] = h.sha256;
+    }
+    return Status::Ok();
+  }));
+  if (ids.empty()) return Status::Ok();
+  vec::HnswOptions ho;
+  ho.dim = static_cast<uint32_t>(dim);
+  vec::HnswIndex graph(ho);
+  std::vector<uint64_t> labels(ids.size());
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = i;
+  FS_RETURN_IF_ERROR(graph.AddBatch(labels, rows, static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    FS_ASSIGN_OR_RETURN(std::vector<vec::Neighbor> hits,
+                        graph.Search(std::span<const float>(rows.data() + i * dim, dim), options.neighbours + 1, 0, nullptr));
+    for (const vec::Neighbor& n : hits) {
+      const int64_t other = ids[n.label];
+      if (other > ids[i] && n.score >= options.min_cosine) {
+        NearDuplicate c;
+        c.a = ids[i];
+        c.b = other;
+        c.cosine = n.score;
+        candidates->push_back(c);
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 std::unique_ptr<SearchBackend> Engine::Backend() const {
@@ -694,6 +891,8 @@ Result<Document> Engine::GetDocument(int64_t id) {
 }
 
 Result<IndexCounts> Engine::CountIndex() const { return Backend()->Counts(); }
+
+Result<std::vector<Document>> Engine::GetDocuments(std::span<const int64_t> ids) const { return Backend()->GetMany(ids); }
 
 Result<MirrorReport> Engine::SyncRemote() {
   if (!remote_client_) return MirrorReport{};

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -101,6 +102,12 @@ struct BackfillReport {
   std::vector<std::string> dry_run_uris;  // the first 100 a dry run would embed
   int workers = 1;          // workers that ran (fewer than asked when the embedder cannot be copied)
   std::string workers_note;  // why, then
+  // opensearch back end: images in the index (crawled by any machine) without a vector of the
+  // model, found by a scan of the index after this machine's own ones.
+  uint64_t index_candidates = 0;  // such images this machine did not crawl
+  uint64_t index_embedded = 0;    // of those, embedded here and updated in the index
+  uint64_t index_from_cache = 0;  // of those, served by the embedding cache
+  uint64_t index_not_here = 0;    // of those, whose file this machine cannot read (another's)
 };
 
 struct DuplicateOptions {
@@ -171,11 +178,15 @@ class Engine {
   Result<SearchResult> Search(const SearchRequest& request);
   // A document by id, from the back end searches run on (content left empty). NotFound if none.
   Result<Document> GetDocument(int64_t id);
+  // Documents by id from the same back end, in no particular order; missing ids are skipped.
+  Result<std::vector<Document>> GetDocuments(std::span<const int64_t> ids) const;
   // Documents and vectors per model in the index searches run on (the whole OpenSearch index with
   // the opensearch back end, this data directory's store otherwise).
   Result<IndexCounts> CountIndex() const;
   // "embedded" or "opensearch".
   std::string_view backend() const { return remote_client_ ? "opensearch" : "embedded"; }
+  // opensearch back end: where the index lives (url, index name); `enabled` false otherwise.
+  const RemoteIndexOptions& remote() const { return options_.remote; }
   // opensearch back end: sends what the outbox holds (Index and Backfill call it at their end).
   // Embedded: nothing to do.
   Result<MirrorReport> SyncRemote();
@@ -221,7 +232,13 @@ class Engine {
   static void ComputeEmbed(ImageEmbedder* embedder, EmbedJob* job);
   Status CommitEmbed(EmbedJob* job, IndexReport* report);
   // FindDuplicates' first step: decodes and hashes the image contents that have no perceptual hash.
-  Status HashMissingImages(const DuplicateOptions& options, DuplicateReport* report);
+  // `hashed_uris`: one document uri per content hashed now.
+  Status HashMissingImages(const DuplicateOptions& options, DuplicateReport* report,
+                           std::vector<std::string>* hashed_uris);
+  // opensearch back end: FindDuplicates' inputs from scans of the whole index.
+  Status DuplicateInputsFromIndex(const DuplicateOptions& options, DuplicateReport* report,
+                                  std::vector<PerceptualHashRow>* hashes, std::vector<NearDuplicate>* candidates,
+                                  std::map<int64_t, std::string>* sha_of);
   // Embeds image documents that have no embedding for the embedder's model yet.
   Status EmbedMissing(IndexReport* report);
 
@@ -229,6 +246,9 @@ class Engine {
   std::unique_ptr<SearchBackend> Backend() const;
   Result<IndexReport> IndexFolder(const std::string& dir, CrawlOptions crawl_options);
   Result<BackfillReport> BackfillLocal(const BackfillOptions& options);
+  // opensearch back end: embeds images of the whole index that have no vector of the model and
+  // whose file this machine can read (Backfill's second step).
+  Status BackfillIndex(const BackfillOptions& options, BackfillReport* report);
 
   EngineOptions options_;
   std::unique_ptr<OpenSearchClient> remote_client_;

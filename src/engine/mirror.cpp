@@ -144,7 +144,11 @@ Result<MirrorReport> SyncMirror(Store* store, BulkSink* sink, const MirrorOption
           FS_ASSIGN_OR_RETURN(auto emb, store->GetEmbedding(doc->id, o.model));
           if (emb) vec = std::move(*emb);
         }
-        batch.lines += opensearch::BulkIndexLines(o.index, *doc, doc->mtime_ns, vec, o.model);
+        std::optional<uint64_t> phash;
+        if (!doc->sha256.empty() && doc->mime.starts_with("image/")) {
+          FS_ASSIGN_OR_RETURN(phash, store->PerceptualHashOf(doc->sha256));
+        }
+        batch.lines += opensearch::BulkIndexLines(o.index, *doc, doc->mtime_ns, vec, o.model, phash);
         batch.is_delete.push_back(false);
         batch.paths.push_back(doc->path);
       }

@@ -117,12 +117,19 @@ class OpenSearchBackend final : public SearchBackend {
   }
 
   Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const override {
-    if (ids.empty()) return std::vector<Document>{};
-    nlohmann::json body = {{"size", ids.size()},
-                           {"query", {{"terms", {{"doc_id", std::vector<int64_t>(ids.begin(), ids.end())}}}}},
-                           {"_source", {{"excludes", {"content", "image_embedding"}}}}};
-    FS_ASSIGN_OR_RETURN(std::string reply, Search(body.dump()));
-    return opensearch::ParseDocuments(reply);
+    // In requests of at most 1,000 ids (a search returns at most index.max_result_window hits).
+    constexpr size_t kChunk = 1000;
+    std::vector<Document> out;
+    for (size_t at = 0; at < ids.size(); at += kChunk) {
+      const auto chunk = ids.subspan(at, std::min(kChunk, ids.size() - at));
+      nlohmann::json body = {{"size", chunk.size()},
+                             {"query", {{"terms", {{"doc_id", std::vector<int64_t>(chunk.begin(), chunk.end())}}}}},
+                             {"_source", {{"excludes", {"content", "image_embedding"}}}}};
+      FS_ASSIGN_OR_RETURN(std::string reply, Search(body.dump()));
+      FS_ASSIGN_OR_RETURN(std::vector<Document> docs, opensearch::ParseDocuments(reply));
+      out.insert(out.end(), std::make_move_iterator(docs.begin()), std::make_move_iterator(docs.end()));
+    }
+    return out;
   }
 
  private:

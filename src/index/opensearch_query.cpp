@@ -259,7 +259,8 @@ Result<std::vector<Document>> ParseDocuments(std::string_view body) {
   return out;
 }
 
-std::string DocumentSource(const Document& doc, std::span<const float> vector, const std::string& model) {
+std::string DocumentSource(const Document& doc, std::span<const float> vector, const std::string& model,
+                           std::optional<uint64_t> phash) {
   const size_t slash = doc.mime.find('/');
   Json s = {{"doc_id", StableDocId(doc.uri)},
             {"uri", doc.uri},
@@ -275,6 +276,7 @@ std::string DocumentSource(const Document& doc, std::span<const float> vector, c
             {"has_image_embedding", !vector.empty()}};
   if (doc.taken_ns) s["taken_ns"] = *doc.taken_ns;
   if (!doc.camera.empty()) s["camera"] = doc.camera;
+  if (phash) s["phash"] = static_cast<int64_t>(*phash);  // a long holds the 64 bits (two's complement)
   if (doc.gps_lat && doc.gps_lon) s["gps"] = {{"lat", *doc.gps_lat}, {"lon", *doc.gps_lon}};
   if (!vector.empty()) {
     s["image_embedding"] = std::vector<float>(vector.begin(), vector.end());
@@ -284,11 +286,21 @@ std::string DocumentSource(const Document& doc, std::span<const float> vector, c
 }
 
 std::string BulkIndexLines(const std::string& index, const Document& doc, int64_t version, std::span<const float> vector,
-                           const std::string& model) {
+                           const std::string& model, std::optional<uint64_t> phash) {
   Json action = {{"index",
                   {{"_index", index}, {"_id", std::to_string(StableDocId(doc.uri))}, {"version", version},
                    {"version_type", "external_gte"}}}};
-  return Dump(action) + "\n" + DocumentSource(doc, vector, model) + "\n";
+  return Dump(action) + "\n" + DocumentSource(doc, vector, model, phash) + "\n";
+}
+
+std::string BulkEmbeddingUpdateLines(const std::string& index, int64_t doc_id, std::span<const float> vector,
+                                     const std::string& model) {
+  Json action = {{"update", {{"_index", index}, {"_id", std::to_string(doc_id)}}}};
+  Json doc = {{"doc",
+               {{"image_embedding", std::vector<float>(vector.begin(), vector.end())},
+                {"has_image_embedding", true},
+                {"embedding_model", model}}}};
+  return Dump(action) + "\n" + Dump(doc) + "\n";
 }
 
 std::string BulkDeleteLines(const std::string& index, int64_t doc_id) {

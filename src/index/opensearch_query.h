@@ -70,12 +70,20 @@ Result<std::vector<Document>> ParseDocuments(std::string_view body);
 
 // One document as the _source OpenSearch stores: the metadata, its text, and its embedding when it
 // has one (`vector` non-empty, of `model`); has_image_embedding says which.
-std::string DocumentSource(const Document& doc, std::span<const float> vector = {}, const std::string& model = "");
+// `phash`: the image's perceptual hash, when it has one.
+std::string DocumentSource(const Document& doc, std::span<const float> vector = {}, const std::string& model = "",
+                           std::optional<uint64_t> phash = std::nullopt);
 // NDJSON lines of a _bulk request that writes the whole document under its stable id, with
 // external_gte versioning by `version` (the file's mtime): an older write never replaces a newer
 // one, and replaying the same write is accepted (idempotent).
 std::string BulkIndexLines(const std::string& index, const Document& doc, int64_t version,
-                           std::span<const float> vector = {}, const std::string& model = "");
+                           std::span<const float> vector = {}, const std::string& model = "",
+                           std::optional<uint64_t> phash = std::nullopt);
+// NDJSON lines of a _bulk partial update that gives a document its embedding (the original
+// design's {"doc": {"image_embedding": [...], "has_image_embedding": true}}), for documents this
+// machine did not crawl (a backfill over the whole index).
+std::string BulkEmbeddingUpdateLines(const std::string& index, int64_t doc_id, std::span<const float> vector,
+                                     const std::string& model);
 std::string BulkDeleteLines(const std::string& index, int64_t doc_id);
 
 }  // namespace fs::opensearch

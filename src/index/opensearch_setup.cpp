@@ -61,6 +61,7 @@ json DocumentFields() {
       {"taken_ns", number},
       {"sha256", keyword},
       {"camera", keyword},
+      {"phash", number},  // 64-bit perceptual hash of an image's pixels (duplicates)
       {"gps", {{"type", "geo_point"}}},
       {"embedding_model", keyword},
       {"has_image_embedding", {{"type", "boolean"}}},

@@ -823,6 +823,15 @@ Result<std::vector<PerceptualHashRow>> Store::PerceptualHashes() const {
   return out;
 }
 
+Result<std::optional<uint64_t>> Store::PerceptualHashOf(const std::string& sha256) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT phash FROM phashes WHERE sha256 = ?"));
+  s.Bind(1, sha256);
+  FS_ASSIGN_OR_RETURN(bool has, s.Step());
+  if (!has) return std::optional<uint64_t>();
+  return std::optional<uint64_t>(static_cast<uint64_t>(s.Int(0)));
+}
+
 Result<std::vector<std::pair<std::string, std::string>>> Store::ImagesWithoutPerceptualHash(size_t limit) const {
   Impl::Lease db(impl_.get());
   FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(

@@ -213,6 +213,8 @@ class Store {
   // One row per distinct stored content that has a perceptual hash: the lowest document id with
   // that content and the hash; lowest id first.
   Result<std::vector<PerceptualHashRow>> PerceptualHashes() const;
+  // The perceptual hash of one content, if it has one.
+  Result<std::optional<uint64_t>> PerceptualHashOf(const std::string& sha256) const;
   // Image contents that have no perceptual hash yet (embedded before hashes existed, or served by
   // a shared embedding cache), one (sha256, uri) per content, leaving out files on the failure list.
   Result<std::vector<std::pair<std::string, std::string>>> ImagesWithoutPerceptualHash(size_t limit) const;
