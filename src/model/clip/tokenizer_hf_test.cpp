@@ -15,36 +15,17 @@
 
 #include "model/clip/tokenizer.h"
 #include "model/clip/tokenizer_corpus.h"
+#include "model/clip/tokenizer_test_util.h"
 
 namespace fs::clip {
 namespace {
 
-std::string EnvOr(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? v : fallback;
-}
-
-bool Exists(const std::string& path) {
-  return ::access(path.c_str(), F_OK) == 0;
-}
+using testing::Capture;
+using testing::EnvOr;
+using testing::Exists;
 
 std::string JsonIds(const std::vector<int32_t>& ids) {
   return nlohmann::json(ids).dump();
-}
-
-// Runs `command`, returns its stdout; *rc gets its exit status.
-std::string Capture(const std::string& command, int* rc) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    *rc = -1;
-    return out;
-  }
-  char buf[1 << 16];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-  *rc = ::pclose(pipe);
-  return out;
 }
 
 TEST(ClipTokenizerHf, IdsEqualHuggingFaceOnCorpus) {

@@ -2,7 +2,8 @@
 // The Unicode operations CLIP's tokenizer needs, as the Hugging Face tokenizer performs them:
 // general categories for the pre-tokenizer (\p{L}, \p{N}, White_Space), NFC normalisation and full
 // lower-casing (String.prototype.toLowerCase: SpecialCasing's unconditional mappings and the
-// Final_Sigma rule). Tables come from the Unicode Character Database at build time
+// Final_Sigma rule); extended grapheme clusters for the XLM-R tokenizer's Precompiled normaliser
+// (UAX #29, as Rust's unicode-segmentation finds them). Tables come from the Unicode Character Database at build time
 // (gen_unicode_tables.py over Debian's unicode-data, Unicode 15.0).
 // Pure functions over immutable tables: thread-safe. Inputs are code points (char32_t); any value,
 // including surrogates and values above U+10FFFF, is accepted and treated as unassigned.
@@ -26,5 +27,10 @@ std::u32string Nfc(std::u32string_view text);
 // Full, locale-independent lower-casing of `text` (one code point may become up to three);
 // U+03A3 becomes final sigma U+03C2 where the Final_Sigma condition holds.
 std::u32string Lowercase(std::u32string_view text);
+
+// End (exclusive) of the extended grapheme cluster that starts at text[start] (UAX #29 rules GB3
+// to GB13; GB9c, the Indic conjunct rule of Unicode 15.1, is not applied: see docs/tokenizer.md).
+// start < text.size().
+size_t GraphemeClusterEnd(std::u32string_view text, size_t start);
 
 }  // namespace fs::clip::unicode
