@@ -85,6 +85,33 @@ A9 AE 203C 2049 2122 2139 2194-2199 21A9-21AA 231A-231B 2328 23CF 23E9-23F3 23F8
 1FC00-1FFFD
 """
 
+# Hugging Face's tokenizers segments graphemes with Rust's unicode-segmentation, which follows
+# Unicode 16 and later. Changes since 15.0 to the Grapheme_Cluster_Break of characters assigned by
+# 15.0: these Mc characters became Grapheme_Extend (so Extend), U+1171E became SpacingMark and
+# U+11A3A is no longer Prepend.
+GCB_SINCE_15 = {
+    "Extend": [0x0CC0, 0x0CC7, 0x0CC8, 0x0CCA, 0x0CCB, 0x1715, 0x1734, 0x1B3B, 0x1B3D, 0x1B43, 0x1B44,
+               0x1BAA, 0x1BF2, 0x1BF3, 0xA953, 0xA9C0, 0x111C0, 0x11235, 0x1134D, 0x116B6, 0x1193D,
+               0x11F41, 0x16FF0, 0x16FF1, 0x1D166, 0x1D16D],
+    "SpacingMark": [0x1171E],
+    "Other": [0x11A3A],
+}
+
+# Indic_Conjunct_Break (rule GB9c, Unicode 15.1; the sets as of Unicode 17): consonants and linkers.
+# InCB=Extend is derived in unicode.cpp: Extend or ZWJ, except linkers and U+200C.
+INCB_CONSONANT = """
+915-939 958-95F 978-97F 995-9A8 9AA-9B0 9B2 9B6-9B9 9DC-9DD 9DF 9F0-9F1 A95-AA8 AAA-AB0 AB2-AB3
+AB5-AB9 AF9 B15-B28 B2A-B30 B32-B33 B35-B39 B5C-B5D B5F B71 C15-C28 C2A-C39 C58-C5A D15-D3A
+1000-102A 103F 1050-1055 105A-105D 1061 1065-1066 106E-1070 1075-1081 108E 1780-17B3 1A20-1A54
+1B0B-1B0C 1B13-1B33 1B45-1B4C 1B83-1BA0 1BAE-1BAF 1BBB-1BBD A989-A98B A98F-A9B2 A9E0-A9E4 A9E7-A9EF
+A9FA-A9FE AA60-AA6F AA71-AA73 AA7A AA7E-AA7F AAE0-AAEA ABC0-ABDA 10A00 10A10-10A13 10A15-10A17
+10A19-10A35 11103-11126 11144 11147 11380-11389 1138B 1138E 11390-113B5 11900-11906 11909
+1190C-11913 11915-11916 11918-1192F 11A00 11A0B-11A32 11A50 11A5C-11A83 11F04-11F10 11F12-11F33
+"""
+INCB_LINKER = """
+94D 9CD ACD B4D C4D D4D 1039 17D2 1A60 1B44 1BAB A9C0 AAF6 10A3F 11133 113D0 1193E 11A47 11A99 11F42
+"""
+
 # Grapheme_Cluster_Break values, in the order of the enum in unicode.cpp.
 GCB_NAMES = ["Other", "CR", "LF", "Control", "Extend", "ZWJ", "Regional_Indicator", "Prepend",
              "SpacingMark", "L", "V", "T", "LV", "LVT"]
@@ -119,6 +146,9 @@ def grapheme_break(ucd, rows):
     # Highest priority first; `assign` never overwrites.
     gcb[0x0D] = GCB_NAMES.index("CR")
     gcb[0x0A] = GCB_NAMES.index("LF")
+    # ZWJ and Extend before Control: the tag characters U+E0020..E007F are Format but Extend.
+    assign([(0x200D, 0x200D)], GCB_NAMES.index("ZWJ"))
+    assign(parse_ranges(core, "Grapheme_Extend") + [(0x1F3FB, 0x1F3FF)], GCB_NAMES.index("Extend"))
     control = GCB_NAMES.index("Control")
     for cp, gc in gc_of.items():
         if gc in ("Zl", "Zp", "Cc") or (gc == "Cf" and cp not in (0x200C, 0x200D) and cp not in pcm):
@@ -128,8 +158,6 @@ def grapheme_break(ucd, rows):
         for cp in range(lo, hi + 1):
             if cp not in gc_of:  # unassigned and default-ignorable
                 gcb.setdefault(cp, control)
-    assign([(0x200D, 0x200D)], GCB_NAMES.index("ZWJ"))
-    assign(parse_ranges(core, "Grapheme_Extend") + [(0x1F3FB, 0x1F3FF)], GCB_NAMES.index("Extend"))
     assign([(0x1F1E6, 0x1F1FF)], GCB_NAMES.index("Regional_Indicator"))
     prepend = parse_ranges(indic, "Consonant_Preceding_Repha") + parse_ranges(indic, "Consonant_Prefixed")
     assign(merge(prepend + [(cp, cp) for cp in pcm]), GCB_NAMES.index("Prepend"))
@@ -137,6 +165,12 @@ def grapheme_break(ucd, rows):
     assign(merge(spacing + [(0x0E33, 0x0E33), (0x0EB3, 0x0EB3)]), GCB_NAMES.index("SpacingMark"))
     for name in ("L", "V", "T", "LV", "LVT"):
         assign(parse_ranges(hangul, name), GCB_NAMES.index(name))
+    for name, cps in GCB_SINCE_15.items():
+        for cp in cps:
+            if name == "Other":
+                gcb.pop(cp, None)
+            else:
+                gcb[cp] = GCB_NAMES.index(name)
     out = []
     for cp in sorted(gcb):
         value = gcb[cp]
@@ -244,6 +278,8 @@ def main():
             out.write("    {0x%X, 0x%X, Gcb::k%s},\n" % (lo, hi, GCB_NAMES[value].replace("_", "")))
         out.write("};\n")
         ranges("kExtendedPictographicRanges", parse_hex_ranges(EXTENDED_PICTOGRAPHIC))
+        ranges("kIncbConsonantRanges", parse_hex_ranges(INCB_CONSONANT))
+        ranges("kIncbLinkerRanges", parse_hex_ranges(INCB_LINKER))
         out.write("constexpr Composition kCompositions[] = {\n")
         for a, b, c in compose:
             out.write("    {0x%X, 0x%X, 0x%X},\n" % (a, b, c))

@@ -53,3 +53,7 @@ filesearch_test(clip_tokenizer_hf_test
 filesearch_test(xlmr_tokenizer_test
   SOURCES ${_clip_dir}/xlmr_tokenizer_test.cpp
   LIBS fs_clip_tokenizer nlohmann_json::nlohmann_json)
+filesearch_test(xlmr_tokenizer_hf_test
+  SOURCES ${_clip_dir}/xlmr_tokenizer_hf_test.cpp ${_clip_dir}/tokenizer_corpus.cpp
+  LIBS fs_clip_tokenizer nlohmann_json::nlohmann_json
+  LABELS integration)

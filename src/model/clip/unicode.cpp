@@ -129,6 +129,16 @@ bool IsExtendedPictographic(char32_t cp) {
   return cp >= 0xA9 && InRanges(kExtendedPictographicRanges, cp);
 }
 
+// Indic_Conjunct_Break, for GB9c.
+enum class Incb : uint8_t { kNone, kConsonant, kLinker, kExtend };
+Incb IndicConjunctBreak(char32_t cp, Gcb gcb) {
+  if (cp < 0x900) return gcb == Gcb::kExtend ? Incb::kExtend : Incb::kNone;
+  if (InRanges(kIncbLinkerRanges, cp)) return Incb::kLinker;
+  if (InRanges(kIncbConsonantRanges, cp)) return Incb::kConsonant;
+  if ((gcb == Gcb::kExtend && cp != 0x200C) || gcb == Gcb::kZWJ) return Incb::kExtend;
+  return Incb::kNone;
+}
+
 }  // namespace
 
 size_t GraphemeClusterEnd(std::u32string_view text, size_t start) {
@@ -138,9 +148,13 @@ size_t GraphemeClusterEnd(std::u32string_view text, size_t start) {
   bool pictographic_run = IsExtendedPictographic(text[pos]);
   bool after_zwj = false;
   size_t regional_run = prev == Gcb::kRegionalIndicator ? 1 : 0;
+  // GB9c state: 0 none, 1 after InCB=Consonant [Extend]*, 2 after a consonant and then a linker,
+  // with any Extend or Linker after it.
+  int conjunct = IndicConjunctBreak(text[pos], prev) == Incb::kConsonant ? 1 : 0;
   for (++pos; pos < text.size(); ++pos) {
     const char32_t cp = text[pos];
     const Gcb next = GraphemeBreak(cp);
+    const Incb incb = IndicConjunctBreak(cp, next);
     bool join = false;
     if (prev == Gcb::kCR && next == Gcb::kLF) {
       join = true;  // GB3
@@ -158,6 +172,8 @@ size_t GraphemeClusterEnd(std::u32string_view text, size_t start) {
       join = true;  // GB9, GB9a
     } else if (prev == Gcb::kPrepend) {
       join = true;  // GB9b
+    } else if (conjunct == 2 && incb == Incb::kConsonant) {
+      join = true;  // GB9c
     } else if (after_zwj && IsExtendedPictographic(cp)) {
       join = true;  // GB11
     } else if (prev == Gcb::kRegionalIndicator && next == Gcb::kRegionalIndicator) {
@@ -177,6 +193,13 @@ size_t GraphemeClusterEnd(std::u32string_view text, size_t start) {
       after_zwj = false;
     }
     regional_run = next == Gcb::kRegionalIndicator ? regional_run + 1 : 0;
+    if (incb == Incb::kConsonant) {
+      conjunct = 1;
+    } else if (incb == Incb::kLinker && conjunct > 0) {
+      conjunct = 2;
+    } else if (incb != Incb::kExtend) {
+      conjunct = 0;
+    }
     prev = next;
   }
   return pos;

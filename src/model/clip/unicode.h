@@ -28,9 +28,9 @@ std::u32string Nfc(std::u32string_view text);
 // U+03A3 becomes final sigma U+03C2 where the Final_Sigma condition holds.
 std::u32string Lowercase(std::u32string_view text);
 
-// End (exclusive) of the extended grapheme cluster that starts at text[start] (UAX #29 rules GB3
-// to GB13; GB9c, the Indic conjunct rule of Unicode 15.1, is not applied: see docs/tokenizer.md).
-// start < text.size().
+// End (exclusive) of the extended grapheme cluster that starts at text[start]: UAX #29 rules GB3
+// to GB13 with GB9c (Indic conjuncts) and the property values of Unicode 17 for every character
+// that Unicode 15.0 assigns (gen_unicode_tables.py). start < text.size().
 size_t GraphemeClusterEnd(std::u32string_view text, size_t start);
 
 }  // namespace fs::clip::unicode

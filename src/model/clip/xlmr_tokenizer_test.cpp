@@ -347,6 +347,11 @@ TEST(XlmrGrapheme, ClustersFollowUax29) {
   EXPECT_EQ(clusters("\u0E01\u0E33"), (S{2}));                        // Thai SARA AM: SpacingMark
   EXPECT_EQ(clusters("\u0600\u0661"), (S{2}));                        // Prepend
   EXPECT_EQ(clusters("a\u0007\u0301"), (S{1, 2, 3}));                 // GB4/GB5 around a control
+  EXPECT_EQ(clusters("\u0915\u094D\u0937"), (S{3}));                 // GB9c: क्ष is one cluster
+  EXPECT_EQ(clusters("\u0915\u094D\u200D\u0937"), (S{4}));
+  EXPECT_EQ(clusters("\u0915\u093F\u0937"), (S{2, 3}));              // no linker: two clusters
+  EXPECT_EQ(clusters("a\U000E0020\U000E0021"), (S{3}));               // tags are Extend, not Control
+  EXPECT_EQ(clusters("\u0CB5\u0CC0"), (S{2}));                        // Unicode 16: U+0CC0 is Extend
 }
 
 }  // namespace

@@ -1,0 +1,127 @@
+// The XLM-R tokenizer against its reference: the Hugging Face tokenizer's Rust core (the
+// `tokenizers` npm package, run by node from tests/node) on
+// ../shared/multilingual/xlm-roberta/tokenizer.json, string by string over TokenizerCorpus() and
+// XlmrTokenizerCorpus(), plus invalid UTF-8 (the reference gets each invalid byte as U+FFFD).
+// Skips with a message where node, the npm module or the shared file is missing.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/utf8.h"
+#include "model/clip/tokenizer_corpus.h"
+#include "model/clip/tokenizer_test_util.h"
+#include "model/clip/xlmr_tokenizer.h"
+
+namespace fs::clip {
+namespace {
+
+using testing::Capture;
+using testing::EnvOr;
+using testing::Exists;
+using testing::TempDir;
+
+// Invalid UTF-8 made from valid strings: a lead byte without its continuation, a stray
+// continuation byte, an overlong form, a surrogate's encoding, bytes that never occur.
+std::vector<std::string> InvalidUtf8(const std::vector<std::string>& valid) {
+  const std::string_view damage[] = {"\xE3\x81", "\x80", "\xC0\xAF", "\xED\xA0\x80", "\xFF", "\xFE\xFE",
+                                     "\xF0\x9F\x98", "\xC3"};
+  std::vector<std::string> out;
+  for (size_t i = 0; i < valid.size(); i += 7) {
+    std::string s = valid[i];
+    const size_t at = s.empty() ? 0 : (i * 31) % s.size();
+    s.insert(at, damage[i % std::size(damage)]);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// What Encode promises for invalid UTF-8: each invalid byte becomes U+FFFD.
+std::string ReplaceInvalid(std::string_view s) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < s.size()) AppendUtf8(NextCodePoint(s, &pos), &out);
+  return out;
+}
+
+TEST(XlmrTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
+  const std::string shared = EnvOr("FILESEARCH_SHARED_DIR", "../shared");
+  const std::string source = EnvOr("FILESEARCH_SOURCE_DIR", ".");
+  const std::string tokenizer_json = shared + "/multilingual/xlm-roberta/tokenizer.json";
+  const std::string node_dir = source + "/tests/node";
+  if (!Exists(tokenizer_json)) GTEST_SKIP() << "no " << tokenizer_json << " (FILESEARCH_SHARED_DIR)";
+  int rc = 0;
+  Capture("node --version >/dev/null 2>&1", &rc);
+  if (rc != 0) GTEST_SKIP() << "node is not installed: the Hugging Face reference needs it";
+  if (!Exists(node_dir + "/node_modules/tokenizers/package.json")) {
+    GTEST_SKIP() << "the tokenizers npm package is not installed in " << node_dir
+                 << "/node_modules: run scripts/node-deps";
+  }
+
+  std::vector<std::string> corpus = TokenizerCorpus();
+  const std::vector<std::string> xlmr = XlmrTokenizerCorpus();
+  corpus.insert(corpus.end(), xlmr.begin(), xlmr.end());
+  const std::vector<std::string> invalid = InvalidUtf8(corpus);
+  // The reference gets valid strings: the invalid ones as Encode reads them.
+  std::vector<std::string> sent = corpus;
+  for (const std::string& s : invalid) sent.push_back(ReplaceInvalid(s));
+  ASSERT_GE(corpus.size(), 5000u);
+
+  TempDir dir;
+  const std::string corpus_path = dir.Write("corpus.json", nlohmann::json(sent).dump());
+  const std::string command =
+      "cd '" + node_dir + "' && node xlmr_tokenize.mjs '" + tokenizer_json + "' '" + corpus_path + "'";
+  const std::string reference = Capture(command, &rc);
+  ASSERT_EQ(rc, 0) << "the reference failed: " << command;
+  std::vector<std::string> expected;
+  std::istringstream lines(reference);
+  for (std::string line; std::getline(lines, line);) expected.push_back(line);
+  ASSERT_EQ(expected.size(), sent.size()) << "the reference printed a different number of lines";
+
+  const auto load_start = std::chrono::steady_clock::now();
+  Result<std::unique_ptr<XlmrTokenizer>> tok = XlmrTokenizer::Load(tokenizer_json);
+  const double load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  size_t mismatches = 0, truncated = 0, tokens = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < sent.size(); ++i) {
+    const std::string& text = i < corpus.size() ? corpus[i] : invalid[i - corpus.size()];
+    Result<std::vector<int32_t>> ids = (*tok)->Encode(text, 0);
+    ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+    tokens += ids->size();
+    const std::string got = nlohmann::json(*ids).dump();
+    if (got != expected[i]) {
+      if (++mismatches <= 10) {
+        ADD_FAILURE() << "string " << i << ": " << nlohmann::json(sent[i]).dump() << "\n  hf:   " << expected[i]
+                      << "\n  ours: " << got;
+      }
+      continue;
+    }
+    // Truncation to 77 as Hugging Face's (max_length 77): the first 75 text ids, then </s>.
+    std::vector<int32_t> want = nlohmann::json::parse(expected[i]).get<std::vector<int32_t>>();
+    if (want.size() > kContextLength) {
+      ++truncated;
+      want.resize(kContextLength - 1);
+      want.push_back((*tok)->end_id());
+    }
+    Result<std::vector<int32_t>> ids77 = (*tok)->Encode(text);
+    ASSERT_TRUE(ids77.ok());
+    EXPECT_EQ(*ids77, want) << "truncated ids differ for string " << i;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(mismatches, 0u) << "of " << sent.size() << " strings";
+  EXPECT_GT(truncated, 100u) << "the corpus should hold texts longer than 77 tokens";
+  std::printf(
+      "[ xlmr ] %zu strings (%zu with invalid UTF-8), %zu mismatches, %zu longer than 77 tokens; load %.0f ms, "
+      "%.1f us/string for both encodings\n",
+      sent.size(), invalid.size(), mismatches, truncated, load_ms, seconds * 1e6 / static_cast<double>(sent.size()));
+}
+
+}  // namespace
+}  // namespace fs::clip
