@@ -22,7 +22,7 @@ namespace {
 
 using testing::Capture;
 using testing::EnvOr;
-using testing::Exists;
+using testing::NodeOracleMissing;
 
 std::string JsonIds(const std::vector<int32_t>& ids) {
   return nlohmann::json(ids).dump();
@@ -33,14 +33,9 @@ TEST(ClipTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
   const std::string source = EnvOr("FILESEARCH_SOURCE_DIR", ".");
   const std::string tokenizer_json = shared + "/clip/tokenizer.json";
   const std::string node_dir = source + "/tests/node";
-  if (!Exists(tokenizer_json)) GTEST_SKIP() << "no " << tokenizer_json << " (FILESEARCH_SHARED_DIR)";
+  const std::string missing = NodeOracleMissing(tokenizer_json, node_dir, "@huggingface/tokenizers");
+  if (!missing.empty()) GTEST_SKIP() << missing;
   int rc = 0;
-  Capture("node --version >/dev/null 2>&1", &rc);
-  if (rc != 0) GTEST_SKIP() << "node is not installed: the Hugging Face reference needs it";
-  if (!Exists(node_dir + "/node_modules/@huggingface/tokenizers/package.json")) {
-    GTEST_SKIP() << "@huggingface/tokenizers is not installed in " << node_dir
-                 << "/node_modules: run scripts/node-deps";
-  }
 
   const std::vector<std::string> corpus = TokenizerCorpus();
   ASSERT_GE(corpus.size(), 2000u);

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "core/check.h"
+#include "core/utf8.h"
 
 namespace fs::clip::testing {
 
@@ -64,6 +65,28 @@ inline std::string Capture(const std::string& command, int* rc) {
   size_t n = 0;
   while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
   *rc = ::pclose(pipe);
+  return out;
+}
+
+// Why a Hugging Face oracle cannot run, or "" when it can: `file` (from ../shared) is missing, node
+// is not installed, or the npm `package` is not in `node_dir`/node_modules.
+inline std::string NodeOracleMissing(const std::string& file, const std::string& node_dir,
+                                     const std::string& package) {
+  if (!Exists(file)) return "no " + file + " (FILESEARCH_SHARED_DIR)";
+  int rc = 0;
+  Capture("node --version >/dev/null 2>&1", &rc);
+  if (rc != 0) return "node is not installed: the Hugging Face reference needs it";
+  if (!Exists(node_dir + "/node_modules/" + package + "/package.json")) {
+    return "the npm package " + package + " is not installed in " + node_dir + "/node_modules: run scripts/node-deps";
+  }
+  return "";
+}
+
+// Each invalid UTF-8 byte of `s` replaced by U+FFFD (what the tokenizers do with invalid input).
+inline std::string ReplaceInvalidUtf8(std::string_view s) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < s.size()) AppendUtf8(NextCodePoint(s, &pos), &out);
   return out;
 }
 

@@ -13,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "core/utf8.h"
 #include "model/clip/tokenizer_corpus.h"
 #include "model/clip/tokenizer_test_util.h"
 #include "model/clip/xlmr_tokenizer.h"
@@ -23,7 +22,8 @@ namespace {
 
 using testing::Capture;
 using testing::EnvOr;
-using testing::Exists;
+using testing::NodeOracleMissing;
+using testing::ReplaceInvalidUtf8;
 using testing::TempDir;
 
 // Invalid UTF-8 made from valid strings: a lead byte without its continuation, a stray
@@ -41,27 +41,14 @@ std::vector<std::string> InvalidUtf8(const std::vector<std::string>& valid) {
   return out;
 }
 
-// What Encode promises for invalid UTF-8: each invalid byte becomes U+FFFD.
-std::string ReplaceInvalid(std::string_view s) {
-  std::string out;
-  size_t pos = 0;
-  while (pos < s.size()) AppendUtf8(NextCodePoint(s, &pos), &out);
-  return out;
-}
-
 TEST(XlmrTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
   const std::string shared = EnvOr("FILESEARCH_SHARED_DIR", "../shared");
   const std::string source = EnvOr("FILESEARCH_SOURCE_DIR", ".");
   const std::string tokenizer_json = shared + "/multilingual/xlm-roberta/tokenizer.json";
   const std::string node_dir = source + "/tests/node";
-  if (!Exists(tokenizer_json)) GTEST_SKIP() << "no " << tokenizer_json << " (FILESEARCH_SHARED_DIR)";
+  const std::string missing = NodeOracleMissing(tokenizer_json, node_dir, "tokenizers");
+  if (!missing.empty()) GTEST_SKIP() << missing;
   int rc = 0;
-  Capture("node --version >/dev/null 2>&1", &rc);
-  if (rc != 0) GTEST_SKIP() << "node is not installed: the Hugging Face reference needs it";
-  if (!Exists(node_dir + "/node_modules/tokenizers/package.json")) {
-    GTEST_SKIP() << "the tokenizers npm package is not installed in " << node_dir
-                 << "/node_modules: run scripts/node-deps";
-  }
 
   std::vector<std::string> corpus = TokenizerCorpus();
   const std::vector<std::string> xlmr = XlmrTokenizerCorpus();
@@ -69,7 +56,7 @@ TEST(XlmrTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
   const std::vector<std::string> invalid = InvalidUtf8(corpus);
   // The reference gets valid strings: the invalid ones as Encode reads them.
   std::vector<std::string> sent = corpus;
-  for (const std::string& s : invalid) sent.push_back(ReplaceInvalid(s));
+  for (const std::string& s : invalid) sent.push_back(ReplaceInvalidUtf8(s));
   ASSERT_GE(corpus.size(), 5000u);
 
   TempDir dir;

@@ -25,20 +25,13 @@ namespace stdfs = std::filesystem;
 using Json = nlohmann::json;
 using V = std::vector<int32_t>;
 
+using testing::ReplaceInvalidUtf8;
 using testing::TempDir;
 
 V Ids(const TextTokenizer& t, std::string_view text, size_t max_len = 0) {
   Result<V> ids = t.Encode(text, max_len);
   EXPECT_TRUE(ids.ok()) << ids.status().ToString();
   return ids.ok() ? *ids : V{};
-}
-
-// Each invalid byte becomes U+FFFD: what Encode promises, written independently of it.
-std::string ReplaceInvalid(std::string_view s) {
-  std::string out;
-  size_t pos = 0;
-  while (pos < s.size()) AppendUtf8(NextCodePoint(s, &pos), &out);
-  return out;
 }
 
 // --- Synthetic tokenizer.json files --------------------------------------------------------------
@@ -308,7 +301,7 @@ TEST_F(XlmrShared, InvalidUtf8BecomesReplacementCharacters) {
     }
     Result<V> ids = t.Encode(bytes, 0);
     ASSERT_TRUE(ids.ok()) << ids.status().ToString();
-    EXPECT_EQ(*ids, Ids(t, ReplaceInvalid(bytes))) << "round " << round;
+    EXPECT_EQ(*ids, Ids(t, ReplaceInvalidUtf8(bytes))) << "round " << round;
   }
   EXPECT_EQ(Ids(t, "a\xFF\xFE" "b"), Ids(t, "a\uFFFD\uFFFD" "b"));
 }
