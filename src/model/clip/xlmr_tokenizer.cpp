@@ -99,10 +99,23 @@ class PieceTrie {
   static constexpr uint32_t kNone = UINT32_MAX;
 
   void Build(const std::vector<std::string_view>& pieces) {
-    std::vector<uint32_t> order(pieces.size());
-    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-    // Equal pieces keep their id order, so the last one wins below (Hugging Face's token map).
-    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return pieces[a] < pieces[b]; });
+    // Sorted by bytes, equal pieces by id so that the last one wins below (Hugging Face's token
+    // map). The first 8 bytes, big-endian, decide most comparisons without touching the strings.
+    std::vector<std::pair<uint64_t, uint32_t>> keys(pieces.size());
+    for (uint32_t i = 0; i < keys.size(); ++i) {
+      uint64_t prefix = 0;
+      for (size_t k = 0; k < 8; ++k) {
+        prefix = (prefix << 8) | (k < pieces[i].size() ? static_cast<unsigned char>(pieces[i][k]) : 0u);
+      }
+      keys[i] = {prefix, i};
+    }
+    std::sort(keys.begin(), keys.end(), [&](const auto& a, const auto& b) {
+      if (a.first != b.first) return a.first < b.first;
+      const int c = pieces[a.second].compare(pieces[b.second]);
+      return c != 0 ? c < 0 : a.second < b.second;
+    });
+    std::vector<uint32_t> order(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) order[i] = keys[i].second;
     nodes_.clear();
     labels_.clear();
     children_.clear();
@@ -163,6 +176,122 @@ class PieceTrie {
   std::array<uint32_t, 256> root_{};
 };
 
+// A tokenizer.json as read: the JSON tree without model.vocab, and, when model.vocab is a list of
+// [piece, score] pairs (Unigram), those pairs in flat arrays. Building a JSON value per piece and
+// score costs more than all the rest of loading: the 250,000 pairs go straight into `pool`.
+struct ParsedFile {
+  Json root;
+  bool has_pair_vocab = false;
+  std::string pool;              // the pieces, back to back
+  std::vector<uint32_t> ends;    // end of piece i in `pool`
+  std::vector<double> scores;
+  std::string vocab_error;       // set when model.vocab held something other than pairs
+};
+
+// SAX handler: forwards every event to nlohmann's DOM builder except those of model.vocab when it
+// is a list, which it collects into a ParsedFile.
+class VocabSplittingSax {
+ public:
+  explicit VocabSplittingSax(ParsedFile* out) : out_(out), dom_(out->root, /*allow_exceptions=*/false) {}
+
+  bool null() { return Capturing() ? Bad("null") : Flush() && dom_.null(); }
+  bool boolean(bool v) { return Capturing() ? Bad("a boolean") : Flush() && dom_.boolean(v); }
+  bool number_integer(int64_t v) { return Capturing() ? Score(static_cast<double>(v)) : Flush() && dom_.number_integer(v); }
+  bool number_unsigned(uint64_t v) {
+    return Capturing() ? Score(static_cast<double>(v)) : Flush() && dom_.number_unsigned(v);
+  }
+  bool number_float(double v, const std::string& raw) {
+    return Capturing() ? Score(v) : Flush() && dom_.number_float(v, raw);
+  }
+  bool string(std::string& v) {
+    if (!Capturing()) return Flush() && dom_.string(v);
+    if (capture_depth_ != 2 || field_ != 0) return Bad("a misplaced string");
+    out_->pool += v;
+    out_->ends.push_back(static_cast<uint32_t>(out_->pool.size()));
+    field_ = 1;
+    return true;
+  }
+  bool binary(Json::binary_t& v) { return Capturing() ? Bad("binary") : Flush() && dom_.binary(v); }
+  bool start_object(std::size_t n) {
+    if (Capturing()) return Bad("an object");
+    path_.push_back(pending_key_);
+    return Flush() && dom_.start_object(n);
+  }
+  bool key(std::string& k) {
+    if (Capturing()) return Bad("a key");
+    pending_key_ = k;
+    // Hold back model.vocab's key until its value shows whether it is a list.
+    if (path_.size() == 2 && path_[1] == "model" && k == "vocab") {
+      vocab_key_pending_ = true;
+      return true;
+    }
+    return dom_.key(k);
+  }
+  bool end_object() {
+    if (Capturing()) return Bad("an object");
+    path_.pop_back();
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t n) {
+    if (vocab_key_pending_) {  // model.vocab is a list: capture it
+      vocab_key_pending_ = false;
+      out_->has_pair_vocab = true;
+      capture_depth_ = 1;
+      return true;
+    }
+    if (Capturing()) {
+      if (capture_depth_ != 1) return Bad("a nested list");
+      capture_depth_ = 2;
+      field_ = 0;
+      return true;
+    }
+    path_.push_back(pending_key_);
+    return dom_.start_array(n);
+  }
+  bool end_array() {
+    if (Capturing()) {
+      if (capture_depth_ == 2 && field_ != 2) return Bad("an entry that is not [piece, score]");
+      --capture_depth_;
+      return true;
+    }
+    path_.pop_back();
+    return dom_.end_array();
+  }
+  template <class Exception>
+  bool parse_error(std::size_t pos, const std::string& token, const Exception& e) {
+    return dom_.parse_error(pos, token, e);
+  }
+
+ private:
+  bool Capturing() const { return capture_depth_ > 0; }
+  // A held-back "vocab" key whose value is not a list goes to the DOM after all.
+  bool Flush() {
+    if (!vocab_key_pending_) return true;
+    vocab_key_pending_ = false;
+    std::string k = "vocab";
+    return dom_.key(k);
+  }
+  bool Score(double v) {
+    if (capture_depth_ != 2 || field_ != 1) return Bad("a misplaced number");
+    out_->scores.push_back(v);
+    field_ = 2;
+    return true;
+  }
+  bool Bad(const char* what) {
+    out_->vocab_error = std::string("model.vocab[") + std::to_string(out_->scores.size()) + "] holds " + what +
+                        " (expected [piece, score] pairs)";
+    return false;
+  }
+
+  ParsedFile* out_;
+  nlohmann::detail::json_sax_dom_parser<Json> dom_;
+  std::vector<std::string> path_{};  // keys of the open objects and lists, root first ("" for root)
+  std::string pending_key_;
+  bool vocab_key_pending_ = false;
+  int capture_depth_ = 0;  // 1: inside model.vocab, 2: inside one of its pairs
+  int field_ = 0;          // fields of the current pair seen
+};
+
 struct AddedToken {
   std::u32string content;
   int32_t id = 0;
@@ -180,6 +309,15 @@ struct PreTokenizerStep {
 
 Status Unsupported(const std::string& source, const std::string& what) {
   return Status::Unsupported("'" + source + "': " + what + " is not supported by the XLM-R tokenizer");
+}
+
+// The member `key` of `object`, or a null value when there is none. By reference: the vocabulary
+// is 250,000 entries and must not be copied.
+const Json& Member(const Json& object, const char* key) {
+  static const Json kNull;
+  if (!object.is_object()) return kNull;
+  const auto it = object.find(key);
+  return it == object.end() ? kNull : *it;
 }
 
 std::u32string Decode(std::string_view s) {
@@ -212,7 +350,7 @@ struct XlmrTokenizer::Impl {
   std::vector<int32_t> prefix_ids, suffix_ids;  // the single-text template around the text's ids
   int32_t start_id = 0, end_id = 2, pad_id = -1;
 
-  Status ParseModel(const Json& model);
+  Status ParseModel(const Json& model, const ParsedFile& file);
   Status ParseAddedTokens(const Json& root);
   Status ParseNormalizer(const Json& normalizer);
   Status ParsePreTokenizer(const Json& pre);
@@ -224,39 +362,33 @@ struct XlmrTokenizer::Impl {
   void EncodeSection(std::u32string_view section, size_t limit, std::vector<int32_t>* ids) const;
 };
 
-Status XlmrTokenizer::Impl::ParseModel(const Json& model) {
+Status XlmrTokenizer::Impl::ParseModel(const Json& model, const ParsedFile& file) {
   if (model.value("type", std::string()) != "Unigram") {
     return Status::Unsupported("'" + source + "' is not a Unigram tokenizer");
   }
   if (model.contains("byte_fallback") && model["byte_fallback"].is_boolean() && model["byte_fallback"].get<bool>()) {
     return Unsupported(source, "model.byte_fallback true");
   }
-  const Json& vocab = model.contains("vocab") ? model["vocab"] : Json();
-  if (!vocab.is_array() || vocab.empty()) return Status::Corruption("'" + source + "' has no model.vocab list");
-  std::vector<std::string_view> pieces;
-  pieces.reserve(vocab.size());
-  scores.reserve(vocab.size());
-  double min_score = std::numeric_limits<double>::infinity();
-  for (size_t i = 0; i < vocab.size(); ++i) {
-    const Json& entry = vocab[i];
-    if (!entry.is_array() || entry.size() != 2 || !entry[0].is_string() || !entry[1].is_number()) {
-      return Status::Corruption("'" + source + "': model.vocab[" + std::to_string(i) +
-                                "] is not a [piece, score] pair");
-    }
-    const std::string& piece = entry[0].get_ref<const std::string&>();
-    if (piece.empty()) return Status::Corruption("'" + source + "': model.vocab[" + std::to_string(i) + "] is empty");
-    pieces.push_back(piece);
-    const double score = entry[1].get<double>();
-    scores.push_back(score);
-    min_score = std::min(min_score, score);
+  if (!file.has_pair_vocab || file.scores.empty()) {
+    return Status::Corruption("'" + source + "' has no model.vocab list");
   }
-  const Json& unk = model.contains("unk_id") ? model["unk_id"] : Json();
+  std::vector<std::string_view> pieces;
+  pieces.reserve(file.ends.size());
+  uint32_t begin = 0;
+  for (size_t i = 0; i < file.ends.size(); ++i) {
+    if (file.ends[i] == begin) return Status::Corruption("'" + source + "': model.vocab[" + std::to_string(i) + "] is empty");
+    pieces.emplace_back(file.pool.data() + begin, file.ends[i] - begin);
+    begin = file.ends[i];
+  }
+  scores = file.scores;
+  const double min_score = *std::min_element(scores.begin(), scores.end());
+  const Json& unk = Member(model, "unk_id");
   if (!unk.is_number_integer() || unk.get<int64_t>() < 0 || unk.get<int64_t>() >= static_cast<int64_t>(pieces.size())) {
     return Status::Corruption("'" + source + "': model.unk_id is missing or not an id of its vocabulary");
   }
   unk_id = unk.get<int32_t>();
   unk_score = min_score - kUnkPenalty;
-  trie.Build(pieces);  // the views point into `model`, alive until Build returns
+  trie.Build(pieces);  // the views point into `file`, alive until Build returns
   return Status::Ok();
 }
 
@@ -298,7 +430,7 @@ Status XlmrTokenizer::Impl::ParseNormalizer(const Json& normalizer) {
     return Unsupported(source, "a normalizer Sequence of more than one step");
   }
   if (type != "Precompiled") return Unsupported(source, "normalizer type '" + type + "'");
-  const Json& blob = normalizer.contains("precompiled_charsmap") ? normalizer["precompiled_charsmap"] : Json();
+  const Json& blob = Member(normalizer, "precompiled_charsmap");
   if (!blob.is_string()) return Status::Corruption("'" + source + "': the Precompiled normalizer has no charsmap");
   Result<std::string> bytes = Base64Decode(blob.get_ref<const std::string&>());
   if (!bytes.ok()) return bytes.status().WithContext("'" + source + "': precompiled_charsmap");
@@ -353,8 +485,8 @@ Status XlmrTokenizer::Impl::ParseTemplate(const Json& post) {
   if (post.is_null()) return Status::Ok();
   const std::string type = post.is_object() ? post.value("type", std::string()) : std::string();
   if (type != "TemplateProcessing") return Unsupported(source, "post_processor type '" + type + "'");
-  const Json& single = post.contains("single") ? post["single"] : Json();
-  const Json& specials = post.contains("special_tokens") ? post["special_tokens"] : Json();
+  const Json& single = Member(post, "single");
+  const Json& specials = Member(post, "special_tokens");
   if (!single.is_array() || !specials.is_object()) {
     return Status::Corruption("'" + source + "': TemplateProcessing without a single template or special_tokens");
   }
@@ -497,11 +629,13 @@ void XlmrTokenizer::Impl::Viterbi(std::string_view word, std::vector<int32_t>* i
   if (n == 0) return;
   struct Best {
     double score = 0;
-    int32_t start = -1;
+    int32_t start = -1;  // -1: no path ends here yet
     int32_t id = -1;
   };
-  std::vector<Best> best(n + 1);
-  best[0].start = 0;
+  // Per-thread scratch: no allocation per word once it has grown.
+  thread_local std::vector<Best> best;
+  best.assign(n + 1, Best{});
+  best.front() = Best{0, 0, -1};
   size_t pos = 0;
   while (pos < n) {
     const double base = best[pos].score;
@@ -628,26 +762,36 @@ Result<std::vector<int32_t>> XlmrTokenizer::Encode(std::string_view text, size_t
 
 namespace {
 
-Result<std::unique_ptr<XlmrTokenizer::Impl>> BuildImpl(const std::string& path, const Json& root) {
+Result<std::unique_ptr<XlmrTokenizer::Impl>> BuildImpl(const std::string& path, const ParsedFile& file) {
   auto impl = std::make_unique<XlmrTokenizer::Impl>();
   impl->source = path;
+  const Json& root = file.root;
   if (!root.is_object() || !root.contains("model") || !root["model"].is_object()) {
     return Status::Corruption("'" + path + "' has no \"model\" object");
   }
-  FS_RETURN_IF_ERROR(impl->ParseModel(root["model"]));
+  FS_RETURN_IF_ERROR(impl->ParseModel(root["model"], file));
   FS_RETURN_IF_ERROR(impl->ParseAddedTokens(root));
-  FS_RETURN_IF_ERROR(impl->ParseNormalizer(root.value("normalizer", Json())));
-  FS_RETURN_IF_ERROR(impl->ParsePreTokenizer(root.value("pre_tokenizer", Json())));
-  FS_RETURN_IF_ERROR(impl->ParseTemplate(root.value("post_processor", Json())));
+  FS_RETURN_IF_ERROR(impl->ParseNormalizer(Member(root, "normalizer")));
+  FS_RETURN_IF_ERROR(impl->ParsePreTokenizer(Member(root, "pre_tokenizer")));
+  FS_RETURN_IF_ERROR(impl->ParseTemplate(Member(root, "post_processor")));
   return impl;
 }
 
-Result<Json> ReadJson(const std::string& path) {
+// Parses JSON text (a tokenizer.json) with model.vocab split off when it is a list.
+Status ParseTokenizerJson(const std::string& path, const std::string& data, ParsedFile* out) {
+  VocabSplittingSax sax(out);
+  if (!Json::sax_parse(data, &sax, nlohmann::detail::input_format_t::json, /*strict=*/true,
+                       /*ignore_comments=*/false)) {
+    if (!out->vocab_error.empty()) return Status::Corruption("'" + path + "': " + out->vocab_error);
+    return Status::Corruption("'" + path + "' is not valid JSON");
+  }
+  return Status::Ok();
+}
+
+Result<std::string> ReadTokenizerFile(const std::string& path) {
   Result<std::string> data = Env::Default()->ReadFile(path, kMaxFileBytes);
   if (!data.ok()) return data.status().WithContext("reading tokenizer file '" + path + "'");
-  Json root = Json::parse(*data, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return Status::Corruption("'" + path + "' is not valid JSON");
-  return root;
+  return data;
 }
 
 bool IsDirectory(const std::string& path) {
@@ -656,8 +800,8 @@ bool IsDirectory(const std::string& path) {
 }
 
 bool IsUnigramJson(const Json& root) {
-  return root.is_object() && root.contains("model") && root["model"].is_object() &&
-         root["model"].value("type", std::string()) == "Unigram";
+  return root.is_object() && Member(root, "model").is_object() &&
+         Member(root, "model").value("type", std::string()) == "Unigram";
 }
 
 }  // namespace
@@ -665,8 +809,10 @@ bool IsUnigramJson(const Json& root) {
 Result<std::unique_ptr<XlmrTokenizer>> XlmrTokenizer::Load(const std::string& path) {
   if (path.empty()) return Status::InvalidArgument("no tokenizer file given");
   try {
-    FS_ASSIGN_OR_RETURN(Json root, ReadJson(path));
-    FS_ASSIGN_OR_RETURN(std::unique_ptr<Impl> impl, BuildImpl(path, root));
+    FS_ASSIGN_OR_RETURN(std::string data, ReadTokenizerFile(path));
+    ParsedFile file;
+    FS_RETURN_IF_ERROR(ParseTokenizerJson(path, data, &file));
+    FS_ASSIGN_OR_RETURN(std::unique_ptr<Impl> impl, BuildImpl(path, file));
     return std::unique_ptr<XlmrTokenizer>(new XlmrTokenizer(std::move(impl)));
   } catch (const std::exception& e) {  // nlohmann type errors on odd but valid JSON
     return Status::Corruption("'" + path + "' could not be read as a tokenizer: " + e.what());
@@ -684,15 +830,15 @@ Result<std::unique_ptr<TextTokenizer>> LoadTextTokenizer(const std::string& path
       return std::unique_ptr<TextTokenizer>(std::move(clip));
     }
   }
-  Result<std::string> data = Env::Default()->ReadFile(file, kMaxFileBytes);
-  if (!data.ok()) return data.status().WithContext("reading tokenizer file '" + file + "'");
-  const size_t first = data->find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && (*data)[first] == '{') {
+  FS_ASSIGN_OR_RETURN(std::string data, ReadTokenizerFile(file));
+  const size_t first = data.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && data[first] == '{') {
     try {
-      Json root = Json::parse(*data, nullptr, /*allow_exceptions=*/false);
-      if (IsUnigramJson(root)) {
+      ParsedFile parsed;
+      // Not valid JSON, or no Unigram: Tokenizer::Load below says what is wrong with it.
+      if (ParseTokenizerJson(file, data, &parsed).ok() && IsUnigramJson(parsed.root)) {
         data = std::string();  // free the text before building
-        FS_ASSIGN_OR_RETURN(std::unique_ptr<XlmrTokenizer::Impl> impl, BuildImpl(file, root));
+        FS_ASSIGN_OR_RETURN(std::unique_ptr<XlmrTokenizer::Impl> impl, BuildImpl(file, parsed));
         return std::unique_ptr<TextTokenizer>(new XlmrTokenizer(std::move(impl)));
       }
     } catch (const std::exception& e) {
