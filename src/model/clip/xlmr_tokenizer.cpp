@@ -356,7 +356,9 @@ struct XlmrTokenizer::Impl {
   Status ParsePreTokenizer(const Json& pre);
   Status ParseTemplate(const Json& post);
 
-  std::string Normalize(std::u32string_view text) const;
+  bool chunkable = false;  // see EncodeSection
+
+  void Normalize(std::u32string_view text, size_t* pos, size_t stop_after, std::string* out) const;
   void PreTokenize(const std::string& normalized, std::vector<std::string>* words) const;
   void Viterbi(std::string_view word, std::vector<int32_t>* ids) const;
   void EncodeSection(std::u32string_view section, size_t limit, std::vector<int32_t>* ids) const;
@@ -521,41 +523,45 @@ Status XlmrTokenizer::Impl::ParseTemplate(const Json& post) {
 // is looked up when it is shorter than 6 bytes, and replaced by the replacement of the shortest
 // matching prefix (so "ﬁ" + U+0301 becomes "fi": the quirk is sentencepiece's, kept on purpose);
 // otherwise, and when nothing matched, each character is looked up on its own.
-std::string XlmrTokenizer::Impl::Normalize(std::u32string_view text) const {
-  std::string out;
-  out.reserve(text.size() + 8);
-  if (!has_charsmap) {
-    AppendUtf8Range(text, &out);
-    return out;
-  }
+// Normalises text[*pos..] onto *out and advances *pos. With `stop_after` > 0 it stops early, at
+// the first lone space cluster once *out holds `stop_after` bytes (a cut that changes no word when
+// `chunkable`, see EncodeSection).
+void XlmrTokenizer::Impl::Normalize(std::u32string_view text, size_t* pos, size_t stop_after, std::string* out) const {
   std::string cluster;
   std::string_view replacement;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    const size_t end = unicode::GraphemeClusterEnd(text, pos);
-    if (end == pos + 1 && text[pos] < 0x80) {
-      out += ascii_map[text[pos]];
-      pos = end;
+  while (*pos < text.size()) {
+    const size_t start = *pos;
+    const size_t end = unicode::GraphemeClusterEnd(text, start);
+    *pos = end;
+    if (end == start + 1 && text[start] < 0x80) {
+      if (has_charsmap) {
+        *out += ascii_map[text[start]];
+      } else {
+        out->push_back(static_cast<char>(text[start]));
+      }
+      if (text[start] == ' ' && stop_after > 0 && out->size() >= stop_after) return;
       continue;
     }
     cluster.clear();
-    AppendUtf8Range(text.substr(pos, end - pos), &cluster);
-    if (cluster.size() < kGraphemeLookupBytes && charsmap.Transform(cluster, &replacement)) {
-      out.append(replacement);
-      pos = end;
+    AppendUtf8Range(text.substr(start, end - start), &cluster);
+    if (!has_charsmap) {
+      *out += cluster;
       continue;
     }
-    for (; pos < end; ++pos) {
+    if (cluster.size() < kGraphemeLookupBytes && charsmap.Transform(cluster, &replacement)) {
+      out->append(replacement);
+      continue;
+    }
+    for (size_t at = start; at < end; ++at) {
       cluster.clear();
-      AppendUtf8(text[pos], &cluster);
+      AppendUtf8(text[at], &cluster);
       if (charsmap.Transform(cluster, &replacement)) {
-        out.append(replacement);
+        out->append(replacement);
       } else {
-        out += cluster;
+        *out += cluster;
       }
     }
   }
-  return out;
 }
 
 // The pre-tokenizer steps in order over the normalised text: WhitespaceSplit cuts at White_Space
@@ -678,15 +684,23 @@ void XlmrTokenizer::Impl::Viterbi(std::string_view word, std::vector<int32_t>* i
   std::reverse(ids->begin() + static_cast<ptrdiff_t>(first), ids->end());
 }
 
+// Normalise, pre-tokenize and segment one stretch of text between added tokens, stopping once ids
+// holds `limit` ids. When the pre-tokenizer starts with WhitespaceSplit and the normaliser keeps
+// ' ' a space (`chunkable`), a lone space cluster ends every word, so the stretch is taken in
+// chunks cut there: a long text costs what its first `limit` ids need, not its whole length.
 void XlmrTokenizer::Impl::EncodeSection(std::u32string_view section, size_t limit, std::vector<int32_t>* ids) const {
-  if (section.empty() || ids->size() >= limit) return;
-  const std::string normalized = Normalize(section);
-  if (normalized.empty()) return;
+  constexpr size_t kChunkBytes = 4096;
+  std::string normalized;
   std::vector<std::string> words;
-  PreTokenize(normalized, &words);
-  for (const std::string& word : words) {
-    if (ids->size() >= limit) return;
-    Viterbi(word, ids);
+  size_t pos = 0;
+  while (pos < section.size() && ids->size() < limit) {
+    normalized.clear();
+    Normalize(section, &pos, chunkable && limit != SIZE_MAX ? kChunkBytes : 0, &normalized);
+    PreTokenize(normalized, &words);
+    for (const std::string& word : words) {
+      if (ids->size() >= limit) return;
+      Viterbi(word, ids);
+    }
   }
 }
 
@@ -774,6 +788,9 @@ Result<std::unique_ptr<XlmrTokenizer::Impl>> BuildImpl(const std::string& path, 
   FS_RETURN_IF_ERROR(impl->ParseNormalizer(Member(root, "normalizer")));
   FS_RETURN_IF_ERROR(impl->ParsePreTokenizer(Member(root, "pre_tokenizer")));
   FS_RETURN_IF_ERROR(impl->ParseTemplate(Member(root, "post_processor")));
+  impl->chunkable = !impl->pre_tokenizer.empty() &&
+                    impl->pre_tokenizer.front().kind == PreTokenizerStep::Kind::kWhitespaceSplit &&
+                    (!impl->has_charsmap || impl->ascii_map[' '] == " ");
   return impl;
 }
 

@@ -315,9 +315,39 @@ TEST_F(XlmrShared, LongTextsTruncateEarly) {
   V want(full.begin(), full.begin() + 76);
   want.push_back(t.end_id());
   EXPECT_EQ(Ids(t, text, kContextLength), want);
+  // Chunks are cut only at a space that is a cluster of its own: not before a combining mark.
+  std::string marks;
+  for (int i = 0; i < 3000; ++i) marks += i % 2 == 0 ? "ab \u0301cd\u3000e\t" : "\u0915\u094D \u0937 ";
+  const V marks_full = Ids(t, marks, 0);
+  for (size_t max_len : {size_t{3}, size_t{77}, size_t{2000}, size_t{5000}}) {
+    V cut(marks_full.begin(), marks_full.begin() + static_cast<ptrdiff_t>(std::min(max_len, marks_full.size()) - 1));
+    cut.push_back(t.end_id());
+    EXPECT_EQ(Ids(t, marks, max_len), cut) << "max_len " << max_len;
+  }
   // One unbroken 100,000-character word.
   const std::string word(100000, 'x');
   EXPECT_EQ(Ids(t, word, 0).back(), t.end_id());
+}
+
+TEST_F(XlmrShared, ConcurrentEncodesAgree) {
+  const XlmrTokenizer& t = *tok_;
+  const std::vector<std::string> texts = {"a photo of a cat", "東京の夜景", "Фотография кошки", "🌫🌫x",
+                                          "ﬁ\u0301 ｶﾞ", "नमस्ते दुनिया", "<mask> <s>"};
+  std::vector<V> want;
+  for (const std::string& text : texts) want.push_back(Ids(t, text));
+  std::vector<std::thread> threads;
+  std::vector<int> bad(4, 0);
+  for (size_t worker = 0; worker < bad.size(); ++worker) {
+    threads.emplace_back([&, worker] {
+      for (int round = 0; round < 300; ++round) {
+        const size_t k = (worker + static_cast<size_t>(round)) % texts.size();
+        Result<V> ids = t.Encode(texts[k]);
+        if (!ids.ok() || *ids != want[k]) ++bad[worker];
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(bad, std::vector<int>(bad.size(), 0));
 }
 
 TEST(XlmrGrapheme, ClustersFollowUax29) {
