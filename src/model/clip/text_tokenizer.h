@@ -28,7 +28,8 @@ class TextTokenizer {
   // included, is max_len long. max_len == 0: no truncation. A max_len too small to hold the
   // special tokens is kInvalidArgument. Invalid UTF-8 is not an error: each invalid byte becomes
   // U+FFFD. Thread-safe.
-  virtual Result<std::vector<int32_t>> Encode(std::string_view text, size_t max_len = kContextLength) const = 0;
+  virtual Result<std::vector<int32_t>> Encode(std::string_view text,
+                                              size_t max_len = kContextLength) const = 0;
 
   virtual size_t vocab_size() const = 0;
   virtual int32_t start_id() const = 0;  // <|startoftext|> (CLIP), <s> (XLM-R)

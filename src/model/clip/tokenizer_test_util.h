@@ -77,7 +77,8 @@ inline std::string NodeOracleMissing(const std::string& file, const std::string&
   Capture("node --version >/dev/null 2>&1", &rc);
   if (rc != 0) return "node is not installed: the Hugging Face reference needs it";
   if (!Exists(node_dir + "/node_modules/" + package + "/package.json")) {
-    return "the npm package " + package + " is not installed in " + node_dir + "/node_modules: run scripts/node-deps";
+    return "the npm package " + package + " is not installed in " + node_dir +
+           "/node_modules: run scripts/node-deps";
   }
   return "";
 }

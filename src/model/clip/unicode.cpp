@@ -25,10 +25,12 @@ struct Composition {
   char32_t first, second, composite;
 };
 // Grapheme_Cluster_Break values (UAX #29); kOther for code points the table does not list.
+// clang-format off
 enum class Gcb : uint8_t {
   kOther, kCR, kLF, kControl, kExtend, kZWJ, kRegionalIndicator, kPrepend, kSpacingMark,
   kL, kV, kT, kLV, kLVT
 };
+// clang-format on
 struct GraphemeBreakRange {
   char32_t lo, hi;
   Gcb value;

@@ -1,10 +1,10 @@
 // Internal header of model/clip (the tokenizer's Unicode support); not for other layers.
-// The Unicode operations CLIP's tokenizer needs, as the Hugging Face tokenizer performs them:
-// general categories for the pre-tokenizer (\p{L}, \p{N}, White_Space), NFC normalisation and full
+// The Unicode operations the tokenizers need, as the Hugging Face tokenizer performs them: general
+// categories for CLIP's pre-tokenizer (\p{L}, \p{N}, White_Space), NFC normalisation and full
 // lower-casing (String.prototype.toLowerCase: SpecialCasing's unconditional mappings and the
-// Final_Sigma rule); extended grapheme clusters for the XLM-R tokenizer's Precompiled normaliser
-// (UAX #29, as Rust's unicode-segmentation finds them). Tables come from the Unicode Character Database at build time
-// (gen_unicode_tables.py over Debian's unicode-data, Unicode 15.0).
+// Final_Sigma rule); extended grapheme clusters for XLM-R's Precompiled normaliser (UAX #29, as
+// Rust's unicode-segmentation finds them). Tables come from the Unicode Character Database at build
+// time (gen_unicode_tables.py over Debian's unicode-data, Unicode 15.0).
 // Pure functions over immutable tables: thread-safe. Inputs are code points (char32_t); any value,
 // including surrogates and values above U+10FFFF, is accepted and treated as unassigned.
 #pragma once

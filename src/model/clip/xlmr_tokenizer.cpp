@@ -38,12 +38,15 @@ constexpr size_t kGraphemeLookupBytes = 6;
 class Charsmap {
  public:
   static Result<Charsmap> Parse(const std::string& source, std::string_view blob) {
-    if (blob.size() < 4) return Status::Corruption("'" + source + "': precompiled_charsmap is shorter than 4 bytes");
+    if (blob.size() < 4)
+      return Status::Corruption("'" + source + "': precompiled_charsmap is shorter than 4 bytes");
     uint32_t trie_bytes = 0;
-    for (int i = 3; i >= 0; --i) trie_bytes = (trie_bytes << 8) | static_cast<unsigned char>(blob[static_cast<size_t>(i)]);
+    for (int i = 3; i >= 0; --i)
+      trie_bytes = (trie_bytes << 8) | static_cast<unsigned char>(blob[static_cast<size_t>(i)]);
     if (trie_bytes % 4 != 0 || trie_bytes == 0 || trie_bytes > blob.size() - 4) {
-      return Status::Corruption("'" + source + "': precompiled_charsmap's trie size " + std::to_string(trie_bytes) +
-                                " does not fit its " + std::to_string(blob.size()) + " bytes");
+      return Status::Corruption("'" + source + "': precompiled_charsmap's trie size " +
+                                std::to_string(trie_bytes) + " does not fit its " +
+                                std::to_string(blob.size()) + " bytes");
     }
     Charsmap map;
     map.units_.resize(trie_bytes / 4);
@@ -151,7 +154,8 @@ class PieceTrie {
     }
     root_.fill(kNone);
     const Node& root = nodes_[0];
-    for (uint32_t k = 0; k < root.child_count; ++k) root_[labels_[root.first_child + k]] = children_[root.first_child + k];
+    for (uint32_t k = 0; k < root.child_count; ++k)
+      root_[labels_[root.first_child + k]] = children_[root.first_child + k];
   }
 
   uint32_t Child(uint32_t node, unsigned char label) const {
@@ -182,10 +186,10 @@ class PieceTrie {
 struct ParsedFile {
   Json root;
   bool has_pair_vocab = false;
-  std::string pool;              // the pieces, back to back
-  std::vector<uint32_t> ends;    // end of piece i in `pool`
+  std::string pool;            // the pieces, back to back
+  std::vector<uint32_t> ends;  // end of piece i in `pool`
   std::vector<double> scores;
-  std::string vocab_error;       // set when model.vocab held something other than pairs
+  std::string vocab_error;  // set when model.vocab held something other than pairs
 };
 
 // SAX handler: forwards every event to nlohmann's DOM builder except those of model.vocab when it
@@ -196,7 +200,9 @@ class VocabSplittingSax {
 
   bool null() { return Capturing() ? Bad("null") : Flush() && dom_.null(); }
   bool boolean(bool v) { return Capturing() ? Bad("a boolean") : Flush() && dom_.boolean(v); }
-  bool number_integer(int64_t v) { return Capturing() ? Score(static_cast<double>(v)) : Flush() && dom_.number_integer(v); }
+  bool number_integer(int64_t v) {
+    return Capturing() ? Score(static_cast<double>(v)) : Flush() && dom_.number_integer(v);
+  }
   bool number_unsigned(uint64_t v) {
     return Capturing() ? Score(static_cast<double>(v)) : Flush() && dom_.number_unsigned(v);
   }
@@ -278,8 +284,8 @@ class VocabSplittingSax {
     return true;
   }
   bool Bad(const char* what) {
-    out_->vocab_error = std::string("model.vocab[") + std::to_string(out_->scores.size()) + "] holds " + what +
-                        " (expected [piece, score] pairs)";
+    out_->vocab_error = std::string("model.vocab[") + std::to_string(out_->scores.size()) + "] holds " +
+                        what + " (expected [piece, score] pairs)";
     return false;
   }
 
@@ -368,7 +374,8 @@ Status XlmrTokenizer::Impl::ParseModel(const Json& model, const ParsedFile& file
   if (model.value("type", std::string()) != "Unigram") {
     return Status::Unsupported("'" + source + "' is not a Unigram tokenizer");
   }
-  if (model.contains("byte_fallback") && model["byte_fallback"].is_boolean() && model["byte_fallback"].get<bool>()) {
+  if (model.contains("byte_fallback") && model["byte_fallback"].is_boolean() &&
+      model["byte_fallback"].get<bool>()) {
     return Unsupported(source, "model.byte_fallback true");
   }
   if (!file.has_pair_vocab || file.scores.empty()) {
@@ -378,14 +385,16 @@ Status XlmrTokenizer::Impl::ParseModel(const Json& model, const ParsedFile& file
   pieces.reserve(file.ends.size());
   uint32_t begin = 0;
   for (size_t i = 0; i < file.ends.size(); ++i) {
-    if (file.ends[i] == begin) return Status::Corruption("'" + source + "': model.vocab[" + std::to_string(i) + "] is empty");
+    if (file.ends[i] == begin)
+      return Status::Corruption("'" + source + "': model.vocab[" + std::to_string(i) + "] is empty");
     pieces.emplace_back(file.pool.data() + begin, file.ends[i] - begin);
     begin = file.ends[i];
   }
   scores = file.scores;
   const double min_score = *std::min_element(scores.begin(), scores.end());
   const Json& unk = Member(model, "unk_id");
-  if (!unk.is_number_integer() || unk.get<int64_t>() < 0 || unk.get<int64_t>() >= static_cast<int64_t>(pieces.size())) {
+  if (!unk.is_number_integer() || unk.get<int64_t>() < 0 ||
+      unk.get<int64_t>() >= static_cast<int64_t>(pieces.size())) {
     return Status::Corruption("'" + source + "': model.unk_id is missing or not an id of its vocabulary");
   }
   unk_id = unk.get<int32_t>();
@@ -396,7 +405,8 @@ Status XlmrTokenizer::Impl::ParseModel(const Json& model, const ParsedFile& file
 
 Status XlmrTokenizer::Impl::ParseAddedTokens(const Json& root) {
   if (!root.contains("added_tokens") || root["added_tokens"].is_null()) return Status::Ok();
-  if (!root["added_tokens"].is_array()) return Status::Corruption("'" + source + "': added_tokens is not a list");
+  if (!root["added_tokens"].is_array())
+    return Status::Corruption("'" + source + "': added_tokens is not a list");
   for (const Json& token : root["added_tokens"]) {
     if (!token.is_object() || !token.contains("content") || !token["content"].is_string() ||
         !token.contains("id") || !token["id"].is_number_integer()) {
@@ -407,13 +417,16 @@ Status XlmrTokenizer::Impl::ParseAddedTokens(const Json& root) {
     added_token.content = Decode(content);
     added_token.id = token["id"].get<int32_t>();
     if (added_token.id < 0 || static_cast<size_t>(added_token.id) >= scores.size()) {
-      return Status::Corruption("'" + source + "': added token '" + content + "' has an id outside the vocabulary");
+      return Status::Corruption("'" + source + "': added token '" + content +
+                                "' has an id outside the vocabulary");
     }
     added_token.lstrip = token.value("lstrip", false);
     added_token.rstrip = token.value("rstrip", false);
     if (content.empty()) return Status::Corruption("'" + source + "' has an empty added token");
-    if (token.value("single_word", false)) return Unsupported(source, "added token '" + content + "' with single_word");
-    if (token.value("normalized", false)) return Unsupported(source, "added token '" + content + "' with normalized");
+    if (token.value("single_word", false))
+      return Unsupported(source, "added token '" + content + "' with single_word");
+    if (token.value("normalized", false))
+      return Unsupported(source, "added token '" + content + "' with normalized");
     if (content == "<s>") start_id = added_token.id;
     if (content == "</s>") end_id = added_token.id;
     if (content == "<pad>") pad_id = added_token.id;
@@ -433,7 +446,8 @@ Status XlmrTokenizer::Impl::ParseNormalizer(const Json& normalizer) {
   }
   if (type != "Precompiled") return Unsupported(source, "normalizer type '" + type + "'");
   const Json& blob = Member(normalizer, "precompiled_charsmap");
-  if (!blob.is_string()) return Status::Corruption("'" + source + "': the Precompiled normalizer has no charsmap");
+  if (!blob.is_string())
+    return Status::Corruption("'" + source + "': the Precompiled normalizer has no charsmap");
   Result<std::string> bytes = Base64Decode(blob.get_ref<const std::string&>());
   if (!bytes.ok()) return bytes.status().WithContext("'" + source + "': precompiled_charsmap");
   FS_ASSIGN_OR_RETURN(charsmap, Charsmap::Parse(source, *bytes));
@@ -463,12 +477,14 @@ Status XlmrTokenizer::Impl::ParsePreTokenizer(const Json& pre) {
   } else if (type == "Metaspace") {
     step.kind = PreTokenizerStep::Kind::kMetaspace;
     const std::u32string replacement = Decode(pre.value("replacement", std::string("\u2581")));
-    if (replacement.size() != 1) return Status::Corruption("'" + source + "': Metaspace replacement is not one character");
+    if (replacement.size() != 1)
+      return Status::Corruption("'" + source + "': Metaspace replacement is not one character");
     step.replacement = replacement[0];
     // As Hugging Face reads it: add_prefix_space false means "never", otherwise prepend_scheme
     // (default "always"); split defaults to true.
     const std::string scheme = pre.value("prepend_scheme", std::string("always"));
-    if (pre.contains("add_prefix_space") && pre["add_prefix_space"].is_boolean() && !pre["add_prefix_space"].get<bool>()) {
+    if (pre.contains("add_prefix_space") && pre["add_prefix_space"].is_boolean() &&
+        !pre["add_prefix_space"].get<bool>()) {
       step.prepend = false;
     } else if (scheme == "always" || scheme == "never") {
       step.prepend = scheme == "always";
@@ -490,7 +506,8 @@ Status XlmrTokenizer::Impl::ParseTemplate(const Json& post) {
   const Json& single = Member(post, "single");
   const Json& specials = Member(post, "special_tokens");
   if (!single.is_array() || !specials.is_object()) {
-    return Status::Corruption("'" + source + "': TemplateProcessing without a single template or special_tokens");
+    return Status::Corruption("'" + source +
+                              "': TemplateProcessing without a single template or special_tokens");
   }
   bool seen_sequence = false;
   for (const Json& item : single) {
@@ -509,13 +526,16 @@ Status XlmrTokenizer::Impl::ParseTemplate(const Json& post) {
       return Status::Corruption("'" + source + "': template special token '" + name + "' has no ids");
     }
     for (const Json& id : specials[name]["ids"]) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= static_cast<int64_t>(scores.size())) {
-        return Status::Corruption("'" + source + "': template special token '" + name + "' has an invalid id");
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+          id.get<int64_t>() >= static_cast<int64_t>(scores.size())) {
+        return Status::Corruption("'" + source + "': template special token '" + name +
+                                  "' has an invalid id");
       }
       (seen_sequence ? suffix_ids : prefix_ids).push_back(id.get<int32_t>());
     }
   }
-  if (!seen_sequence) return Status::Corruption("'" + source + "': the single-text template has no sequence A");
+  if (!seen_sequence)
+    return Status::Corruption("'" + source + "': the single-text template has no sequence A");
   return Status::Ok();
 }
 
@@ -526,7 +546,8 @@ Status XlmrTokenizer::Impl::ParseTemplate(const Json& post) {
 // Normalises text[*pos..] onto *out and advances *pos. With `stop_after` > 0 it stops early, at
 // the first lone space cluster once *out holds `stop_after` bytes (a cut that changes no word when
 // `chunkable`, see EncodeSection).
-void XlmrTokenizer::Impl::Normalize(std::u32string_view text, size_t* pos, size_t stop_after, std::string* out) const {
+void XlmrTokenizer::Impl::Normalize(std::u32string_view text, size_t* pos, size_t stop_after,
+                                    std::string* out) const {
   std::string cluster;
   std::string_view replacement;
   while (*pos < text.size()) {
@@ -688,7 +709,8 @@ void XlmrTokenizer::Impl::Viterbi(std::string_view word, std::vector<int32_t>* i
 // holds `limit` ids. When the pre-tokenizer starts with WhitespaceSplit and the normaliser keeps
 // ' ' a space (`chunkable`), a lone space cluster ends every word, so the stretch is taken in
 // chunks cut there: a long text costs what its first `limit` ids need, not its whole length.
-void XlmrTokenizer::Impl::EncodeSection(std::u32string_view section, size_t limit, std::vector<int32_t>* ids) const {
+void XlmrTokenizer::Impl::EncodeSection(std::u32string_view section, size_t limit,
+                                        std::vector<int32_t>* ids) const {
   constexpr size_t kChunkBytes = 4096;
   std::string normalized;
   std::vector<std::string> words;
@@ -726,9 +748,9 @@ int32_t XlmrTokenizer::unk_id() const {
 Result<std::vector<int32_t>> XlmrTokenizer::Encode(std::string_view text, size_t max_len) const {
   const size_t specials = impl_->prefix_ids.size() + impl_->suffix_ids.size();
   if (max_len > 0 && max_len <= specials) {
-    return Status::InvalidArgument("max_len " + std::to_string(max_len) + " leaves no room beside the " +
-                                   std::to_string(specials) + " special tokens: use 0 (no truncation) or at least " +
-                                   std::to_string(specials + 1));
+    return Status::InvalidArgument(
+        "max_len " + std::to_string(max_len) + " leaves no room beside the " + std::to_string(specials) +
+        " special tokens: use 0 (no truncation) or at least " + std::to_string(specials + 1));
   }
   if (text.size() > kMaxTextBytes) {
     return Status::ResourceExhausted("text of " + std::to_string(text.size()) +
@@ -758,7 +780,8 @@ Result<std::vector<int32_t>> XlmrTokenizer::Encode(std::string_view text, size_t
     if (match->lstrip) {
       while (start > section_start && unicode::IsWhiteSpace(raw[start - 1])) --start;
     }
-    impl_->EncodeSection(std::u32string_view(raw).substr(section_start, start - section_start), end_limit, &ids);
+    impl_->EncodeSection(std::u32string_view(raw).substr(section_start, start - section_start), end_limit,
+                         &ids);
     if (ids.size() < end_limit) ids.push_back(match->id);
     pos += match->content.size();
     if (match->rstrip) {

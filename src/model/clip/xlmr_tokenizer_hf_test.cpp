@@ -29,8 +29,8 @@ using testing::TempDir;
 // Invalid UTF-8 made from valid strings: a lead byte without its continuation, a stray
 // continuation byte, an overlong form, a surrogate's encoding, bytes that never occur.
 std::vector<std::string> InvalidUtf8(const std::vector<std::string>& valid) {
-  const std::string_view damage[] = {"\xE3\x81", "\x80", "\xC0\xAF", "\xED\xA0\x80", "\xFF", "\xFE\xFE",
-                                     "\xF0\x9F\x98", "\xC3"};
+  const std::string_view damage[] = {"\xE3\x81", "\x80",     "\xC0\xAF",     "\xED\xA0\x80",
+                                     "\xFF",     "\xFE\xFE", "\xF0\x9F\x98", "\xC3"};
   std::vector<std::string> out;
   for (size_t i = 0; i < valid.size(); i += 7) {
     std::string s = valid[i];
@@ -63,8 +63,8 @@ TEST(XlmrTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
   const std::string corpus_path = dir.Write("corpus.json", nlohmann::json(sent).dump());
   // --bench: the reference prints its load time and tokens/s to stderr, beside ours below.
   auto run_reference = [&](const std::string& engine, std::vector<std::string>* out) {
-    const std::string command = "cd '" + node_dir + "' && node xlmr_tokenize.mjs --bench --engine " + engine + " '" +
-                                tokenizer_json + "' '" + corpus_path + "'";
+    const std::string command = "cd '" + node_dir + "' && node xlmr_tokenize.mjs --bench --engine " + engine +
+                                " '" + tokenizer_json + "' '" + corpus_path + "'";
     const std::string reference = Capture(command, &rc);
     ASSERT_EQ(rc, 0) << "the reference failed: " << command;
     std::istringstream lines(reference);
@@ -84,20 +84,22 @@ TEST(XlmrTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
   size_t tokens = 0;
   const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < sent.size(); ++i) {
-    Result<std::vector<int32_t>> ids = (*tok)->Encode(i < corpus.size() ? corpus[i] : invalid[i - corpus.size()], 0);
+    Result<std::vector<int32_t>> ids =
+        (*tok)->Encode(i < corpus.size() ? corpus[i] : invalid[i - corpus.size()], 0);
     ASSERT_TRUE(ids.ok()) << ids.status().ToString();
     tokens += ids->size();
     got[i] = std::move(ids).value();
   }
-  const double encode_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const double encode_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 
   size_t mismatches = 0, truncated = 0;
   for (size_t i = 0; i < sent.size(); ++i) {
     const std::string ours = nlohmann::json(got[i]).dump();
     if (ours != expected[i]) {
       if (++mismatches <= 10) {
-        ADD_FAILURE() << "string " << i << ": " << nlohmann::json(sent[i]).dump() << "\n  hf:   " << expected[i]
-                      << "\n  ours: " << ours;
+        ADD_FAILURE() << "string " << i << ": " << nlohmann::json(sent[i]).dump()
+                      << "\n  hf:   " << expected[i] << "\n  ours: " << ours;
       }
       continue;
     }
@@ -108,17 +110,19 @@ TEST(XlmrTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
       want.resize(kContextLength - 1);
       want.push_back((*tok)->end_id());
     }
-    Result<std::vector<int32_t>> ids77 = (*tok)->Encode(i < corpus.size() ? corpus[i] : invalid[i - corpus.size()]);
+    Result<std::vector<int32_t>> ids77 =
+        (*tok)->Encode(i < corpus.size() ? corpus[i] : invalid[i - corpus.size()]);
     ASSERT_TRUE(ids77.ok());
     EXPECT_EQ(*ids77, want) << "truncated ids differ for string " << i;
   }
   EXPECT_EQ(mismatches, 0u) << "of " << sent.size() << " strings";
   EXPECT_GT(truncated, 100u) << "the corpus should hold texts longer than 77 tokens";
-  std::fprintf(stderr,
-               "ours: load %.0f ms, %zu strings, %zu tokens in %.0f ms (%.0f tokens/s); %zu with invalid UTF-8, %zu "
-               "mismatches, %zu longer than 77 tokens\n",
-               load_ms, sent.size(), tokens, encode_ms, static_cast<double>(tokens) / encode_ms * 1000.0,
-               invalid.size(), mismatches, truncated);
+  std::fprintf(
+      stderr,
+      "ours: load %.0f ms, %zu strings, %zu tokens in %.0f ms (%.0f tokens/s); %zu with invalid UTF-8, %zu "
+      "mismatches, %zu longer than 77 tokens\n",
+      load_ms, sent.size(), tokens, encode_ms, static_cast<double>(tokens) / encode_ms * 1000.0,
+      invalid.size(), mismatches, truncated);
 
   // FILESEARCH_TOKENIZER_BENCH=1: also the pure-JS port (@huggingface/tokenizers), for its speed and
   // for how often its NFKC approximation of the charsmap gives other ids (reported, not asserted).
@@ -128,7 +132,8 @@ TEST(XlmrTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
     run_reference("js", &js);
     size_t differ = 0;
     for (size_t i = 0; i < js.size(); ++i) differ += js[i] != expected[i] ? 1 : 0;
-    std::fprintf(stderr, "js port: %zu of %zu strings give other ids than the Rust core\n", differ, js.size());
+    std::fprintf(stderr, "js port: %zu of %zu strings give other ids than the Rust core\n", differ,
+                 js.size());
   }
 }
 

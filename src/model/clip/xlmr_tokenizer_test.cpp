@@ -39,54 +39,57 @@ V Ids(const TextTokenizer& t, std::string_view text, size_t max_len = 0) {
 // A small XLM-R-shaped tokenizer.json: specials 0..3, pieces with chosen scores, an optional
 // charsmap, WhitespaceSplit + Metaspace, <s> A </s>.
 Json TinyJson(const std::vector<std::pair<std::string, double>>& pieces) {
-  Json vocab = Json::array({Json::array({"<s>", 0.0}), Json::array({"<pad>", 0.0}), Json::array({"</s>", 0.0}),
-                            Json::array({"<unk>", 0.0})});
+  Json vocab = Json::array({Json::array({"<s>", 0.0}), Json::array({"<pad>", 0.0}),
+                            Json::array({"</s>", 0.0}), Json::array({"<unk>", 0.0})});
   for (const auto& [piece, score] : pieces) vocab.push_back(Json::array({piece, score}));
   vocab.push_back(Json::array({"<mask>", 0.0}));
   const int mask = static_cast<int>(vocab.size()) - 1;
   auto added = [](int id, const char* content, bool lstrip) {
-    return Json{{"id", id},         {"content", content}, {"single_word", false}, {"lstrip", lstrip},
-                {"rstrip", false},  {"normalized", false}, {"special", true}};
+    return Json{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", lstrip},
+                {"rstrip", false}, {"normalized", false}, {"special", true}};
   };
   Json special = Json::object();
   special["<s>"] = {{"id", "<s>"}, {"ids", {0}}, {"tokens", {"<s>"}}};
   special["</s>"] = {{"id", "</s>"}, {"ids", {2}}, {"tokens", {"</s>"}}};
-  return Json{
-      {"version", "1.0"},
-      {"added_tokens",
-       {added(0, "<s>", false), added(1, "<pad>", false), added(2, "</s>", false), added(3, "<unk>", false),
-        added(mask, "<mask>", true)}},
-      {"normalizer", nullptr},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         {{{"type", "WhitespaceSplit"}}, {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"add_prefix_space", true}}}}}},
-      {"post_processor",
-       {{"type", "TemplateProcessing"},
-        {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                    {{"SpecialToken", {{"id", "</s>"}, {"type_id", 0}}}}}},
-        {"special_tokens", special}}},
-      {"model", {{"type", "Unigram"}, {"unk_id", 3}, {"vocab", vocab}, {"byte_fallback", false}}}};
+  return Json{{"version", "1.0"},
+              {"added_tokens",
+               {added(0, "<s>", false), added(1, "<pad>", false), added(2, "</s>", false),
+                added(3, "<unk>", false), added(mask, "<mask>", true)}},
+              {"normalizer", nullptr},
+              {"pre_tokenizer",
+               {{"type", "Sequence"},
+                {"pretokenizers",
+                 {{{"type", "WhitespaceSplit"}},
+                  {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"add_prefix_space", true}}}}}},
+              {"post_processor",
+               {{"type", "TemplateProcessing"},
+                {"single",
+                 {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                  {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                  {{"SpecialToken", {{"id", "</s>"}, {"type_id", 0}}}}}},
+                {"special_tokens", special}}},
+              {"model", {{"type", "Unigram"}, {"unk_id", 3}, {"vocab", vocab}, {"byte_fallback", false}}}};
 }
 
 // Pieces of the tiny model: ids 4.. in this order.
 const std::vector<std::pair<std::string, double>> kTinyPieces = {
-    {"\u2581", -2.0},      // 4
-    {"a", -3.0},           // 5
-    {"b", -3.0},           // 6
-    {"ab", -4.0},          // 7: beats a + b (-6)
-    {"\u2581ab", -4.5},    // 8: beats ▁ + ab (-6)
-    {"c", -3.0},           // 9
-    {"abc", -9.5},         // 10: loses to ab + c (-7)
-    {"\u2581c", -3.0},     // 11
-    {"x", -5.0},           // 12
-    {"xx", -10.0},         // 13: ties x + x (-10): the longer, earlier-starting piece wins
+    {"\u2581", -2.0},    // 4
+    {"a", -3.0},         // 5
+    {"b", -3.0},         // 6
+    {"ab", -4.0},        // 7: beats a + b (-6)
+    {"\u2581ab", -4.5},  // 8: beats ▁ + ab (-6)
+    {"c", -3.0},         // 9
+    {"abc", -9.5},       // 10: loses to ab + c (-7)
+    {"\u2581c", -3.0},   // 11
+    {"x", -5.0},         // 12
+    {"xx", -10.0},       // 13: ties x + x (-10): the longer, earlier-starting piece wins
 };
 
 class XlmrTiny : public ::testing::Test {
  protected:
   std::unique_ptr<XlmrTokenizer> Load(const Json& json) {
-    Result<std::unique_ptr<XlmrTokenizer>> tok = XlmrTokenizer::Load(dir_.Write("tokenizer.json", json.dump()));
+    Result<std::unique_ptr<XlmrTokenizer>> tok =
+        XlmrTokenizer::Load(dir_.Write("tokenizer.json", json.dump()));
     EXPECT_TRUE(tok.ok()) << tok.status().ToString();
     return tok.ok() ? std::move(*tok) : nullptr;
   }
@@ -104,11 +107,11 @@ TEST_F(XlmrTiny, ViterbiPicksTheBestScoringSegmentation) {
   EXPECT_EQ(tok->end_id(), 2);
   EXPECT_EQ(tok->pad_id(), 1);
   EXPECT_EQ(tok->unk_id(), 3);
-  EXPECT_EQ(Ids(*tok, "ab"), (V{0, 8, 2}));          // ▁ab
-  EXPECT_EQ(Ids(*tok, "abc"), (V{0, 8, 9, 2}));      // ▁ab c, not ▁ abc
-  EXPECT_EQ(Ids(*tok, "c ab"), (V{0, 11, 8, 2}));    // one ▁ per word
+  EXPECT_EQ(Ids(*tok, "ab"), (V{0, 8, 2}));        // ▁ab
+  EXPECT_EQ(Ids(*tok, "abc"), (V{0, 8, 9, 2}));    // ▁ab c, not ▁ abc
+  EXPECT_EQ(Ids(*tok, "c ab"), (V{0, 11, 8, 2}));  // one ▁ per word
   EXPECT_EQ(Ids(*tok, "  c\t\nab  "), (V{0, 11, 8, 2}));
-  EXPECT_EQ(Ids(*tok, "xx"), (V{0, 4, 13, 2}));      // tie: xx (found first) over x x
+  EXPECT_EQ(Ids(*tok, "xx"), (V{0, 4, 13, 2}));  // tie: xx (found first) over x x
   EXPECT_EQ(Ids(*tok, ""), (V{0, 2}));
   EXPECT_EQ(Ids(*tok, " \t "), (V{0, 2}));
 }
@@ -117,7 +120,7 @@ TEST_F(XlmrTiny, UnknownCharactersFuseIntoOneUnk) {
   auto tok = Load(TinyJson(kTinyPieces));
   ASSERT_NE(tok, nullptr);
   EXPECT_EQ(Ids(*tok, "q"), (V{0, 4, 3, 2}));
-  EXPECT_EQ(Ids(*tok, "qzé"), (V{0, 4, 3, 2}));       // three unknown characters, one <unk>
+  EXPECT_EQ(Ids(*tok, "qzé"), (V{0, 4, 3, 2}));        // three unknown characters, one <unk>
   EXPECT_EQ(Ids(*tok, "qaz"), (V{0, 4, 3, 5, 3, 2}));  // a known piece in between
   EXPECT_EQ(Ids(*tok, "q z"), (V{0, 4, 3, 4, 3, 2}));  // not across words: each has its ▁
 }
@@ -150,7 +153,8 @@ TEST_F(XlmrTiny, TruncationKeepsTheEndToken) {
 
 TEST_F(XlmrTiny, MetaspaceOptions) {
   Json json = TinyJson(kTinyPieces);
-  json["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "never"}, {"split", true}};
+  json["pre_tokenizer"] = {
+      {"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "never"}, {"split", true}};
   auto never = Load(json);
   ASSERT_NE(never, nullptr);
   EXPECT_EQ(Ids(*never, "ab c"), (V{0, 7, 11, 2}));  // "ab", "▁c": no ▁ before the first word
@@ -197,7 +201,8 @@ TEST_F(XlmrTiny, CorruptFilesAreErrorsNamingTheFile) {
   json["model"]["vocab"][5] = "a";
   expect_corrupt(json);
   json = TinyJson(kTinyPieces);
-  json["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", Base64Encode(std::string("\x10\0\0\0ab", 6))}};
+  json["normalizer"] = {{"type", "Precompiled"},
+                        {"precompiled_charsmap", Base64Encode(std::string("\x10\0\0\0ab", 6))}};
   expect_corrupt(json);  // trie size beyond the blob
   json["normalizer"]["precompiled_charsmap"] = "not base64!";
   EXPECT_NE(LoadError(json).code(), StatusCode::kOk);
@@ -217,7 +222,8 @@ class XlmrShared : public ::testing::Test {
     if (!stdfs::exists(*dir_ + "/tokenizer.json") || !stdfs::exists(*dir_ + "/test-vectors.json")) return;
     const auto start = std::chrono::steady_clock::now();
     Result<std::unique_ptr<XlmrTokenizer>> tok = XlmrTokenizer::Load(*dir_ + "/tokenizer.json");
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (!tok.ok()) {
       load_error_ = new std::string(tok.status().ToString());
       return;
@@ -297,13 +303,19 @@ TEST_F(XlmrShared, InvalidUtf8BecomesReplacementCharacters) {
     for (size_t i = 0; i < n; ++i) {
       const uint64_t r = next();
       // Mostly lead and continuation bytes, some ASCII, so that truncated sequences are common.
-      bytes.push_back(static_cast<char>(r % 3 == 0 ? 'a' + static_cast<int>(r % 26) : 0x80 + static_cast<int>(r % 128)));
+      bytes.push_back(
+          static_cast<char>(r % 3 == 0 ? 'a' + static_cast<int>(r % 26) : 0x80 + static_cast<int>(r % 128)));
     }
     Result<V> ids = t.Encode(bytes, 0);
     ASSERT_TRUE(ids.ok()) << ids.status().ToString();
     EXPECT_EQ(*ids, Ids(t, ReplaceInvalidUtf8(bytes))) << "round " << round;
   }
-  EXPECT_EQ(Ids(t, "a\xFF\xFE" "b"), Ids(t, "a\uFFFD\uFFFD" "b"));
+  EXPECT_EQ(Ids(t,
+                "a\xFF\xFE"
+                "b"),
+            Ids(t,
+                "a\uFFFD\uFFFD"
+                "b"));
 }
 
 TEST_F(XlmrShared, LongTextsTruncateEarly) {
@@ -320,7 +332,8 @@ TEST_F(XlmrShared, LongTextsTruncateEarly) {
   for (int i = 0; i < 3000; ++i) marks += i % 2 == 0 ? "ab \u0301cd\u3000e\t" : "\u0915\u094D \u0937 ";
   const V marks_full = Ids(t, marks, 0);
   for (size_t max_len : {size_t{3}, size_t{77}, size_t{2000}, size_t{5000}}) {
-    V cut(marks_full.begin(), marks_full.begin() + static_cast<ptrdiff_t>(std::min(max_len, marks_full.size()) - 1));
+    V cut(marks_full.begin(),
+          marks_full.begin() + static_cast<ptrdiff_t>(std::min(max_len, marks_full.size()) - 1));
     cut.push_back(t.end_id());
     EXPECT_EQ(Ids(t, marks, max_len), cut) << "max_len " << max_len;
   }
@@ -332,7 +345,7 @@ TEST_F(XlmrShared, LongTextsTruncateEarly) {
 TEST_F(XlmrShared, ConcurrentEncodesAgree) {
   const XlmrTokenizer& t = *tok_;
   const std::vector<std::string> texts = {"a photo of a cat", "東京の夜景", "Фотография кошки", "🌫🌫x",
-                                          "ﬁ\u0301 ｶﾞ", "नमस्ते दुनिया", "<mask> <s>"};
+                                          "ﬁ\u0301 ｶﾞ",       "नमस्ते दुनिया", "<mask> <s>"};
   std::vector<V> want;
   for (const std::string& text : texts) want.push_back(Ids(t, text));
   std::vector<std::thread> threads;
@@ -361,20 +374,20 @@ TEST(XlmrGrapheme, ClustersFollowUax29) {
   };
   using S = std::vector<size_t>;
   EXPECT_EQ(clusters("ab"), (S{1, 2}));
-  EXPECT_EQ(clusters("\r\n\n"), (S{2, 3}));                         // GB3, GB4
+  EXPECT_EQ(clusters("\r\n\n"), (S{2, 3}));                          // GB3, GB4
   EXPECT_EQ(clusters("e\u0301x"), (S{2, 3}));                        // GB9 Extend
   EXPECT_EQ(clusters("\u1100\u1161\u11A8"), (S{3}));                 // Hangul L V T
   EXPECT_EQ(clusters("\U0001F1EF\U0001F1F5\U0001F1FA"), (S{2, 3}));  // regional indicator pairs
   EXPECT_EQ(clusters("\U0001F469\u200D\U0001F4BB!"), (S{3, 4}));     // GB11 emoji ZWJ sequence
   EXPECT_EQ(clusters("a\u200D\U0001F4BB"), (S{2, 3}));               // ZWJ after a non-emoji: no GB11
-  EXPECT_EQ(clusters("\u0E01\u0E33"), (S{2}));                        // Thai SARA AM: SpacingMark
-  EXPECT_EQ(clusters("\u0600\u0661"), (S{2}));                        // Prepend
-  EXPECT_EQ(clusters("a\u0007\u0301"), (S{1, 2, 3}));                 // GB4/GB5 around a control
+  EXPECT_EQ(clusters("\u0E01\u0E33"), (S{2}));                       // Thai SARA AM: SpacingMark
+  EXPECT_EQ(clusters("\u0600\u0661"), (S{2}));                       // Prepend
+  EXPECT_EQ(clusters("a\u0007\u0301"), (S{1, 2, 3}));                // GB4/GB5 around a control
   EXPECT_EQ(clusters("\u0915\u094D\u0937"), (S{3}));                 // GB9c: क्ष is one cluster
   EXPECT_EQ(clusters("\u0915\u094D\u200D\u0937"), (S{4}));
-  EXPECT_EQ(clusters("\u0915\u093F\u0937"), (S{2, 3}));              // no linker: two clusters
-  EXPECT_EQ(clusters("a\U000E0020\U000E0021"), (S{3}));               // tags are Extend, not Control
-  EXPECT_EQ(clusters("\u0CB5\u0CC0"), (S{2}));                        // Unicode 16: U+0CC0 is Extend
+  EXPECT_EQ(clusters("\u0915\u093F\u0937"), (S{2, 3}));  // no linker: two clusters
+  EXPECT_EQ(clusters("a\U000E0020\U000E0021"), (S{3}));  // tags are Extend, not Control
+  EXPECT_EQ(clusters("\u0CB5\u0CC0"), (S{2}));           // Unicode 16: U+0CC0 is Extend
 }
 
 }  // namespace
