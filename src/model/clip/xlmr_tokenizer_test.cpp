@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -186,6 +187,34 @@ TEST_F(XlmrTiny, UnsupportedComponentsAreRefusedByName) {
   json = TinyJson(kTinyPieces);
   json["model"]["type"] = "WordPiece";
   expect_unsupported(json, "Unigram");
+}
+
+// A charsmap whose trie is garbage (but whose sizes add up) loads, and lookups through it stay
+// inside the blob: encoding never crashes, whatever the units say.
+TEST_F(XlmrTiny, GarbageCharsmapNeverReadsOutOfBounds) {
+  uint64_t state = 12345;
+  auto next = [&state] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  for (int round = 0; round < 20; ++round) {
+    const uint32_t units = 1 + next() % 64;
+    std::string blob(4 + units * 4, '\0');
+    const uint32_t trie_bytes = units * 4;
+    std::memcpy(blob.data(), &trie_bytes, 4);  // little-endian hosts only, as the project builds
+    for (uint32_t i = 0; i < units; ++i) {
+      const uint32_t unit = next();
+      std::memcpy(blob.data() + 4 + i * 4, &unit, 4);
+    }
+    blob += "x\0y\0";
+    Json json = TinyJson(kTinyPieces);
+    json["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", Base64Encode(blob)}};
+    auto tok = Load(json);
+    ASSERT_NE(tok, nullptr);
+    for (const char* text : {"abc", "\x01\x7f", "é\u0301 ｶﾞ", "\U0001F600 x\u200Dy", "<s> ab"}) {
+      EXPECT_TRUE(tok->Encode(text).ok()) << text;
+    }
+  }
 }
 
 TEST_F(XlmrTiny, CorruptFilesAreErrorsNamingTheFile) {
