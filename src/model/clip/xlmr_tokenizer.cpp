@@ -615,6 +615,7 @@ void XlmrTokenizer::Impl::PreTokenize(const std::string& normalized, std::vector
       replacement_utf8.clear();
       AppendUtf8(step.replacement, &replacement_utf8);
       for (const std::string& word : *words) {
+        if (word.empty()) continue;
         std::string replaced;
         replaced.reserve(word.size() + replacement_utf8.size());
         for (char c : word) {
@@ -627,7 +628,6 @@ void XlmrTokenizer::Impl::PreTokenize(const std::string& normalized, std::vector
         if (step.prepend && replaced.compare(0, replacement_utf8.size(), replacement_utf8) != 0) {
           replaced.insert(0, replacement_utf8);
         }
-        if (replaced.empty()) continue;
         if (!step.split) {
           next.push_back(std::move(replaced));
           continue;
@@ -718,6 +718,7 @@ void XlmrTokenizer::Impl::EncodeSection(std::u32string_view section, size_t limi
   while (pos < section.size() && ids->size() < limit) {
     normalized.clear();
     Normalize(section, &pos, chunkable && limit != SIZE_MAX ? kChunkBytes : 0, &normalized);
+    if (normalized.empty()) continue;  // Hugging Face drops empty splits before pre-tokenizing
     PreTokenize(normalized, &words);
     for (const std::string& word : words) {
       if (ids->size() >= limit) return;
