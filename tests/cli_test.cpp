@@ -333,6 +333,54 @@ TEST(CliTest, ReadOnlyCommandsOnADataDirectoryWithoutAnIndex) {
   stdfs::remove_all(stdfs::path(dir).parent_path());
 }
 
+// `model tokenize` reads the tokenizer's type from the file: XLM-R's Unigram tokenizer.json gives
+// the published ids (test-vectors.json), one JSON array per line, <s> and </s> included, cut at 77
+// unless --no-truncate; CLIP's tokenizer.json still gives CLIP's ids.
+TEST(CliTest, ModelTokenizeReadsTheTokenizerTypeFromTheFile) {
+  const char* env = std::getenv("FILESEARCH_SHARED_DIR");
+  const std::string shared = env != nullptr && *env != '\0' ? env : "../shared";
+  const std::string xlmr = shared + "/multilingual/xlm-roberta";
+  if (!stdfs::exists(xlmr + "/tokenizer.json") || !stdfs::exists(xlmr + "/test-vectors.json")) {
+    GTEST_SKIP() << "needs ../shared/multilingual/xlm-roberta (not present here)";
+  }
+  std::ifstream vf(xlmr + "/test-vectors.json");
+  const nlohmann::json vectors = nlohmann::json::parse(vf);
+  std::string lines, expected;
+  for (const nlohmann::json& c : vectors["computed_with_special_tokens"]) {
+    const std::string text = c["text"].get<std::string>();
+    if (text.find_first_of("\r\n") != std::string::npos) continue;
+    lines += text + "\n";
+    expected += c["ids"].dump() + "\n";
+  }
+  const std::string dir = TempDir("tokenize");
+  stdfs::create_directories(dir);
+  const std::string lines_file = dir + "/lines.txt";
+  std::ofstream(lines_file) << lines;
+  CliRun r = RunCli("model tokenize --tokenizer " + xlmr + "/tokenizer.json --lines " + lines_file);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, expected);
+  // A folder holding the file works too, and TEXT arguments come before the lines.
+  r = RunCli("model tokenize --tokenizer " + xlmr + " 'Hello World!'");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "[0,35378,6661,38,2]\n");
+  // The context-77 vector: truncated to 77 by default; --no-truncate keeps every id.
+  const nlohmann::json& long_case = vectors["computed_openclip_context77"]["cases"][1];
+  const std::vector<int32_t> padded = long_case["ids"].get<std::vector<int32_t>>();
+  r = RunCli("model tokenize --tokenizer " + xlmr + "/tokenizer.json '" + long_case["text"].get<std::string>() + "'");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, nlohmann::json(padded).dump() + "\n");  // exactly 77: nothing to pad
+  r = RunCli("model tokenize --no-truncate --tokenizer " + xlmr + "/tokenizer.json '" +
+             long_case["text"].get<std::string>() + "'");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_GT(nlohmann::json::parse(r.out).size(), 77u);
+  if (stdfs::exists(shared + "/clip/tokenizer.json")) {
+    r = RunCli("model tokenize --tokenizer " + shared + "/clip/tokenizer.json 'a photo of a cat'");
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(r.out, "[49406,320,1125,539,320,2368,49407]\n");
+  }
+  stdfs::remove_all(dir);
+}
+
 // An unknown command is an error (exit 2, naming it), with or without --help; CLI11 alone printed
 // the main help and exited 0 for `filesearch serach --help`.
 TEST(CliTest, UnknownCommandIsAnError) {

@@ -13,20 +13,22 @@ namespace fs::cli {
 void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* model = app.add_subcommand("model", "CLIP model tools: download a model, check a model folder, tokenize text");
   model->require_subcommand(1);
-  auto* tok = model->add_subcommand("tokenize", "Print CLIP token ids of texts, one JSON array per line")
+  auto* tok = model->add_subcommand("tokenize", "Print the token ids of texts (CLIP or XLM-R), one JSON array per line")
                   ->footer("Examples:\n"
                            "  filesearch model tokenize --tokenizer tokenizer.json \"a photo of a cat\"\n"
                            "  filesearch model tokenize --tokenizer vocab.json --lines queries.txt\n\n"
                            "The tokenizer is a Hugging Face tokenizer.json, a vocab.json with merges.txt beside it,\n"
-                           "or OpenAI's bpe_simple_vocab_16e6.txt.gz. Ids include <|startoftext|> (49406) and\n"
-                           "<|endoftext|> (49407); texts are truncated to 77 tokens unless --no-truncate.");
+                           "or OpenAI's bpe_simple_vocab_16e6.txt.gz. Its type is read from the file: CLIP's BPE,\n"
+                           "or a SentencePiece Unigram tokenizer.json such as XLM-R's (multilingual CLIP). Ids include\n"
+                           "the start and end tokens (CLIP: 49406, 49407; XLM-R: <s> 0, </s> 2); texts are truncated\n"
+                           "to 77 tokens unless --no-truncate.");
   struct Args {
     std::string tokenizer, lines;
     std::vector<std::string> texts;
     bool no_truncate = false;
   };
   auto a = std::make_shared<Args>();
-  tok->add_option("--tokenizer", a->tokenizer, "tokenizer.json, vocab.json or bpe_simple_vocab_16e6.txt.gz")
+  tok->add_option("--tokenizer", a->tokenizer, "tokenizer.json (CLIP BPE or Unigram), vocab.json or bpe_simple_vocab_16e6.txt.gz")
       ->required()
       ->type_name("FILE");
   tok->add_option("--lines", a->lines, "Tokenize each line of FILE")->type_name("FILE");

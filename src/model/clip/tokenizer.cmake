@@ -1,4 +1,5 @@
-# fs_clip_tokenizer: CLIP's BPE tokenizer (src/model/clip/tokenizer.h). Included from
+# fs_clip_tokenizer: the text tokenizers (src/model/clip/text_tokenizer.h): CLIP's BPE
+# (tokenizer.h) and XLM-R's SentencePiece Unigram (xlmr_tokenizer.h). Included from
 # src/model/CMakeLists.txt. Its Unicode tables (categories, NFC, lower-casing) are generated at build
 # time from the Unicode Character Database that Debian's `unicode-data` package installs.
 set(FILESEARCH_UNICODE_DATA_DIR "/usr/share/unicode" CACHE PATH
@@ -27,6 +28,7 @@ add_custom_command(
 
 add_library(fs_clip_tokenizer STATIC
   ${_clip_dir}/tokenizer.cpp
+  ${_clip_dir}/xlmr_tokenizer.cpp
   ${_clip_dir}/unicode.cpp
   ${_clip_tables})
 target_include_directories(fs_clip_tokenizer
@@ -43,5 +45,15 @@ filesearch_test(clip_tokenizer_test
 # Ids against the Hugging Face tokenizer (node + @huggingface/tokenizers from tests/node).
 filesearch_test(clip_tokenizer_hf_test
   SOURCES ${_clip_dir}/tokenizer_hf_test.cpp ${_clip_dir}/tokenizer_corpus.cpp
+  LIBS fs_clip_tokenizer nlohmann_json::nlohmann_json
+  LABELS integration)
+
+# XLM-R: the published test vectors and synthetic tokenizer.json files (unit), and ids against the
+# Hugging Face tokenizer's Rust core (node + the `tokenizers` npm package from tests/node).
+filesearch_test(xlmr_tokenizer_test
+  SOURCES ${_clip_dir}/xlmr_tokenizer_test.cpp
+  LIBS fs_clip_tokenizer nlohmann_json::nlohmann_json)
+filesearch_test(xlmr_tokenizer_hf_test
+  SOURCES ${_clip_dir}/xlmr_tokenizer_hf_test.cpp ${_clip_dir}/tokenizer_corpus.cpp
   LIBS fs_clip_tokenizer nlohmann_json::nlohmann_json
   LABELS integration)

@@ -613,7 +613,7 @@ int TokenizeCommand(const std::string& tokenizer_path, const std::vector<std::st
     err << "error: nothing to tokenize: give TEXT arguments or --lines FILE\n";
     return 2;
   }
-  Result<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::Load(tokenizer_path);
+  Result<std::unique_ptr<TextTokenizer>> tokenizer = LoadTextTokenizer(tokenizer_path);
   if (!tokenizer.ok()) {
     err << "error: " << tokenizer.status().ToString() << "\n";
     return 1;

@@ -16,14 +16,14 @@
 #include <vector>
 
 #include "core/status.h"
+#include "model/clip/text_tokenizer.h"
 
 namespace fs::clip {
 
-inline constexpr size_t kContextLength = 77;      // CLIP text context, start and end included
 inline constexpr int32_t kStartOfTextId = 49406;  // <|startoftext|> in CLIP's vocabulary
 inline constexpr int32_t kEndOfTextId = 49407;    // <|endoftext|>
 
-class Tokenizer {
+class Tokenizer : public TextTokenizer {
  public:
   // Loads one file, recognised by its content:
   //   a Hugging Face tokenizer.json (model.type "BPE", end_of_word_suffix "</w>");
@@ -38,7 +38,7 @@ class Tokenizer {
   // bpe_simple_vocab_16e6.txt.gz.
   static Result<std::unique_ptr<Tokenizer>> LoadDir(const std::string& dir);
 
-  ~Tokenizer();
+  ~Tokenizer() override;
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
 
@@ -47,26 +47,16 @@ class Tokenizer {
   // text tower expects: 77). max_len == 0: no truncation. max_len == 1 is kInvalidArgument.
   // The strings "<|endoftext|>" (anywhere) and "<|startoftext|>" (after normalisation) in the text
   // become their special tokens, as in Hugging Face. Thread-safe.
-  Result<std::vector<int32_t>> Encode(std::string_view text, size_t max_len = kContextLength) const;
+  Result<std::vector<int32_t>> Encode(std::string_view text, size_t max_len = kContextLength) const override;
 
-  size_t vocab_size() const;  // 49,408 for CLIP
-  int32_t start_id() const;   // id of <|startoftext|>
-  int32_t end_id() const;     // id of <|endoftext|>
+  size_t vocab_size() const override;  // 49,408 for CLIP
+  int32_t start_id() const override;   // id of <|startoftext|>
+  int32_t end_id() const override;     // id of <|endoftext|>
 
  private:
   struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// The body of `filesearch model tokenize --tokenizer FILE [--lines FILE] [TEXT...]`: loads the
-// tokenizer (a file or a folder, as Tokenizer::Load), encodes each of `texts`, then each line of
-// `lines_file` (when not empty; '\n' separated, a trailing '\r' dropped, no text after a final
-// newline), and writes one JSON array of ids per text to `out`, e.g. [49406,320,2368,49407].
-// Truncates to max_len as Encode does (0: never). Returns 0 on success, 2 on a usage error (no
-// tokenizer, nothing to tokenize), 1 on any other failure, with a one-line message on `err`.
-int TokenizeCommand(const std::string& tokenizer_path, const std::vector<std::string>& texts,
-                    const std::string& lines_file, std::ostream& out, std::ostream& err,
-                    size_t max_len = kContextLength);
 
 }  // namespace fs::clip

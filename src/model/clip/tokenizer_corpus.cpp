@@ -354,3 +354,167 @@ std::vector<std::string> TokenizerCorpus() {
 }
 
 }  // namespace fs::clip
+
+namespace fs::clip {
+namespace {
+
+// clang-format off
+constexpr std::string_view kXlmrWords[] = {
+    // Japanese: kana, kanji, half-width katakana (with voiced marks), full-width digits and Latin
+    "写真", "東京の夜景", "富士山と桜", "猫の写真", "ひらがな", "カタカナ", "ｶﾀｶﾅ", "ﾃﾞｰﾀﾍﾞｰｽ", "ﾊﾟｿｺﾝ",
+    "ｶﾞｷﾞｸﾞ", "ｱｲｳｴｵ", "｡｢｣､･", "１２３４５", "ＡＢＣｘｙｚ", "ＦＵＬＬ　ＷＩＤＴＨ", "２０２３年", "第３四半期",
+    "ヴァイオリン", "コンピューター", "が", "か\u3099", "ハ\u309A", "㍻", "㌔", "㍍", "㋿", "①", "⑳", "ー", "〜", "～",
+    // Chinese
+    "北京的夜景", "一只猫的照片", "貓咪的照片", "人工智能", "数据库服务器", "繁體中文", "臺灣", "，", "。", "“引号”", "《书名》",
+    // Korean: syllables, conjoining jamo, compatibility and half-width jamo
+    "고양이 사진", "안녕하세요", "한국어", "\u1100\u1161\u11A8", "\u1112\u1161\u11AB", "\u1100\u1161",
+    "ㄱㄴㄷ", "ﾡﾢﾣ", "ﾾￂ", "한글\u302E",
+    // Thai
+    "สวัสดีชาวโลก", "ภาษาไทย", "น้ำ", "กำ", "เด็กๆ", "๑๒๓",
+    // Arabic: plain, with harakat, presentation forms, digits, number signs
+    "صورة قطة", "مرحبا بالعالم", "العَرَبِيَّة", "بِسْمِ", "ﷺ", "ﻻ", "ﺑﺴﻢ", "٣٤٥", "\u0600\u0661\u0662", "\u06DD\u0661",
+    "ـــ", "لا", "\u0627\u0653",
+    // Hindi: conjuncts, nukta (precomposed and not), candrabindu, digits
+    "नमस्ते दुनिया", "हिन्दी", "क्षत्रिय", "ज़िंदगी", "\u0915\u093C", "\u0958", "\u095B\u0301", "क्\u200Dष", "क्\u200Cष",
+    "चाँद", "१२३", "श्री",
+    // Cyrillic, Greek (monotonic, polytonic, decomposed)
+    "Фотография кошки", "Москва", "Ёлка", "Україна", "ПРИВЕТ", "й", "и\u0306", "Ωμέγα", "λόγος", "ΣΑΣ",
+    "ἀρχή", "ᾅ", "\u03B1\u0313\u0301", "\u03C9\u0342\u0345", "ΐ", "ϓ", "ϴ",
+    // European accents, ligatures, compatibility letters
+    "Ein Foto einer Katze", "Une photo d'un chat", "Una foto de un gato", "café", "cafe\u0301", "naïve",
+    "Straße", "Ærøskøbing", "Dvořák", "Łódź", "İstanbul", "ﬁne", "ﬀ", "ĳ", "ŉ", "ǅ", "Å", "Å", "K",
+    "x\u0300\u0301\u0302", "e\u0301\u0301", "o\u0308\u0304", "ﬁ\u0301", "Ａ\u0301", "①\u0301",
+    // Symbols that normalise: super/subscripts, fractions, Roman numerals, math letters, units
+    "x²", "H₂O", "½", "⅞", "Ⅻ", "ⅳ", "𝐀𝐁𝐂", "𝔸𝔹ℂ", "𝟙𝟚𝟛", "℃", "№", "™", "µ", "Ω", "…", "‥", "′″",
+};
+constexpr std::string_view kXlmrEmoji[] = {
+    "😀", "🌫", "🌫️", "🌫🌫", "👍🏽", "👩‍💻", "👨‍👩‍👧‍👦", "🏳️‍🌈", "🏴‍☠️", "🇯🇵", "🇺🇸🇫🇷", "🇯", "🧑🏿‍🚀", "🤷‍♀️", "🙇🏻‍♂️",
+    "❤️", "❤", "❤️‍🔥", "#️⃣", "1️⃣", "*⃣", "©️", "®", "™️", "🏴\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F",
+    "😶‍🌫️", "🫠", "🦙", "🐱", "☕", "♻️", "✌🏾", "\u263A\uFE0E", "\u263A\uFE0F",
+};
+constexpr std::string_view kXlmrSpecials[] = {
+    "<s>", "</s>", "<pad>", "<unk>", "<mask>", "<s", "s>", "<S>", "<MASK>", "< mask >", "＜s＞", "﹤unk﹥",
+    "<s><s>", "</s><s>", "<mask><mask>", "<<s>>", "<unk>unk", "▁", "▁▁", "▁a", "a▁b",
+};
+// Characters that are controls, spaces, joiners, marks or otherwise odd for a normaliser.
+constexpr std::string_view kXlmrOdd[] = {
+    std::string_view("\0", 1), "\x01", "\x08", "\x0B", "\x0C", "\x1B", "\x1F", "\x7F", "\xC2\x80", "\xC2\x85",
+    "\xC2\x9F", "\u00A0", "\u00AD", "\u034F", "\u061C", "\u115F", "\u1160", "\u1680", "\u180E", "\u2000",
+    "\u200A", "\u200B", "\u200C", "\u200D", "\u200E", "\u200F", "\u2028", "\u2029", "\u202A", "\u202E",
+    "\u202F", "\u205F", "\u2060", "\u2066", "\u2069", "\u2581", "\u3000", "\u3164", "\uFE0E", "\uFE0F",
+    "\uFEFF", "\uFFA0", "\uFFF9", "\uFFFC", "\uFFFD", "\uE000", "\U000F0000", "\U0001D173", "\U000E0001",
+    "\U000E0020", "\U000E0100", "\r\n", "\r", "\n", "\t",
+};
+// Marks and joiners that attach to what precedes them (grapheme Extend, SpacingMark, ZWJ).
+constexpr char32_t kAttachers[] = {
+    0x0300, 0x0301, 0x0308, 0x0323, 0x0327, 0x0345, 0x0363, 0x0591, 0x05B0, 0x05BC, 0x064B, 0x0650,
+    0x0651, 0x0654, 0x0670, 0x093C, 0x093F, 0x0941, 0x094D, 0x0981, 0x0E31, 0x0E33, 0x0E48, 0x200C,
+    0x200D, 0x20D0, 0x20E3, 0x3099, 0x309A, 0xFE0F, 0xFE20, 0xFF9E, 0xFF9F, 0x1F3FB, 0xE0100,
+};
+// Characters that start a cluster: letters of many scripts, digits, symbols, emoji, prepends.
+constexpr char32_t kBases[] = {
+    'a', 'e', 'A', 'o', 'i', '1', '#', '*', '<', '.', ' ', 0xA9, 0xAE, 0xDF, 0xE9, 0x131, 0x3B1, 0x3C9,
+    0x391, 0x438, 0x5D0, 0x627, 0x628, 0x915, 0x958, 0x995, 0xE01, 0xE32, 0x1100, 0x1161, 0x11A8,
+    0x2160, 0x2460, 0x3042, 0x304B, 0x30AB, 0x3131, 0x4E00, 0xAC00, 0xFB01, 0xFF21, 0xFF76, 0xFF8A,
+    0x1F44D, 0x1F469, 0x1F1EF, 0x0600, 0x06DD, 0x070F, 0x110BD, 0x2581, 0xFFFD,
+};
+// Blocks rich in compatibility mappings (NFKC changes them) and other scripts, assigned by 15.0.
+constexpr Block kXlmrBlocks[] = {
+    {0x2070, 0x2071}, {0x2074, 0x208E}, {0x2100, 0x214F}, {0x2150, 0x2189}, {0x2460, 0x24FF},
+    {0x2F00, 0x2FD5}, {0x3131, 0x318E}, {0x3200, 0x321E}, {0x3220, 0x32FF}, {0x3300, 0x33FF},
+    {0xF900, 0xFA6D}, {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFB1D, 0xFB36}, {0xFB50, 0xFBC1},
+    {0xFBD3, 0xFD3D}, {0xFE10, 0xFE19}, {0xFE30, 0xFE52}, {0xFE54, 0xFE66}, {0xFE70, 0xFE74},
+    {0xFE76, 0xFEFC}, {0xFF01, 0xFFBE}, {0xFFC2, 0xFFC7}, {0xFFE0, 0xFFE6}, {0xFFE8, 0xFFEE},
+    {0x1D400, 0x1D454}, {0x1D7CE, 0x1D7FF}, {0x1F100, 0x1F10A}, {0x1F130, 0x1F14F}, {0x1F200, 0x1F202},
+    {0x0E01, 0x0E3A}, {0x0E40, 0x0E5B}, {0x0600, 0x06FF}, {0x0900, 0x097F}, {0x0980, 0x09FE},
+    {0x0370, 0x0377}, {0x0384, 0x038A}, {0x1F00, 0x1F15}, {0x1F80, 0x1FB4}, {0x0400, 0x04FF},
+    {0x3041, 0x3096}, {0x30A0, 0x30FF}, {0xFF61, 0xFF9F}, {0xAC00, 0xD7A3}, {0x1100, 0x11FF},
+    {0x4E00, 0x9FFF}, {0x20000, 0x2A6DF}, {0x1F300, 0x1F64F}, {0x1F900, 0x1F9FF}, {0x00A0, 0x00FF},
+    {0x0300, 0x036F}, {0x2000, 0x206F},
+};
+// clang-format on
+
+std::string Utf8(char32_t cp) {
+  std::string s;
+  AppendUtf8(static_cast<uint32_t>(cp), &s);
+  return s;
+}
+
+std::string FromBlocks(Rng& rng, size_t count) {
+  std::string s;
+  for (size_t i = 0; i < count; ++i) {
+    const Block& b = rng.Pick(kXlmrBlocks);
+    s += Utf8(static_cast<char32_t>(b.lo + rng.Below(b.hi - b.lo + 1)));
+  }
+  return s;
+}
+
+// A base followed by 0..3 attaching marks: the short clusters the Precompiled normaliser looks up
+// whole.
+std::string Cluster(Rng& rng) {
+  std::string s = Utf8(rng.Pick(kBases));
+  const size_t marks = rng.Below(4);
+  for (size_t i = 0; i < marks; ++i) s += Utf8(rng.Pick(kAttachers));
+  return s;
+}
+
+std::string XlmrPart(Rng& rng) {
+  switch (rng.Below(7)) {
+    case 0:
+    case 1:
+      return std::string(rng.Pick(kXlmrWords));
+    case 2:
+      return std::string(rng.Pick(kXlmrEmoji));
+    case 3:
+      return Cluster(rng);
+    case 4:
+      return FromBlocks(rng, 1 + rng.Below(6));
+    case 5:
+      return std::string(rng.Pick(kXlmrOdd));
+    default:
+      return rng.Chance(20) ? std::string(rng.Pick(kXlmrSpecials)) : Capitalise(rng, rng.Pick(kWords));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> XlmrTokenizerCorpus() {
+  Rng rng(20261206);
+  std::vector<std::string> out;
+  for (std::string_view w : kXlmrWords) out.emplace_back(w);
+  for (std::string_view w : kXlmrEmoji) out.emplace_back(w);
+  for (std::string_view w : kXlmrSpecials) {
+    out.emplace_back(w);
+    for (std::string_view space : {" ", "  ", "\t", "\u00A0", "\u3000", "\n"}) {
+      out.push_back("a" + std::string(space) + std::string(w) + std::string(space) + "b");
+    }
+  }
+  for (std::string_view w : kXlmrOdd) {
+    out.emplace_back(w);
+    out.push_back("a" + std::string(w) + "b" + std::string(w));
+    out.push_back(std::string(w) + "東京" + std::string(w) + " x");
+  }
+  // Every base with every attacher, and prepends before every base.
+  for (char32_t base : kBases) {
+    for (char32_t mark : kAttachers) out.push_back(Utf8(base) + Utf8(mark) + (rng.Chance(50) ? "x" : ""));
+  }
+  // Random short clusters in runs, with and without spaces.
+  AddMixed(rng, 600, 6, 30, out, [&] { return Cluster(rng); });
+  // Mixed scripts, emoji, odd characters and specials.
+  AddMixed(rng, 900, 10, 35, out, [&] { return XlmrPart(rng); });
+  // Characters of compatibility-rich blocks and other scripts.
+  AddMixed(rng, 500, 6, 20, out, [&] { return FromBlocks(rng, 1 + rng.Below(10)); });
+  // Very long texts: 300-1500 parts, well over 77 tokens; a few unbroken runs.
+  for (int i = 0; i < 24; ++i) {
+    std::string s;
+    const size_t parts = 300 + rng.Below(1200);
+    for (size_t p = 0; p < parts; ++p) {
+      s += i % 3 == 0 ? std::string(rng.Pick(kXlmrWords)) : XlmrPart(rng);
+      if (i % 6 != 5 && rng.Chance(70)) s += ' ';
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace fs::clip

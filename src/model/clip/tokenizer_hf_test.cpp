@@ -15,36 +15,17 @@
 
 #include "model/clip/tokenizer.h"
 #include "model/clip/tokenizer_corpus.h"
+#include "model/clip/tokenizer_test_util.h"
 
 namespace fs::clip {
 namespace {
 
-std::string EnvOr(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? v : fallback;
-}
-
-bool Exists(const std::string& path) {
-  return ::access(path.c_str(), F_OK) == 0;
-}
+using testing::Capture;
+using testing::EnvOr;
+using testing::NodeOracleMissing;
 
 std::string JsonIds(const std::vector<int32_t>& ids) {
   return nlohmann::json(ids).dump();
-}
-
-// Runs `command`, returns its stdout; *rc gets its exit status.
-std::string Capture(const std::string& command, int* rc) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    *rc = -1;
-    return out;
-  }
-  char buf[1 << 16];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-  *rc = ::pclose(pipe);
-  return out;
 }
 
 TEST(ClipTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
@@ -52,14 +33,9 @@ TEST(ClipTokenizerHf, IdsEqualHuggingFaceOnCorpus) {
   const std::string source = EnvOr("FILESEARCH_SOURCE_DIR", ".");
   const std::string tokenizer_json = shared + "/clip/tokenizer.json";
   const std::string node_dir = source + "/tests/node";
-  if (!Exists(tokenizer_json)) GTEST_SKIP() << "no " << tokenizer_json << " (FILESEARCH_SHARED_DIR)";
+  const std::string missing = NodeOracleMissing(tokenizer_json, node_dir, "@huggingface/tokenizers");
+  if (!missing.empty()) GTEST_SKIP() << missing;
   int rc = 0;
-  Capture("node --version >/dev/null 2>&1", &rc);
-  if (rc != 0) GTEST_SKIP() << "node is not installed: the Hugging Face reference needs it";
-  if (!Exists(node_dir + "/node_modules/@huggingface/tokenizers/package.json")) {
-    GTEST_SKIP() << "@huggingface/tokenizers is not installed in " << node_dir
-                 << "/node_modules: run scripts/node-deps";
-  }
 
   const std::vector<std::string> corpus = TokenizerCorpus();
   ASSERT_GE(corpus.size(), 2000u);

@@ -14,37 +14,14 @@
 #include "core/check.h"
 #include "core/utf8.h"
 #include "model/clip/tokenizer_corpus.h"
+#include "model/clip/tokenizer_test_util.h"
 
 namespace fs::clip {
 namespace {
 
 namespace stdfs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/clip_tokenizer_test_XXXXXX";
-    FS_CHECK(::mkdtemp(tmpl) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    stdfs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string Write(const std::string& name, std::string_view data) const {
-    const std::string p = path_ + "/" + name;
-    std::ofstream f(p, std::ios::binary);
-    f.write(data.data(), static_cast<std::streamsize>(data.size()));
-    FS_CHECK(f.good());
-    return p;
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // GPT-2's byte -> printable character map, written independently of tokenizer.cpp.
 std::string ByteChar(int b) {

@@ -24,6 +24,17 @@ struct Decomposition {
 struct Composition {
   char32_t first, second, composite;
 };
+// Grapheme_Cluster_Break values (UAX #29); kOther for code points the table does not list.
+// clang-format off
+enum class Gcb : uint8_t {
+  kOther, kCR, kLF, kControl, kExtend, kZWJ, kRegionalIndicator, kPrepend, kSpacingMark,
+  kL, kV, kT, kLV, kLVT
+};
+// clang-format on
+struct GraphemeBreakRange {
+  char32_t lo, hi;
+  Gcb value;
+};
 
 #include "model/clip/clip_unicode_tables.inc"
 
@@ -108,7 +119,93 @@ bool IsFinalSigma(std::u32string_view text, size_t pos) {
   return true;
 }
 
+Gcb GraphemeBreak(char32_t cp) {
+  if (cp >= 0x20 && cp < 0x7F) return Gcb::kOther;
+  const GraphemeBreakRange* it =
+      std::lower_bound(std::begin(kGraphemeBreakRanges), std::end(kGraphemeBreakRanges), cp,
+                       [](const GraphemeBreakRange& r, char32_t c) { return r.hi < c; });
+  return it != std::end(kGraphemeBreakRanges) && it->lo <= cp ? it->value : Gcb::kOther;
+}
+
+bool IsExtendedPictographic(char32_t cp) {
+  return cp >= 0xA9 && InRanges(kExtendedPictographicRanges, cp);
+}
+
+// Indic_Conjunct_Break, for GB9c.
+enum class Incb : uint8_t { kNone, kConsonant, kLinker, kExtend };
+Incb IndicConjunctBreak(char32_t cp, Gcb gcb) {
+  if (cp < 0x900) return gcb == Gcb::kExtend ? Incb::kExtend : Incb::kNone;
+  if (InRanges(kIncbLinkerRanges, cp)) return Incb::kLinker;
+  if (InRanges(kIncbConsonantRanges, cp)) return Incb::kConsonant;
+  if ((gcb == Gcb::kExtend && cp != 0x200C) || gcb == Gcb::kZWJ) return Incb::kExtend;
+  return Incb::kNone;
+}
+
 }  // namespace
+
+size_t GraphemeClusterEnd(std::u32string_view text, size_t start) {
+  size_t pos = start;
+  Gcb prev = GraphemeBreak(text[pos]);
+  // GB11 state: the cluster so far ends in ExtPict Extend* (ZWJ when `after_zwj`).
+  bool pictographic_run = IsExtendedPictographic(text[pos]);
+  bool after_zwj = false;
+  size_t regional_run = prev == Gcb::kRegionalIndicator ? 1 : 0;
+  // GB9c state: 0 none, 1 after InCB=Consonant [Extend]*, 2 after a consonant and then a linker,
+  // with any Extend or Linker after it.
+  int conjunct = IndicConjunctBreak(text[pos], prev) == Incb::kConsonant ? 1 : 0;
+  for (++pos; pos < text.size(); ++pos) {
+    const char32_t cp = text[pos];
+    const Gcb next = GraphemeBreak(cp);
+    const Incb incb = IndicConjunctBreak(cp, next);
+    bool join = false;
+    if (prev == Gcb::kCR && next == Gcb::kLF) {
+      join = true;  // GB3
+    } else if (prev == Gcb::kCR || prev == Gcb::kLF || prev == Gcb::kControl || next == Gcb::kCR ||
+               next == Gcb::kLF || next == Gcb::kControl) {
+      join = false;  // GB4, GB5
+    } else if (prev == Gcb::kL &&
+               (next == Gcb::kL || next == Gcb::kV || next == Gcb::kLV || next == Gcb::kLVT)) {
+      join = true;  // GB6
+    } else if ((prev == Gcb::kLV || prev == Gcb::kV) && (next == Gcb::kV || next == Gcb::kT)) {
+      join = true;  // GB7
+    } else if ((prev == Gcb::kLVT || prev == Gcb::kT) && next == Gcb::kT) {
+      join = true;  // GB8
+    } else if (next == Gcb::kExtend || next == Gcb::kZWJ || next == Gcb::kSpacingMark) {
+      join = true;  // GB9, GB9a
+    } else if (prev == Gcb::kPrepend) {
+      join = true;  // GB9b
+    } else if (conjunct == 2 && incb == Incb::kConsonant) {
+      join = true;  // GB9c
+    } else if (after_zwj && IsExtendedPictographic(cp)) {
+      join = true;  // GB11
+    } else if (prev == Gcb::kRegionalIndicator && next == Gcb::kRegionalIndicator) {
+      join = regional_run % 2 == 1;  // GB12, GB13: pairs
+    }
+    if (!join) break;
+    // Track GB11 and GB12/13 state across the joined character.
+    if (IsExtendedPictographic(cp)) {
+      pictographic_run = true;
+      after_zwj = false;
+    } else if (next == Gcb::kExtend && pictographic_run && !after_zwj) {
+      // still ExtPict Extend*
+    } else if (next == Gcb::kZWJ && pictographic_run && !after_zwj) {
+      after_zwj = true;
+    } else {
+      pictographic_run = false;
+      after_zwj = false;
+    }
+    regional_run = next == Gcb::kRegionalIndicator ? regional_run + 1 : 0;
+    if (incb == Incb::kConsonant) {
+      conjunct = 1;
+    } else if (incb == Incb::kLinker && conjunct > 0) {
+      conjunct = 2;
+    } else if (incb != Incb::kExtend) {
+      conjunct = 0;
+    }
+    prev = next;
+  }
+  return pos;
+}
 
 bool IsLetter(char32_t cp) {
   if (cp < 0x80) return (cp | 0x20) >= 'a' && (cp | 0x20) <= 'z';
