@@ -349,6 +349,7 @@ Result<const TensorView*> LoadTokenTable(const WeightReader& r, const std::strin
     part.shape = {count, width};
     part.data = part.data.subspan(static_cast<size_t>(first) * row_bytes, static_cast<size_t>(count) * row_bytes);
     FS_RETURN_IF_ERROR(Float32View(name, part, &rows_buf).status());
+    r.Release(part);  // as it goes: XLM-R's table is 0.77 GB, which need not be resident at once
   }
   r.Release(*table);  // rows come back from disk as texts use them
   return table;
@@ -677,7 +678,7 @@ struct ClipModel::Impl {
     const XlmrParams& xp = p.xlmr;
     const TowerParams& tp = xp.encoder;
     const int w = tp.width;
-    std::vector<int>& offsets = eot_scratch;  // [n + 1]
+    std::vector<int>& offsets = text_offsets;  // [n + 1]
     offsets.assign(static_cast<size_t>(n) + 1, 0);
     int longest = 1;
     for (int seq = 0; seq < n; ++seq) {
@@ -727,7 +728,7 @@ struct ClipModel::Impl {
     LayerNormRows(xlmr.ln_embed, x, x, m, w, tp.ln_eps);  // x = LayerNorm(x)  [M, W]
     for (Block& b : xlmr.tower.blocks) {
       b.qkv.Forward(x, m, buf.qkv.data(), false);                      // qkv = x Wqkv^T + b    [M, 3W]
-      PackedAttention(buf.qkv.data(), n, offsets.data(), tp, buf.h.data(), buf);  // h = attn  [M, W]
+      PackedAttention(buf.qkv.data(), n, offsets.data(), longest, tp, buf.h.data(), buf);  // h = attn [M, W]
       b.out.Forward(buf.h.data(), m, x, true);                         // x += h Wo^T + bo      [M, W]
       LayerNormRows(b.ln_1, x, x, m, w, tp.ln_eps);                    // x = ln_1(x)           [M, W]
       b.fc1.Forward(x, m, buf.mlp.data(), false);                      // f = gelu(x W1^T + b1) [M, F]
@@ -759,14 +760,10 @@ struct ClipModel::Impl {
   }
 
   // Bidirectional multi-head attention over n packed sequences (see XlmrForward): qkv [M, 3W] ->
-  // out [M, W], sequence seq being rows offsets[seq] .. offsets[seq + 1].
-  void PackedAttention(const float* qkv, int n, const int* offsets, const TowerParams& p, float* out, Buffers& buf) {
+  // out [M, W], sequence seq being rows offsets[seq] .. offsets[seq + 1], none longer than `longest`.
+  void PackedAttention(const float* qkv, int n, const int* offsets, int longest, const TowerParams& p, float* out,
+                       Buffers& buf) {
     const int w = p.width, head_dim = w / p.heads, jobs = n * p.heads;
-    const int longest = [&] {
-      int l = 1;
-      for (int seq = 0; seq < n; ++seq) l = std::max(l, offsets[seq + 1] - offsets[seq]);
-      return l;
-    }();
     const size_t scratch_floats = AttentionScratchFloats(static_cast<size_t>(longest), static_cast<size_t>(head_dim));
     const auto work = static_cast<size_t>(jobs) * static_cast<size_t>(longest) * static_cast<size_t>(longest * head_dim);
 #pragma omp parallel for num_threads(threads) schedule(dynamic) if (work >= kParallelFloats)
@@ -782,7 +779,8 @@ struct ClipModel::Impl {
     }
   }
 
-  std::vector<int> eot_scratch;  // per text: its end-of-text position (XLM-R: its first packed row)
+  std::vector<int> eot_scratch;   // per text: its end-of-text position
+  std::vector<int> text_offsets;  // XLM-R: per text, its first packed row; then the total
   std::vector<int> class_rows;   // per image: 0, the class token
 };
 
