@@ -114,13 +114,14 @@ TEST(CliTest, ModelInfoAndEmbed) {
 // which family it is and does not ask for CLIP's BPE tokenizer.
 TEST(CliTest, ModelInfoShowsTheMultilingualFamily) {
   const char* shared_env = std::getenv("FILESEARCH_SHARED_DIR");
-  const std::string vectors = std::string(shared_env ? shared_env : "../shared") +
-                              "/multilingual/xlm-roberta/test-vectors.json";
+  const std::string vectors =
+      std::string(shared_env ? shared_env : "../shared") + "/multilingual/xlm-roberta/test-vectors.json";
   if (!stdfs::exists(vectors)) GTEST_SKIP() << "needs " << vectors;
   std::string why;
   auto dir = clip::testing::GenerateReference(
       "--size small --layouts openclip --images 0 --vectors " + vectors, &why, "xlmr_reference.py",
-      ".venv-oracle/bin/python", "import torch, transformers, importlib.util as u; assert u.find_spec('open_clip')");
+      ".venv-oracle/bin/python",
+      "import torch, transformers, importlib.util as u; assert u.find_spec('open_clip')");
   if (!dir) GTEST_SKIP() << why;
   CliRun info = RunCli("model info --model-dir " + *dir + "/openclip");
   EXPECT_EQ(info.code, 0) << info.out;

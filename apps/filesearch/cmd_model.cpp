@@ -64,9 +64,12 @@ void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code) {
               << "family:     " << (*m)->family() << "\n"
               << "folder:     " << dir << "\n"
               << "embedding:  " << (*m)->embed_dim() << " dimensions\n"
-              << "image size: " << ((*m)->image_size() > 0 ? std::to_string((*m)->image_size()) + " px" : "none (text tower only)")
+              << "image size: "
+              << ((*m)->image_size() > 0 ? std::to_string((*m)->image_size()) + " px"
+                                         : "none (text tower only)")
               << "\n"
-              << "context:    " << (*m)->context_length() << " tokens, vocabulary " << (*m)->vocab_size() << "\n"
+              << "context:    " << (*m)->context_length() << " tokens, vocabulary " << (*m)->vocab_size()
+              << "\n"
               << "tokenizer:  "
               << (multilingual ? std::string("XLM-R SentencePiece (tokenizer.json)")
                   : tok.ok()   ? "ok (" + std::to_string((*tok)->vocab_size()) + " tokens)"

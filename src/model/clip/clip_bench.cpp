@@ -1,7 +1,8 @@
 // clip_bench: CLIP encoder speed on this machine, one precision per run (so peak RSS is that
 // precision's). Prints one JSON object. A multilingual (XLM-R) folder is timed on its text tower
-// alone (image figures 0), with the XLM-R ids of the same 5-word query. Built with -DFILESEARCH_BUILD_BENCH=ON (or
-// -DFILESEARCH_BUILD_CLIP_BENCH=ON); src/model/clip/clip_bench.sh runs it beside its peers.
+// alone (image figures 0), with the XLM-R ids of the same 5-word query. Built with
+// -DFILESEARCH_BUILD_BENCH=ON (or -DFILESEARCH_BUILD_CLIP_BENCH=ON); src/model/clip/clip_bench.sh runs it
+// beside its peers.
 //   clip_bench --model DIR [--precision fp32|bf16|int8] [--threads 2] [--iters 20]
 #include <sys/resource.h>
 
@@ -109,11 +110,13 @@ int main(int argc, char** argv) {
   Check(model.EncodeTexts(query, std::span(out).first(d)));
   const double first_text_ms = Ms(t);
   t = Clock::now();
-  if (has_images) Check(model.EncodeImages(std::span(pixels).first(image_floats), 1, std::span(out).first(d)));
+  if (has_images)
+    Check(model.EncodeImages(std::span(pixels).first(image_floats), 1, std::span(out).first(d)));
   const double first_image_ms = has_images ? Ms(t) : 0.0;
 
   auto images = [&](size_t n) {
-    if (has_images) Check(model.EncodeImages(std::span(pixels).first(n * image_floats), n, std::span(out).first(n * d)));
+    if (has_images)
+      Check(model.EncodeImages(std::span(pixels).first(n * image_floats), n, std::span(out).first(n * d)));
   };
   double gflop = model.gemm_gflop();
   const Timing b1 = Measure(iters, [&] { images(1); });
@@ -140,9 +143,11 @@ int main(int argc, char** argv) {
       "\"gemm_gflop_per_image\": %.2f, \"gemm_gflops_b1\": %.1f, \"gemm_gflops_b32\": %.1f, "
       "\"peak_rss_mb\": %.0f, \"describe\": \"%s\"}\n",
       model.model_id().c_str(), precision_name.c_str(), threads, load_ms, load_cpu_ms, first_text_ms,
-      first_image_ms, load_ms + first_text_ms + first_image_ms, b1.wall_ms, b1.cpu_ms, b8,
-      b32.wall_ms / 32, b32.cpu_ms / 32, has_images ? 32000.0 / b32.wall_ms : 0.0, text7.wall_ms, text7.cpu_ms,
-      text77.wall_ms, text77.cpu_ms, text_b32.wall_ms / 32, 32000.0 / text_b32.wall_ms, gflop_per_image, has_images ? gflop_per_image / b1.wall_ms * 1000 : 0.0,
-      has_images ? gflop_per_image / b32.wall_ms * 32000 : 0.0, usage.ru_maxrss / 1024.0, model.Describe().c_str());
+      first_image_ms, load_ms + first_text_ms + first_image_ms, b1.wall_ms, b1.cpu_ms, b8, b32.wall_ms / 32,
+      b32.cpu_ms / 32, has_images ? 32000.0 / b32.wall_ms : 0.0, text7.wall_ms, text7.cpu_ms, text77.wall_ms,
+      text77.cpu_ms, text_b32.wall_ms / 32, 32000.0 / text_b32.wall_ms, gflop_per_image,
+      has_images ? gflop_per_image / b1.wall_ms * 1000 : 0.0,
+      has_images ? gflop_per_image / b32.wall_ms * 32000 : 0.0, usage.ru_maxrss / 1024.0,
+      model.Describe().c_str());
   return 0;
 }

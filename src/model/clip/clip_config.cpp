@@ -143,8 +143,9 @@ Status ReadProjectionType(const json& obj, const char* key, const std::string& p
 Status ValidateXlmr(const ClipParams& p, const std::string& path) {
   const XlmrParams& x = p.xlmr;
   if (x.encoder.width % x.encoder.heads != 0) {
-    return Status::InvalidArgument("XLM-R config '" + path + "': hidden_size " + std::to_string(x.encoder.width) +
-                                   " is not a multiple of " + std::to_string(x.encoder.heads) + " heads");
+    return Status::InvalidArgument("XLM-R config '" + path + "': hidden_size " +
+                                   std::to_string(x.encoder.width) + " is not a multiple of " +
+                                   std::to_string(x.encoder.heads) + " heads");
   }
   if (x.proj == TextProjection::kNone && x.encoder.width != p.embed_dim) {
     return Status::InvalidArgument("XLM-R config '" + path + "': no projection, but hidden_size " +
@@ -155,9 +156,13 @@ Status ValidateXlmr(const ClipParams& p, const std::string& path) {
 }
 
 // Texts longer than this many tokens do not fit the position table.
-int XlmrMaxTokens(const XlmrParams& x) { return x.max_positions - x.pad_id - 1; }
+int XlmrMaxTokens(const XlmrParams& x) {
+  return x.max_positions - x.pad_id - 1;
+}
 
-Result<std::string> ReadConfigFile(const std::string& path) { return Env::Default()->ReadFile(path, 16u << 20); }
+Result<std::string> ReadConfigFile(const std::string& path) {
+  return Env::Default()->ReadFile(path, 16u << 20);
+}
 
 }  // namespace
 
@@ -223,7 +228,8 @@ Result<ClipParams> ParseOpenClipConfig(const std::string& json_text, const std::
   }
   // OpenCLIP's default is nn.GELU; only "quick_gelu": true (the -quickgelu configs, OpenAI weights)
   // selects QuickGELU.
-  const bool quick = cfg.contains("quick_gelu") && cfg["quick_gelu"].is_boolean() && cfg["quick_gelu"].get<bool>();
+  const bool quick =
+      cfg.contains("quick_gelu") && cfg["quick_gelu"].is_boolean() && cfg["quick_gelu"].get<bool>();
   p.vision.act = p.text.act = quick ? Activation::kQuickGelu : Activation::kGelu;
   FS_RETURN_IF_ERROR(Validate(p, path));
   return p;
@@ -289,7 +295,8 @@ Result<ClipParams> ParseOpenClipXlmr(const json& root, const std::string& text, 
     FS_ASSIGN_OR_RETURN(std::string encoder_text, ReadConfigFile(encoder_config));
     encoder = ParseObject(encoder_text);
     if (!IsXlmrConfig(encoder)) {
-      return Status::InvalidArgument("'" + encoder_config + "' beside an OpenCLIP xlm-roberta config must be the "
+      return Status::InvalidArgument("'" + encoder_config +
+                                     "' beside an OpenCLIP xlm-roberta config must be the "
                                      "encoder's XLM-RoBERTa config (model_type \"xlm-roberta\")");
     }
     *config_text += encoder_text;
@@ -302,7 +309,8 @@ Result<ClipParams> ParseOpenClipXlmr(const json& root, const std::string& text, 
   if (!encoder.is_null()) FS_RETURN_IF_ERROR(ReadXlmrEncoder(encoder, encoder_config, &p.xlmr));
   FS_RETURN_IF_ERROR(ReadProjectionType(t, "hf_proj_type", path, &p.xlmr.proj));
   if (t.contains("hf_pooler_type") && t["hf_pooler_type"] != "mean_pooler") {
-    return BadField(path, "text_cfg.hf_pooler_type", "is " + DumpJson(t["hf_pooler_type"]) + "; supported: \"mean_pooler\"");
+    return BadField(path, "text_cfg.hf_pooler_type",
+                    "is " + DumpJson(t["hf_pooler_type"]) + "; supported: \"mean_pooler\"");
   }
   // nn.Identity when the widths agree and no projection is asked for.
   if (t.contains("hf_proj_type") && t["hf_proj_type"].is_null() && p.xlmr.encoder.width == p.embed_dim) {
@@ -333,7 +341,8 @@ Result<ClipParams> ParseTextOnlyXlmr(const json& root, const std::string& path) 
     x.base_model.clear();
     FS_RETURN_IF_ERROR(ReadXlmrEncoder(root, path, &x));
     if (!root.contains("projection_dim")) {
-      return BadField(path, "projection_dim", "is missing: an XLM-R text tower for CLIP needs its embedding width");
+      return BadField(path, "projection_dim",
+                      "is missing: an XLM-R text tower for CLIP needs its embedding width");
     }
     FS_RETURN_IF_ERROR(ReadInt(root, "projection_dim", path, &p.embed_dim));
     FS_RETURN_IF_ERROR(ReadProjectionType(root, "projection_type", path, &x.proj));
@@ -343,19 +352,22 @@ Result<ClipParams> ParseTextOnlyXlmr(const json& root, const std::string& path) 
     x.proj = TextProjection::kLinear;
     x.proj_bias = true;
     const std::string base = root.contains("modelBase") && root["modelBase"].is_string()
-                                 ? root["modelBase"].get<std::string>() : "";
+                                 ? root["modelBase"].get<std::string>()
+                                 : "";
     const bool inline_encoder = root.contains("hidden_size");
     if (!KnownXlmrEncoder(base, &x) && !inline_encoder) {
-      return BadField(path, "modelBase", "is " + DumpJson(root.value("modelBase", json())) +
-                                             "; supported: xlm-roberta-base, xlm-roberta-large (or give the "
-                                             "encoder's XLMRobertaConfig fields in this file)");
+      return BadField(path, "modelBase",
+                      "is " + DumpJson(root.value("modelBase", json())) +
+                          "; supported: xlm-roberta-base, xlm-roberta-large (or give the "
+                          "encoder's XLMRobertaConfig fields in this file)");
     }
     if (inline_encoder) FS_RETURN_IF_ERROR(ReadXlmrEncoder(root, path, &x));
     int dims = x.encoder.width;
     FS_RETURN_IF_ERROR(ReadInt(root, "transformerDimensions", path, &dims));
     if (dims != x.encoder.width) {
-      return BadField(path, "transformerDimensions", "is " + std::to_string(dims) + " but the encoder's width is " +
-                                                         std::to_string(x.encoder.width));
+      return BadField(
+          path, "transformerDimensions",
+          "is " + std::to_string(dims) + " but the encoder's width is " + std::to_string(x.encoder.width));
     }
     if (!root.contains("numDims")) return BadField(path, "numDims", "is missing");
     FS_RETURN_IF_ERROR(ReadInt(root, "numDims", path, &p.embed_dim));
@@ -367,7 +379,8 @@ Result<ClipParams> ParseTextOnlyXlmr(const json& root, const std::string& path) 
 
 }  // namespace
 
-Result<ClipParams> ReadModelConfig(const std::string& dir, const SafetensorsFile& file, std::string* config_text) {
+Result<ClipParams> ReadModelConfig(const std::string& dir, const SafetensorsFile& file,
+                                   std::string* config_text) {
   Env* env = Env::Default();
   const std::string hf_config = dir + "/config.json";
   const std::string openclip_config = dir + "/open_clip_config.json";
@@ -377,12 +390,14 @@ Result<ClipParams> ReadModelConfig(const std::string& dir, const SafetensorsFile
     const json root = ParseObject(*config_text);
     const json* text_cfg = root.is_object() && root.contains("model_cfg") && root["model_cfg"].is_object() &&
                                    root["model_cfg"].contains("text_cfg")
-                               ? &root["model_cfg"]["text_cfg"] : nullptr;
+                               ? &root["model_cfg"]["text_cfg"]
+                               : nullptr;
     if (text_cfg != nullptr && text_cfg->is_object() && text_cfg->contains("hf_model_name")) {
       const json& name = (*text_cfg)["hf_model_name"];
       if (!name.is_string() || name.get<std::string>().find("xlm-roberta") == std::string::npos) {
-        return BadField(openclip_config, "text_cfg.hf_model_name",
-                        "is " + DumpJson(name) + "; the supported Hugging Face text towers are xlm-roberta-*");
+        return BadField(
+            openclip_config, "text_cfg.hf_model_name",
+            "is " + DumpJson(name) + "; the supported Hugging Face text towers are xlm-roberta-*");
       }
       return ParseOpenClipXlmr(root, *config_text, openclip_config, dir, config_text);
     }
@@ -403,9 +418,12 @@ Result<ClipParams> ReadModelConfig(const std::string& dir, const SafetensorsFile
 std::string FamilyName(const ClipParams& p) {
   if (p.text_family == TextFamily::kClip) return "clip";
   switch (p.xlmr.layout) {
-    case XlmrLayout::kOpenClip: return "xlm-roberta (OpenCLIP)";
-    case XlmrLayout::kHf: return "xlm-roberta (Hugging Face)";
-    case XlmrLayout::kMClip: return "xlm-roberta (M-CLIP)";
+    case XlmrLayout::kOpenClip:
+      return "xlm-roberta (OpenCLIP)";
+    case XlmrLayout::kHf:
+      return "xlm-roberta (Hugging Face)";
+    case XlmrLayout::kMClip:
+      return "xlm-roberta (M-CLIP)";
   }
   return "xlm-roberta";
 }

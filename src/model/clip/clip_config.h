@@ -44,14 +44,14 @@ enum class TextProjection { kNone, kLinear, kMlp };  // identity | Linear | Line
 struct XlmrParams {
   TowerParams encoder{768, 12, 12, 3072, 1e-5f, Activation::kGelu};  // post-LN BERT blocks
   int vocab_size = 250002;
-  int max_positions = 514;   // position table rows; positions start at pad_id + 1
-  int pad_id = 1;            // <pad>: masked out, never pooled
-  int type_vocab_size = 1;   // token type 0 is added to every token
+  int max_positions = 514;  // position table rows; positions start at pad_id + 1
+  int pad_id = 1;           // <pad>: masked out, never pooled
+  int type_vocab_size = 1;  // token type 0 is added to every token
   XlmrLayout layout = XlmrLayout::kOpenClip;
   TextProjection proj = TextProjection::kMlp;
-  int proj_hidden = 640;     // mlp: (hidden + embed_dim) / 2
-  bool proj_bias = false;    // M-CLIP's LinearTransformation has a bias; OpenCLIP's projections don't
-  std::string base_model;    // "xlm-roberta-base", "xlm-roberta-large", or "" when given in full
+  int proj_hidden = 640;   // mlp: (hidden + embed_dim) / 2
+  bool proj_bias = false;  // M-CLIP's LinearTransformation has a bias; OpenCLIP's projections don't
+  std::string base_model;  // "xlm-roberta-base", "xlm-roberta-large", or "" when given in full
 };
 
 struct ClipParams {
@@ -64,8 +64,8 @@ struct ClipParams {
   int embed_dim = 512;       // E: joint embedding width
   std::string model_id;      // e.g. "openai/clip-vit-base-patch32"
   TextFamily text_family = TextFamily::kClip;
-  XlmrParams xlmr;           // text_family == kXlmRoberta: the text tower (text and vocab_size unused)
-  bool has_vision = true;    // false: a text tower alone (XLM-R in the HF or M-CLIP layout)
+  XlmrParams xlmr;         // text_family == kXlmRoberta: the text tower (text and vocab_size unused)
+  bool has_vision = true;  // false: a text tower alone (XLM-R in the HF or M-CLIP layout)
 
   int grid() const { return image_size / patch_size; }
   int vision_tokens() const { return grid() * grid() + 1; }  // patches + class token
@@ -84,7 +84,8 @@ Result<ClipParams> InferOpenAiParams(const SafetensorsFile& file);
 // encoder's sizes then from an XLM-R config.json beside it or the published base/large sizes),
 // config.json (HF CLIPModel, XLMRobertaConfig with projection_dim, or M-CLIP), else OpenAI shapes.
 // *config_text: the text of the config files read (the packed-weight cache's key).
-Result<ClipParams> ReadModelConfig(const std::string& dir, const SafetensorsFile& file, std::string* config_text);
+Result<ClipParams> ReadModelConfig(const std::string& dir, const SafetensorsFile& file,
+                                   std::string* config_text);
 // "clip", "xlm-roberta (OpenCLIP)", "xlm-roberta (Hugging Face)", "xlm-roberta (M-CLIP)".
 std::string FamilyName(const ClipParams& p);
 

@@ -63,8 +63,8 @@ struct XlmrWeights {
   std::vector<float> position;                 // [P, W], token type 0's embedding added to every row
   LayerNorm ln_embed;                          // embeddings.LayerNorm
   Tower tower;
-  Linear proj1;                                // mlp: [H, W] + GELU; linear: [E, W]; none: unused
-  Linear proj2;                                // mlp: [E, H]; else unused
+  Linear proj1;  // mlp: [H, W] + GELU; linear: [E, W]; none: unused
+  Linear proj2;  // mlp: [E, H]; else unused
 };
 
 // Activation buffers of one tower, sized for the largest batch seen (grow only, never per call).
@@ -199,8 +199,8 @@ Result<LayerNorm> LoadLayerNorm(const WeightReader& r, const std::string& prefix
 }
 
 // PREFIX.weight [out, in] and, unless !bias, PREFIX.bias [out].
-Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::string& prefix, int in,
-                          int out, GemmEpilogue epilogue, bool bias = true) {
+Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::string& prefix, int in, int out,
+                          GemmEpilogue epilogue, bool bias = true) {
   std::span<const float> b;
   if (bias) {
     FS_ASSIGN_OR_RETURN(b, r.ReadInPlace(prefix + ".bias", {out}, &r.scratch(1)));
@@ -214,7 +214,7 @@ Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::st
 
 // Where q, k and v are: one fused in_proj (OpenAI, OpenCLIP) or three Linears (Hugging Face).
 struct QkvNames {
-  std::string fused;                // "PREFIX.attn" (reads .in_proj_weight / .in_proj_bias), or ""
+  std::string fused;                 // "PREFIX.attn" (reads .in_proj_weight / .in_proj_bias), or ""
   std::array<std::string, 3> parts;  // "PREFIX.self_attn.q_proj", ... (reads .weight / .bias)
 };
 
@@ -267,8 +267,8 @@ Result<Block> LoadBlock(GemmContext* ctx, const WeightReader& r, const std::stri
   FS_ASSIGN_OR_RETURN(block.ln_1, LoadLayerNorm(r, prefix + (hf ? ".layer_norm1" : ".ln_1"), w));
   FS_ASSIGN_OR_RETURN(block.ln_2, LoadLayerNorm(r, prefix + (hf ? ".layer_norm2" : ".ln_2"), w));
   const std::string attn = prefix + ".self_attn.";
-  QkvNames qkv = hf ? QkvNames{"", {attn + "q_proj", attn + "k_proj", attn + "v_proj"}}
-                    : QkvNames{prefix + ".attn", {}};
+  QkvNames qkv =
+      hf ? QkvNames{"", {attn + "q_proj", attn + "k_proj", attn + "v_proj"}} : QkvNames{prefix + ".attn", {}};
   FS_ASSIGN_OR_RETURN(block.qkv, LoadQkv(ctx, r, qkv, p));
   FS_ASSIGN_OR_RETURN(block.out, LoadLinear(ctx, r, prefix + (hf ? ".self_attn.out_proj" : ".attn.out_proj"),
                                             w, w, GemmEpilogue::kNone));
@@ -347,7 +347,8 @@ Result<const TensorView*> LoadTokenTable(const WeightReader& r, const std::strin
     const int count = std::min(1024, rows - first);
     TensorView part = *table;
     part.shape = {count, width};
-    part.data = part.data.subspan(static_cast<size_t>(first) * row_bytes, static_cast<size_t>(count) * row_bytes);
+    part.data =
+        part.data.subspan(static_cast<size_t>(first) * row_bytes, static_cast<size_t>(count) * row_bytes);
     FS_RETURN_IF_ERROR(Float32View(name, part, &rows_buf).status());
     r.Release(part);  // as it goes: XLM-R's table is 0.77 GB, which need not be resident at once
   }
@@ -377,11 +378,15 @@ Result<Block> LoadBertBlock(GemmContext* ctx, const WeightReader& r, const std::
   const int w = p.width;
   Block block;
   const std::string self = prefix + ".attention.self.";
-  FS_ASSIGN_OR_RETURN(block.qkv, LoadQkv(ctx, r, QkvNames{"", {self + "query", self + "key", self + "value"}}, p));
-  FS_ASSIGN_OR_RETURN(block.out, LoadLinear(ctx, r, prefix + ".attention.output.dense", w, w, GemmEpilogue::kNone));
+  FS_ASSIGN_OR_RETURN(block.qkv,
+                      LoadQkv(ctx, r, QkvNames{"", {self + "query", self + "key", self + "value"}}, p));
+  FS_ASSIGN_OR_RETURN(block.out,
+                      LoadLinear(ctx, r, prefix + ".attention.output.dense", w, w, GemmEpilogue::kNone));
   FS_ASSIGN_OR_RETURN(block.ln_1, LoadLayerNorm(r, prefix + ".attention.output.LayerNorm", w));
-  FS_ASSIGN_OR_RETURN(block.fc1, LoadLinear(ctx, r, prefix + ".intermediate.dense", w, p.mlp_width, EpilogueOf(p.act)));
-  FS_ASSIGN_OR_RETURN(block.fc2, LoadLinear(ctx, r, prefix + ".output.dense", p.mlp_width, w, GemmEpilogue::kNone));
+  FS_ASSIGN_OR_RETURN(block.fc1,
+                      LoadLinear(ctx, r, prefix + ".intermediate.dense", w, p.mlp_width, EpilogueOf(p.act)));
+  FS_ASSIGN_OR_RETURN(block.fc2,
+                      LoadLinear(ctx, r, prefix + ".output.dense", p.mlp_width, w, GemmEpilogue::kNone));
   FS_ASSIGN_OR_RETURN(block.ln_2, LoadLayerNorm(r, prefix + ".output.LayerNorm", w));
   return block;
 }
@@ -389,34 +394,43 @@ Result<Block> LoadBertBlock(GemmContext* ctx, const WeightReader& r, const std::
 // The XLM-R text tower in the layout p.xlmr.layout names (see clip_config.h). Tensors a real
 // checkpoint carries but the forward pass does not need are accepted and skipped: the position_ids /
 // token_type_ids buffers older transformers versions saved, and XLMRobertaModel's pooler.
-Result<XlmrWeights> LoadXlmr(GemmContext* ctx, const WeightReader& r, const ClipParams& p, bool source_checked) {
+Result<XlmrWeights> LoadXlmr(GemmContext* ctx, const WeightReader& r, const ClipParams& p,
+                             bool source_checked) {
   const XlmrParams& x = p.xlmr;
   const int w = x.encoder.width, e = p.embed_dim;
   const std::string prefix = x.layout == XlmrLayout::kOpenClip ? "text.transformer."
-                             : x.layout == XlmrLayout::kMClip  ? "transformer." : "";
-  for (const char* unused : {"embeddings.position_ids", "embeddings.token_type_ids", "pooler.dense.weight",
-                             "pooler.dense.bias"}) {
+                             : x.layout == XlmrLayout::kMClip  ? "transformer."
+                                                               : "";
+  for (const char* unused :
+       {"embeddings.position_ids", "embeddings.token_type_ids", "pooler.dense.weight", "pooler.dense.bias"}) {
     r.Ignore(prefix + unused);
   }
   XlmrWeights t;
   FS_ASSIGN_OR_RETURN(t.word_embedding, LoadTokenTable(r, prefix + "embeddings.word_embeddings.weight",
                                                        x.vocab_size, w, source_checked));
-  FS_ASSIGN_OR_RETURN(t.position, r.Get(prefix + "embeddings.position_embeddings.weight", {x.max_positions, w}));
-  FS_ASSIGN_OR_RETURN(auto types, r.Get(prefix + "embeddings.token_type_embeddings.weight", {x.type_vocab_size, w}));
+  FS_ASSIGN_OR_RETURN(t.position,
+                      r.Get(prefix + "embeddings.position_embeddings.weight", {x.max_positions, w}));
+  FS_ASSIGN_OR_RETURN(auto types,
+                      r.Get(prefix + "embeddings.token_type_embeddings.weight", {x.type_vocab_size, w}));
   for (size_t row = 0; row < static_cast<size_t>(x.max_positions); ++row) {  // every token is of type 0
-    for (size_t i = 0; i < static_cast<size_t>(w); ++i) t.position[row * static_cast<size_t>(w) + i] += types[i];
+    for (size_t i = 0; i < static_cast<size_t>(w); ++i)
+      t.position[row * static_cast<size_t>(w) + i] += types[i];
   }
   FS_ASSIGN_OR_RETURN(t.ln_embed, LoadLayerNorm(r, prefix + "embeddings.LayerNorm", w));
   t.tower.params = x.encoder;
   for (int layer = 0; layer < x.encoder.layers; ++layer) {
-    FS_ASSIGN_OR_RETURN(auto block, LoadBertBlock(ctx, r, prefix + "encoder.layer." + std::to_string(layer), x.encoder));
+    FS_ASSIGN_OR_RETURN(auto block,
+                        LoadBertBlock(ctx, r, prefix + "encoder.layer." + std::to_string(layer), x.encoder));
     t.tower.blocks.push_back(std::move(block));
   }
   const std::string proj = x.layout == XlmrLayout::kOpenClip ? "text.proj"
-                           : x.layout == XlmrLayout::kMClip  ? "LinearTransformation" : "proj";
+                           : x.layout == XlmrLayout::kMClip  ? "LinearTransformation"
+                                                             : "proj";
   if (x.proj == TextProjection::kMlp) {  // Linear (no bias), GELU, Linear (no bias)
-    FS_ASSIGN_OR_RETURN(t.proj1, LoadLinear(ctx, r, proj + ".0", w, x.proj_hidden, GemmEpilogue::kGelu, false));
-    FS_ASSIGN_OR_RETURN(t.proj2, LoadLinear(ctx, r, proj + ".2", x.proj_hidden, e, GemmEpilogue::kNone, false));
+    FS_ASSIGN_OR_RETURN(t.proj1,
+                        LoadLinear(ctx, r, proj + ".0", w, x.proj_hidden, GemmEpilogue::kGelu, false));
+    FS_ASSIGN_OR_RETURN(t.proj2,
+                        LoadLinear(ctx, r, proj + ".2", x.proj_hidden, e, GemmEpilogue::kNone, false));
   } else if (x.proj == TextProjection::kLinear) {
     FS_ASSIGN_OR_RETURN(t.proj1, LoadLinear(ctx, r, proj, w, e, GemmEpilogue::kNone, x.proj_bias));
   }
@@ -683,7 +697,8 @@ struct ClipModel::Impl {
     int longest = 1;
     for (int seq = 0; seq < n; ++seq) {
       const auto& t = ids[first + static_cast<size_t>(seq)];
-      const int len = static_cast<int>(t.size() - static_cast<size_t>(std::count(t.begin(), t.end(), xp.pad_id)));
+      const int len =
+          static_cast<int>(t.size() - static_cast<size_t>(std::count(t.begin(), t.end(), xp.pad_id)));
       offsets[static_cast<size_t>(seq) + 1] = offsets[static_cast<size_t>(seq)] + len;
       longest = std::max(longest, len);
     }
@@ -696,9 +711,11 @@ struct ClipModel::Impl {
     Grow(buf.qkv, rows * 3 * width);
     Grow(buf.mlp, rows * static_cast<size_t>(tp.mlp_width));
     Grow(buf.pooled, static_cast<size_t>(n) * std::max(width, static_cast<size_t>(p.embed_dim)));
-    Grow(buf.normed, static_cast<size_t>(n) * static_cast<size_t>(std::max({w, xp.proj_hidden, p.embed_dim})));
-    Grow(buf.scratch, static_cast<size_t>(threads) *
-                          AttentionScratchFloats(static_cast<size_t>(longest), static_cast<size_t>(w / tp.heads)));
+    Grow(buf.normed,
+         static_cast<size_t>(n) * static_cast<size_t>(std::max({w, xp.proj_hidden, p.embed_dim})));
+    Grow(buf.scratch,
+         static_cast<size_t>(threads) *
+             AttentionScratchFloats(static_cast<size_t>(longest), static_cast<size_t>(w / tp.heads)));
     for (Block& b : xlmr.tower.blocks) {
       FS_RETURN_IF_ERROR(b.qkv.Prepare(m, false));
       FS_RETURN_IF_ERROR(b.out.Prepare(m, true));
@@ -727,13 +744,13 @@ struct ClipModel::Impl {
     }
     LayerNormRows(xlmr.ln_embed, x, x, m, w, tp.ln_eps);  // x = LayerNorm(x)  [M, W]
     for (Block& b : xlmr.tower.blocks) {
-      b.qkv.Forward(x, m, buf.qkv.data(), false);                      // qkv = x Wqkv^T + b    [M, 3W]
+      b.qkv.Forward(x, m, buf.qkv.data(), false);  // qkv = x Wqkv^T + b    [M, 3W]
       PackedAttention(buf.qkv.data(), n, offsets.data(), longest, tp, buf.h.data(), buf);  // h = attn [M, W]
-      b.out.Forward(buf.h.data(), m, x, true);                         // x += h Wo^T + bo      [M, W]
-      LayerNormRows(b.ln_1, x, x, m, w, tp.ln_eps);                    // x = ln_1(x)           [M, W]
-      b.fc1.Forward(x, m, buf.mlp.data(), false);                      // f = gelu(x W1^T + b1) [M, F]
-      b.fc2.Forward(buf.mlp.data(), m, x, true);                       // x += f W2^T + b2      [M, W]
-      LayerNormRows(b.ln_2, x, x, m, w, tp.ln_eps);                    // x = ln_2(x)           [M, W]
+      b.out.Forward(buf.h.data(), m, x, true);       // x += h Wo^T + bo      [M, W]
+      LayerNormRows(b.ln_1, x, x, m, w, tp.ln_eps);  // x = ln_1(x)           [M, W]
+      b.fc1.Forward(x, m, buf.mlp.data(), false);    // f = gelu(x W1^T + b1) [M, F]
+      b.fc2.Forward(buf.mlp.data(), m, x, true);     // x += f W2^T + b2      [M, W]
+      LayerNormRows(b.ln_2, x, x, m, w, tp.ln_eps);  // x = ln_2(x)           [M, W]
     }
     float* pooled = buf.pooled.data();  // pooled = mean of each text's rows  [n, W]
     for (int seq = 0; seq < n; ++seq) {
@@ -749,10 +766,10 @@ struct ClipModel::Impl {
     }
     const float* embedded = pooled;
     if (xp.proj == TextProjection::kMlp) {
-      xlmr.proj1.Forward(pooled, n, buf.normed.data(), false);         // g = gelu(pooled W1^T) [n, H]
-      xlmr.proj2.Forward(buf.normed.data(), n, pooled, false);         // e = g W2^T            [n, E]
+      xlmr.proj1.Forward(pooled, n, buf.normed.data(), false);  // g = gelu(pooled W1^T) [n, H]
+      xlmr.proj2.Forward(buf.normed.data(), n, pooled, false);  // e = g W2^T            [n, E]
     } else if (xp.proj == TextProjection::kLinear) {
-      xlmr.proj1.Forward(pooled, n, buf.normed.data(), false);         // e = pooled W^T (+ b)  [n, E]
+      xlmr.proj1.Forward(pooled, n, buf.normed.data(), false);  // e = pooled W^T (+ b)  [n, E]
       embedded = buf.normed.data();
     }
     Normalize(embedded, n, p.embed_dim, out);
@@ -761,21 +778,24 @@ struct ClipModel::Impl {
 
   // Bidirectional multi-head attention over n packed sequences (see XlmrForward): qkv [M, 3W] ->
   // out [M, W], sequence seq being rows offsets[seq] .. offsets[seq + 1], none longer than `longest`.
-  void PackedAttention(const float* qkv, int n, const int* offsets, int longest, const TowerParams& p, float* out,
-                       Buffers& buf) {
+  void PackedAttention(const float* qkv, int n, const int* offsets, int longest, const TowerParams& p,
+                       float* out, Buffers& buf) {
     const int w = p.width, head_dim = w / p.heads, jobs = n * p.heads;
-    const size_t scratch_floats = AttentionScratchFloats(static_cast<size_t>(longest), static_cast<size_t>(head_dim));
-    const auto work = static_cast<size_t>(jobs) * static_cast<size_t>(longest) * static_cast<size_t>(longest * head_dim);
+    const size_t scratch_floats =
+        AttentionScratchFloats(static_cast<size_t>(longest), static_cast<size_t>(head_dim));
+    const auto work =
+        static_cast<size_t>(jobs) * static_cast<size_t>(longest) * static_cast<size_t>(longest * head_dim);
 #pragma omp parallel for num_threads(threads) schedule(dynamic) if (work >= kParallelFloats)
     for (int job = 0; job < jobs; ++job) {
       const int seq = job / p.heads, head = job % p.heads;
       const auto len = static_cast<size_t>(offsets[seq + 1] - offsets[seq]);
-      const float* base = qkv + static_cast<int64_t>(offsets[seq]) * 3 * w + static_cast<int64_t>(head) * head_dim;
+      const float* base =
+          qkv + static_cast<int64_t>(offsets[seq]) * 3 * w + static_cast<int64_t>(head) * head_dim;
       float* scratch = buf.scratch.data() + static_cast<size_t>(omp_get_thread_num()) * scratch_floats;
-      kernels->attention_head(base, base + w, base + 2 * w, static_cast<size_t>(3 * w), len, len,
-                              static_cast<size_t>(head_dim), false,
-                              out + static_cast<int64_t>(offsets[seq]) * w + static_cast<int64_t>(head) * head_dim,
-                              static_cast<size_t>(w), scratch);
+      kernels->attention_head(
+          base, base + w, base + 2 * w, static_cast<size_t>(3 * w), len, len, static_cast<size_t>(head_dim),
+          false, out + static_cast<int64_t>(offsets[seq]) * w + static_cast<int64_t>(head) * head_dim,
+          static_cast<size_t>(w), scratch);
     }
   }
 
@@ -810,9 +830,11 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
   const bool openai_vision = file.Find("visual.class_embedding") != nullptr;
   if (!hf_vision && !openai_vision && !Env::Default()->FileExists(model_dir + "/config.json") &&
       !Env::Default()->FileExists(model_dir + "/open_clip_config.json")) {
-    return Status::InvalidArgument("'" + weights_path + "' is not a CLIP checkpoint: it has neither "
-                                   "'vision_model.embeddings.class_embedding' (Hugging Face) nor "
-                                   "'visual.class_embedding' (OpenAI/OpenCLIP), and the folder has no config");
+    return Status::InvalidArgument(
+        "'" + weights_path +
+        "' is not a CLIP checkpoint: it has neither "
+        "'vision_model.embeddings.class_embedding' (Hugging Face) nor "
+        "'visual.class_embedding' (OpenAI/OpenCLIP), and the folder has no config");
   }
   std::string config_text;
   FS_ASSIGN_OR_RETURN(impl->params, ReadModelConfig(model_dir, file, &config_text));
@@ -821,7 +843,8 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
   // The image tower's names; an XLM-R tower's own names come from its layout (clip_config.h).
   Layout layout = hf_vision ? Layout::kHf : Layout::kOpenAi;
   if (params.has_vision && (xlmr ? !openai_vision : !hf_vision && !openai_vision)) {
-    return Status::InvalidArgument("'" + weights_path + "' is not a CLIP checkpoint: it has neither "
+    return Status::InvalidArgument("'" + weights_path +
+                                   "' is not a CLIP checkpoint: it has neither "
                                    "'vision_model.embeddings.class_embedding' (Hugging Face) nor "
                                    "'visual.class_embedding' (OpenAI/OpenCLIP)");
   }
@@ -923,8 +946,8 @@ Status ClipModel::EncodeTexts(const std::vector<std::vector<int32_t>>& ids, std:
                                        std::to_string(vocab_size()) + ")");
       }
     }
-    if (p.text_family == TextFamily::kXlmRoberta &&
-        std::count(ids[i].begin(), ids[i].end(), p.xlmr.pad_id) == static_cast<std::ptrdiff_t>(ids[i].size())) {
+    if (p.text_family == TextFamily::kXlmRoberta && std::count(ids[i].begin(), ids[i].end(), p.xlmr.pad_id) ==
+                                                        static_cast<std::ptrdiff_t>(ids[i].size())) {
       return Status::InvalidArgument("EncodeTexts: text " + std::to_string(i) + " is all padding (id " +
                                      std::to_string(p.xlmr.pad_id) + "); it needs at least one token");
     }
@@ -943,14 +966,23 @@ Status ClipModel::EncodeTexts(const std::vector<std::vector<int32_t>>& ids, std:
 }
 
 size_t ClipModel::embed_dim() const { return static_cast<size_t>(impl_->params.embed_dim); }
-int ClipModel::image_size() const { return impl_->params.has_vision ? impl_->params.image_size : 0; }
+int ClipModel::image_size() const {
+  return impl_->params.has_vision ? impl_->params.image_size : 0;
+}
 int ClipModel::context_length() const { return impl_->params.context_length; }
 int ClipModel::vocab_size() const {
-  return impl_->params.text_family == TextFamily::kXlmRoberta ? impl_->params.xlmr.vocab_size : impl_->params.vocab_size;
+  return impl_->params.text_family == TextFamily::kXlmRoberta ? impl_->params.xlmr.vocab_size
+                                                              : impl_->params.vocab_size;
 }
-std::string ClipModel::family() const { return FamilyName(impl_->params); }
-bool ClipModel::multilingual() const { return impl_->params.text_family == TextFamily::kXlmRoberta; }
-int ClipModel::pad_id() const { return multilingual() ? impl_->params.xlmr.pad_id : -1; }
+std::string ClipModel::family() const {
+  return FamilyName(impl_->params);
+}
+bool ClipModel::multilingual() const {
+  return impl_->params.text_family == TextFamily::kXlmRoberta;
+}
+int ClipModel::pad_id() const {
+  return multilingual() ? impl_->params.xlmr.pad_id : -1;
+}
 const std::string& ClipModel::model_id() const { return impl_->params.model_id; }
 double ClipModel::gemm_gflop() const { return impl_->gemm->gflop(); }
 const LoadReport& ClipModel::load_report() const { return impl_->load_report; }
@@ -959,22 +991,25 @@ std::string ClipModel::Describe() const {
   const ClipParams& p = impl_->params;
   const bool xlmr = p.text_family == TextFamily::kXlmRoberta;
   const TowerParams& text = xlmr ? p.xlmr.encoder : p.text;
-  const char* proj = !xlmr ? "" : p.xlmr.proj == TextProjection::kMlp ? ", mean pooling + MLP projection"
-                                 : p.xlmr.proj == TextProjection::kLinear ? ", mean pooling + linear projection"
-                                                                          : ", mean pooling";
+  const char* proj = !xlmr                                    ? ""
+                     : p.xlmr.proj == TextProjection::kMlp    ? ", mean pooling + MLP projection"
+                     : p.xlmr.proj == TextProjection::kLinear ? ", mean pooling + linear projection"
+                                                              : ", mean pooling";
   return p.model_id + " [" + FamilyName(p) + "]: " +
-         (p.has_vision ? "image " + std::to_string(p.image_size) + "px/" + std::to_string(p.patch_size) + " width " +
-                             std::to_string(p.vision.width) + " x" + std::to_string(p.vision.layers) + ", "
-                       : std::string("no image tower, ")) +
-         "text width " + std::to_string(text.width) + " x" + std::to_string(text.layers) + proj +
-         ", embed " + std::to_string(p.embed_dim) + ", " +
-         PrecisionName(impl_->gemm->precision()) + " (" +
+         (p.has_vision
+              ? "image " + std::to_string(p.image_size) + "px/" + std::to_string(p.patch_size) + " width " +
+                    std::to_string(p.vision.width) + " x" + std::to_string(p.vision.layers) + ", "
+              : std::string("no image tower, ")) +
+         "text width " + std::to_string(text.width) + " x" + std::to_string(text.layers) + proj + ", embed " +
+         std::to_string(p.embed_dim) + ", " + PrecisionName(impl_->gemm->precision()) + " (" +
          std::to_string(impl_->weight_bytes >> 20) + " MB of GEMM weights), kernels " + impl_->kernels->name +
          ", " + std::to_string(impl_->threads) + " threads" +
          (impl_->load_report.packed_path.empty() ? std::string()
-          : impl_->load_report.packed_misses == 0 ? ", packed weights mapped from " + impl_->load_report.packed_path
-          : impl_->load_report.packed_written ? ", packed weights written to " + impl_->load_report.packed_path
-                                              : std::string());
+          : impl_->load_report.packed_misses == 0
+              ? ", packed weights mapped from " + impl_->load_report.packed_path
+          : impl_->load_report.packed_written
+              ? ", packed weights written to " + impl_->load_report.packed_path
+              : std::string());
 }
 
 }  // namespace fs::clip

@@ -22,11 +22,11 @@ namespace {
 
 using testing::Cosine;
 using testing::ExpectMatches;
-using testing::Reference;
 using testing::GenerateReference;
 using testing::LoadOrDie;
 using testing::ReadFloats;
 using testing::ReadIds;
+using testing::Reference;
 using Precision = LoadOptions::Precision;
 
 // One Python start-up generates every small variant (same seed, so the same weights): the HF
@@ -34,9 +34,13 @@ using Precision = LoadOptions::Precision;
 constexpr const char* kVariants = "hf-f32,openai-f32,hf-f16,hf-bf16,hf-f32-gelu";
 
 const Reference* GetReference(const std::string& variant, std::string* why) {
-  return testing::SharedReference("clip-small", variant, [](std::string* reason) {
-    return GenerateReference(std::string("--size small --images 3 --texts 5 --onnx --variants ") + kVariants, reason);
-  }, why);
+  return testing::SharedReference(
+      "clip-small", variant,
+      [](std::string* reason) {
+        return GenerateReference(
+            std::string("--size small --images 3 --texts 5 --onnx --variants ") + kVariants, reason);
+      },
+      why);
 }
 
 constexpr const char* kSmall = "hf-f32";  // the main small model, with ONNX exports

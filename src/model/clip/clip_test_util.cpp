@@ -1,12 +1,13 @@
 #include "model/clip/clip_test_util.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <gtest/gtest.h>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -18,8 +19,9 @@ std::string SourceDir() {
   return source ? source : ".";
 }
 
-std::optional<std::string> GenerateReference(const std::string& args, std::string* why, const std::string& script,
-                                             const std::string& python, const std::string& check) {
+std::optional<std::string> GenerateReference(const std::string& args, std::string* why,
+                                             const std::string& script, const std::string& python,
+                                             const std::string& check) {
   const std::string path = SourceDir() + "/tests/clip/" + script;
   if (!std::filesystem::exists(path)) {
     *why = "cannot find " + path + " (set FILESEARCH_SOURCE_DIR)";

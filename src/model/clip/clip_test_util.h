@@ -53,7 +53,7 @@ void RemoveTree(const std::string& dir);
 }  // namespace fs::clip::testing
 
 // In a test: `REFERENCE_OR_SKIP(ref, "hf-f32");` with the test file's GetReference(variant, why).
-#define REFERENCE_OR_SKIP(var, variant)                      \
-  std::string why_##var;                                     \
-  const Reference* var = GetReference(variant, &why_##var);  \
+#define REFERENCE_OR_SKIP(var, variant)                     \
+  std::string why_##var;                                    \
+  const Reference* var = GetReference(variant, &why_##var); \
   if (var == nullptr) GTEST_SKIP() << why_##var

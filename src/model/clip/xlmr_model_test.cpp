@@ -6,11 +6,11 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <iomanip>
-#include <iostream>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
+#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -23,26 +23,30 @@ namespace fs::clip {
 namespace {
 
 using testing::Cosine;
-using testing::Reference;
 using testing::LoadOrDie;
 using testing::ReadFloats;
 using testing::ReadIds;
+using testing::Reference;
 using Precision = LoadOptions::Precision;
 
 // One Python start-up writes the three layouts (same seed). Removed at exit.
 const Reference* GetReference(const std::string& layout, std::string* why) {
-  return testing::SharedReference("xlmr-small", layout, [](std::string* reason) -> std::optional<std::string> {
-    const char* shared = std::getenv("FILESEARCH_SHARED_DIR");
-    const std::string vectors = (shared ? std::string(shared) : testing::SourceDir() + "/../shared") +
-                                "/multilingual/xlm-roberta/test-vectors.json";
-    if (!std::filesystem::exists(vectors)) {
-      *reason = "no XLM-R test vectors at " + vectors + " (../shared is absent)";
-      return std::nullopt;
-    }
-    return testing::GenerateReference(
-        "--size small --images 2 --vectors " + vectors, reason, "xlmr_reference.py", ".venv-oracle/bin/python",
-        "import torch, transformers, importlib.util as u; assert u.find_spec('open_clip')");
-  }, why);
+  return testing::SharedReference(
+      "xlmr-small", layout,
+      [](std::string* reason) -> std::optional<std::string> {
+        const char* shared = std::getenv("FILESEARCH_SHARED_DIR");
+        const std::string vectors = (shared ? std::string(shared) : testing::SourceDir() + "/../shared") +
+                                    "/multilingual/xlm-roberta/test-vectors.json";
+        if (!std::filesystem::exists(vectors)) {
+          *reason = "no XLM-R test vectors at " + vectors + " (../shared is absent)";
+          return std::nullopt;
+        }
+        return testing::GenerateReference(
+            "--size small --images 2 --vectors " + vectors, reason, "xlmr_reference.py",
+            ".venv-oracle/bin/python",
+            "import torch, transformers, importlib.util as u; assert u.find_spec('open_clip')");
+      },
+      why);
 }
 
 // Every text (and image, where the folder has an image tower) against the oracle; prints the worst.
@@ -95,7 +99,10 @@ TEST(XlmrModelTest, MClipLayoutMatchesTransformers) {
 TEST(XlmrModelTest, BaseSizesMatchTransformers) {
   const char* dir = std::getenv("FILESEARCH_XLMR_BASE_DIR");
   if (dir == nullptr) GTEST_SKIP() << "set FILESEARCH_XLMR_BASE_DIR to a generated base-size folder";
-  Reference ref{dir, {}, {}, testing::ReadFloats(std::string(dir) + "/text_emb.f32"),
+  Reference ref{dir,
+                {},
+                {},
+                testing::ReadFloats(std::string(dir) + "/text_emb.f32"),
                 testing::ReadIds(std::string(dir) + "/text_ids.json")};
   std::vector<std::pair<Precision, double>> runs = {{Precision::kFp32, 0.9999}, {Precision::kInt8, 0.995}};
   if (__builtin_cpu_supports("avx512bf16")) runs.emplace_back(Precision::kBf16, 0.999);
@@ -162,7 +169,8 @@ class XlmrDamagedTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     for (const auto& entry : std::filesystem::directory_iterator(ref_->dir)) {
-      if (entry.path().extension() == ".json") std::filesystem::copy_file(entry.path(), dir_ + "/" + entry.path().filename().string());
+      if (entry.path().extension() == ".json")
+        std::filesystem::copy_file(entry.path(), dir_ + "/" + entry.path().filename().string());
     }
     std::ifstream in(ref_->dir + "/model.safetensors", std::ios::binary);
     std::stringstream ss;
@@ -202,8 +210,8 @@ class XlmrDamagedTest : public ::testing::Test {
 TEST_F(XlmrDamagedTest, ExtraTensorIsNamed) {
   Prepare("hf");
   if (ref_ == nullptr) return;
-  header_["encoder.layer.7.output.dense.weight"] = {{"dtype", "F32"}, {"shape", {1}},
-                                                    {"data_offsets", {data_.size(), data_.size() + 4}}};
+  header_["encoder.layer.7.output.dense.weight"] = {
+      {"dtype", "F32"}, {"shape", {1}}, {"data_offsets", {data_.size(), data_.size() + 4}}};
   data_ += std::string(4, '\0');
   WriteWeights();
   const Status s = Load();
