@@ -16,7 +16,11 @@
 #include <optional>
 #include <sstream>
 
+#include <unistd.h>
+
+#include "model/clip/clip_config.h"
 #include "model/clip/clip_model.h"
+#include "model/clip/safetensors.h"
 #include "model/clip/clip_test_util.h"
 
 namespace fs::clip {
@@ -261,6 +265,102 @@ TEST_F(XlmrDamagedTest, OpenClipEncoderMustBeKnownOrDescribed) {
   s = Load();
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("org/xlm-roberta-tiny"), std::string::npos) << s.ToString();
+}
+
+// Config parsing alone (no oracle needed): the published configs name the encoder, and its sizes
+// come from that name, so base and large both load.
+class XlmrConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (std::filesystem::temp_directory_path() / ("xlmr_config_" + std::to_string(::getpid()))).string();
+    std::filesystem::create_directories(dir_);
+    const std::string header = R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+    const uint64_t len = header.size();
+    std::ofstream(dir_ + "/model.safetensors", std::ios::binary)
+        << std::string(reinterpret_cast<const char*>(&len), 8) << header << std::string(4, '\0');
+    auto file = SafetensorsFile::Open(dir_ + "/model.safetensors");
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    file_ = std::move(file).value();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void Write(const std::string& name, const std::string& text) { std::ofstream(dir_ + "/" + name) << text; }
+  Result<ClipParams> Read() {
+    std::string text;
+    return ReadModelConfig(dir_, *file_, &text);
+  }
+
+  std::string dir_;
+  std::unique_ptr<SafetensorsFile> file_;
+};
+
+TEST_F(XlmrConfigTest, MClipLargeFromItsPublishedConfig) {
+  Write("config.json", R"({"_name_or_path": "M-CLIP/XLM-Roberta-Large-Vit-B-32", "architectures": ["MultilingualCLIP"],
+    "model_type": "M-CLIP", "modelBase": "xlm-roberta-large", "numDims": 512, "transformerDimensions": 1024})");
+  auto p = Read();
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(FamilyName(*p), "xlm-roberta (M-CLIP)");
+  EXPECT_EQ(p->model_id, "M-CLIP/XLM-Roberta-Large-Vit-B-32");
+  EXPECT_FALSE(p->has_vision);
+  EXPECT_EQ(p->embed_dim, 512);
+  EXPECT_EQ(p->xlmr.encoder.width, 1024);
+  EXPECT_EQ(p->xlmr.encoder.layers, 24);
+  EXPECT_EQ(p->xlmr.encoder.heads, 16);
+  EXPECT_EQ(p->xlmr.encoder.mlp_width, 4096);
+  EXPECT_EQ(p->xlmr.vocab_size, 250002);
+  EXPECT_EQ(p->xlmr.proj, TextProjection::kLinear);
+  EXPECT_TRUE(p->xlmr.proj_bias);
+  EXPECT_EQ(p->context_length, 512);
+}
+
+TEST_F(XlmrConfigTest, OpenClipBaseAndLargeFromTheirModelConfigs) {
+  // open_clip's model_configs/xlm-roberta-base-ViT-B-32.json, as open_clip_config.json writes it.
+  Write("open_clip_config.json", R"({"model_cfg": {"embed_dim": 512,
+    "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
+    "text_cfg": {"hf_model_name": "xlm-roberta-base", "hf_tokenizer_name": "xlm-roberta-base",
+                 "hf_pooler_type": "mean_pooler"}}})");
+  auto p = Read();
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(FamilyName(*p), "xlm-roberta (OpenCLIP)");
+  EXPECT_TRUE(p->has_vision);
+  EXPECT_EQ(p->vision.act, Activation::kGelu);  // OpenCLIP's default: no "quick_gelu"
+  EXPECT_EQ(p->vision.width, 768);
+  EXPECT_EQ(p->xlmr.encoder.width, 768);
+  EXPECT_EQ(p->xlmr.encoder.layers, 12);
+  EXPECT_EQ(p->xlmr.proj, TextProjection::kMlp);  // hf_proj_type defaults to "mlp"
+  EXPECT_EQ(p->xlmr.proj_hidden, 640);
+  EXPECT_FALSE(p->xlmr.proj_bias);
+  EXPECT_EQ(p->context_length, 77);
+  Write("open_clip_config.json", R"({"model_cfg": {"embed_dim": 1024,
+    "vision_cfg": {"image_size": 224, "layers": 32, "width": 1280, "head_width": 80, "patch_size": 14},
+    "text_cfg": {"hf_model_name": "xlm-roberta-large", "hf_tokenizer_name": "xlm-roberta-large",
+                 "hf_pooler_type": "mean_pooler"}}})");
+  p = Read();
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->vision.heads, 16);
+  EXPECT_EQ(p->xlmr.encoder.width, 1024);
+  EXPECT_EQ(p->xlmr.encoder.layers, 24);
+  EXPECT_EQ(p->xlmr.proj_hidden, 1024);
+  // The encoder's own config.json beside it wins over the name.
+  Write("config.json", R"({"model_type": "xlm-roberta", "hidden_size": 256, "num_hidden_layers": 4,
+    "num_attention_heads": 4, "intermediate_size": 1024, "vocab_size": 250002, "max_position_embeddings": 130,
+    "pad_token_id": 1})");
+  p = Read();
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->xlmr.encoder.width, 256);
+  EXPECT_EQ(p->xlmr.encoder.layers, 4);
+  EXPECT_EQ(p->xlmr.max_positions, 130);
+  EXPECT_EQ(p->context_length, 77);
+  Write("config.json", R"({"model_type": "xlm-roberta", "hidden_act": "relu"})");
+  p = Read();
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("hidden_act"), std::string::npos) << p.status().ToString();
+}
+
+TEST_F(XlmrConfigTest, OtherHfTextTowersAreRefusedByName) {
+  Write("open_clip_config.json", R"({"model_cfg": {"embed_dim": 512, "text_cfg": {"hf_model_name": "bert-base-uncased"}}})");
+  auto p = Read();
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("bert-base-uncased"), std::string::npos) << p.status().ToString();
 }
 
 }  // namespace
