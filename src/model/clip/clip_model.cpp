@@ -823,7 +823,11 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
   }
   impl->kernels = &BestClipKernels();
 
-  const std::string weights_path = model_dir + "/model.safetensors";
+  // OpenCLIP's hub exports name their safetensors file open_clip_model.safetensors.
+  std::string weights_path = model_dir + "/model.safetensors";
+  if (!Env::Default()->FileExists(weights_path) && Env::Default()->FileExists(model_dir + "/open_clip_model.safetensors")) {
+    weights_path = model_dir + "/open_clip_model.safetensors";
+  }
   FS_ASSIGN_OR_RETURN(impl->file, SafetensorsFile::Open(weights_path));
   const SafetensorsFile& file = *impl->file;
   const bool hf_vision = file.Find("vision_model.embeddings.class_embedding") != nullptr;

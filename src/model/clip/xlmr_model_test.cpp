@@ -211,6 +211,15 @@ class XlmrDamagedTest : public ::testing::Test {
   nlohmann::json header_;
 };
 
+// OpenCLIP's hub exports call the weights open_clip_model.safetensors.
+TEST_F(XlmrDamagedTest, OpenClipHubFileName) {
+  Prepare("openclip");
+  if (ref_ == nullptr) return;
+  WriteWeights();
+  std::filesystem::rename(dir_ + "/model.safetensors", dir_ + "/open_clip_model.safetensors");
+  EXPECT_TRUE(Load().ok()) << Load().ToString();
+}
+
 TEST_F(XlmrDamagedTest, ExtraTensorIsNamed) {
   Prepare("hf");
   if (ref_ == nullptr) return;
