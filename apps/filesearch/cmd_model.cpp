@@ -1,5 +1,6 @@
 // `filesearch model ...`: model tools: tokenize, info, download.
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "apps/filesearch/commands.h"
@@ -71,7 +72,9 @@ void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code) {
               << "context:    " << (*m)->context_length() << " tokens, vocabulary " << (*m)->vocab_size()
               << "\n"
               << "tokenizer:  "
-              << (multilingual ? std::string("XLM-R SentencePiece (tokenizer.json)")
+              << (multilingual ? (std::filesystem::exists(dir + "/tokenizer.json")
+                                      ? std::string("XLM-R tokenizer.json present")
+                                      : std::string("no tokenizer.json (XLM-R needs it)"))
                   : tok.ok()   ? "ok (" + std::to_string((*tok)->vocab_size()) + " tokens)"
                                : tok.status().ToString())
               << "\n"
