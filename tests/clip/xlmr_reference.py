@@ -27,8 +27,7 @@ Outputs in --out/<layout>/:
   pixels.f32, image_emb.f32          (openclip) n x 3 x S x S inputs and n x E embeddings
   text.onnx                          (--onnx) ids [n, L] int64 -> embeddings, mask = ids != pad
 Usage: xlmr_reference.py --out DIR [--size small|base] [--layouts openclip,hf,mclip] [--vectors FILE]
-                         [--onnx] [--bench N]
-  --bench N   writes nothing else; prints PyTorch's median ms for the text tower {"b1_ms", "b32_ms"}
+                         [--images 2] [--onnx]
 """
 import argparse
 import importlib.abc
@@ -252,7 +251,6 @@ def main():
                                                       "../../../shared/multilingual/xlm-roberta/test-vectors.json"))
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--onnx", action="store_true")
-    ap.add_argument("--bench", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -264,9 +262,6 @@ def main():
         model, tower = build(layout, c, folder, gen)
         ids = [x for _, x in texts]
         with torch.no_grad():
-            if args.bench:
-                print(json.dumps(dict(bench(tower, args.bench), layout=layout, size=args.size)))
-                continue
             if layout == "openclip":  # exactly what OpenCLIP's tokenizer hands the model
                 ids = [x + [PAD] * (CONTEXT - len(x)) for x in ids]
             if layout == "openclip" and args.images:
@@ -285,24 +280,6 @@ def main():
                                   input_names=["ids"], output_names=["embeddings"],
                                   dynamic_axes={"ids": {0: "n", 1: "length"}, "embeddings": {0: "n"}},
                                   opset_version=14)
-
-
-def bench(tower, iters):
-    """Median wall ms of the text tower: a 5-word query (7 ids) alone, and 32 such texts."""
-    import time
-
-    def median(fn):
-        fn()
-        times = []
-        for _ in range(iters):
-            t = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t) * 1e3)
-        return sorted(times)[len(times) // 2]
-
-    one = torch.tensor([[0, 10, 16186, 111, 10, 7515, 2]])  # "a photo of a cat"
-    return {"threads": torch.get_num_threads(), "b1_ms": median(lambda: tower(one)),
-            "b32_ms": median(lambda: tower(one.repeat(32, 1)))}
 
 
 if __name__ == "__main__":
