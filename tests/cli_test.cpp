@@ -110,6 +110,26 @@ TEST(CliTest, ModelInfoAndEmbed) {
   clip::testing::RemoveTree(*dir);
 }
 
+// A multilingual folder (OpenCLIP xlm-roberta layout, tests/clip/xlmr_reference.py): model info says
+// which family it is and does not ask for CLIP's BPE tokenizer.
+TEST(CliTest, ModelInfoShowsTheMultilingualFamily) {
+  const char* shared_env = std::getenv("FILESEARCH_SHARED_DIR");
+  const std::string vectors =
+      std::string(shared_env ? shared_env : "../shared") + "/multilingual/xlm-roberta/test-vectors.json";
+  if (!stdfs::exists(vectors)) GTEST_SKIP() << "needs " << vectors;
+  std::string why;
+  auto dir = clip::testing::GenerateReference(
+      "--size small --layouts openclip --images 0 --vectors " + vectors, &why, "xlmr_reference.py",
+      ".venv-oracle/bin/python",
+      "import torch, transformers, importlib.util as u; assert u.find_spec('open_clip')");
+  if (!dir) GTEST_SKIP() << why;
+  CliRun info = RunCli("model info --model-dir " + *dir + "/openclip");
+  EXPECT_EQ(info.code, 0) << info.out;
+  EXPECT_NE(info.out.find("family:     xlm-roberta (OpenCLIP)"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("context:    77 tokens, vocabulary 250002"), std::string::npos) << info.out;
+  clip::testing::RemoveTree(*dir);
+}
+
 // `filesearch model download` against a local server laid out like the hub, serving a generated
 // model (LFS-style redirect with X-Linked-Etag for the weights); the result loads with model info.
 TEST(CliTest, ModelDownloadFromALocalHubThenInfo) {

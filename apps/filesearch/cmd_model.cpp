@@ -1,5 +1,6 @@
 // `filesearch model ...`: model tools: tokenize, info, download.
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "apps/filesearch/commands.h"
@@ -58,16 +59,29 @@ void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       *exit_code = 1;
       return;
     }
-    auto tok = clip::Tokenizer::LoadDir(dir);
+    // A multilingual (XLM-R) folder's tokenizer is tokenizer.json, which CLIP's BPE tokenizer does not read.
+    const bool multilingual = (*m)->multilingual();
+    auto tok = multilingual ? Result<std::unique_ptr<clip::Tokenizer>>(Status::Unsupported(""))
+                            : clip::Tokenizer::LoadDir(dir);
     std::cout << "model:      " << (*m)->model_id() << "\n"
+              << "family:     " << (*m)->family() << "\n"
               << "folder:     " << dir << "\n"
               << "embedding:  " << (*m)->embed_dim() << " dimensions\n"
-              << "image size: " << (*m)->image_size() << " px\n"
-              << "context:    " << (*m)->context_length() << " tokens, vocabulary " << (*m)->vocab_size() << "\n"
-              << "tokenizer:  " << (tok.ok() ? "ok (" + std::to_string((*tok)->vocab_size()) + " tokens)" : tok.status().ToString())
+              << "image size: "
+              << ((*m)->image_size() > 0 ? std::to_string((*m)->image_size()) + " px"
+                                         : "none (text tower only)")
+              << "\n"
+              << "context:    " << (*m)->context_length() << " tokens, vocabulary " << (*m)->vocab_size()
+              << "\n"
+              << "tokenizer:  "
+              << (multilingual ? (std::filesystem::exists(dir + "/tokenizer.json")
+                                      ? std::string("XLM-R tokenizer.json present")
+                                      : std::string("no tokenizer.json (XLM-R needs it)"))
+                  : tok.ok()   ? "ok (" + std::to_string((*tok)->vocab_size()) + " tokens)"
+                               : tok.status().ToString())
               << "\n"
               << (*m)->Describe() << "\n";
-    if (!tok.ok()) *exit_code = 1;
+    if (!multilingual && !tok.ok()) *exit_code = 1;
   });
 
   auto* dl = model->add_subcommand("download", "Download a CLIP model folder from the Hugging Face hub (resumable, checksummed)")

@@ -2,8 +2,10 @@
 //   node clip_ort.mjs embed --model vision.onnx --input pixels.f32 --n N --size S --out emb.f32
 //   node clip_ort.mjs embed-text --model text.onnx --ids text_ids.json --out emb.f32
 //   node clip_ort.mjs bench --dir DIR --size S [--threads 2] [--iters 10]
+//   node clip_ort.mjs bench-text --model text.onnx --ids 0,10,16186,111,10,7515,2 [--threads 2] [--iters 10]
 // bench prints one JSON object: image ms at batch 1, ms per image at batch 8 and 32 (when present),
-// text ms for a 7-token and a 77-token input, session load ms.
+// text ms for a 7-token and a 77-token input, session load ms. bench-text times one text model
+// (CLIP's or XLM-R's) on the given ids: ms at batch 1, and ms per text at batch 32 (32 copies).
 import { createRequire } from 'node:module';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -83,7 +85,22 @@ if (mode === 'embed') {
     }
   }
   console.log(JSON.stringify(result));
+} else if (mode === 'bench-text') {
+  const iters = Number(args.iters ?? 10);
+  const ids = BigInt64Array.from(args.ids.split(',').map(BigInt));
+  let t = process.hrtime.bigint();
+  const text = await session(args.model);
+  const result = { threads, load_ms: Number(process.hrtime.bigint() - t) / 1e6 };
+  for (const n of [1, 32]) {
+    const batch = new BigInt64Array(n * ids.length);
+    for (let i = 0; i < n; i++) batch.set(ids, i * ids.length);
+    const feed = { ids: new ort.Tensor('int64', batch, [n, ids.length]) };
+    const timing = await timeRuns(() => text.run(feed), n === 1 ? iters : Math.max(2, Math.floor(iters / 4)));
+    result[n === 1 ? 'text_b1_ms' : 'text_b32_ms_per_text'] = timing.wall / n;
+    result[n === 1 ? 'text_b1_cpu_ms' : 'text_b32_cpu_ms_per_text'] = timing.cpu / n;
+  }
+  console.log(JSON.stringify(result));
 } else {
-  console.error('usage: clip_ort.mjs embed|bench ...');
+  console.error('usage: clip_ort.mjs embed|embed-text|bench|bench-text ...');
   process.exit(2);
 }

@@ -322,7 +322,7 @@ def generate(args, out, layout, dtype, onnx, act="quick_gelu"):
         with open(os.path.join(out, "config.json"), "w") as f:
             json.dump(hf_config(c, name), f, indent=1)
     elif args.size != "b32":  # OpenCLIP's config; a b32 OpenAI checkpoint is inferred from shapes
-        cfg = {"model_cfg": {"embed_dim": c["embed_dim"],
+        cfg = {"model_cfg": {"embed_dim": c["embed_dim"], "quick_gelu": c["act"] == "quick_gelu",
                              "vision_cfg": {"image_size": c["image_size"], "layers": c["v_layers"],
                                             "width": c["v_width"], "patch_size": c["patch_size"],
                                             "head_width": c["v_width"] // c["v_heads"],

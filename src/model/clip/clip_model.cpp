@@ -3,9 +3,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <set>
 
 #include "core/env.h"
 #include "core/hash.h"
@@ -54,6 +56,17 @@ struct TextWeights {
   Linear proj;                                  // [E, W], no bias
 };
 
+// XLM-RoBERTa text tower, as Hugging Face's XLMRobertaModel + mean pooling + projection. Its
+// blocks reuse Block with post-LN meaning: x = ln_1(x + attn(x)); x = ln_2(x + mlp(x)).
+struct XlmrWeights {
+  const TensorView* word_embedding = nullptr;  // [V, W], read in place from the mapping
+  std::vector<float> position;                 // [P, W], token type 0's embedding added to every row
+  LayerNorm ln_embed;                          // embeddings.LayerNorm
+  Tower tower;
+  Linear proj1;  // mlp: [H, W] + GELU; linear: [E, W]; none: unused
+  Linear proj2;  // mlp: [E, H]; else unused
+};
+
 // Activation buffers of one tower, sized for the largest batch seen (grow only, never per call).
 struct Buffers {
   std::vector<float> x;        // [M, W] residual stream
@@ -88,7 +101,7 @@ class WeightReader {
   // Converts tensor `name` to fp32 into *out (resized; reusing one vector across the big weights
   // spares a fresh allocation, its page faults and its zeroing per tensor).
   Status Read(const std::string& name, const std::vector<int64_t>& shape, std::vector<float>* out) const {
-    const TensorView* view = file_.Find(name);
+    const TensorView* view = Find(name);
     if (view == nullptr) {
       return Status::NotFound("tensor '" + name + "' is missing from '" + file_.path() +
                               "' (is this a CLIP checkpoint of the expected layout?)");
@@ -104,7 +117,7 @@ class WeightReader {
   // Like Read, but an aligned F32 tensor is used in place; call Release(name) once it is packed.
   Result<std::span<const float>> ReadInPlace(const std::string& name, const std::vector<int64_t>& shape,
                                              std::vector<float>* scratch) const {
-    const TensorView* view = file_.Find(name);
+    const TensorView* view = Find(name);
     if (view == nullptr) {
       return Status::NotFound("tensor '" + name + "' is missing from '" + file_.path() +
                               "' (is this a CLIP checkpoint of the expected layout?)");
@@ -129,7 +142,7 @@ class WeightReader {
   void Release(const TensorView& view) const { file_.ReleasePages(view); }
 
   Result<const TensorView*> View(const std::string& name, std::vector<int64_t> shape) const {
-    const TensorView* view = file_.Find(name);
+    const TensorView* view = Find(name);
     if (view == nullptr) {
       return Status::NotFound("tensor '" + name + "' is missing from '" + file_.path() + "'");
     }
@@ -141,7 +154,28 @@ class WeightReader {
     return view;
   }
 
+  // Marks a tensor the model knowingly does not use (a buffer, the logit scale).
+  void Ignore(const std::string& name) const { used_.insert(name); }
+  // Fails naming the tensors of the file that no weight was read from and none was Ignore()d:
+  // a checkpoint of another architecture, or one whose names this loader misreads.
+  Status CheckAllUsed() const {
+    std::string extra;
+    int count = 0;
+    for (const std::string& name : file_.names()) {
+      if (used_.count(name) != 0) continue;
+      if (++count <= 5) extra += (extra.empty() ? "'" : ", '") + name + "'";
+    }
+    if (count == 0) return Status::Ok();
+    return Status::InvalidArgument("'" + file_.path() + "' has " + std::to_string(count) +
+                                   " tensor(s) this model does not use: " + extra +
+                                   (count > 5 ? ", ..." : "") + " (is the config the checkpoint's own?)");
+  }
+
  private:
+  const TensorView* Find(const std::string& name) const {
+    used_.insert(name);
+    return file_.Find(name);
+  }
   Status CheckShape(const std::string& name, const TensorView& view,
                     const std::vector<int64_t>& shape) const {
     if (view.shape != shape) {
@@ -154,6 +188,7 @@ class WeightReader {
   const SafetensorsFile& file_;
   Layout layout_;
   mutable std::vector<float> scratch_[3];
+  mutable std::set<std::string> used_;  // names looked up (present or not) and ignored ones
 };
 
 Result<LayerNorm> LoadLayerNorm(const WeightReader& r, const std::string& prefix, int width) {
@@ -163,9 +198,13 @@ Result<LayerNorm> LoadLayerNorm(const WeightReader& r, const std::string& prefix
   return ln;
 }
 
-Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::string& prefix, int in,
-                          int out, GemmEpilogue epilogue) {
-  FS_ASSIGN_OR_RETURN(auto b, r.ReadInPlace(prefix + ".bias", {out}, &r.scratch(1)));
+// PREFIX.weight [out, in] and, unless !bias, PREFIX.bias [out].
+Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::string& prefix, int in, int out,
+                          GemmEpilogue epilogue, bool bias = true) {
+  std::span<const float> b;
+  if (bias) {
+    FS_ASSIGN_OR_RETURN(b, r.ReadInPlace(prefix + ".bias", {out}, &r.scratch(1)));
+  }
   auto weight = [&]() { return r.ReadInPlace(prefix + ".weight", {out, in}, &r.scratch(0)); };
   auto linear = Linear::Create(ctx, weight, b, in, out, epilogue);
   r.Release(prefix + ".weight");
@@ -173,17 +212,49 @@ Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::st
   return linear;
 }
 
-// HF stores q, k and v apart: reads PREFIX.self_attn.{q,k,v}_proj.WHAT (each of `shape`) one after
-// the other into *out.
-Status ReadQkvParts(const WeightReader& r, const std::string& prefix, const char* what,
-                    const std::vector<int64_t>& shape, std::vector<float>* out) {
+// Where q, k and v are: one fused in_proj (OpenAI, OpenCLIP) or three Linears (Hugging Face).
+struct QkvNames {
+  std::string fused;                 // "PREFIX.attn" (reads .in_proj_weight / .in_proj_bias), or ""
+  std::array<std::string, 3> parts;  // "PREFIX.self_attn.q_proj", ... (reads .weight / .bias)
+};
+
+// Reads q, k and v's WHAT ("weight" or "bias", each part of `part_shape`) one after the other into *out.
+Status ReadQkv(const WeightReader& r, const QkvNames& names, const std::string& what,
+               const std::vector<int64_t>& part_shape, std::vector<float>* out) {
+  if (!names.fused.empty()) {
+    std::vector<int64_t> shape = part_shape;
+    shape[0] *= 3;
+    return r.Read(names.fused + ".in_proj_" + what, shape, out);
+  }
   std::vector<float>& part = r.scratch(2);
   out->clear();
-  for (const char* name : {"q", "k", "v"}) {
-    FS_RETURN_IF_ERROR(r.Read(prefix + ".self_attn." + name + "_proj." + what, shape, &part));
+  for (const std::string& name : names.parts) {
+    FS_RETURN_IF_ERROR(r.Read(name + "." + what, part_shape, &part));
     out->insert(out->end(), part.begin(), part.end());
   }
   return Status::Ok();
+}
+
+// q, k and v as one [3W, W] GEMM. Attention's 1/sqrt(head size) is folded into q, as
+// nn.MultiheadAttention and BERT's self-attention scale q.k after projection.
+Result<Linear> LoadQkv(GemmContext* ctx, const WeightReader& r, const QkvNames& names, const TowerParams& p) {
+  const int w = p.width;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(w / p.heads));
+  const size_t ww = static_cast<size_t>(w) * static_cast<size_t>(w);
+  std::vector<float>& qkv_b = r.scratch(1);  // [3W]
+  FS_RETURN_IF_ERROR(ReadQkv(r, names, "bias", {w}, &qkv_b));
+  for (size_t i = 0; i < static_cast<size_t>(w); ++i) qkv_b[i] *= scale;
+  auto qkv_weight = [&]() -> Result<std::span<const float>> {
+    std::vector<float>& qkv_w = r.scratch(0);
+    FS_RETURN_IF_ERROR(ReadQkv(r, names, "weight", {w, w}, &qkv_w));
+    for (size_t i = 0; i < ww; ++i) qkv_w[i] *= scale;
+    return std::span<const float>(qkv_w);
+  };
+  return Linear::Create(ctx, qkv_weight, qkv_b, w, 3 * w, GemmEpilogue::kNone);
+}
+
+GemmEpilogue EpilogueOf(Activation act) {
+  return act == Activation::kGelu ? GemmEpilogue::kGelu : GemmEpilogue::kQuickGelu;
 }
 
 // prefix: "vision_model.encoder.layers.3" (HF) or "visual.transformer.resblocks.3" (OpenAI).
@@ -191,32 +262,14 @@ Result<Block> LoadBlock(GemmContext* ctx, const WeightReader& r, const std::stri
                         const TowerParams& p) {
   const int w = p.width;
   const bool hf = r.layout() == Layout::kHf;
-  const GemmEpilogue act = p.act == Activation::kGelu ? GemmEpilogue::kGelu : GemmEpilogue::kQuickGelu;
+  const GemmEpilogue act = EpilogueOf(p.act);
   Block block;
   FS_ASSIGN_OR_RETURN(block.ln_1, LoadLayerNorm(r, prefix + (hf ? ".layer_norm1" : ".ln_1"), w));
   FS_ASSIGN_OR_RETURN(block.ln_2, LoadLayerNorm(r, prefix + (hf ? ".layer_norm2" : ".ln_2"), w));
-  // q, k and v as one [3W, W] GEMM. Attention's 1/sqrt(head size) is folded into q, as
-  // nn.MultiheadAttention scales q after projection.
-  const float scale = 1.0f / std::sqrt(static_cast<float>(w / p.heads));
-  const size_t ww = static_cast<size_t>(w) * static_cast<size_t>(w);
-  std::vector<float>& qkv_b = r.scratch(1);  // [3W]
-  if (hf) {
-    FS_RETURN_IF_ERROR(ReadQkvParts(r, prefix, "bias", {w}, &qkv_b));
-  } else {
-    FS_RETURN_IF_ERROR(r.Read(prefix + ".attn.in_proj_bias", {3 * w}, &qkv_b));
-  }
-  for (size_t i = 0; i < static_cast<size_t>(w); ++i) qkv_b[i] *= scale;
-  auto qkv_weight = [&]() -> Result<std::span<const float>> {
-    std::vector<float>& qkv_w = r.scratch(0);
-    if (hf) {
-      FS_RETURN_IF_ERROR(ReadQkvParts(r, prefix, "weight", {w, w}, &qkv_w));
-    } else {
-      FS_RETURN_IF_ERROR(r.Read(prefix + ".attn.in_proj_weight", {3 * w, w}, &qkv_w));
-    }
-    for (size_t i = 0; i < ww; ++i) qkv_w[i] *= scale;
-    return std::span<const float>(qkv_w);
-  };
-  FS_ASSIGN_OR_RETURN(block.qkv, Linear::Create(ctx, qkv_weight, qkv_b, w, 3 * w, GemmEpilogue::kNone));
+  const std::string attn = prefix + ".self_attn.";
+  QkvNames qkv =
+      hf ? QkvNames{"", {attn + "q_proj", attn + "k_proj", attn + "v_proj"}} : QkvNames{prefix + ".attn", {}};
+  FS_ASSIGN_OR_RETURN(block.qkv, LoadQkv(ctx, r, qkv, p));
   FS_ASSIGN_OR_RETURN(block.out, LoadLinear(ctx, r, prefix + (hf ? ".self_attn.out_proj" : ".attn.out_proj"),
                                             w, w, GemmEpilogue::kNone));
   FS_ASSIGN_OR_RETURN(block.fc1, LoadLinear(ctx, r, prefix + (hf ? ".mlp.fc1" : ".mlp.c_fc"), w,
@@ -281,26 +334,34 @@ Result<VisionWeights> LoadVision(GemmContext* ctx, const WeightReader& r, const 
   return v;
 }
 
-// source_checked: the weights file is the one a valid packed file was made from, so its values were
-// checked then and the token table need not be scanned again.
+// A token table [rows, W], read in place from the mapping. Unless source_checked (the weights file is
+// the one a valid packed file was made from, so its values were checked then), every row is checked
+// finite now, so that a damaged row cannot surface later as a NaN vector.
+Result<const TensorView*> LoadTokenTable(const WeightReader& r, const std::string& name, int rows, int width,
+                                         bool source_checked) {
+  FS_ASSIGN_OR_RETURN(const TensorView* table, r.View(name, {rows, width}));
+  if (source_checked) return table;
+  std::vector<float> rows_buf;
+  const size_t row_bytes = table->data.size() / static_cast<size_t>(rows);
+  for (int first = 0; first < rows; first += 1024) {
+    const int count = std::min(1024, rows - first);
+    TensorView part = *table;
+    part.shape = {count, width};
+    part.data =
+        part.data.subspan(static_cast<size_t>(first) * row_bytes, static_cast<size_t>(count) * row_bytes);
+    FS_RETURN_IF_ERROR(Float32View(name, part, &rows_buf).status());
+    r.Release(part);  // as it goes: XLM-R's table is 0.77 GB, which need not be resident at once
+  }
+  r.Release(*table);  // rows come back from disk as texts use them
+  return table;
+}
+
 Result<TextWeights> LoadText(GemmContext* ctx, const WeightReader& r, const ClipParams& p, bool source_checked) {
   const bool hf = r.layout() == Layout::kHf;
   const int w = p.text.width;
   TextWeights t;
   const std::string tok_name = hf ? "text_model.embeddings.token_embedding.weight" : "token_embedding.weight";
-  FS_ASSIGN_OR_RETURN(t.token_embedding, r.View(tok_name, {p.vocab_size, w}));
-  if (!source_checked) {  // Every row must be finite; check now so a damaged row cannot surface later as a NaN vector.
-    std::vector<float> rows_buf;
-    const size_t row_bytes = t.token_embedding->data.size() / static_cast<size_t>(p.vocab_size);
-    for (int first = 0; first < p.vocab_size; first += 1024) {
-      const int rows = std::min(1024, p.vocab_size - first);
-      TensorView part = *t.token_embedding;
-      part.shape = {rows, w};
-      part.data = part.data.subspan(static_cast<size_t>(first) * row_bytes, static_cast<size_t>(rows) * row_bytes);
-      FS_RETURN_IF_ERROR(Float32View(tok_name, part, &rows_buf).status());
-    }
-    r.Release(*t.token_embedding);  // rows come back from disk as texts use them
-  }
+  FS_ASSIGN_OR_RETURN(t.token_embedding, LoadTokenTable(r, tok_name, p.vocab_size, w, source_checked));
   FS_ASSIGN_OR_RETURN(t.position, r.Get(hf ? "text_model.embeddings.position_embedding.weight"
                                            : "positional_embedding",
                                         {p.context_length, w}));
@@ -308,6 +369,71 @@ Result<TextWeights> LoadText(GemmContext* ctx, const WeightReader& r, const Clip
                                          p.text));
   FS_ASSIGN_OR_RETURN(t.ln_final, LoadLayerNorm(r, hf ? "text_model.final_layer_norm" : "ln_final", w));
   FS_ASSIGN_OR_RETURN(t.proj, LoadProjection(ctx, r, "text_projection.weight", "text_projection", w, p.embed_dim));
+  return t;
+}
+
+// One post-LN BERT layer in Hugging Face names. prefix: "text.transformer.encoder.layer.3".
+Result<Block> LoadBertBlock(GemmContext* ctx, const WeightReader& r, const std::string& prefix,
+                            const TowerParams& p) {
+  const int w = p.width;
+  Block block;
+  const std::string self = prefix + ".attention.self.";
+  FS_ASSIGN_OR_RETURN(block.qkv,
+                      LoadQkv(ctx, r, QkvNames{"", {self + "query", self + "key", self + "value"}}, p));
+  FS_ASSIGN_OR_RETURN(block.out,
+                      LoadLinear(ctx, r, prefix + ".attention.output.dense", w, w, GemmEpilogue::kNone));
+  FS_ASSIGN_OR_RETURN(block.ln_1, LoadLayerNorm(r, prefix + ".attention.output.LayerNorm", w));
+  FS_ASSIGN_OR_RETURN(block.fc1,
+                      LoadLinear(ctx, r, prefix + ".intermediate.dense", w, p.mlp_width, EpilogueOf(p.act)));
+  FS_ASSIGN_OR_RETURN(block.fc2,
+                      LoadLinear(ctx, r, prefix + ".output.dense", p.mlp_width, w, GemmEpilogue::kNone));
+  FS_ASSIGN_OR_RETURN(block.ln_2, LoadLayerNorm(r, prefix + ".output.LayerNorm", w));
+  return block;
+}
+
+// The XLM-R text tower in the layout p.xlmr.layout names (see clip_config.h). Tensors a real
+// checkpoint carries but the forward pass does not need are accepted and skipped: the position_ids /
+// token_type_ids buffers older transformers versions saved, and XLMRobertaModel's pooler.
+Result<XlmrWeights> LoadXlmr(GemmContext* ctx, const WeightReader& r, const ClipParams& p,
+                             bool source_checked) {
+  const XlmrParams& x = p.xlmr;
+  const int w = x.encoder.width, e = p.embed_dim;
+  const std::string prefix = x.layout == XlmrLayout::kOpenClip ? "text.transformer."
+                             : x.layout == XlmrLayout::kMClip  ? "transformer."
+                                                               : "";
+  for (const char* unused :
+       {"embeddings.position_ids", "embeddings.token_type_ids", "pooler.dense.weight", "pooler.dense.bias"}) {
+    r.Ignore(prefix + unused);
+  }
+  XlmrWeights t;
+  FS_ASSIGN_OR_RETURN(t.word_embedding, LoadTokenTable(r, prefix + "embeddings.word_embeddings.weight",
+                                                       x.vocab_size, w, source_checked));
+  FS_ASSIGN_OR_RETURN(t.position,
+                      r.Get(prefix + "embeddings.position_embeddings.weight", {x.max_positions, w}));
+  FS_ASSIGN_OR_RETURN(auto types,
+                      r.Get(prefix + "embeddings.token_type_embeddings.weight", {x.type_vocab_size, w}));
+  for (size_t row = 0; row < static_cast<size_t>(x.max_positions); ++row) {  // every token is of type 0
+    for (size_t i = 0; i < static_cast<size_t>(w); ++i)
+      t.position[row * static_cast<size_t>(w) + i] += types[i];
+  }
+  FS_ASSIGN_OR_RETURN(t.ln_embed, LoadLayerNorm(r, prefix + "embeddings.LayerNorm", w));
+  t.tower.params = x.encoder;
+  for (int layer = 0; layer < x.encoder.layers; ++layer) {
+    FS_ASSIGN_OR_RETURN(auto block,
+                        LoadBertBlock(ctx, r, prefix + "encoder.layer." + std::to_string(layer), x.encoder));
+    t.tower.blocks.push_back(std::move(block));
+  }
+  const std::string proj = x.layout == XlmrLayout::kOpenClip ? "text.proj"
+                           : x.layout == XlmrLayout::kMClip  ? "LinearTransformation"
+                                                             : "proj";
+  if (x.proj == TextProjection::kMlp) {  // Linear (no bias), GELU, Linear (no bias)
+    FS_ASSIGN_OR_RETURN(t.proj1,
+                        LoadLinear(ctx, r, proj + ".0", w, x.proj_hidden, GemmEpilogue::kGelu, false));
+    FS_ASSIGN_OR_RETURN(t.proj2,
+                        LoadLinear(ctx, r, proj + ".2", x.proj_hidden, e, GemmEpilogue::kNone, false));
+  } else if (x.proj == TextProjection::kLinear) {
+    FS_ASSIGN_OR_RETURN(t.proj1, LoadLinear(ctx, r, proj, w, e, GemmEpilogue::kNone, x.proj_bias));
+  }
   return t;
 }
 
@@ -336,7 +462,8 @@ struct ClipModel::Impl {
   std::unique_ptr<SafetensorsFile> file;
   std::unique_ptr<GemmContext> gemm;
   VisionWeights vision;
-  TextWeights text;
+  TextWeights text;  // text_family kClip
+  XlmrWeights xlmr;  // text_family kXlmRoberta
   Buffers vision_buf, text_buf;
   const ClipKernels* kernels = nullptr;
   std::mutex mu;                       // one Encode* at a time
@@ -556,7 +683,124 @@ struct ClipModel::Impl {
     return Status::Ok();
   }
 
-  std::vector<int> eot_scratch;  // per text: its end-of-text position
+  // XLM-R: n texts from ids[first], each without its padding ids, packed one after the other
+  // (rows offsets[seq] .. offsets[seq] + lengths[seq]): padding never enters a GEMM. This equals
+  // XLMRobertaModel with attention_mask = (ids != pad): padded keys are masked, positions count
+  // non-padding tokens only (create_position_ids_from_input_ids), and mean pooling skips padding.
+  Status XlmrForward(const std::vector<std::vector<int32_t>>& ids, size_t first, int n, float* out) {
+    const ClipParams& p = params;
+    const XlmrParams& xp = p.xlmr;
+    const TowerParams& tp = xp.encoder;
+    const int w = tp.width;
+    std::vector<int>& offsets = text_offsets;  // [n + 1]
+    offsets.assign(static_cast<size_t>(n) + 1, 0);
+    int longest = 1;
+    for (int seq = 0; seq < n; ++seq) {
+      const auto& t = ids[first + static_cast<size_t>(seq)];
+      const int len =
+          static_cast<int>(t.size() - static_cast<size_t>(std::count(t.begin(), t.end(), xp.pad_id)));
+      offsets[static_cast<size_t>(seq) + 1] = offsets[static_cast<size_t>(seq)] + len;
+      longest = std::max(longest, len);
+    }
+    const int m = offsets[static_cast<size_t>(n)];
+    omp_set_num_threads(m < kSerialTextRows ? 1 : threads);
+    Buffers& buf = text_buf;
+    const auto rows = static_cast<size_t>(m), width = static_cast<size_t>(w);
+    Grow(buf.x, rows * width);
+    Grow(buf.h, rows * width);
+    Grow(buf.qkv, rows * 3 * width);
+    Grow(buf.mlp, rows * static_cast<size_t>(tp.mlp_width));
+    Grow(buf.pooled, static_cast<size_t>(n) * std::max(width, static_cast<size_t>(p.embed_dim)));
+    Grow(buf.normed,
+         static_cast<size_t>(n) * static_cast<size_t>(std::max({w, xp.proj_hidden, p.embed_dim})));
+    Grow(buf.scratch,
+         static_cast<size_t>(threads) *
+             AttentionScratchFloats(static_cast<size_t>(longest), static_cast<size_t>(w / tp.heads)));
+    for (Block& b : xlmr.tower.blocks) {
+      FS_RETURN_IF_ERROR(b.qkv.Prepare(m, false));
+      FS_RETURN_IF_ERROR(b.out.Prepare(m, true));
+      FS_RETURN_IF_ERROR(b.fc1.Prepare(m, false));
+      FS_RETURN_IF_ERROR(b.fc2.Prepare(m, true));
+    }
+    if (xp.proj != TextProjection::kNone) FS_RETURN_IF_ERROR(xlmr.proj1.Prepare(n, false));
+    if (xp.proj == TextProjection::kMlp) FS_RETURN_IF_ERROR(xlmr.proj2.Prepare(n, false));
+
+    float* x = buf.x.data();  // x = word[ids] + position[pad + 1 + j] + type[0]  [M, W]
+    const TensorView& table = *xlmr.word_embedding;
+    const size_t row_bytes = table.data.size() / static_cast<size_t>(xp.vocab_size);
+    for (int seq = 0; seq < n; ++seq) {
+      int row = offsets[static_cast<size_t>(seq)];
+      for (const int32_t id : ids[first + static_cast<size_t>(seq)]) {
+        if (id == xp.pad_id) continue;
+        const int position = xp.pad_id + 1 + row - offsets[static_cast<size_t>(seq)];
+        float* dst = x + static_cast<int64_t>(row) * w;
+        FS_RETURN_IF_ERROR(ToFloat32("word_embeddings", table.dtype,
+                                     table.data.subspan(static_cast<size_t>(id) * row_bytes, row_bytes),
+                                     std::span<float>(dst, width)));
+        const float* pos = xlmr.position.data() + static_cast<int64_t>(position) * w;
+        for (int i = 0; i < w; ++i) dst[i] += pos[i];
+        ++row;
+      }
+    }
+    LayerNormRows(xlmr.ln_embed, x, x, m, w, tp.ln_eps);  // x = LayerNorm(x)  [M, W]
+    for (Block& b : xlmr.tower.blocks) {
+      b.qkv.Forward(x, m, buf.qkv.data(), false);  // qkv = x Wqkv^T + b    [M, 3W]
+      PackedAttention(buf.qkv.data(), n, offsets.data(), longest, tp, buf.h.data(), buf);  // h = attn [M, W]
+      b.out.Forward(buf.h.data(), m, x, true);       // x += h Wo^T + bo      [M, W]
+      LayerNormRows(b.ln_1, x, x, m, w, tp.ln_eps);  // x = ln_1(x)           [M, W]
+      b.fc1.Forward(x, m, buf.mlp.data(), false);    // f = gelu(x W1^T + b1) [M, F]
+      b.fc2.Forward(buf.mlp.data(), m, x, true);     // x += f W2^T + b2      [M, W]
+      LayerNormRows(b.ln_2, x, x, m, w, tp.ln_eps);  // x = ln_2(x)           [M, W]
+    }
+    float* pooled = buf.pooled.data();  // pooled = mean of each text's rows  [n, W]
+    for (int seq = 0; seq < n; ++seq) {
+      const int begin = offsets[static_cast<size_t>(seq)], end = offsets[static_cast<size_t>(seq) + 1];
+      float* dst = pooled + static_cast<int64_t>(seq) * w;
+      std::fill(dst, dst + w, 0.0f);
+      for (int row = begin; row < end; ++row) {
+        const float* src = x + static_cast<int64_t>(row) * w;
+        for (int i = 0; i < w; ++i) dst[i] += src[i];
+      }
+      const float inv = 1.0f / static_cast<float>(end - begin);
+      for (int i = 0; i < w; ++i) dst[i] *= inv;
+    }
+    const float* embedded = pooled;
+    if (xp.proj == TextProjection::kMlp) {
+      xlmr.proj1.Forward(pooled, n, buf.normed.data(), false);  // g = gelu(pooled W1^T) [n, H]
+      xlmr.proj2.Forward(buf.normed.data(), n, pooled, false);  // e = g W2^T            [n, E]
+    } else if (xp.proj == TextProjection::kLinear) {
+      xlmr.proj1.Forward(pooled, n, buf.normed.data(), false);  // e = pooled W^T (+ b)  [n, E]
+      embedded = buf.normed.data();
+    }
+    Normalize(embedded, n, p.embed_dim, out);
+    return Status::Ok();
+  }
+
+  // Bidirectional multi-head attention over n packed sequences (see XlmrForward): qkv [M, 3W] ->
+  // out [M, W], sequence seq being rows offsets[seq] .. offsets[seq + 1], none longer than `longest`.
+  void PackedAttention(const float* qkv, int n, const int* offsets, int longest, const TowerParams& p,
+                       float* out, Buffers& buf) {
+    const int w = p.width, head_dim = w / p.heads, jobs = n * p.heads;
+    const size_t scratch_floats =
+        AttentionScratchFloats(static_cast<size_t>(longest), static_cast<size_t>(head_dim));
+    const auto work =
+        static_cast<size_t>(jobs) * static_cast<size_t>(longest) * static_cast<size_t>(longest * head_dim);
+#pragma omp parallel for num_threads(threads) schedule(dynamic) if (work >= kParallelFloats)
+    for (int job = 0; job < jobs; ++job) {
+      const int seq = job / p.heads, head = job % p.heads;
+      const auto len = static_cast<size_t>(offsets[seq + 1] - offsets[seq]);
+      const float* base =
+          qkv + static_cast<int64_t>(offsets[seq]) * 3 * w + static_cast<int64_t>(head) * head_dim;
+      float* scratch = buf.scratch.data() + static_cast<size_t>(omp_get_thread_num()) * scratch_floats;
+      kernels->attention_head(
+          base, base + w, base + 2 * w, static_cast<size_t>(3 * w), len, len, static_cast<size_t>(head_dim),
+          false, out + static_cast<int64_t>(offsets[seq]) * w + static_cast<int64_t>(head) * head_dim,
+          static_cast<size_t>(w), scratch);
+    }
+  }
+
+  std::vector<int> eot_scratch;   // per text: its end-of-text position
+  std::vector<int> text_offsets;  // XLM-R: per text, its first packed row; then the total
   std::vector<int> class_rows;   // per image: 0, the class token
 };
 
@@ -579,34 +823,34 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
   }
   impl->kernels = &BestClipKernels();
 
-  const std::string weights_path = model_dir + "/model.safetensors";
+  // OpenCLIP's hub exports name their safetensors file open_clip_model.safetensors.
+  std::string weights_path = model_dir + "/model.safetensors";
+  if (!Env::Default()->FileExists(weights_path) && Env::Default()->FileExists(model_dir + "/open_clip_model.safetensors")) {
+    weights_path = model_dir + "/open_clip_model.safetensors";
+  }
   FS_ASSIGN_OR_RETURN(impl->file, SafetensorsFile::Open(weights_path));
   const SafetensorsFile& file = *impl->file;
-  Layout layout;
-  if (file.Find("vision_model.embeddings.class_embedding") != nullptr) {
-    layout = Layout::kHf;
-  } else if (file.Find("visual.class_embedding") != nullptr) {
-    layout = Layout::kOpenAi;
-  } else {
+  const bool hf_vision = file.Find("vision_model.embeddings.class_embedding") != nullptr;
+  const bool openai_vision = file.Find("visual.class_embedding") != nullptr;
+  if (!hf_vision && !openai_vision && !Env::Default()->FileExists(model_dir + "/config.json") &&
+      !Env::Default()->FileExists(model_dir + "/open_clip_config.json")) {
+    return Status::InvalidArgument(
+        "'" + weights_path +
+        "' is not a CLIP checkpoint: it has neither "
+        "'vision_model.embeddings.class_embedding' (Hugging Face) nor "
+        "'visual.class_embedding' (OpenAI/OpenCLIP), and the folder has no config");
+  }
+  std::string config_text;
+  FS_ASSIGN_OR_RETURN(impl->params, ReadModelConfig(model_dir, file, &config_text));
+  const ClipParams& params = impl->params;
+  const bool xlmr = params.text_family == TextFamily::kXlmRoberta;
+  // The image tower's names; an XLM-R tower's own names come from its layout (clip_config.h).
+  Layout layout = hf_vision ? Layout::kHf : Layout::kOpenAi;
+  if (params.has_vision && (xlmr ? !openai_vision : !hf_vision && !openai_vision)) {
     return Status::InvalidArgument("'" + weights_path +
                                    "' is not a CLIP checkpoint: it has neither "
                                    "'vision_model.embeddings.class_embedding' (Hugging Face) nor "
                                    "'visual.class_embedding' (OpenAI/OpenCLIP)");
-  }
-  Env* env = Env::Default();
-  const std::string hf_config = model_dir + "/config.json";
-  const std::string openclip_config = model_dir + "/open_clip_config.json";
-  std::string config_text;
-  if (env->FileExists(hf_config)) {
-    FS_ASSIGN_OR_RETURN(config_text, env->ReadFile(hf_config, 16u << 20));
-    FS_ASSIGN_OR_RETURN(impl->params, ParseHfConfig(config_text, hf_config));
-  } else if (env->FileExists(openclip_config)) {
-    FS_ASSIGN_OR_RETURN(config_text, env->ReadFile(openclip_config, 16u << 20));
-    FS_ASSIGN_OR_RETURN(impl->params, ParseOpenClipConfig(config_text, openclip_config));
-  } else if (layout == Layout::kOpenAi) {
-    FS_ASSIGN_OR_RETURN(impl->params, InferOpenAiParams(file));
-  } else {
-    return Status::NotFound("'" + hf_config + "' is missing; a Hugging Face CLIP folder needs it");
   }
   if (impl->params.model_id.empty()) impl->params.model_id = BaseName(model_dir);
 
@@ -619,14 +863,23 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
   if (!options.packed_dir.empty()) {
     packed_path = options.packed_dir + "/clip-" + PrecisionName(precision) + ".fspack";
     packed_key = "clip;weights=" + file.identity() + ";config=" + Sha256Hex(config_text) +
-                 ";layout=" + (layout == Layout::kHf ? "hf" : "openai");
+                 ";layout=" + (layout == Layout::kHf ? "hf" : "openai") + ";family=" + FamilyName(params);
     Status s = impl->gemm->OpenPacked(packed_path, packed_key);
     packed_valid = s.ok();
     if (!s.ok() && s.code() != StatusCode::kNotFound) impl->load_report.packed_note = s.message();
   }
   WeightReader reader(file, layout);
-  FS_ASSIGN_OR_RETURN(impl->vision, LoadVision(impl->gemm.get(), reader, impl->params));
-  FS_ASSIGN_OR_RETURN(impl->text, LoadText(impl->gemm.get(), reader, impl->params, packed_valid));
+  if (params.has_vision) {
+    FS_ASSIGN_OR_RETURN(impl->vision, LoadVision(impl->gemm.get(), reader, params));
+  }
+  if (xlmr) {
+    FS_ASSIGN_OR_RETURN(impl->xlmr, LoadXlmr(impl->gemm.get(), reader, params, packed_valid));
+    // Every tensor accounted for: an extra one means the checkpoint is not what the config says.
+    for (const char* unused : {"logit_scale", "logit_bias"}) reader.Ignore(unused);
+    FS_RETURN_IF_ERROR(reader.CheckAllUsed());
+  } else {
+    FS_ASSIGN_OR_RETURN(impl->text, LoadText(impl->gemm.get(), reader, params, packed_valid));
+  }
   LoadReport& report = impl->load_report;
   report.packed_path = packed_path;
   report.packed_hits = impl->gemm->packed_hits();
@@ -637,13 +890,14 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
     report.packed_written = s.ok();
     if (!s.ok()) report.packed_note = "could not write packed weights (the next start packs again): " + s.message();
   }
-  for (const Tower* tower : {&impl->vision.tower, &impl->text.tower}) {
+  for (const Tower* tower : {&impl->vision.tower, &impl->text.tower, &impl->xlmr.tower}) {
     for (const Block& b : tower->blocks) {
       impl->weight_bytes += b.qkv.weight_bytes() + b.out.weight_bytes() + b.fc1.weight_bytes() + b.fc2.weight_bytes();
     }
   }
   impl->weight_bytes += impl->vision.patch.weight_bytes() + impl->vision.proj.weight_bytes() +
-                        impl->text.proj.weight_bytes();
+                        impl->text.proj.weight_bytes() + impl->xlmr.proj1.weight_bytes() +
+                        impl->xlmr.proj2.weight_bytes();
   // Everything but the token table now lives in converted copies: let the kernel drop the pages.
   file.ReleasePages();
   return std::unique_ptr<ClipModel>(new ClipModel(std::move(impl)));
@@ -651,6 +905,10 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
 
 Status ClipModel::EncodeImages(std::span<const float> pixels, size_t n, std::span<float> out) {
   const ClipParams& p = impl_->params;
+  if (!p.has_vision) {
+    return Status::FailedPrecondition("EncodeImages: model '" + p.model_id + "' is a text tower only (" +
+                                      FamilyName(p) + "); it has no image tower");
+  }
   const auto image_floats = static_cast<size_t>(3 * p.image_size * p.image_size);
   if (pixels.size() != n * image_floats) {
     return Status::InvalidArgument("EncodeImages: " + std::to_string(pixels.size()) + " floats for " +
@@ -686,11 +944,16 @@ Status ClipModel::EncodeTexts(const std::vector<std::vector<int32_t>>& ids, std:
                                      std::to_string(p.context_length) + " (truncate it)");
     }
     for (int32_t id : ids[i]) {
-      if (id < 0 || id >= p.vocab_size) {
+      if (id < 0 || id >= vocab_size()) {
         return Status::InvalidArgument("EncodeTexts: text " + std::to_string(i) + " has token id " +
                                        std::to_string(id) + ", outside the vocabulary [0, " +
-                                       std::to_string(p.vocab_size) + ")");
+                                       std::to_string(vocab_size()) + ")");
       }
+    }
+    if (p.text_family == TextFamily::kXlmRoberta && std::count(ids[i].begin(), ids[i].end(), p.xlmr.pad_id) ==
+                                                        static_cast<std::ptrdiff_t>(ids[i].size())) {
+      return Status::InvalidArgument("EncodeTexts: text " + std::to_string(i) + " is all padding (id " +
+                                     std::to_string(p.xlmr.pad_id) + "); it needs at least one token");
     }
   }
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -698,32 +961,59 @@ Status ClipModel::EncodeTexts(const std::vector<std::vector<int32_t>>& ids, std:
   const auto batch = static_cast<size_t>(impl_->options.max_batch);
   for (size_t first = 0; first < ids.size(); first += batch) {
     const size_t count = std::min(batch, ids.size() - first);
-    FS_RETURN_IF_ERROR(impl_->TextForward(ids, first, static_cast<int>(count), out.data() + first * embed_dim()));
+    float* dst = out.data() + first * embed_dim();
+    FS_RETURN_IF_ERROR(impl_->params.text_family == TextFamily::kXlmRoberta
+                           ? impl_->XlmrForward(ids, first, static_cast<int>(count), dst)
+                           : impl_->TextForward(ids, first, static_cast<int>(count), dst));
   }
   return Status::Ok();
 }
 
 size_t ClipModel::embed_dim() const { return static_cast<size_t>(impl_->params.embed_dim); }
-int ClipModel::image_size() const { return impl_->params.image_size; }
+int ClipModel::image_size() const {
+  return impl_->params.has_vision ? impl_->params.image_size : 0;
+}
 int ClipModel::context_length() const { return impl_->params.context_length; }
-int ClipModel::vocab_size() const { return impl_->params.vocab_size; }
+int ClipModel::vocab_size() const {
+  return impl_->params.text_family == TextFamily::kXlmRoberta ? impl_->params.xlmr.vocab_size
+                                                              : impl_->params.vocab_size;
+}
+std::string ClipModel::family() const {
+  return FamilyName(impl_->params);
+}
+bool ClipModel::multilingual() const {
+  return impl_->params.text_family == TextFamily::kXlmRoberta;
+}
+int ClipModel::pad_id() const {
+  return multilingual() ? impl_->params.xlmr.pad_id : -1;
+}
 const std::string& ClipModel::model_id() const { return impl_->params.model_id; }
 double ClipModel::gemm_gflop() const { return impl_->gemm->gflop(); }
 const LoadReport& ClipModel::load_report() const { return impl_->load_report; }
 
 std::string ClipModel::Describe() const {
   const ClipParams& p = impl_->params;
-  return p.model_id + ": image " + std::to_string(p.image_size) + "px/" + std::to_string(p.patch_size) +
-         " width " + std::to_string(p.vision.width) + " x" + std::to_string(p.vision.layers) +
-         ", text width " + std::to_string(p.text.width) + " x" + std::to_string(p.text.layers) +
-         ", embed " + std::to_string(p.embed_dim) + ", " +
-         PrecisionName(impl_->gemm->precision()) + " (" +
+  const bool xlmr = p.text_family == TextFamily::kXlmRoberta;
+  const TowerParams& text = xlmr ? p.xlmr.encoder : p.text;
+  const char* proj = !xlmr                                    ? ""
+                     : p.xlmr.proj == TextProjection::kMlp    ? ", mean pooling + MLP projection"
+                     : p.xlmr.proj == TextProjection::kLinear ? ", mean pooling + linear projection"
+                                                              : ", mean pooling";
+  return p.model_id + " [" + FamilyName(p) + "]: " +
+         (p.has_vision
+              ? "image " + std::to_string(p.image_size) + "px/" + std::to_string(p.patch_size) + " width " +
+                    std::to_string(p.vision.width) + " x" + std::to_string(p.vision.layers) + ", "
+              : std::string("no image tower, ")) +
+         "text width " + std::to_string(text.width) + " x" + std::to_string(text.layers) + proj + ", embed " +
+         std::to_string(p.embed_dim) + ", " + PrecisionName(impl_->gemm->precision()) + " (" +
          std::to_string(impl_->weight_bytes >> 20) + " MB of GEMM weights), kernels " + impl_->kernels->name +
          ", " + std::to_string(impl_->threads) + " threads" +
          (impl_->load_report.packed_path.empty() ? std::string()
-          : impl_->load_report.packed_misses == 0 ? ", packed weights mapped from " + impl_->load_report.packed_path
-          : impl_->load_report.packed_written ? ", packed weights written to " + impl_->load_report.packed_path
-                                              : std::string());
+          : impl_->load_report.packed_misses == 0
+              ? ", packed weights mapped from " + impl_->load_report.packed_path
+          : impl_->load_report.packed_written
+              ? ", packed weights written to " + impl_->load_report.packed_path
+              : std::string());
 }
 
 }  // namespace fs::clip

@@ -1,6 +1,8 @@
 // model/clip: CLIP image and text towers on the CPU. ClipModel::Load reads a model folder
 // (model.safetensors + config.json in the Hugging Face CLIPModel layout, or OpenAI/OpenCLIP tensor
-// names with open_clip_config.json or no config at all), memory-maps the weights, validates every
+// names with open_clip_config.json or no config at all; or a multilingual XLM-RoBERTa text tower:
+// OpenCLIP xlm-roberta-*-ViT-*, or a text tower alone in Hugging Face or M-CLIP names, see
+// clip_config.h), memory-maps the weights, validates every
 // tensor (name, shape, dtype, finite values) and converts them once into the GEMM layout of the
 // chosen precision. Encode* turn preprocessed images / token ids into L2-normalised embeddings.
 // Shapes: pixels [n, 3, S, S] fp32 (S = image_size(), already normalised with CLIP's mean/std);
@@ -64,8 +66,10 @@ class ClipModel {
   // pixels: n x 3 x S x S floats. out: n x embed_dim, L2-normalised.
   Status EncodeImages(std::span<const float> pixels, size_t n, std::span<float> out);
   // ids: one list per text, start/end tokens included, 1..context_length() ids in [0, vocab).
-  // The text's features are taken at its largest id (the end-of-text token), as OpenAI and HF do;
-  // positions after it are not computed. out: ids.size() x embed_dim, L2-normalised.
+  // CLIP: the text's features are taken at its largest id (the end-of-text token), as OpenAI and HF
+  // do; positions after it are not computed. XLM-R (multilingual()): ids from the XLM-R tokenizer
+  // (<s> ... </s>); pad_id() tokens are dropped wherever they are (OpenCLIP's attention mask is
+  // ids != pad), the rest mean-pooled and projected. out: ids.size() x embed_dim, L2-normalised.
   Status EncodeTexts(const std::vector<std::vector<int32_t>>& ids, std::span<float> out);
 
   size_t embed_dim() const;
@@ -74,6 +78,12 @@ class ClipModel {
   int vocab_size() const;
   // From config.json's _name_or_path, else the folder's name ("openai/clip-vit-base-patch32").
   const std::string& model_id() const;
+  // Which text tower the folder holds: "clip", or "xlm-roberta (OpenCLIP|Hugging Face|M-CLIP)".
+  std::string family() const;
+  // True for an XLM-RoBERTa text tower: EncodeTexts then takes XLM-R ids (<s>=0 ... </s>=2, padding
+  // pad_id() anywhere is skipped), and image_size() is 0 when the folder has no image tower.
+  bool multilingual() const;
+  int pad_id() const;  // XLM-R's <pad> (1); -1 for CLIP
   // Human-readable summary: sizes, precision, kernels, weight bytes.
   std::string Describe() const;
   // GFLOP executed by GEMMs since Load (for benchmarks).

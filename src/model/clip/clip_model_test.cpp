@@ -21,76 +21,26 @@ namespace fs::clip {
 namespace {
 
 using testing::Cosine;
+using testing::ExpectMatches;
 using testing::GenerateReference;
+using testing::LoadOrDie;
 using testing::ReadFloats;
 using testing::ReadIds;
+using testing::Reference;
 using Precision = LoadOptions::Precision;
-
-struct Reference {
-  std::string dir;
-  std::vector<float> pixels, image_emb, text_emb;
-  std::vector<std::vector<int32_t>> ids;
-};
 
 // One Python start-up generates every small variant (same seed, so the same weights): the HF
 // layout in fp32 (with ONNX exports), the OpenAI layout, and fp16 / bf16 files. Removed at exit.
 constexpr const char* kVariants = "hf-f32,openai-f32,hf-f16,hf-bf16,hf-f32-gelu";
 
 const Reference* GetReference(const std::string& variant, std::string* why) {
-  static std::string reason;
-  static const std::optional<std::string> root = [] {
-    return GenerateReference(std::string("--size small --images 3 --texts 5 --onnx --variants ") + kVariants,
-                             &reason);
-  }();
-  static std::map<std::string, Reference> cache;
-  static struct Cleanup {
-    ~Cleanup() {
-      if (root) testing::RemoveTree(*root);
-    }
-  } cleanup;
-  *why = reason;
-  if (!root) return nullptr;
-  auto it = cache.find(variant);
-  if (it == cache.end()) {
-    const std::string dir = *root + "/" + variant;
-    it = cache.emplace(variant, Reference{dir, ReadFloats(dir + "/pixels.f32"), ReadFloats(dir + "/image_emb.f32"),
-                                          ReadFloats(dir + "/text_emb.f32"), ReadIds(dir + "/text_ids.json")})
-             .first;
-  }
-  return &it->second;
-}
-
-#define REFERENCE_OR_SKIP(var, variant)                      \
-  std::string why_##var;                                     \
-  const Reference* var = GetReference(variant, &why_##var);  \
-  if (var == nullptr) GTEST_SKIP() << why_##var
-
-std::unique_ptr<ClipModel> LoadOrDie(const std::string& dir, Precision precision = Precision::kFp32,
-                                     int threads = 2) {
-  LoadOptions options;
-  options.precision = precision;
-  options.threads = threads;
-  auto model = ClipModel::Load(dir, options);
-  EXPECT_TRUE(model.ok()) << model.status().ToString();
-  return model.ok() ? std::move(model).value() : nullptr;
-}
-
-// Encodes the reference's images and texts and checks every cosine against the oracle.
-void ExpectMatches(ClipModel& model, const Reference& ref, double min_cosine) {
-  const size_t d = model.embed_dim();
-  const size_t images = ref.image_emb.size() / d, texts = ref.ids.size();
-  std::vector<float> image_out(images * d), text_out(texts * d);
-  ASSERT_TRUE(model.EncodeImages(ref.pixels, images, image_out).ok());
-  ASSERT_TRUE(model.EncodeTexts(ref.ids, text_out).ok());
-  for (size_t i = 0; i < images; ++i) {
-    EXPECT_GE(Cosine(image_out, ref.image_emb, i, d), min_cosine) << "image " << i;
-  }
-  for (size_t i = 0; i < texts; ++i) {
-    EXPECT_GE(Cosine(text_out, ref.text_emb, i, d), min_cosine) << "text " << i;
-  }
-  double norm = 0;
-  for (size_t i = 0; i < d; ++i) norm += image_out[i] * image_out[i];
-  EXPECT_NEAR(norm, 1.0, 1e-5);
+  return testing::SharedReference(
+      "clip-small", variant,
+      [](std::string* reason) {
+        return GenerateReference(
+            std::string("--size small --images 3 --texts 5 --onnx --variants ") + kVariants, reason);
+      },
+      why);
 }
 
 constexpr const char* kSmall = "hf-f32";  // the main small model, with ONNX exports

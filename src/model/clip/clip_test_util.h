@@ -1,17 +1,49 @@
-// Internal header of model/clip's tests. Runs the PyTorch oracle (tests/clip/clip_reference.py)
+// Internal header of model/clip's tests. Runs a PyTorch oracle (tests/clip/clip_reference.py,
+// tests/clip/xlmr_reference.py)
 // into a fresh temp folder and reads what it wrote. Not thread-safe; tests only.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "model/clip/clip_model.h"
+
 namespace fs::clip::testing {
 
-// Runs `clip_reference.py --out <tmp> <args>` with /usr/bin/python3. Returns the folder, or
-// nullopt (with *why set) when Python, PyTorch or the source tree is unavailable.
-std::optional<std::string> GenerateReference(const std::string& args, std::string* why);
+// Runs `tests/clip/<script> --out <tmp> <args>` with `python` (a relative path is taken from the
+// source tree). Returns the folder, or nullopt (with *why set) when the source tree is absent or the
+// Python statement `check` (default: import torch) fails with that interpreter.
+std::optional<std::string> GenerateReference(const std::string& args, std::string* why,
+                                             const std::string& script = "clip_reference.py",
+                                             const std::string& python = "/usr/bin/python3",
+                                             const std::string& check = "import torch");
+// The source tree (FILESEARCH_SOURCE_DIR, else ".").
+std::string SourceDir();
+// What an oracle wrote into one model folder: pixels.f32 / image_emb.f32 (empty when absent),
+// text_emb.f32, text_ids.json.
+struct Reference {
+  std::string dir;
+  std::vector<float> pixels, image_emb, text_emb;
+  std::vector<std::vector<int32_t>> ids;
+};
+
+// The reference in `variant` (a sub-folder) of the oracle output `key`, which `make` generates on
+// first use (it is removed at exit). Null, with *why set, when the oracle is unavailable.
+const Reference* SharedReference(const std::string& key, const std::string& variant,
+                                 const std::function<std::optional<std::string>(std::string*)>& make,
+                                 std::string* why);
+
+// Encodes the reference's texts and images (if any) and expects every cosine >= min_cosine.
+// Returns the lowest text cosine.
+double ExpectMatches(ClipModel& model, const Reference& ref, double min_cosine);
+// ClipModel::Load with `threads` threads, failing the test (and returning null) on error.
+std::unique_ptr<ClipModel> LoadOrDie(const std::string& dir,
+                                     LoadOptions::Precision precision = LoadOptions::Precision::kFp32,
+                                     int threads = 2);
 std::vector<float> ReadFloats(const std::string& path);
 std::vector<std::vector<int32_t>> ReadIds(const std::string& path);
 // Cosine similarity of rows `row` of two [n, d] matrices.
@@ -19,3 +51,9 @@ double Cosine(const std::vector<float>& a, const std::vector<float>& b, size_t r
 void RemoveTree(const std::string& dir);
 
 }  // namespace fs::clip::testing
+
+// In a test: `REFERENCE_OR_SKIP(ref, "hf-f32");` with the test file's GetReference(variant, why).
+#define REFERENCE_OR_SKIP(var, variant)                     \
+  std::string why_##var;                                    \
+  const Reference* var = GetReference(variant, &why_##var); \
+  if (var == nullptr) GTEST_SKIP() << why_##var

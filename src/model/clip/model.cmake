@@ -37,6 +37,9 @@ filesearch_test(clip_kernels_test
 filesearch_test(clip_model_test
   SOURCES ${_clip}/clip_model_test.cpp ${_clip}/clip_test_util.cpp
   LIBS fs_clip_model nlohmann_json::nlohmann_json)
+filesearch_test(xlmr_model_test
+  SOURCES ${_clip}/xlmr_model_test.cpp ${_clip}/clip_test_util.cpp
+  LIBS fs_clip_model nlohmann_json::nlohmann_json)
 filesearch_test(clip_model_b32_test
   SOURCES ${_clip}/clip_model_b32_test.cpp ${_clip}/clip_test_util.cpp
   LIBS fs_clip_model nlohmann_json::nlohmann_json

@@ -42,6 +42,8 @@ class SafetensorsFile {
   const std::string& identity() const { return identity_; }
   // Null when the file holds no tensor of that name.
   const TensorView* Find(const std::string& name) const;
+  // Every tensor's name, sorted.
+  std::vector<std::string> names() const;
   // Lets the kernel drop the mapped pages (they are re-read from disk if touched again): called
   // once the weights have been converted into their compute layout, so RSS holds them only once.
   void ReleasePages() const;

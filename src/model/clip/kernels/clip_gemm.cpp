@@ -416,7 +416,9 @@ Linear::Linear() = default;
 Linear::~Linear() = default;
 Linear::Linear(Linear&&) noexcept = default;
 Linear& Linear::operator=(Linear&&) noexcept = default;
-size_t Linear::weight_bytes() const { return impl_->wei_md.get_size(); }
+size_t Linear::weight_bytes() const {
+  return impl_ ? impl_->wei_md.get_size() : 0;
+}
 
 Result<Linear> Linear::Create(GemmContext* ctx, std::span<const float> weight,
                               std::span<const float> bias, int k, int n, GemmEpilogue epilogue) {

@@ -50,7 +50,7 @@ class Linear {
   // x: [m, k] fp32 rows `k` apart; y: [m, n] fp32. accumulate: y += result, else y = result.
   void Forward(const float* x, int m, float* y, bool accumulate);
 
-  // Bytes held by the converted weights.
+  // Bytes held by the converted weights (0 for a default-constructed Linear).
   size_t weight_bytes() const;
 
  private:
