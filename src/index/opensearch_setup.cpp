@@ -61,6 +61,10 @@ json DocumentFields() {
       {"taken_ns", number},
       {"sha256", keyword},
       {"camera", keyword},
+      {"title", text},   // document metadata; also at the head of content
+      {"author", text},
+      {"created_ns", number},
+      {"saved_ns", number},
       {"gps", {{"type", "geo_point"}}},
       {"embedding_model", keyword},
       {"has_image_embedding", {{"type", "boolean"}}},
