@@ -11,7 +11,10 @@ files=()
 for ext in docx xlsx pptx odt ods epub doc xls msg rtf eml; do
   for f in "$corpus"/*/*."$ext"; do [[ -f $f ]] && files+=("$f"); done
 done
-echo "== filesearch (build/bench_office_rate, repeat $repeat)"
-build/bench_office_rate --repeat "$repeat" "${files[@]}"
-echo "== peer: Python $(/usr/bin/python3 -c 'import sys; print(sys.version.split()[0])') stdlib (bench/extract/peer.py)"
-/usr/bin/python3 bench/extract/peer.py --repeat "$repeat" "${files[@]}"
+# Rounds alternate between the two so that a busy machine slows both alike; compare per round.
+for round in 1 2 3; do
+  echo "== round $round: filesearch (build/bench_office_rate, repeat $repeat)"
+  build/bench_office_rate --repeat "$repeat" "${files[@]}"
+  echo "== round $round: peer, Python $(/usr/bin/python3 -c 'import sys; print(sys.version.split()[0])') stdlib (bench/extract/peer.py)"
+  /usr/bin/python3 bench/extract/peer.py --repeat "$repeat" "${files[@]}"
+done

