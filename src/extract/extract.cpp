@@ -61,7 +61,8 @@ Extraction OfficeExtract(std::string_view bytes, uint64_t file_size, std::string
                          const ExtractOptions& options) {
   Extraction out;
   if (file_size > options.max_office_bytes || bytes.size() > options.max_office_bytes) {
-    out.problem = "larger than " + MiB(options.max_office_bytes) + ": text not extracted";
+    // A big archive (a backup, a dataset) is not a failure: its member names are a bonus.
+    if (mime != "application/zip") out.problem = "larger than " + MiB(options.max_office_bytes) + ": text not extracted";
     return out;
   }
   if (bytes.size() < file_size) {

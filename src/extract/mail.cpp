@@ -240,7 +240,7 @@ std::optional<int64_t> ParseMailDate(std::string_view v) {
 
 class MailReader {
  public:
-  MailReader(const ExtractOptions& options, TextSink* sink) : options_(options), sink_(sink) {}
+  MailReader(const ExtractOptions& options, TextSink* sink) : options_(options), budget_(options), sink_(sink) {}
 
   Status Walk(const Part& part, std::string_view default_type, uint32_t depth) {
     if (depth > options_.max_depth) {
@@ -250,6 +250,7 @@ class MailReader {
       return Status::ResourceExhausted("more than " + std::to_string(options_.max_members) + " MIME parts");
     }
     if (sink_->Full()) return Status::Ok();
+    FS_RETURN_IF_ERROR(budget_.CheckTime());
     const std::string type = MediaType(part, default_type);
     const std::string_view ct = part.Get("content-type");
     std::string_view disposition = part.Get("content-disposition");
@@ -264,12 +265,14 @@ class MailReader {
     }
     if (type.rfind("multipart/", 0) == 0) return Multipart(part, type, depth);
     if (type == "message/rfc822" || type == "message/global") {
-      Part inner = ParsePart(Decoded(part));
+      // The decoded copy lives while its parts are walked: copies count against the unpacked cap.
+      FS_ASSIGN_OR_RETURN(std::string message, Decoded(part));
+      Part inner = ParsePart(message);
       HeadersText(inner);
       return Walk(inner, "text/plain", depth + 1);
     }
     if (type == "text/plain" || type == "text/html" || type == "text/enriched") {
-      std::string bytes = Decoded(part);
+      FS_ASSIGN_OR_RETURN(std::string bytes, Decoded(part));
       std::string charset = HeaderParam(ct, "charset");
       const size_t room = static_cast<size_t>(options_.max_text_bytes) + 64;
       if (type == "text/html") {
@@ -300,12 +303,14 @@ class MailReader {
   }
 
  private:
-  std::string Decoded(const Part& part) const {
+  Result<std::string> Decoded(const Part& part) {
     std::string cte = AsciiLower(Trim(part.Get("content-transfer-encoding")));
     std::string_view body = part.body.substr(0, static_cast<size_t>(options_.max_member_bytes));
-    if (cte == "base64") return DecodeBase64Lenient(body);
-    if (cte == "quoted-printable") return DecodeQuotedPrintable(body, false);
-    return std::string(body);
+    std::string out = cte == "base64"             ? DecodeBase64Lenient(body)
+                      : cte == "quoted-printable" ? DecodeQuotedPrintable(body, false)
+                                                  : std::string(body);
+    FS_RETURN_IF_ERROR(budget_.AddUnpacked(out.size()));
+    return out;
   }
 
   Status Multipart(const Part& part, const std::string& type, uint32_t depth) {
@@ -352,6 +357,7 @@ class MailReader {
   }
 
   const ExtractOptions& options_;
+  Budget budget_;
   TextSink* sink_;
   uint32_t parts_ = 0;
 };

@@ -451,6 +451,13 @@ TEST(OfficeTest, DeepNestingIsRefused) {
   }
   Extraction eml = ExtractAll(mail, "message/rfc822");
   EXPECT_NE(eml.problem.find("nested deeper than 256"), std::string::npos) << eml.problem;
+  // Messages attached inside messages: each level is a decoded copy, so the copies are capped too.
+  ExtractOptions o;
+  o.max_unpacked_bytes = 1 << 20;
+  std::string nested = std::string(300 << 10, 'x');
+  for (int i = 0; i < 10; ++i) nested = "Content-Type: message/rfc822\r\n\r\n" + nested;
+  Extraction copies = ExtractAll(nested, "message/rfc822", o);
+  EXPECT_NE(copies.problem.find("decompresses to more than 1 MiB"), std::string::npos) << copies.problem;
 }
 
 TEST(OfficeTest, DamagedContainersSayWhy) {
@@ -485,6 +492,17 @@ TEST(OfficeTest, EncryptedFilesSayEncrypted) {
   fib[0x0B] = 0x01;  // flags: fEncrypted
   Extraction doc = ExtractAll(MakeOle({{"WordDocument", fib}, {"0Table", std::string(512, '\0')}}), "application/msword");
   EXPECT_NE(doc.problem.find("encrypted Word document"), std::string::npos) << doc.problem;
+  // Encrypted Excel 97: a FilePass record after the workbook's BOF.
+  std::string book;
+  Put16(&book, 0x0809);
+  Put16(&book, 16);
+  Put16(&book, 0x0600);
+  book += std::string(14, '\0');
+  Put16(&book, 0x002F);
+  Put16(&book, 6);
+  book += std::string(6, '\1');
+  Extraction xls = ExtractAll(MakeOle({{"Workbook", book}}), "application/vnd.ms-excel");
+  EXPECT_NE(xls.problem.find("encrypted Excel workbook"), std::string::npos) << xls.problem;
   // OpenDocument with encryption data in its manifest.
   Extraction odt = ExtractAll(MakeZip({{"content.xml", "\x01\x02garbage"},
                                 {"META-INF/manifest.xml", "<manifest:encryption-data/>"}}),
@@ -499,6 +517,10 @@ TEST(OfficeTest, TooLargeOrPartlyReadFilesAreNotParsed) {
   EXPECT_GE(BytesWanted(kDocx, o), 1001u);
   EXPECT_NE(Extract(docx, 5000, kDocx, o).problem.find("larger than"), std::string::npos);
   EXPECT_NE(Extract(docx.substr(0, 100), docx.size(), kDocx, {}).problem.find("partly read"), std::string::npos);
+  // A plain archive over the limit keeps no names, and that is no failure.
+  Extraction big = Extract(MakeZip({{"a.txt", "x"}}), 5000, "application/zip", o);
+  EXPECT_EQ(big.problem, "");
+  EXPECT_EQ(big.text, "");
 }
 
 TEST(OfficeTest, TextIsCutToTheLimit) {
