@@ -26,7 +26,8 @@ Kind KindOf(std::string_view mime) {
   if (mime == "image/jpeg" || mime == "image/tiff") return Kind::kExifImage;
   if (StartsWith(mime, "application/vnd.openxmlformats-officedocument.") ||
       StartsWith(mime, "application/vnd.oasis.opendocument.") || mime == "application/epub+zip" ||
-      mime == "application/zip") {
+      mime == "application/zip" || StartsWith(mime, "application/vnd.ms-word.") ||
+      StartsWith(mime, "application/vnd.ms-excel.") || StartsWith(mime, "application/vnd.ms-powerpoint.")) {
     return Kind::kZip;
   }
   if (mime == "application/msword" || mime == "application/vnd.ms-excel" || mime == "application/vnd.ms-powerpoint" ||
@@ -62,7 +63,7 @@ Extraction OfficeExtract(std::string_view bytes, uint64_t file_size, std::string
   Extraction out;
   if (file_size > options.max_office_bytes || bytes.size() > options.max_office_bytes) {
     // A big archive (a backup, a dataset) is not a failure: its member names are a bonus.
-    if (mime != "application/zip") out.problem = "larger than " + MiB(options.max_office_bytes) + ": text not extracted";
+    if (kind != Kind::kZip || mime != "application/zip") out.problem = "larger than " + MiB(options.max_office_bytes) + ": text not extracted";
     return out;
   }
   if (bytes.size() < file_size) {

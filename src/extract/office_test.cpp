@@ -301,6 +301,15 @@ TEST(OfficeTest, ZipArchiveGivesMemberNames) {
   EXPECT_EQ(e.text, "reports/2026/plan.txt\nphotos/beach.jpg");
 }
 
+TEST(OfficeTest, ZipKindComesFromItsMembersWhenTheTypeSaysZip) {
+  Extraction e = ExtractAll(Docx(WordXml("<w:p><w:r><w:t>renamed report</w:t></w:r></w:p>")), "application/zip");
+  EXPECT_EQ(e.problem, "");
+  EXPECT_EQ(e.text, "renamed report");
+  Extraction macro = ExtractAll(Docx(WordXml("<w:p><w:r><w:t>with macros</w:t></w:r></w:p>")),
+                                "application/vnd.ms-word.document.macroEnabled.12");
+  EXPECT_EQ(macro.text, "with macros");
+}
+
 TEST(OfficeTest, RtfControlWordsUnicodeAndInfo) {
   std::string rtf =
       "{\\rtf1\\ansi\\ansicpg1252\\deff0{\\fonttbl{\\f0 Times New Roman;}}{\\colortbl;\\red0\\green0\\blue0;}"
@@ -356,7 +365,8 @@ TEST(OfficeTest, MailPartsHeadersAndAttachmentNames) {
 
 TEST(OfficeTest, PowerPointTextAtoms) {
   std::string atoms = PptRecord(0, 0x0FA0, Utf16("Slide title")) + PptRecord(0, 0x0FA8, "body \x93quoted\x94");
-  std::string doc = PptRecord(0x000F, 0x03E8, PptRecord(0x000F, 0x0FF0, atoms));
+  std::string master = PptRecord(0x000F, 0x03F8, PptRecord(0, 0x0FA8, "Click to edit Master title style"));
+  std::string doc = PptRecord(0x000F, 0x03E8, master + PptRecord(0x000F, 0x0FF0, atoms));
   Extraction e = ExtractAll(MakeOle({{"PowerPoint Document", doc}, {"Current User", std::string(20, '\0')}}),
                      "application/vnd.ms-powerpoint");
   EXPECT_EQ(e.problem, "");

@@ -386,8 +386,10 @@ Status PowerPointText(const OleFile& ole, TextSink* sink) {
   while (pos + 8 <= s.size() && !sink->Full()) {
     const uint16_t ver_inst = Le16(s, pos), type = Le16(s, pos + 2);
     const uint32_t len = Le32(s, pos + 4);
-    if ((ver_inst & 0x0F) == 0x0F) {  // a container: its children follow
-      pos += 8;
+    if ((ver_inst & 0x0F) == 0x0F) {
+      // Masters and handouts hold placeholder text ("Click to edit Master title style"): skipped.
+      const bool skip = type == 0x03F8 || type == 0x0FC9;
+      pos += skip ? 8 + std::min<size_t>(len, s.size() - pos - 8) : 8;  // else its children follow
       continue;
     }
     std::string_view body = s.substr(pos + 8, std::min<size_t>(len, s.size() - pos - 8));

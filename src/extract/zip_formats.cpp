@@ -511,6 +511,24 @@ void ZipNames(const ZipReader& zip, TextSink* sink) {
   }
 }
 
+enum class ZipKind { kWord, kSlides, kSheets, kOpenDocument, kEpub, kArchive };
+
+// The MIME type when it names a format; else (a bare zip, a macro-enabled or mislabelled file) the
+// members: a .docx renamed .zip is still a Word document.
+ZipKind KindOfZip(const ZipReader& zip, std::string_view mime) {
+  if (EndsWith(mime, "wordprocessingml.document")) return ZipKind::kWord;
+  if (EndsWith(mime, "presentationml.presentation")) return ZipKind::kSlides;
+  if (EndsWith(mime, "spreadsheetml.sheet")) return ZipKind::kSheets;
+  if (StartsWith(mime, "application/vnd.oasis.opendocument.")) return ZipKind::kOpenDocument;
+  if (mime == "application/epub+zip") return ZipKind::kEpub;
+  if (zip.Find("word/document.xml")) return ZipKind::kWord;
+  if (zip.Find("ppt/presentation.xml")) return ZipKind::kSlides;
+  if (zip.Find("xl/workbook.xml")) return ZipKind::kSheets;
+  if (zip.Find("mimetype") && zip.Find("META-INF/container.xml")) return ZipKind::kEpub;
+  if (zip.Find("mimetype") && zip.Find("content.xml")) return ZipKind::kOpenDocument;
+  return ZipKind::kArchive;
+}
+
 }  // namespace
 
 Extraction ZipDocumentToText(std::string_view bytes, std::string_view mime, const ExtractOptions& options) {
@@ -524,21 +542,25 @@ Extraction ZipDocumentToText(std::string_view bytes, std::string_view mime, cons
   ZipReader& z = **zip;
   TextSink sink(static_cast<size_t>(options.max_text_bytes));
   Status s;
-  const bool ooxml = StartsWith(mime, "application/vnd.openxmlformats-officedocument.");
-  if (ooxml) ReadMetadata(z, "docProps/core.xml", /*dc_date_is_created=*/false, &out);
-  if (StartsWith(mime, "application/vnd.oasis.opendocument.")) {
-    ReadMetadata(z, "meta.xml", /*dc_date_is_created=*/false, &out);
-    s = OpenDocumentText(z, &sink);
-  } else if (ooxml && EndsWith(mime, "wordprocessingml.document")) {
-    s = WordText(z, &sink);
-  } else if (ooxml && EndsWith(mime, "presentationml.presentation")) {
-    s = SlidesText(z, &sink);
-  } else if (ooxml && EndsWith(mime, "spreadsheetml.sheet")) {
-    s = SpreadsheetText(z, &sink);
-  } else if (mime == "application/epub+zip") {
-    s = EpubText(z, &sink, &out);
-  } else {
-    ZipNames(z, &sink);
+  switch (KindOfZip(z, mime)) {
+    case ZipKind::kWord:
+      ReadMetadata(z, "docProps/core.xml", /*dc_date_is_created=*/false, &out);
+      s = WordText(z, &sink);
+      break;
+    case ZipKind::kSlides:
+      ReadMetadata(z, "docProps/core.xml", /*dc_date_is_created=*/false, &out);
+      s = SlidesText(z, &sink);
+      break;
+    case ZipKind::kSheets:
+      ReadMetadata(z, "docProps/core.xml", /*dc_date_is_created=*/false, &out);
+      s = SpreadsheetText(z, &sink);
+      break;
+    case ZipKind::kOpenDocument:
+      ReadMetadata(z, "meta.xml", /*dc_date_is_created=*/false, &out);
+      s = OpenDocumentText(z, &sink);
+      break;
+    case ZipKind::kEpub: s = EpubText(z, &sink, &out); break;
+    case ZipKind::kArchive: ZipNames(z, &sink); break;
   }
   return FinishExtraction(std::move(out), s, &sink);
 }
