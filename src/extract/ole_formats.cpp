@@ -31,12 +31,13 @@ using InfilePtr = std::unique_ptr<GsfInfile, GObjectUnref>;
 
 void IgnoreGlibMessage(const gchar*, GLogLevelFlags, const gchar*, gpointer) {}
 
-// libgsf reports damaged files with g_warning on stderr; the reason reaches the failure list anyway.
+// libgsf reports damaged files with g_warning on stderr (some without a log domain); the reason
+// reaches the failure list anyway. No other library of ours logs through GLib's default domain.
 void QuietGsf() {
   static std::once_flag once;
   std::call_once(once, [] {
     gsf_init();
-    for (const char* domain : {"libgsf:msole", "libgsf", "GLib-GObject"}) {
+    for (const char* domain : {static_cast<const char*>(nullptr), "libgsf:msole", "libgsf", "GLib-GObject"}) {
       g_log_set_handler(domain, static_cast<GLogLevelFlags>(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL |
                                                             G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG),
                         IgnoreGlibMessage, nullptr);
