@@ -534,6 +534,19 @@ TEST(OfficeTest, TooLargeOrPartlyReadFilesAreNotParsed) {
   EXPECT_EQ(big.text, "");
 }
 
+TEST(OfficeTest, TimeBudgetStopsLongWork) {
+  ExtractOptions o;
+  o.office_time_ms = 0;  // spent before the first chunk is parsed
+  Extraction docx = ExtractAll(Docx(WordXml("<w:p><w:r><w:t>words</w:t></w:r></w:p>")), kDocx, o);
+  EXPECT_NE(docx.problem.find("took longer than 0 ms"), std::string::npos) << docx.problem;
+  std::string rtf = "{\\rtf1 ";
+  for (int i = 0; i < 20000; ++i) rtf += "word\\par ";
+  Extraction r = ExtractAll(rtf + "}", "application/rtf", o);
+  EXPECT_NE(r.problem.find("took longer than 0 ms"), std::string::npos) << r.problem;
+  EXPECT_NE(ExtractAll(MakeOle({{"WordDocument", std::string(1024, '\0')}}), "application/msword", o).problem.find("took longer"),
+            std::string::npos);
+}
+
 TEST(OfficeTest, TextIsCutToTheLimit) {
   ExtractOptions o;
   o.max_text_bytes = 100;
