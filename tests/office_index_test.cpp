@@ -9,9 +9,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "index/store.h"
 #include "spawn_util.h"
@@ -34,15 +33,17 @@ class OfficeIndexTest : public ::testing::Test {
     if (!stdfs::exists(corpus_ + "/docx/raw_text.docx")) {
       GTEST_SKIP() << "no " << corpus_ << ": the shared corpus is missing (set FILESEARCH_SHARED_DIR)";
     }
-    base_ = stdfs::weakly_canonical(::testing::TempDir()).string() + "/office_index_test_" + std::to_string(::getpid());
+    base_ = stdfs::weakly_canonical(::testing::TempDir()).string() + "/office_index_test_" +
+            std::to_string(::getpid());
     stdfs::remove_all(base_);
     stdfs::create_directories(base_ + "/share");
     // Names that say nothing of the words inside.
     const std::pair<const char*, const char*> files[] = {
-        {"docx/raw_text.docx", "a1.docx"}, {"doc/raw_text.doc", "a2.doc"},    {"xlsx/raw_text.xlsx", "a3.xlsx"},
-        {"xls/raw_text.xls", "a4.xls"},    {"pptx/raw_text.pptx", "a5.pptx"}, {"odt/raw_text.odt", "a6.odt"},
-        {"rtf/raw_text.rtf", "a7.rtf"},    {"eml/raw_text.eml", "a8.eml"},    {"msg/raw_text.msg", "a9.msg"},
-        {"epub/raw_text.epub", "b1.epub"}};
+        {"docx/raw_text.docx", "a1.docx"}, {"doc/raw_text.doc", "a2.doc"},
+        {"xlsx/raw_text.xlsx", "a3.xlsx"}, {"xls/raw_text.xls", "a4.xls"},
+        {"pptx/raw_text.pptx", "a5.pptx"}, {"odt/raw_text.odt", "a6.odt"},
+        {"rtf/raw_text.rtf", "a7.rtf"},    {"eml/raw_text.eml", "a8.eml"},
+        {"msg/raw_text.msg", "a9.msg"},    {"epub/raw_text.epub", "b1.epub"}};
     for (const auto& [from, to] : files) stdfs::copy_file(corpus_ + "/" + from, base_ + "/share/" + to);
     std::ifstream in(corpus_ + "/docx/raw_text.docx", std::ios::binary);
     std::string head(4000, '\0');
@@ -55,7 +56,8 @@ class OfficeIndexTest : public ::testing::Test {
   // The names of the JSON hits of `filesearch search QUERY --json`, sorted, space-separated.
   std::string Search(const std::string& query, nlohmann::json* hits = nullptr) {
     std::string out;
-    int rc = Filesearch({"--data-dir", base_ + "/data", "search", query, "--mode", "text", "--json"}, base_ + "/s.log", &out);
+    int rc = Filesearch({"--data-dir", base_ + "/data", "search", query, "--mode", "text", "--json"},
+                        base_ + "/s.log", &out);
     if (rc != 0) return "(exit " + std::to_string(rc) + ") " + out;
     auto j = nlohmann::json::parse(out, nullptr, false);
     if (j.is_discarded()) return "(not JSON) " + out;
@@ -72,7 +74,9 @@ class OfficeIndexTest : public ::testing::Test {
 
 TEST_F(OfficeIndexTest, WordsTitlesAndAuthorsInsideOfficeFilesAreFound) {
   std::string out;
-  ASSERT_EQ(Filesearch({"--data-dir", base_ + "/data", "index", base_ + "/share", "--test-embedder"}, base_ + "/i.log", &out), 0)
+  ASSERT_EQ(Filesearch({"--data-dir", base_ + "/data", "index", base_ + "/share", "--test-embedder"},
+                       base_ + "/i.log", &out),
+            0)
       << out;
   EXPECT_NE(out.find("11 added"), std::string::npos) << out;
   // "Shoreditch" is in the hipster text of the Word and RTF files.

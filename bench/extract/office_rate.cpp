@@ -62,9 +62,12 @@ int main(int argc, char** argv) {
   int repeat = 20;
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--dump") == 0) dump = true;
-    else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::atoi(argv[++i]);
-    else files.emplace_back(argv[i]);
+    if (std::strcmp(argv[i], "--dump") == 0)
+      dump = true;
+    else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
+      repeat = std::atoi(argv[++i]);
+    else
+      files.emplace_back(argv[i]);
   }
   fs::ExtractOptions options;
   options.max_text_bytes = 8 << 20;
@@ -75,8 +78,9 @@ int main(int argc, char** argv) {
     if (dump) {
       std::string bytes = ReadFile(path);
       fs::Extraction e = fs::Extract(bytes, bytes.size(), mime->second, options);
-      std::printf("== %s\ntitle: %s\nauthor: %s\ncreated_ns: %lld\nsaved_ns: %lld\nproblem: %s\n%s\n\n", path.c_str(),
-                  e.title.c_str(), e.author.c_str(), static_cast<long long>(e.created_ns.value_or(-1)),
+      std::printf("== %s\ntitle: %s\nauthor: %s\ncreated_ns: %lld\nsaved_ns: %lld\nproblem: %s\n%s\n\n",
+                  path.c_str(), e.title.c_str(), e.author.c_str(),
+                  static_cast<long long>(e.created_ns.value_or(-1)),
                   static_cast<long long>(e.saved_ns.value_or(-1)), e.problem.c_str(), e.text.c_str());
       continue;
     }

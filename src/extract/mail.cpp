@@ -15,7 +15,7 @@ namespace fs::extract_internal {
 namespace {
 
 struct Header {
-  std::string name;  // lower case
+  std::string name;   // lower case
   std::string value;  // unfolded, raw (encoded-words not yet decoded)
 };
 
@@ -132,7 +132,8 @@ std::string DecodeHeader(std::string_view v) {
     std::string_view between = v.substr(pos, start - pos);
     if (!(last_was_word && Trim(between).empty())) out.append(between);
     std::string charset(v.substr(start + 2, q1 - start - 2));
-    if (size_t star = charset.find('*'); star != std::string::npos) charset.resize(star);  // RFC 2231 language
+    if (size_t star = charset.find('*'); star != std::string::npos)
+      charset.resize(star);  // RFC 2231 language
     const char enc = static_cast<char>(std::toupper(static_cast<unsigned char>(v[q1 + 1])));
     std::string_view payload = v.substr(q2 + 1, end - q2 - 1);
     std::string bytes = enc == 'B' ? DecodeBase64Lenient(payload) : DecodeQuotedPrintable(payload, true);
@@ -166,7 +167,8 @@ std::string HeaderParam(std::string_view value, std::string_view name) {
       after = value.find(';', after);
     } else {
       after = value.find(';', vstart);
-      val = std::string(Trim(value.substr(vstart, after == std::string_view::npos ? std::string_view::npos : after - vstart)));
+      val = std::string(Trim(
+          value.substr(vstart, after == std::string_view::npos ? std::string_view::npos : after - vstart)));
     }
     if (key == name) {
       plain = val;
@@ -229,8 +231,9 @@ std::optional<int64_t> ParseMailDate(std::string_view v) {
     int hhmm = std::atoi(tok[4].c_str() + 1);
     offset_min = (tok[4][0] == '-' ? -1 : 1) * ((hhmm / 100) * 60 + hhmm % 100);
   } else if (tok.size() >= 5) {
-    static constexpr std::pair<std::string_view, int> kZones[] = {{"EST", -5}, {"EDT", -4}, {"CST", -6}, {"CDT", -5},
-                                                                  {"MST", -7}, {"MDT", -6}, {"PST", -8}, {"PDT", -7}};
+    static constexpr std::pair<std::string_view, int> kZones[] = {{"EST", -5}, {"EDT", -4}, {"CST", -6},
+                                                                  {"CDT", -5}, {"MST", -7}, {"MDT", -6},
+                                                                  {"PST", -8}, {"PDT", -7}};
     for (auto [zone, hours] : kZones) {
       if (tok[4] == zone) offset_min = hours * 60;
     }
@@ -240,7 +243,8 @@ std::optional<int64_t> ParseMailDate(std::string_view v) {
 
 class MailReader {
  public:
-  MailReader(const ExtractOptions& options, TextSink* sink) : options_(options), budget_(options), sink_(sink) {}
+  MailReader(const ExtractOptions& options, TextSink* sink)
+      : options_(options), budget_(options), sink_(sink) {}
 
   Status Walk(const Part& part, std::string_view default_type, uint32_t depth) {
     if (depth > options_.max_depth) {
@@ -339,7 +343,8 @@ class MailReader {
       }
       pos = eol + 1;
     }
-    if (start != std::string_view::npos && start < b.size()) bodies.push_back(b.substr(start));  // no closing line
+    if (start != std::string_view::npos && start < b.size())
+      bodies.push_back(b.substr(start));  // no closing line
     std::vector<Part> parts;
     for (auto body : bodies) parts.push_back(ParsePart(body));
     const std::string_view child_default = type == "multipart/digest" ? "message/rfc822" : "text/plain";

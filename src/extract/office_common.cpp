@@ -17,7 +17,7 @@ Budget::Budget(const ExtractOptions& options)
 Status Budget::CheckTime() const {
   if (std::chrono::steady_clock::now() > deadline_) {
     return Status::ResourceExhausted("took longer than " + std::to_string(options_.office_time_ms) +
-                                    " ms: text not extracted");
+                                     " ms: text not extracted");
   }
   return Status::Ok();
 }
@@ -57,7 +57,8 @@ Extraction FinishExtraction(Extraction out, const Status& status, TextSink* sink
 std::string TextSink::Take() {
   if (!IsValidUtf8(text_)) text_ = RepairUtf8(text_);
   TruncateUtf8(&text_, max_);
-  while (!text_.empty() && (text_.back() == '\n' || text_.back() == ' ' || text_.back() == '\t')) text_.pop_back();
+  while (!text_.empty() && (text_.back() == '\n' || text_.back() == ' ' || text_.back() == '\t'))
+    text_.pop_back();
   return std::move(text_);
 }
 
@@ -146,8 +147,9 @@ Status XmlScanner::Feed(std::string_view chunk, bool last) {
   stopped_ = true;
   if (!impl_->refused.empty()) return Status::Corruption(impl_->refused);
   if (XML_GetErrorCode(impl_->parser) == XML_ERROR_ABORTED) return Status::Ok();  // the handler is done
-  return Status::Corruption(std::string("malformed XML: ") + XML_ErrorString(XML_GetErrorCode(impl_->parser)) +
-                            " at line " + std::to_string(XML_GetCurrentLineNumber(impl_->parser)));
+  return Status::Corruption(std::string("malformed XML: ") +
+                            XML_ErrorString(XML_GetErrorCode(impl_->parser)) + " at line " +
+                            std::to_string(XML_GetCurrentLineNumber(impl_->parser)));
 }
 
 Status ParseXml(std::string_view xml, XmlHandler* handler, uint32_t max_depth) {
@@ -189,7 +191,8 @@ std::optional<int64_t> ParseIsoTime(std::string_view s) {
   };
   auto expect = [&](char c) { return pos < s.size() && s[pos] == c ? (++pos, true) : false; };
   int year = 0, month = 1, day = 1, hour = 0, minute = 0, second = 0;
-  if (!number(4, &year) || !expect('-') || !number(2, &month) || !expect('-') || !number(2, &day)) return std::nullopt;
+  if (!number(4, &year) || !expect('-') || !number(2, &month) || !expect('-') || !number(2, &day))
+    return std::nullopt;
   int64_t offset_s = 0;
   if (pos < s.size() && (s[pos] == 'T' || s[pos] == ' ')) {
     ++pos;
@@ -230,7 +233,9 @@ std::string Utf16LeToUtf8(std::string_view raw, size_t max_bytes) {
 
 std::string CodepageToUtf8(std::string_view raw, int codepage, size_t max_bytes) {
   if (codepage == 1200) return Utf16LeToUtf8(raw, max_bytes);
-  std::string label = codepage == 65001 ? "utf-8" : codepage == 932 ? "cp932" : "cp" + std::to_string(codepage);
+  std::string label = codepage == 65001 ? "utf-8"
+                      : codepage == 932 ? "cp932"
+                                        : "cp" + std::to_string(codepage);
   if (codepage <= 0 || codepage == 1252 || codepage == 28591 || codepage == 20127) label = "cp1252";
   DecodedText d = DecodeToUtf8(raw, label, max_bytes);
   return std::move(d.text);
@@ -238,7 +243,8 @@ std::string CodepageToUtf8(std::string_view raw, int codepage, size_t max_bytes)
 
 uint16_t Le16(std::string_view s, size_t at) {
   if (at > s.size() || s.size() - at < 2) return 0;
-  return static_cast<uint16_t>(static_cast<unsigned char>(s[at]) | static_cast<unsigned char>(s[at + 1]) << 8);
+  return static_cast<uint16_t>(static_cast<unsigned char>(s[at]) | static_cast<unsigned char>(s[at + 1])
+                                                                       << 8);
 }
 
 uint32_t Le32(std::string_view s, size_t at) {

@@ -40,7 +40,11 @@ Extraction ExtractAll(std::string_view bytes, std::string_view mime, const Extra
 struct Member {
   Member(std::string n, std::string d, bool deflated = true, bool encrypted = false,
          std::optional<uint32_t> claimed = std::nullopt)
-      : name(std::move(n)), data(std::move(d)), deflate(deflated), encrypted_flag(encrypted), claimed_size(claimed) {}
+      : name(std::move(n)),
+        data(std::move(d)),
+        deflate(deflated),
+        encrypted_flag(encrypted),
+        claimed_size(claimed) {}
   std::string name;
   std::string data;
   bool deflate;
@@ -74,8 +78,8 @@ std::string RawDeflate(const std::string& in) {
 std::string MakeZip(const std::vector<Member>& members) {
   std::string out, central;
   for (const auto& m : members) {
-    const uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(m.data.data()),
-                                                     static_cast<uInt>(m.data.size())));
+    const uint32_t crc = static_cast<uint32_t>(
+        crc32(0, reinterpret_cast<const Bytef*>(m.data.data()), static_cast<uInt>(m.data.size())));
     const std::string body = m.deflate ? RawDeflate(m.data) : m.data;
     const uint32_t size = m.claimed_size.value_or(static_cast<uint32_t>(m.data.size()));
     const uint32_t offset = static_cast<uint32_t>(out.size());
@@ -84,7 +88,7 @@ std::string MakeZip(const std::vector<Member>& members) {
       Put16(s, 20);  // version needed
       Put16(s, flags);
       Put16(s, method);
-      Put16(s, 0);  // time
+      Put16(s, 0);     // time
       Put16(s, 0x21);  // date: 1980-01-01
       Put32(s, crc);
       Put32(s, static_cast<uint32_t>(body.size()));
@@ -122,8 +126,8 @@ std::string MakeZip(const std::vector<Member>& members) {
 const char* kWordNs = R"(xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main")";
 
 std::string WordXml(const std::string& body) {
-  return std::string("<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document ") + kWordNs + "><w:body>" + body +
-         "</w:body></w:document>";
+  return std::string("<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document ") + kWordNs + "><w:body>" +
+         body + "</w:body></w:document>";
 }
 
 std::string Docx(const std::string& document_xml, const std::string& core_xml = "") {
@@ -192,7 +196,8 @@ std::string PptRecord(uint16_t ver_inst, uint16_t type, const std::string& body)
 
 TEST(OfficeTest, DocxTextAndCoreProperties) {
   std::string xml = WordXml(
-      "<w:p><w:r><w:t>Quarterly</w:t></w:r><w:r><w:tab/><w:t xml:space=\"preserve\">budget review</w:t></w:r></w:p>"
+      "<w:p><w:r><w:t>Quarterly</w:t></w:r><w:r><w:tab/><w:t xml:space=\"preserve\">budget "
+      "review</w:t></w:r></w:p>"
       "<w:p><w:r><w:delText>removed</w:delText></w:r><w:r><w:instrText>HYPERLINK x</w:instrText></w:r>"
       "<w:r><w:t>caf\xC3\xA9</w:t></w:r></w:p>");
   std::string core = R"(<?xml version="1.0"?><cp:coreProperties
@@ -210,24 +215,27 @@ TEST(OfficeTest, DocxTextAndCoreProperties) {
   EXPECT_EQ(e.title, "Budget 2026");
   EXPECT_EQ(e.author, "Alice Example");
   ASSERT_TRUE(e.created_ns && e.saved_ns);
-  EXPECT_EQ(*e.created_ns, 1408974420ll * 1000000000);   // 2014-08-25T13:47:00Z
+  EXPECT_EQ(*e.created_ns, 1408974420ll * 1000000000);         // 2014-08-25T13:47:00Z
   EXPECT_EQ(*e.saved_ns, (1409011200ll - 7200) * 1000000000);  // midnight at +02:00
-  EXPECT_EQ(e.text.rfind("Budget 2026\nAlice Example\n", 0), 0u) << "title and author lead the text: " << e.text;
+  EXPECT_EQ(e.text.rfind("Budget 2026\nAlice Example\n", 0), 0u)
+      << "title and author lead the text: " << e.text;
 }
 
 TEST(OfficeTest, XlsxCellsWithSharedStrings) {
   std::string shared = R"(<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">
     <si><t>Revenue</t></si><si><r><t>Tok</t></r><r><t>yo</t></r><rPh><t>toukyou</t></rPh></si></sst>)";
-  std::string sheet = R"(<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>
+  std::string sheet =
+      R"(<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>
     <row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1"><v>1234.5</v></c></row>
     <row r="2"><c r="A2" t="s"><v>1</v></c><c r="B2" t="inlineStr"><is><t>inline words</t></is></c></row>
     </sheetData></worksheet>)";
   std::string book = R"(<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"
     xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>
     <sheet name="Sales Q1" sheetId="1" r:id="rId1"/></sheets></workbook>)";
-  Extraction e = ExtractAll(MakeZip({{"xl/workbook.xml", book}, {"xl/sharedStrings.xml", shared},
-                              {"xl/worksheets/sheet1.xml", sheet}}),
-                     kXlsx);
+  Extraction e = ExtractAll(
+      MakeZip(
+          {{"xl/workbook.xml", book}, {"xl/sharedStrings.xml", shared}, {"xl/worksheets/sheet1.xml", sheet}}),
+      kXlsx);
   EXPECT_EQ(e.problem, "");
   EXPECT_NE(e.text.find("Sales Q1"), std::string::npos) << e.text;
   EXPECT_NE(e.text.find("Revenue\t1234.5"), std::string::npos) << e.text;
@@ -242,16 +250,17 @@ TEST(OfficeTest, PptxSlidesInNumericOrder) {
            text + "</a:t></a:r></a:p></p:sld>";
   };
   Extraction e = ExtractAll(MakeZip({{"ppt/presentation.xml", "<p/>"},
-                              {"ppt/slides/slide10.xml", slide("tenth")},
-                              {"ppt/slides/slide2.xml", slide("second")},
-                              {"ppt/slides/slide1.xml", slide("first")}}),
-                     kPptx);
+                                     {"ppt/slides/slide10.xml", slide("tenth")},
+                                     {"ppt/slides/slide2.xml", slide("second")},
+                                     {"ppt/slides/slide1.xml", slide("first")}}),
+                            kPptx);
   EXPECT_EQ(e.problem, "");
   EXPECT_EQ(e.text, "first\n\nsecond\n\ntenth");
 }
 
 TEST(OfficeTest, OpenDocumentBodyAndMeta) {
-  std::string content = R"(<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+  std::string content =
+      R"(<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
     xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:automatic-styles/><office:body>
     <office:text><text:h>Heading</text:h><text:p>one<text:s/>two<text:tab/>three</text:p></office:text>
     </office:body></office:document-content>)";
@@ -260,7 +269,8 @@ TEST(OfficeTest, OpenDocumentBodyAndMeta) {
     <office:meta><dc:title>Minutes</dc:title><meta:initial-creator>Bob</meta:initial-creator>
     <dc:creator>Carol</dc:creator><meta:creation-date>2020-01-02T03:04:05</meta:creation-date>
     <dc:date>2020-02-03T00:00:00</dc:date></office:meta></office:document-meta>)";
-  Extraction e = ExtractAll(MakeZip({{"mimetype", kOdt, false}, {"content.xml", content}, {"meta.xml", meta}}), kOdt);
+  Extraction e =
+      ExtractAll(MakeZip({{"mimetype", kOdt, false}, {"content.xml", content}, {"meta.xml", meta}}), kOdt);
   EXPECT_EQ(e.problem, "");
   EXPECT_NE(e.text.find("Heading\none two\tthree"), std::string::npos) << e.text;
   EXPECT_EQ(e.title, "Minutes");
@@ -273,7 +283,8 @@ TEST(OfficeTest, OpenDocumentBodyAndMeta) {
 TEST(OfficeTest, EpubChaptersInSpineOrder) {
   std::string container = R"(<container xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>
     <rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>)";
-  std::string opf = R"(<package xmlns="http://www.idpf.org/2007/opf" xmlns:dc="http://purl.org/dc/elements/1.1/">
+  std::string opf =
+      R"(<package xmlns="http://www.idpf.org/2007/opf" xmlns:dc="http://purl.org/dc/elements/1.1/">
     <metadata><dc:title>A Book</dc:title><dc:creator>Dana</dc:creator><dc:date>2001-05-06</dc:date></metadata>
     <manifest><item id="c1" href="ch%201.xhtml"/><item id="c2" href="ch2.xhtml"/></manifest>
     <spine><itemref idref="c2"/><itemref idref="c1"/></spine></package>)";
@@ -281,10 +292,12 @@ TEST(OfficeTest, EpubChaptersInSpineOrder) {
     return std::string("<!DOCTYPE html><html xmlns=\"http://www.w3.org/1999/xhtml\"><body><p>") + text +
            "&nbsp;end</p></body></html>";
   };
-  Extraction e = ExtractAll(MakeZip({{"mimetype", "application/epub+zip", false}, {"META-INF/container.xml", container},
-                              {"OEBPS/content.opf", opf}, {"OEBPS/ch 1.xhtml", page("alpha")},
-                              {"OEBPS/ch2.xhtml", page("beta")}}),
-                     "application/epub+zip");
+  Extraction e = ExtractAll(MakeZip({{"mimetype", "application/epub+zip", false},
+                                     {"META-INF/container.xml", container},
+                                     {"OEBPS/content.opf", opf},
+                                     {"OEBPS/ch 1.xhtml", page("alpha")},
+                                     {"OEBPS/ch2.xhtml", page("beta")}}),
+                            "application/epub+zip");
   EXPECT_EQ(e.problem, "");
   size_t a = e.text.find("alpha"), b = e.text.find("beta");
   ASSERT_NE(a, std::string::npos) << e.text;
@@ -297,13 +310,14 @@ TEST(OfficeTest, EpubChaptersInSpineOrder) {
 
 TEST(OfficeTest, ZipArchiveGivesMemberNames) {
   Extraction e = ExtractAll(MakeZip({{"reports/2026/plan.txt", "x"}, {"photos/beach.jpg", "y", true, true}}),
-                     "application/zip");
+                            "application/zip");
   EXPECT_EQ(e.problem, "") << "names are readable even where contents are encrypted";
   EXPECT_EQ(e.text, "reports/2026/plan.txt\nphotos/beach.jpg");
 }
 
 TEST(OfficeTest, ZipKindComesFromItsMembersWhenTheTypeSaysZip) {
-  Extraction e = ExtractAll(Docx(WordXml("<w:p><w:r><w:t>renamed report</w:t></w:r></w:p>")), "application/zip");
+  Extraction e =
+      ExtractAll(Docx(WordXml("<w:p><w:r><w:t>renamed report</w:t></w:r></w:p>")), "application/zip");
   EXPECT_EQ(e.problem, "");
   EXPECT_EQ(e.text, "renamed report");
   Extraction macro = ExtractAll(Docx(WordXml("<w:p><w:r><w:t>with macros</w:t></w:r></w:p>")),
@@ -342,7 +356,8 @@ TEST(OfficeTest, MailPartsHeadersAndAttachmentNames) {
       "Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n"
       "preamble\r\n--outer\r\n"
       "Content-Type: multipart/alternative; boundary=inner\r\n\r\n"
-      "--inner\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+      "--inner\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: "
+      "quoted-printable\r\n\r\n"
       "Caf=E9 at ten, long li=\r\nne joined\r\n"
       "--inner\r\nContent-Type: text/html\r\n\r\n<p>html rendering</p>\r\n--inner--\r\n"
       "--outer\r\nContent-Type: application/pdf; name=\"agenda.pdf\"\r\nContent-Transfer-Encoding: base64\r\n"
@@ -365,11 +380,12 @@ TEST(OfficeTest, MailPartsHeadersAndAttachmentNames) {
 }
 
 TEST(OfficeTest, PowerPointTextAtoms) {
-  std::string atoms = PptRecord(0, 0x0FA0, Utf16("Slide title")) + PptRecord(0, 0x0FA8, "body \x93quoted\x94");
+  std::string atoms =
+      PptRecord(0, 0x0FA0, Utf16("Slide title")) + PptRecord(0, 0x0FA8, "body \x93quoted\x94");
   std::string master = PptRecord(0x000F, 0x03F8, PptRecord(0, 0x0FA8, "Click to edit Master title style"));
   std::string doc = PptRecord(0x000F, 0x03E8, master + PptRecord(0x000F, 0x0FF0, atoms));
   Extraction e = ExtractAll(MakeOle({{"PowerPoint Document", doc}, {"Current User", std::string(20, '\0')}}),
-                     "application/vnd.ms-powerpoint");
+                            "application/vnd.ms-powerpoint");
   EXPECT_EQ(e.problem, "");
   EXPECT_EQ(e.text, "Slide title\nbody \xE2\x80\x9Cquoted\xE2\x80\x9D");
 }
@@ -380,12 +396,13 @@ TEST(OfficeTest, OutlookMessageFieldsBodyAndAttachments) {
   Put32(&props, 0);
   Put32(&props, 0xD53E8000u);  // FILETIME 116444736000000000 + 1 s... low part
   Put32(&props, 0x019DB1DEu);
-  Extraction e = ExtractAll(MakeOle({{"__substg1.0_0037001F", Utf16("Lunch plans")},
-                              {"__substg1.0_0C1A001F", Utf16("Frank")},
-                              {"__substg1.0_1000001F", Utf16("Meet at noon by the fountain.")},
-                              {"__properties_version1.0", props},
-                              {"__attach_version1.0_#00000000/__substg1.0_3707001F", Utf16("map of park.png")}}),
-                     "application/vnd.ms-outlook");
+  Extraction e =
+      ExtractAll(MakeOle({{"__substg1.0_0037001F", Utf16("Lunch plans")},
+                          {"__substg1.0_0C1A001F", Utf16("Frank")},
+                          {"__substg1.0_1000001F", Utf16("Meet at noon by the fountain.")},
+                          {"__properties_version1.0", props},
+                          {"__attach_version1.0_#00000000/__substg1.0_3707001F", Utf16("map of park.png")}}),
+                 "application/vnd.ms-outlook");
   EXPECT_EQ(e.problem, "");
   EXPECT_EQ(e.title, "Lunch plans");
   EXPECT_EQ(e.author, "Frank");
@@ -418,7 +435,9 @@ TEST(OfficeTest, ZipBombIsRefusedBySize) {
   o.max_member_bytes = 64 << 20;
   o.max_unpacked_bytes = 8 << 20;
   std::vector<Member> many = {{"word/document.xml", WordXml("<w:p/>")}};
-  for (int i = 1; i <= 5; ++i) many.push_back({"word/header" + std::to_string(i) + ".xml", "<hdr>" + std::string(2 << 20, ' ') + "</hdr>"});
+  for (int i = 1; i <= 5; ++i)
+    many.push_back(
+        {"word/header" + std::to_string(i) + ".xml", "<hdr>" + std::string(2 << 20, ' ') + "</hdr>"});
   Extraction total = ExtractAll(MakeZip(many), kDocx, o);
   EXPECT_NE(total.problem.find("decompresses to more than 8 MiB"), std::string::npos) << total.problem;
 }
@@ -428,7 +447,8 @@ TEST(OfficeTest, TooManyMembersIsRefused) {
   o.max_members = 100;
   std::vector<Member> m;
   for (int i = 0; i < 101; ++i) m.push_back({"f" + std::to_string(i), "", false});
-  EXPECT_NE(ExtractAll(MakeZip(m), "application/zip", o).problem.find("more than 100 members"), std::string::npos);
+  EXPECT_NE(ExtractAll(MakeZip(m), "application/zip", o).problem.find("more than 100 members"),
+            std::string::npos);
 }
 
 TEST(OfficeTest, BillionLaughsIsRefused) {
@@ -438,7 +458,8 @@ TEST(OfficeTest, BillionLaughsIsRefused) {
     for (int k = 0; k < 10; ++k) xml += "&lol" + (i > 1 ? std::to_string(i - 1) : std::string()) + ";";
     xml += "\">";
   }
-  xml += "]><w:document " + std::string(kWordNs) + "><w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>";
+  xml += "]><w:document " + std::string(kWordNs) +
+         "><w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>";
   Extraction e = ExtractAll(Docx(xml), kDocx);
   EXPECT_NE(e.problem.find("entities"), std::string::npos) << e.problem;
   EXPECT_EQ(e.text, "");
@@ -453,12 +474,14 @@ TEST(OfficeTest, DeepNestingIsRefused) {
   Extraction docx = ExtractAll(Docx(WordXml(open + close)), kDocx);
   EXPECT_NE(docx.problem.find("nested deeper than 256"), std::string::npos) << docx.problem;
 
-  Extraction rtf = ExtractAll("{\\rtf1 " + std::string(10000, '{') + "x" + std::string(10000, '}') + "}", "application/rtf");
+  Extraction rtf = ExtractAll("{\\rtf1 " + std::string(10000, '{') + "x" + std::string(10000, '}') + "}",
+                              "application/rtf");
   EXPECT_NE(rtf.problem.find("nested deeper than 256"), std::string::npos) << rtf.problem;
 
   std::string mail = "Subject: deep\r\n";
   for (int i = 0; i < 1000; ++i) {
-    mail += "Content-Type: multipart/mixed; boundary=b" + std::to_string(i) + "\r\n\r\n--b" + std::to_string(i) + "\r\n";
+    mail += "Content-Type: multipart/mixed; boundary=b" + std::to_string(i) + "\r\n\r\n--b" +
+            std::to_string(i) + "\r\n";
   }
   Extraction eml = ExtractAll(mail, "message/rfc822");
   EXPECT_NE(eml.problem.find("nested deeper than 256"), std::string::npos) << eml.problem;
@@ -473,13 +496,15 @@ TEST(OfficeTest, DeepNestingIsRefused) {
 
 TEST(OfficeTest, DamagedContainersSayWhy) {
   std::string docx = Docx(WordXml("<w:p><w:r><w:t>hello</w:t></w:r></w:p>"));
-  EXPECT_NE(ExtractAll(docx.substr(0, docx.size() / 2), kDocx).problem.find("damaged zip"), std::string::npos);
+  EXPECT_NE(ExtractAll(docx.substr(0, docx.size() / 2), kDocx).problem.find("damaged zip"),
+            std::string::npos);
   EXPECT_NE(ExtractAll(std::string("PK\x03\x04") + std::string(100, 'x'), kDocx).problem, "");
   EXPECT_NE(ExtractAll(docx, kXlsx).problem.find("xl/workbook.xml is missing"), std::string::npos);
   std::string corrupt_member = docx;
   corrupt_member[40] ^= 0x55;  // inside the deflated document.xml
   EXPECT_NE(ExtractAll(corrupt_member, kDocx).problem, "");
-  EXPECT_NE(ExtractAll(Docx(WordXml("<w:p><unclosed>")), kDocx).problem.find("malformed XML"), std::string::npos);
+  EXPECT_NE(ExtractAll(Docx(WordXml("<w:p><unclosed>")), kDocx).problem.find("malformed XML"),
+            std::string::npos);
   std::string ole = MakeOle({{"WordDocument", "short"}});
   EXPECT_NE(ExtractAll(ole, "application/msword").problem.find("damaged Word document"), std::string::npos);
   EXPECT_NE(ExtractAll(ole.substr(0, 700), "application/msword").problem, "");
@@ -489,7 +514,8 @@ TEST(OfficeTest, DamagedContainersSayWhy) {
 
 TEST(OfficeTest, EncryptedFilesSayEncrypted) {
   // Password-protected OOXML: an OLE2 file holding EncryptionInfo and EncryptedPackage, named .docx.
-  std::string shell = MakeOle({{"EncryptionInfo", std::string(64, '\x04')}, {"EncryptedPackage", std::string(4096, 'z')}});
+  std::string shell =
+      MakeOle({{"EncryptionInfo", std::string(64, '\x04')}, {"EncryptedPackage", std::string(4096, 'z')}});
   Extraction e = ExtractAll(shell, kDocx);
   EXPECT_NE(e.problem.find("encrypted"), std::string::npos) << e.problem;
   // A zip member with the encryption flag.
@@ -499,9 +525,10 @@ TEST(OfficeTest, EncryptedFilesSayEncrypted) {
   std::string fib(0x200, '\0');
   fib[0] = '\xEC';
   fib[1] = '\xA5';
-  fib[2] = '\xC1';  // nFib 193
+  fib[2] = '\xC1';   // nFib 193
   fib[0x0B] = 0x01;  // flags: fEncrypted
-  Extraction doc = ExtractAll(MakeOle({{"WordDocument", fib}, {"0Table", std::string(512, '\0')}}), "application/msword");
+  Extraction doc =
+      ExtractAll(MakeOle({{"WordDocument", fib}, {"0Table", std::string(512, '\0')}}), "application/msword");
   EXPECT_NE(doc.problem.find("encrypted Word document"), std::string::npos) << doc.problem;
   // Encrypted Excel 97: a FilePass record after the workbook's BOF.
   std::string book;
@@ -515,9 +542,9 @@ TEST(OfficeTest, EncryptedFilesSayEncrypted) {
   Extraction xls = ExtractAll(MakeOle({{"Workbook", book}}), "application/vnd.ms-excel");
   EXPECT_NE(xls.problem.find("encrypted Excel workbook"), std::string::npos) << xls.problem;
   // OpenDocument with encryption data in its manifest.
-  Extraction odt = ExtractAll(MakeZip({{"content.xml", "\x01\x02garbage"},
-                                {"META-INF/manifest.xml", "<manifest:encryption-data/>"}}),
-                       kOdt);
+  Extraction odt = ExtractAll(
+      MakeZip({{"content.xml", "\x01\x02garbage"}, {"META-INF/manifest.xml", "<manifest:encryption-data/>"}}),
+      kOdt);
   EXPECT_NE(odt.problem.find("encrypted"), std::string::npos) << odt.problem;
 }
 
@@ -527,7 +554,8 @@ TEST(OfficeTest, TooLargeOrPartlyReadFilesAreNotParsed) {
   std::string docx = Docx(WordXml("<w:p><w:r><w:t>" + std::string(2000, 'a') + "</w:t></w:r></w:p>"));
   EXPECT_GE(BytesWanted(kDocx, o), 1001u);
   EXPECT_NE(Extract(docx, 5000, kDocx, o).problem.find("larger than"), std::string::npos);
-  EXPECT_NE(Extract(docx.substr(0, 100), docx.size(), kDocx, {}).problem.find("partly read"), std::string::npos);
+  EXPECT_NE(Extract(docx.substr(0, 100), docx.size(), kDocx, {}).problem.find("partly read"),
+            std::string::npos);
   // A plain archive over the limit keeps no names, and that is no failure.
   Extraction big = Extract(MakeZip({{"a.txt", "x"}}), 5000, "application/zip", o);
   EXPECT_EQ(big.problem, "");
@@ -543,14 +571,16 @@ TEST(OfficeTest, TimeBudgetStopsLongWork) {
   for (int i = 0; i < 20000; ++i) rtf += "word\\par ";
   Extraction r = ExtractAll(rtf + "}", "application/rtf", o);
   EXPECT_NE(r.problem.find("took longer than 0 ms"), std::string::npos) << r.problem;
-  EXPECT_NE(ExtractAll(MakeOle({{"WordDocument", std::string(1024, '\0')}}), "application/msword", o).problem.find("took longer"),
+  EXPECT_NE(ExtractAll(MakeOle({{"WordDocument", std::string(1024, '\0')}}), "application/msword", o)
+                .problem.find("took longer"),
             std::string::npos);
 }
 
 TEST(OfficeTest, TextIsCutToTheLimit) {
   ExtractOptions o;
   o.max_text_bytes = 100;
-  Extraction e = ExtractAll(Docx(WordXml("<w:p><w:r><w:t>" + std::string(5000, 'w') + "</w:t></w:r></w:p>")), kDocx, o);
+  Extraction e =
+      ExtractAll(Docx(WordXml("<w:p><w:r><w:t>" + std::string(5000, 'w') + "</w:t></w:r></w:p>")), kDocx, o);
   EXPECT_EQ(e.problem, "");
   EXPECT_EQ(e.text.size(), 100u);
 }
@@ -591,27 +621,38 @@ struct CorpusFormat {
   const char* mime;
 };
 
-constexpr CorpusFormat kCorpus[] = {
-    {"docx", kDocx}, {"xlsx", kXlsx}, {"pptx", kPptx}, {"odt", kOdt},
-    {"ods", "application/vnd.oasis.opendocument.spreadsheet"}, {"epub", "application/epub+zip"},
-    {"rtf", "application/rtf"}, {"eml", "message/rfc822"}, {"doc", "application/msword"},
-    {"xls", "application/vnd.ms-excel"}, {"msg", "application/vnd.ms-outlook"}};
+constexpr CorpusFormat kCorpus[] = {{"docx", kDocx},
+                                    {"xlsx", kXlsx},
+                                    {"pptx", kPptx},
+                                    {"odt", kOdt},
+                                    {"ods", "application/vnd.oasis.opendocument.spreadsheet"},
+                                    {"epub", "application/epub+zip"},
+                                    {"rtf", "application/rtf"},
+                                    {"eml", "message/rfc822"},
+                                    {"doc", "application/msword"},
+                                    {"xls", "application/vnd.ms-excel"},
+                                    {"msg", "application/vnd.ms-outlook"}};
 
 class OfficeCorpusTest : public ::testing::TestWithParam<CorpusFormat> {};
 
 TEST_P(OfficeCorpusTest, EveryWordOfTheKnownTextIsFound) {
   const stdfs::path dir = stdfs::path(Shared()) / "corpus/docs/textract/tests" / GetParam().ext;
-  if (!stdfs::exists(dir)) GTEST_SKIP() << "no " << dir << ": the shared corpus is missing (set FILESEARCH_SHARED_DIR)";
-  const std::string standard = ReadFile(stdfs::path(Shared()) / "corpus/docs/textract/tests/txt/standardized_text.txt");
+  if (!stdfs::exists(dir))
+    GTEST_SKIP() << "no " << dir << ": the shared corpus is missing (set FILESEARCH_SHARED_DIR)";
+  const std::string standard =
+      ReadFile(stdfs::path(Shared()) / "corpus/docs/textract/tests/txt/standardized_text.txt");
   int checked = 0;
   for (const auto& entry : stdfs::directory_iterator(dir)) {
     if (entry.path().extension() != std::string(".") + GetParam().ext) continue;
     const std::string stem = entry.path().stem().string();
     // standardized_text*.EXT hold the standard sentence; raw_text.EXT the text in raw_text.txt.
     std::string expected;
-    if (stem.rfind("standardized_text", 0) == 0) expected = standard;
-    else if (stdfs::exists(dir / (stem + ".txt"))) expected = ReadFile(dir / (stem + ".txt"));
-    else continue;
+    if (stem.rfind("standardized_text", 0) == 0)
+      expected = standard;
+    else if (stdfs::exists(dir / (stem + ".txt")))
+      expected = ReadFile(dir / (stem + ".txt"));
+    else
+      continue;
     ExtractOptions o;
     o.max_text_bytes = 8 << 20;
     Extraction e = ExtractAll(ReadFile(entry.path()), GetParam().mime, o);
@@ -634,10 +675,12 @@ TEST_P(OfficeCorpusTest, DamagedCopiesGiveTextOrAReason) {
   std::vector<std::string> originals;
   if (stdfs::exists(dir)) {
     for (const auto& entry : stdfs::directory_iterator(dir)) {
-      if (entry.path().extension() == std::string(".") + GetParam().ext) originals.push_back(ReadFile(entry.path()));
+      if (entry.path().extension() == std::string(".") + GetParam().ext)
+        originals.push_back(ReadFile(entry.path()));
     }
   }
-  if (std::string(GetParam().ext) == "docx") originals.push_back(Docx(WordXml("<w:p><w:r><w:t>x</w:t></w:r></w:p>")));
+  if (std::string(GetParam().ext) == "docx")
+    originals.push_back(Docx(WordXml("<w:p><w:r><w:t>x</w:t></w:r></w:p>")));
   if (originals.empty()) GTEST_SKIP() << "no " << dir << ": the shared corpus is missing";
   uint64_t state = 0x9E3779B97F4A7C15ull;
   auto next = [&state] {  // xorshift64*: the same damage on every run

@@ -38,9 +38,11 @@ void QuietGsf() {
   std::call_once(once, [] {
     gsf_init();
     for (const char* domain : {static_cast<const char*>(nullptr), "libgsf:msole", "libgsf", "GLib-GObject"}) {
-      g_log_set_handler(domain, static_cast<GLogLevelFlags>(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL |
-                                                            G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG),
-                        IgnoreGlibMessage, nullptr);
+      g_log_set_handler(
+          domain,
+          static_cast<GLogLevelFlags>(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_MESSAGE |
+                                      G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG),
+          IgnoreGlibMessage, nullptr);
     }
   });
 }
@@ -100,21 +102,35 @@ std::string CleanControlText(std::string_view utf8) {
   std::vector<bool> in_code;
   for (char ch : utf8) {
     switch (ch) {
-      case 0x13: in_code.push_back(true); ++field_code_depth; continue;
+      case 0x13:
+        in_code.push_back(true);
+        ++field_code_depth;
+        continue;
       case 0x14:
-        if (!in_code.empty() && in_code.back()) { in_code.back() = false; --field_code_depth; }
+        if (!in_code.empty() && in_code.back()) {
+          in_code.back() = false;
+          --field_code_depth;
+        }
         continue;
       case 0x15:
-        if (!in_code.empty()) { if (in_code.back()) --field_code_depth; in_code.pop_back(); }
+        if (!in_code.empty()) {
+          if (in_code.back()) --field_code_depth;
+          in_code.pop_back();
+        }
         continue;
-      default: break;
+      default:
+        break;
     }
     if (field_code_depth > 0) continue;
     auto c = static_cast<unsigned char>(ch);
-    if (c == 0x0D || c == 0x0B || c == 0x0C) out.push_back('\n');
-    else if (c == 0x07 || c == 0x09) out.push_back('\t');
-    else if (c == 0x1E) out.push_back('-');
-    else if (c >= 0x20 || c == '\n') out.push_back(ch);
+    if (c == 0x0D || c == 0x0B || c == 0x0C)
+      out.push_back('\n');
+    else if (c == 0x07 || c == 0x09)
+      out.push_back('\t');
+    else if (c == 0x1E)
+      out.push_back('-');
+    else if (c >= 0x20 || c == '\n')
+      out.push_back(ch);
   }
   return out;
 }
@@ -131,8 +147,10 @@ void ReadSummary(const OleFile& ole, Extraction* out) {
   int codepage = 1252;
   auto text_at = [&](uint32_t at) -> std::string {
     uint32_t type = Le32(s, at), len = Le32(s, at + 4);
-    if (type == 0x1E && len <= 4096) return CodepageToUtf8(s.substr(std::min<size_t>(at + 8, s.size()), len), codepage, 4096);
-    if (type == 0x1F && len <= 2048) return Utf16LeToUtf8(s.substr(std::min<size_t>(at + 8, s.size()), 2 * size_t{len}), 4096);
+    if (type == 0x1E && len <= 4096)
+      return CodepageToUtf8(s.substr(std::min<size_t>(at + 8, s.size()), len), codepage, 4096);
+    if (type == 0x1F && len <= 2048)
+      return Utf16LeToUtf8(s.substr(std::min<size_t>(at + 8, s.size()), 2 * size_t{len}), 4096);
     return "";
   };
   auto trim_nul = [](std::string v) {
@@ -147,8 +165,10 @@ void ReadSummary(const OleFile& ole, Extraction* out) {
         if (pid == 1 && Le32(s, at) == 0x02) codepage = Le16(s, at + 4);
         continue;
       }
-      if (pid == 2) out->title = trim_nul(text_at(at));
-      else if (pid == 4) out->author = trim_nul(text_at(at));
+      if (pid == 2)
+        out->title = trim_nul(text_at(at));
+      else if (pid == 4)
+        out->author = trim_nul(text_at(at));
       else if ((pid == 12 || pid == 13) && Le32(s, at) == 0x40) {
         auto t = FiletimeToNs(Le64(s, at + 4));
         (pid == 12 ? out->created_ns : out->saved_ns) = t;
@@ -161,20 +181,25 @@ void ReadSummary(const OleFile& ole, Extraction* out) {
 
 Status WordText(const OleFile& ole, TextSink* sink) {
   FS_ASSIGN_OR_RETURN(std::string wd, ole.Read(ole.root(), "WordDocument"));
-  if (wd.size() < 0x1AA || Le16(wd, 0) != 0xA5EC) return Status::Corruption("damaged Word document (bad FIB)");
-  if (Le16(wd, 2) < 101) return Status::Unsupported("Word 6/95 document: text not extracted (Word 97 or later needed)");
+  if (wd.size() < 0x1AA || Le16(wd, 0) != 0xA5EC)
+    return Status::Corruption("damaged Word document (bad FIB)");
+  if (Le16(wd, 2) < 101)
+    return Status::Unsupported("Word 6/95 document: text not extracted (Word 97 or later needed)");
   const uint16_t flags = Le16(wd, 0x0A);
   if (flags & 0x0100) return Status::PermissionDenied("encrypted Word document: text needs a password");
   FS_ASSIGN_OR_RETURN(std::string table, ole.Read(ole.root(), (flags & 0x0200) ? "1Table" : "0Table"));
   const uint32_t fc_clx = Le32(wd, 0x1A2), lcb_clx = Le32(wd, 0x1A6);
-  if (fc_clx > table.size() || lcb_clx > table.size() - fc_clx) return Status::Corruption("damaged Word document (bad piece table)");
+  if (fc_clx > table.size() || lcb_clx > table.size() - fc_clx)
+    return Status::Corruption("damaged Word document (bad piece table)");
   std::string_view clx = std::string_view(table).substr(fc_clx, lcb_clx);
   size_t pos = 0;
   while (pos < clx.size() && clx[pos] == 0x01) pos += 3 + Le16(clx, pos + 1);  // Prc: formatting, skipped
-  if (pos >= clx.size() || clx[pos] != 0x02) return Status::Corruption("damaged Word document (no piece table)");
+  if (pos >= clx.size() || clx[pos] != 0x02)
+    return Status::Corruption("damaged Word document (no piece table)");
   const uint32_t lcb = Le32(clx, pos + 1);
   std::string_view plc = clx.substr(std::min(pos + 5, clx.size()));
-  if (lcb < 4 || lcb > plc.size() || (lcb - 4) % 12 != 0) return Status::Corruption("damaged Word document (bad piece table)");
+  if (lcb < 4 || lcb > plc.size() || (lcb - 4) % 12 != 0)
+    return Status::Corruption("damaged Word document (bad piece table)");
   const uint32_t pieces = (lcb - 4) / 12;
   std::string text;
   for (uint32_t i = 0; i < pieces && text.size() < 2 * ole.budget()->options().max_text_bytes; ++i) {
@@ -204,18 +229,32 @@ class BiffReader {
   explicit BiffReader(std::vector<std::string_view> segments) : segs_(std::move(segments)) {}
   bool AtEnd() const { return seg_ >= segs_.size(); }
   bool Need(size_t n) {
-    while (seg_ < segs_.size() && pos_ >= segs_[seg_].size()) { ++seg_; pos_ = 0; }
+    while (seg_ < segs_.size() && pos_ >= segs_[seg_].size()) {
+      ++seg_;
+      pos_ = 0;
+    }
     return seg_ < segs_.size() && segs_[seg_].size() - pos_ >= n;
   }
   uint8_t U8() { return Need(1) ? static_cast<uint8_t>(segs_[seg_][pos_++]) : 0; }
-  uint16_t U16() { uint16_t v = Need(2) ? Le16(segs_[seg_], pos_) : 0; pos_ += 2; return v; }
-  uint32_t U32() { uint32_t v = Need(4) ? Le32(segs_[seg_], pos_) : 0; pos_ += 4; return v; }
+  uint16_t U16() {
+    uint16_t v = Need(2) ? Le16(segs_[seg_], pos_) : 0;
+    pos_ += 2;
+    return v;
+  }
+  uint32_t U32() {
+    uint32_t v = Need(4) ? Le32(segs_[seg_], pos_) : 0;
+    pos_ += 4;
+    return v;
+  }
   void Skip(size_t n) {
     while (n > 0 && seg_ < segs_.size()) {
       size_t here = std::min(n, segs_[seg_].size() - std::min(pos_, segs_[seg_].size()));
       pos_ += here;
       n -= here;
-      if (n > 0) { ++seg_; pos_ = 0; }
+      if (n > 0) {
+        ++seg_;
+        pos_ = 0;
+      }
     }
   }
   // `cch` characters, compressed (8-bit) unless `high`; switches segments as the format says.
@@ -231,7 +270,10 @@ class BiffReader {
       }
       std::string_view seg = segs_[seg_];
       size_t avail = (seg.size() - pos_) / (high ? 2 : 1);
-      if (avail == 0) { pos_ = seg.size(); continue; }
+      if (avail == 0) {
+        pos_ = seg.size();
+        continue;
+      }
       size_t take = std::min<size_t>(cch, avail);
       for (size_t k = 0; k < take; ++k) {
         if (high) {
@@ -273,7 +315,8 @@ double RkValue(uint32_t rk) {
 Status ExcelText(const OleFile& ole, TextSink* sink) {
   auto book = ole.Read(ole.root(), "Workbook");
   if (!book.ok()) {
-    if (OleFile::Has(ole.root(), "Book")) return Status::Unsupported("Excel 5/95 workbook: text not extracted (Excel 97 or later needed)");
+    if (OleFile::Has(ole.root(), "Book"))
+      return Status::Unsupported("Excel 5/95 workbook: text not extracted (Excel 97 or later needed)");
     return book.status();
   }
   std::string_view wb = *book;
@@ -292,11 +335,13 @@ Status ExcelText(const OleFile& ole, TextSink* sink) {
     const size_t next = pos + 4 + len;
     switch (type) {
       case 0x0809:  // BOF
-        if (Le16(rec, 0) != 0x0600) return Status::Unsupported("Excel workbook older than Excel 97: text not extracted");
+        if (Le16(rec, 0) != 0x0600)
+          return Status::Unsupported("Excel workbook older than Excel 97: text not extracted");
         last_row = -1;
         sink->Break();
         break;
-      case 0x002F: return Status::PermissionDenied("encrypted Excel workbook: text needs a password");
+      case 0x002F:
+        return Status::PermissionDenied("encrypted Excel workbook: text needs a password");
       case 0x0085: {  // BoundSheet8: the sheet's name
         BiffReader r({rec.substr(std::min<size_t>(6, rec.size()))});
         uint8_t cch = r.U8();
@@ -347,7 +392,9 @@ Status ExcelText(const OleFile& ole, TextSink* sink) {
         cell(FormatNumber(v), Le16(rec, 0));
         break;
       }
-      case 0x027E: cell(FormatNumber(RkValue(Le32(rec, 6))), Le16(rec, 0)); break;  // RK
+      case 0x027E:
+        cell(FormatNumber(RkValue(Le32(rec, 6))), Le16(rec, 0));
+        break;      // RK
       case 0x0205:  // BoolErr: a boolean (errors are not text)
         if (rec.size() >= 8 && rec[7] == 0) cell(rec[6] ? "TRUE" : "FALSE", Le16(rec, 0));
         break;
@@ -365,10 +412,12 @@ Status ExcelText(const OleFile& ole, TextSink* sink) {
         break;
       }
       case 0x00BD: {  // MulRk: several RK cells of one row
-        for (size_t at = 4; at + 6 + 2 <= rec.size(); at += 6) cell(FormatNumber(RkValue(Le32(rec, at + 2))), Le16(rec, 0));
+        for (size_t at = 4; at + 6 + 2 <= rec.size(); at += 6)
+          cell(FormatNumber(RkValue(Le32(rec, at + 2))), Le16(rec, 0));
         break;
       }
-      default: break;
+      default:
+        break;
     }
     pos = next;
   }
@@ -433,11 +482,20 @@ void MsgTimes(const OleFile& ole, Extraction* out) {
     if ((tag & 0xFFFF) != 0x0040) continue;
     auto t = FiletimeToNs(Le64(*props, at + 8));
     switch (tag >> 16) {
-      case 0x0039: submit = t; break;
-      case 0x0E06: delivery = t; break;
-      case 0x3007: creation = t; break;
-      case 0x3008: modified = t; break;
-      default: break;
+      case 0x0039:
+        submit = t;
+        break;
+      case 0x0E06:
+        delivery = t;
+        break;
+      case 0x3007:
+        creation = t;
+        break;
+      case 0x3008:
+        modified = t;
+        break;
+      default:
+        break;
     }
   }
   out->created_ns = submit ? submit : delivery ? delivery : creation;
@@ -451,7 +509,9 @@ Status MsgText(const OleFile& ole, TextSink* sink, Extraction* out) {
   std::string address = MapiString(ole, root, "5D01");  // PR_SENDER_SMTP_ADDRESS
   if (address.find('@') == std::string::npos) address = MapiString(ole, root, "0C1F");
   if (address.find('@') == std::string::npos) address.clear();  // an Exchange DN is no address
-  out->author = sender.empty() ? address : address.empty() || address == sender ? sender : sender + " <" + address + ">";
+  out->author = sender.empty()                         ? address
+                : address.empty() || address == sender ? sender
+                                                       : sender + " <" + address + ">";
   MsgTimes(ole, out);
   for (const auto& [label, id] : {std::pair{"From: ", ""}, {"To: ", "0E04"}, {"Cc: ", "0E03"}}) {
     std::string v = *id ? MapiString(ole, root, id) : out->author;
@@ -462,7 +522,8 @@ Status MsgText(const OleFile& ole, TextSink* sink, Extraction* out) {
   }
   std::string body = MapiString(ole, root, "1000");
   if (body.empty()) {
-    if (auto html = ole.Read(root, "__substg1.0_10130102"); html.ok()) body = HtmlToText(*html, html->size() + 64).text;
+    if (auto html = ole.Read(root, "__substg1.0_10130102"); html.ok())
+      body = HtmlToText(*html, html->size() + 64).text;
   }
   sink->Break();
   sink->Append(body);

@@ -20,16 +20,49 @@ struct GroupState {
 };
 
 bool IsSkippedDestination(std::string_view w) {
-  static constexpr std::string_view kSkipped[] = {
-      "fonttbl", "colortbl", "stylesheet", "listtable", "listoverridetable", "revtbl", "rsidtbl", "generator",
-      "pict", "objdata", "objclass", "fldinst", "themedata", "colorschememapping", "datastore", "latentstyles",
-      "xmlnstbl", "pgdsctbl", "filetbl", "bkmkstart", "bkmkend", "nonshppict", "pntext", "pntxta", "pntxtb",
-      "listtext", "mmathPr", "wgrffmtfilter", "xmlopen", "xmlclose", "protusertbl", "userprops", "passwordhash"};
+  static constexpr std::string_view kSkipped[] = {"fonttbl",
+                                                  "colortbl",
+                                                  "stylesheet",
+                                                  "listtable",
+                                                  "listoverridetable",
+                                                  "revtbl",
+                                                  "rsidtbl",
+                                                  "generator",
+                                                  "pict",
+                                                  "objdata",
+                                                  "objclass",
+                                                  "fldinst",
+                                                  "themedata",
+                                                  "colorschememapping",
+                                                  "datastore",
+                                                  "latentstyles",
+                                                  "xmlnstbl",
+                                                  "pgdsctbl",
+                                                  "filetbl",
+                                                  "bkmkstart",
+                                                  "bkmkend",
+                                                  "nonshppict",
+                                                  "pntext",
+                                                  "pntxta",
+                                                  "pntxtb",
+                                                  "listtext",
+                                                  "mmathPr",
+                                                  "wgrffmtfilter",
+                                                  "xmlopen",
+                                                  "xmlclose",
+                                                  "protusertbl",
+                                                  "userprops",
+                                                  "passwordhash"};
   for (auto s : kSkipped) {
     if (w == s) return true;
   }
   return false;
 }
+
+// Control words that stand for a character.
+constexpr std::pair<std::string_view, std::string_view> kSymbols[] = {
+    {"tab", "\t"},   {"cell", "\t"},      {"emdash", "-"},     {"endash", "-"},           {"lquote", "'"},
+    {"rquote", "'"}, {"ldblquote", "\""}, {"rdblquote", "\""}, {"bullet", "\xE2\x80\xA2"}};
 
 class RtfReader {
  public:
@@ -66,7 +99,8 @@ class RtfReader {
         ++pos;
       }
       if ((++steps_ & 0xFFFF) == 0 && std::chrono::steady_clock::now() > deadline_) {
-        return Status::ResourceExhausted("RTF took longer than " + std::to_string(options_.office_time_ms) + " ms");
+        return Status::ResourceExhausted("RTF took longer than " + std::to_string(options_.office_time_ms) +
+                                         " ms");
       }
     }
     FlushBytes(cur);
@@ -84,10 +118,17 @@ class RtfReader {
 
   void Emit(std::string_view utf8, const GroupState& g) {
     switch (g.dest) {
-      case Dest::kBody: sink_->Append(utf8); break;
-      case Dest::kTitle: if (meta_->title.size() < 4096) meta_->title.append(utf8); break;
-      case Dest::kAuthor: if (meta_->author.size() < 4096) meta_->author.append(utf8); break;
-      default: break;
+      case Dest::kBody:
+        sink_->Append(utf8);
+        break;
+      case Dest::kTitle:
+        if (meta_->title.size() < 4096) meta_->title.append(utf8);
+        break;
+      case Dest::kAuthor:
+        if (meta_->author.size() < 4096) meta_->author.append(utf8);
+        break;
+      default:
+        break;
     }
   }
 
@@ -136,13 +177,26 @@ class RtfReader {
           }
           return pos + 3;
         }
-        case '*': ignorable_ = true; return pos + 1;
-        case '~': Text(" ", *g); return pos + 1;
-        case '_': Text("-", *g); return pos + 1;
+        case '*':
+          ignorable_ = true;
+          return pos + 1;
+        case '~':
+          Text(" ", *g);
+          return pos + 1;
+        case '_':
+          Text("-", *g);
+          return pos + 1;
         case '\r':
-        case '\n': Break(*g); return pos + 1;
-        case '\\': case '{': case '}': Byte(c, *g); return pos + 1;
-        default: return pos + 1;  // \- optional hyphen, \| formula, \: subentry
+        case '\n':
+          Break(*g);
+          return pos + 1;
+        case '\\':
+        case '{':
+        case '}':
+          Byte(c, *g);
+          return pos + 1;
+        default:
+          return pos + 1;  // \- optional hyphen, \| formula, \: subentry
       }
     }
     size_t end = pos;
@@ -153,7 +207,8 @@ class RtfReader {
     size_t num_start = end;
     if (end < s_.size() && (s_[end] == '-' || std::isdigit(static_cast<unsigned char>(s_[end])))) {
       ++end;
-      while (end < s_.size() && end - num_start < 11 && std::isdigit(static_cast<unsigned char>(s_[end]))) ++end;
+      while (end < s_.size() && end - num_start < 11 && std::isdigit(static_cast<unsigned char>(s_[end])))
+        ++end;
       num = std::strtol(std::string(s_.substr(num_start, end - num_start)).c_str(), nullptr, 10);
       has_num = true;
     }
@@ -183,14 +238,24 @@ class RtfReader {
       skip_fallback_ = g->uc;
       return;
     }
-    if (w == "uc" && has_num) { g->uc = static_cast<int>(std::clamp(num, 0L, 8L)); return; }
-    if (w == "ansicpg" && has_num) { codepage_ = static_cast<int>(num); return; }
-    if (w == "par" || w == "line" || w == "sect" || w == "page" || w == "row") { Break(*g); return; }
-    if (w == "tab" || w == "cell") { Text("\t", *g); return; }
-    if (w == "emdash" || w == "endash") { Text("-", *g); return; }
-    if (w == "lquote" || w == "rquote") { Text("'", *g); return; }
-    if (w == "ldblquote" || w == "rdblquote") { Text("\"", *g); return; }
-    if (w == "bullet") { Text("\xE2\x80\xA2", *g); return; }
+    if (w == "uc" && has_num) {
+      g->uc = static_cast<int>(std::clamp(num, 0L, 8L));
+      return;
+    }
+    if (w == "ansicpg" && has_num) {
+      codepage_ = static_cast<int>(num);
+      return;
+    }
+    if (w == "par" || w == "line" || w == "sect" || w == "page" || w == "row") {
+      Break(*g);
+      return;
+    }
+    for (const auto& [word, text] : kSymbols) {
+      if (w == word) {
+        Text(text, *g);
+        return;
+      }
+    }
     FlushBytes(*g);
     if (g->dest == Dest::kSkip) return;
     if (g->dest == Dest::kCreated || g->dest == Dest::kSaved) {
@@ -200,12 +265,18 @@ class RtfReader {
       }
       return;
     }
-    if (w == "info") { g->dest = Dest::kInfo; return; }
+    if (w == "info") {
+      g->dest = Dest::kInfo;
+      return;
+    }
     if (g->dest == Dest::kInfo) {
-      if (w == "title") g->dest = Dest::kTitle;
-      else if (w == "author") g->dest = Dest::kAuthor;
-      else if (w == "creatim") g->dest = Dest::kCreated;
-      else if (w == "revtim") g->dest = Dest::kSaved;
+      static constexpr std::pair<std::string_view, Dest> kInfoFields[] = {{"title", Dest::kTitle},
+                                                                          {"author", Dest::kAuthor},
+                                                                          {"creatim", Dest::kCreated},
+                                                                          {"revtim", Dest::kSaved}};
+      for (const auto& [word, dest] : kInfoFields) {
+        if (w == word) g->dest = dest;
+      }
       return;
     }
     if (IsSkippedDestination(w) || ignorable) {  // unknown \* destinations are skipped by the spec

@@ -15,7 +15,9 @@
 namespace fs::extract_internal {
 namespace {
 
-bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool StartsWith(std::string_view s, std::string_view p) {
+  return s.substr(0, p.size()) == p;
+}
 bool EndsWith(std::string_view s, std::string_view p) {
   return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
 }
@@ -82,7 +84,8 @@ class ZipReader {
   // per-member, total and ratio caps on the bytes decompressed.
   Status Read(const ZipEntry& e, const std::function<Status(std::string_view, bool last)>& sink) {
     const ExtractOptions& o = budget_->options();
-    if (e.encrypted) return Status::PermissionDenied("encrypted (password-protected) zip member '" + e.name + "'");
+    if (e.encrypted)
+      return Status::PermissionDenied("encrypted (password-protected) zip member '" + e.name + "'");
     if (e.size > o.max_member_bytes) return MemberTooLarge(e);
     FS_RETURN_IF_ERROR(budget_->CheckTime());
     std::unique_ptr<zip_file_t, ZipFileCloser> f(zip_fopen(z_.get(), e.name.c_str(), 0));
@@ -104,7 +107,8 @@ class ZipReader {
       if (produced > o.max_member_bytes) return MemberTooLarge(e);
       if (produced > (1u << 20) && produced / std::max<uint64_t>(e.comp_size, 1) > o.max_zip_ratio) {
         return Status::ResourceExhausted("zip member '" + e.name + "' expands more than " +
-                                         std::to_string(o.max_zip_ratio) + "x (a zip bomb?): text not extracted");
+                                         std::to_string(o.max_zip_ratio) +
+                                         "x (a zip bomb?): text not extracted");
       }
       FS_RETURN_IF_ERROR(budget_->AddUnpacked(static_cast<uint64_t>(got)));
       FS_RETURN_IF_ERROR(budget_->CheckTime());
@@ -171,11 +175,13 @@ bool NaturalLess(const std::string& a, const std::string& b) {
 std::vector<const ZipEntry*> Members(const ZipReader& zip, std::string_view prefix, std::string_view suffix) {
   std::vector<const ZipEntry*> out;
   for (const auto& e : zip.entries()) {
-    if (StartsWith(e.name, prefix) && EndsWith(e.name, suffix) && e.name.find('/', prefix.size()) == std::string::npos) {
+    if (StartsWith(e.name, prefix) && EndsWith(e.name, suffix) &&
+        e.name.find('/', prefix.size()) == std::string::npos) {
       out.push_back(&e);
     }
   }
-  std::sort(out.begin(), out.end(), [](const ZipEntry* a, const ZipEntry* b) { return NaturalLess(a->name, b->name); });
+  std::sort(out.begin(), out.end(),
+            [](const ZipEntry* a, const ZipEntry* b) { return NaturalLess(a->name, b->name); });
   return out;
 }
 
@@ -186,9 +192,12 @@ class RunTextHandler : public XmlHandler {
  public:
   explicit RunTextHandler(TextSink* out) : out_(out) {}
   void Start(std::string_view local, const char**) override {
-    if (local == "t") ++in_text_;
-    else if (local == "tab") out_->Append("\t");
-    else if (local == "br" || local == "cr") out_->Append("\n");
+    if (local == "t")
+      ++in_text_;
+    else if (local == "tab")
+      out_->Append("\t");
+    else if (local == "br" || local == "cr")
+      out_->Append("\n");
   }
   void End(std::string_view local) override {
     if (local == "t") {
@@ -212,15 +221,21 @@ class RunTextHandler : public XmlHandler {
 // xl/sharedStrings.xml: one string per <si>, phonetic guides (<rPh>) left out.
 class SharedStringsHandler : public XmlHandler {
  public:
-  explicit SharedStringsHandler(std::vector<std::string>* out, size_t max_bytes) : out_(out), max_(max_bytes) {}
+  explicit SharedStringsHandler(std::vector<std::string>* out, size_t max_bytes)
+      : out_(out), max_(max_bytes) {}
   void Start(std::string_view local, const char**) override {
-    if (local == "si") out_->emplace_back();
-    else if (local == "t") ++in_text_;
-    else if (local == "rPh") ++in_phonetic_;
+    if (local == "si")
+      out_->emplace_back();
+    else if (local == "t")
+      ++in_text_;
+    else if (local == "rPh")
+      ++in_phonetic_;
   }
   void End(std::string_view local) override {
-    if (local == "t" && in_text_ > 0) --in_text_;
-    else if (local == "rPh" && in_phonetic_ > 0) --in_phonetic_;
+    if (local == "t" && in_text_ > 0)
+      --in_text_;
+    else if (local == "rPh" && in_phonetic_ > 0)
+      --in_phonetic_;
   }
   void Text(std::string_view s) override {
     if (in_text_ && !in_phonetic_ && !out_->empty() && bytes_ < max_) {
@@ -287,9 +302,10 @@ class OdfBodyHandler : public XmlHandler {
     if (local == "s") {
       std::string_view c = XmlAttr(attrs, "c");  // a run of c spaces
       out_->Append(std::string(std::clamp(c.empty() ? 1 : std::atoi(std::string(c).c_str()), 1, 100), ' '));
-    }
-    else if (local == "tab") out_->Append("\t");
-    else if (local == "line-break") out_->Append("\n");
+    } else if (local == "tab")
+      out_->Append("\t");
+    else if (local == "line-break")
+      out_->Append("\n");
   }
   void End(std::string_view local) override {
     if (local == "body" && in_body_ > 0) --in_body_;
@@ -298,8 +314,8 @@ class OdfBodyHandler : public XmlHandler {
     if (local == "p" || local == "h" || local == "table-row" || local == "list-item" || local == "creator" ||
         local == "date") {
       out_->Break();
-    }
-    else if (local == "table-cell") out_->Append("\t");
+    } else if (local == "table-cell")
+      out_->Append("\t");
   }
   void Text(std::string_view s) override {
     if (in_body_) out_->Append(s);
@@ -315,7 +331,8 @@ class OdfBodyHandler : public XmlHandler {
 class MetadataHandler : public XmlHandler {
  public:
   // `dc_date_is_created`: in OPF dc:date is the publication date; in ODF meta.xml the last save.
-  MetadataHandler(Extraction* out, bool dc_date_is_created) : out_(out), dc_date_is_created_(dc_date_is_created) {}
+  MetadataHandler(Extraction* out, bool dc_date_is_created)
+      : out_(out), dc_date_is_created_(dc_date_is_created) {}
   void Start(std::string_view local, const char**) override {
     field_ = local;
     value_.clear();
@@ -447,9 +464,12 @@ Status OpenDocumentText(ZipReader& zip, TextSink* sink) {
 class OpfHandler : public XmlHandler {
  public:
   void Start(std::string_view local, const char** attrs) override {
-    if (local == "item") items[std::string(XmlAttr(attrs, "id"))] = std::string(XmlAttr(attrs, "href"));
-    else if (local == "itemref") spine.emplace_back(XmlAttr(attrs, "idref"));
-    else if (local == "rootfile" && rootfile.empty()) rootfile = XmlAttr(attrs, "full-path");
+    if (local == "item")
+      items[std::string(XmlAttr(attrs, "id"))] = std::string(XmlAttr(attrs, "href"));
+    else if (local == "itemref")
+      spine.emplace_back(XmlAttr(attrs, "idref"));
+    else if (local == "rootfile" && rootfile.empty())
+      rootfile = XmlAttr(attrs, "full-path");
   }
   void End(std::string_view) override {}
   void Text(std::string_view) override {}
@@ -489,7 +509,8 @@ Status EpubText(ZipReader& zip, TextSink* sink, Extraction* meta) {
   }
   if (chapters.empty()) {  // no usable package: every XHTML member in archive order
     for (const auto& e : zip.entries()) {
-      if (EndsWith(e.name, ".xhtml") || EndsWith(e.name, ".html") || EndsWith(e.name, ".htm")) chapters.push_back(&e);
+      if (EndsWith(e.name, ".xhtml") || EndsWith(e.name, ".html") || EndsWith(e.name, ".htm"))
+        chapters.push_back(&e);
     }
   }
   if (chapters.empty()) return Status::Corruption("not an EPUB book: no XHTML content found");
@@ -559,8 +580,12 @@ Extraction ZipDocumentToText(std::string_view bytes, std::string_view mime, cons
       ReadMetadata(z, "meta.xml", /*dc_date_is_created=*/false, &out);
       s = OpenDocumentText(z, &sink);
       break;
-    case ZipKind::kEpub: s = EpubText(z, &sink, &out); break;
-    case ZipKind::kArchive: ZipNames(z, &sink); break;
+    case ZipKind::kEpub:
+      s = EpubText(z, &sink, &out);
+      break;
+    case ZipKind::kArchive:
+      ZipNames(z, &sink);
+      break;
   }
   return FinishExtraction(std::move(out), s, &sink);
 }
