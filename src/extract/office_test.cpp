@@ -446,7 +446,7 @@ TEST(OfficeTest, TooManyMembersIsRefused) {
   ExtractOptions o;
   o.max_members = 100;
   std::vector<Member> m;
-  for (int i = 0; i < 101; ++i) m.push_back({"f" + std::to_string(i), "", false});
+  for (int i = 0; i < 101; ++i) m.push_back({std::to_string(i) + ".txt", "", false});
   EXPECT_NE(ExtractAll(MakeZip(m), "application/zip", o).problem.find("more than 100 members"),
             std::string::npos);
 }
@@ -509,6 +509,9 @@ TEST(OfficeTest, DamagedContainersSayWhy) {
   EXPECT_NE(ExtractAll(ole, "application/msword").problem.find("damaged Word document"), std::string::npos);
   EXPECT_NE(ExtractAll(ole.substr(0, 700), "application/msword").problem, "");
   EXPECT_NE(ExtractAll("not an office file", "application/msword").problem, "");
+  Extraction thumbs = ExtractAll(MakeOle({{"Catalog", std::string(64, '\0')}}), "application/x-ole-storage");
+  EXPECT_EQ(thumbs.problem, "") << "an OLE2 file of another kind (Thumbs.db) has no text, and that is no failure";
+  EXPECT_EQ(thumbs.text, "");
   EXPECT_NE(ExtractAll("{\\rtf1 unterminated {\\b bold", "application/rtf").problem, "x") << "no crash";
 }
 

@@ -586,7 +586,8 @@ Extraction OleDocumentToText(std::string_view bytes, const ExtractOptions& optio
              OleFile::Has(r, "__substg1.0_0037001E")) {
     s = MsgText(ole, &sink, &out);
   } else {
-    s = Status::Unsupported("OLE2 compound file of an unknown kind: text not extracted");
+    // Thumbs.db, installers, Visio...: a container of no format we read, like any other binary
+    // type. Not a failure.
   }
   return FinishExtraction(std::move(out), s, &sink);
 }
