@@ -346,6 +346,20 @@ TEST(OfficeTest, RtfControlWordsUnicodeAndInfo) {
   EXPECT_EQ(*e.created_ns, 1425445560ll * 1000000000);  // 2015-03-04 05:06 UTC
 }
 
+TEST(OfficeTest, JapaneseRtfAndMail) {
+  // Shift_JIS bytes in an RTF of code page 932: "東京" is 93 8C 8B 9E.
+  Extraction rtf = ExtractAll("{\\rtf1\\ansi\\ansicpg932 \\'93\\'8c\\'8b\\'9e\\par}", "application/rtf");
+  EXPECT_EQ(rtf.text, "\xE6\x9D\xB1\xE4\xBA\xAC");
+  // ISO-2022-JP, as Japanese mail is sent: "会議" in the subject (B-encoded) and the body.
+  std::string mail =
+      "Subject: =?ISO-2022-JP?B?GyRCMnE1RBsoQg==?=\r\n"
+      "Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n"
+      "\x1B$B2q5D\x1B(B\r\n";
+  Extraction eml = ExtractAll(mail, "message/rfc822");
+  EXPECT_EQ(eml.title, "\xE4\xBC\x9A\xE8\xAD\xB0");
+  EXPECT_NE(eml.text.find("\xE4\xBC\x9A\xE8\xAD\xB0"), std::string::npos) << eml.text;
+}
+
 TEST(OfficeTest, MailPartsHeadersAndAttachmentNames) {
   std::string eml =
       "From: =?UTF-8?B?SsO8cmdlbg==?= <j@example.com>\r\n"
