@@ -80,13 +80,14 @@ class ZipReader {
     return it == index_.end() ? nullptr : &entries_[it->second];
   }
 
-  // Streams member `name` to `sink` in chunks; the sink returns false to stop early. Enforces the
-  // per-member, total and ratio caps on the bytes decompressed.
-  Status Read(const ZipEntry& e, const std::function<Status(std::string_view, bool last)>& sink) {
+  // Streams member `e` to `sink` in chunks until its end or until `*done` turns true (the reader
+  // has what it wants: a sheet whose first rows fill the text need not be inflated to its end).
+  // Enforces the per-member, total and ratio caps on the bytes decompressed.
+  Status Read(const ZipEntry& e, const std::function<Status(std::string_view, bool last)>& sink,
+              const bool* done = nullptr) {
     const ExtractOptions& o = budget_->options();
     if (e.encrypted)
       return Status::PermissionDenied("encrypted (password-protected) zip member '" + e.name + "'");
-    if (e.size > o.max_member_bytes) return MemberTooLarge(e);
     FS_RETURN_IF_ERROR(budget_->CheckTime());
     std::unique_ptr<zip_file_t, ZipFileCloser> f(zip_fopen(z_.get(), e.name.c_str(), 0));
     if (!f) {
@@ -114,11 +115,12 @@ class ZipReader {
       FS_RETURN_IF_ERROR(budget_->CheckTime());
       const bool last = got == 0;
       Status s = sink(std::string_view(buf.data(), static_cast<size_t>(got)), last);
-      if (!s.ok() || last) return s;
+      if (!s.ok() || last || (done && *done)) return s;
     }
   }
 
   Result<std::string> ReadAll(const ZipEntry& e) {
+    if (e.size > budget_->options().max_member_bytes) return MemberTooLarge(e);  // all of it is needed
     std::string out;
     FS_RETURN_IF_ERROR(Read(e, [&](std::string_view chunk, bool) {
       out.append(chunk);
@@ -130,7 +132,15 @@ class ZipReader {
   // Parses member `name` as XML into `handler`.
   Status ReadXml(const ZipEntry& e, XmlHandler* handler) {
     XmlScanner scanner(handler, budget_->options().max_depth);
-    return Read(e, [&](std::string_view chunk, bool last) { return scanner.Feed(chunk, last); });
+    bool done = false;
+    return Read(
+        e,
+        [&](std::string_view chunk, bool last) {
+          Status s = scanner.Feed(chunk, last);
+          done = scanner.stopped();
+          return s;
+        },
+        &done);
   }
 
  private:
