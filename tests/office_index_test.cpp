@@ -93,6 +93,13 @@ TEST_F(OfficeIndexTest, WordsTitlesAndAuthorsInsideOfficeFilesAreFound) {
   EXPECT_EQ(hits[0].value("title", ""), "I love PowerPoint. A lot.");
   EXPECT_EQ(hits[0].value("author", ""), "Dean Malmgren");
   EXPECT_TRUE(hits[0].contains("created")) << hits[0].dump();
+  std::string human;  // the plain listing shows them too
+  ASSERT_EQ(Filesearch({"--data-dir", base_ + "/data", "search", "cardigan", "--mode", "text"},
+                       base_ + "/h.log", &human),
+            0);
+  EXPECT_NE(human.find("     title: I love PowerPoint. A lot.\n     author: Dean Malmgren\n"),
+            std::string::npos)
+      << human;
   EXPECT_EQ(Search("\"TIF files\"", &hits), "a9.msg");
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_EQ(hits[0].value("title", ""), "Test for TIF files");
