@@ -526,6 +526,12 @@ TEST(OfficeTest, DamagedContainersSayWhy) {
   EXPECT_NE(ExtractAll(ole, "application/msword").problem.find("damaged Word document"), std::string::npos);
   EXPECT_NE(ExtractAll(ole.substr(0, 700), "application/msword").problem, "");
   EXPECT_NE(ExtractAll("not an office file", "application/msword").problem, "");
+  std::string word95(0x200, '\0');
+  word95[0] = '\xEC';
+  word95[1] = '\xA5';
+  word95[2] = 0x68;  // nFib of Word 95
+  EXPECT_NE(ExtractAll(MakeOle({{"WordDocument", word95}}), "application/msword").problem.find("Word 6/95"),
+            std::string::npos);
   Extraction thumbs = ExtractAll(MakeOle({{"Catalog", std::string(64, '\0')}}), "application/x-ole-storage");
   EXPECT_EQ(thumbs.problem, "")
       << "an OLE2 file of another kind (Thumbs.db) has no text, and that is no failure";

@@ -183,7 +183,8 @@ Status WordText(const OleFile& ole, TextSink* sink) {
   FS_ASSIGN_OR_RETURN(std::string wd, ole.Read(ole.root(), "WordDocument"));
   if (wd.size() < 0x1AA || Le16(wd, 0) != 0xA5EC)
     return Status::Corruption("damaged Word document (bad FIB)");
-  if (Le16(wd, 2) < 101)
+  // nFib: 0xC1 since Word 97 (later versions say theirs elsewhere); Word 6 and 95 used 0x65-0x68.
+  if (Le16(wd, 2) < 0xC0)
     return Status::Unsupported("Word 6/95 document: text not extracted (Word 97 or later needed)");
   const uint16_t flags = Le16(wd, 0x0A);
   if (flags & 0x0100) return Status::PermissionDenied("encrypted Word document: text needs a password");
