@@ -35,21 +35,29 @@ echo "== opensearch"
 BENCH_DATA_DIR=$remote BENCH_PORT=18082 SERVE_FLAGS="--backend opensearch ${os[*]} --no-keyword-index" \
   bench/http/run.sh "$n" "$duration" "$modes"
 # filesearch's own time per search: the access log's ms (the whole request in the server) minus
-# backend_ms (the node's `took`, summed over the search's requests), over the hybrid runs.
-echo "== overhead (hybrid at 1, 8 and 32 connections, from the access log)"
-BENCH_DATA_DIR=$remote BENCH_PORT=18083 SERVE_LOG_LEVEL=info SERVE_FLAGS="--backend opensearch ${os[*]} --no-keyword-index" \
-  bench/http/run.sh "$n" "$duration" hybrid | grep RESULT
-/usr/bin/python3 - "$remote/serve.log" <<'PY'
+# backend_wait_ms (wall time waiting for the node's replies); and the node's time outside its own
+# `took` (HTTP, REST layer, JSON, queueing): backend_wait_ms minus backend_ms. At 1 connection and
+# at all three together.
+echo "== overhead (each mode at 1, 8 and 32 connections, from the access log)"
+for mode in $modes; do
+  rm -f "$remote/serve.log"
+  BENCH_DATA_DIR=$remote BENCH_PORT=18083 SERVE_LOG_LEVEL=info SERVE_FLAGS="--backend opensearch ${os[*]} --no-keyword-index" \
+    bench/http/run.sh "$n" "$duration" "$mode" | grep RESULT
+  /usr/bin/python3 - "$remote/serve.log" "$mode" <<'PY'
 import json, sys
-over = []
+rows = []
 for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
     try:
         j = json.loads(line)
     except ValueError:
         continue
-    if j.get("route") == "/search" and "backend_ms" in j:
-        over.append(float(j["ms"]) - float(j["backend_ms"]))
-over.sort()
-pick = lambda q: over[min(len(over) - 1, int(q * len(over)))]
-print("OVERHEAD searches=%d p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f" % (len(over), pick(0.5), pick(0.95), pick(0.99)))
+    if j.get("route") == "/search" and "backend_wait_ms" in j:
+        rows.append((float(j["ms"]), float(j["backend_wait_ms"]), float(j["backend_ms"])))
+own = sorted(ms - wait for ms, wait, took in rows)
+rest = sorted(wait - took for ms, wait, took in rows)
+pick = lambda v, q: v[min(len(v) - 1, int(q * len(v)))]
+if own:
+    print("OVERHEAD mode=%s searches=%d own_p50_ms=%.2f own_p95_ms=%.2f own_p99_ms=%.2f node_outside_took_p50_ms=%.2f node_outside_took_p95_ms=%.2f"
+          % (sys.argv[2], len(own), pick(own, .5), pick(own, .95), pick(own, .99), pick(rest, .5), pick(rest, .95)))
 PY
+done

@@ -678,6 +678,7 @@ Result<SearchResult> Engine::Search(const SearchRequest& request) {
     std::unique_ptr<SearchBackend> backend = Backend();
     FS_ASSIGN_OR_RETURN(SearchResult result, RunSearch(*backend, request, options_.limits));
     result.backend_took_ms = backend->took_ms();
+    result.backend_wait_ms = backend->wait_ms();
     return result;
   }
   if (vectors_) FS_RETURN_IF_ERROR(vectors_->Refresh());
@@ -691,6 +692,8 @@ Result<Document> Engine::GetDocument(int64_t id) {
   if (docs.empty()) return Status::NotFound("no document with id " + std::to_string(id));
   return std::move(docs.front());
 }
+
+Result<IndexCounts> Engine::CountIndex() const { return Backend()->Counts(); }
 
 Result<MirrorReport> Engine::SyncRemote() {
   if (!remote_client_) return MirrorReport{};

@@ -171,6 +171,9 @@ class Engine {
   Result<SearchResult> Search(const SearchRequest& request);
   // A document by id, from the back end searches run on (content left empty). NotFound if none.
   Result<Document> GetDocument(int64_t id);
+  // Documents and vectors per model in the index searches run on (the whole OpenSearch index with
+  // the opensearch back end, this data directory's store otherwise).
+  Result<IndexCounts> CountIndex() const;
   // "embedded" or "opensearch".
   std::string_view backend() const { return remote_client_ ? "opensearch" : "embedded"; }
   // opensearch back end: sends what the outbox holds (Index and Backfill call it at their end).

@@ -197,11 +197,20 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
   SearchResult result;
   result.mode = mode;
   std::vector<Candidate> page;
+  LegsReply legs;
 
   if (mode == SearchMode::kText) {
     std::optional<KeywordAfter> after;
     if (cursor) after = KeywordAfter{cursor->score, cursor->id};
-    FS_ASSIGN_OR_RETURN(KeywordPage kp, backend.KeywordSearch(r.query, r.filters, after ? 0 : offset, r.size + 1, after));
+    LegsRequest lr;
+    lr.text = r.query;
+    lr.text_offset = offset;
+    lr.text_limit = r.size + 1;
+    lr.text_after = after;
+    lr.filters = r.filters;
+    lr.page_docs = r.size;
+    FS_ASSIGN_OR_RETURN(legs, backend.SearchLegs(lr));
+    const KeywordPage& kp = legs.text;
     result.total = kp.total;
     size_t base_rank = offset;
     for (size_t i = 0; i < kp.hits.size() && i < r.size; ++i) {
@@ -218,8 +227,25 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
     const size_t window = std::max(limits.min_fusion_window, offset + r.size + 1);
     std::vector<Candidate> cands;
     std::unordered_map<int64_t, size_t> where;
-    if (mode == SearchMode::kHybrid && has_text) {
-      FS_ASSIGN_OR_RETURN(KeywordPage kp, backend.KeywordSearch(r.query, r.filters, 0, window));
+    const bool text_leg = mode == SearchMode::kHybrid && has_text;
+    const bool vector_leg = has_vector && backend.has_vectors();
+    LegsRequest lr;
+    if (text_leg) {
+      lr.text = r.query;
+      lr.text_limit = window;
+    }
+    if (vector_leg) {
+      lr.vector = r.vector;
+      lr.k = window + (r.exclude_id ? 1 : 0);
+      lr.ef = r.ef;
+    }
+    lr.filters = r.filters;
+    // A vector search shows the leg's own order: its first offset + size (+1 to know if more, +1
+    // for the excluded document) hits are all the planner will read documents of.
+    if (!text_leg) lr.page_docs = offset + r.size + 1 + (r.exclude_id ? 1 : 0);
+    FS_ASSIGN_OR_RETURN(legs, backend.SearchLegs(lr));
+    if (text_leg) {
+      const KeywordPage& kp = legs.text;
       result.total = kp.total;
       for (size_t i = 0; i < kp.hits.size(); ++i) {
         if (r.exclude_id && kp.hits[i].id == *r.exclude_id) continue;
@@ -229,13 +255,16 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
         cands.push_back(c);
       }
     }
-    if (has_vector && backend.has_vectors()) {
-      FS_ASSIGN_OR_RETURN(std::vector<VectorHit> vh,
-                          backend.VectorSearch(r.vector, window + (r.exclude_id ? 1 : 0), r.filters, r.ef));
+    if (vector_leg) {
+      const std::vector<VectorHit>& vh = legs.vector;
       size_t rank = 0;
       size_t vector_only = 0;
+      bool excluded_seen = false;
       for (const auto& h : vh) {
-        if (r.exclude_id && h.id == *r.exclude_id) continue;
+        if (r.exclude_id && h.id == *r.exclude_id) {
+          excluded_seen = true;
+          continue;
+        }
         ++rank;
         auto it = where.find(h.id);
         if (it == where.end()) {
@@ -246,10 +275,15 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
         }
         cands[it->second].vector = {true, h.score, rank};
       }
+      // The leg's own count (its hits may have come cut to the page), less the excluded document.
+      const uint64_t found = std::max<uint64_t>(vh.size(), legs.vector_total) - (excluded_seen ? 1 : 0);
       if (mode == SearchMode::kVector) {
         // All vectors passing the filters fit in the window: the count is exact.
-        result.total = cands.size();
-        result.total_exact = vh.size() < window;
+        result.total = found;
+        result.total_exact = legs.vector_total < lr.k;
+      } else if (!text_leg) {
+        result.total = found;
+        result.total_exact = false;
       } else {
         result.total += vector_only;
         result.total_exact = false;
@@ -271,9 +305,20 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
   std::vector<int64_t> ids;
   ids.reserve(page.size());
   for (auto& c : page) ids.push_back(c.id);
-  FS_ASSIGN_OR_RETURN(std::vector<Document> docs, backend.GetMany(ids));
+  // Documents the leg sent along, then one lookup for the rest.
+  std::vector<Document> docs = std::move(legs.docs);
   std::unordered_map<int64_t, Document*> by_id;
   for (auto& d : docs) by_id[d.id] = &d;
+  std::vector<int64_t> missing;
+  for (int64_t id : ids) {
+    if (!by_id.count(id)) missing.push_back(id);
+  }
+  if (!missing.empty()) {
+    FS_ASSIGN_OR_RETURN(std::vector<Document> more, backend.GetMany(missing));
+    docs.insert(docs.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    by_id.clear();
+    for (auto& d : docs) by_id[d.id] = &d;
+  }
   for (auto& c : page) {
     auto it = by_id.find(c.id);
     if (it == by_id.end()) continue;  // deleted between the legs and now

@@ -62,6 +62,7 @@ struct SearchResult {
   std::string next_cursor;  // empty when there is nothing more
   double took_ms = 0;
   double backend_took_ms = -1;  // opensearch back end: the node's own `took`, summed; -1 embedded
+  double backend_wait_ms = -1;  // opensearch back end: wall time waiting on its replies; -1 embedded
 };
 
 struct SearchLimits {

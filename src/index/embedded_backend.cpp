@@ -24,6 +24,13 @@ class EmbeddedBackend final : public SearchBackend {
     return vectors_->Search(query, k, filters, ef);
   }
   Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const override { return store_->GetMany(ids); }
+  Result<IndexCounts> Counts() const override {
+    FS_ASSIGN_OR_RETURN(StoreStats st, store_->Stats());
+    IndexCounts c;
+    c.documents = st.documents;
+    c.vectors_by_model = std::move(st.embeddings_by_model);
+    return c;
+  }
   Result<std::optional<std::vector<float>>> GetVector(int64_t id) const override {
     if (!vectors_) return std::optional<std::vector<float>>();
     return store_->GetEmbedding(id, vectors_->model());
@@ -35,6 +42,19 @@ class EmbeddedBackend final : public SearchBackend {
 };
 
 }  // namespace
+
+Result<LegsReply> SearchBackend::SearchLegs(const LegsRequest& r) const {
+  LegsReply reply;
+  if (r.text) {
+    FS_ASSIGN_OR_RETURN(reply.text, KeywordSearch(*r.text, r.filters, r.text_after ? 0 : r.text_offset, r.text_limit,
+                                                  r.text_after));
+  }
+  if (!r.vector.empty()) {
+    FS_ASSIGN_OR_RETURN(reply.vector, VectorSearch(r.vector, r.k, r.filters, r.ef));
+    reply.vector_total = reply.vector.size();
+  }
+  return reply;
+}
 
 std::unique_ptr<SearchBackend> NewEmbeddedBackend(const Store* store, const VectorIndex* vectors) {
   return std::make_unique<EmbeddedBackend>(store, vectors);

@@ -4,7 +4,9 @@
 
 #include "index/opensearch_client.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -23,10 +25,12 @@ int64_t TookOf(std::string_view reply) {
 
 class OpenSearchBackend final : public SearchBackend {
  public:
-  explicit OpenSearchBackend(OpenSearchBackendOptions o) : o_(std::move(o)), search_path_("/" + o_.index + "/_search") {}
+  explicit OpenSearchBackend(OpenSearchBackendOptions o) : o_(std::move(o)), search_path_("/" + o_.index + "/_search"),
+        msearch_path_("/" + o_.index + "/_msearch") {}
 
   std::string_view kind() const override { return "opensearch"; }
   double took_ms() const override { return static_cast<double>(took_.load()); }
+  double wait_ms() const override { return static_cast<double>(wait_us_.load()) / 1000.0; }
   Result<uint64_t> Generation() const override { return 0; }
 
   Result<KeywordPage> KeywordSearch(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
@@ -36,20 +40,45 @@ class OpenSearchBackend final : public SearchBackend {
     return opensearch::ParseKeywordReply(reply);
   }
 
+  Result<LegsReply> SearchLegs(const LegsRequest& r) const override {
+    LegsReply reply;
+    std::vector<float> q;
+    if (!r.vector.empty()) {
+      FS_ASSIGN_OR_RETURN(q, Normalised(r.vector));
+    }
+    if (r.text && !q.empty()) {
+      // Both legs in one round trip; the page's documents follow in another (fusion picks them).
+      const std::string lines = opensearch::MsearchLines(
+          opensearch::KeywordQueryBody(*r.text, r.filters, r.text_after ? 0 : r.text_offset, r.text_limit, r.text_after),
+          opensearch::KnnQueryBody(q, o_.model, r.k, r.filters, r.ef));
+      FS_ASSIGN_OR_RETURN(std::string body, Send(msearch_path_, lines));
+      FS_RETURN_IF_ERROR(opensearch::ParseMsearchReply(body, o_.space, &reply.text, &reply.vector, &reply.vector_total));
+      return reply;
+    }
+    // One leg: its first page_docs hits bring their documents along.
+    if (r.text) {
+      const bool with_docs = r.page_docs > 0 && r.page_docs + 1 >= r.text_limit;
+      FS_ASSIGN_OR_RETURN(std::string body, Send(search_path_, opensearch::KeywordQueryBody(
+                                                     *r.text, r.filters, r.text_after ? 0 : r.text_offset,
+                                                     r.text_limit, r.text_after, with_docs)));
+      FS_ASSIGN_OR_RETURN(reply.text, opensearch::ParseKeywordReply(body, with_docs ? &reply.docs : nullptr));
+    } else if (!q.empty()) {
+      const size_t size = r.page_docs > 0 ? std::min(r.page_docs, r.k) : r.k;
+      FS_ASSIGN_OR_RETURN(std::string body, Send(search_path_, opensearch::KnnQueryBody(q, o_.model, r.k, r.filters,
+                                                                                         r.ef, size, r.page_docs > 0)));
+      FS_ASSIGN_OR_RETURN(reply.vector, opensearch::ParseKnnReply(body, o_.space, &reply.vector_total,
+                                                                  r.page_docs > 0 ? &reply.docs : nullptr));
+    }
+    return reply;
+  }
+
   bool has_vectors() const override { return !o_.model.empty(); }
   std::string vector_model() const override { return o_.model; }
   size_t vector_dim() const override { return o_.model.empty() ? 0 : o_.dimension; }
 
   Result<std::vector<VectorHit>> VectorSearch(std::span<const float> query, size_t k, const SearchFilters& filters,
                                               size_t ef) const override {
-    if (o_.model.empty()) return Status::FailedPrecondition("no vector model is configured for the OpenSearch index");
-    // Normalised like the embedded index does: inner product of unit vectors is the cosine.
-    std::vector<float> q(query.begin(), query.end());
-    double norm = 0;
-    for (float v : q) norm += static_cast<double>(v) * v;
-    if (norm <= 0) return Status::InvalidArgument("the query vector is all zeros");
-    const float inv = static_cast<float>(1.0 / std::sqrt(norm));
-    for (float& v : q) v *= inv;
+    FS_ASSIGN_OR_RETURN(std::vector<float> q, Normalised(query));
     FS_ASSIGN_OR_RETURN(std::string reply,
                         Search(opensearch::KnnQueryBody(q, o_.model, k, filters, ef)));
     return opensearch::ParseKnnReply(reply, o_.space);
@@ -75,6 +104,18 @@ class OpenSearchBackend final : public SearchBackend {
     return std::optional<std::vector<float>>();
   }
 
+  Result<IndexCounts> Counts() const override {
+    const nlohmann::json body = {
+        {"size", 0},
+        {"track_total_hits", true},
+        {"aggs",
+         {{"vectors",
+           {{"filter", {{"term", {{"has_image_embedding", true}}}}},
+            {"aggs", {{"models", {{"terms", {{"field", "embedding_model"}, {"size", 100}}}}}}}}}}}};
+    FS_ASSIGN_OR_RETURN(std::string reply, Search(body.dump()));
+    return opensearch::ParseCountsReply(reply);
+  }
+
   Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const override {
     if (ids.empty()) return std::vector<Document>{};
     nlohmann::json body = {{"size", ids.size()},
@@ -85,16 +126,36 @@ class OpenSearchBackend final : public SearchBackend {
   }
 
  private:
-  // Sends a search and adds OpenSearch's `took` to this object's total.
-  Result<std::string> Search(const std::string& body) const {
-    FS_ASSIGN_OR_RETURN(std::string reply, o_.request("POST", search_path_, body));
-    took_ += TookOf(reply);
+  // The query vector normalised like the embedded index does: the inner product of unit vectors is
+  // the cosine.
+  Result<std::vector<float>> Normalised(std::span<const float> query) const {
+    if (o_.model.empty()) return Status::FailedPrecondition("no vector model is configured for the OpenSearch index");
+    std::vector<float> q(query.begin(), query.end());
+    double norm = 0;
+    for (float v : q) norm += static_cast<double>(v) * v;
+    if (norm <= 0) return Status::InvalidArgument("the query vector is all zeros");
+    const float inv = static_cast<float>(1.0 / std::sqrt(norm));
+    for (float& v : q) v *= inv;
+    return q;
+  }
+
+  Result<std::string> Search(const std::string& body) const { return Send(search_path_, body); }
+
+  // POSTs a search (or _msearch) and adds OpenSearch's `took` and the wall time waited to this
+  // object's totals.
+  Result<std::string> Send(const std::string& path, const std::string& body) const {
+    const auto start = std::chrono::steady_clock::now();
+    auto reply = o_.request("POST", path, body);
+    wait_us_ += std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+    if (reply.ok()) took_ += TookOf(*reply);
     return reply;
   }
 
   OpenSearchBackendOptions o_;
   std::string search_path_;
+  std::string msearch_path_;
   mutable std::atomic<int64_t> took_{0};
+  mutable std::atomic<int64_t> wait_us_{0};
 };
 
 }  // namespace
@@ -113,6 +174,7 @@ std::function<Result<std::string>(std::string_view, std::string_view, std::strin
     r.path = std::string(path);
     r.body = std::string(body);
     r.read_only_post = true;  // searches change nothing: safe to retry
+    if (r.path.ends_with("/_msearch")) r.content_type = "application/x-ndjson";
     FS_ASSIGN_OR_RETURN(OpenSearchReply reply, client->Send(r));
     if (reply.status >= 500 || reply.status == 429) return Status::Unavailable(client->DescribeError("search", reply));
     return reply.body;  // other errors carry OpenSearch's JSON `error`, which the parsers report

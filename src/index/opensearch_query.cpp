@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
@@ -54,9 +55,9 @@ Json Filters(const SearchFilters& f) {
   return clauses;
 }
 
-Result<Json> ParseBody(std::string_view body) {
-  Json j = Json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Status::IOError("OpenSearch sent a reply that is not a JSON object");
+// A parsed search reply (or one response of an _msearch): OpenSearch's error, or hits.
+Result<Json> CheckedReply(Json j) {
+  if (!j.is_object()) return Status::IOError("OpenSearch sent a reply that is not a JSON object");
   if (j.contains("error")) {
     const Json& e = j["error"];
     std::string reason = e.is_object() ? e.value("reason", e.value("type", Dump(e))) : Dump(e);
@@ -66,6 +67,12 @@ Result<Json> ParseBody(std::string_view body) {
     return Status::IOError("OpenSearch sent a search reply without hits");
   }
   return j;
+}
+
+Result<Json> ParseBody(std::string_view body) {
+  Json j = Json::parse(body, nullptr, false);
+  if (j.is_discarded()) return Status::IOError("OpenSearch sent a reply that is not a JSON object");
+  return CheckedReply(std::move(j));
 }
 
 std::optional<int64_t> DocIdOf(const Json& hit) {
@@ -93,15 +100,22 @@ double CosineFromScore(double score, Space space) {
 
 std::string FilterClauses(const SearchFilters& filters) { return Dump(Filters(filters)); }
 
+// What a leg's hits carry: their doc_id, or every field a result page shows (all but the text and
+// the vector).
+Json SourceFilter(bool with_docs) {
+  if (with_docs) return {{"excludes", {"content", "image_embedding"}}};
+  return Json::array({"doc_id"});
+}
+
 std::string KeywordQueryBody(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
-                             const std::optional<KeywordAfter>& after) {
+                             const std::optional<KeywordAfter>& after, bool with_docs) {
   Json must = Json::array();
   for (const auto& w : Words(query)) {
     must.push_back({{"multi_match", {{"query", w}, {"type", "phrase"}, {"fields", {"name^10", "path.text^4", "content"}}}}});
   }
   Json body = {{"size", limit},
                {"track_total_hits", true},
-               {"_source", {"doc_id"}},
+               {"_source", SourceFilter(with_docs)},
                {"query", {{"bool", {{"must", must}, {"filter", Filters(filters)}}}}},
                {"sort", Json::array({{{"_score", "desc"}}, {{"doc_id", "asc"}}})}};
   if (after) body["search_after"] = Json::array({after->score, after->id});
@@ -110,41 +124,128 @@ std::string KeywordQueryBody(std::string_view query, const SearchFilters& filter
 }
 
 std::string KnnQueryBody(std::span<const float> vector, const std::string& model, size_t k,
-                         const SearchFilters& filters, size_t ef) {
+                         const SearchFilters& filters, size_t ef, size_t size, bool with_docs) {
   Json clauses = Filters(filters);
   clauses.push_back({{"term", {{"embedding_model", model}}}});
   Json knn = {{"vector", std::vector<float>(vector.begin(), vector.end())},
               {"k", k},
               {"filter", {{"bool", {{"filter", clauses}}}}}};
   if (ef > 0) knn["method_parameters"] = {{"ef_search", ef}};
-  Json body = {{"size", k}, {"_source", {"doc_id"}}, {"query", {{"knn", {{"image_embedding", knn}}}}}};
+  Json body = {{"size", size == 0 || size > k ? k : size},
+               {"_source", SourceFilter(with_docs)},
+               {"query", {{"knn", {{"image_embedding", knn}}}}}};
+  // The count of hits the k-NN search found (at most k), also when fewer are sent.
+  if (size != 0 && size < k) body["track_total_hits"] = true;
   return Dump(body);
 }
 
-Result<KeywordPage> ParseKeywordReply(std::string_view body) {
-  FS_ASSIGN_OR_RETURN(Json j, ParseBody(body));
-  KeywordPage page;
+namespace {
+
+uint64_t TotalOf(const Json& j) {
   const Json& total = j["hits"]["total"];
-  if (total.is_object() && total.contains("value") && total["value"].is_number_unsigned()) page.total = total["value"].get<uint64_t>();
+  if (total.is_object() && total.contains("value") && total["value"].is_number_unsigned()) return total["value"].get<uint64_t>();
+  return 0;
+}
+
+Document DocumentOf(const Json& s) {
+  Document d;
+  d.id = s.value("doc_id", int64_t{0});
+  d.uri = s.value("uri", "");
+  d.path = s.value("path", "");
+  d.name = s.value("name", "");
+  d.ext = s.value("extension", "");
+  d.mime = s.value("mime", "");
+  d.size = s.value("size", uint64_t{0});
+  d.mtime_ns = s.value("mtime_ns", int64_t{0});
+  d.sha256 = s.value("sha256", "");
+  if (s.contains("taken_ns") && s["taken_ns"].is_number_integer()) d.taken_ns = s["taken_ns"].get<int64_t>();
+  d.camera = s.value("camera", "");
+  d.title = s.value("title", "");
+  d.author = s.value("author", "");
+  if (s.contains("created_ns") && s["created_ns"].is_number_integer()) d.created_ns = s["created_ns"].get<int64_t>();
+  if (s.contains("saved_ns") && s["saved_ns"].is_number_integer()) d.saved_ns = s["saved_ns"].get<int64_t>();
+  if (s.contains("gps") && s["gps"].is_object() && s["gps"].contains("lat") && s["gps"].contains("lon")) {
+    d.gps_lat = s["gps"]["lat"].get<double>();
+    d.gps_lon = s["gps"]["lon"].get<double>();
+  }
+  return d;
+}
+
+// The hits of a parsed search reply as (doc_id, _score); with `docs`, also the documents of hits
+// whose _source holds more than the id.
+Status HitsOf(const Json& j, const std::function<void(int64_t, double)>& hit, std::vector<Document>* docs) {
   for (const Json& h : j["hits"]["hits"]) {
     auto id = DocIdOf(h);
     if (!id) return Status::IOError("OpenSearch returned a hit without doc_id: was the index written by filesearch?");
-    double score = h.contains("_score") && h["_score"].is_number() ? h["_score"].get<double>() : 0.0;
-    page.hits.push_back({*id, score});
+    hit(*id, h.contains("_score") && h["_score"].is_number() ? h["_score"].get<double>() : 0.0);
+    if (docs && h["_source"].contains("uri")) docs->push_back(DocumentOf(h["_source"]));
   }
+  return Status::Ok();
+}
+
+Result<KeywordPage> KeywordPageOf(const Json& j, std::vector<Document>* docs) {
+  KeywordPage page;
+  page.total = TotalOf(j);
+  FS_RETURN_IF_ERROR(HitsOf(j, [&page](int64_t id, double score) { page.hits.push_back({id, score}); }, docs));
   return page;
 }
 
-Result<std::vector<VectorHit>> ParseKnnReply(std::string_view body, Space space) {
-  FS_ASSIGN_OR_RETURN(Json j, ParseBody(body));
+Result<std::vector<VectorHit>> VectorHitsOf(const Json& j, Space space, uint64_t* total, std::vector<Document>* docs) {
   std::vector<VectorHit> out;
-  for (const Json& h : j["hits"]["hits"]) {
-    auto id = DocIdOf(h);
-    if (!id) return Status::IOError("OpenSearch returned a hit without doc_id: was the index written by filesearch?");
-    double score = h.contains("_score") && h["_score"].is_number() ? h["_score"].get<double>() : 0.0;
-    out.push_back({*id, static_cast<float>(CosineFromScore(score, space))});
-  }
+  FS_RETURN_IF_ERROR(HitsOf(j, [&out, space](int64_t id, double score) {
+    out.push_back({id, static_cast<float>(CosineFromScore(score, space))});
+  }, docs));
+  if (total) *total = std::max<uint64_t>(TotalOf(j), out.size());
   return out;
+}
+
+}  // namespace
+
+Result<KeywordPage> ParseKeywordReply(std::string_view body, std::vector<Document>* docs) {
+  FS_ASSIGN_OR_RETURN(Json j, ParseBody(body));
+  return KeywordPageOf(j, docs);
+}
+
+Result<std::vector<VectorHit>> ParseKnnReply(std::string_view body, Space space, uint64_t* total,
+                                             std::vector<Document>* docs) {
+  FS_ASSIGN_OR_RETURN(Json j, ParseBody(body));
+  return VectorHitsOf(j, space, total, docs);
+}
+
+std::string MsearchLines(const std::string& keyword_body, const std::string& knn_body) {
+  return "{}\n" + keyword_body + "\n{}\n" + knn_body + "\n";
+}
+
+Status ParseMsearchReply(std::string_view body, Space space, KeywordPage* text, std::vector<VectorHit>* vector,
+                         uint64_t* vector_total) {
+  Json j = Json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::IOError("OpenSearch sent a reply that is not a JSON object");
+  if (j.contains("error")) return CheckedReply(std::move(j)).status();
+  if (!j.contains("responses") || !j["responses"].is_array() || j["responses"].size() != 2) {
+    return Status::IOError("OpenSearch sent an _msearch reply without two responses");
+  }
+  FS_ASSIGN_OR_RETURN(Json keyword, CheckedReply(std::move(j["responses"][0])));
+  FS_ASSIGN_OR_RETURN(Json knn, CheckedReply(std::move(j["responses"][1])));
+  FS_ASSIGN_OR_RETURN(*text, KeywordPageOf(keyword, nullptr));
+  FS_ASSIGN_OR_RETURN(*vector, VectorHitsOf(knn, space, vector_total, nullptr));
+  return Status::Ok();
+}
+
+Result<IndexCounts> ParseCountsReply(std::string_view body) {
+  FS_ASSIGN_OR_RETURN(Json j, ParseBody(body));
+  IndexCounts c;
+  c.documents = TotalOf(j);
+  if (j.contains("aggregations") && j["aggregations"].contains("vectors")) {
+    const Json& models = j["aggregations"]["vectors"]["models"];
+    if (models.is_object() && models.contains("buckets") && models["buckets"].is_array()) {
+      for (const Json& b : models["buckets"]) {
+        if (b.contains("key") && b["key"].is_string() && b.contains("doc_count") && b["doc_count"].is_number_unsigned()) {
+          c.vectors_by_model.emplace_back(b["key"].get<std::string>(), b["doc_count"].get<uint64_t>());
+        }
+      }
+    }
+  }
+  return c;
 }
 
 Result<std::vector<Document>> ParseDocuments(std::string_view body) {
@@ -157,28 +258,7 @@ Result<std::vector<Document>> ParseDocuments(std::string_view body) {
   std::vector<Document> out;
   for (const Json& h : *hits) {
     if (!h.contains("_source") || !h["_source"].is_object()) continue;  // _mget: not found
-    const Json& s = h["_source"];
-    Document d;
-    d.id = s.value("doc_id", int64_t{0});
-    d.uri = s.value("uri", "");
-    d.path = s.value("path", "");
-    d.name = s.value("name", "");
-    d.ext = s.value("extension", "");
-    d.mime = s.value("mime", "");
-    d.size = s.value("size", uint64_t{0});
-    d.mtime_ns = s.value("mtime_ns", int64_t{0});
-    d.sha256 = s.value("sha256", "");
-    if (s.contains("taken_ns") && s["taken_ns"].is_number_integer()) d.taken_ns = s["taken_ns"].get<int64_t>();
-    d.camera = s.value("camera", "");
-    d.title = s.value("title", "");
-    d.author = s.value("author", "");
-    if (s.contains("created_ns") && s["created_ns"].is_number_integer()) d.created_ns = s["created_ns"].get<int64_t>();
-    if (s.contains("saved_ns") && s["saved_ns"].is_number_integer()) d.saved_ns = s["saved_ns"].get<int64_t>();
-    if (s.contains("gps") && s["gps"].is_object() && s["gps"].contains("lat") && s["gps"].contains("lon")) {
-      d.gps_lat = s["gps"]["lat"].get<double>();
-      d.gps_lon = s["gps"]["lon"].get<double>();
-    }
-    out.push_back(std::move(d));
+    out.push_back(DocumentOf(h["_source"]));
   }
   return out;
 }

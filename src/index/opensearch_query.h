@@ -20,6 +20,7 @@
 
 #include "core/status.h"
 #include "index/store.h"
+#include "index/search_backend.h"
 #include "index/vector_index.h"
 
 namespace fs::opensearch {
@@ -40,18 +41,30 @@ std::string FilterClauses(const SearchFilters& filters);
 
 // _search body of the keyword leg: every word a phrase over name^10, path.text^4 and content (as the
 // embedded BM25 weighs them), filters in the bool filter, sorted by score then doc_id; `after`
-// pages by search_after on those two.
+// pages by search_after on those two. Hits carry their doc_id, or with `with_docs` every field but
+// the text and the vector (a page's documents without another round trip).
 std::string KeywordQueryBody(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
-                             const std::optional<KeywordAfter>& after);
+                             const std::optional<KeywordAfter>& after, bool with_docs = false);
 // _search body of the vector leg: knn on image_embedding with k, the filters and the model inside
-// the k-NN search (efficient filtering), `ef` as method_parameters.ef_search when non-zero.
+// the k-NN search (efficient filtering), `ef` as method_parameters.ef_search when non-zero. `size`
+// (0: k) sends only the first hits of the k, with the count of all; `with_docs` as above.
 std::string KnnQueryBody(std::span<const float> vector, const std::string& model, size_t k,
-                         const SearchFilters& filters, size_t ef);
+                         const SearchFilters& filters, size_t ef, size_t size = 0, bool with_docs = false);
+// The NDJSON body of an _msearch that runs both legs in one request (keyword first).
+std::string MsearchLines(const std::string& keyword_body, const std::string& knn_body);
 
-// Parses a _search reply of the keyword leg (hits with doc_id and _score; total).
-Result<KeywordPage> ParseKeywordReply(std::string_view body);
-// Parses a _search reply of the vector leg; scores become cosines.
-Result<std::vector<VectorHit>> ParseKnnReply(std::string_view body, Space space);
+// Parses a _search reply of the keyword leg (hits with doc_id and _score; total); with `docs`, the
+// documents its hits carried (KeywordQueryBody with_docs).
+Result<KeywordPage> ParseKeywordReply(std::string_view body, std::vector<Document>* docs = nullptr);
+// Parses a _search reply of the vector leg; scores become cosines. `total`: hits found (<= k).
+Result<std::vector<VectorHit>> ParseKnnReply(std::string_view body, Space space, uint64_t* total = nullptr,
+                                             std::vector<Document>* docs = nullptr);
+// Parses the reply of MsearchLines: either leg's error fails the whole search.
+Status ParseMsearchReply(std::string_view body, Space space, KeywordPage* text, std::vector<VectorHit>* vector,
+                         uint64_t* vector_total);
+// Parses the reply of the back end's count search (total hits; a `vectors` filter aggregation
+// with a `models` terms aggregation inside).
+Result<IndexCounts> ParseCountsReply(std::string_view body);
 // Parses documents from the _source of a _search or _mget reply.
 Result<std::vector<Document>> ParseDocuments(std::string_view body);
 

@@ -23,6 +23,36 @@
 
 namespace fs {
 
+// One search's legs, asked together so that a remote back end can answer them in one round trip.
+struct LegsRequest {
+  // Keyword leg (when `text` is set): a page at `text_offset` or after `text_after`, `text_limit` hits.
+  std::optional<std::string_view> text;
+  size_t text_offset = 0;
+  size_t text_limit = 0;
+  std::optional<KeywordAfter> text_after;
+  // Vector leg (when `vector` is non-empty): the `k` nearest, search breadth `ef` (0: default).
+  std::span<const float> vector;
+  size_t k = 0;
+  size_t ef = 0;
+  SearchFilters filters;  // inside both legs
+  // When only one leg runs, the planner will show the documents of its first `page_docs` hits: a
+  // back end that can send them with the leg at no extra round trip does (LegsReply::docs).
+  size_t page_docs = 0;
+};
+
+struct LegsReply {
+  KeywordPage text;
+  std::vector<VectorHit> vector;  // may be cut to page_docs hits when docs came with them
+  uint64_t vector_total = 0;      // hits the vector leg found (<= k), before any cut
+  std::vector<Document> docs;     // documents sent with the leg (content empty); may be empty
+};
+
+// What an index holds, whichever holds it (stats, /metrics).
+struct IndexCounts {
+  uint64_t documents = 0;
+  std::vector<std::pair<std::string, uint64_t>> vectors_by_model;  // documents with a vector, per model
+};
+
 class SearchBackend {
  public:
   virtual ~SearchBackend() = default;
@@ -41,11 +71,20 @@ class SearchBackend {
   // breadth (0: the index's default).
   virtual Result<std::vector<VectorHit>> VectorSearch(std::span<const float> query, size_t k,
                                                       const SearchFilters& filters, size_t ef) const = 0;
+  // Both legs of one search. The default asks KeywordSearch and then VectorSearch; the opensearch
+  // back end sends them as one _msearch, or one leg with its page's documents.
+  virtual Result<LegsReply> SearchLegs(const LegsRequest& request) const;
   // Documents by id (content left empty), in no particular order; missing ids are skipped.
   virtual Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const = 0;
   // Milliseconds the back end's own engine reported for the calls made on this object so far
   // (OpenSearch's `took`); 0 for the embedded back end, whose time is all filesearch's.
   virtual double took_ms() const { return 0; }
+  // Wall-clock milliseconds spent waiting for the back end's replies (round trips, its REST layer
+  // and its `took`); 0 for the embedded back end.
+  virtual double wait_ms() const { return 0; }
+  // Documents and vectors per model in the whole index (for the opensearch back end: every
+  // machine's writes, not only this one's).
+  virtual Result<IndexCounts> Counts() const = 0;
   // A document's own vector of vector_model() (find-similar); nullopt when it has none.
   virtual Result<std::optional<std::vector<float>>> GetVector(int64_t id) const = 0;
 };

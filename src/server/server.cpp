@@ -350,9 +350,11 @@ bool ValidRequestId(const std::string& id) {
 struct Ctx {
   std::string request_id;
   Principal principal;
-  // opensearch back end: the node's own time for this request's search (ms), for the access log's
-  // backend_ms beside the request's ms; -1: none.
+  // opensearch back end: the node's own time for this request's search (ms, its `took`) and the
+  // wall time waited for its replies, for the access log's backend_ms and backend_wait_ms beside
+  // the request's ms; -1: none.
   mutable double backend_ms = -1;
+  mutable double backend_wait_ms = -1;
 };
 
 // The request path as logs and messages show it: at most 200 bytes, and never bytes that are not UTF-8.
@@ -422,6 +424,7 @@ struct Server::Impl {
   Clock::time_point stats_at{};
   uint64_t stats_documents = 0;
   uint64_t stats_embeddings = 0;
+  uint64_t stats_active_vectors = 0;  // opensearch back end: vectors of the active model in the index
   FailureCounts stats_failures;
 
   // The run-time switch: swapped whole by SetVectorSearch, read once per request.
@@ -492,7 +495,7 @@ void Server::Impl::DescribeMetrics() {
   metrics.Describe("filesearch_text_forward_queries_total", "counter", "Text queries computed by those passes.");
   metrics.Describe("filesearch_index_documents", "gauge", "Documents in the store.");
   metrics.Describe("filesearch_index_embeddings", "gauge", "Embeddings in the store (all models).");
-  metrics.Describe("filesearch_index_vectors", "gauge", "Vectors in the in-memory HNSW index of the active model.");
+  metrics.Describe("filesearch_index_vectors", "gauge", "Vectors of the active model in the index searches run on (the in-memory HNSW; with the opensearch back end, the node's index, counted at most every 5 s).");
   metrics.Describe("filesearch_keyword_index_ready", "gauge",
                    "1 when the in-memory keyword accelerator serves queries; 0 while it builds (FTS5 serves) or when off.");
   metrics.Describe("filesearch_keyword_index_bytes", "gauge", "Memory held by the keyword accelerator.");
@@ -659,6 +662,8 @@ void Server::Impl::Finish(const http::Request& req, http::Response& res, const s
     char backend[32];
     std::snprintf(backend, sizeof backend, "%.0f", ctx.backend_ms);
     fields.push_back({"backend_ms", backend});
+    std::snprintf(backend, sizeof backend, "%.2f", ctx.backend_wait_ms);
+    fields.push_back({"backend_wait_ms", backend});
   }
   if (!code.empty()) fields.push_back({"code", code});
   LogWithFields(status >= 500 ? LogLevel::kError : LogLevel::kInfo, "request", fields);
@@ -959,6 +964,7 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
   auto result = options.engine->Search(r);
   if (!result.ok()) return FromStatus(result.status());
   ctx.backend_ms = result->backend_took_ms;
+  ctx.backend_wait_ms = result->backend_wait_ms;
   const std::string mode(SearchModeName(result->mode));
   metrics.Observe("filesearch_search_duration_seconds", {{"mode", mode}}, std::chrono::duration<double>(Clock::now() - start).count());
   metrics.Add("filesearch_search_total", {{"mode", mode}});
@@ -1206,11 +1212,20 @@ Outcome Server::Impl::MetricsPage() {
   {
     std::lock_guard lock(stats_mu);
     if (Clock::now() - stats_at > std::chrono::seconds(5)) {
-      auto st = options.engine->store()->Stats();
-      if (st.ok()) {
-        stats_documents = st->documents;
-        stats_embeddings = st->embeddings;
+      // The index searches run on: with the opensearch back end, the whole index (every writer's).
+      auto counts = options.engine->CountIndex();
+      if (counts.ok()) {
+        stats_documents = counts->documents;
+        stats_embeddings = 0;
+        stats_active_vectors = 0;
+        const std::string active = options.engine->vectors() ? options.engine->vectors()->model() : "";
+        for (const auto& [model, n] : counts->vectors_by_model) {
+          stats_embeddings += n;
+          if (model == active) stats_active_vectors = n;
+        }
         stats_at = Clock::now();
+      } else {
+        LogWarn("metrics: counting the index: " + counts.status().ToString());
       }
       auto fc = options.engine->store()->CountFailures();
       if (fc.ok()) stats_failures = *fc;
@@ -1227,7 +1242,12 @@ Outcome Server::Impl::MetricsPage() {
     Status refreshed = v->Refresh();
     if (!refreshed.ok()) LogWarn("metrics: catching up the vector index: " + refreshed.ToString());
   }
-  metrics.Set("filesearch_index_vectors", {}, v ? static_cast<double>(v->size()) : 0.0);
+  if (options.engine->backend() == "opensearch") {
+    std::lock_guard lock(stats_mu);
+    metrics.Set("filesearch_index_vectors", {}, static_cast<double>(stats_active_vectors));
+  } else {
+    metrics.Set("filesearch_index_vectors", {}, v ? static_cast<double>(v->size()) : 0.0);
+  }
   const KeywordIndexInfo kw = options.engine->store()->KeywordIndexStatus();
   metrics.Set("filesearch_keyword_index_ready", {}, kw.ready ? 1.0 : 0.0);
   metrics.Set("filesearch_keyword_index_bytes", {}, static_cast<double>(kw.memory_bytes));
