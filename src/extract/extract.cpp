@@ -30,8 +30,9 @@ Kind KindOf(std::string_view mime) {
       StartsWith(mime, "application/vnd.ms-excel.") || StartsWith(mime, "application/vnd.ms-powerpoint.")) {
     return Kind::kZip;
   }
-  if (mime == "application/msword" || mime == "application/vnd.ms-excel" || mime == "application/vnd.ms-powerpoint" ||
-      mime == "application/vnd.ms-outlook" || mime == "application/x-ole-storage" || mime == "application/CDFV2") {
+  if (mime == "application/msword" || mime == "application/vnd.ms-excel" ||
+      mime == "application/vnd.ms-powerpoint" || mime == "application/vnd.ms-outlook" ||
+      mime == "application/x-ole-storage" || mime == "application/CDFV2") {
     return Kind::kOle;
   }
   if (mime == "application/rtf" || mime == "text/rtf") return Kind::kRtf;
@@ -63,7 +64,9 @@ Extraction OfficeExtract(std::string_view bytes, uint64_t file_size, std::string
   Extraction out;
   if (file_size > options.max_office_bytes || bytes.size() > options.max_office_bytes) {
     // A big archive (a backup, a dataset) is not a failure: its member names are a bonus.
-    if (kind != Kind::kZip || mime != "application/zip") out.problem = "larger than " + MiB(options.max_office_bytes) + ": text not extracted";
+    if (kind != Kind::kZip || mime != "application/zip") {
+      out.problem = "larger than " + MiB(options.max_office_bytes) + ": text not extracted";
+    }
     return out;
   }
   if (bytes.size() < file_size) {
@@ -79,7 +82,8 @@ Extraction OfficeExtract(std::string_view bytes, uint64_t file_size, std::string
   } else if (StartsWith(bytes, kZipMagic) || StartsWith(bytes, "PK\x05\x06")) {
     out = ZipDocumentToText(bytes, mime, options);
   } else {
-    out.problem = "not a " + std::string(kind == Kind::kZip ? "zip" : "OLE2") + " container: damaged or mislabelled";
+    out.problem =
+        "not a " + std::string(kind == Kind::kZip ? "zip" : "OLE2") + " container: damaged or mislabelled";
     return out;
   }
   if (!out.problem.empty()) {

@@ -23,7 +23,7 @@ struct ExtractOptions {
   uint64_t max_html_bytes = 8ull << 20;  // HTML source read: tags make text much smaller than its bytes
   bool exif = true;                      // read EXIF from JPEG and TIFF images
   // Office, e-mail and archive files (limits against hostile files; see docs/params.md).
-  uint64_t max_office_bytes = 64ull << 20;     // larger files are not parsed (read whole: zips end in a directory)
+  uint64_t max_office_bytes = 64ull << 20;     // larger files are not parsed (zip directories are at the end)
   uint64_t max_unpacked_bytes = 256ull << 20;  // total bytes decompressed from one zip / OLE2 file
   uint64_t max_member_bytes = 64ull << 20;     // bytes decompressed from one zip member or OLE2 stream
   uint32_t max_zip_ratio = 200;                // unpacked/packed above this (members over 1 MiB): a zip bomb
