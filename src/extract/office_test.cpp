@@ -204,7 +204,8 @@ TEST(OfficeTest, DocxTextAndCoreProperties) {
     xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties"
     xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/">
     <dc:title>Budget 2026</dc:title><dc:creator>Alice Example</dc:creator>
-    <dcterms:created>2014-08-25T13:47:00Z</dcterms:created><dcterms:modified>2014-08-26T00:00:00+02:00</dcterms:modified>
+    <dcterms:created>2014-08-25T13:47:00Z</dcterms:created>
+    <dcterms:modified>2014-08-26T00:00:00+02:00</dcterms:modified>
     </cp:coreProperties>)";
   Extraction e = ExtractAll(Docx(xml, core), kDocx);
   EXPECT_EQ(e.problem, "");
