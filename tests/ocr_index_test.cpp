@@ -27,24 +27,13 @@ namespace {
 
 namespace stdfs = std::filesystem;
 
-std::string Shared() {
-  const char* env = std::getenv("FILESEARCH_SHARED_DIR");
-  return std::string(env != nullptr && *env != '\0' ? env : "../shared");
-}
+std::string Shared() { return testing::SharedDir(); }
 
 // Runs the binary with `args`; its exit status, its output in *out.
 int RunCli(const std::vector<std::string>& args, const std::string& log, std::string* out) {
   std::vector<std::string> argv = {FILESEARCH_BINARY, "--no-progress"};
   argv.insert(argv.end(), args.begin(), args.end());
-  stdfs::remove(log);
-  const pid_t pid = testing::Spawn(argv, log);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  std::ifstream f(log);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  *out = ss.str();
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return testing::RunCapture(argv, log, out);
 }
 
 class OcrIndexTest : public ::testing::Test {

@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -35,6 +38,26 @@ inline bool RunToSuccess(const std::vector<std::string>& argv) {
   int status = 0;
   if (pid <= 0 || ::waitpid(pid, &status, 0) != pid) return false;
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Spawn, wait, and read what the program printed (stdout and stderr, through the file `log`, which is
+// replaced) into *out. Returns its exit status, or 128 + the signal that ended it.
+inline int RunCapture(const std::vector<std::string>& argv, const std::string& log, std::string* out) {
+  ::unlink(log.c_str());
+  const pid_t pid = Spawn(argv, log);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::ifstream f(log);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  *out = ss.str();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// The shared folder (corpus, models): $FILESEARCH_SHARED_DIR, else ../shared.
+inline std::string SharedDir() {
+  const char* env = std::getenv("FILESEARCH_SHARED_DIR");
+  return std::string(env != nullptr && *env != '\0' ? env : "../shared");
 }
 
 // A free port on 127.0.0.1 (bound, read back, released: another program could take it meanwhile).

@@ -131,6 +131,9 @@ void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
         std::printf(" (text #%zu %.3g, vector #%zu %.3f)", h.text.rank, h.text.score, h.vector.rank, h.vector.score);
       }
       std::printf("\n");
+      // Document metadata (office files, e-mail, HTML), when the file has it.
+      if (!h.doc.title.empty()) std::printf("     title: %s\n", h.doc.title.c_str());
+      if (!h.doc.author.empty()) std::printf("     author: %s\n", h.doc.author.c_str());
     }
     std::printf("%s%llu results in %.1f ms", res->total_exact ? "" : "about ",
                 static_cast<unsigned long long>(res->total), res->took_ms);

@@ -18,6 +18,7 @@
 #include "image/image.h"
 #include "model/clip/clip_model.h"
 #include "model/clip/preprocess.h"
+#include "model/clip/text_tokenizer.h"
 #include "model/clip/tokenizer.h"
 
 namespace fs {
@@ -26,7 +27,7 @@ struct ClipEmbedder::Impl {
   ClipEmbedderOptions options;
   std::string model_dir;
   std::unique_ptr<clip::ClipModel> model;
-  std::unique_ptr<clip::Tokenizer> tokenizer;
+  std::unique_ptr<clip::TextTokenizer> tokenizer;  // CLIP BPE, or XLM-R Unigram for multilingual towers
   std::mutex forward_mu;  // one forward pass at a time
 
   // Text queries waiting for the text tower. The first to find no pass running takes the queue
@@ -192,7 +193,21 @@ Result<std::unique_ptr<ClipEmbedder>> ClipEmbedder::Load(const std::string& mode
                "CLIP model: converted weights saved to " + report.packed_path + " (" +
                    std::to_string(ec ? 0 : bytes >> 20) + " MB) so later starts map them; --packed-dir off keeps none");
   }
-  FS_ASSIGN_OR_RETURN(impl->tokenizer, clip::Tokenizer::LoadDir(model_dir));
+  if (impl->model->multilingual()) {
+    // The XLM-R text towers read XLM-R's SentencePiece ids (tokenizer.json, model.type Unigram).
+    const std::string file = (std::filesystem::path(model_dir) / "tokenizer.json").string();
+    if (!std::filesystem::exists(file)) {
+      return Status::NotFound("the multilingual model in " + model_dir +
+                              " needs its tokenizer: put XLM-R's tokenizer.json beside the weights");
+    }
+    FS_ASSIGN_OR_RETURN(impl->tokenizer, clip::LoadTextTokenizer(file));
+    if (impl->tokenizer->start_id() != 0) {
+      return Status::InvalidArgument(file + " is not an XLM-R tokenizer (its start token is not <s> = 0), "
+                                     "but the model's text tower is XLM-RoBERTa");
+    }
+  } else {
+    FS_ASSIGN_OR_RETURN(impl->tokenizer, clip::Tokenizer::LoadDir(model_dir));
+  }
   return std::unique_ptr<ClipEmbedder>(new ClipEmbedder(std::move(impl)));
 }
 
@@ -263,7 +278,8 @@ Status ClipEmbedder::EmbedFiles(std::span<const std::string> paths, std::span<fl
 }
 
 Result<std::vector<float>> ClipEmbedder::EmbedText(std::string_view text) {
-  FS_ASSIGN_OR_RETURN(std::vector<int32_t> ids, impl_->tokenizer->Encode(text));
+  FS_ASSIGN_OR_RETURN(std::vector<int32_t> ids,
+                      impl_->tokenizer->Encode(text, static_cast<size_t>(impl_->model->context_length())));
   impl_->text_queries.fetch_add(1);
   const bool cached = impl_->options.query_cache_entries > 0;
   std::string key = cached ? Impl::CacheKey(ids) : std::string();

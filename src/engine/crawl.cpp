@@ -360,6 +360,10 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     bool extract_failed = !extracted.problem.empty();
     if (extract_failed) report.problems.push_back({doc.path, extracted.problem, "extract"});
     doc.content = std::move(extracted.text);
+    doc.title = std::move(extracted.title);
+    doc.author = std::move(extracted.author);
+    doc.created_ns = extracted.created_ns;
+    doc.saved_ns = extracted.saved_ns;
     if (options.ocr && IsOcrImage(doc.mime)) {
       auto text = OcrImageFile(head, *options.ocr);
       if (text.ok()) {

@@ -30,6 +30,8 @@ constexpr ExtMime kByExtension[] = {
     {"xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
     {"pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"},
     {"odt", "application/vnd.oasis.opendocument.text"}, {"epub", "application/epub+zip"},
+    {"ods", "application/vnd.oasis.opendocument.spreadsheet"},
+    {"odp", "application/vnd.oasis.opendocument.presentation"},
     {"doc", "application/msword"}, {"xls", "application/vnd.ms-excel"}, {"ppt", "application/vnd.ms-powerpoint"},
     {"msg", "application/vnd.ms-outlook"},
 };

@@ -18,6 +18,11 @@ nlohmann::ordered_json DocJson(const Document& d) {
   if (d.taken_ns) j["taken"] = FormatTimeNs(*d.taken_ns);
   if (!d.camera.empty()) j["camera"] = d.camera;
   if (d.gps_lat && d.gps_lon) j["gps"] = {{"lat", *d.gps_lat}, {"lon", *d.gps_lon}};
+  // Document metadata (office files, e-mail, HTML), only when the file has it.
+  if (!d.title.empty()) j["title"] = d.title;
+  if (!d.author.empty()) j["author"] = d.author;
+  if (d.created_ns) j["created"] = FormatTimeNs(*d.created_ns);
+  if (d.saved_ns) j["saved"] = FormatTimeNs(*d.saved_ns);
   return j;
 }
 

@@ -191,6 +191,12 @@ void TruncateUtf8(std::string* s, size_t max_bytes) {
   s->resize(cut);
 }
 
+std::string Utf16ToUtf8(std::string_view raw, bool little_endian, size_t max_bytes) {
+  std::string out = DecodeUtf16(raw, little_endian, Slack(max_bytes));
+  TruncateUtf8(&out, max_bytes);
+  return out;
+}
+
 std::string CanonicalCharset(std::string_view label) {
   std::string l = AsciiLower(label);
   while (!l.empty() && (l.back() == ' ' || l.back() == '"' || l.back() == '\'')) l.pop_back();

@@ -27,6 +27,9 @@ DecodedText DecodeToUtf8(std::string_view raw, std::string_view declared, size_t
 // "CP1252", "utf8" -> "UTF-8"); "" for labels we do not accept.
 std::string CanonicalCharset(std::string_view label);
 
+// UTF-16 without a BOM to UTF-8, at most `max_bytes`; unpaired surrogates become U+FFFD.
+std::string Utf16ToUtf8(std::string_view raw, bool little_endian, size_t max_bytes);
+
 // ASCII lower-case copy (other bytes unchanged, so byte offsets stay valid).
 std::string AsciiLower(std::string_view s);
 

@@ -160,6 +160,10 @@ Document DocumentOf(const Json& s) {
   d.sha256 = s.value("sha256", "");
   if (s.contains("taken_ns") && s["taken_ns"].is_number_integer()) d.taken_ns = s["taken_ns"].get<int64_t>();
   d.camera = s.value("camera", "");
+  d.title = s.value("title", "");
+  d.author = s.value("author", "");
+  if (s.contains("created_ns") && s["created_ns"].is_number_integer()) d.created_ns = s["created_ns"].get<int64_t>();
+  if (s.contains("saved_ns") && s["saved_ns"].is_number_integer()) d.saved_ns = s["saved_ns"].get<int64_t>();
   if (s.contains("gps") && s["gps"].is_object() && s["gps"].contains("lat") && s["gps"].contains("lon")) {
     d.gps_lat = s["gps"]["lat"].get<double>();
     d.gps_lon = s["gps"]["lon"].get<double>();
@@ -277,6 +281,10 @@ std::string DocumentSource(const Document& doc, std::span<const float> vector, c
   if (doc.taken_ns) s["taken_ns"] = *doc.taken_ns;
   if (!doc.camera.empty()) s["camera"] = doc.camera;
   if (phash) s["phash"] = static_cast<int64_t>(*phash);  // a long holds the 64 bits (two's complement)
+  if (!doc.title.empty()) s["title"] = doc.title;
+  if (!doc.author.empty()) s["author"] = doc.author;
+  if (doc.created_ns) s["created_ns"] = *doc.created_ns;
+  if (doc.saved_ns) s["saved_ns"] = *doc.saved_ns;
   if (doc.gps_lat && doc.gps_lon) s["gps"] = {{"lat", *doc.gps_lat}, {"lon", *doc.gps_lon}};
   if (!vector.empty()) {
     s["image_embedding"] = std::vector<float>(vector.begin(), vector.end());

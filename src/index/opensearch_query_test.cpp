@@ -118,6 +118,10 @@ TEST(OpenSearchQueryTest, DocumentsRoundTripThroughTheirSource) {
   d.camera = "Canon";
   d.gps_lat = 35.5;
   d.gps_lon = 139.25;
+  d.title = "請求書 2024";
+  d.author = "経理部";
+  d.created_ns = 1500000000000000000;
+  d.saved_ns = 1500000600000000000;
   const std::vector<float> v = {0.6f, 0.8f};
   const std::string lines = BulkIndexLines("cis-files", d, d.mtime_ns, v, "m");
   const size_t nl = lines.find('\n');
@@ -140,6 +144,10 @@ TEST(OpenSearchQueryTest, DocumentsRoundTripThroughTheirSource) {
   EXPECT_EQ(back.mtime_ns, d.mtime_ns);
   EXPECT_EQ(back.taken_ns, d.taken_ns);
   EXPECT_EQ(back.gps_lon, d.gps_lon);
+  EXPECT_EQ(back.title, d.title);
+  EXPECT_EQ(back.author, d.author);
+  EXPECT_EQ(back.created_ns, d.created_ns);
+  EXPECT_EQ(back.saved_ns, d.saved_ns);
   EXPECT_TRUE(back.content.empty()) << "search hits carry metadata, not the text";
   EXPECT_EQ(Json::parse(DocumentSource(d))["has_image_embedding"], false);
   EXPECT_EQ(Json::parse(BulkDeleteLines("cis-files", 5))["delete"]["_id"], "5");

@@ -62,6 +62,10 @@ json DocumentFields() {
       {"sha256", keyword},
       {"camera", keyword},
       {"phash", number},  // 64-bit perceptual hash of an image's pixels (duplicates)
+      {"title", text},   // document metadata; also at the head of content
+      {"author", text},
+      {"created_ns", number},
+      {"saved_ns", number},
       {"gps", {{"type", "geo_point"}}},
       {"embedding_model", keyword},
       {"has_image_embedding", {{"type", "boolean"}}},

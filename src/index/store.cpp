@@ -46,7 +46,11 @@ CREATE TABLE IF NOT EXISTS documents(
   taken_ns INTEGER,
   camera TEXT NOT NULL DEFAULT '',
   gps_lat REAL,
-  gps_lon REAL);
+  gps_lon REAL,
+  title TEXT NOT NULL DEFAULT '',
+  author TEXT NOT NULL DEFAULT '',
+  created_ns INTEGER,
+  saved_ns INTEGER);
 CREATE INDEX IF NOT EXISTS documents_path ON documents(path);
 CREATE INDEX IF NOT EXISTS documents_ext ON documents(ext);
 CREATE INDEX IF NOT EXISTS documents_mime ON documents(mime);
@@ -164,7 +168,11 @@ Status AddMissingColumns(Db* db) {
   const std::pair<const char*, const char*> wanted[] = {{"taken_ns", "INTEGER"},
                                                         {"camera", "TEXT NOT NULL DEFAULT ''"},
                                                         {"gps_lat", "REAL"},
-                                                        {"gps_lon", "REAL"}};
+                                                        {"gps_lon", "REAL"},
+                                                        {"title", "TEXT NOT NULL DEFAULT ''"},
+                                                        {"author", "TEXT NOT NULL DEFAULT ''"},
+                                                        {"created_ns", "INTEGER"},
+                                                        {"saved_ns", "INTEGER"}};
   for (const auto& [name, type] : wanted) {
     if (std::find(have.begin(), have.end(), name) == have.end()) {
       FS_RETURN_IF_ERROR(db->Exec(std::string("ALTER TABLE documents ADD COLUMN ") + name + " " + type));
@@ -235,7 +243,11 @@ void ReadDocument(const Stmt& s, Document* d, bool with_content) {
   d->camera = s.Text(10);
   if (sqlite3_column_type(s.get(), 11) != SQLITE_NULL) d->gps_lat = s.Double(11);
   if (sqlite3_column_type(s.get(), 12) != SQLITE_NULL) d->gps_lon = s.Double(12);
-  if (with_content) d->content = s.Text(13);
+  d->title = s.Text(13);
+  d->author = s.Text(14);
+  if (sqlite3_column_type(s.get(), 15) != SQLITE_NULL) d->created_ns = s.Int(15);
+  if (sqlite3_column_type(s.get(), 16) != SQLITE_NULL) d->saved_ns = s.Int(16);
+  if (with_content) d->content = s.Text(17);
 }
 
 // Rows of (id, uri), as the backfill queries return them.
@@ -250,7 +262,8 @@ Result<std::vector<std::pair<int64_t, std::string>>> ReadIdUriRows(Stmt* s) {
 }
 
 constexpr const char* kDocColumns =
-    "d.id, d.uri, d.path, d.name, d.ext, d.mime, d.size, d.mtime_ns, d.sha256, d.taken_ns, d.camera, d.gps_lat, d.gps_lon";
+    "d.id, d.uri, d.path, d.name, d.ext, d.mime, d.size, d.mtime_ns, d.sha256, d.taken_ns, d.camera, d.gps_lat, d.gps_lon, "
+    "d.title, d.author, d.created_ns, d.saved_ns";
 
 }  // namespace
 
@@ -368,6 +381,8 @@ struct Store::Impl {
     std::string name = IsValidUtf8(doc.name) ? doc.name : RepairUtf8(doc.name);
     std::string content = IsValidUtf8(doc.content) ? doc.content : RepairUtf8(doc.content);
     std::string camera = IsValidUtf8(doc.camera) ? doc.camera : RepairUtf8(doc.camera);
+    std::string title = IsValidUtf8(doc.title) ? doc.title : RepairUtf8(doc.title);
+    std::string author = IsValidUtf8(doc.author) ? doc.author : RepairUtf8(doc.author);
     auto bind_fields = [&](Stmt* s) {
       s->Bind(1, std::string_view(doc.uri)).Bind(2, std::string_view(path)).Bind(3, std::string_view(name));
       s->Bind(4, std::string_view(doc.ext)).Bind(5, std::string_view(doc.mime));
@@ -377,6 +392,9 @@ struct Store::Impl {
       s->Bind(11, std::string_view(camera));
       if (doc.gps_lat) s->Bind(12, *doc.gps_lat);
       if (doc.gps_lon) s->Bind(13, *doc.gps_lon);
+      s->Bind(14, std::string_view(title)).Bind(15, std::string_view(author));
+      if (doc.created_ns) s->Bind(16, *doc.created_ns);
+      if (doc.saved_ns) s->Bind(17, *doc.saved_ns);
     };
     if (exists) {
       int64_t id = find->Int(0);
@@ -384,7 +402,7 @@ struct Store::Impl {
       find->Reset();
       update->Reset();
       bind_fields(update);
-      update->Bind(14, id);
+      update->Bind(18, id);
       FS_RETURN_IF_ERROR(update->Run());
       if (old_sha != doc.sha256) {
         drop_embeddings->Reset();
@@ -453,10 +471,10 @@ namespace {
 constexpr const char* kFindSql = "SELECT id, sha256 FROM documents WHERE uri = ?";
 constexpr const char* kInsertSql =
     "INSERT INTO documents(uri, path, name, ext, mime, size, mtime_ns, sha256, content, taken_ns, camera, gps_lat, "
-    "gps_lon) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    "gps_lon, title, author, created_ns, saved_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 constexpr const char* kUpdateSql =
     "UPDATE documents SET uri=?, path=?, name=?, ext=?, mime=?, size=?, mtime_ns=?, sha256=?, content=?, taken_ns=?, "
-    "camera=?, gps_lat=?, gps_lon=? WHERE id=?";
+    "camera=?, gps_lat=?, gps_lon=?, title=?, author=?, created_ns=?, saved_ns=? WHERE id=?";
 constexpr const char* kDropEmbSql = "DELETE FROM embeddings WHERE doc_id = ?";
 
 // The first column of every row `s` yields, as text.

@@ -36,6 +36,12 @@ struct Document {
   std::optional<int64_t> taken_ns;  // date taken, ns since the epoch
   std::string camera;               // "Canon EOS 350D DIGITAL" (make and model)
   std::optional<double> gps_lat, gps_lon;
+  // Document metadata (office files, e-mail, HTML), when the file has it. Title and author are also
+  // at the head of `content`, which is what makes them searchable.
+  std::string title;                  // document title, e-mail subject
+  std::string author;                 // author, e-mail sender
+  std::optional<int64_t> created_ns;  // created (e-mail: sent), per the document itself
+  std::optional<int64_t> saved_ns;    // last saved, per the document itself
 };
 
 // Filters apply to keyword and vector search alike. Empty fields do not filter.

@@ -199,7 +199,7 @@ TEST_F(StoreTest, NonUtf8NamesAreStoredRepaired) {
   EXPECT_EQ(Ids("bad"), std::vector<int64_t>{*id});
 }
 
-TEST_F(StoreTest, OlderDatabaseGainsPhotoColumnsAndKeepsItsRows) {
+TEST_F(StoreTest, OlderDatabaseGainsPhotoAndDocumentColumnsAndKeepsItsRows) {
   store_.reset();
   const std::string path = dir_ + "/old.sqlite";
   {
@@ -215,7 +215,9 @@ TEST_F(StoreTest, OlderDatabaseGainsPhotoColumnsAndKeepsItsRows) {
     ASSERT_EQ(index_internal::RegisterFtsTokenizer(raw), SQLITE_OK);  // the triggers name it
     const char* downgrade =
         "DROP INDEX documents_taken; ALTER TABLE documents DROP COLUMN taken_ns; ALTER TABLE documents DROP COLUMN camera; "
-        "ALTER TABLE documents DROP COLUMN gps_lat; ALTER TABLE documents DROP COLUMN gps_lon;";
+        "ALTER TABLE documents DROP COLUMN gps_lat; ALTER TABLE documents DROP COLUMN gps_lon; "
+        "ALTER TABLE documents DROP COLUMN title; ALTER TABLE documents DROP COLUMN author; "
+        "ALTER TABLE documents DROP COLUMN created_ns; ALTER TABLE documents DROP COLUMN saved_ns;";
     char* err = nullptr;
     ASSERT_EQ(sqlite3_exec(raw, downgrade, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
     sqlite3_close(raw);
@@ -241,6 +243,21 @@ TEST_F(StoreTest, OlderDatabaseGainsPhotoColumnsAndKeepsItsRows) {
   SearchFilters f;
   f.max_taken_ns = 1800000000LL * 1000000000;
   EXPECT_EQ((*s)->FilterIds(f)->size(), 1u);
+  EXPECT_EQ(old->title, "");
+  EXPECT_FALSE(old->created_ns.has_value());
+  Document report = Doc("/docs/report.docx", "Budget 2026\nAlice\n\nquarterly numbers");
+  report.title = "Budget 2026";
+  report.author = "Alice";
+  report.created_ns = 1600000000LL * 1000000000;
+  report.saved_ns = 1600000600LL * 1000000000;
+  ASSERT_TRUE((*s)->Upsert(report).ok());
+  auto doc = (*s)->GetByUri(report.uri);
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->title, "Budget 2026");
+  EXPECT_EQ(doc->author, "Alice");
+  EXPECT_EQ(doc->created_ns, report.created_ns);
+  EXPECT_EQ(doc->saved_ns, report.saved_ns);
+  EXPECT_EQ((*s)->KeywordSearch("alice", {}, 0, 10)->total, 1u);
 }
 
 TEST_F(StoreTest, NotADatabaseIsAClearError) {

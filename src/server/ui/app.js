@@ -117,7 +117,7 @@ function card(h) {
   li.appendChild(name);
   const meta = document.createElement('p');
   meta.className = 'meta';
-  meta.textContent = h.type + ' · ' + fmtSize(h.size);
+  meta.textContent = (h.title ? h.title + ' · ' : '') + h.type + ' · ' + fmtSize(h.size);
   li.appendChild(meta);
   const score = document.createElement('p');
   score.className = 'score';
@@ -198,6 +198,10 @@ async function preview(h) {
   const meta = $('preview-meta');
   meta.replaceChildren();
   const rows = [['Path', h.path], ['Type', h.type], ['Size', fmtSize(h.size)], ['Modified', h.modified]];
+  if (h.title) rows.push(['Title', h.title]);
+  if (h.author) rows.push(['Author', h.author]);
+  if (h.created) rows.push(['Created', h.created]);
+  if (h.saved) rows.push(['Saved', h.saved]);
   if (h.taken) rows.push(['Taken', h.taken]);
   if (h.camera) rows.push(['Camera', h.camera]);
   if (h.gps) rows.push(['Location', h.gps.lat.toFixed(5) + ', ' + h.gps.lon.toFixed(5)]);
