@@ -23,6 +23,7 @@ struct OpenSearchFlags {
   std::string basic_auth_file, ca_file;
   std::string space = "innerproduct";  // --opensearch-space: the k-NN space the index was made with
   int timeout_ms = 30000;
+  size_t bulk_docs = 500;  // --opensearch-bulk-docs: documents per _bulk request
 };
 
 struct GlobalFlags {

@@ -36,6 +36,11 @@ void AddGlobalBackendFlags(CLI::App* app, OpenSearchFlags* f) {
       ->type_name("FILE")
       ->group(group);
   app->add_option("--opensearch-timeout-ms", f->timeout_ms, "Per-request timeout")->capture_default_str()->group(group);
+  app->add_option("--opensearch-bulk-docs", f->bulk_docs,
+                  "Documents per _bulk request when writing to the index (also capped at 8 MiB a request)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{10000}))
+      ->group(group);
   app->add_option("--opensearch-space", f->space, "The k-NN space the index was created with (scores become cosines)")
       ->check(CLI::IsMember({"innerproduct", "cosinesimil"}))
       ->capture_default_str()
@@ -74,6 +79,7 @@ Status ApplyBackend(const GlobalFlags& flags, EngineOptions* o) {
   o->remote.enabled = true;
   o->remote.index = OpenSearchIndexName(flags.opensearch);
   o->remote.space = flags.opensearch.space;
+  o->remote.bulk_docs = flags.opensearch.bulk_docs;
   return Status::Ok();
 }
 

@@ -900,6 +900,7 @@ Result<MirrorReport> Engine::SyncRemote() {
   o.index = options_.remote.index;
   o.model = embedder_ ? embedder_->model_id() : vectors_ ? vectors_->model() : options_.model_id;
   o.progress = options_.progress;
+  o.max_items = std::max<size_t>(1, options_.remote.bulk_docs);
   return SyncMirror(store_.get(), remote_sink_.get(), o);
 }
 

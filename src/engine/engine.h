@@ -34,6 +34,7 @@ struct RemoteIndexOptions {
   OpenSearchOptions client;        // url, auth, CA file, timeouts (index/opensearch_client.h)
   std::string index = "cis-files";
   std::string space = "innerproduct";  // the k-NN space the index was created with
+  size_t bulk_docs = 500;              // documents per _bulk request (MirrorOptions::max_items)
 };
 
 struct EngineOptions {
