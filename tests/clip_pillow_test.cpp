@@ -64,8 +64,10 @@ class TempDir {
 std::string Script() { return SourceDir() + "/tests/clip_pillow_oracle.py"; }
 
 // Pillow's tensors for `paths`, in order; nullopt where Pillow could not read the file.
+// rounding: "round" (torchvision's CenterCrop) or "floor" (transformers' CLIPImageProcessor).
 std::vector<std::optional<std::vector<float>>> RunOracle(const std::vector<std::string>& paths,
-                                                         const stdfs::path& work) {
+                                                         const stdfs::path& work,
+                                                         const std::string& rounding = "round") {
   const stdfs::path list = work / "list.txt";
   const stdfs::path out = work / "oracle";
   stdfs::create_directories(out);
@@ -74,7 +76,7 @@ std::vector<std::optional<std::vector<float>>> RunOracle(const std::vector<std::
     for (const auto& p : paths) f << p << "\n";
   }
   const std::string cmd = std::string(kPython) + " " + Quote(Script()) + " preprocess " +
-                          Quote(list.string()) + " " + Quote(out.string());
+                          Quote(list.string()) + " " + Quote(out.string()) + " " + rounding;
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::vector<std::optional<std::vector<float>>> result;
   for (size_t i = 0; i < paths.size(); ++i) {
@@ -91,11 +93,24 @@ std::vector<std::optional<std::vector<float>>> RunOracle(const std::vector<std::
   return result;
 }
 
-Result<std::vector<float>> Ours(const std::string& path, const image::DecodeOptions& options) {
+// Decodes with `options` (plus, with `windowed`, the crop's source window as ClipEmbedder asks for
+// it) and preprocesses.
+Result<std::vector<float>> Ours(const std::string& path, image::DecodeOptions options,
+                                clip::CropRounding crop = clip::CropRounding::kHalfToEven,
+                                bool windowed = false) {
+  if (windowed) {
+    options.window = [crop](int width, int height) {
+      auto r = clip::CropSourceWindow(width, height, 224, crop);
+      return r.ok() ? image::Rect{r->x, r->y, r->width, r->height} : image::Rect{0, 0, width, height};
+    };
+  }
   FS_ASSIGN_OR_RETURN(image::RgbImage rgb, image::DecodeFile(path, options));
   std::vector<float> out(kEntries);
+  clip::PreprocessOptions preprocess;
+  preprocess.crop = crop;
   FS_RETURN_IF_ERROR(clip::Preprocess(rgb.pixels.data(), rgb.width, rgb.height,
-                                      static_cast<size_t>(rgb.width) * 3, {}, out));
+                                      static_cast<size_t>(rgb.width) * 3, preprocess, out,
+                                      clip::PixelWindow{rgb.x0, rgb.y0, rgb.full_width, rgb.full_height}));
   return out;
 }
 
@@ -138,12 +153,14 @@ Agreement Compare(const std::vector<float>& ours, const std::vector<float>& thei
 
 // Decodes and preprocesses each file both ways; prints one line per file and the total.
 Agreement CompareFiles(const std::vector<std::string>& paths, const image::DecodeOptions& options,
-                       const stdfs::path& work, double min_within_one_percent) {
-  const auto theirs = RunOracle(paths, work);
+                       const stdfs::path& work, double min_within_one_percent,
+                       const std::string& rounding = "round") {
+  const auto theirs = RunOracle(paths, work, rounding);
   Agreement total;
   for (size_t i = 0; i < paths.size(); ++i) {
     const std::string name = stdfs::path(paths[i]).filename().string();
-    auto ours = Ours(paths[i], options);
+    auto ours = Ours(paths[i], options,
+                     rounding == "floor" ? clip::CropRounding::kFloor : clip::CropRounding::kHalfToEven);
     if (!theirs[i].has_value()) {
       ADD_FAILURE() << name << ": Pillow could not read it";
       continue;
@@ -225,6 +242,63 @@ TEST(ClipPillowTest, RealPhotosAndOrientations) {
   TempDir work;
   const Agreement total = CompareFiles(paths, FullDecode(), work.path(), 99.9);
   EXPECT_GE(total.WithinOne(), 99.9);
+}
+
+// The HF layout's reference is transformers' CLIPImageProcessor, whose centre crop rounds the offset
+// down: with CropRounding::kFloor we match it as closely as torchvision's crop otherwise. china.jpg
+// and flower.jpg (640 x 427 -> 335 x 224, an odd excess of 111) tell the two apart.
+TEST(ClipPillowTest, TransformersCropRoundsDown) {
+  if (!HavePillow()) GTEST_SKIP() << kPython << " with PIL and numpy is not available";
+  const std::string corpus = CorpusDir();
+  if (corpus.empty()) GTEST_SKIP() << "FILESEARCH_SHARED_DIR/corpus not found (../shared is missing)";
+  std::vector<std::string> paths;
+  for (const char* sample : {"china.jpg", "flower.jpg", "grace_hopper.jpg"}) {
+    if (stdfs::exists(corpus + "/photos/samples/" + sample)) paths.push_back(corpus + "/photos/samples/" + sample);
+  }
+  ASSERT_FALSE(paths.empty());
+  TempDir work;
+  const Agreement total = CompareFiles(paths, FullDecode(), work.path(), 99.9, "floor");
+  EXPECT_GE(total.WithinOne(), 99.9);
+  // The other rounding is one pixel off on china.jpg: far outside the bound, so the test tells them apart.
+  const auto floor_ref = RunOracle({paths[0]}, work.path() / "again", "floor");
+  auto torchvision = Ours(paths[0], FullDecode(), clip::CropRounding::kHalfToEven);
+  ASSERT_TRUE(torchvision.ok() && floor_ref[0].has_value());
+  const Agreement off = Compare(*torchvision, *floor_ref[0]);
+  std::printf("  china.jpg, torchvision crop against transformers': max %.1f levels, <=1 level %.2f%%\n",
+              off.max_levels, off.WithinOne());
+  EXPECT_GT(off.max_levels, 20.0);
+  EXPECT_LT(off.WithinOne(), 99.0);
+}
+
+// Images over max_side (2048) with the CLIP decode: only the crop's source window is decoded, at
+// full resolution, so the crop is the reference's, for either rounding. Reducing the whole image
+// first (the old way, printed for comparison) moved it: the 1 x 4000 PNG fell to cosine 0.785.
+TEST(ClipPillowTest, OverMaxSideKeepsTheCrop) {
+  if (!HavePillow()) GTEST_SKIP() << kPython << " with PIL and numpy is not available";
+  TempDir work;
+  const stdfs::path gen = work.path() / "gen";
+  stdfs::create_directories(gen);
+  const std::string cmd = std::string(kPython) + " " + Quote(Script()) + " generate " + Quote(gen.string()) +
+                          " wide_2572x1740.png thin_1x4000.png >/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const std::vector<std::string> paths = {(gen / "wide_2572x1740.png").string(), (gen / "thin_1x4000.png").string()};
+  image::DecodeOptions capped;  // ClipEmbedder's: max_side 2048, shrink-on-load to >= 448
+  capped.min_short_side = 448;
+  for (const char* rounding : {"round", "floor"}) {
+    const auto crop = std::string(rounding) == "floor" ? clip::CropRounding::kFloor : clip::CropRounding::kHalfToEven;
+    const auto theirs = RunOracle(paths, work.path() / rounding, rounding);
+    for (size_t i = 0; i < paths.size(); ++i) {
+      ASSERT_TRUE(theirs[i].has_value()) << paths[i];
+      auto windowed = Ours(paths[i], capped, crop, true);
+      auto reduced = Ours(paths[i], capped, crop, false);
+      ASSERT_TRUE(windowed.ok() && reduced.ok()) << windowed.status().ToString() << reduced.status().ToString();
+      const Agreement a = Compare(*windowed, *theirs[i]);
+      const Agreement old = Compare(*reduced, *theirs[i]);
+      std::printf("  %-5s %-20s windowed: max %.2f levels, exact %.3f%%; whole image reduced: max %.1f levels\n",
+                  rounding, stdfs::path(paths[i]).filename().c_str(), a.max_levels, a.Exact(), old.max_levels);
+      EXPECT_EQ(a.max_levels, 0.0) << paths[i];
+    }
+  }
 }
 
 // Shrink-on-load changes pixels (DCT scaling is not Pillow's bicubic). With the documented CLIP

@@ -156,6 +156,9 @@ class WeightReader {
 
   // Marks a tensor the model knowingly does not use (a buffer, the logit scale).
   void Ignore(const std::string& name) const { used_.insert(name); }
+  // Marks a GEMM weight as accounted for before Linear::Create, which reads it only when the
+  // packed-weight file does not supply it (that file was made from this very weights file).
+  void Claim(const std::string& name) const { used_.insert(name); }
   // Fails naming the tensors of the file that no weight was read from and none was Ignore()d:
   // a checkpoint of another architecture, or one whose names this loader misreads.
   Status CheckAllUsed() const {
@@ -205,6 +208,7 @@ Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::st
   if (bias) {
     FS_ASSIGN_OR_RETURN(b, r.ReadInPlace(prefix + ".bias", {out}, &r.scratch(1)));
   }
+  r.Claim(prefix + ".weight");
   auto weight = [&]() { return r.ReadInPlace(prefix + ".weight", {out, in}, &r.scratch(0)); };
   auto linear = Linear::Create(ctx, weight, b, in, out, epilogue);
   r.Release(prefix + ".weight");
@@ -244,6 +248,11 @@ Result<Linear> LoadQkv(GemmContext* ctx, const WeightReader& r, const QkvNames& 
   std::vector<float>& qkv_b = r.scratch(1);  // [3W]
   FS_RETURN_IF_ERROR(ReadQkv(r, names, "bias", {w}, &qkv_b));
   for (size_t i = 0; i < static_cast<size_t>(w); ++i) qkv_b[i] *= scale;
+  if (names.fused.empty()) {
+    for (const std::string& part : names.parts) r.Claim(part + ".weight");
+  } else {
+    r.Claim(names.fused + ".in_proj_weight");
+  }
   auto qkv_weight = [&]() -> Result<std::span<const float>> {
     std::vector<float>& qkv_w = r.scratch(0);
     FS_RETURN_IF_ERROR(ReadQkv(r, names, "weight", {w, w}, &qkv_w));
@@ -293,6 +302,7 @@ Result<Tower> LoadTower(GemmContext* ctx, const WeightReader& r, const std::stri
 Result<Linear> LoadProjection(GemmContext* ctx, const WeightReader& r, const std::string& hf_name,
                               const std::string& openai_name, int width, int embed) {
   std::vector<float> w;
+  r.Claim(r.layout() == Layout::kHf ? hf_name : openai_name);
   auto weight = [&]() -> Result<std::span<const float>> {
     if (r.layout() == Layout::kHf) {
       FS_ASSIGN_OR_RETURN(w, r.Get(hf_name, {embed, width}));
@@ -315,9 +325,10 @@ Result<VisionWeights> LoadVision(GemmContext* ctx, const WeightReader& r, const 
   const int w = p.vision.width, patch = p.patch_size;
   VisionWeights v;
   std::vector<float> conv;
+  const char* conv_name = hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.conv1.weight";
+  r.Claim(conv_name);
   auto conv_weight = [&]() -> Result<std::span<const float>> {
-    FS_ASSIGN_OR_RETURN(conv, r.Get(hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.conv1.weight",
-                                    {w, 3, patch, patch}));
+    FS_ASSIGN_OR_RETURN(conv, r.Get(conv_name, {w, 3, patch, patch}));
     return std::span<const float>(conv);
   };
   FS_ASSIGN_OR_RETURN(v.patch, Linear::Create(ctx, conv_weight, {}, 3 * patch * patch, w, GemmEpilogue::kNone));
@@ -468,6 +479,7 @@ struct ClipModel::Impl {
   const ClipKernels* kernels = nullptr;
   std::mutex mu;                       // one Encode* at a time
   size_t weight_bytes = 0;             // packed GEMM weights
+  Layout layout = Layout::kOpenAi;     // the image tower's names
   LoadReport load_report;
 
   // Sizes the buffers of `tower` for m rows and n sequences, and builds its GEMMs for them (the
@@ -868,18 +880,26 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
     packed_valid = s.ok();
     if (!s.ok() && s.code() != StatusCode::kNotFound) impl->load_report.packed_note = s.message();
   }
+  impl->layout = layout;
   WeightReader reader(file, layout);
   if (params.has_vision) {
     FS_ASSIGN_OR_RETURN(impl->vision, LoadVision(impl->gemm.get(), reader, params));
   }
   if (xlmr) {
     FS_ASSIGN_OR_RETURN(impl->xlmr, LoadXlmr(impl->gemm.get(), reader, params, packed_valid));
-    // Every tensor accounted for: an extra one means the checkpoint is not what the config says.
-    for (const char* unused : {"logit_scale", "logit_bias"}) reader.Ignore(unused);
-    FS_RETURN_IF_ERROR(reader.CheckAllUsed());
   } else {
     FS_ASSIGN_OR_RETURN(impl->text, LoadText(impl->gemm.get(), reader, params, packed_valid));
   }
+  // Every tensor accounted for: an extra one (a block past the config's layer count, another
+  // architecture's tensor) means the checkpoint is not what the config says, and would otherwise
+  // be dropped without a word. Only what the forward pass knowingly does not need is skipped: the
+  // contrastive logit scale/bias, the position_ids buffers older transformers versions saved, and
+  // the hyper-parameter scalars some OpenAI conversions keep.
+  for (const char* unused : {"logit_scale", "logit_bias", "input_resolution", "context_length", "vocab_size",
+                             "vision_model.embeddings.position_ids", "text_model.embeddings.position_ids"}) {
+    reader.Ignore(unused);
+  }
+  FS_RETURN_IF_ERROR(reader.CheckAllUsed());
   LoadReport& report = impl->load_report;
   report.packed_path = packed_path;
   report.packed_hits = impl->gemm->packed_hits();
@@ -986,6 +1006,14 @@ bool ClipModel::multilingual() const {
 }
 int ClipModel::pad_id() const {
   return multilingual() ? impl_->params.xlmr.pad_id : -1;
+}
+ClipModel::ImageReference ClipModel::image_reference() const {
+  return impl_->layout == Layout::kHf ? ImageReference::kTransformers : ImageReference::kTorchvision;
+}
+std::string ClipModel::image_reference_name() const {
+  return image_reference() == ImageReference::kTransformers
+             ? "transformers CLIPImageProcessor (crop offset rounded down)"
+             : "torchvision (OpenAI/OpenCLIP preprocess, crop offset rounded half to even)";
 }
 const std::string& ClipModel::model_id() const { return impl_->params.model_id; }
 double ClipModel::gemm_gflop() const { return impl_->gemm->gflop(); }

@@ -84,6 +84,15 @@ class ClipModel {
   // pad_id() anywhere is skipped), and image_size() is 0 when the folder has no image tower.
   bool multilingual() const;
   int pad_id() const;  // XLM-R's <pad> (1); -1 for CLIP
+  // Whose image preprocessing made the vectors this folder's layout is published with, and so
+  // whose centre crop Preprocess must reproduce (preprocess.h CropRounding): Hugging Face names
+  // were made with transformers' CLIPImageProcessor (crop offset rounded down), OpenAI/OpenCLIP
+  // names with torchvision's CenterCrop (rounded half to even). The two differ by one pixel when
+  // the resized side exceeds the crop by an odd number of pixels.
+  enum class ImageReference { kTorchvision, kTransformers };
+  ImageReference image_reference() const;
+  // "torchvision (OpenAI/OpenCLIP preprocess)" or "transformers CLIPImageProcessor".
+  std::string image_reference_name() const;
   // Human-readable summary: sizes, precision, kernels, weight bytes.
   std::string Describe() const;
   // GFLOP executed by GEMMs since Load (for benchmarks).

@@ -192,14 +192,19 @@ std::string SlurpFile(const std::string& path) {
 
 class DamagedModelTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Prepare(kSmall); }
+  void Prepare(const char* variant) {
     std::string why;
-    ref_ = GetReference(kSmall, &why);
+    ref_ = GetReference(variant, &why);
     if (ref_ == nullptr) GTEST_SKIP() << why;
     dir_ = ref_->dir + "_damaged";
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    std::filesystem::copy_file(ref_->dir + "/config.json", dir_ + "/config.json");
+    for (const auto& entry : std::filesystem::directory_iterator(ref_->dir)) {
+      if (entry.path().extension() == ".json" && entry.path().filename() != "text_ids.json") {
+        std::filesystem::copy_file(entry.path(), dir_ + "/" + entry.path().filename().string());
+      }
+    }
     bytes_ = Slurp(ref_->dir + "/model.safetensors");
     uint64_t len = 0;
     std::memcpy(&len, bytes_.data(), 8);
@@ -304,6 +309,71 @@ TEST_F(DamagedModelTest, NotAClipCheckpoint) {
   EXPECT_EQ(Load().code(), StatusCode::kInvalidArgument);
 }
 
+// Every tensor of the file is accounted for: a config that names fewer layers than the file holds,
+// or a tensor of another architecture, fails the load naming them instead of being dropped.
+TEST_F(DamagedModelTest, ExtraTensorsAreNamed) {
+  auto config = nlohmann::json::parse(Slurp(dir_ + "/config.json"));
+  config["text_config"]["num_hidden_layers"] = 1;
+  std::ofstream(dir_ + "/config.json") << config.dump();
+  WriteHeader();
+  Status s = Load();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'text_model.encoder.layers.1."), std::string::npos) << s.ToString();
+  config["text_config"]["num_hidden_layers"] = 2;
+  std::ofstream(dir_ + "/config.json") << config.dump();
+  header_["vision_model.encoder.layers.0.extra.weight"] = {
+      {"dtype", "F32"}, {"shape", {1}}, {"data_offsets", {data_.size(), data_.size() + 4}}};
+  data_ += std::string(4, '\0');
+  WriteHeader();
+  s = Load();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'vision_model.encoder.layers.0.extra.weight'"), std::string::npos) << s.ToString();
+}
+
+class OpenAiDamagedTest : public DamagedModelTest {
+ protected:
+  void SetUp() override { Prepare("openai-f32"); }
+};
+
+// An OpenAI-layout file without a config: the block count comes from the highest index present, so
+// a block missing in the middle fails the load naming it instead of cutting the tower short there.
+TEST_F(OpenAiDamagedTest, MissingBlockIsNamedNotTruncated) {
+  std::filesystem::remove(dir_ + "/open_clip_config.json");  // sizes from the tensors' shapes
+  const std::string prefix = "transformer.resblocks.";
+  nlohmann::json copies = nlohmann::json::object();
+  for (auto it = header_.begin(); it != header_.end(); ++it) {  // block 1 again as block 2
+    if (it.key().rfind(prefix + "1.", 0) != 0) continue;
+    nlohmann::json copy = it.value();
+    const auto begin = copy["data_offsets"][0].get<size_t>(), end = copy["data_offsets"][1].get<size_t>();
+    copy["data_offsets"] = {data_.size(), data_.size() + end - begin};
+    data_ += data_.substr(begin, end - begin);
+    copies[prefix + "2." + it.key().substr(prefix.size() + 2)] = copy;
+  }
+  header_.update(copies);
+  WriteHeader();
+  const Status three = Load();
+  EXPECT_TRUE(three.ok()) << three.ToString();
+  for (auto it = header_.begin(); it != header_.end();) {  // now drop block 1
+    it = it.key().rfind(prefix + "1.", 0) == 0 ? header_.erase(it) : std::next(it);
+  }
+  WriteHeader();
+  const Status s = Load();
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
+  EXPECT_NE(s.message().find("'transformer.resblocks.1."), std::string::npos) << s.ToString();
+}
+
+// OpenCLIP's hub exports name the weights open_clip_model.safetensors; they load under that name
+// and, being in OpenAI names, are preprocessed like torchvision.
+TEST_F(OpenAiDamagedTest, OpenClipHubFileName) {
+  std::ofstream(dir_ + "/open_clip_model.safetensors", std::ios::binary) << bytes_;
+  auto model = ClipModel::Load(dir_, LoadOptions{});
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_EQ((*model)->image_reference(), ClipModel::ImageReference::kTorchvision);
+  ExpectMatches(**model, *ref_, 0.9999);
+  auto hf = ClipModel::Load(ref_->dir.substr(0, ref_->dir.rfind('/')) + "/" + kSmall, LoadOptions{});
+  ASSERT_TRUE(hf.ok()) << hf.status().ToString();
+  EXPECT_EQ((*hf)->image_reference(), ClipModel::ImageReference::kTransformers);
+}
 
 // The packed-weight file (LoadOptions::packed_dir): a later load maps it instead of converting, with
 // bit-identical results, and a stale or damaged file is never used.
