@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -323,6 +324,64 @@ TEST(ClipPillowTest, ShrinkOnLoadStaysClose) {
   // Measured on these three: mean 0.31 levels, 97.87% within one level, 99.90% within three.
   EXPECT_LT(total.Mean(), 0.75);
   EXPECT_GE(total.WithinThree(), 99.5);
+}
+
+// The measurement behind docs/params.md (min_short_side) and the exact mode: every JPEG of the
+// corpus that shrink-on-load reduces (shortest side >= 896), decoded as ClipEmbedder decodes it
+// (max_side 2048 with the crop's window; min_short_side 448, or 0 with exact_decode), against
+// Pillow's full decode. Minutes of work: run by bench/clip/shrink_fidelity.sh, skipped otherwise.
+TEST(ClipPillowTest, ShrinkOnLoadOverTheCorpus) {
+  if (std::getenv("FILESEARCH_MEASURE_SHRINK") == nullptr) GTEST_SKIP() << "set FILESEARCH_MEASURE_SHRINK=1";
+  if (!HavePillow()) GTEST_SKIP() << kPython << " with PIL and numpy is not available";
+  const std::string corpus = CorpusDir();
+  if (corpus.empty()) GTEST_SKIP() << "FILESEARCH_SHARED_DIR/corpus not found (../shared is missing)";
+  std::vector<std::string> paths;
+  for (const auto& e : stdfs::recursive_directory_iterator(corpus)) {
+    std::string ext = e.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (!e.is_regular_file() || (ext != ".jpg" && ext != ".jpeg")) continue;
+    std::ifstream f(e.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto info = image::Probe(bytes);
+    if (info.ok() && info->format == "jpeg" && std::min(info->width, info->height) >= 896) {
+      paths.push_back(e.path().string());
+    }
+  }
+  std::sort(paths.begin(), paths.end());
+  ASSERT_FALSE(paths.empty());
+  TempDir work;
+  const auto theirs = RunOracle(paths, work.path());
+  auto clip_decode = [](bool exact) {
+    image::DecodeOptions d;  // ClipEmbedder's, for a 224 px model
+    d.min_short_side = exact ? 0 : 448;
+    d.window = [](int width, int height) {
+      auto r = clip::CropSourceWindow(width, height, 224, clip::CropRounding::kHalfToEven);
+      return r.ok() ? image::Rect{r->x, r->y, r->width, r->height} : image::Rect{0, 0, width, height};
+    };
+    return d;
+  };
+  Agreement shrink_total, exact_total;
+  size_t compared = 0;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (!theirs[i].has_value()) {
+      std::printf("  %-64s Pillow cannot read it: skipped\n", stdfs::path(paths[i]).filename().c_str());
+      continue;
+    }
+    ++compared;
+    auto shrunk = Ours(paths[i], clip_decode(false), clip::CropRounding::kHalfToEven);
+    auto exact = Ours(paths[i], clip_decode(true), clip::CropRounding::kHalfToEven);
+    ASSERT_TRUE(shrunk.ok() && exact.ok()) << paths[i];
+    const Agreement s = Compare(*shrunk, *theirs[i]), x = Compare(*exact, *theirs[i]);
+    std::printf("  %-64s shrink: max %5.1f, <=3 %8.4f%%, mean %.3f | exact: max %.1f\n",
+                stdfs::path(paths[i]).filename().c_str(), s.max_levels, s.WithinThree(), s.Mean(), x.max_levels);
+    shrink_total.Add(s);
+    exact_total.Add(x);
+  }
+  std::printf("  %zu JPEGs. shrink-on-load: max %.1f levels, <=1 %.4f%%, <=3 %.4f%%, mean %.4f; "
+              "exact: max %.1f levels, exact %.4f%%\n",
+              compared, shrink_total.max_levels, shrink_total.WithinOne(), shrink_total.WithinThree(),
+              shrink_total.Mean(), exact_total.max_levels, exact_total.Exact());
+  EXPECT_EQ(exact_total.max_levels, 0.0);
 }
 
 }  // namespace

@@ -136,7 +136,8 @@ struct ClipEmbedder::Impl {
     d.max_side = options.max_image_side;
     d.max_pixels = options.max_image_pixels;
     d.max_file_bytes = options.max_image_bytes;
-    d.min_short_side = 2 * model->image_size();  // shrink-on-load keeps 2x the model's input
+    // Shrink-on-load keeps 2x the model's input; the exact mode decodes JPEGs at full size.
+    d.min_short_side = options.exact_decode ? 0 : 2 * model->image_size();
     // Over max_side, only the part the crop reads is decoded, at full resolution: reducing the
     // whole image first would move the crop (a 2572 x 1740 PNG was cropped a pixel off).
     d.window = [size = model->image_size(), crop = Rounding()](int width, int height) {

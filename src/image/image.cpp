@@ -303,7 +303,8 @@ int ChooseShrink(int width, int height, const DecodeOptions& options) {
   const int target_long = options.max_side > 0 ? std::min(long_side, options.max_side) : long_side;
   int shrink = 1;
   for (int candidate : {2, 4, 8}) {
-    const bool keeps_max_side = long_side / candidate >= target_long;
+    // With a window, max_side no longer reduces the image, so it chooses no shrink either.
+    const bool keeps_max_side = !options.window && long_side / candidate >= target_long;
     const bool keeps_short_side =
         options.min_short_side > 0 && short_side / candidate >= options.min_short_side;
     if (keeps_max_side || keeps_short_side) shrink = candidate;

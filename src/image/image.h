@@ -50,7 +50,8 @@ struct DecodeOptions {
   // image over max_side is not reduced as a whole (which would move that part): the rectangle,
   // widened to be symmetric about the centre, is handed back at full resolution instead, and
   // RgbImage's window fields say where it lies. Memory is then that of the rectangle (for CLIP,
-  // about the shortest side squared), bounded by max_pixels. Empty: max_side applies as above.
+  // about the shortest side squared), bounded by max_pixels; JPEG shrink-on-load is then chosen by
+  // min_short_side alone (0: a full decode). Empty: max_side applies as above.
   std::function<Rect(int width, int height)> window;
 };
 
