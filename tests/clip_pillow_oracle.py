@@ -4,7 +4,7 @@
     clip_pillow_oracle.py generate OUTDIR [NAME...]
                                                  write the edge-case images (or only those NAMEs);
                                                  print one file name a line
-    clip_pillow_oracle.py preprocess LIST OUTDIR [round|floor]
+    clip_pillow_oracle.py preprocess LIST OUTDIR [round|floor|transformers]
                                                  for line i of LIST (a path), write OUTDIR/<i>.f32
                                                  (float32, 3 x 224 x 224, CHW) or OUTDIR/<i>.err
 
@@ -17,6 +17,7 @@ either): get_resize_output_image_size (shortest_edge, default_to_square=False) g
 as torchvision, resize() goes through PIL's resize(BICUBIC) the same way, but
 image_transforms.center_crop takes top = (orig_height - crop_height) // 2 and
 left = (orig_width - crop_width) // 2: rounded down where torchvision rounds half to even.
+"transformers" runs transformers' CLIPImageProcessor itself (a Python that has it: .venv-oracle).
 
 One deliberate difference from plain Pillow is reproduced here, because filesearch documents it:
 16-bit greyscale (modes I;16*, I) keeps the high byte (v >> 8); Pillow's convert() would clip every
@@ -129,6 +130,14 @@ def generate(out, only=()):
         print(name)
 
 
+def transformers_preprocess(im):
+    """transformers' own CLIPImageProcessor (openai/clip-vit-base-patch32's preprocessor_config)."""
+    from transformers import CLIPImageProcessor
+    p = CLIPImageProcessor(size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE},
+                           resample=Image.BICUBIC, image_mean=MEAN.tolist(), image_std=STD.tolist())
+    return np.ascontiguousarray(p(images=im, return_tensors="np")["pixel_values"][0], dtype=np.float32)
+
+
 def preprocess(list_path, out, rounding="round"):
     with open(list_path) as f:
         paths = [line.rstrip("\n") for line in f if line.strip()]
@@ -136,7 +145,9 @@ def preprocess(list_path, out, rounding="round"):
         try:
             with Image.open(path) as im:
                 im = ImageOps.exif_transpose(im)
-                clip_preprocess(to_rgb(im), rounding).tofile(os.path.join(out, "%d.f32" % i))
+                rgb = to_rgb(im)
+                (transformers_preprocess(rgb) if rounding == "transformers"
+                 else clip_preprocess(rgb, rounding)).tofile(os.path.join(out, "%d.f32" % i))
         except Exception as e:  # the C++ side reports which file the oracle could not read
             with open(os.path.join(out, "%d.err" % i), "w") as f:
                 f.write(repr(e))

@@ -68,7 +68,8 @@ std::string Script() { return SourceDir() + "/tests/clip_pillow_oracle.py"; }
 // rounding: "round" (torchvision's CenterCrop) or "floor" (transformers' CLIPImageProcessor).
 std::vector<std::optional<std::vector<float>>> RunOracle(const std::vector<std::string>& paths,
                                                          const stdfs::path& work,
-                                                         const std::string& rounding = "round") {
+                                                         const std::string& rounding = "round",
+                                                         const std::string& python = kPython) {
   const stdfs::path list = work / "list.txt";
   const stdfs::path out = work / "oracle";
   stdfs::create_directories(out);
@@ -76,7 +77,7 @@ std::vector<std::optional<std::vector<float>>> RunOracle(const std::vector<std::
     std::ofstream f(list);
     for (const auto& p : paths) f << p << "\n";
   }
-  const std::string cmd = std::string(kPython) + " " + Quote(Script()) + " preprocess " +
+  const std::string cmd = python + " " + Quote(Script()) + " preprocess " +
                           Quote(list.string()) + " " + Quote(out.string()) + " " + rounding;
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::vector<std::optional<std::vector<float>>> result;
@@ -269,6 +270,22 @@ TEST(ClipPillowTest, TransformersCropRoundsDown) {
               off.max_levels, off.WithinOne());
   EXPECT_GT(off.max_levels, 20.0);
   EXPECT_LT(off.WithinOne(), 99.0);
+  // The library itself, where the oracle venv has it (scripts/py-oracle-deps): the same tensors.
+  const std::string venv = SourceDir() + "/.venv-oracle/bin/python";
+  if (std::system((venv + " -c 'import transformers' >/dev/null 2>&1").c_str()) != 0) {
+    std::printf("  (transformers' own CLIPImageProcessor not compared: %s lacks it)\n", venv.c_str());
+    return;
+  }
+  const auto library = RunOracle(paths, work.path() / "transformers", "transformers", venv);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    ASSERT_TRUE(library[i].has_value()) << paths[i];
+    auto ours = Ours(paths[i], FullDecode(), clip::CropRounding::kFloor);
+    ASSERT_TRUE(ours.ok());
+    const Agreement a = Compare(*ours, *library[i]);
+    std::printf("  %-20s against transformers.CLIPImageProcessor: max %.2f levels\n",
+                stdfs::path(paths[i]).filename().c_str(), a.max_levels);
+    EXPECT_LE(a.max_levels, 0.01) << paths[i];
+  }
 }
 
 // Images over max_side (2048) with the CLIP decode: only the crop's source window is decoded, at

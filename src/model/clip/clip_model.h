@@ -31,6 +31,11 @@ struct LoadOptions {
   //   kBf16: bf16 weights and GEMM inputs, fp32 accumulation; needs AVX512-BF16; cosine >= 0.999.
   //   kInt8: int8 weights (per-column scales) and inputs (one dynamic scale per GEMM call), int32
   //          accumulation (AVX512-VNNI where present); cosine >= 0.995.
+  // A reduced precision is held to its bound: whenever its weights are converted (not mapped from
+  // a packed file, which is written only after this check passed), the load also loads the model
+  // in fp32, encodes built-in calibration images and texts both ways, and fails with kUnsupported,
+  // naming the cosine, if any falls below the bound (trained weights with strong outlier channels
+  // can do that to int8). Never silently degraded; the check costs one more fp32 load.
   enum class Precision { kFp32, kBf16, kInt8 } precision = Precision::kFp32;
   // Largest number of images or texts run through the towers at once; bigger requests are split.
   // Bounds the activation buffers (about 1 MB per image for ViT-B/32 in fp32).
@@ -102,6 +107,9 @@ class ClipModel {
  private:
   struct Impl;
   explicit ClipModel(std::unique_ptr<Impl> impl);
+  // Fails (kUnsupported, naming the precision, the cosine and the input) when `model`, loaded in
+  // bf16 or int8, falls below its bound against an fp32 load of the same folder.
+  static Status CheckPrecisionBound(ClipModel& model, const std::string& model_dir, const LoadOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 
