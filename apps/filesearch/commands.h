@@ -51,6 +51,7 @@ struct ModelFlags {
   int threads = 0;
   size_t query_cache = 0;  // recent text-query embeddings kept (serve: --query-cache)
   std::string packed_dir;  // --packed-dir: "" = next to the model, "off" = none
+  bool exact_decode = false;  // --exact-decode: no JPEG shrink-on-load for CLIP
 };
 void AddModelFlags(CLI::App* cmd, ModelFlags* flags);
 // nullptr (and OK) when no model folder is configured.
