@@ -119,4 +119,20 @@ ServerProcess::~ServerProcess() {
   ::unlink(log_.c_str());
 }
 
+const SharedServer& Shared(const std::string& kind) {
+  static SharedServer* redis = nullptr;
+  static SharedServer* dynamo = nullptr;
+  SharedServer*& slot = kind == "redis" ? redis : dynamo;
+  if (slot == nullptr) {
+    slot = new SharedServer;  // never freed: tests may use it until exit
+    slot->server = ServerProcess::Start(kind, &slot->why, &slot->skip).release();
+    if (kind != "redis") {
+      ::setenv("AWS_ACCESS_KEY_ID", "testing", 1);
+      ::setenv("AWS_SECRET_ACCESS_KEY", "testing", 1);
+      ::setenv("AWS_REGION", "us-east-1", 1);
+    }
+  }
+  return *slot;
+}
+
 }  // namespace fs::cache::testing

@@ -39,4 +39,15 @@ class ServerProcess {
   std::string log_;
 };
 
+// The server of `kind` shared by every test of this binary: started on first use (and, for
+// "dynamodb", with fake AWS credentials and region put in the environment: moto takes any), never
+// stopped before exit (the child dies with the process). server is null when it could not start:
+// skip says whether that is because it is not installed (GTEST_SKIP) and why says why.
+struct SharedServer {
+  ServerProcess* server = nullptr;
+  std::string why;
+  bool skip = false;
+};
+const SharedServer& Shared(const std::string& kind);
+
 }  // namespace fs::cache::testing

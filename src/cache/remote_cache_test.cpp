@@ -24,24 +24,6 @@ using cache::testing::ServerProcess;
 
 constexpr const char* kTable = "cis-image-embedding-cache";
 
-// Both servers, started on first use and kept for the whole binary.
-struct Servers {
-  std::unique_ptr<ServerProcess> redis, dynamo;
-  std::string redis_why, dynamo_why;
-  bool redis_skip = false, dynamo_skip = false;
-};
-Servers& Shared() {
-  static Servers* s = [] {
-    auto* servers = new Servers;
-    servers->redis = ServerProcess::Start("redis", &servers->redis_why, &servers->redis_skip);
-    servers->dynamo = ServerProcess::Start("dynamodb", &servers->dynamo_why, &servers->dynamo_skip);
-    ::setenv("AWS_ACCESS_KEY_ID", "testing", 1);
-    ::setenv("AWS_SECRET_ACCESS_KEY", "testing", 1);
-    ::setenv("AWS_REGION", "us-east-1", 1);
-    return servers;
-  }();
-  return *s;
-}
 
 // A content hash: 64 hex characters, distinct per n.
 std::string Sha(int n) {
@@ -64,14 +46,10 @@ std::string TestModel(const std::string& suffix = "") {
 class RemoteCacheTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    Servers& s = Shared();
-    if (GetParam() == "redis" && !s.redis) {
-      if (s.redis_skip) GTEST_SKIP() << s.redis_why;
-      FAIL() << s.redis_why;
-    }
-    if (GetParam() == "dynamodb" && !s.dynamo) {
-      if (s.dynamo_skip) GTEST_SKIP() << s.dynamo_why;
-      FAIL() << s.dynamo_why;
+    const cache::testing::SharedServer& s = cache::testing::Shared(GetParam());
+    if (!s.server) {
+      if (s.skip) GTEST_SKIP() << s.why;
+      FAIL() << s.why;
     }
     if (GetParam() == "dynamodb") {
       static bool table_made = [&] {
@@ -87,10 +65,10 @@ class RemoteCacheTest : public ::testing::TestWithParam<std::string> {
     EmbeddingCacheSpec spec;
     spec.options = std::move(options);
     if (GetParam() == "redis") {
-      spec.spec = Shared().redis->url();
+      spec.spec = cache::testing::Shared("redis").server->url();
     } else {
       spec.spec = std::string("dynamodb://") + kTable;
-      spec.endpoint = Shared().dynamo->url();
+      spec.endpoint = cache::testing::Shared("dynamodb").server->url();
     }
     return spec;
   }
@@ -279,7 +257,7 @@ TEST_P(RedisCacheTest, EntriesCarryTheTtl) {
   ASSERT_TRUE(cache);
   const std::string model = TestModel();
   ASSERT_TRUE(cache->Put(Sha(9), model, Vec(9.0f)).ok());
-  auto address = cache_internal::ParseRedisUrl(Shared().redis->url());
+  auto address = cache_internal::ParseRedisUrl(cache::testing::Shared("redis").server->url());
   ASSERT_TRUE(address.ok());
   auto conn = cache_internal::RedisConnection::Connect(*address, 2000);
   ASSERT_TRUE(conn.ok()) << conn.status().ToString();
@@ -297,7 +275,7 @@ TEST_P(RedisCacheTest, EntriesCarryTheTtl) {
 }
 
 TEST_P(RedisCacheTest, PipelinedRepliesComeBackInOrder) {
-  auto address = cache_internal::ParseRedisUrl(Shared().redis->url());
+  auto address = cache_internal::ParseRedisUrl(cache::testing::Shared("redis").server->url());
   ASSERT_TRUE(address.ok());
   auto conn = cache_internal::RedisConnection::Connect(*address, 2000);
   ASSERT_TRUE(conn.ok());

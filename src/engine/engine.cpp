@@ -76,6 +76,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
     spec.spec = options.cache;
     spec.db_path = options.data_dir + "/filesearch.db";
     spec.endpoint = options.cache_endpoint;
+    spec.timeout_ms = options.cache_timeout_ms;
     spec.options.ttl_seconds = options.cache_ttl_seconds;
     FS_ASSIGN_OR_RETURN(engine->owned_cache_, OpenEmbeddingCache(spec));
     engine->cache_ = engine->owned_cache_.get();

@@ -54,6 +54,7 @@ struct EngineOptions {
   // cache that is down is bypassed (logged, counted), never an error.
   std::string cache = "embedded";
   std::string cache_endpoint;  // dynamodb: endpoint override (an emulator); "" = AWS's for the region
+  int cache_timeout_ms = 2000;  // shared caches: connect and request timeout
   // Borrowed, null by default: with use_cache, this engine looks up and counts through that cache
   // (another engine's over the same data directory, which must outlive this one) instead of
   // opening its own, so one process reports one set of hit/miss counters (`serve --watch`).
