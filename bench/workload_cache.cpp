@@ -56,7 +56,8 @@ struct Workload {
 
 // Fills `cache` with the first `entries` keys, then times `lookups` single hits and lookups/batch
 // batched ones. Empty name on a miss or failure (printed).
-Row Measure(const std::string& name, EmbeddingCache& cache, const Workload& w, size_t entries, size_t lookups) {
+Row Measure(const std::string& name, EmbeddingCache& cache, const Workload& w, size_t entries,
+            size_t lookups) {
   Row row{name, {}, {}, 0, entries, lookups};
   auto t0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < entries; ++i) {
@@ -89,7 +90,8 @@ Row Measure(const std::string& name, EmbeddingCache& cache, const Workload& w, s
     }
   }
   if (cache.counters().errors != 0) {
-    std::fprintf(stderr, "cache: %s: %llu errors\n", name.c_str(), static_cast<unsigned long long>(cache.counters().errors));
+    std::fprintf(stderr, "cache: %s: %llu errors\n", name.c_str(),
+                 static_cast<unsigned long long>(cache.counters().errors));
     return {};
   }
   row.single = Summarise(single);
@@ -142,13 +144,15 @@ int RunCache(const Args& args) {
   for (float& x : w.vec) x = normal(rng);
   w.order.resize(std::max(lookups, emulator_lookups));
   for (size_t& o : w.order) o = rng() % n;
-  std::printf("cache: %zu floats per entry; embedded and Redis %zu entries / %zu hits, DynamoDB emulator %zu / %zu; "
-              "batches of %zu; %s\n",
-              dim, n, lookups, emulator_n, emulator_lookups, w.batch, CpuDescription().c_str());
+  std::printf(
+      "cache: %zu floats per entry; embedded and Redis %zu entries / %zu hits, DynamoDB emulator %zu / %zu; "
+      "batches of %zu; %s\n",
+      dim, n, lookups, emulator_n, emulator_lookups, w.batch, CpuDescription().c_str());
 
   std::vector<Row> rows;
   // Embedded.
-  const std::string dir = std::filesystem::temp_directory_path().string() + "/fs_bench_cache_" + std::to_string(::getpid());
+  const std::string dir =
+      std::filesystem::temp_directory_path().string() + "/fs_bench_cache_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   {
@@ -201,14 +205,15 @@ int RunCache(const Args& args) {
     if (r.name.empty()) return 1;
   }
   const Row& base = rows[0];
-  std::printf("\n| round trip (µs) | entries / hits | Get p50 | Get p95 | Get p99 | Get mean | p50 / embedded | "
-              "p95 / embedded | GetMany(%zu) p50 | GetMany(%zu) p95 | fill (s) |\n",
-              w.batch, w.batch);
+  std::printf(
+      "\n| round trip (µs) | entries / hits | Get p50 | Get p95 | Get p99 | Get mean | p50 / embedded | "
+      "p95 / embedded | GetMany(%zu) p50 | GetMany(%zu) p95 | fill (s) |\n",
+      w.batch, w.batch);
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Row& r : rows) {
-    std::printf("| %s | %zu / %zu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | ", r.name.c_str(), r.entries, r.lookups,
-                r.single.p50, r.single.p95, r.single.p99, r.single.mean, r.single.p50 / base.single.p50,
-                r.single.p95 / base.single.p95);
+    std::printf("| %s | %zu / %zu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | ", r.name.c_str(), r.entries,
+                r.lookups, r.single.p50, r.single.p95, r.single.p99, r.single.mean,
+                r.single.p50 / base.single.p50, r.single.p95 / base.single.p95);
     if (r.batch.p50 > 0) {
       std::printf("%.1f | %.1f | %.2f |\n", r.batch.p50, r.batch.p95, r.fill_s);
     } else {
@@ -220,9 +225,10 @@ int RunCache(const Args& args) {
 
 }  // namespace
 
-FS_BENCH_WORKLOAD(cache, "cache",
-                  "embedding-cache round trips, embedded vs Redis vs DynamoDB emulator (+ hiredis peer): --n 20000 "
-                  "--lookups 20000 --emulator-n 2000 --emulator-lookups 2000 --dim 512 --batch 16",
-                  RunCache);
+FS_BENCH_WORKLOAD(
+    cache, "cache",
+    "embedding-cache round trips, embedded vs Redis vs DynamoDB emulator (+ hiredis peer): --n 20000 "
+    "--lookups 20000 --emulator-n 2000 --emulator-lookups 2000 --dim 512 --batch 16",
+    RunCache);
 
 }  // namespace fs::bench

@@ -21,8 +21,9 @@ using cache::testing::Shared;
 class CacheCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    base_ = stdfs::weakly_canonical(::testing::TempDir()).string() + "/cache_cli_test_" + std::to_string(::getpid()) +
-            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    base_ = stdfs::weakly_canonical(::testing::TempDir()).string() + "/cache_cli_test_" +
+            std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     stdfs::remove_all(base_);
     stdfs::create_directories(base_ + "/files");
   }
@@ -42,13 +43,15 @@ TEST_F(CacheCliTest, SetupCreatesTheTableOnceWithTtl) {
     FAIL() << s.why;
   }
   std::string out;
-  const std::vector<std::string> flags = {"--cache", "dynamodb://cli-cache", "--cache-endpoint", s.server->url()};
+  const std::vector<std::string> flags = {"--cache", "dynamodb://cli-cache", "--cache-endpoint",
+                                          s.server->url()};
   std::vector<std::string> setup = flags;
   setup.insert(setup.end(), {"cache", "setup"});
   ASSERT_EQ(Run(setup, &out), 0) << out;
   EXPECT_NE(out.find("created table cli-cache; TTL enabled on attribute ttl"), std::string::npos) << out;
   ASSERT_EQ(Run(setup, &out), 0) << out;
-  EXPECT_NE(out.find("table cli-cache exists; TTL on attribute ttl already ENABLED"), std::string::npos) << out;
+  EXPECT_NE(out.find("table cli-cache exists; TTL on attribute ttl already ENABLED"), std::string::npos)
+      << out;
   std::vector<std::string> status = flags;
   status.insert(status.end(), {"cache", "status"});
   ASSERT_EQ(Run(status, &out), 0) << out;
@@ -62,21 +65,25 @@ TEST_F(CacheCliTest, TwoWorkersShareOneRedis) {
     FAIL() << s.why;
   }
   for (int i = 0; i < 3; ++i) {
-    std::ofstream(base_ + "/files/img" + std::to_string(i) + ".png", std::ios::binary)
-        << "\x89PNG\r\n\x1A\n" << base_ << i;
+    std::ofstream(base_ + "/files/img" + std::to_string(i) + ".png", std::ios::binary) << "\x89PNG\r\n\x1A\n"
+                                                                                       << base_ << i;
   }
   std::string out;
-  ASSERT_EQ(Run({"--cache", s.server->url(), "--data-dir", base_ + "/one", "index", "--test-embedder", base_ + "/files"},
+  ASSERT_EQ(Run({"--cache", s.server->url(), "--data-dir", base_ + "/one", "index", "--test-embedder",
+                 base_ + "/files"},
                 &out),
             0)
       << out;
-  EXPECT_NE(out.find("embedding cache (redis): 0 hits, 3 misses (0.0% hits), 0 errors"), std::string::npos) << out;
-  ASSERT_EQ(Run({"--cache", s.server->url(), "--data-dir", base_ + "/two", "index", "--test-embedder", base_ + "/files"},
+  EXPECT_NE(out.find("embedding cache (redis): 0 hits, 3 misses (0.0% hits), 0 errors"), std::string::npos)
+      << out;
+  ASSERT_EQ(Run({"--cache", s.server->url(), "--data-dir", base_ + "/two", "index", "--test-embedder",
+                 base_ + "/files"},
                 &out),
             0)
       << out;
   EXPECT_NE(out.find("3 images embedded (3 from the embedding cache)"), std::string::npos) << out;
-  EXPECT_NE(out.find("embedding cache (redis): 3 hits, 0 misses (100.0% hits), 0 errors"), std::string::npos) << out;
+  EXPECT_NE(out.find("embedding cache (redis): 3 hits, 0 misses (100.0% hits), 0 errors"), std::string::npos)
+      << out;
   ASSERT_EQ(Run({"--cache", s.server->url(), "--data-dir", base_ + "/two", "stats"}, &out), 0) << out;
   EXPECT_NE(out.find("embedding cache: redis,"), std::string::npos) << out;
 }
@@ -95,10 +102,13 @@ TEST_F(CacheCliTest, ACacheThatIsDownIsReportedAndIndexingGoesOn) {
   EXPECT_EQ(Run({"--cache", url, "cache", "status"}, &out), 1) << out;
   EXPECT_NE(out.find("reachable:  no"), std::string::npos) << out;
   std::ofstream(base_ + "/files/a.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << base_;
-  ASSERT_EQ(Run({"--cache", url, "--data-dir", base_ + "/data", "index", "--test-embedder", base_ + "/files"}, &out), 0)
+  ASSERT_EQ(Run({"--cache", url, "--data-dir", base_ + "/data", "index", "--test-embedder", base_ + "/files"},
+                &out),
+            0)
       << out;
   EXPECT_NE(out.find("1 images embedded"), std::string::npos) << out;
-  EXPECT_NE(out.find("embedding cache (redis): 0 hits, 1 misses (0.0% hits), 2 errors"), std::string::npos) << out;
+  EXPECT_NE(out.find("embedding cache (redis): 0 hits, 1 misses (0.0% hits), 2 errors"), std::string::npos)
+      << out;
   EXPECT_NE(out.find("embedding without it"), std::string::npos) << "the failure is logged:\n" << out;
 }
 

@@ -24,12 +24,14 @@ EmbeddingCacheSpec SpecOf(const GlobalFlags& flags) {
 
 void RegisterCache(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* cmd = app.add_subcommand("cache", "Set up or check the embedding cache (--cache)")
-                  ->footer("Examples:\n"
-                           "  filesearch cache setup --cache dynamodb://cis-image-embedding-cache\n"
-                           "  filesearch cache status --cache redis://10.0.0.5:6379\n\n"
-                           "See docs/cache.md.");
+                  ->footer(
+                      "Examples:\n"
+                      "  filesearch cache setup --cache dynamodb://cis-image-embedding-cache\n"
+                      "  filesearch cache status --cache redis://10.0.0.5:6379\n\n"
+                      "See docs/cache.md.");
   cmd->require_subcommand(1);
-  auto* setup = cmd->add_subcommand("setup", "Create the shared cache's table (DynamoDB, TTL on `ttl`); idempotent");
+  auto* setup =
+      cmd->add_subcommand("setup", "Create the shared cache's table (DynamoDB, TTL on `ttl`); idempotent");
   setup->callback([&flags, exit_code]() {
     auto done = SetupEmbeddingCache(SpecOf(flags));
     if (!done.ok()) {
@@ -39,7 +41,8 @@ void RegisterCache(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     }
     std::printf("%s\n", done->c_str());
   });
-  auto* status = cmd->add_subcommand("status", "Which cache, whether it answers, one lookup's round trip, entries");
+  auto* status =
+      cmd->add_subcommand("status", "Which cache, whether it answers, one lookup's round trip, entries");
   status->callback([&flags, exit_code]() {
     const EmbeddingCacheSpec spec = SpecOf(flags);
     auto cache = OpenEmbeddingCache(spec);
@@ -51,14 +54,16 @@ void RegisterCache(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     // A lookup of a hash no file has: a miss when the cache answers, an error when it does not.
     const auto start = std::chrono::steady_clock::now();
     (void)(*cache)->Get(Sha256Hex("filesearch cache status probe"), "filesearch/probe");
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     const bool answers = (*cache)->counters().errors == 0;
     auto size = (*cache)->Size();
     std::printf("cache:      %s (%s)\n", spec.spec.c_str(), (*cache)->kind().c_str());
     std::printf("reachable:  %s, one lookup %.2f ms\n", answers ? "yes" : "no", ms);
     if (size.ok()) {
-      std::printf("entries:    %llu%s\n", static_cast<unsigned long long>(*size),
-                  (*cache)->kind() == "dynamodb" ? " (DynamoDB's ItemCount, refreshed about every 6 hours)" : "");
+      std::printf(
+          "entries:    %llu%s\n", static_cast<unsigned long long>(*size),
+          (*cache)->kind() == "dynamodb" ? " (DynamoDB's ItemCount, refreshed about every 6 hours)" : "");
     } else {
       std::printf("entries:    unknown (%s)\n", size.status().ToString().c_str());
     }

@@ -66,8 +66,8 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::string& kind, std
       *why = "redis-server is not installed (scripts/setup installs it)";
       return nullptr;
     }
-    argv = {redis, "--bind", "127.0.0.1", "--port", std::to_string(port), "--save", "", "--appendonly", "no",
-            "--daemonize", "no", "--protected-mode", "yes"};
+    argv = {redis,          "--bind", "127.0.0.1",   "--port", std::to_string(port), "--save", "",
+            "--appendonly", "no",     "--daemonize", "no",     "--protected-mode",   "yes"};
   } else {
     // The project's .venv (scripts/py-deps) first, then python3 on PATH.
     const char* source = std::getenv("FILESEARCH_SOURCE_DIR");
@@ -80,7 +80,8 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::string& kind, std
     argv = {python, "-m", "moto.server", "-H", "127.0.0.1", "-p", std::to_string(port)};
   }
   *skip = false;
-  const std::string log = "/tmp/fs_" + kind + "_" + std::to_string(::getpid()) + "_" + std::to_string(port) + ".log";
+  const std::string log =
+      "/tmp/fs_" + kind + "_" + std::to_string(::getpid()) + "_" + std::to_string(port) + ".log";
   ::unlink(log.c_str());
   const pid_t pid = fs::testing::Spawn(argv, log, /*die_with_parent=*/true);
   if (pid < 0) {

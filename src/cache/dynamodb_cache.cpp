@@ -58,8 +58,8 @@ struct DynamoError {
 
 class DynamoClient {
  public:
-  DynamoClient(std::string endpoint, std::string region, SigV4Credentials credentials, std::string session_token,
-               int timeout_ms)
+  DynamoClient(std::string endpoint, std::string region, SigV4Credentials credentials,
+               std::string session_token, int timeout_ms)
       : endpoint_(std::move(endpoint)),
         region_(std::move(region)),
         credentials_(std::move(credentials)),
@@ -89,8 +89,8 @@ class DynamoClient {
       Backoff(attempt);
     }
     if (error) *error = last;
-    const std::string what = "DynamoDB " + operation + " at " + endpoint_ + ": HTTP " + std::to_string(last.http) +
-                             " " + last.type + ": " + last.message;
+    const std::string what = "DynamoDB " + operation + " at " + endpoint_ + ": HTTP " +
+                             std::to_string(last.http) + " " + last.type + ": " + last.message;
     return last.http >= 500 || last.http == 0 ? Status::Unavailable(what) : Status::InvalidArgument(what);
   }
 
@@ -103,7 +103,9 @@ class DynamoClient {
     SigV4Request s;
     s.method = "POST";
     s.path = "/";
-    s.headers = {{"content-type", "application/x-amz-json-1.0"}, {"host", host_}, {"x-amz-date", amz_date},
+    s.headers = {{"content-type", "application/x-amz-json-1.0"},
+                 {"host", host_},
+                 {"x-amz-date", amz_date},
                  {"x-amz-target", target}};
     if (!session_token_.empty()) s.headers.emplace_back("x-amz-security-token", session_token_);
     s.payload_sha256 = Sha256Hex(payload);
@@ -111,7 +113,8 @@ class DynamoClient {
     req.method = "POST";
     req.url = endpoint_ + "/";
     req.headers = s.headers;
-    req.headers.emplace_back("Authorization", AuthorizationHeader(s, {amz_date, region_, "dynamodb"}, credentials_));
+    req.headers.emplace_back("Authorization",
+                             AuthorizationHeader(s, {amz_date, region_, "dynamodb"}, credentials_));
     req.body = payload;
     return req;
   }
@@ -150,7 +153,8 @@ class DynamoCache final : public EmbeddingCache {
  protected:
   Result<std::vector<Found>> Lookup(std::span<const std::string> sha256s, const std::string& model) override {
     std::vector<Found> out(sha256s.size());
-    std::map<std::string, std::vector<size_t>> slots;  // image_hash -> positions (BatchGetItem refuses duplicates)
+    std::map<std::string, std::vector<size_t>>
+        slots;  // image_hash -> positions (BatchGetItem refuses duplicates)
     for (size_t i = 0; i < sha256s.size(); ++i) slots[DynamoImageHash(sha256s[i], model)].push_back(i);
     const int64_t now = Now();
     auto take = [&](const json& item) {
@@ -194,20 +198,20 @@ class DynamoCache final : public EmbeddingCache {
   Status Store(const std::string& sha256, const std::string& model, std::span<const float> vector) override {
     const int64_t now = Now();
     const std::string bytes(reinterpret_cast<const char*>(vector.data()), vector.size_bytes());
-    json req = {
-        {"TableName", table_},
-        {"Item",
-         {{"image_hash", {{"S", DynamoImageHash(sha256, model)}}},
-          {"ttl", {{"N", std::to_string(now + ttl_seconds())}}},
-          {"model", {{"S", model}}},
-          {"dim", {{"N", std::to_string(vector.size())}}},
-          {"embedding", {{"B", Base64Encode(bytes)}}}}},
-        {"ConditionExpression", "attribute_not_exists(image_hash) OR #ttl <= :now"},
-        {"ExpressionAttributeNames", {{"#ttl", "ttl"}}},
-        {"ExpressionAttributeValues", {{":now", {{"N", std::to_string(now)}}}}}};
+    json req = {{"TableName", table_},
+                {"Item",
+                 {{"image_hash", {{"S", DynamoImageHash(sha256, model)}}},
+                  {"ttl", {{"N", std::to_string(now + ttl_seconds())}}},
+                  {"model", {{"S", model}}},
+                  {"dim", {{"N", std::to_string(vector.size())}}},
+                  {"embedding", {{"B", Base64Encode(bytes)}}}}},
+                {"ConditionExpression", "attribute_not_exists(image_hash) OR #ttl <= :now"},
+                {"ExpressionAttributeNames", {{"#ttl", "ttl"}}},
+                {"ExpressionAttributeValues", {{":now", {{"N", std::to_string(now)}}}}}};
     DynamoError error;
     auto r = client_->Call("PutItem", req, &error);
-    if (!r.ok() && error.type == "ConditionalCheckFailedException") return Status::Ok();  // a live entry exists
+    if (!r.ok() && error.type == "ConditionalCheckFailedException")
+      return Status::Ok();  // a live entry exists
     return r.status();
   }
 
@@ -243,8 +247,9 @@ Result<std::pair<std::unique_ptr<DynamoClient>, std::string>> Connect(const Embe
   }
   SigV4Credentials credentials{Env("AWS_ACCESS_KEY_ID"), Env("AWS_SECRET_ACCESS_KEY")};
   if (credentials.access_key_id.empty() || credentials.secret_access_key.empty()) {
-    return Status::InvalidArgument("the DynamoDB cache needs AWS credentials: set AWS_ACCESS_KEY_ID and "
-                                   "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)");
+    return Status::InvalidArgument(
+        "the DynamoDB cache needs AWS credentials: set AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)");
   }
   std::string region = spec.region;
   if (region.empty()) region = Env("AWS_REGION");
@@ -256,14 +261,16 @@ Result<std::pair<std::unique_ptr<DynamoClient>, std::string>> Connect(const Embe
   if (endpoint.empty()) endpoint = "https://dynamodb." + region + ".amazonaws.com";
   if (endpoint.find("://") == std::string::npos) endpoint = "https://" + endpoint;
   while (endpoint.size() > 8 && endpoint.back() == '/') endpoint.pop_back();
-  auto client = std::make_unique<DynamoClient>(endpoint, region, std::move(credentials), Env("AWS_SESSION_TOKEN"),
-                                               spec.timeout_ms);
+  auto client = std::make_unique<DynamoClient>(endpoint, region, std::move(credentials),
+                                               Env("AWS_SESSION_TOKEN"), spec.timeout_ms);
   return std::make_pair(std::move(client), std::move(table));
 }
 
 }  // namespace
 
-std::string DynamoImageHash(const std::string& sha256, const std::string& model) { return sha256 + "#" + model; }
+std::string DynamoImageHash(const std::string& sha256, const std::string& model) {
+  return sha256 + "#" + model;
+}
 
 Result<std::unique_ptr<EmbeddingCache>> OpenDynamoCache(const EmbeddingCacheSpec& spec) {
   FS_ASSIGN_OR_RETURN(auto connected, Connect(spec));
@@ -294,7 +301,8 @@ Result<std::string> SetupDynamoTable(const EmbeddingCacheSpec& spec) {
     FS_ASSIGN_OR_RETURN(json d, client.Call("DescribeTable", {{"TableName", table}}));
     const std::string status = d["Table"].value("TableStatus", "");
     if (status == "ACTIVE") break;
-    if (waited_s >= 120) return Status::Unavailable("table " + table + " is still " + status + " after 120 s");
+    if (waited_s >= 120)
+      return Status::Unavailable("table " + table + " is still " + status + " after 120 s");
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   FS_ASSIGN_OR_RETURN(json ttl, client.Call("DescribeTimeToLive", {{"TableName", table}}));
@@ -304,8 +312,9 @@ Result<std::string> SetupDynamoTable(const EmbeddingCacheSpec& spec) {
     return done + "; TTL on attribute ttl already " + ttl_status;
   }
   FS_RETURN_IF_ERROR(client
-                         .Call("UpdateTimeToLive", {{"TableName", table},
-                                                    {"TimeToLiveSpecification", {{"Enabled", true}, {"AttributeName", "ttl"}}}})
+                         .Call("UpdateTimeToLive",
+                               {{"TableName", table},
+                                {"TimeToLiveSpecification", {{"Enabled", true}, {"AttributeName", "ttl"}}}})
                          .status());
   return done + "; TTL enabled on attribute ttl";
 }

@@ -74,7 +74,8 @@ class DynamoWireTest : public ::testing::Test {
 };
 
 TEST_F(DynamoWireTest, UnprocessedKeysAreAskedAgainUntilAnswered) {
-  // First answer: the first key, the other two unprocessed; second: one more, one unprocessed; third: the last.
+  // First answer: the first key, the other two unprocessed; second: one more, one unprocessed; third: the
+  // last.
   int round = 0;
   handler_ = [&round](const std::string& op, const json& body) -> json {
     EXPECT_EQ(op, "DynamoDB_20120810.BatchGetItem");
@@ -99,7 +100,8 @@ TEST_F(DynamoWireTest, UnprocessedKeysAreAskedAgainUntilAnswered) {
 
 TEST_F(DynamoWireTest, KeysThatStayUnprocessedAreMisses) {
   handler_ = [](const std::string&, const json& body) -> json {
-    return {{"Responses", {{"t", json::array()}}}, {"UnprocessedKeys", {{"t", {{"Keys", body["RequestItems"]["t"]["Keys"]}}}}}};
+    return {{"Responses", {{"t", json::array()}}},
+            {"UnprocessedKeys", {{"t", {{"Keys", body["RequestItems"]["t"]["Keys"]}}}}}};
   };
   auto cache = Open();
   auto got = cache->GetMany(std::vector<std::string>{Sha(1), Sha(2)}, "m");
@@ -114,7 +116,8 @@ TEST_F(DynamoWireTest, ThrottledWritesAreRetriedAndALostRaceIsSuccess) {
     EXPECT_EQ(op, "DynamoDB_20120810.PutItem");
     EXPECT_EQ(body["ConditionExpression"], "attribute_not_exists(image_hash) OR #ttl <= :now");
     EXPECT_EQ(body["Item"]["image_hash"]["S"], Sha(1) + "#m");
-    if (++puts == 1) return {{"__status", 400}, {"__type", "com.amazonaws.dynamodb.v20120810#ThrottlingException"}};
+    if (++puts == 1)
+      return {{"__status", 400}, {"__type", "com.amazonaws.dynamodb.v20120810#ThrottlingException"}};
     return {{"__status", 400},
             {"__type", "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"},
             {"message", "The conditional request failed"}};
@@ -135,12 +138,14 @@ TEST_F(DynamoWireTest, RequestsAreSignedForDynamoDbWithTheHeadersSent) {
   EXPECT_EQ(calls_[0].first, "DynamoDB_20120810.GetItem");
   EXPECT_EQ(auth_[0].rfind("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/", 0), 0u) << auth_[0];
   EXPECT_NE(auth_[0].find("/eu-west-1/dynamodb/aws4_request"), std::string::npos) << auth_[0];
-  EXPECT_NE(auth_[0].find("SignedHeaders=content-type;host;x-amz-date;x-amz-target,"), std::string::npos) << auth_[0];
+  EXPECT_NE(auth_[0].find("SignedHeaders=content-type;host;x-amz-date;x-amz-target,"), std::string::npos)
+      << auth_[0];
 }
 
 TEST_F(DynamoWireTest, AnErrorReplyIsACountedMiss) {
   handler_ = [](const std::string&, const json&) -> json {
-    return {{"__status", 400}, {"__type", "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException"},
+    return {{"__status", 400},
+            {"__type", "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException"},
             {"message", "Requested resource not found"}};
   };
   auto cache = Open();

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "cache/remote_caches.h"
+#include "core/check.h"
 #include "core/log.h"
 #include "index/sqlite_util.h"
 
@@ -49,18 +50,23 @@ class SqliteEmbeddingCache final : public EmbeddingCache {
 
  private:
   std::mutex mu_;
-  Db db_;
+  Db db_;  // set by Init, before any other thread sees the cache
   // Prepared once at Open (a hit is a few tens of microseconds; preparing would be a third of it).
-  Stmt get_, put_, del_, purge_, count_;
+  Stmt get_ FS_GUARDED_BY(mu_), put_ FS_GUARDED_BY(mu_), del_ FS_GUARDED_BY(mu_), purge_ FS_GUARDED_BY(mu_),
+      count_ FS_GUARDED_BY(mu_);
 };
 
 Status SqliteEmbeddingCache::Init(const std::string& db_path) {
+  std::lock_guard lock(mu_);  // uncontended: for the thread-safety analysis
   FS_ASSIGN_OR_RETURN(db_, Db::Open(db_path, /*create=*/true));
-  FS_RETURN_IF_ERROR(db_.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;"));
+  FS_RETURN_IF_ERROR(
+      db_.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;"));
   FS_RETURN_IF_ERROR(db_.Exec(kSchema).WithContext("creating the embedding cache table in " + db_path));
-  FS_ASSIGN_OR_RETURN(get_, db_.Prepare("SELECT dim, vector, created_s FROM embedding_cache WHERE sha256 = ? AND model = ?"));
-  FS_ASSIGN_OR_RETURN(put_, db_.Prepare("INSERT OR REPLACE INTO embedding_cache(sha256, model, dim, vector, created_s) "
-                                        "VALUES (?, ?, ?, ?, ?)"));
+  FS_ASSIGN_OR_RETURN(
+      get_, db_.Prepare("SELECT dim, vector, created_s FROM embedding_cache WHERE sha256 = ? AND model = ?"));
+  FS_ASSIGN_OR_RETURN(
+      put_, db_.Prepare("INSERT OR REPLACE INTO embedding_cache(sha256, model, dim, vector, created_s) "
+                        "VALUES (?, ?, ?, ?, ?)"));
   FS_ASSIGN_OR_RETURN(del_, db_.Prepare("DELETE FROM embedding_cache WHERE sha256 = ? AND model = ?"));
   FS_ASSIGN_OR_RETURN(purge_, db_.Prepare("DELETE FROM embedding_cache WHERE created_s <= ?"));
   FS_ASSIGN_OR_RETURN(count_, db_.Prepare("SELECT count(*) FROM embedding_cache"));
@@ -93,7 +99,8 @@ Result<std::vector<EmbeddingCache::Found>> SqliteEmbeddingCache::Lookup(std::spa
   return out;
 }
 
-Status SqliteEmbeddingCache::Store(const std::string& sha256, const std::string& model, std::span<const float> vector) {
+Status SqliteEmbeddingCache::Store(const std::string& sha256, const std::string& model,
+                                   std::span<const float> vector) {
   std::lock_guard lock(mu_);
   ResetOnExit reset{put_};
   put_.Bind(1, sha256).Bind(2, model).Bind(3, static_cast<int64_t>(vector.size()));
@@ -123,7 +130,9 @@ Result<uint64_t> SqliteEmbeddingCache::Size() {
 EmbeddingCache::EmbeddingCache(EmbeddingCacheOptions options) : options_(std::move(options)) {}
 EmbeddingCache::~EmbeddingCache() = default;
 
-int64_t EmbeddingCache::Now() const { return options_.now ? options_.now() : WallSeconds(); }
+int64_t EmbeddingCache::Now() const {
+  return options_.now ? options_.now() : WallSeconds();
+}
 
 Result<std::unique_ptr<EmbeddingCache>> EmbeddingCache::Open(const std::string& db_path,
                                                              EmbeddingCacheOptions options) {
@@ -153,7 +162,8 @@ std::vector<std::optional<std::vector<float>>> EmbeddingCache::GetMany(std::span
   if (sha256s.empty()) return out;
   auto found = Lookup(sha256s, model);
   if (!found.ok() || found->size() != sha256s.size()) {
-    Failed("lookup", found.ok() ? Status::Corruption("the back end answered a different number of lookups") : found.status());
+    Failed("lookup", found.ok() ? Status::Corruption("the back end answered a different number of lookups")
+                                : found.status());
     misses_ += sha256s.size();
     return out;
   }
@@ -170,13 +180,15 @@ std::vector<std::optional<std::vector<float>>> EmbeddingCache::GetMany(std::span
   return out;
 }
 
-Result<std::optional<std::vector<float>>> EmbeddingCache::Get(const std::string& sha256, const std::string& model) {
+Result<std::optional<std::vector<float>>> EmbeddingCache::Get(const std::string& sha256,
+                                                              const std::string& model) {
   if (sha256.empty()) return Status::InvalidArgument("embedding cache: empty content hash");
   auto got = GetMany(std::span<const std::string>(&sha256, 1), model);
   return std::move(got[0]);
 }
 
-Status EmbeddingCache::Put(const std::string& sha256, const std::string& model, std::span<const float> vector) {
+Status EmbeddingCache::Put(const std::string& sha256, const std::string& model,
+                           std::span<const float> vector) {
   if (sha256.empty() || vector.empty()) {
     return Status::InvalidArgument("embedding cache: empty content hash or vector");
   }

@@ -36,10 +36,10 @@ struct EmbeddingCacheOptions {
 
 struct EmbeddingCacheCounters {
   uint64_t hits = 0;
-  uint64_t misses = 0;      // includes expiries and lookups that failed
+  uint64_t misses = 0;  // includes expiries and lookups that failed
   uint64_t expiries = 0;
   uint64_t puts = 0;
-  uint64_t errors = 0;      // lookups and stores that failed (the cache was bypassed)
+  uint64_t errors = 0;  // lookups and stores that failed (the cache was bypassed)
   double hit_ratio() const {
     const uint64_t lookups = hits + misses;
     return lookups == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(lookups);
@@ -50,7 +50,8 @@ class EmbeddingCache {
  public:
   // The embedded back end: opens (creating the table if needed) the cache inside the SQLite
   // database at `db_path`.
-  static Result<std::unique_ptr<EmbeddingCache>> Open(const std::string& db_path, EmbeddingCacheOptions options = {});
+  static Result<std::unique_ptr<EmbeddingCache>> Open(const std::string& db_path,
+                                                      EmbeddingCacheOptions options = {});
   virtual ~EmbeddingCache();
   EmbeddingCache(const EmbeddingCache&) = delete;
   EmbeddingCache& operator=(const EmbeddingCache&) = delete;
@@ -60,7 +61,8 @@ class EmbeddingCache {
   Result<std::optional<std::vector<float>>> Get(const std::string& sha256, const std::string& model);
   // Get for many hashes in as few round trips as the back end allows (Redis MGET, DynamoDB
   // BatchGetItem); one answer per hash, in order.
-  std::vector<std::optional<std::vector<float>>> GetMany(std::span<const std::string> sha256s, const std::string& model);
+  std::vector<std::optional<std::vector<float>>> GetMany(std::span<const std::string> sha256s,
+                                                         const std::string& model);
   // Stores (or refreshes) the vector with a fresh TTL. InvalidArgument for an empty hash or vector;
   // a back end that fails is logged and counted, and Put returns OK.
   Status Put(const std::string& sha256, const std::string& model, std::span<const float> vector);
@@ -82,8 +84,10 @@ class EmbeddingCache {
   int64_t Now() const;
   int64_t ttl_seconds() const { return options_.ttl_seconds; }
   // What the back end holds for each hash, in order (same size as `sha256s`).
-  virtual Result<std::vector<Found>> Lookup(std::span<const std::string> sha256s, const std::string& model) = 0;
-  virtual Status Store(const std::string& sha256, const std::string& model, std::span<const float> vector) = 0;
+  virtual Result<std::vector<Found>> Lookup(std::span<const std::string> sha256s,
+                                            const std::string& model) = 0;
+  virtual Status Store(const std::string& sha256, const std::string& model,
+                       std::span<const float> vector) = 0;
   void CountExpiries(uint64_t n) { expiries_ += n; }
 
  private:

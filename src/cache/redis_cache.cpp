@@ -5,6 +5,7 @@
 
 #include "cache/redis_client.h"
 #include "cache/remote_caches.h"
+#include "core/check.h"
 
 namespace fs::cache_internal {
 namespace {
@@ -23,8 +24,10 @@ class RedisCache final : public EmbeddingCache {
     uint64_t count = 0;
     std::string cursor = "0";
     do {
-      FS_ASSIGN_OR_RETURN(RedisReply r, Run({{"SCAN", cursor, "MATCH", std::string(kKeyPrefix) + "*", "COUNT", "1000"}}));
-      if (r.type != RedisReply::Type::kArray || r.elements.size() != 2) return Status::Corruption("unexpected SCAN reply");
+      FS_ASSIGN_OR_RETURN(RedisReply r,
+                          Run({{"SCAN", cursor, "MATCH", std::string(kKeyPrefix) + "*", "COUNT", "1000"}}));
+      if (r.type != RedisReply::Type::kArray || r.elements.size() != 2)
+        return Status::Corruption("unexpected SCAN reply");
       cursor = r.elements[0].text;
       count += r.elements[1].elements.size();
     } while (cursor != "0");
@@ -53,8 +56,9 @@ class RedisCache final : public EmbeddingCache {
 
   Status Store(const std::string& sha256, const std::string& model, std::span<const float> vector) override {
     std::string bytes(reinterpret_cast<const char*>(vector.data()), vector.size_bytes());
-    FS_ASSIGN_OR_RETURN(RedisReply r, Run({{"SET", RedisKey(sha256, model), std::move(bytes), "EX",
-                                            std::to_string(ttl_seconds())}}));
+    FS_ASSIGN_OR_RETURN(
+        RedisReply r,
+        Run({{"SET", RedisKey(sha256, model), std::move(bytes), "EX", std::to_string(ttl_seconds())}}));
     if (r.type != RedisReply::Type::kStatus) return Status::Unavailable("Redis SET: " + r.text);
     return Status::Ok();
   }
@@ -93,7 +97,7 @@ class RedisCache final : public EmbeddingCache {
   const RedisAddress address_;
   const int timeout_ms_;
   std::mutex mu_;
-  std::vector<std::unique_ptr<RedisConnection>> idle_;
+  std::vector<std::unique_ptr<RedisConnection>> idle_ FS_GUARDED_BY(mu_);
 };
 
 }  // namespace

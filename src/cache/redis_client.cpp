@@ -54,7 +54,8 @@ std::string EncodeCommand(const std::vector<std::string>& args) {
 Result<RedisAddress> ParseRedisUrl(const std::string& url) {
   const std::string scheme = "redis://";
   if (url.rfind(scheme, 0) != 0) {
-    return Status::InvalidArgument("not a Redis url (want redis://[:PASSWORD@]HOST[:PORT][/DB]; rediss:// is not supported): " + url);
+    return Status::InvalidArgument(
+        "not a Redis url (want redis://[:PASSWORD@]HOST[:PORT][/DB]; rediss:// is not supported): " + url);
   }
   RedisAddress a;
   std::string rest = url.substr(scheme.size());
@@ -74,7 +75,8 @@ Result<RedisAddress> ParseRedisUrl(const std::string& url) {
       a.db = static_cast<int>(n);
     }
   }
-  if (const size_t colon = rest.rfind(':'); colon != std::string::npos && (rest.front() != '[' || (colon > 0 && rest[colon - 1] == ']'))) {
+  if (const size_t colon = rest.rfind(':');
+      colon != std::string::npos && (rest.front() != '[' || (colon > 0 && rest[colon - 1] == ']'))) {
     char* end = nullptr;
     const long port = std::strtol(rest.c_str() + colon + 1, &end, 10);
     if (*end != '\0' || port <= 0 || port > 65535) return Status::InvalidArgument("bad Redis port in " + url);
@@ -87,14 +89,16 @@ Result<RedisAddress> ParseRedisUrl(const std::string& url) {
   return a;
 }
 
-Result<std::unique_ptr<RedisConnection>> RedisConnection::Connect(const RedisAddress& address, int timeout_ms) {
+Result<std::unique_ptr<RedisConnection>> RedisConnection::Connect(const RedisAddress& address,
+                                                                  int timeout_ms) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   const std::string where = address.host + ":" + std::to_string(address.port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  if (int rc = ::getaddrinfo(address.host.c_str(), std::to_string(address.port).c_str(), &hints, &found); rc != 0) {
+  if (int rc = ::getaddrinfo(address.host.c_str(), std::to_string(address.port).c_str(), &hints, &found);
+      rc != 0) {
     return Status::Unavailable("cannot resolve Redis host " + address.host + ": " + ::gai_strerror(rc));
   }
   Status last = Status::Unavailable("no address for " + where);
@@ -109,8 +113,10 @@ Result<std::unique_ptr<RedisConnection>> RedisConnection::Connect(const RedisAdd
       socklen_t len = sizeof(err);
       if (waited.ok()) ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
       rc = waited.ok() && err == 0 ? 0 : -1;
-      if (!waited.ok()) last = waited;
-      else if (err != 0) last = Status::Unavailable(std::strerror(err));
+      if (!waited.ok())
+        last = waited;
+      else if (err != 0)
+        last = Status::Unavailable(std::strerror(err));
     } else if (rc != 0) {
       last = Status::Unavailable(std::strerror(errno));
     }
@@ -126,16 +132,20 @@ Result<std::unique_ptr<RedisConnection>> RedisConnection::Connect(const RedisAdd
   std::unique_ptr<RedisConnection> conn(new RedisConnection(fd, timeout_ms));
   if (!address.password.empty()) {
     FS_ASSIGN_OR_RETURN(RedisReply r, conn->Command({"AUTH", address.password}));
-    if (r.type == RedisReply::Type::kError) return Status::PermissionDenied("Redis AUTH at " + where + ": " + r.text);
+    if (r.type == RedisReply::Type::kError)
+      return Status::PermissionDenied("Redis AUTH at " + where + ": " + r.text);
   }
   if (address.db != 0) {
     FS_ASSIGN_OR_RETURN(RedisReply r, conn->Command({"SELECT", std::to_string(address.db)}));
-    if (r.type == RedisReply::Type::kError) return Status::InvalidArgument("Redis SELECT at " + where + ": " + r.text);
+    if (r.type == RedisReply::Type::kError)
+      return Status::InvalidArgument("Redis SELECT at " + where + ": " + r.text);
   }
   return conn;
 }
 
-RedisConnection::~RedisConnection() { ::close(fd_); }
+RedisConnection::~RedisConnection() {
+  ::close(fd_);
+}
 
 Status RedisConnection::WriteAll(const std::string& data) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms_);
@@ -214,9 +224,18 @@ Result<RedisReply> RedisConnection::ReadReply(int depth) {
     return Status::Ok();
   };
   switch (line[0]) {
-    case '+': r.type = RedisReply::Type::kStatus; r.text = body; return r;
-    case '-': r.type = RedisReply::Type::kError; r.text = body; return r;
-    case ':': r.type = RedisReply::Type::kInteger; FS_RETURN_IF_ERROR(number(&r.integer)); return r;
+    case '+':
+      r.type = RedisReply::Type::kStatus;
+      r.text = body;
+      return r;
+    case '-':
+      r.type = RedisReply::Type::kError;
+      r.text = body;
+      return r;
+    case ':':
+      r.type = RedisReply::Type::kInteger;
+      FS_RETURN_IF_ERROR(number(&r.integer));
+      return r;
     case '$': {
       int64_t len = 0;
       FS_RETURN_IF_ERROR(number(&len));
@@ -239,7 +258,8 @@ Result<RedisReply> RedisConnection::ReadReply(int depth) {
       }
       return r;
     }
-    default: return Status::Corruption("unknown Redis reply type '" + line.substr(0, 1) + "'");
+    default:
+      return Status::Corruption("unknown Redis reply type '" + line.substr(0, 1) + "'");
   }
 }
 
@@ -248,7 +268,8 @@ Result<RedisReply> RedisConnection::Command(const std::vector<std::string>& args
   return std::move(replies[0]);
 }
 
-Result<std::vector<RedisReply>> RedisConnection::Pipeline(const std::vector<std::vector<std::string>>& commands) {
+Result<std::vector<RedisReply>> RedisConnection::Pipeline(
+    const std::vector<std::vector<std::string>>& commands) {
   std::string out;
   for (const auto& c : commands) out += EncodeCommand(c);
   FS_RETURN_IF_ERROR(WriteAll(out));

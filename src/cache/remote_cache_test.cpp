@@ -24,7 +24,6 @@ using cache::testing::ServerProcess;
 
 constexpr const char* kTable = "cis-image-embedding-cache";
 
-
 // A content hash: 64 hex characters, distinct per n.
 std::string Sha(int n) {
   char buf[65];
@@ -281,7 +280,8 @@ TEST_P(RedisCacheTest, PipelinedRepliesComeBackInOrder) {
   ASSERT_TRUE(conn.ok());
   const std::string key = "filesearch:test:" + TestModel();
   std::string binary("a\r\n$3\r\n\0b", 10);  // RESP framing inside a value must not confuse the reader
-  auto replies = (*conn)->Pipeline({{"PING"}, {"SET", key, binary}, {"GET", key}, {"NOSUCHCOMMAND"}, {"DEL", key}});
+  auto replies =
+      (*conn)->Pipeline({{"PING"}, {"SET", key, binary}, {"GET", key}, {"NOSUCHCOMMAND"}, {"DEL", key}});
   ASSERT_TRUE(replies.ok()) << replies.status().ToString();
   ASSERT_EQ(replies->size(), 5u);
   EXPECT_EQ((*replies)[0].text, "PONG");

@@ -39,7 +39,6 @@ class HookedEmbedder : public ImageEmbedder {
   std::function<void()> during_;
 };
 
-
 class EngineSharedCacheTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -49,15 +48,16 @@ class EngineSharedCacheTest : public ::testing::TestWithParam<std::string> {
       FAIL() << shared.why;
     }
     base_ = stdfs::weakly_canonical(::testing::TempDir()).string() + "/engine_shared_cache_" +
-            std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+            std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     stdfs::remove_all(base_);
     stdfs::create_directories(base_ + "/files");
     // 6 distinct contents (unique to this test and process: the servers outlive a test), 2 paths each.
     const std::string tag = base_;
     for (int i = 0; i < 6; ++i) {
       for (const char* name : {"/files/img", "/files/copy_img"}) {
-        std::ofstream(base_ + name + std::to_string(i) + ".png", std::ios::binary)
-            << "\x89PNG\r\n\x1A\n" << tag << i;
+        std::ofstream(base_ + name + std::to_string(i) + ".png", std::ios::binary) << "\x89PNG\r\n\x1A\n"
+                                                                                   << tag << i;
       }
     }
   }
