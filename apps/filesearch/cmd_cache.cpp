@@ -9,18 +9,6 @@
 #include "core/hash.h"
 
 namespace fs::cli {
-namespace {
-
-EmbeddingCacheSpec SpecOf(const GlobalFlags& flags) {
-  EmbeddingCacheSpec spec;
-  spec.spec = CacheSpecOf(flags.cache);
-  spec.db_path = ResolveDataDir(flags.data_dir) + "/filesearch.db";
-  spec.endpoint = flags.cache.endpoint;
-  spec.timeout_ms = flags.cache.timeout_ms;
-  return spec;
-}
-
-}  // namespace
 
 void RegisterCache(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* cmd = app.add_subcommand("cache", "Set up or check the embedding cache (--cache)")
@@ -33,7 +21,7 @@ void RegisterCache(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* setup =
       cmd->add_subcommand("setup", "Create the shared cache's table (DynamoDB, TTL on `ttl`); idempotent");
   setup->callback([&flags, exit_code]() {
-    auto done = SetupEmbeddingCache(SpecOf(flags));
+    auto done = SetupEmbeddingCache(CacheSpecFromFlags(flags));
     if (!done.ok()) {
       std::fprintf(stderr, "filesearch cache setup: %s\n", done.status().ToString().c_str());
       *exit_code = 1;
@@ -44,7 +32,7 @@ void RegisterCache(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* status =
       cmd->add_subcommand("status", "Which cache, whether it answers, one lookup's round trip, entries");
   status->callback([&flags, exit_code]() {
-    const EmbeddingCacheSpec spec = SpecOf(flags);
+    const EmbeddingCacheSpec spec = CacheSpecFromFlags(flags);
     auto cache = OpenEmbeddingCache(spec);
     if (!cache.ok()) {
       std::fprintf(stderr, "filesearch cache status: %s\n", cache.status().ToString().c_str());

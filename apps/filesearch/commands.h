@@ -43,6 +43,8 @@ void AddGlobalBackendFlags(CLI::App* app, OpenSearchFlags* flags);
 void AddGlobalCacheFlags(CLI::App* app, CacheFlags* flags);
 // The cache the flags name (see CacheFlags::spec for the order of precedence).
 std::string CacheSpecOf(const CacheFlags& flags);
+// The cache the flags name, with its connection settings; embedded = the data directory's database.
+EmbeddingCacheSpec CacheSpecFromFlags(const GlobalFlags& flags);
 // One line: "cache redis://h:6379: 12 hits, 3 misses (80.0% hits), 0 errors" for this process.
 std::string CacheCountersLine(const EmbeddingCache& cache);
 // The flag's value, else the environment variable's, else `fallback`.

@@ -69,6 +69,15 @@ std::string CacheSpecOf(const CacheFlags& flags) {
   return spec;
 }
 
+EmbeddingCacheSpec CacheSpecFromFlags(const GlobalFlags& flags) {
+  EmbeddingCacheSpec spec;
+  spec.spec = CacheSpecOf(flags.cache);
+  spec.db_path = ResolveDataDir(flags.data_dir) + "/filesearch.db";
+  spec.endpoint = flags.cache.endpoint;
+  spec.timeout_ms = flags.cache.timeout_ms;
+  return spec;
+}
+
 std::string CacheCountersLine(const EmbeddingCache& cache) {
   const EmbeddingCacheCounters c = cache.counters();
   char line[256];

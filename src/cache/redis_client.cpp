@@ -39,14 +39,18 @@ Status WaitFor(int fd, short events, Clock::time_point deadline, int timeout_ms)
   }
 }
 
-std::string EncodeCommand(const std::vector<std::string>& args) {
-  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+// Appends one command as a RESP array of bulk strings (appends only: no temporaries per argument).
+void AppendCommand(const std::vector<std::string>& args, std::string* out) {
+  out->push_back('*');
+  out->append(std::to_string(args.size()));
+  out->append("\r\n");
   for (const auto& a : args) {
-    out += "$" + std::to_string(a.size()) + "\r\n";
-    out += a;
-    out += "\r\n";
+    out->push_back('$');
+    out->append(std::to_string(a.size()));
+    out->append("\r\n");
+    out->append(a);
+    out->append("\r\n");
   }
-  return out;
 }
 
 }  // namespace
@@ -271,7 +275,7 @@ Result<RedisReply> RedisConnection::Command(const std::vector<std::string>& args
 Result<std::vector<RedisReply>> RedisConnection::Pipeline(
     const std::vector<std::vector<std::string>>& commands) {
   std::string out;
-  for (const auto& c : commands) out += EncodeCommand(c);
+  for (const auto& c : commands) AppendCommand(c, &out);
   FS_RETURN_IF_ERROR(WriteAll(out));
   std::vector<RedisReply> replies;
   replies.reserve(commands.size());
