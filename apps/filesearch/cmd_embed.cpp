@@ -63,12 +63,13 @@ std::string ReplyJson(std::span<const float> v, const std::string& model, double
   return EmbeddingReplyToJson({v, model, seconds, cached, hash});
 }
 
-// The embedding cache of the data directory, when it holds an index: embed reads and fills it
-// as `index` and `backfill` do, but never creates a data directory of its own. Null: no cache.
+// The shared cache of --cache, or the embedding cache of the data directory when it holds an
+// index: embed reads and fills it as `index` and `backfill` do, but never creates a data
+// directory of its own. Null: no cache.
 std::unique_ptr<EmbeddingCache> OpenCacheIfIndexed(const GlobalFlags& flags) {
-  auto db = ExistingIndexDb(flags);
-  if (!db.ok()) return nullptr;
-  auto cache = EmbeddingCache::Open(*db);
+  const EmbeddingCacheSpec spec = CacheSpecFromFlags(flags);
+  if (spec.spec == "embedded" && !ExistingIndexDb(flags).ok()) return nullptr;
+  auto cache = OpenEmbeddingCache(spec);
   if (!cache.ok()) {
     std::fprintf(stderr, "filesearch embed: not using the embedding cache: %s\n", cache.status().ToString().c_str());
     return nullptr;

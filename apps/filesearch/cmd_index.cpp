@@ -140,6 +140,9 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     if (report->embedded) std::printf(", %llu images embedded", static_cast<unsigned long long>(report->embedded));
     if (report->from_cache) std::printf(" (%llu from the embedding cache)", static_cast<unsigned long long>(report->from_cache));
     std::printf("\n");
+    if (EmbeddingCache* cache = (*engine)->cache(); cache && cache->kind() != "embedded") {
+      std::printf("%s\n", CacheCountersLine(*cache).c_str());
+    }
     if ((*engine)->backend() == "opensearch") {
       const MirrorReport& m = report->remote;
       std::printf("opensearch %s: %llu documents written, %llu removed in %llu bulk requests",
