@@ -39,8 +39,22 @@ struct SearchRequest {
   double vector_weight = 1.0;
   size_t ef = 0;                     // HNSW search breadth; 0 = index default
   std::optional<int64_t> exclude_id; // drop this document (find-similar excludes itself)
+  // The vector is `query` through the CLIP text tower. In hybrid mode the vector leg then keeps
+  // only the images that stand out for this query (the "picture floor"): cosine >= median +
+  // floor_sd * robust SD (1.4826 * MAD) of the query's cosines with a sample of the collection
+  // (SearchBackend::SampleVectorScores, else the leg's own hits), and >= floor_min_score. Vectors
+  // given, uploaded images and similarTo are never floored.
+  bool vector_from_text = false;
+  double floor_sd = 4.0;             // robust standard deviations above the median
+  double floor_min_score = 0.0;      // absolute cosine floor, calibrated per model; 0 = none
 };
 
+// The picture floor of `scores` (a sample of one query's cosines with the collection): median +
+// sd * 1.4826 * MAD, at least `min_score`. +infinity below 8 scores: too few to tell what stands out.
+double PictureFloor(std::vector<float> scores, double sd, double min_score);
+
+// Why a hit matched: `text.present` = its words ("words"), `vector.present` = its picture
+// ("picture"); both can hold.
 struct LegScore {
   bool present = false;
   double score = 0;  // raw: BM25 (text) or cosine similarity (vector)

@@ -31,6 +31,10 @@ class EmbeddedBackend final : public SearchBackend {
     c.vectors_by_model = std::move(st.embeddings_by_model);
     return c;
   }
+  Result<std::vector<float>> SampleVectorScores(std::span<const float> query, size_t n) const override {
+    if (!vectors_) return std::vector<float>{};
+    return vectors_->SampleScores(query, n);
+  }
   Result<std::optional<std::vector<float>>> GetVector(int64_t id) const override {
     if (!vectors_) return std::optional<std::vector<float>>();
     return store_->GetEmbedding(id, vectors_->model());

@@ -85,6 +85,12 @@ class SearchBackend {
   // Documents and vectors per model in the whole index (for the opensearch back end: every
   // machine's writes, not only this one's).
   virtual Result<IndexCounts> Counts() const = 0;
+  // Cosine similarities of `query` with up to `n` vectors spread over the whole index (filters do
+  // not apply): the distribution the planner judges whether a hit stands out against. Empty when
+  // the back end cannot sample (the planner then uses the vector leg's own hits).
+  virtual Result<std::vector<float>> SampleVectorScores(std::span<const float> /*query*/, size_t /*n*/) const {
+    return std::vector<float>{};
+  }
   // A document's own vector of vector_model() (find-similar); nullopt when it has none.
   virtual Result<std::optional<std::vector<float>>> GetVector(int64_t id) const = 0;
 };
