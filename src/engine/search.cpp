@@ -130,9 +130,22 @@ Result<FusionMethod> ParseFusionMethod(std::string_view s) {
   return Status::InvalidArgument("unknown fusion '" + std::string(s) + "': use rrf or linear");
 }
 
-double PictureFloor(std::vector<float> scores, double sd, double min_score) {
+double ChanceMaximumSd(uint64_t population) {
+  if (population < 2) return 0;
+  // z with population * P(Z > z) = 1/2, P(Z > z) = erfc(z / sqrt 2) / 2: bisection (monotone).
+  const double tail = 0.5 / static_cast<double>(population);
+  double lo = 0, hi = 40;
+  for (int i = 0; i < 60; ++i) {
+    const double mid = (lo + hi) / 2;
+    (0.5 * std::erfc(mid / std::sqrt(2.0)) > tail ? lo : hi) = mid;
+  }
+  return lo;
+}
+
+double PictureFloor(std::vector<float> scores, double sd, double min_score, uint64_t population) {
   constexpr size_t kMinSample = 8;
   if (scores.size() < kMinSample) return INFINITY;
+  sd = std::max(sd, ChanceMaximumSd(population));
   auto median = [](std::vector<float>& v) {
     const size_t mid = v.size() / 2;
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
@@ -279,11 +292,12 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
       double floor = -INFINITY;
       if (floored) {
         constexpr size_t kSample = 1000;
-        FS_ASSIGN_OR_RETURN(std::vector<float> sample, backend.SampleVectorScores(r.vector, kSample));
-        if (sample.empty()) {
-          for (const auto& h : vh) sample.push_back(h.score);
+        FS_ASSIGN_OR_RETURN(VectorSample sample, backend.SampleVectorScores(r.vector, kSample));
+        if (sample.scores.empty()) {
+          for (const auto& h : vh) sample.scores.push_back(h.score);
+          sample.population = std::max<uint64_t>(vh.size(), legs.vector_total);
         }
-        floor = PictureFloor(std::move(sample), r.floor_sd, r.floor_min_score);
+        floor = PictureFloor(std::move(sample.scores), r.floor_sd, r.floor_min_score, sample.population);
       }
       size_t rank = 0;
       size_t vector_only = 0;

@@ -247,18 +247,23 @@ TEST_F(SearchTest, HybridLinearIsMinMaxNormalised) {
 
 TEST(PictureFloorTest, MedianPlusRobustDeviationsAtLeastTheAbsoluteFloor) {
   // Fewer than 8 scores: nothing can be shown to stand out.
-  EXPECT_EQ(PictureFloor({0.1f, 0.2f, 0.9f}, 4, 0), INFINITY);
+  EXPECT_EQ(PictureFloor({0.1f, 0.2f, 0.9f}, 4, 0, 3), INFINITY);
   // 0.10 .. 0.19 (median 0.145, MAD 0.025) and one outlier, which moves neither.
   std::vector<float> s;
   for (int i = 0; i < 10; ++i) s.push_back(0.10f + 0.01f * static_cast<float>(i));
   s.push_back(0.95f);
-  const double floor = PictureFloor(s, 4, 0);
+  const double floor = PictureFloor(s, 4, 0, s.size());
   EXPECT_NEAR(floor, 0.15 + 4 * 1.4826 * 0.03, 1e-6);  // 11 scores: median 0.15, MAD 0.03
   EXPECT_LT(floor, 0.95);
   EXPECT_GT(floor, 0.19);
-  EXPECT_DOUBLE_EQ(PictureFloor(s, 4, 0.99), 0.99);  // the absolute floor wins when higher
+  EXPECT_DOUBLE_EQ(PictureFloor(s, 4, 0.99, s.size()), 0.99);  // the absolute floor wins when higher
+  // A large collection raises the bar to where chance puts its best score.
+  EXPECT_NEAR(ChanceMaximumSd(1000), 3.29, 0.01);
+  EXPECT_NEAR(ChanceMaximumSd(1000000), 4.89, 0.01);
+  EXPECT_EQ(ChanceMaximumSd(1), 0.0);
+  EXPECT_NEAR(PictureFloor(s, 4, 0, 1000000), 0.15 + ChanceMaximumSd(1000000) * 1.4826 * 0.03, 1e-6);
   // All equal: only what lies above them stands out.
-  EXPECT_NEAR(PictureFloor(std::vector<float>(20, 0.3f), 4, 0), 0.3, 1e-5);
+  EXPECT_NEAR(PictureFloor(std::vector<float>(20, 0.3f), 4, 0, 20), 0.3, 1e-5);
 }
 
 TEST_F(SearchTest, HybridTextQueryKeepsOnlyPicturesThatStandOut) {
