@@ -1,31 +1,37 @@
-// fs_bench cache: embedding-cache hit latency. Ours (EmbeddingCache: SQLite table in the data
-// directory, looked up by content SHA-256 + model) against Redis (Debian redis-server on
-// 127.0.0.1, started and stopped here, reached through hiredis), the kind of networked cache
-// the original design used (DynamoDB). Same keys, same 512-float values, same random order.
+// fs_bench cache: embedding-cache round trips, the three back ends of EmbeddingCache side by side
+// in one run: embedded (SQLite table in the data directory), Redis (Debian redis-server on
+// 127.0.0.1 through our RESP client) and DynamoDB (moto's emulator in server mode on 127.0.0.1,
+// through our SigV4 JSON client), plus raw Redis through hiredis as a peer for our Redis client.
+// Servers are started and stopped here (cache_servers_fixture). Same keys (content SHA-256), same
+// model id, same 512-float values, same seeded random order; each lookup timed on its own, and
+// batched lookups (GetMany of --batch hashes: MGET, BatchGetItem) timed per batch.
 #include <hiredis/hiredis.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
-#include <thread>
 
 #include "bench/bench.h"
+#include "cache/cache_servers_fixture.h"
 #include "cache/embedding_cache.h"
+#include "cache/remote_caches.h"
 #include "core/hash.h"
 
 namespace fs::bench {
 namespace {
 
+using cache::testing::ServerProcess;
+
 struct Percentiles {
-  double p50, p95, p99, mean;
+  double p50 = 0, p95 = 0, p99 = 0, mean = 0;
 };
 
 Percentiles Summarise(std::vector<double>& us) {
+  if (us.empty()) return {};
   std::sort(us.begin(), us.end());
   double sum = 0;
   for (double v : us) sum += v;
@@ -33,116 +39,196 @@ Percentiles Summarise(std::vector<double>& us) {
   return {at(0.50), at(0.95), at(0.99), sum / static_cast<double>(us.size())};
 }
 
-int RunCache(const Args& args) {
-  const auto n = static_cast<size_t>(args.Int("n", 20000));
-  const auto lookups = static_cast<size_t>(args.Int("lookups", 20000));
-  const auto dim = static_cast<size_t>(args.Int("dim", 512));
-  const int port = static_cast<int>(args.Int("redis-port", 16379));
-  const std::string model = "openai/clip-vit-base-patch32";
-  std::mt19937_64 rng(1);
-  std::vector<std::string> keys(n);
-  for (size_t i = 0; i < n; ++i) keys[i] = Sha256Hex("image bytes " + std::to_string(i));
-  std::vector<float> vec(dim);
-  std::normal_distribution<float> normal;
-  for (float& x : vec) x = normal(rng);
-  std::vector<size_t> order(lookups);
-  for (size_t& o : order) o = rng() % n;
-  std::printf("cache: %zu entries of %zu floats, %zu random hits; %s\n", n, dim, lookups, CpuDescription().c_str());
+struct Row {
+  std::string name;
+  Percentiles single, batch;
+  double fill_s = 0;
+  size_t entries = 0, lookups = 0;
+};
 
-  // Ours.
-  const std::string dir = std::filesystem::temp_directory_path().string() + "/fs_bench_cache_" + std::to_string(::getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  auto cache = EmbeddingCache::Open(dir + "/filesearch.db");
-  if (!cache.ok()) {
-    std::fprintf(stderr, "cache: %s\n", cache.status().ToString().c_str());
-    return 1;
-  }
+struct Workload {
+  std::vector<std::string> keys;
+  std::vector<float> vec;
+  std::vector<size_t> order;  // indexes into keys
+  size_t batch = 16;
+  std::string model = "openai/clip-vit-base-patch32";
+};
+
+// Fills `cache` with the first `entries` keys, then times `lookups` single hits and lookups/batch
+// batched ones. Empty name on a miss or failure (printed).
+Row Measure(const std::string& name, EmbeddingCache& cache, const Workload& w, size_t entries,
+            size_t lookups) {
+  Row row{name, {}, {}, 0, entries, lookups};
   auto t0 = std::chrono::steady_clock::now();
-  for (const auto& k : keys) {
-    if (!(*cache)->Put(k, model, vec).ok()) return 1;
+  for (size_t i = 0; i < entries; ++i) {
+    if (!cache.Put(w.keys[i], w.model, w.vec).ok()) return {};
   }
-  const double ours_fill = Seconds(t0);
-  std::vector<double> ours_us;
-  ours_us.reserve(lookups);
-  for (size_t i : order) {
+  row.fill_s = Seconds(t0);
+  std::vector<double> single, batched;
+  std::vector<std::string> batch_keys;
+  for (size_t j = 0; j < lookups; ++j) {
+    const std::string& key = w.keys[w.order[j] % entries];
     auto start = std::chrono::steady_clock::now();
-    auto got = (*cache)->Get(keys[i], model);
-    ours_us.push_back(Seconds(start) * 1e6);
-    if (!got.ok() || !got->has_value() || (*got)->size() != dim) {
-      std::fprintf(stderr, "cache: our lookup missed\n");
-      return 1;
+    auto got = cache.Get(key, w.model);
+    single.push_back(Seconds(start) * 1e6);
+    if (!got.ok() || !got->has_value() || (*got)->size() != w.vec.size()) {
+      std::fprintf(stderr, "cache: %s: lookup %zu missed\n", name.c_str(), j);
+      return {};
+    }
+    batch_keys.push_back(key);
+    if (batch_keys.size() == w.batch) {
+      start = std::chrono::steady_clock::now();
+      auto many = cache.GetMany(batch_keys, w.model);
+      batched.push_back(Seconds(start) * 1e6);
+      for (const auto& v : many) {
+        if (!v) {
+          std::fprintf(stderr, "cache: %s: a batched lookup missed\n", name.c_str());
+          return {};
+        }
+      }
+      batch_keys.clear();
     }
   }
-  cache->reset();
-  std::filesystem::remove_all(dir);
+  if (cache.counters().errors != 0) {
+    std::fprintf(stderr, "cache: %s: %llu errors\n", name.c_str(),
+                 static_cast<unsigned long long>(cache.counters().errors));
+    return {};
+  }
+  row.single = Summarise(single);
+  row.batch = Summarise(batched);
+  return row;
+}
 
-  // Redis.
-  const pid_t redis = ::fork();
-  if (redis == 0) {
-    const std::string p = std::to_string(port);
-    ::execlp("redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-             "no", "--loglevel", "warning", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  redisContext* rc = nullptr;
-  for (int attempt = 0; attempt < 100 && (rc == nullptr || rc->err); ++attempt) {
-    if (rc) redisFree(rc);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    rc = redisConnect("127.0.0.1", port);
-  }
+// Raw GET through hiredis on the same server: what our RESP client adds.
+Row MeasureHiredis(const ServerProcess& redis, const Workload& w, size_t entries, size_t lookups) {
+  Row row{"Redis, hiredis GET (peer)", {}, {}, 0, entries, lookups};
+  redisContext* rc = redisConnect("127.0.0.1", redis.port());
   if (rc == nullptr || rc->err) {
-    std::fprintf(stderr, "cache: cannot reach redis-server on 127.0.0.1:%d (scripts/setup --bench installs it)\n", port);
-    ::kill(redis, SIGTERM);
-    ::waitpid(redis, nullptr, 0);
-    return 1;
+    if (rc) redisFree(rc);
+    return {};
   }
-  t0 = std::chrono::steady_clock::now();
-  for (const auto& k : keys) {
-    const std::string key = k + ":" + model;
-    auto* r = static_cast<redisReply*>(
-        redisCommand(rc, "SET %b %b", key.data(), key.size(), vec.data(), vec.size() * sizeof(float)));
-    freeReplyObject(r);
-  }
-  const double redis_fill = Seconds(t0);
-  std::vector<double> redis_us;
-  redis_us.reserve(lookups);
-  bool redis_ok = true;
-  for (size_t i : order) {
-    const std::string key = keys[i] + ":" + model;
+  std::vector<double> single;
+  bool ok = true;
+  for (size_t j = 0; j < lookups && ok; ++j) {
+    const std::string key = cache_internal::RedisKey(w.keys[w.order[j] % entries], w.model);
     auto start = std::chrono::steady_clock::now();
     auto* r = static_cast<redisReply*>(redisCommand(rc, "GET %b", key.data(), key.size()));
     std::vector<float> out;
-    if (r && r->type == REDIS_REPLY_STRING && r->len == static_cast<long>(dim * sizeof(float))) {
-      out.resize(dim);
-      std::memcpy(out.data(), r->str, dim * sizeof(float));
-    } else {
-      redis_ok = false;
+    ok = r && r->type == REDIS_REPLY_STRING && static_cast<size_t>(r->len) == w.vec.size() * sizeof(float);
+    if (ok) {
+      out.resize(w.vec.size());
+      std::memcpy(out.data(), r->str, out.size() * sizeof(float));
     }
-    redis_us.push_back(Seconds(start) * 1e6);
+    single.push_back(Seconds(start) * 1e6);
     freeReplyObject(r);
   }
   redisFree(rc);
-  ::kill(redis, SIGTERM);
-  ::waitpid(redis, nullptr, 0);
-  if (!redis_ok) {
-    std::fprintf(stderr, "cache: a Redis lookup missed\n");
+  if (!ok) return {};
+  row.single = Summarise(single);
+  return row;
+}
+
+int RunCache(const Args& args) {
+  const auto n = static_cast<size_t>(args.Int("n", 20000));
+  const auto lookups = static_cast<size_t>(args.Int("lookups", 20000));
+  const auto emulator_n = static_cast<size_t>(args.Int("emulator-n", 2000));
+  const auto emulator_lookups = static_cast<size_t>(args.Int("emulator-lookups", 2000));
+  const auto dim = static_cast<size_t>(args.Int("dim", 512));
+  Workload w;
+  w.batch = static_cast<size_t>(args.Int("batch", 16));
+  std::mt19937_64 rng(1);
+  w.keys.resize(n);
+  for (size_t i = 0; i < n; ++i) w.keys[i] = Sha256Hex("image bytes " + std::to_string(i));
+  w.vec.resize(dim);
+  std::normal_distribution<float> normal;
+  for (float& x : w.vec) x = normal(rng);
+  w.order.resize(std::max(lookups, emulator_lookups));
+  for (size_t& o : w.order) o = rng() % n;
+  std::printf(
+      "cache: %zu floats per entry; embedded and Redis %zu entries / %zu hits, DynamoDB emulator %zu / %zu; "
+      "batches of %zu; %s\n",
+      dim, n, lookups, emulator_n, emulator_lookups, w.batch, CpuDescription().c_str());
+
+  std::vector<Row> rows;
+  // Embedded.
+  const std::string dir =
+      std::filesystem::temp_directory_path().string() + "/fs_bench_cache_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    auto cache = EmbeddingCache::Open(dir + "/filesearch.db");
+    if (!cache.ok()) {
+      std::fprintf(stderr, "cache: %s\n", cache.status().ToString().c_str());
+      return 1;
+    }
+    rows.push_back(Measure("embedded (SQLite)", **cache, w, n, lookups));
+  }
+  std::filesystem::remove_all(dir);
+
+  // Redis: ours, then hiredis on the same server.
+  std::string why;
+  bool skip = false;
+  auto redis = ServerProcess::Start("redis", &why, &skip);
+  if (!redis) {
+    std::fprintf(stderr, "cache: %s (scripts/setup installs redis-server)\n", why.c_str());
     return 1;
   }
+  EmbeddingCacheSpec spec;
+  spec.spec = redis->url();
+  auto redis_cache = OpenEmbeddingCache(spec);
+  if (!redis_cache.ok()) return 1;
+  rows.push_back(Measure("Redis 7 (our RESP client)", **redis_cache, w, n, lookups));
+  rows.push_back(MeasureHiredis(*redis, w, n, lookups));
+  redis.reset();
 
-  const Percentiles o = Summarise(ours_us), r = Summarise(redis_us);
-  std::printf("\n| hit latency (us) | p50 | p95 | p99 | mean | fill (s) |\n|---|---:|---:|---:|---:|---:|\n");
-  std::printf("| filesearch EmbeddingCache (SQLite) | %.1f | %.1f | %.1f | %.1f | %.2f |\n", o.p50, o.p95, o.p99, o.mean, ours_fill);
-  std::printf("| Redis 7 on 127.0.0.1 (hiredis) | %.1f | %.1f | %.1f | %.1f | %.2f |\n", r.p50, r.p95, r.p99, r.mean, redis_fill);
-  std::printf("\np95 ratio ours / Redis: %.2f\n", o.p95 / r.p95);
+  // DynamoDB: moto in server mode, fake credentials (moto checks none).
+  auto dynamo = ServerProcess::Start("dynamodb", &why, &skip);
+  if (!dynamo) {
+    std::fprintf(stderr, "cache: %s\n", why.c_str());
+    return 1;
+  }
+  ::setenv("AWS_ACCESS_KEY_ID", "bench", 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", "bench", 1);
+  spec.spec = "dynamodb://cis-image-embedding-cache";
+  spec.endpoint = dynamo->url();
+  spec.timeout_ms = 10000;
+  if (auto made = SetupEmbeddingCache(spec); !made.ok()) {
+    std::fprintf(stderr, "cache: %s\n", made.status().ToString().c_str());
+    return 1;
+  }
+  auto dynamo_cache = OpenEmbeddingCache(spec);
+  if (!dynamo_cache.ok()) return 1;
+  rows.push_back(Measure("DynamoDB emulator (moto 5.2.1)", **dynamo_cache, w, emulator_n, emulator_lookups));
+  dynamo.reset();
+
+  for (const Row& r : rows) {
+    if (r.name.empty()) return 1;
+  }
+  const Row& base = rows[0];
+  std::printf(
+      "\n| round trip (µs) | entries / hits | Get p50 | Get p95 | Get p99 | Get mean | p50 / embedded | "
+      "p95 / embedded | GetMany(%zu) p50 | GetMany(%zu) p95 | fill (s) |\n",
+      w.batch, w.batch);
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const Row& r : rows) {
+    std::printf("| %s | %zu / %zu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | ", r.name.c_str(), r.entries,
+                r.lookups, r.single.p50, r.single.p95, r.single.p99, r.single.mean,
+                r.single.p50 / base.single.p50, r.single.p95 / base.single.p95);
+    if (r.batch.p50 > 0) {
+      std::printf("%.1f | %.1f | %.2f |\n", r.batch.p50, r.batch.p95, r.fill_s);
+    } else {
+      std::printf("- | - | - |\n");
+    }
+  }
   return 0;
 }
 
 }  // namespace
 
-FS_BENCH_WORKLOAD(cache, "cache",
-                  "embedding-cache hit latency, ours vs Redis on 127.0.0.1: --n 20000 --lookups 20000 --dim 512 "
-                  "--redis-port 16379",
-                  RunCache);
+FS_BENCH_WORKLOAD(
+    cache, "cache",
+    "embedding-cache round trips, embedded vs Redis vs DynamoDB emulator (+ hiredis peer): --n 20000 "
+    "--lookups 20000 --emulator-n 2000 --emulator-lookups 2000 --dim 512 --batch 16",
+    RunCache);
 
 }  // namespace fs::bench

@@ -1,13 +1,23 @@
 #!/usr/bin/python3
 """Reference CLIP preprocessing with Pillow + NumPy, the oracle for tests/clip_pillow_test.cpp.
 
-    clip_pillow_oracle.py generate OUTDIR        write the edge-case images; print one file name a line
-    clip_pillow_oracle.py preprocess LIST OUTDIR for line i of LIST (a path), write OUTDIR/<i>.f32
+    clip_pillow_oracle.py generate OUTDIR [NAME...]
+                                                 write the edge-case images (or only those NAMEs);
+                                                 print one file name a line
+    clip_pillow_oracle.py preprocess LIST OUTDIR [round|floor|transformers]
+                                                 for line i of LIST (a path), write OUTDIR/<i>.f32
                                                  (float32, 3 x 224 x 224, CHW) or OUTDIR/<i>.err
 
 Pipeline: PIL open -> ImageOps.exif_transpose -> convert('RGB') -> CLIP's torchvision transforms
 rewritten with PIL and NumPy (torchvision is not installed): Resize(224, BICUBIC) with torchvision's
 size rule, CenterCrop(224) with its round(), ToTensor (/255), Normalize.
+
+"floor" is Hugging Face transformers' CLIPImageProcessor instead (transformers is not installed
+either): get_resize_output_image_size (shortest_edge, default_to_square=False) gives the same size
+as torchvision, resize() goes through PIL's resize(BICUBIC) the same way, but
+image_transforms.center_crop takes top = (orig_height - crop_height) // 2 and
+left = (orig_width - crop_width) // 2: rounded down where torchvision rounds half to even.
+"transformers" runs transformers' CLIPImageProcessor itself (a Python that has it: .venv-oracle).
 
 One deliberate difference from plain Pillow is reproduced here, because filesearch documents it:
 16-bit greyscale (modes I;16*, I) keeps the high byte (v >> 8); Pillow's convert() would clip every
@@ -33,7 +43,7 @@ def to_rgb(im):
     return im.convert("RGB")
 
 
-def clip_preprocess(im):
+def clip_preprocess(im, rounding="round"):
     w, h = im.size
     if w <= h:
         nw, nh = SIZE, int(SIZE * h / w)
@@ -41,8 +51,10 @@ def clip_preprocess(im):
         nw, nh = int(SIZE * w / h), SIZE
     if (nw, nh) != (w, h):
         im = im.resize((nw, nh), Image.BICUBIC)
-    top = int(round((nh - SIZE) / 2.0))
-    left = int(round((nw - SIZE) / 2.0))
+    if rounding == "floor":  # transformers.image_transforms.center_crop
+        top, left = (nh - SIZE) // 2, (nw - SIZE) // 2
+    else:  # torchvision.transforms.functional.center_crop
+        top, left = int(round((nh - SIZE) / 2.0)), int(round((nw - SIZE) / 2.0))
     crop = np.asarray(im.crop((left, top, left + SIZE, top + SIZE)), dtype=np.float32) / np.float32(255)
     chw = ((crop - MEAN) / STD).transpose(2, 0, 1)
     return np.ascontiguousarray(chw, dtype=np.float32)
@@ -63,7 +75,7 @@ def write_png16_rgb(path, arr):
         f.write(chunk(b"IEND", b""))
 
 
-def generate(out):
+def generate(out, only=()):
     rng = np.random.default_rng(7)
 
     def photo_like(w, h):
@@ -76,6 +88,8 @@ def generate(out):
     files = {}
     files["tiny_1x1.png"] = Image.fromarray(np.array([[[200, 30, 90]]], np.uint8), "RGB")
     files["thin_1x4000.png"] = Image.fromarray(photo_like(1, 4000), "RGB")
+    if "wide_2572x1740.png" in only:  # over max_side with an odd excess; only when asked for (slow)
+        files["wide_2572x1740.png"] = (Image.fromarray(photo_like(2572, 1740), "RGB"), {"compress_level": 1})
     files["thin_700x3.png"] = Image.fromarray(photo_like(700, 3), "RGB")
     files["small_50x30.png"] = Image.fromarray(photo_like(50, 30), "RGB")
     files["grey_L.png"] = Image.fromarray(rgb, "RGB").convert("L")
@@ -102,33 +116,47 @@ def generate(out):
     files["rgb.bmp"] = Image.fromarray(rgb, "RGB")
     names = []
     for name, spec in files.items():
+        if only and name not in only:
+            continue
         im, kwargs = spec if isinstance(spec, tuple) else (spec, {})
         im.save(os.path.join(out, name), **kwargs)
         names.append(name)
-    write_png16_rgb(os.path.join(out, "rgb16.png"),
-                    (photo_like(320, 240).astype(np.uint16) * 257 + rng.integers(0, 256, (240, 320, 3))).astype(np.uint16))
-    names.append("rgb16.png")
+    if not only:
+        write_png16_rgb(os.path.join(out, "rgb16.png"),
+                        (photo_like(320, 240).astype(np.uint16) * 257 + rng.integers(0, 256, (240, 320, 3))).astype(np.uint16))
+    if not only:
+        names.append("rgb16.png")
     for name in names:
         print(name)
 
 
-def preprocess(list_path, out):
+def transformers_preprocess(im):
+    """transformers' own CLIPImageProcessor (openai/clip-vit-base-patch32's preprocessor_config)."""
+    from transformers import CLIPImageProcessor
+    p = CLIPImageProcessor(size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE},
+                           resample=Image.BICUBIC, image_mean=MEAN.tolist(), image_std=STD.tolist())
+    return np.ascontiguousarray(p(images=im, return_tensors="np")["pixel_values"][0], dtype=np.float32)
+
+
+def preprocess(list_path, out, rounding="round"):
     with open(list_path) as f:
         paths = [line.rstrip("\n") for line in f if line.strip()]
     for i, path in enumerate(paths):
         try:
             with Image.open(path) as im:
                 im = ImageOps.exif_transpose(im)
-                clip_preprocess(to_rgb(im)).tofile(os.path.join(out, "%d.f32" % i))
+                rgb = to_rgb(im)
+                (transformers_preprocess(rgb) if rounding == "transformers"
+                 else clip_preprocess(rgb, rounding)).tofile(os.path.join(out, "%d.f32" % i))
         except Exception as e:  # the C++ side reports which file the oracle could not read
             with open(os.path.join(out, "%d.err" % i), "w") as f:
                 f.write(repr(e))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "generate":
-        generate(sys.argv[2])
-    elif len(sys.argv) == 4 and sys.argv[1] == "preprocess":
-        preprocess(sys.argv[2], sys.argv[3])
+    if len(sys.argv) >= 3 and sys.argv[1] == "generate":
+        generate(sys.argv[2], set(sys.argv[3:]))
+    elif len(sys.argv) in (4, 5) and sys.argv[1] == "preprocess":
+        preprocess(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) == 5 else "round")
     else:
         sys.exit(__doc__)

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -64,8 +65,11 @@ class TempDir {
 std::string Script() { return SourceDir() + "/tests/clip_pillow_oracle.py"; }
 
 // Pillow's tensors for `paths`, in order; nullopt where Pillow could not read the file.
+// rounding: "round" (torchvision's CenterCrop) or "floor" (transformers' CLIPImageProcessor).
 std::vector<std::optional<std::vector<float>>> RunOracle(const std::vector<std::string>& paths,
-                                                         const stdfs::path& work) {
+                                                         const stdfs::path& work,
+                                                         const std::string& rounding = "round",
+                                                         const std::string& python = kPython) {
   const stdfs::path list = work / "list.txt";
   const stdfs::path out = work / "oracle";
   stdfs::create_directories(out);
@@ -73,8 +77,8 @@ std::vector<std::optional<std::vector<float>>> RunOracle(const std::vector<std::
     std::ofstream f(list);
     for (const auto& p : paths) f << p << "\n";
   }
-  const std::string cmd = std::string(kPython) + " " + Quote(Script()) + " preprocess " +
-                          Quote(list.string()) + " " + Quote(out.string());
+  const std::string cmd = python + " " + Quote(Script()) + " preprocess " +
+                          Quote(list.string()) + " " + Quote(out.string()) + " " + rounding;
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::vector<std::optional<std::vector<float>>> result;
   for (size_t i = 0; i < paths.size(); ++i) {
@@ -91,11 +95,24 @@ std::vector<std::optional<std::vector<float>>> RunOracle(const std::vector<std::
   return result;
 }
 
-Result<std::vector<float>> Ours(const std::string& path, const image::DecodeOptions& options) {
+// Decodes with `options` (plus, with `windowed`, the crop's source window as ClipEmbedder asks for
+// it) and preprocesses.
+Result<std::vector<float>> Ours(const std::string& path, image::DecodeOptions options,
+                                clip::CropRounding crop = clip::CropRounding::kHalfToEven,
+                                bool windowed = false) {
+  if (windowed) {
+    options.window = [crop](int width, int height) {
+      auto r = clip::CropSourceWindow(width, height, 224, crop);
+      return r.ok() ? image::Rect{r->x, r->y, r->width, r->height} : image::Rect{0, 0, width, height};
+    };
+  }
   FS_ASSIGN_OR_RETURN(image::RgbImage rgb, image::DecodeFile(path, options));
   std::vector<float> out(kEntries);
+  clip::PreprocessOptions preprocess;
+  preprocess.crop = crop;
   FS_RETURN_IF_ERROR(clip::Preprocess(rgb.pixels.data(), rgb.width, rgb.height,
-                                      static_cast<size_t>(rgb.width) * 3, {}, out));
+                                      static_cast<size_t>(rgb.width) * 3, preprocess, out,
+                                      clip::PixelWindow{rgb.x0, rgb.y0, rgb.full_width, rgb.full_height}));
   return out;
 }
 
@@ -138,12 +155,14 @@ Agreement Compare(const std::vector<float>& ours, const std::vector<float>& thei
 
 // Decodes and preprocesses each file both ways; prints one line per file and the total.
 Agreement CompareFiles(const std::vector<std::string>& paths, const image::DecodeOptions& options,
-                       const stdfs::path& work, double min_within_one_percent) {
-  const auto theirs = RunOracle(paths, work);
+                       const stdfs::path& work, double min_within_one_percent,
+                       const std::string& rounding = "round") {
+  const auto theirs = RunOracle(paths, work, rounding);
   Agreement total;
   for (size_t i = 0; i < paths.size(); ++i) {
     const std::string name = stdfs::path(paths[i]).filename().string();
-    auto ours = Ours(paths[i], options);
+    auto ours = Ours(paths[i], options,
+                     rounding == "floor" ? clip::CropRounding::kFloor : clip::CropRounding::kHalfToEven);
     if (!theirs[i].has_value()) {
       ADD_FAILURE() << name << ": Pillow could not read it";
       continue;
@@ -227,6 +246,79 @@ TEST(ClipPillowTest, RealPhotosAndOrientations) {
   EXPECT_GE(total.WithinOne(), 99.9);
 }
 
+// The HF layout's reference is transformers' CLIPImageProcessor, whose centre crop rounds the offset
+// down: with CropRounding::kFloor we match it as closely as torchvision's crop otherwise. china.jpg
+// and flower.jpg (640 x 427 -> 335 x 224, an odd excess of 111) tell the two apart.
+TEST(ClipPillowTest, TransformersCropRoundsDown) {
+  if (!HavePillow()) GTEST_SKIP() << kPython << " with PIL and numpy is not available";
+  const std::string corpus = CorpusDir();
+  if (corpus.empty()) GTEST_SKIP() << "FILESEARCH_SHARED_DIR/corpus not found (../shared is missing)";
+  std::vector<std::string> paths;
+  for (const char* sample : {"china.jpg", "flower.jpg", "grace_hopper.jpg"}) {
+    if (stdfs::exists(corpus + "/photos/samples/" + sample)) paths.push_back(corpus + "/photos/samples/" + sample);
+  }
+  ASSERT_FALSE(paths.empty());
+  TempDir work;
+  const Agreement total = CompareFiles(paths, FullDecode(), work.path(), 99.9, "floor");
+  EXPECT_GE(total.WithinOne(), 99.9);
+  // The other rounding is one pixel off on china.jpg: far outside the bound, so the test tells them apart.
+  const auto floor_ref = RunOracle({paths[0]}, work.path() / "again", "floor");
+  auto torchvision = Ours(paths[0], FullDecode(), clip::CropRounding::kHalfToEven);
+  ASSERT_TRUE(torchvision.ok() && floor_ref[0].has_value());
+  const Agreement off = Compare(*torchvision, *floor_ref[0]);
+  std::printf("  china.jpg, torchvision crop against transformers': max %.1f levels, <=1 level %.2f%%\n",
+              off.max_levels, off.WithinOne());
+  EXPECT_GT(off.max_levels, 20.0);
+  EXPECT_LT(off.WithinOne(), 99.0);
+  // The library itself, where the oracle venv has it (scripts/py-oracle-deps): the same tensors.
+  const std::string venv = SourceDir() + "/.venv-oracle/bin/python";
+  if (std::system((venv + " -c 'import transformers' >/dev/null 2>&1").c_str()) != 0) {
+    std::printf("  (transformers' own CLIPImageProcessor not compared: %s lacks it)\n", venv.c_str());
+    return;
+  }
+  const auto library = RunOracle(paths, work.path() / "transformers", "transformers", venv);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    ASSERT_TRUE(library[i].has_value()) << paths[i];
+    auto ours = Ours(paths[i], FullDecode(), clip::CropRounding::kFloor);
+    ASSERT_TRUE(ours.ok());
+    const Agreement a = Compare(*ours, *library[i]);
+    std::printf("  %-20s against transformers.CLIPImageProcessor: max %.2f levels\n",
+                stdfs::path(paths[i]).filename().c_str(), a.max_levels);
+    EXPECT_LE(a.max_levels, 0.01) << paths[i];
+  }
+}
+
+// Images over max_side (2048) with the CLIP decode: only the crop's source window is decoded, at
+// full resolution, so the crop is the reference's, for either rounding. Reducing the whole image
+// first (the old way, printed for comparison) moved it: the 1 x 4000 PNG fell to cosine 0.785.
+TEST(ClipPillowTest, OverMaxSideKeepsTheCrop) {
+  if (!HavePillow()) GTEST_SKIP() << kPython << " with PIL and numpy is not available";
+  TempDir work;
+  const stdfs::path gen = work.path() / "gen";
+  stdfs::create_directories(gen);
+  const std::string cmd = std::string(kPython) + " " + Quote(Script()) + " generate " + Quote(gen.string()) +
+                          " wide_2572x1740.png thin_1x4000.png >/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const std::vector<std::string> paths = {(gen / "wide_2572x1740.png").string(), (gen / "thin_1x4000.png").string()};
+  image::DecodeOptions capped;  // ClipEmbedder's: max_side 2048, shrink-on-load to >= 448
+  capped.min_short_side = 448;
+  for (const char* rounding : {"round", "floor"}) {
+    const auto crop = std::string(rounding) == "floor" ? clip::CropRounding::kFloor : clip::CropRounding::kHalfToEven;
+    const auto theirs = RunOracle(paths, work.path() / rounding, rounding);
+    for (size_t i = 0; i < paths.size(); ++i) {
+      ASSERT_TRUE(theirs[i].has_value()) << paths[i];
+      auto windowed = Ours(paths[i], capped, crop, true);
+      auto reduced = Ours(paths[i], capped, crop, false);
+      ASSERT_TRUE(windowed.ok() && reduced.ok()) << windowed.status().ToString() << reduced.status().ToString();
+      const Agreement a = Compare(*windowed, *theirs[i]);
+      const Agreement old = Compare(*reduced, *theirs[i]);
+      std::printf("  %-5s %-20s windowed: max %.2f levels, exact %.3f%%; whole image reduced: max %.1f levels\n",
+                  rounding, stdfs::path(paths[i]).filename().c_str(), a.max_levels, a.Exact(), old.max_levels);
+      EXPECT_EQ(a.max_levels, 0.0) << paths[i];
+    }
+  }
+}
+
 // Shrink-on-load changes pixels (DCT scaling is not Pillow's bicubic). With the documented CLIP
 // setting (min_short_side = 448) the bicubic downscale dominates; this measures how far it lands
 // from Pillow's full decode and bounds it loosely.
@@ -249,6 +341,64 @@ TEST(ClipPillowTest, ShrinkOnLoadStaysClose) {
   // Measured on these three: mean 0.31 levels, 97.87% within one level, 99.90% within three.
   EXPECT_LT(total.Mean(), 0.75);
   EXPECT_GE(total.WithinThree(), 99.5);
+}
+
+// The measurement behind docs/params.md (min_short_side) and the exact mode: every JPEG of the
+// corpus that shrink-on-load reduces (shortest side >= 896), decoded as ClipEmbedder decodes it
+// (max_side 2048 with the crop's window; min_short_side 448, or 0 with exact_decode), against
+// Pillow's full decode. Minutes of work: run by bench/clip/shrink_fidelity.sh, skipped otherwise.
+TEST(ClipPillowTest, ShrinkOnLoadOverTheCorpus) {
+  if (std::getenv("FILESEARCH_MEASURE_SHRINK") == nullptr) GTEST_SKIP() << "set FILESEARCH_MEASURE_SHRINK=1";
+  if (!HavePillow()) GTEST_SKIP() << kPython << " with PIL and numpy is not available";
+  const std::string corpus = CorpusDir();
+  if (corpus.empty()) GTEST_SKIP() << "FILESEARCH_SHARED_DIR/corpus not found (../shared is missing)";
+  std::vector<std::string> paths;
+  for (const auto& e : stdfs::recursive_directory_iterator(corpus)) {
+    std::string ext = e.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (!e.is_regular_file() || (ext != ".jpg" && ext != ".jpeg")) continue;
+    std::ifstream f(e.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto info = image::Probe(bytes);
+    if (info.ok() && info->format == "jpeg" && std::min(info->width, info->height) >= 896) {
+      paths.push_back(e.path().string());
+    }
+  }
+  std::sort(paths.begin(), paths.end());
+  ASSERT_FALSE(paths.empty());
+  TempDir work;
+  const auto theirs = RunOracle(paths, work.path());
+  auto clip_decode = [](bool exact) {
+    image::DecodeOptions d;  // ClipEmbedder's, for a 224 px model
+    d.min_short_side = exact ? 0 : 448;
+    d.window = [](int width, int height) {
+      auto r = clip::CropSourceWindow(width, height, 224, clip::CropRounding::kHalfToEven);
+      return r.ok() ? image::Rect{r->x, r->y, r->width, r->height} : image::Rect{0, 0, width, height};
+    };
+    return d;
+  };
+  Agreement shrink_total, exact_total;
+  size_t compared = 0;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (!theirs[i].has_value()) {
+      std::printf("  %-64s Pillow cannot read it: skipped\n", stdfs::path(paths[i]).filename().c_str());
+      continue;
+    }
+    ++compared;
+    auto shrunk = Ours(paths[i], clip_decode(false), clip::CropRounding::kHalfToEven);
+    auto exact = Ours(paths[i], clip_decode(true), clip::CropRounding::kHalfToEven);
+    ASSERT_TRUE(shrunk.ok() && exact.ok()) << paths[i];
+    const Agreement s = Compare(*shrunk, *theirs[i]), x = Compare(*exact, *theirs[i]);
+    std::printf("  %-64s shrink: max %5.1f, <=3 %8.4f%%, mean %.3f | exact: max %.1f\n",
+                stdfs::path(paths[i]).filename().c_str(), s.max_levels, s.WithinThree(), s.Mean(), x.max_levels);
+    shrink_total.Add(s);
+    exact_total.Add(x);
+  }
+  std::printf("  %zu JPEGs. shrink-on-load: max %.1f levels, <=1 %.4f%%, <=3 %.4f%%, mean %.4f; "
+              "exact: max %.1f levels, exact %.4f%%\n",
+              compared, shrink_total.max_levels, shrink_total.WithinOne(), shrink_total.WithinThree(),
+              shrink_total.Mean(), exact_total.max_levels, exact_total.Exact());
+  EXPECT_EQ(exact_total.max_levels, 0.0);
 }
 
 }  // namespace

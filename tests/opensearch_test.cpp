@@ -801,6 +801,176 @@ TEST_F(OpenSearchTest, ABackfillAndDuplicatesCoverTheWholeIndex) {
   std::filesystem::remove_all(base);
 }
 
+// A node of a failure test's own (tests/opensearch/node in a directory of its own, on a fixed
+// port so a restart keeps its url): the test kills, restarts or loads it without disturbing the
+// shared node. Stopped and its data deleted at the end.
+class OwnNode {
+ public:
+  explicit OwnNode(const std::string& name)
+      : dir_(::testing::TempDir() + "opensearch_own_" + name + "_" + std::to_string(::getpid())),
+        port_(testing::FreePort()) {}
+  ~OwnNode() { Node("stop"); }
+  // start [--keep-data] [--setting k=v]...: true when it is up (green).
+  bool Start(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"--port", std::to_string(port_)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Node("start", args) == 0;
+  }
+  void Kill() { Node("kill"); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int Node(const std::string& command, const std::vector<std::string>& args = {}) {
+    // The launcher the shared node compiled, not one more Maven build per node.
+    const char* shared = std::getenv("FILESEARCH_OPENSEARCH_NODE_DIR");
+    std::vector<std::string> argv = {"/usr/bin/env", "FILESEARCH_NODE_LAUNCHER=" + std::string(shared ? shared : dir_.c_str()) + "/launcher",
+                                     FILESEARCH_NODE_SCRIPT, command, dir_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const pid_t pid = testing::Spawn(argv, dir_ + ".log");
+    int status = 0;
+    if (pid <= 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+  }
+  std::string dir_;
+  int port_;
+};
+
+// Requests to a node by url (these tests' own nodes).
+json NodeJson(const std::string& url, const std::string& method, const std::string& path, const json& body = nullptr) {
+  OpenSearchOptions options;
+  options.url = url;
+  auto client = OpenSearchClient::Create(options);
+  if (!client.ok()) return json();
+  OpenSearchRequest request;
+  request.method = method;
+  request.path = path;
+  request.read_only_post = true;
+  if (!body.is_null()) request.body = body.dump();
+  auto reply = (*client)->Send(request);
+  return reply.ok() ? json::parse(reply->body, nullptr, false) : json();
+}
+
+uint64_t CountOf(const std::string& url, const std::string& index) {
+  const json count = NodeJson(url, "GET", "/" + index + "/_count");
+  return count.is_object() && count.contains("count") ? count["count"].get<uint64_t>() : 0;
+}
+
+// `filesearch index DIR` into INDEX of the node at URL, in the background.
+pid_t StartIndexing(const std::string& data, const std::string& dir, const std::string& url, const std::string& index,
+                    const std::string& log, int bulk_docs) {
+  return testing::Spawn({FILESEARCH_BINARY, "--data-dir", data, "--no-progress", "index", dir, "--backend", "opensearch",
+                         "--opensearch-url", url, "--opensearch-index", index, "--opensearch-bulk-docs",
+                         std::to_string(bulk_docs)},
+                        log);
+}
+
+int WaitExit(pid_t pid) {
+  int status = 0;
+  if (pid <= 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
+// The node is killed (SIGKILL) while `filesearch index` is sending its documents through _bulk,
+// and started again on its data: the run says how many changes wait and exits 1; the next run sends
+// them; every file ends up in the index exactly once.
+TEST_F(OpenSearchTest, NodeKilledMidIngestAndRestartedLosesNothing) {
+  OwnNode node("crash");
+  ASSERT_TRUE(node.Start()) << "could not start a node of this test's own";
+  const std::string index = "t-crash";
+  ASSERT_EQ(RunCli({"opensearch", "setup", "--opensearch-url", node.url(), "--opensearch-index", index, "--engine",
+                    "lucene", "--dimension", "4"}).rc, 0);
+  NodeJson(node.url(), "PUT", "/" + index + "/_settings", {{"index", {{"refresh_interval", "100ms"}}}});
+  const std::string base = ::testing::TempDir() + "opensearch_crash_" + std::to_string(::getpid());
+  std::filesystem::remove_all(base);
+  constexpr int kFiles = 3000;
+  for (int i = 0; i < kFiles; ++i) {
+    const std::string sub = base + "/share/d" + std::to_string(i / 100);
+    if (i % 100 == 0) std::filesystem::create_directories(sub);
+    std::ofstream(sub + "/note" + std::to_string(i) + ".txt") << "note number " << i;
+  }
+  const std::string log = base + "/index1.log";
+  const pid_t run = StartIndexing(base + "/data", base + "/share", node.url(), index, log, 10);
+  ASSERT_GT(run, 0);
+  // Kill the node once some batches landed, while the run is still sending.
+  bool killed = false;
+  for (int i = 0; i < 1200 && !killed; ++i) {
+    int status = 0;
+    if (::waitpid(run, &status, WNOHANG) == run) {
+      FAIL() << "the run finished before the node was killed: more files are needed\n" << ReadFile(log);
+    }
+    if (CountOf(node.url(), index) >= 100) {
+      node.Kill();
+      killed = true;
+    } else {
+      ::usleep(25 * 1000);
+    }
+  }
+  ASSERT_TRUE(killed) << "no batch reached the node in 30 s";
+  EXPECT_EQ(WaitExit(run), 1) << ReadFile(log);
+  const std::string first = ReadFile(log);
+  EXPECT_NE(first.find("changes wait for OpenSearch"), std::string::npos) << first;
+  EXPECT_NE(first.find(node.url()), std::string::npos) << "the error names the node: " << first;
+
+  ASSERT_TRUE(node.Start({"--keep-data"})) << "the node did not restart on its data";
+  const uint64_t survived = CountOf(node.url(), index);
+  EXPECT_GE(survived, 100u) << "acknowledged batches survive the crash";
+  EXPECT_LT(survived, uint64_t{kFiles});
+  const std::string log2 = base + "/index2.log";
+  EXPECT_EQ(WaitExit(StartIndexing(base + "/data", base + "/share", node.url(), index, log2, 500)), 0) << ReadFile(log2);
+  NodeJson(node.url(), "POST", "/" + index + "/_refresh");
+  EXPECT_EQ(CountOf(node.url(), index), uint64_t{kFiles});
+  // No uri twice (a terms aggregation of the uris held by two or more documents finds none).
+  const json twice = NodeJson(node.url(), "POST", "/" + index + "/_search",
+                              {{"size", 0}, {"aggs", {{"uris", {{"terms", {{"field", "uri"}, {"min_doc_count", 2}, {"size", 10}}}}}}}});
+  ASSERT_TRUE(twice["aggregations"]["uris"]["buckets"].is_array()) << twice.dump();
+  EXPECT_TRUE(twice["aggregations"]["uris"]["buckets"].empty()) << "every file exactly once: " << twice.dump();
+  std::filesystem::remove_all(base);
+}
+
+// A burst the node cannot take: one write thread and a write queue of one, three `filesearch index`
+// runs at once. The node turns whole shard batches away with 429 inside its _bulk replies; the
+// items go again after a backoff, and every document lands, none on the failure list.
+TEST_F(OpenSearchTest, A429BurstIsRetriedAndEverythingLands) {
+  OwnNode node("burst");
+  ASSERT_TRUE(node.Start({"--setting", "thread_pool.write.size=1", "--setting", "thread_pool.write.queue_size=1"}));
+  const std::string index = "t-burst";
+  ASSERT_EQ(RunCli({"opensearch", "setup", "--opensearch-url", node.url(), "--opensearch-index", index, "--engine",
+                    "lucene", "--dimension", "4"}).rc, 0);
+  const std::string base = ::testing::TempDir() + "opensearch_burst_" + std::to_string(::getpid());
+  std::filesystem::remove_all(base);
+  constexpr int kRuns = 3, kFilesEach = 300;
+  std::vector<pid_t> runs;
+  for (int r = 0; r < kRuns; ++r) {
+    const std::string share = base + "/share" + std::to_string(r);
+    std::filesystem::create_directories(share);
+    for (int i = 0; i < kFilesEach; ++i) std::ofstream(share + "/f" + std::to_string(i) + ".txt") << "run " << r << " file " << i;
+  }
+  for (int r = 0; r < kRuns; ++r) {
+    const std::string n = std::to_string(r);
+    runs.push_back(StartIndexing(base + "/data" + n, base + "/share" + n, node.url(), index, base + "/run" + n + ".log", 5));
+  }
+  std::string said;
+  for (int r = 0; r < kRuns; ++r) {
+    const std::string out = ReadFile(base + "/run" + std::to_string(r) + ".log");
+    EXPECT_EQ(WaitExit(runs[r]), 0) << out;
+    said += ReadFile(base + "/run" + std::to_string(r) + ".log");
+  }
+  const json stats = NodeJson(node.url(), "GET", "/_nodes/stats/thread_pool");
+  uint64_t rejected = 0;
+  if (stats.is_object() && stats.contains("nodes")) {
+    for (const auto& [id, n] : stats["nodes"].items()) rejected += n["thread_pool"]["write"].value("rejected", uint64_t{0});
+  }
+  ASSERT_GT(rejected, 0u) << "the burst never met a full write queue: this test checked nothing";
+  EXPECT_NE(said.find("sent again after the node turned them away"), std::string::npos) << said;
+  NodeJson(node.url(), "POST", "/" + index + "/_refresh");
+  EXPECT_EQ(CountOf(node.url(), index), uint64_t{kRuns * kFilesEach});
+  for (int r = 0; r < kRuns; ++r) {
+    const CliRun failures = RunCli({"--data-dir", base + "/data" + std::to_string(r), "failures"});
+    EXPECT_EQ(failures.output.find("mirror"), std::string::npos) << failures.output;
+  }
+  std::filesystem::remove_all(base);
+}
+
 // The same binary with --backend opensearch: `index` writes through _bulk, `search` and `serve`
 // answer from the node, /documents/{id} and similarTo work on its ids.
 TEST_F(OpenSearchTest, IndexSearchAndServeWithTheOpenSearchBackEnd) {

@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,9 +19,15 @@
 namespace fs::testing {
 
 // fork + execv; the child's stdout and stderr go to `output` (appended), or /dev/null when empty.
-inline pid_t Spawn(const std::vector<std::string>& argv, const std::string& output = "") {
+// With `die_with_parent`, the child is killed when the test process dies (servers a test starts).
+inline pid_t Spawn(const std::vector<std::string>& argv, const std::string& output = "", bool die_with_parent = false) {
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid == 0) {
+    if (die_with_parent) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) _exit(1);
+    }
     int out = output.empty() ? ::open("/dev/null", O_WRONLY) : ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(out, 1);
     ::dup2(out, 2);
@@ -30,6 +38,19 @@ inline pid_t Spawn(const std::vector<std::string>& argv, const std::string& outp
     _exit(127);
   }
   return pid;
+}
+
+// Stops a child: SIGTERM, up to 2 s to exit, then SIGKILL; reaps it either way.
+inline void StopChild(pid_t pid) {
+  if (pid <= 0) return;
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  for (int waited_ms = 0; waited_ms < 2000; waited_ms += 20) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) return;
+    ::usleep(20000);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
 }
 
 // Spawn, then wait: true when the program exited with status 0.

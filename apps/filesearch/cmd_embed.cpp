@@ -29,6 +29,9 @@ void AddModelFlags(CLI::App* cmd, ModelFlags* flags) {
                   "precision). Default: MODEL_DIR/packed, or ~/.cache/filesearch/packed/... when the model "
                   "folder is read-only; 'off' to keep none")
       ->type_name("DIR|off");
+  cmd->add_flag("--exact-decode", flags->exact_decode,
+                "Decode JPEGs at full size for CLIP (no DCT shrink-on-load): the image tensor then equals "
+                "Pillow's, at 2-4x the decode time of large JPEGs (docs/params.md)");
 }
 
 Result<std::unique_ptr<ClipEmbedder>> LoadModel(const ModelFlags& flags) {
@@ -39,6 +42,7 @@ Result<std::unique_ptr<ClipEmbedder>> LoadModel(const ModelFlags& flags) {
   o.threads = flags.threads;
   o.query_cache_entries = flags.query_cache;
   o.packed_dir = flags.packed_dir;
+  o.exact_decode = flags.exact_decode;
   if (const char* v = std::getenv("MAX_IMAGE_SIZE"); v && *v) o.max_image_side = std::atoi(v);
   auto m = ClipEmbedder::Load(dir, o);
   if (!m.ok()) return m.status().WithContext("loading the CLIP model from '" + dir + "'");
@@ -59,12 +63,13 @@ std::string ReplyJson(std::span<const float> v, const std::string& model, double
   return EmbeddingReplyToJson({v, model, seconds, cached, hash});
 }
 
-// The embedding cache of the data directory, when it holds an index: embed reads and fills it
-// as `index` and `backfill` do, but never creates a data directory of its own. Null: no cache.
+// The shared cache of --cache, or the embedding cache of the data directory when it holds an
+// index: embed reads and fills it as `index` and `backfill` do, but never creates a data
+// directory of its own. Null: no cache.
 std::unique_ptr<EmbeddingCache> OpenCacheIfIndexed(const GlobalFlags& flags) {
-  auto db = ExistingIndexDb(flags);
-  if (!db.ok()) return nullptr;
-  auto cache = EmbeddingCache::Open(*db);
+  const EmbeddingCacheSpec spec = CacheSpecFromFlags(flags);
+  if (spec.spec == "embedded" && !ExistingIndexDb(flags).ok()) return nullptr;
+  auto cache = OpenEmbeddingCache(spec);
   if (!cache.ok()) {
     std::fprintf(stderr, "filesearch embed: not using the embedding cache: %s\n", cache.status().ToString().c_str());
     return nullptr;

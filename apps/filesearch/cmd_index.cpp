@@ -140,11 +140,15 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     if (report->embedded) std::printf(", %llu images embedded", static_cast<unsigned long long>(report->embedded));
     if (report->from_cache) std::printf(" (%llu from the embedding cache)", static_cast<unsigned long long>(report->from_cache));
     std::printf("\n");
+    if (EmbeddingCache* cache = (*engine)->cache(); cache && cache->kind() != "embedded") {
+      std::printf("%s\n", CacheCountersLine(*cache).c_str());
+    }
     if ((*engine)->backend() == "opensearch") {
       const MirrorReport& m = report->remote;
       std::printf("opensearch %s: %llu documents written, %llu removed in %llu bulk requests",
                   o.remote.index.c_str(), static_cast<unsigned long long>(m.indexed),
                   static_cast<unsigned long long>(m.deleted), static_cast<unsigned long long>(m.requests));
+      if (m.retried) std::printf(", %llu items sent again after the node turned them away (429/5xx)", static_cast<unsigned long long>(m.retried));
       if (m.failed) std::printf(", %llu refused (filesearch failures lists them)", static_cast<unsigned long long>(m.failed));
       std::printf("\n");
       if (!report->remote_error.empty()) {

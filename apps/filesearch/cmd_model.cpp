@@ -71,6 +71,9 @@ void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code) {
               << ((*m)->image_size() > 0 ? std::to_string((*m)->image_size()) + " px"
                                          : "none (text tower only)")
               << "\n"
+              << "preprocess: "
+              << ((*m)->image_size() > 0 ? (*m)->image_reference_name() : std::string("none (text tower only)"))
+              << "\n"
               << "context:    " << (*m)->context_length() << " tokens, vocabulary " << (*m)->vocab_size()
               << "\n"
               << "tokenizer:  "

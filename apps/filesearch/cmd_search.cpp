@@ -163,9 +163,13 @@ void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     }
     VectorIndex* v = (*engine)->vectors();
     uint64_t cached = 0;
+    EmbeddingCacheCounters counters;
+    std::string cache_kind = "off";
     if (EmbeddingCache* cache = (*engine)->cache()) {
       auto n = cache->Size();
       if (n.ok()) cached = *n;
+      counters = cache->counters();
+      cache_kind = cache->kind();
     }
     nlohmann::json models = nlohmann::json::object();
     for (auto& [m, n] : st->embeddings_by_model) models[m] = n;
@@ -187,6 +191,9 @@ void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                           {"embeddings", models},          {"databaseBytes", st->db_bytes},
                           {"vectorModel", v ? v->model() : ""}, {"vectorIndexSize", v ? v->size() : 0},
                           {"vectorIndexBytes", v ? v->memory_bytes() : 0}, {"embeddingCacheEntries", cached},
+                          {"embeddingCache", {{"kind", cache_kind}, {"entries", cached}, {"hits", counters.hits},
+                                              {"misses", counters.misses}, {"errors", counters.errors},
+                                              {"hitRatio", counters.hit_ratio()}}},
                           {"backend", (*engine)->backend()}};
       if (index) {
         nlohmann::json vectors = nlohmann::json::object();
@@ -212,7 +219,11 @@ void RegisterStats(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     for (auto& [m, n] : st->embeddings_by_model) {
       std::printf("embeddings:     %llu (%s)\n", static_cast<unsigned long long>(n), m.c_str());
     }
-    std::printf("embedding cache: %llu entries\n", static_cast<unsigned long long>(cached));
+    // Hits and misses are this process's (a server's are in /metrics): stats itself looks nothing up.
+    std::printf("embedding cache: %s, %llu entries; this process %llu hits, %llu misses (%.1f%% hits), %llu errors\n",
+                cache_kind.c_str(), static_cast<unsigned long long>(cached),
+                static_cast<unsigned long long>(counters.hits), static_cast<unsigned long long>(counters.misses),
+                100.0 * counters.hit_ratio(), static_cast<unsigned long long>(counters.errors));
     if (v) std::printf("vector index:   %zu vectors, %s in memory\n", v->size(), HumanSize(v->memory_bytes()).c_str());
   });
 }

@@ -23,6 +23,14 @@ struct OpenSearchFlags {
   std::string basic_auth_file, ca_file;
   std::string space = "innerproduct";  // --opensearch-space: the k-NN space the index was made with
   int timeout_ms = 30000;
+  size_t bulk_docs = 500;  // --opensearch-bulk-docs: documents per _bulk request
+};
+
+// --cache and its connection, global so every command that embeds shares one cache the same way.
+struct CacheFlags {
+  std::string spec;      // --cache, else $FILESEARCH_CACHE, else dynamodb://$EMBEDDING_CACHE_TABLE, else embedded
+  std::string endpoint;  // --cache-endpoint (DynamoDB emulators), else $AWS_ENDPOINT_URL_DYNAMODB
+  int timeout_ms = 2000; // --cache-timeout-ms
 };
 
 struct GlobalFlags {
@@ -30,8 +38,16 @@ struct GlobalFlags {
   bool no_progress = false; // --no-progress
   bool quiet = false;
   OpenSearchFlags opensearch;
+  CacheFlags cache;
 };
 void AddGlobalBackendFlags(CLI::App* app, OpenSearchFlags* flags);
+void AddGlobalCacheFlags(CLI::App* app, CacheFlags* flags);
+// The cache the flags name (see CacheFlags::spec for the order of precedence).
+std::string CacheSpecOf(const CacheFlags& flags);
+// The cache the flags name, with its connection settings; embedded = the data directory's database.
+EmbeddingCacheSpec CacheSpecFromFlags(const GlobalFlags& flags);
+// One line: "cache redis://h:6379: 12 hits, 3 misses (80.0% hits), 0 errors" for this process.
+std::string CacheCountersLine(const EmbeddingCache& cache);
 // The flag's value, else the environment variable's, else `fallback`.
 std::string FlagOrEnv(const std::string& flag, const char* name, const std::string& fallback);
 // The index name: --opensearch-index, $OPENSEARCH_INDEX, cis-files.
@@ -39,7 +55,8 @@ std::string OpenSearchIndexName(const OpenSearchFlags& flags);
 // The client options of the flags (url scheme added to a bare host, auth from the host name unless
 // given); `dry_run` prints requests instead of sending them.
 Result<OpenSearchOptions> OpenSearchClientOptions(const OpenSearchFlags& flags, bool dry_run = false);
-// --backend opensearch: fills options->remote from the flags; embedded: leaves it off.
+// --backend opensearch: fills options->remote from the flags; embedded: leaves it off. Also sets
+// the embedding cache of the --cache flags.
 // InvalidArgument for another name, or opensearch without a url.
 Status ApplyBackend(const GlobalFlags& flags, EngineOptions* options);
 
@@ -50,6 +67,7 @@ struct ModelFlags {
   int threads = 0;
   size_t query_cache = 0;  // recent text-query embeddings kept (serve: --query-cache)
   std::string packed_dir;  // --packed-dir: "" = next to the model, "off" = none
+  bool exact_decode = false;  // --exact-decode: no JPEG shrink-on-load for CLIP
 };
 void AddModelFlags(CLI::App* cmd, ModelFlags* flags);
 // nullptr (and OK) when no model folder is configured.
@@ -100,5 +118,6 @@ void RegisterEmbed(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterOpenSearch(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterMigrate(CLI::App& app, GlobalFlags& flags, int* exit_code);
+void RegisterCache(CLI::App& app, GlobalFlags& flags, int* exit_code);
 
 }  // namespace fs::cli

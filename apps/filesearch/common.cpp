@@ -36,10 +36,60 @@ void AddGlobalBackendFlags(CLI::App* app, OpenSearchFlags* f) {
       ->type_name("FILE")
       ->group(group);
   app->add_option("--opensearch-timeout-ms", f->timeout_ms, "Per-request timeout")->capture_default_str()->group(group);
+  app->add_option("--opensearch-bulk-docs", f->bulk_docs,
+                  "Documents per _bulk request when writing to the index (also capped at 8 MiB a request)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{10000}))
+      ->group(group);
   app->add_option("--opensearch-space", f->space, "The k-NN space the index was created with (scores become cosines)")
       ->check(CLI::IsMember({"innerproduct", "cosinesimil"}))
       ->capture_default_str()
       ->group(group);
+}
+
+void AddGlobalCacheFlags(CLI::App* app, CacheFlags* f) {
+  const char* group = "Embedding cache (docs/cache.md)";
+  app->add_option("--cache", f->spec,
+                  "Where embeddings are cached by content hash + model: embedded (default; the data directory), "
+                  "redis://[:PASSWORD@]HOST:PORT[/DB] or dynamodb://TABLE, shared by workers "
+                  "(default $FILESEARCH_CACHE, else dynamodb://$EMBEDDING_CACHE_TABLE)")
+      ->type_name("SPEC")
+      ->group(group);
+  app->add_option("--cache-endpoint", f->endpoint,
+                  "DynamoDB endpoint override, e.g. an emulator's http://127.0.0.1:5000 (default "
+                  "$AWS_ENDPOINT_URL_DYNAMODB, else AWS's for $AWS_REGION)")
+      ->type_name("URL")
+      ->group(group);
+  app->add_option("--cache-timeout-ms", f->timeout_ms, "Connect and request timeout of a shared cache")
+      ->capture_default_str()
+      ->group(group);
+}
+
+std::string CacheSpecOf(const CacheFlags& flags) {
+  std::string spec = FlagOrEnv(flags.spec, "FILESEARCH_CACHE", "");
+  if (spec.empty()) {
+    const std::string table = FlagOrEnv("", "EMBEDDING_CACHE_TABLE", "");
+    spec = table.empty() ? "embedded" : "dynamodb://" + table;
+  }
+  return spec;
+}
+
+EmbeddingCacheSpec CacheSpecFromFlags(const GlobalFlags& flags) {
+  EmbeddingCacheSpec spec;
+  spec.spec = CacheSpecOf(flags.cache);
+  spec.db_path = ResolveDataDir(flags.data_dir) + "/filesearch.db";
+  spec.endpoint = flags.cache.endpoint;
+  spec.timeout_ms = flags.cache.timeout_ms;
+  return spec;
+}
+
+std::string CacheCountersLine(const EmbeddingCache& cache) {
+  const EmbeddingCacheCounters c = cache.counters();
+  char line[256];
+  std::snprintf(line, sizeof line, "%llu hits, %llu misses (%.1f%% hits), %llu errors",
+                static_cast<unsigned long long>(c.hits), static_cast<unsigned long long>(c.misses),
+                100.0 * c.hit_ratio(), static_cast<unsigned long long>(c.errors));
+  return "embedding cache (" + cache.kind() + "): " + line;
 }
 
 Result<OpenSearchOptions> OpenSearchClientOptions(const OpenSearchFlags& flags, bool dry_run) {
@@ -62,6 +112,9 @@ Result<OpenSearchOptions> OpenSearchClientOptions(const OpenSearchFlags& flags, 
 }
 
 Status ApplyBackend(const GlobalFlags& flags, EngineOptions* o) {
+  o->cache = CacheSpecOf(flags.cache);
+  o->cache_endpoint = flags.cache.endpoint;
+  o->cache_timeout_ms = flags.cache.timeout_ms;
   const std::string backend = FlagOrEnv(flags.opensearch.backend, "FILESEARCH_BACKEND", "embedded");
   if (backend == "embedded") return Status::Ok();
   if (backend != "opensearch") {
@@ -74,6 +127,7 @@ Status ApplyBackend(const GlobalFlags& flags, EngineOptions* o) {
   o->remote.enabled = true;
   o->remote.index = OpenSearchIndexName(flags.opensearch);
   o->remote.space = flags.opensearch.space;
+  o->remote.bulk_docs = flags.opensearch.bulk_docs;
   return Status::Ok();
 }
 

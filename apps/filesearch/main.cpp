@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
       ->type_name("DIR");
   app.add_flag("--no-progress", flags.no_progress, "No progress bars (plain output for logs and scripts)");
   fs::cli::AddGlobalBackendFlags(&app, &flags.opensearch);
+  fs::cli::AddGlobalCacheFlags(&app, &flags.cache);
   int exit_code = 0;
   fs::cli::RegisterIndex(app, flags, &exit_code);
   fs::cli::RegisterBackfill(app, flags, &exit_code);
@@ -113,6 +114,7 @@ int main(int argc, char** argv) {
   fs::cli::RegisterServe(app, flags, &exit_code);
   fs::cli::RegisterOpenSearch(app, flags, &exit_code);
   fs::cli::RegisterMigrate(app, flags, &exit_code);
+  fs::cli::RegisterCache(app, flags, &exit_code);
   if (const std::string error = CheckCommandWords(app, argc, argv); !error.empty()) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 2;

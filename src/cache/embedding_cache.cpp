@@ -3,6 +3,9 @@
 #include <chrono>
 #include <cstring>
 
+#include "cache/remote_caches.h"
+#include "core/check.h"
+#include "core/log.h"
 #include "index/sqlite_util.h"
 
 namespace fs {
@@ -31,20 +34,105 @@ int64_t WallSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-}  // namespace
 
-struct EmbeddingCache::Impl {
-  EmbeddingCacheOptions options;
-  std::mutex mu;
-  Db db;
+// The embedded back end: one SQLite connection behind a mutex.
+class SqliteEmbeddingCache final : public EmbeddingCache {
+ public:
+  explicit SqliteEmbeddingCache(EmbeddingCacheOptions options) : EmbeddingCache(std::move(options)) {}
+  Status Init(const std::string& db_path);
+  Result<uint64_t> PurgeExpired() override;
+  Result<uint64_t> Size() override;
+  std::string kind() const override { return "embedded"; }
+
+ protected:
+  Result<std::vector<Found>> Lookup(std::span<const std::string> sha256s, const std::string& model) override;
+  Status Store(const std::string& sha256, const std::string& model, std::span<const float> vector) override;
+
+ private:
+  std::mutex mu_;
+  Db db_;  // set by Init, before any other thread sees the cache
   // Prepared once at Open (a hit is a few tens of microseconds; preparing would be a third of it).
-  Stmt get, put, del, purge, count;
-  std::atomic<uint64_t> hits{0}, misses{0}, expiries{0}, puts{0};
-  int64_t Now() const { return options.now ? options.now() : WallSeconds(); }
+  Stmt get_ FS_GUARDED_BY(mu_), put_ FS_GUARDED_BY(mu_), del_ FS_GUARDED_BY(mu_), purge_ FS_GUARDED_BY(mu_),
+      count_ FS_GUARDED_BY(mu_);
 };
 
-EmbeddingCache::EmbeddingCache(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Status SqliteEmbeddingCache::Init(const std::string& db_path) {
+  std::lock_guard lock(mu_);  // uncontended: for the thread-safety analysis
+  FS_ASSIGN_OR_RETURN(db_, Db::Open(db_path, /*create=*/true));
+  FS_RETURN_IF_ERROR(
+      db_.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;"));
+  FS_RETURN_IF_ERROR(db_.Exec(kSchema).WithContext("creating the embedding cache table in " + db_path));
+  FS_ASSIGN_OR_RETURN(
+      get_, db_.Prepare("SELECT dim, vector, created_s FROM embedding_cache WHERE sha256 = ? AND model = ?"));
+  FS_ASSIGN_OR_RETURN(
+      put_, db_.Prepare("INSERT OR REPLACE INTO embedding_cache(sha256, model, dim, vector, created_s) "
+                        "VALUES (?, ?, ?, ?, ?)"));
+  FS_ASSIGN_OR_RETURN(del_, db_.Prepare("DELETE FROM embedding_cache WHERE sha256 = ? AND model = ?"));
+  FS_ASSIGN_OR_RETURN(purge_, db_.Prepare("DELETE FROM embedding_cache WHERE created_s <= ?"));
+  FS_ASSIGN_OR_RETURN(count_, db_.Prepare("SELECT count(*) FROM embedding_cache"));
+  return Status::Ok();
+}
+
+Result<std::vector<EmbeddingCache::Found>> SqliteEmbeddingCache::Lookup(std::span<const std::string> sha256s,
+                                                                        const std::string& model) {
+  std::vector<Found> out(sha256s.size());
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < sha256s.size(); ++i) {
+    ResetOnExit reset{get_};
+    get_.Bind(1, sha256s[i]).Bind(2, model);
+    FS_ASSIGN_OR_RETURN(bool row, get_.Step());
+    if (!row) continue;
+    const int64_t dim = get_.Int(0);
+    if (Now() - get_.Int(2) >= ttl_seconds()) {
+      out[i].expired = true;
+      get_.Reset();
+      ResetOnExit reset_del{del_};
+      del_.Bind(1, sha256s[i]).Bind(2, model);
+      FS_RETURN_IF_ERROR(del_.Run());
+      continue;
+    }
+    // A damaged row is a miss; the next Put overwrites it.
+    if (dim <= 0 || get_.Bytes(1) != static_cast<size_t>(dim) * sizeof(float)) continue;
+    out[i].vector.resize(static_cast<size_t>(dim));
+    std::memcpy(out[i].vector.data(), get_.Blob(1), out[i].vector.size() * sizeof(float));
+  }
+  return out;
+}
+
+Status SqliteEmbeddingCache::Store(const std::string& sha256, const std::string& model,
+                                   std::span<const float> vector) {
+  std::lock_guard lock(mu_);
+  ResetOnExit reset{put_};
+  put_.Bind(1, sha256).Bind(2, model).Bind(3, static_cast<int64_t>(vector.size()));
+  put_.BindBlob(4, vector.data(), vector.size() * sizeof(float)).Bind(5, Now());
+  return put_.Run();
+}
+
+Result<uint64_t> SqliteEmbeddingCache::PurgeExpired() {
+  std::lock_guard lock(mu_);
+  ResetOnExit reset{purge_};
+  purge_.Bind(1, Now() - ttl_seconds());
+  FS_RETURN_IF_ERROR(purge_.Run());
+  const auto removed = static_cast<uint64_t>(sqlite3_changes(db_.get()));
+  CountExpiries(removed);
+  return removed;
+}
+
+Result<uint64_t> SqliteEmbeddingCache::Size() {
+  std::lock_guard lock(mu_);
+  ResetOnExit reset{count_};
+  FS_ASSIGN_OR_RETURN(bool row, count_.Step());
+  return row ? static_cast<uint64_t>(count_.Int(0)) : 0;
+}
+
+}  // namespace
+
+EmbeddingCache::EmbeddingCache(EmbeddingCacheOptions options) : options_(std::move(options)) {}
 EmbeddingCache::~EmbeddingCache() = default;
+
+int64_t EmbeddingCache::Now() const {
+  return options_.now ? options_.now() : WallSeconds();
+}
 
 Result<std::unique_ptr<EmbeddingCache>> EmbeddingCache::Open(const std::string& db_path,
                                                              EmbeddingCacheOptions options) {
@@ -52,94 +140,93 @@ Result<std::unique_ptr<EmbeddingCache>> EmbeddingCache::Open(const std::string& 
     return Status::InvalidArgument("embedding cache TTL must be positive (got " +
                                    std::to_string(options.ttl_seconds) + " s)");
   }
-  auto impl = std::make_unique<Impl>();
-  impl->options = std::move(options);
-  FS_ASSIGN_OR_RETURN(impl->db, Db::Open(db_path, /*create=*/true));
-  FS_RETURN_IF_ERROR(impl->db.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;"));
-  FS_RETURN_IF_ERROR(impl->db.Exec(kSchema).WithContext("creating the embedding cache table in " + db_path));
-  FS_ASSIGN_OR_RETURN(impl->get,
-                      impl->db.Prepare("SELECT dim, vector, created_s FROM embedding_cache WHERE sha256 = ? AND model = ?"));
-  FS_ASSIGN_OR_RETURN(impl->put, impl->db.Prepare("INSERT OR REPLACE INTO embedding_cache(sha256, model, dim, vector, created_s) "
-                                                  "VALUES (?, ?, ?, ?, ?)"));
-  FS_ASSIGN_OR_RETURN(impl->del, impl->db.Prepare("DELETE FROM embedding_cache WHERE sha256 = ? AND model = ?"));
-  FS_ASSIGN_OR_RETURN(impl->purge, impl->db.Prepare("DELETE FROM embedding_cache WHERE created_s <= ?"));
-  FS_ASSIGN_OR_RETURN(impl->count, impl->db.Prepare("SELECT count(*) FROM embedding_cache"));
-  return std::unique_ptr<EmbeddingCache>(new EmbeddingCache(std::move(impl)));
+  auto cache = std::make_unique<SqliteEmbeddingCache>(std::move(options));
+  FS_RETURN_IF_ERROR(cache->Init(db_path));
+  return std::unique_ptr<EmbeddingCache>(std::move(cache));
 }
 
-Result<std::optional<std::vector<float>>> EmbeddingCache::Get(const std::string& sha256, const std::string& model) {
-  std::lock_guard lock(impl_->mu);
-  Stmt& stmt = impl_->get;
-  ResetOnExit reset{stmt};
-  stmt.Bind(1, sha256).Bind(2, model);
-  FS_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) {
-    ++impl_->misses;
-    return std::optional<std::vector<float>>();
+void EmbeddingCache::Failed(const char* what, const Status& status) {
+  ++errors_;
+  // At most one line every 10 s: a cache that is down fails every lookup of a run.
+  const int64_t now = WallSeconds();
+  int64_t last = last_log_s_.load();
+  if (now - last >= 10 && last_log_s_.compare_exchange_strong(last, now)) {
+    LogWarn(std::string("embedding cache (") + kind() + ") " + what + " failed, embedding without it (" +
+            std::to_string(errors_.load()) + " failures so far): " + status.ToString());
   }
-  const int64_t dim = stmt.Int(0);
-  const int64_t created = stmt.Int(2);
-  if (impl_->Now() - created >= impl_->options.ttl_seconds) {
-    ++impl_->expiries;
-    ++impl_->misses;
-    stmt.Reset();
-    Stmt& del = impl_->del;
-    ResetOnExit reset_del{del};
-    del.Bind(1, sha256).Bind(2, model);
-    FS_RETURN_IF_ERROR(del.Run());
-    return std::optional<std::vector<float>>();
-  }
-  if (dim <= 0 || stmt.Bytes(1) != static_cast<size_t>(dim) * sizeof(float)) {
-    // A damaged row is a miss; the next Put overwrites it.
-    ++impl_->misses;
-    return std::optional<std::vector<float>>();
-  }
-  std::vector<float> v(static_cast<size_t>(dim));
-  std::memcpy(v.data(), stmt.Blob(1), v.size() * sizeof(float));
-  ++impl_->hits;
-  return std::optional<std::vector<float>>(std::move(v));
 }
 
-Status EmbeddingCache::Put(const std::string& sha256, const std::string& model, std::span<const float> vector) {
+std::vector<std::optional<std::vector<float>>> EmbeddingCache::GetMany(std::span<const std::string> sha256s,
+                                                                       const std::string& model) {
+  std::vector<std::optional<std::vector<float>>> out(sha256s.size());
+  if (sha256s.empty()) return out;
+  auto found = Lookup(sha256s, model);
+  if (!found.ok() || found->size() != sha256s.size()) {
+    Failed("lookup", found.ok() ? Status::Corruption("the back end answered a different number of lookups")
+                                : found.status());
+    misses_ += sha256s.size();
+    return out;
+  }
+  for (size_t i = 0; i < sha256s.size(); ++i) {
+    Found& f = (*found)[i];
+    if (f.expired) ++expiries_;
+    if (f.expired || f.vector.empty()) {
+      ++misses_;
+      continue;
+    }
+    ++hits_;
+    out[i] = std::move(f.vector);
+  }
+  return out;
+}
+
+Result<std::optional<std::vector<float>>> EmbeddingCache::Get(const std::string& sha256,
+                                                              const std::string& model) {
+  if (sha256.empty()) return Status::InvalidArgument("embedding cache: empty content hash");
+  auto got = GetMany(std::span<const std::string>(&sha256, 1), model);
+  return std::move(got[0]);
+}
+
+Status EmbeddingCache::Put(const std::string& sha256, const std::string& model,
+                           std::span<const float> vector) {
   if (sha256.empty() || vector.empty()) {
     return Status::InvalidArgument("embedding cache: empty content hash or vector");
   }
-  std::lock_guard lock(impl_->mu);
-  Stmt& stmt = impl_->put;
-  ResetOnExit reset{stmt};
-  stmt.Bind(1, sha256).Bind(2, model).Bind(3, static_cast<int64_t>(vector.size()));
-  stmt.BindBlob(4, vector.data(), vector.size() * sizeof(float)).Bind(5, impl_->Now());
-  FS_RETURN_IF_ERROR(stmt.Run());
-  ++impl_->puts;
+  Status st = Store(sha256, model, vector);
+  if (!st.ok()) {
+    Failed("store", st);
+    return Status::Ok();
+  }
+  ++puts_;
   return Status::Ok();
-}
-
-Result<uint64_t> EmbeddingCache::PurgeExpired() {
-  std::lock_guard lock(impl_->mu);
-  Stmt& stmt = impl_->purge;
-  ResetOnExit reset{stmt};
-  stmt.Bind(1, impl_->Now() - impl_->options.ttl_seconds);
-  FS_RETURN_IF_ERROR(stmt.Run());
-  const auto removed = static_cast<uint64_t>(sqlite3_changes(impl_->db.get()));
-  impl_->expiries += removed;
-  return removed;
-}
-
-Result<uint64_t> EmbeddingCache::Size() {
-  std::lock_guard lock(impl_->mu);
-  Stmt& stmt = impl_->count;
-  ResetOnExit reset{stmt};
-  FS_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  return row ? static_cast<uint64_t>(stmt.Int(0)) : 0;
 }
 
 EmbeddingCacheCounters EmbeddingCache::counters() const {
   EmbeddingCacheCounters c;
-  c.hits = impl_->hits.load();
-  c.misses = impl_->misses.load();
-  c.expiries = impl_->expiries.load();
-  c.puts = impl_->puts.load();
+  c.hits = hits_.load();
+  c.misses = misses_.load();
+  c.expiries = expiries_.load();
+  c.puts = puts_.load();
+  c.errors = errors_.load();
   return c;
+}
+
+Result<std::unique_ptr<EmbeddingCache>> OpenEmbeddingCache(const EmbeddingCacheSpec& spec) {
+  if (spec.options.ttl_seconds <= 0) {
+    return Status::InvalidArgument("embedding cache TTL must be positive (got " +
+                                   std::to_string(spec.options.ttl_seconds) + " s)");
+  }
+  if (spec.spec.empty() || spec.spec == "embedded") return EmbeddingCache::Open(spec.db_path, spec.options);
+  if (spec.spec.rfind("redis://", 0) == 0) return cache_internal::OpenRedisCache(spec);
+  if (spec.spec.rfind("dynamodb://", 0) == 0) return cache_internal::OpenDynamoCache(spec);
+  return Status::InvalidArgument("unknown embedding cache '" + spec.spec +
+                                 "': want embedded, redis://HOST:PORT or dynamodb://TABLE");
+}
+
+Result<std::string> SetupEmbeddingCache(const EmbeddingCacheSpec& spec) {
+  if (spec.spec.rfind("dynamodb://", 0) == 0) return cache_internal::SetupDynamoTable(spec);
+  FS_ASSIGN_OR_RETURN(auto cache, OpenEmbeddingCache(spec));
+  return cache->kind() + " cache: nothing to set up";
 }
 
 }  // namespace fs

@@ -136,14 +136,40 @@ struct ClipEmbedder::Impl {
     d.max_side = options.max_image_side;
     d.max_pixels = options.max_image_pixels;
     d.max_file_bytes = options.max_image_bytes;
-    d.min_short_side = 2 * model->image_size();  // shrink-on-load keeps 2x the model's input
+    // Shrink-on-load keeps 2x the model's input; the exact mode decodes JPEGs at full size.
+    d.min_short_side = options.exact_decode ? 0 : 2 * model->image_size();
+    // Over max_side, only the part the crop reads is decoded, at full resolution: reducing the
+    // whole image first would move the crop (a 2572 x 1740 PNG was cropped a pixel off).
+    d.window = [size = model->image_size(), crop = Rounding()](int width, int height) {
+      auto r = clip::CropSourceWindow(width, height, size, crop);
+      return r.ok() ? image::Rect{r->x, r->y, r->width, r->height} : image::Rect{0, 0, width, height};
+    };
     return d;
+  }
+
+  clip::CropRounding Rounding() const {
+    return model->image_reference() == clip::ClipModel::ImageReference::kTransformers
+               ? clip::CropRounding::kFloor
+               : clip::CropRounding::kHalfToEven;
+  }
+
+  // The perceptual hash of a decoded image. A windowed decode (an image over max_side) holds only
+  // the crop's part, so its hash comes from a decode of the whole image reduced to max_side, as
+  // for every other image (a resized copy must hash alike).
+  Result<uint64_t> HashOf(const image::RgbImage& img, const std::string& path) const {
+    if (img.full_width == 0) return image::PerceptualHash(img);
+    image::DecodeOptions whole = Decode();
+    whole.window = nullptr;
+    FS_ASSIGN_OR_RETURN(image::RgbImage reduced, image::DecodeFile(path, whole));
+    return image::PerceptualHash(reduced);
   }
 
   Status PreprocessInto(const image::RgbImage& img, std::span<float> out) const {
     clip::PreprocessOptions p;
     p.size = model->image_size();
-    return clip::Preprocess(img.pixels.data(), img.width, img.height, static_cast<size_t>(img.width) * 3, p, out);
+    p.crop = Rounding();
+    return clip::Preprocess(img.pixels.data(), img.width, img.height, static_cast<size_t>(img.width) * 3, p, out,
+                            clip::PixelWindow{img.x0, img.y0, img.full_width, img.full_height});
   }
 };
 
@@ -246,7 +272,10 @@ Status ClipEmbedder::EmbedFiles(std::span<const std::string> paths, std::span<fl
         continue;
       }
       (*per_file)[i] = impl_->PreprocessInto(*img, std::span<float>(pixels.data() + i * plane, plane));
-      if (phash != nullptr && (*per_file)[i].ok()) (*phash)[i] = image::PerceptualHash(*img);  // ~0.3 ms, same pixels
+      if (phash != nullptr && (*per_file)[i].ok()) {  // ~0.3 ms, same pixels (but see HashOf)
+        auto hash = impl_->HashOf(*img, paths[i]);
+        (*phash)[i] = hash.ok() ? *hash : 0;
+      }
     }
   };
   const size_t cores = impl_->options.decode_threads > 0 ? static_cast<size_t>(impl_->options.decode_threads)

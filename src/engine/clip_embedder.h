@@ -22,6 +22,11 @@ struct ClipEmbedderOptions {
   int decode_threads = 0;           // threads decoding one EmbedFiles batch; 0 = all cores
   std::string precision = "fp32";   // fp32 | bf16 | int8
   int max_image_side = 2048;        // MAX_IMAGE_SIZE: larger images are processed at this size
+                                    // (for CLIP: only the crop's part of them, at full resolution)
+  // JPEGs decoded at full size (no DCT shrink-on-load to 2x the model's input): the image tensor
+  // then equals Pillow's (the reference's) exactly, at 2-4x the decode time of large JPEGs.
+  // false: shrink-on-load, within the bound measured in docs/params.md (min_short_side).
+  bool exact_decode = false;
   uint64_t max_image_pixels = 100'000'000;  // refuse images whose header declares more
   uint64_t max_image_bytes = 256ull << 20;  // refuse files larger than this
   int text_batch = 16;                      // most queued text queries one forward pass takes

@@ -72,9 +72,13 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   if (options.use_cache && options.shared_cache) {
     engine->cache_ = options.shared_cache;
   } else if (options.use_cache) {
-    EmbeddingCacheOptions co;
-    co.ttl_seconds = options.cache_ttl_seconds;
-    FS_ASSIGN_OR_RETURN(engine->owned_cache_, EmbeddingCache::Open(options.data_dir + "/filesearch.db", co));
+    EmbeddingCacheSpec spec;
+    spec.spec = options.cache;
+    spec.db_path = options.data_dir + "/filesearch.db";
+    spec.endpoint = options.cache_endpoint;
+    spec.timeout_ms = options.cache_timeout_ms;
+    spec.options.ttl_seconds = options.cache_ttl_seconds;
+    FS_ASSIGN_OR_RETURN(engine->owned_cache_, OpenEmbeddingCache(spec));
     engine->cache_ = engine->owned_cache_.get();
   }
   std::string model = options.model_id;
@@ -148,16 +152,26 @@ Status Engine::PrepareEmbed(const std::vector<std::pair<int64_t, std::string>>& 
     FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(ids));
     for (const Document& d : docs) job->sha_of[d.id] = d.sha256;
   }
-  // Cache hits first; the rest are grouped by content so each distinct hash is embedded once.
+  // Cache hits first (one batched lookup: a round trip to a shared cache costs what a local
+  // lookup of the whole batch does); the rest are grouped by content so each distinct hash is
+  // embedded once.
+  std::vector<std::string> lookup;
+  if (read_cache && cache_) {
+    for (const auto& image : images) {
+      auto it = job->sha_of.find(image.first);
+      if (it != job->sha_of.end() && !it->second.empty()) lookup.push_back(it->second);
+    }
+  }
+  auto cached_vectors = cache_ && !lookup.empty() ? cache_->GetMany(lookup, model)
+                                                   : std::vector<std::optional<std::vector<float>>>();
+  size_t next_lookup = 0;
   std::map<std::string, size_t> slot_of_sha;
   for (const auto& [id, path] : images) {
     const std::string* sha = nullptr;
     if (auto it = job->sha_of.find(id); it != job->sha_of.end() && !it->second.empty()) sha = &it->second;
     if (sha != nullptr) {
       std::optional<std::vector<float>> cached;
-      if (read_cache && cache_) {
-        FS_ASSIGN_OR_RETURN(cached, cache_->Get(*sha, model));
-      }
+      if (next_lookup < cached_vectors.size()) cached = std::move(cached_vectors[next_lookup++]);
       if (cached && cached->size() == dim) {
         job->ok_ids.push_back(id);
         job->ok_vecs.insert(job->ok_vecs.end(), cached->begin(), cached->end());
@@ -900,6 +914,7 @@ Result<MirrorReport> Engine::SyncRemote() {
   o.index = options_.remote.index;
   o.model = embedder_ ? embedder_->model_id() : vectors_ ? vectors_->model() : options_.model_id;
   o.progress = options_.progress;
+  o.max_items = std::max<size_t>(1, options_.remote.bulk_docs);
   return SyncMirror(store_.get(), remote_sink_.get(), o);
 }
 

@@ -34,6 +34,7 @@ struct RemoteIndexOptions {
   OpenSearchOptions client;        // url, auth, CA file, timeouts (index/opensearch_client.h)
   std::string index = "cis-files";
   std::string space = "innerproduct";  // the k-NN space the index was created with
+  size_t bulk_docs = 500;              // documents per _bulk request (MirrorOptions::max_items)
 };
 
 struct EngineOptions {
@@ -49,6 +50,12 @@ struct EngineOptions {
   // paths, renames and re-indexing. Off: every image is embedded (and nothing is cached).
   bool use_cache = true;
   int64_t cache_ttl_seconds = 30LL * 24 * 3600;
+  // Where the cache lives: "embedded" (the data directory's SQLite database), or a cache shared by
+  // workers, "redis://HOST:PORT" or "dynamodb://TABLE" (see cache/embedding_cache.h). A shared
+  // cache that is down is bypassed (logged, counted), never an error.
+  std::string cache = "embedded";
+  std::string cache_endpoint;  // dynamodb: endpoint override (an emulator); "" = AWS's for the region
+  int cache_timeout_ms = 2000;  // shared caches: connect and request timeout
   // Borrowed, null by default: with use_cache, this engine looks up and counts through that cache
   // (another engine's over the same data directory, which must outlive this one) instead of
   // opening its own, so one process reports one set of hit/miss counters (`serve --watch`).

@@ -1,7 +1,9 @@
 // SyncMirror: outbox entries -> _bulk batches -> per-item results -> trim. See mirror.h.
 #include "engine/mirror.h"
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -18,7 +20,8 @@ int64_t NowNs() {
 }
 
 struct Pending {
-  std::string lines;
+  std::vector<std::string> lines;  // one item's NDJSON lines each
+  size_t bytes = 0;
   std::vector<std::string> uris;  // one per item, for the failure list
   std::vector<std::string> paths;
   std::vector<bool> is_delete;
@@ -83,27 +86,47 @@ Result<MirrorReport> SyncMirror(Store* store, BulkSink* sink, const MirrorOption
       batch = Pending{};
       return Status::Ok();
     }
-    FS_ASSIGN_OR_RETURN(std::vector<BulkItemResult> results, sink->Bulk(batch.lines, batch.uris.size()));
-    ++report.requests;
-    if (results.size() != batch.uris.size()) {
-      return Status::IOError("the remote index answered " + std::to_string(results.size()) + " items for " +
-                             std::to_string(batch.uris.size()) + " sent");
-    }
+    // Items the node turned away for load (429, or a 5xx of one shard) go again, alone, after a
+    // backoff, a few times within this run; what still fails, and every other refusal, goes on
+    // the failure list.
+    std::vector<size_t> todo(batch.uris.size());
+    for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
     std::vector<FailureInput> failures;
     std::vector<std::string> passed;  // retried items that landed now
-    for (size_t i = 0; i < results.size(); ++i) {
-      const BulkItemResult& r = results[i];
-      // 409 on a versioned write: a newer version is there already. 404 on a delete: gone already.
-      const bool ok = (r.status >= 200 && r.status < 300) || (!batch.is_delete[i] && r.status == 409) ||
-                      (batch.is_delete[i] && r.status == 404);
-      if (ok) {
-        ++(batch.is_delete[i] ? report.deleted : report.indexed);
-        if (retried.count(batch.uris[i])) passed.push_back(batch.uris[i]);
-        continue;
+    for (int attempt = 0; !todo.empty(); ++attempt) {
+      if (attempt > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(o.item_backoff_ms << std::min(attempt - 1, 6)));
+        report.retried += todo.size();
       }
-      ++report.failed;
-      failures.push_back({batch.uris[i], batch.paths[i], "mirror",
-                          "the remote index refused it (HTTP " + std::to_string(r.status) + "): " + r.error, false});
+      std::string body;
+      for (size_t i : todo) body += batch.lines[i];
+      FS_ASSIGN_OR_RETURN(std::vector<BulkItemResult> results, sink->Bulk(body, todo.size()));
+      ++report.requests;
+      if (results.size() != todo.size()) {
+        return Status::IOError("the remote index answered " + std::to_string(results.size()) + " items for " +
+                               std::to_string(todo.size()) + " sent");
+      }
+      std::vector<size_t> again;
+      for (size_t k = 0; k < results.size(); ++k) {
+        const size_t i = todo[k];
+        const BulkItemResult& r = results[k];
+        // 409 on a versioned write: a newer version is there already. 404 on a delete: gone already.
+        const bool ok = (r.status >= 200 && r.status < 300) || (!batch.is_delete[i] && r.status == 409) ||
+                        (batch.is_delete[i] && r.status == 404);
+        if (ok) {
+          ++(batch.is_delete[i] ? report.deleted : report.indexed);
+          if (retried.count(batch.uris[i])) passed.push_back(batch.uris[i]);
+          continue;
+        }
+        if ((r.status == 429 || r.status >= 500) && attempt + 1 < o.item_attempts) {
+          again.push_back(i);
+          continue;
+        }
+        ++report.failed;
+        failures.push_back({batch.uris[i], batch.paths[i], "mirror",
+                            "the remote index refused it (HTTP " + std::to_string(r.status) + "): " + r.error, false});
+      }
+      todo = std::move(again);
     }
     if (!failures.empty()) FS_RETURN_IF_ERROR(store->RecordFailures(failures, RetryPolicy{}, NowNs()));
     if (!passed.empty()) FS_RETURN_IF_ERROR(store->ResolveFailures(passed, "mirror"));
@@ -135,7 +158,7 @@ Result<MirrorReport> SyncMirror(Store* store, BulkSink* sink, const MirrorOption
       auto doc = store->GetByUri(c.uri);
       if (!doc.ok() && doc.status().code() != StatusCode::kNotFound) return doc.status();
       if (!doc.ok()) {
-        batch.lines += opensearch::BulkDeleteLines(o.index, opensearch::StableDocId(c.uri));
+        batch.lines.push_back(opensearch::BulkDeleteLines(o.index, opensearch::StableDocId(c.uri)));
         batch.is_delete.push_back(true);
         batch.paths.push_back("");
       } else {
@@ -148,12 +171,13 @@ Result<MirrorReport> SyncMirror(Store* store, BulkSink* sink, const MirrorOption
         if (!doc->sha256.empty() && doc->mime.starts_with("image/")) {
           FS_ASSIGN_OR_RETURN(phash, store->PerceptualHashOf(doc->sha256));
         }
-        batch.lines += opensearch::BulkIndexLines(o.index, *doc, doc->mtime_ns, vec, o.model, phash);
+        batch.lines.push_back(opensearch::BulkIndexLines(o.index, *doc, doc->mtime_ns, vec, o.model, phash));
         batch.is_delete.push_back(false);
         batch.paths.push_back(doc->path);
       }
       batch.uris.push_back(c.uri);
-      if (batch.uris.size() >= o.max_items || batch.lines.size() >= o.max_bytes) FS_RETURN_IF_ERROR(flush());
+      batch.bytes += batch.lines.back().size();
+      if (batch.uris.size() >= o.max_items || batch.bytes >= o.max_bytes) FS_RETURN_IF_ERROR(flush());
     }
   }
   FS_RETURN_IF_ERROR(flush());

@@ -41,6 +41,10 @@ struct MirrorOptions {
   size_t max_bytes = 8u << 20;      // NDJSON bytes per _bulk request (a 512-d vector is ~6 KB)
   size_t scan = 5000;               // outbox entries read at a time
   bool progress = false;            // a progress bar over the outbox on stderr
+  // Items the node turns away for load (HTTP 429 or 5xx in the _bulk reply) are sent again, alone,
+  // up to this many attempts in all, after item_backoff_ms, doubling; then the failure list.
+  int item_attempts = 6;
+  int item_backoff_ms = 200;
 };
 
 struct MirrorReport {
@@ -48,6 +52,7 @@ struct MirrorReport {
   uint64_t deleted = 0;   // documents removed
   uint64_t failed = 0;    // items the remote refused (on the failure list)
   uint64_t requests = 0;  // _bulk requests sent
+  uint64_t retried = 0;   // items sent again after a 429 or 5xx of their own
   uint64_t backlog = 0;   // outbox entries left (0 after a complete sync)
 };
 

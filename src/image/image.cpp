@@ -303,12 +303,20 @@ int ChooseShrink(int width, int height, const DecodeOptions& options) {
   const int target_long = options.max_side > 0 ? std::min(long_side, options.max_side) : long_side;
   int shrink = 1;
   for (int candidate : {2, 4, 8}) {
-    const bool keeps_max_side = long_side / candidate >= target_long;
+    // With a window, max_side no longer reduces the image, so it chooses no shrink either.
+    const bool keeps_max_side = !options.window && long_side / candidate >= target_long;
     const bool keeps_short_side =
         options.min_short_side > 0 && short_side / candidate >= options.min_short_side;
     if (keeps_max_side || keeps_short_side) shrink = candidate;
   }
   return shrink;
+}
+
+// `r` clamped to a width x height image and widened to be symmetric about its centre (never empty).
+Rect SymmetricWindow(Rect r, int width, int height) {
+  const int left = std::clamp(std::min(r.x, width - (r.x + r.width)), 0, (width - 1) / 2);
+  const int top = std::clamp(std::min(r.y, height - (r.y + r.height)), 0, (height - 1) / 2);
+  return Rect{left, top, width - 2 * left, height - 2 * top};
 }
 
 // Pillow's cmyk2rgb: each channel (255 - C) * (255 - K) / 255 with its rounding.
@@ -483,7 +491,7 @@ Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& optio
   // WebP: libwebp can decode straight to max_side (its own scaler). Only for the max_side cap: the
   // CLIP path (min_short_side) keeps full WebP decodes, whose pixels match Pillow's.
   const int header_long = std::max(header_width, header_height);
-  if (format == Format::kWebp && options.max_side > 0 && header_long > options.max_side) {
+  if (format == Format::kWebp && options.max_side > 0 && header_long > options.max_side && !options.window) {
     const double scale = static_cast<double>(options.max_side) / header_long;
     FS_ASSIGN_OR_RETURN(image, Open(bytes, format, 1, options.allow_truncated, scale));
   }
@@ -528,9 +536,24 @@ Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& optio
   }
   const bool cmyk = IsCmyk(image.get());
 
-  // MAX_IMAGE_SIZE: reduce what is left after shrink-on-load so the longest side is max_side.
+  // MAX_IMAGE_SIZE: reduce what is left after shrink-on-load so the longest side is max_side; or,
+  // for a caller that reads only a window, cut that out at full resolution.
   const int long_side = std::max(vips_image_get_width(image.get()), vips_image_get_height(image.get()));
-  if (options.max_side > 0 && long_side > options.max_side) {
+  Rect window;  // as displayed; width 0: the whole image
+  int full_width = 0, full_height = 0;
+  if (options.max_side > 0 && long_side > options.max_side && options.window) {
+    const bool swap = orientation >= 5;  // orientations 5..8 transpose
+    const int stored_w = vips_image_get_width(image.get()), stored_h = vips_image_get_height(image.get());
+    full_width = swap ? stored_h : stored_w;
+    full_height = swap ? stored_w : stored_h;
+    window = SymmetricWindow(options.window(full_width, full_height), full_width, full_height);
+    // Symmetric about the centre, the window is its own image under every flip and rotation: only
+    // a transpose swaps its axes.
+    const Rect stored = swap ? Rect{window.y, window.x, window.height, window.width} : window;
+    FS_RETURN_IF_ERROR(Step(&image, "window", [stored](VipsImage* in, VipsImage** out) {
+      return vips_extract_area(in, out, stored.x, stored.y, stored.width, stored.height, nullptr);
+    }));
+  } else if (options.max_side > 0 && long_side > options.max_side) {
     const double scale = static_cast<double>(options.max_side) / long_side;
     FS_RETURN_IF_ERROR(Step(&image, "resize", [scale](VipsImage* in, VipsImage** out) {
       return vips_resize(in, out, scale, nullptr);
@@ -547,6 +570,12 @@ Result<RgbImage> DecodeMemory(std::string_view bytes, const DecodeOptions& optio
   std::optional<std::array<uint8_t, 3>> transparent;
   if (format == Format::kGif) transparent = GifTransparentColour(bytes);
   ToRgbOriented(pixels.data(), width, height, bands, cmyk, transparent, orientation, &rgb);
+  if (window.width > 0) {
+    rgb.x0 = window.x;
+    rgb.y0 = window.y;
+    rgb.full_width = full_width;
+    rgb.full_height = full_height;
+  }
   return rgb;
 }
 

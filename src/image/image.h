@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,11 @@
 #include "core/status.h"
 
 namespace fs::image {
+
+// A rectangle of an image as displayed (after EXIF orientation), in pixels.
+struct Rect {
+  int x = 0, y = 0, width = 0, height = 0;
+};
 
 struct DecodeOptions {
   // Longest side (pixels) of the image we hand back (MAX_IMAGE_SIZE). Larger images are reduced to
@@ -39,12 +45,24 @@ struct DecodeOptions {
   // 64 rows, so a decoder stuck inside one strip, or a slow header parse, is not interrupted).
   // <= 0: no limit.
   int max_decode_ms = 20000;
+  // For callers that read only part of an image (CLIP's resize and centre crop): given the size of
+  // the image as it would be handed back without max_side, the rectangle they read. When set, an
+  // image over max_side is not reduced as a whole (which would move that part): the rectangle,
+  // widened to be symmetric about the centre, is handed back at full resolution instead, and
+  // RgbImage's window fields say where it lies. Memory is then that of the rectangle (for CLIP,
+  // about the shortest side squared), bounded by max_pixels; JPEG shrink-on-load is then chosen by
+  // min_short_side alone (0: a full decode). Empty: max_side applies as above.
+  std::function<Rect(int width, int height)> window;
 };
 
 struct RgbImage {
   int width = 0;
   int height = 0;
   std::vector<uint8_t> pixels;  // RGB8, row-major, no padding: height * width * 3 bytes
+  // Where the pixels lie in the decoded image when DecodeOptions::window cut them out of it:
+  // columns [x0, x0 + width), rows [y0, y0 + height) of a full_width x full_height image.
+  // full_width == 0: the pixels are the whole image.
+  int x0 = 0, y0 = 0, full_width = 0, full_height = 0;
 };
 
 struct ImageInfo {

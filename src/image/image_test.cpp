@@ -169,6 +169,52 @@ TEST(ImageTest, AppliesExifOrientation) {
   }
 }
 
+// DecodeOptions::window: over max_side, the asked-for rectangle (widened to be symmetric about the
+// centre) comes back at full resolution, the same pixels a full decode has there, whatever the
+// EXIF orientation.
+TEST(ImageTest, WindowIsCutFromTheOrientedImageAtFullResolution) {
+  RgbImage src{96, 40, std::vector<uint8_t>(96 * 40 * 3)};
+  for (int y = 0; y < src.height; ++y) {
+    for (int x = 0; x < src.width; ++x) {
+      uint8_t* p = &src.pixels[At(x, y, src.width)];
+      p[0] = static_cast<uint8_t>(x * 2);
+      p[1] = static_cast<uint8_t>(y * 6);
+      p[2] = static_cast<uint8_t>((x * y) % 256);
+    }
+  }
+  for (int o = 1; o <= 8; ++o) {
+    const std::string bytes = Encode(src, ".jpg[Q=95]", o);
+    DecodeOptions full_options;
+    full_options.max_side = 0;
+    auto full = DecodeMemory(bytes, full_options);
+    ASSERT_TRUE(full.ok()) << full.status().ToString();
+    DecodeOptions options;
+    options.max_side = 50;
+    int seen_w = 0, seen_h = 0;
+    options.window = [&](int width, int height) {
+      seen_w = width;
+      seen_h = height;
+      return Rect{10, 3, 20, 7};
+    };
+    auto img = DecodeMemory(bytes, options);
+    ASSERT_TRUE(img.ok()) << img.status().ToString();
+    EXPECT_EQ(seen_w, full->width) << o;
+    EXPECT_EQ(seen_h, full->height) << o;
+    const int left = std::min(10, full->width - 30), top = std::min(3, full->height - 10);
+    EXPECT_EQ(img->x0, left) << o;
+    EXPECT_EQ(img->y0, top) << o;
+    EXPECT_EQ(img->full_width, full->width) << o;
+    EXPECT_EQ(img->full_height, full->height) << o;
+    ASSERT_EQ(img->width, full->width - 2 * left) << o;
+    ASSERT_EQ(img->height, full->height - 2 * top) << o;
+    for (int y = 0; y < img->height; ++y) {
+      ASSERT_EQ(0, std::memcmp(&img->pixels[At(0, y, img->width)], &full->pixels[At(left, top + y, full->width)],
+                               static_cast<size_t>(img->width) * 3))
+          << "orientation " << o << " row " << y;
+    }
+  }
+}
+
 TEST(ImageTest, RefusesDecompressionBombFromHeader) {
   const std::string bomb = BombPng(50000, 50000);
   auto info = Probe(bomb);

@@ -90,7 +90,9 @@ class OpenSearchBackend final : public SearchBackend {
                            {"_source", {"image_embedding", "embedding_model"}}};
     FS_ASSIGN_OR_RETURN(std::string reply, Search(body.dump()));
     const nlohmann::json j = nlohmann::json::parse(reply, nullptr, false);
-    if (!j.is_object() || !j.contains("hits")) return Status::IOError("OpenSearch sent a search reply without hits");
+    if (!j.is_object() || !j.contains("hits") || !j["hits"].contains("hits") || !j["hits"]["hits"].is_array()) {
+      return Status::IOError("OpenSearch sent a search reply without hits");
+    }
     for (const auto& hit : j["hits"]["hits"]) {
       const auto& s = hit["_source"];
       if (!s.is_object() || s.value("embedding_model", std::string()) != o_.model || !s.contains("image_embedding") ||

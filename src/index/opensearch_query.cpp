@@ -147,9 +147,13 @@ std::string KnnQueryBody(std::span<const float> vector, const std::string& model
 namespace {
 
 uint64_t TotalOf(const Json& j) {
-  const Json& total = j["hits"]["total"];
-  if (total.is_object() && total.contains("value") && total["value"].is_number_unsigned()) return total["value"].get<uint64_t>();
-  return 0;
+  // const Json: operator[] of a missing key is undefined, so every level is looked up.
+  const auto hits = j.find("hits");
+  if (hits == j.end() || !hits->is_object()) return 0;
+  const auto total = hits->find("total");
+  if (total == hits->end() || !total->is_object()) return 0;
+  const auto value = total->find("value");
+  return value != total->end() && value->is_number_unsigned() ? value->get<uint64_t>() : 0;
 }
 
 Document DocumentOf(const Json& s) {

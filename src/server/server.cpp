@@ -487,6 +487,9 @@ void Server::Impl::DescribeMetrics() {
                    "Embedding cache misses in this process (expired entries included).");
   metrics.Describe("filesearch_embedding_cache_hit_ratio", "gauge",
                    "hits / (hits + misses); 0 while there were no lookups.");
+  metrics.Describe("filesearch_embedding_cache_errors_total", "counter",
+                   "Embedding cache lookups and stores that failed (a shared cache down or timing out); each was "
+                   "bypassed: the image was embedded without the cache.");
   metrics.Describe("filesearch_query_embeddings_total", "counter", "Text queries embedded (CLIP text tower or its cache).");
   metrics.Describe("filesearch_query_embedding_cache_hits_total", "counter",
                    "Text queries answered from the recent-query embedding cache.");
@@ -514,6 +517,7 @@ void Server::Impl::DescribeMetrics() {
   metrics.Set("filesearch_embedding_cache_hits_total", {}, 0);
   metrics.Set("filesearch_embedding_cache_misses_total", {}, 0);
   metrics.Set("filesearch_embedding_cache_hit_ratio", {}, 0);
+  metrics.Set("filesearch_embedding_cache_errors_total", {}, 0);
   metrics.Set("filesearch_worker_queue_depth", {}, 0);
   metrics.Set("filesearch_worker_dead_letters", {}, 0);
 }
@@ -1266,6 +1270,7 @@ Outcome Server::Impl::MetricsPage() {
     const EmbeddingCacheCounters c = cache->counters();
     metrics.Set("filesearch_embedding_cache_hits_total", {}, static_cast<double>(c.hits));
     metrics.Set("filesearch_embedding_cache_misses_total", {}, static_cast<double>(c.misses));
+    metrics.Set("filesearch_embedding_cache_errors_total", {}, static_cast<double>(c.errors));
   }
   if (options.embedder) {
     const QueryEmbedderStats q = options.embedder->stats();

@@ -260,6 +260,27 @@ def hf_config(c, name):
     }
 
 
+def add_outliers(vision, text, gen, channels=3, scale=20.0):
+    """Makes the weights look trained: a few residual-stream channels 15-30x larger than the rest,
+    as trained CLIP (and XLM-R) towers have them. Each tower picks `channels` channels; the
+    embeddings and every block's writes into the residual stream (attention out_proj and MLP c_proj
+    rows) are scaled there, so the LayerNorm outputs that feed qkv and c_fc carry the outliers
+    too, which is what per-row int8 activation scales suffer from."""
+    with torch.no_grad():
+        for tower, embeds in ((vision, (vision.class_embedding, vision.positional_embedding)),
+                              (text, (text.token_embedding.weight, text.positional_embedding))):
+            width = tower.ln_final.weight.shape[0] if tower is text else tower.ln_post.weight.shape[0]
+            picked = torch.randperm(width, generator=gen)[:channels]
+            factor = scale * (0.75 + 0.75 * torch.rand(channels, generator=gen))  # 15x .. 30x
+            for e in embeds:
+                e[..., picked] *= factor
+            for b in tower.blocks:
+                for lin_w, lin_b in ((b.attn.out_proj.weight, b.attn.out_proj.bias),
+                                     (b.mlp.c_proj.weight, b.mlp.c_proj.bias)):
+                    lin_w[picked, :] *= factor[:, None]
+                    lin_b[picked] *= factor
+
+
 def round_to_dtype(modules, dtype):
     """The reference must see the same (rounded) weights as the file holds."""
     if dtype == "f32":
@@ -300,16 +321,19 @@ def main():
         generate(args, args.out, args.layout, args.dtype, args.onnx)
         return
     for i, variant in enumerate(args.variants.split(",")):
-        layout, dtype, *act = variant.split("-")  # optional third part: "gelu" (exact GELU MLPs)
+        # optional parts: "gelu" (exact GELU MLPs), "outliers" (trained-like outlier channels)
+        layout, dtype, *extra = variant.split("-")
         generate(args, os.path.join(args.out, variant), layout, dtype, args.onnx and i == 0,
-                 act[0] if act else "quick_gelu")
+                 "gelu" if "gelu" in extra else "quick_gelu", "outliers" in extra)
 
 
-def generate(args, out, layout, dtype, onnx, act="quick_gelu"):
+def generate(args, out, layout, dtype, onnx, act="quick_gelu", outliers=False):
     c = dict(SIZES[args.size], act=act)
     gen = torch.Generator().manual_seed(args.seed)
     vision, text = VisionTower(c), TextTower(c)
     init_weights(vision, text, c, gen)
+    if outliers:
+        add_outliers(vision, text, gen)
     round_to_dtype((vision, text), dtype)
     vision.eval()
     text.eval()

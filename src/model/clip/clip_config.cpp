@@ -1,5 +1,7 @@
 #include "model/clip/clip_config.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "core/env.h"
@@ -240,9 +242,17 @@ Result<ClipParams> InferOpenAiParams(const SafetensorsFile& file) {
     const TensorView* v = file.Find(name);
     return v != nullptr && v->shape.size() == rank ? &v->shape : nullptr;
   };
+  // Blocks: one past the highest index any tensor under `prefix` names, so that a block missing in
+  // the middle (or at the start) fails the load naming its tensors instead of cutting the tower short.
   auto count_layers = [&](const std::string& prefix) {
     int n = 0;
-    while (file.Find(prefix + std::to_string(n) + ".ln_1.weight") != nullptr) ++n;
+    for (const std::string& name : file.names()) {
+      if (name.compare(0, prefix.size(), prefix) != 0) continue;
+      const size_t dot = name.find('.', prefix.size());
+      const std::string index = name.substr(prefix.size(), dot == std::string::npos ? dot : dot - prefix.size());
+      if (index.empty() || index.size() > 6 || index.find_first_not_of("0123456789") != std::string::npos) continue;
+      n = std::max(n, std::stoi(index) + 1);
+    }
     return n;
   };
   const auto* conv = shape("visual.conv1.weight", 4);
@@ -401,7 +411,11 @@ Result<ClipParams> ReadModelConfig(const std::string& dir, const SafetensorsFile
       }
       return ParseOpenClipXlmr(root, *config_text, openclip_config, dir, config_text);
     }
-    if (!env->FileExists(hf_config)) return ParseOpenClipConfig(*config_text, openclip_config);
+    // A folder with both configs (OpenCLIP's hub exports carry an HF config.json too): the one
+    // whose names the weights file uses.
+    const bool openai_names = file.Find("visual.class_embedding") != nullptr &&
+                              file.Find("vision_model.embeddings.class_embedding") == nullptr;
+    if (!env->FileExists(hf_config) || openai_names) return ParseOpenClipConfig(*config_text, openclip_config);
   }
   if (env->FileExists(hf_config)) {
     FS_ASSIGN_OR_RETURN(*config_text, ReadConfigFile(hf_config));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -156,6 +157,9 @@ class WeightReader {
 
   // Marks a tensor the model knowingly does not use (a buffer, the logit scale).
   void Ignore(const std::string& name) const { used_.insert(name); }
+  // Marks a GEMM weight as accounted for before Linear::Create, which reads it only when the
+  // packed-weight file does not supply it (that file was made from this very weights file).
+  void Claim(const std::string& name) const { used_.insert(name); }
   // Fails naming the tensors of the file that no weight was read from and none was Ignore()d:
   // a checkpoint of another architecture, or one whose names this loader misreads.
   Status CheckAllUsed() const {
@@ -205,6 +209,7 @@ Result<Linear> LoadLinear(GemmContext* ctx, const WeightReader& r, const std::st
   if (bias) {
     FS_ASSIGN_OR_RETURN(b, r.ReadInPlace(prefix + ".bias", {out}, &r.scratch(1)));
   }
+  r.Claim(prefix + ".weight");
   auto weight = [&]() { return r.ReadInPlace(prefix + ".weight", {out, in}, &r.scratch(0)); };
   auto linear = Linear::Create(ctx, weight, b, in, out, epilogue);
   r.Release(prefix + ".weight");
@@ -244,6 +249,11 @@ Result<Linear> LoadQkv(GemmContext* ctx, const WeightReader& r, const QkvNames& 
   std::vector<float>& qkv_b = r.scratch(1);  // [3W]
   FS_RETURN_IF_ERROR(ReadQkv(r, names, "bias", {w}, &qkv_b));
   for (size_t i = 0; i < static_cast<size_t>(w); ++i) qkv_b[i] *= scale;
+  if (names.fused.empty()) {
+    for (const std::string& part : names.parts) r.Claim(part + ".weight");
+  } else {
+    r.Claim(names.fused + ".in_proj_weight");
+  }
   auto qkv_weight = [&]() -> Result<std::span<const float>> {
     std::vector<float>& qkv_w = r.scratch(0);
     FS_RETURN_IF_ERROR(ReadQkv(r, names, "weight", {w, w}, &qkv_w));
@@ -293,6 +303,7 @@ Result<Tower> LoadTower(GemmContext* ctx, const WeightReader& r, const std::stri
 Result<Linear> LoadProjection(GemmContext* ctx, const WeightReader& r, const std::string& hf_name,
                               const std::string& openai_name, int width, int embed) {
   std::vector<float> w;
+  r.Claim(r.layout() == Layout::kHf ? hf_name : openai_name);
   auto weight = [&]() -> Result<std::span<const float>> {
     if (r.layout() == Layout::kHf) {
       FS_ASSIGN_OR_RETURN(w, r.Get(hf_name, {embed, width}));
@@ -315,9 +326,10 @@ Result<VisionWeights> LoadVision(GemmContext* ctx, const WeightReader& r, const 
   const int w = p.vision.width, patch = p.patch_size;
   VisionWeights v;
   std::vector<float> conv;
+  const char* conv_name = hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.conv1.weight";
+  r.Claim(conv_name);
   auto conv_weight = [&]() -> Result<std::span<const float>> {
-    FS_ASSIGN_OR_RETURN(conv, r.Get(hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.conv1.weight",
-                                    {w, 3, patch, patch}));
+    FS_ASSIGN_OR_RETURN(conv, r.Get(conv_name, {w, 3, patch, patch}));
     return std::span<const float>(conv);
   };
   FS_ASSIGN_OR_RETURN(v.patch, Linear::Create(ctx, conv_weight, {}, 3 * patch * patch, w, GemmEpilogue::kNone));
@@ -468,6 +480,8 @@ struct ClipModel::Impl {
   const ClipKernels* kernels = nullptr;
   std::mutex mu;                       // one Encode* at a time
   size_t weight_bytes = 0;             // packed GEMM weights
+  Layout layout = Layout::kOpenAi;     // the image tower's names
+  double calibration_cosine = 0;       // bf16/int8: the worst cosine of CheckPrecisionBound, 0 if not run
   LoadReport load_report;
 
   // Sizes the buffers of `tower` for m rows and n sequences, and builds its GEMMs for them (the
@@ -868,28 +882,30 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
     packed_valid = s.ok();
     if (!s.ok() && s.code() != StatusCode::kNotFound) impl->load_report.packed_note = s.message();
   }
+  impl->layout = layout;
   WeightReader reader(file, layout);
   if (params.has_vision) {
     FS_ASSIGN_OR_RETURN(impl->vision, LoadVision(impl->gemm.get(), reader, params));
   }
   if (xlmr) {
     FS_ASSIGN_OR_RETURN(impl->xlmr, LoadXlmr(impl->gemm.get(), reader, params, packed_valid));
-    // Every tensor accounted for: an extra one means the checkpoint is not what the config says.
-    for (const char* unused : {"logit_scale", "logit_bias"}) reader.Ignore(unused);
-    FS_RETURN_IF_ERROR(reader.CheckAllUsed());
   } else {
     FS_ASSIGN_OR_RETURN(impl->text, LoadText(impl->gemm.get(), reader, params, packed_valid));
   }
+  // Every tensor accounted for: an extra one (a block past the config's layer count, another
+  // architecture's tensor) means the checkpoint is not what the config says, and would otherwise
+  // be dropped without a word. Only what the forward pass knowingly does not need is skipped: the
+  // contrastive logit scale/bias, the position_ids buffers older transformers versions saved, and
+  // the hyper-parameter scalars some OpenAI conversions keep.
+  for (const char* unused : {"logit_scale", "logit_bias", "input_resolution", "context_length", "vocab_size",
+                             "vision_model.embeddings.position_ids", "text_model.embeddings.position_ids"}) {
+    reader.Ignore(unused);
+  }
+  FS_RETURN_IF_ERROR(reader.CheckAllUsed());
   LoadReport& report = impl->load_report;
   report.packed_path = packed_path;
   report.packed_hits = impl->gemm->packed_hits();
   report.packed_misses = impl->gemm->packed_misses();
-  if (!packed_path.empty() && report.packed_misses > 0) {
-    Status s = Env::Default()->CreateDirs(options.packed_dir);
-    if (s.ok()) s = impl->gemm->WritePacked(packed_path, packed_key);
-    report.packed_written = s.ok();
-    if (!s.ok()) report.packed_note = "could not write packed weights (the next start packs again): " + s.message();
-  }
   for (const Tower* tower : {&impl->vision.tower, &impl->text.tower, &impl->xlmr.tower}) {
     for (const Block& b : tower->blocks) {
       impl->weight_bytes += b.qkv.weight_bytes() + b.out.weight_bytes() + b.fc1.weight_bytes() + b.fc2.weight_bytes();
@@ -900,7 +916,115 @@ Result<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& model_dir,
                         impl->xlmr.proj2.weight_bytes();
   // Everything but the token table now lives in converted copies: let the kernel drop the pages.
   file.ReleasePages();
-  return std::unique_ptr<ClipModel>(new ClipModel(std::move(impl)));
+  auto model = std::unique_ptr<ClipModel>(new ClipModel(std::move(impl)));
+  // A reduced precision must hold its bound on this model, or the load fails: checked whenever the
+  // weights were converted here (a packed file is written only after the check passed).
+  if (precision != GemmPrecision::kFp32 && report.packed_misses > 0) {
+    FS_RETURN_IF_ERROR(CheckPrecisionBound(*model, model_dir, options));
+  }
+  if (!packed_path.empty() && report.packed_misses > 0) {
+    Impl& loaded = *model->impl_;
+    Status s = Env::Default()->CreateDirs(options.packed_dir);
+    if (s.ok()) s = loaded.gemm->WritePacked(packed_path, packed_key);
+    loaded.load_report.packed_written = s.ok();
+    if (!s.ok()) {
+      loaded.load_report.packed_note = "could not write packed weights (the next start packs again): " + s.message();
+    }
+  }
+  return model;
+}
+
+namespace {
+
+// Deterministic standard-normal values (an LCG and Box-Muller: the same on every platform, unlike
+// std::normal_distribution), the calibration images' pixels.
+class CalibrationNoise {
+ public:
+  float Next() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    const double u1 = (static_cast<double>(NextBits()) + 1.0) / 4294967297.0;
+    const double u2 = static_cast<double>(NextBits()) / 4294967296.0;
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    spare_ = static_cast<float>(r * std::sin(6.283185307179586 * u2));
+    has_spare_ = true;
+    return static_cast<float>(r * std::cos(6.283185307179586 * u2));
+  }
+  uint32_t NextBits() {
+    state_ = state_ * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint32_t>(state_ >> 32);
+  }
+
+ private:
+  uint64_t state_ = 0x2545F4914F6CDD1Dull;
+  float spare_ = 0;
+  bool has_spare_ = false;
+};
+
+}  // namespace
+
+// The bounds LoadOptions::Precision documents, measured as cosine against fp32 on built-in inputs:
+// four noise images (pixels ~ N(0, 1), the spread of normalised photos) and four texts of 5 to
+// context_length tokens.
+Status ClipModel::CheckPrecisionBound(ClipModel& model, const std::string& model_dir, const LoadOptions& options) {
+  const GemmPrecision precision = model.impl_->gemm->precision();
+  const double bound = precision == GemmPrecision::kBf16 ? 0.999 : 0.995;
+  LoadOptions reference_options = options;
+  reference_options.precision = LoadOptions::Precision::kFp32;
+  reference_options.packed_dir.clear();
+  FS_ASSIGN_OR_RETURN(auto reference, Load(model_dir, reference_options));
+  const size_t d = model.embed_dim();
+  CalibrationNoise noise;
+  double worst = 1.0;
+  std::string worst_input;
+  auto compare = [&](const std::vector<float>& a, const std::vector<float>& b, size_t n, const char* kind) {
+    for (size_t row = 0; row < n; ++row) {
+      double dot = 0;
+      for (size_t i = 0; i < d; ++i) dot += static_cast<double>(a[row * d + i]) * b[row * d + i];
+      if (dot < worst) {
+        worst = dot;
+        worst_input = std::string(kind) + " " + std::to_string(row);
+      }
+    }
+  };
+  constexpr size_t kImages = 4, kTexts = 4;
+  if (model.image_size() > 0) {
+    const auto s = static_cast<size_t>(model.image_size());
+    std::vector<float> pixels(kImages * 3 * s * s);
+    for (float& v : pixels) v = noise.Next();
+    std::vector<float> ours(kImages * d), theirs(kImages * d);
+    FS_RETURN_IF_ERROR(model.EncodeImages(pixels, kImages, ours));
+    FS_RETURN_IF_ERROR(reference->EncodeImages(pixels, kImages, theirs));
+    compare(ours, theirs, kImages, "image");
+  }
+  const int vocab = model.vocab_size(), context = model.context_length();
+  std::vector<std::vector<int32_t>> ids(kTexts);
+  for (size_t text = 0; text < kTexts; ++text) {
+    const int len = std::min(context, std::array<int, kTexts>{5, 9, 20, 77}[text]);
+    // CLIP: <|startoftext|> = vocab - 2 ... <|endoftext|> = vocab - 1 (the largest id, where the
+    // features are read). XLM-R: <s> = 0 ... </s> = 2, words from 3 up.
+    const bool xlmr = model.multilingual();
+    const int first = xlmr ? 3 : 1, last = xlmr ? vocab - 1 : vocab - 3;
+    ids[text].push_back(xlmr ? 0 : vocab - 2);
+    for (int token = 2; token < len; ++token) {
+      ids[text].push_back(first + static_cast<int>(noise.NextBits() % static_cast<uint32_t>(last - first + 1)));
+    }
+    ids[text].push_back(xlmr ? 2 : vocab - 1);
+  }
+  std::vector<float> ours(kTexts * d), theirs(kTexts * d);
+  FS_RETURN_IF_ERROR(model.EncodeTexts(ids, ours));
+  FS_RETURN_IF_ERROR(reference->EncodeTexts(ids, theirs));
+  compare(ours, theirs, kTexts, "text");
+  model.impl_->calibration_cosine = worst;
+  if (worst >= bound) return Status::Ok();
+  char figure[64];
+  std::snprintf(figure, sizeof figure, "%.4f", worst);
+  return Status::Unsupported(std::string(PrecisionName(precision)) + " precision cannot hold its bound on '" +
+                             model.model_id() + "': cosine " + figure + " against fp32 on built-in calibration " +
+                             worst_input + " (the bound is " + (precision == GemmPrecision::kBf16 ? "0.999" : "0.995") +
+                             "); load it in fp32" + (precision == GemmPrecision::kInt8 ? " or bf16" : ""));
 }
 
 Status ClipModel::EncodeImages(std::span<const float> pixels, size_t n, std::span<float> out) {
@@ -987,6 +1111,14 @@ bool ClipModel::multilingual() const {
 int ClipModel::pad_id() const {
   return multilingual() ? impl_->params.xlmr.pad_id : -1;
 }
+ClipModel::ImageReference ClipModel::image_reference() const {
+  return impl_->layout == Layout::kHf ? ImageReference::kTransformers : ImageReference::kTorchvision;
+}
+std::string ClipModel::image_reference_name() const {
+  return image_reference() == ImageReference::kTransformers
+             ? "transformers CLIPImageProcessor (crop offset rounded down)"
+             : "torchvision (OpenAI/OpenCLIP preprocess, crop offset rounded half to even)";
+}
 const std::string& ClipModel::model_id() const { return impl_->params.model_id; }
 double ClipModel::gemm_gflop() const { return impl_->gemm->gflop(); }
 const LoadReport& ClipModel::load_report() const { return impl_->load_report; }
@@ -1008,6 +1140,9 @@ std::string ClipModel::Describe() const {
          std::to_string(p.embed_dim) + ", " + PrecisionName(impl_->gemm->precision()) + " (" +
          std::to_string(impl_->weight_bytes >> 20) + " MB of GEMM weights), kernels " + impl_->kernels->name +
          ", " + std::to_string(impl_->threads) + " threads" +
+         (impl_->calibration_cosine > 0
+              ? ", cosine " + std::to_string(impl_->calibration_cosine).substr(0, 6) + " against fp32 on the calibration inputs"
+              : std::string()) +
          (impl_->load_report.packed_path.empty() ? std::string()
           : impl_->load_report.packed_misses == 0
               ? ", packed weights mapped from " + impl_->load_report.packed_path

@@ -31,6 +31,11 @@ struct LoadOptions {
   //   kBf16: bf16 weights and GEMM inputs, fp32 accumulation; needs AVX512-BF16; cosine >= 0.999.
   //   kInt8: int8 weights (per-column scales) and inputs (one dynamic scale per GEMM call), int32
   //          accumulation (AVX512-VNNI where present); cosine >= 0.995.
+  // A reduced precision is held to its bound: whenever its weights are converted (not mapped from
+  // a packed file, which is written only after this check passed), the load also loads the model
+  // in fp32, encodes built-in calibration images and texts both ways, and fails with kUnsupported,
+  // naming the cosine, if any falls below the bound (trained weights with strong outlier channels
+  // can do that to int8). Never silently degraded; the check costs one more fp32 load.
   enum class Precision { kFp32, kBf16, kInt8 } precision = Precision::kFp32;
   // Largest number of images or texts run through the towers at once; bigger requests are split.
   // Bounds the activation buffers (about 1 MB per image for ViT-B/32 in fp32).
@@ -84,6 +89,15 @@ class ClipModel {
   // pad_id() anywhere is skipped), and image_size() is 0 when the folder has no image tower.
   bool multilingual() const;
   int pad_id() const;  // XLM-R's <pad> (1); -1 for CLIP
+  // Whose image preprocessing made the vectors this folder's layout is published with, and so
+  // whose centre crop Preprocess must reproduce (preprocess.h CropRounding): Hugging Face names
+  // were made with transformers' CLIPImageProcessor (crop offset rounded down), OpenAI/OpenCLIP
+  // names with torchvision's CenterCrop (rounded half to even). The two differ by one pixel when
+  // the resized side exceeds the crop by an odd number of pixels.
+  enum class ImageReference { kTorchvision, kTransformers };
+  ImageReference image_reference() const;
+  // "torchvision (OpenAI/OpenCLIP preprocess)" or "transformers CLIPImageProcessor".
+  std::string image_reference_name() const;
   // Human-readable summary: sizes, precision, kernels, weight bytes.
   std::string Describe() const;
   // GFLOP executed by GEMMs since Load (for benchmarks).
@@ -93,6 +107,9 @@ class ClipModel {
  private:
   struct Impl;
   explicit ClipModel(std::unique_ptr<Impl> impl);
+  // Fails (kUnsupported, naming the precision, the cosine and the input) when `model`, loaded in
+  // bf16 or int8, falls below its bound against an fp32 load of the same folder.
+  static Status CheckPrecisionBound(ClipModel& model, const std::string& model_dir, const LoadOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace fs::clip {
@@ -78,10 +80,11 @@ inline uint8_t Clip8(int32_t acc) {
   return static_cast<uint8_t>(std::clamp(acc >> kPrecisionBits, 0, 255));
 }
 
-// Python's round() on (diff / 2.0): halves go to the even neighbour.
-int HalfOffset(int diff) {
+// The crop offset for an excess of diff >= 0 pixels: Python's round(diff / 2.0) (halves go to the
+// even neighbour) for torchvision, diff // 2 for transformers.
+int CropOffset(int diff, CropRounding crop) {
   const int half = diff / 2;
-  if (diff % 2 == 0) return half;
+  if (diff % 2 == 0 || crop == CropRounding::kFloor) return half;
   return (half % 2 == 0) ? half : half + 1;
 }
 
@@ -119,47 +122,90 @@ Result<ResizedSize> ComputeResizedSize(int width, int height, int size) {
   return ResizedSize{new_long, size};
 }
 
+namespace {
+
+// What resize + centre crop of a width x height image to `size` reads and how.
+struct CropPlan {
+  int left = 0, top = 0;           // the crop's offset in the resized image
+  bool horizontal = false;         // a pass whose size does not change is skipped, as Pillow skips
+  bool vertical = false;           // it (it would be the identity)
+  Taps htaps, vtaps;               // for the crop's columns / rows only
+  int col_begin = 0, col_end = 0;  // source columns read: [col_begin, col_end)
+  int row_begin = 0, row_end = 0;  // source rows read
+};
+
+// [begin, end) of the source positions `taps` read.
+std::pair<int, int> TapRange(const Taps& taps) {
+  int begin = taps.first.front(), end = 0;
+  for (size_t j = 0; j < taps.first.size(); ++j) {
+    begin = std::min(begin, taps.first[j]);
+    end = std::max(end, taps.first[j] + taps.count[j]);
+  }
+  return {begin, end};
+}
+
+Result<CropPlan> PlanCrop(int width, int height, int size, CropRounding crop) {
+  FS_ASSIGN_OR_RETURN(ResizedSize resized, ComputeResizedSize(width, height, size));
+  CropPlan plan;
+  plan.left = CropOffset(resized.width - size, crop);
+  plan.top = CropOffset(resized.height - size, crop);
+  plan.horizontal = resized.width != width;
+  plan.vertical = resized.height != height;
+  plan.col_begin = plan.left;
+  plan.col_end = plan.left + size;
+  plan.row_begin = plan.top;
+  plan.row_end = plan.top + size;
+  if (plan.horizontal) {
+    plan.htaps = ComputeTaps(width, resized.width, plan.left, size);
+    std::tie(plan.col_begin, plan.col_end) = TapRange(plan.htaps);
+  }
+  if (plan.vertical) {
+    plan.vtaps = ComputeTaps(height, resized.height, plan.top, size);
+    std::tie(plan.row_begin, plan.row_end) = TapRange(plan.vtaps);
+  }
+  return plan;
+}
+
+}  // namespace
+
+Result<SourceRect> CropSourceWindow(int full_width, int full_height, int size, CropRounding crop) {
+  if (size <= 0) return Status::InvalidArgument("preprocess: size must be positive");
+  FS_ASSIGN_OR_RETURN(CropPlan plan, PlanCrop(full_width, full_height, size, crop));
+  return SourceRect{plan.col_begin, plan.row_begin, plan.col_end - plan.col_begin, plan.row_end - plan.row_begin};
+}
+
 Status ResizeCropRgb8(const uint8_t* rgb, int width, int height, size_t stride, int size,
-                      std::span<uint8_t> out) {
+                      std::span<uint8_t> out, CropRounding crop, const PixelWindow& window) {
   FS_RETURN_IF_ERROR(Validate(rgb, width, height, stride, size));
   const size_t out_row = static_cast<size_t>(size) * 3;
   if (out.size() != out_row * static_cast<size_t>(size)) {
     return Status::InvalidArgument("preprocess: output holds " + std::to_string(out.size()) +
                                    " bytes, expected " + std::to_string(out_row * static_cast<size_t>(size)));
   }
-  FS_ASSIGN_OR_RETURN(ResizedSize resized, ComputeResizedSize(width, height, size));
-  const int left = HalfOffset(resized.width - size);
-  const int top = HalfOffset(resized.height - size);
-
-  // A pass whose size does not change is skipped, as Pillow skips it (it would be the identity).
-  const bool horizontal = resized.width != width;
-  const bool vertical = resized.height != height;
-
-  // Source rows the vertical pass reads: [row_begin, row_end).
-  Taps vtaps;
-  int row_begin = top;
-  int row_end = top + size;
-  if (vertical) {
-    vtaps = ComputeTaps(height, resized.height, top, size);
-    row_begin = vtaps.first.front();
-    row_end = 0;
-    for (int j = 0; j < size; ++j) {
-      row_end = std::max(row_end, vtaps.first[static_cast<size_t>(j)] + vtaps.count[static_cast<size_t>(j)]);
-    }
+  // The geometry is the full image's; the buffer may hold only the part of it that is read.
+  const bool whole = window.full_width == 0;
+  const int full_width = whole ? width : window.full_width;
+  const int full_height = whole ? height : window.full_height;
+  const int x0 = whole ? 0 : window.x, y0 = whole ? 0 : window.y;
+  FS_ASSIGN_OR_RETURN(CropPlan plan, PlanCrop(full_width, full_height, size, crop));
+  if (plan.col_begin < x0 || plan.col_end > x0 + width || plan.row_begin < y0 || plan.row_end > y0 + height) {
+    return Status::InvalidArgument("preprocess: the pixel window does not cover the crop's source pixels");
   }
-  const int rows = row_end - row_begin;
+  const int rows = plan.row_end - plan.row_begin;
+  // Row `row` of the full image in the buffer (its first byte is column x0's).
+  auto source_row = [&](int row) { return rgb + static_cast<size_t>(row - y0) * stride; };
 
   // Horizontal pass into an 8-bit intermediate of `rows` x `size` pixels, rounded and clipped as
   // Pillow's is (it does not keep more precision between the passes).
   std::vector<uint8_t> mid(static_cast<size_t>(rows) * out_row);
-  if (horizontal) {
-    const Taps htaps = ComputeTaps(width, resized.width, left, size);
+  if (plan.horizontal) {
+    const Taps& htaps = plan.htaps;
     for (int row = 0; row < rows; ++row) {
-      const uint8_t* src = rgb + static_cast<size_t>(row_begin + row) * stride;
+      const uint8_t* src = source_row(plan.row_begin + row);
       uint8_t* dst = &mid[static_cast<size_t>(row) * out_row];
       for (int col = 0; col < size; ++col) {
         const int32_t* k = &htaps.weight[static_cast<size_t>(col) * static_cast<size_t>(htaps.ksize)];
-        const uint8_t* px = src + static_cast<size_t>(htaps.first[static_cast<size_t>(col)]) * 3;
+        const uint8_t* px = src + static_cast<size_t>(htaps.first[static_cast<size_t>(col)] - x0) * 3;
         int32_t r = 1 << (kPrecisionBits - 1), g = r, b = r;
         for (int i = 0; i < htaps.count[static_cast<size_t>(col)]; ++i) {
           r += px[3 * i + 0] * k[i];
@@ -173,18 +219,19 @@ Status ResizeCropRgb8(const uint8_t* rgb, int width, int height, size_t stride, 
     }
   } else {
     for (int row = 0; row < rows; ++row) {
-      const uint8_t* src = rgb + static_cast<size_t>(row_begin + row) * stride + static_cast<size_t>(left) * 3;
+      const uint8_t* src = source_row(plan.row_begin + row) + static_cast<size_t>(plan.left - x0) * 3;
       std::copy(src, src + out_row, &mid[static_cast<size_t>(row) * out_row]);
     }
   }
 
-  if (!vertical) {
+  if (!plan.vertical) {
     std::copy(mid.begin(), mid.end(), out.begin());
     return Status::Ok();
   }
+  const Taps& vtaps = plan.vtaps;
   for (int row = 0; row < size; ++row) {
     const int32_t* k = &vtaps.weight[static_cast<size_t>(row) * static_cast<size_t>(vtaps.ksize)];
-    const int first = vtaps.first[static_cast<size_t>(row)] - row_begin;
+    const int first = vtaps.first[static_cast<size_t>(row)] - plan.row_begin;
     const int n = vtaps.count[static_cast<size_t>(row)];
     uint8_t* dst = &out[static_cast<size_t>(row) * out_row];
     for (size_t x = 0; x < out_row; ++x) {
@@ -199,7 +246,7 @@ Status ResizeCropRgb8(const uint8_t* rgb, int width, int height, size_t stride, 
 }
 
 Status Preprocess(const uint8_t* rgb, int width, int height, size_t stride,
-                  const PreprocessOptions& options, std::span<float> out) {
+                  const PreprocessOptions& options, std::span<float> out, const PixelWindow& window) {
   const int size = options.size;
   FS_RETURN_IF_ERROR(Validate(rgb, width, height, stride, size));
   const size_t plane = static_cast<size_t>(size) * static_cast<size_t>(size);
@@ -211,8 +258,8 @@ Status Preprocess(const uint8_t* rgb, int width, int height, size_t stride,
   for (int c = 0; c < 3; ++c) {
     if (!(options.std[c] > 0.0f)) return Status::InvalidArgument("preprocess: std must be > 0");
   }
-  std::vector<uint8_t> crop(plane * 3);  // [size, size, 3]
-  FS_RETURN_IF_ERROR(ResizeCropRgb8(rgb, width, height, stride, size, crop));
+  std::vector<uint8_t> cropped(plane * 3);  // [size, size, 3]
+  FS_RETURN_IF_ERROR(ResizeCropRgb8(rgb, width, height, stride, size, cropped, options.crop, window));
   // ToTensor then Normalize, in float32 as torch computes them: (v / 255 - mean) / std.
   for (int c = 0; c < 3; ++c) {
     float table[256];
@@ -220,7 +267,7 @@ Status Preprocess(const uint8_t* rgb, int width, int height, size_t stride,
       table[v] = (static_cast<float>(v) / 255.0f - options.mean[c]) / options.std[c];
     }
     float* dst = out.data() + static_cast<size_t>(c) * plane;  // [size, size]
-    for (size_t i = 0; i < plane; ++i) dst[i] = table[crop[3 * i + static_cast<size_t>(c)]];
+    for (size_t i = 0; i < plane; ++i) dst[i] = table[cropped[3 * i + static_cast<size_t>(c)]];
   }
   return Status::Ok();
 }

@@ -87,6 +87,41 @@ TEST(ClipPreprocessTest, CropOffsetRoundsHalfToEven) {
   }
 }
 
+TEST(ClipPreprocessTest, TransformersCropOffsetRoundsDown) {
+  // CLIPImageProcessor: (h - 224) // 2, so 0, 1, 2, 3 where torchvision takes 0, 2, 2, 4.
+  for (auto [h, top] : {std::pair{225, 0}, std::pair{227, 1}, std::pair{229, 2}, std::pair{231, 3}}) {
+    auto pixels = Pattern(224, h, 224 * 3);
+    std::vector<uint8_t> out(224 * 224 * 3);
+    ASSERT_TRUE(ResizeCropRgb8(pixels.data(), 224, h, 224 * 3, 224, out, CropRounding::kFloor).ok());
+    EXPECT_EQ(0, std::memcmp(out.data(), &pixels[static_cast<size_t>(top) * 224 * 3], out.size()))
+        << "height " << h;
+  }
+}
+
+// A buffer holding only CropSourceWindow of an image gives exactly what the whole image gives;
+// a window that misses part of it is refused.
+TEST(ClipPreprocessTest, SourceWindowGivesTheWholeImagesResult) {
+  for (auto [w, h] : {std::pair{2572, 1740}, std::pair{1, 4000}, std::pair{700, 3}, std::pair{224, 231}}) {
+    for (CropRounding crop : {CropRounding::kHalfToEven, CropRounding::kFloor}) {
+      auto pixels = Pattern(w, h, w * 3);
+      PreprocessOptions options;
+      options.crop = crop;
+      std::vector<float> whole(3 * 224 * 224), part(3 * 224 * 224);
+      ASSERT_TRUE(Preprocess(pixels.data(), w, h, static_cast<size_t>(w) * 3, options, whole).ok());
+      auto r = CropSourceWindow(w, h, 224, crop);
+      ASSERT_TRUE(r.ok());
+      ASSERT_TRUE(r->x >= 0 && r->y >= 0 && r->x + r->width <= w && r->y + r->height <= h) << w << "x" << h;
+      const uint8_t* first = &pixels[(static_cast<size_t>(r->y) * static_cast<size_t>(w) + static_cast<size_t>(r->x)) * 3];
+      const PixelWindow window{r->x, r->y, w, h};
+      ASSERT_TRUE(Preprocess(first, r->width, r->height, static_cast<size_t>(w) * 3, options, part, window).ok());
+      EXPECT_EQ(whole, part) << w << "x" << h;
+      if (r->height > 1) {
+        EXPECT_FALSE(Preprocess(first, r->width, r->height - 1, static_cast<size_t>(w) * 3, options, part, window).ok());
+      }
+    }
+  }
+}
+
 TEST(ClipPreprocessTest, StrideIsHonoured) {
   const int w = 500, h = 333;
   auto tight = Pattern(w, h, w * 3);

@@ -37,6 +37,8 @@ public final class TestNode extends Node {
         Path urlFile;
         String clusterName = "filesearch-test";
         boolean exitOnStdinEof = false;
+        String httpPort = "0";  // 0: a free port
+        List<String> settings = new ArrayList<>();  // extra node settings, key=value
     }
 
     private static Options parse(String[] args) {
@@ -47,8 +49,11 @@ public final class TestNode extends Node {
                 case "--url-file" -> options.urlFile = Path.of(args[++i]).toAbsolutePath();
                 case "--cluster-name" -> options.clusterName = args[++i];
                 case "--exit-on-stdin-eof" -> options.exitOnStdinEof = true;
+                case "--http-port" -> options.httpPort = args[++i];
+                case "--setting" -> options.settings.add(args[++i]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                    + " (usage: --home DIR [--url-file FILE] [--cluster-name NAME] [--exit-on-stdin-eof])");
+                    + " (usage: --home DIR [--url-file FILE] [--cluster-name NAME] [--http-port N]"
+                    + " [--setting key=value]... [--exit-on-stdin-eof])");
             }
         }
         if (options.home == null) throw new IllegalArgumentException("--home DIR is required");
@@ -69,19 +74,24 @@ public final class TestNode extends Node {
     public static void main(String[] args) throws Exception {
         Options options = parse(args);
         Path config = Files.createDirectories(options.home.resolve("config"));
-        Settings settings = Settings.builder()
+        Settings.Builder builder = Settings.builder()
             .put("cluster.name", options.clusterName)
             .put("node.name", "node-0")
             .put("path.home", options.home.toString())
             .put("path.data", options.home.resolve("data").toString())
             .put("path.logs", options.home.resolve("logs").toString())
             .put("network.host", "127.0.0.1")
-            .put("http.port", "0")
+            .put("http.port", options.httpPort)
             .put("transport.port", "0")
             .put("discovery.type", "single-node")
             // tests run on shared machines whose disks may be nearly full
-            .put("cluster.routing.allocation.disk.threshold_enabled", false)
-            .build();
+            .put("cluster.routing.allocation.disk.threshold_enabled", false);
+        for (String kv : options.settings) {
+            int eq = kv.indexOf('=');
+            if (eq <= 0) throw new IllegalArgumentException("--setting wants key=value, got " + kv);
+            builder.put(kv.substring(0, eq), kv.substring(eq + 1));
+        }
+        Settings settings = builder.build();
         Environment environment = InternalSettingsPreparer.prepareEnvironment(settings, Map.of(), config, () -> "node-0");
 
         TestNode node = new TestNode(environment, plugins());
@@ -95,10 +105,12 @@ public final class TestNode extends Node {
         }, "test-node-shutdown"));
         node.start();
 
+        // Yellow: every primary is assigned. A restarted node holds indexes whose replicas (1 by
+        // default) have no second node to go to, so green never comes.
         ClusterHealthResponse health = node.client().admin().cluster().prepareHealth()
-            .setWaitForGreenStatus().setTimeout(TimeValue.timeValueSeconds(120)).get();
+            .setWaitForYellowStatus().setTimeout(TimeValue.timeValueSeconds(120)).get();
         if (health.isTimedOut()) {
-            System.err.println("test node: cluster not green after 120 s: " + health.getStatus());
+            System.err.println("test node: cluster not yellow after 120 s: " + health.getStatus());
             System.exit(1);
         }
         int port = node.injector().getInstance(HttpServerTransport.class).boundAddress().publishAddress().getPort();
