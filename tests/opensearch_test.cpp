@@ -282,6 +282,22 @@ TEST_F(OpenSearchTest, AnalyzersFoldAccentsAndFindCjkWords) {
   for (const char* expected : {"2024", "請", "請求", "求書", "creme"}) {
     EXPECT_NE(std::find(words.begin(), words.end(), expected), words.end()) << expected << " in " << tokens.dump();
   }
+
+  // English word forms (Snowball English, as libstemmer in the embedded back end) and parts of
+  // names (the name.parts and path.parts subfields).
+  Index("t-text", "kodim", {{"name", "kodim01.png"}, {"path", "/photos/kodak/kodim01.png"}});
+  Index("t-text", "elephants", {{"name", "MyInvoiceDraft.docx"}, {"content", "Elephants at the waterholes"}});
+  const std::vector<std::string> kodim = {"kodim"}, elephants = {"elephants"};
+  EXPECT_EQ(Ids("t-text", match("content", "elephant")), elephants);
+  EXPECT_EQ(Ids("t-text", match("content", "waterhole")), elephants);
+  EXPECT_EQ(Ids("t-text", match("name.parts", "kodim")), kodim);
+  EXPECT_EQ(Ids("t-text", match("path.parts", "kodim")), kodim);
+  EXPECT_TRUE(Ids("t-text", match("name", "kodim")).empty());  // the whole-word field keeps words whole
+  EXPECT_EQ(Ids("t-text", match("name.parts", "invoice")), elephants);
+  const json parts = HttpJson("POST", "/t-text/_analyze", {{"analyzer", "fs_parts"}, {"text", "MyInvoiceDraft kodim01 q3"}});
+  std::vector<std::string> part_words;
+  for (const json& token : parts["tokens"]) part_words.push_back(token["token"]);
+  EXPECT_EQ(part_words, (std::vector<std::string>{"my", "invoic", "draft", "kodim", "01"})) << parts.dump();
 }
 
 // k-NN through the created mapping: a filter applies inside the search, and _score follows the
@@ -423,6 +439,16 @@ TEST_F(OpenSearchTest, TheEmbeddedIndexMirroredAnswersTheSameSearches) {
     return u;
   };
   EXPECT_EQ(sorted(uris(rk)), sorted(uris(lk)));
+  // Word forms and parts of names ("report" is part of "report0.txt") match alike.
+  k.size = 50;
+  for (const char* q : {"invoices", "report", "reports", "report0"}) {
+    k.query = q;
+    auto lq = RunSearch(*local, k), rq = RunSearch(**remote, k);
+    ASSERT_TRUE(lq.ok() && rq.ok()) << q;
+    EXPECT_EQ(rq->total, lq->total) << q;
+    EXPECT_EQ(sorted(uris(rq)), sorted(uris(lq))) << q;
+  }
+  k.size = 10;
   k.query = "請求";
   auto cjk = RunSearch(**remote, k);
   ASSERT_TRUE(cjk.ok());

@@ -128,7 +128,9 @@ void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       std::printf("%3zu. %s\n     %s  %s  score %.4g", ++rank, h.doc.path.c_str(), h.doc.mime.c_str(),
                   HumanSize(h.doc.size).c_str(), h.score);
       if (h.text.present && h.vector.present) {
-        std::printf(" (text #%zu %.3g, vector #%zu %.3f)", h.text.rank, h.text.score, h.vector.rank, h.vector.score);
+        std::printf(" (words #%zu %.3g, picture #%zu %.3f)", h.text.rank, h.text.score, h.vector.rank, h.vector.score);
+      } else if (res->mode == SearchMode::kHybrid) {
+        std::printf(h.text.present ? " (words)" : " (picture)");  // why it matched
       }
       std::printf("\n");
       // Document metadata (office files, e-mail, HTML), when the file has it.

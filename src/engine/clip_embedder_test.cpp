@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <atomic>
 #include <chrono>
@@ -41,16 +42,24 @@ std::string ReadAll(const std::string& path) {
   return ss.str();
 }
 
-TEST(ClipEmbedderTest, IndexAndSearchWithGeneratedWeights) {
+// Generated weights with the real tokenizer, in a fresh directory; nullopt (and why) when the
+// tokenizer, the photos or the generator are not available here.
+std::optional<std::string> GeneratedModel(const std::string& kodak, std::string* why) {
   const std::string tokenizer = Shared() + "/clip/tokenizer.json";
-  const std::string kodak = Shared() + "/corpus/photos/kodak";
   if (!stdfs::exists(tokenizer) || !stdfs::exists(kodak)) {
-    GTEST_SKIP() << "needs ../shared/clip/tokenizer.json and ../shared/corpus/photos/kodak (not present here)";
+    *why = "needs ../shared/clip/tokenizer.json and ../shared/corpus/photos/kodak (not present here)";
+    return std::nullopt;
   }
+  auto model_dir = clip::testing::GenerateReference("--size small-vocab --no-reference --images 0 --texts 0", why);
+  if (model_dir) stdfs::copy_file(tokenizer, *model_dir + "/tokenizer.json");
+  return model_dir;
+}
+
+TEST(ClipEmbedderTest, IndexAndSearchWithGeneratedWeights) {
+  const std::string kodak = Shared() + "/corpus/photos/kodak";
   std::string why;
-  auto model_dir = clip::testing::GenerateReference("--size small-vocab --no-reference --images 0 --texts 0", &why);
+  auto model_dir = GeneratedModel(kodak, &why);
   if (!model_dir) GTEST_SKIP() << why;
-  stdfs::copy_file(tokenizer, *model_dir + "/tokenizer.json");
 
   ClipEmbedderOptions eo;
   auto clip = ClipEmbedder::Load(*model_dir, eo);
@@ -127,6 +136,70 @@ TEST(ClipEmbedderTest, IndexAndSearchWithGeneratedWeights) {
   EXPECT_FALSE((*clip)->EmbedImageBytes("").ok());
   auto bad_utf8 = (*clip)->EmbedText("caf\xC3 \xFF");
   EXPECT_TRUE(bad_utf8.ok());  // invalid bytes become U+FFFD
+  clip::testing::RemoveTree(*model_dir);
+}
+
+// The picture floor with random weights: no photo should stand out for any text, so a hybrid text
+// query brings its keyword matches alone and a nonsense word brings nothing (engine/search.h).
+TEST(ClipEmbedderTest, HybridTextQueriesWithRandomWeightsBringNoUnrelatedPhotos) {
+  const std::string kodak = Shared() + "/corpus/photos/kodak";
+  std::string why;
+  auto model_dir = GeneratedModel(kodak, &why);
+  if (!model_dir) GTEST_SKIP() << why;
+  const std::string base = *model_dir + "/work";
+  stdfs::create_directories(base + "/files/manual");
+  size_t photos = 0;
+  for (auto& e : stdfs::directory_iterator(kodak)) {
+    if (e.path().extension() == ".png" && photos < 16) {
+      stdfs::copy_file(e.path(), base + "/files/" + e.path().filename().string());
+      ++photos;
+    }
+  }
+  ASSERT_EQ(photos, 16u);
+  for (int i = 0; i < 12; ++i) {
+    std::ofstream(base + "/files/manual/chapter" + std::to_string(i) + ".txt")
+        << "Building a Debian package, part " << i;
+  }
+  EngineOptions o;
+  o.data_dir = base + "/data";
+  o.progress = false;
+  auto engine = Engine::Open(o);
+  ASSERT_TRUE(engine.ok());
+  auto clip = ClipEmbedder::Load(*model_dir, ClipEmbedderOptions{});
+  ASSERT_TRUE(clip.ok()) << clip.status().ToString();
+  auto query_clip = ClipEmbedder::Load(*model_dir, ClipEmbedderOptions{});
+  ASSERT_TRUE(query_clip.ok());
+  ASSERT_TRUE((*engine)->SetEmbedder(std::move(clip).value()).ok());
+  (*engine)->SetQueryEmbedder(query_clip->get());
+  auto report = (*engine)->Index(base + "/files");
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->embedded, 16u);
+
+  auto search = [&](const std::string& q) {
+    SearchRequest r;
+    r.query = q;
+    r.size = 50;
+    QueryVectorSource source;  // keywords reach the vector leg through the text tower
+    EXPECT_TRUE((*engine)->ResolveQueryVector(source, &r).ok());
+    EXPECT_TRUE(r.vector_from_text);
+    auto res = (*engine)->Search(r);
+    EXPECT_TRUE(res.ok()) << res.status().ToString();
+    EXPECT_EQ(res->mode, SearchMode::kHybrid);
+    return std::move(res).value();
+  };
+  SearchResult nonsense = search("zqxjkvw");
+  EXPECT_TRUE(nonsense.hits.empty());
+  EXPECT_EQ(nonsense.total, 0u);
+  SearchResult debian = search("debian package");
+  EXPECT_EQ(debian.total, 12u);
+  ASSERT_EQ(debian.hits.size(), 12u);
+  for (const auto& h : debian.hits) {
+    EXPECT_TRUE(h.text.present) << h.doc.name;
+    EXPECT_FALSE(h.vector.present) << h.doc.name;
+  }
+  SearchResult kodim = search("kodim");  // part of every photo's name: found by words
+  EXPECT_EQ(kodim.total, 16u);
+  for (const auto& h : kodim.hits) EXPECT_TRUE(h.text.present) << h.doc.name;
   clip::testing::RemoveTree(*model_dir);
 }
 

@@ -142,7 +142,7 @@ TEST_F(CrawlTest, OddNamesAndEmptyFiles) {
   EXPECT_EQ(r.added, 4u);
   EXPECT_TRUE(r.problems.empty());
   EXPECT_EQ(Hits("latin1"), 1u);
-  EXPECT_EQ(Hits("empty"), 1u);
+  EXPECT_EQ(Hits("empty.dat"), 1u);  // "empty" alone is also part of this test's folder name
   EXPECT_EQ(Hits("請求"), 1u);
   auto doc = store_->GetByUri(FileUri(bad));
   ASSERT_TRUE(doc.ok());
@@ -246,7 +246,7 @@ TEST_F(CrawlTest, ExtractsTextByContentAndReportsFailures) {
   EXPECT_EQ(Hits("Avalanche"), 1u);
   EXPECT_EQ(Hits("Tunnel Creek"), 1u);
   EXPECT_EQ(Hits("stylesheet"), 0u);  // markup is not indexed
-  EXPECT_EQ(Hits("lovely"), 1u);
+  EXPECT_EQ(Hits("lovely"), 2u);  // English stems: "lovely" and "loved" are both "love"
   EXPECT_EQ(Hits("Truffaut"), 1u);
   EXPECT_EQ(store_->GetByUri(FileUri(root_ + "/notes.txt"))->mime, "image/png");
   EXPECT_EQ(store_->GetByUri(FileUri(root_ + "/minutes.txt"))->mime, "text/plain");

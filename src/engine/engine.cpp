@@ -976,6 +976,7 @@ Status Engine::ResolveQueryVector(const QueryVectorSource& source, SearchRequest
              (!r->mode || *r->mode != SearchMode::kText)) {
     FS_ASSIGN_OR_RETURN(r->vector, query_embedder_->EmbedText(r->query));
     r->vector_model = query_embedder_->model_id();
+    r->vector_from_text = true;
   }
   return Status::Ok();
 }

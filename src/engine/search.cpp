@@ -130,6 +130,36 @@ Result<FusionMethod> ParseFusionMethod(std::string_view s) {
   return Status::InvalidArgument("unknown fusion '" + std::string(s) + "': use rrf or linear");
 }
 
+double ChanceMaximumSd(uint64_t population) {
+  if (population < 2) return 0;
+  // z with population * P(Z > z) = 1/2, P(Z > z) = erfc(z / sqrt 2) / 2: bisection (monotone).
+  const double tail = 0.5 / static_cast<double>(population);
+  double lo = 0, hi = 40;
+  for (int i = 0; i < 60; ++i) {
+    const double mid = (lo + hi) / 2;
+    (0.5 * std::erfc(mid / std::sqrt(2.0)) > tail ? lo : hi) = mid;
+  }
+  return lo;
+}
+
+double PictureFloor(std::vector<float> scores, double sd, double min_score, uint64_t population) {
+  constexpr size_t kMinSample = 8;
+  if (scores.size() < kMinSample) return INFINITY;
+  sd = std::max(sd, ChanceMaximumSd(population));
+  auto median = [](std::vector<float>& v) {
+    const size_t mid = v.size() / 2;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
+    double m = v[mid];
+    if (v.size() % 2 == 0) m = (m + *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid))) / 2;
+    return m;
+  };
+  const double med = median(scores);
+  for (float& s : scores) s = static_cast<float>(std::fabs(s - med));
+  // MAD scaled to a normal's SD; a floor of 1e-6 when more than half the scores are equal.
+  const double robust_sd = std::max(1.4826 * median(scores), 1e-6);
+  return std::max(med + sd * robust_sd, min_score);
+}
+
 Result<SearchResult> RunSearch(const Store& store, const VectorIndex* vectors, const SearchRequest& r,
                                const SearchLimits& limits) {
   return RunSearch(*NewEmbeddedBackend(&store, vectors), r, limits);
@@ -257,6 +287,18 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
     }
     if (vector_leg) {
       const std::vector<VectorHit>& vh = legs.vector;
+      // The picture floor: a text query's vector leg brings only the images that stand out.
+      const bool floored = mode == SearchMode::kHybrid && r.vector_from_text;
+      double floor = -INFINITY;
+      if (floored) {
+        constexpr size_t kSample = 1000;
+        FS_ASSIGN_OR_RETURN(VectorSample sample, backend.SampleVectorScores(r.vector, kSample));
+        if (sample.scores.empty()) {
+          for (const auto& h : vh) sample.scores.push_back(h.score);
+          sample.population = std::max<uint64_t>(vh.size(), legs.vector_total);
+        }
+        floor = PictureFloor(std::move(sample.scores), r.floor_sd, r.floor_min_score, sample.population);
+      }
       size_t rank = 0;
       size_t vector_only = 0;
       bool excluded_seen = false;
@@ -266,6 +308,7 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
           continue;
         }
         ++rank;
+        if (h.score < floor) continue;
         auto it = where.find(h.id);
         if (it == where.end()) {
           where[h.id] = cands.size();
@@ -281,6 +324,10 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
         // All vectors passing the filters fit in the window: the count is exact.
         result.total = found;
         result.total_exact = legs.vector_total < lr.k;
+      } else if (floored) {
+        // Only the images that stood out count: a nonsense word finds nothing.
+        result.total += vector_only;
+        result.total_exact = vector_only == 0;
       } else if (!text_leg) {
         result.total = found;
         result.total_exact = false;

@@ -39,8 +39,28 @@ struct SearchRequest {
   double vector_weight = 1.0;
   size_t ef = 0;                     // HNSW search breadth; 0 = index default
   std::optional<int64_t> exclude_id; // drop this document (find-similar excludes itself)
+  // The vector is `query` through the CLIP text tower. In hybrid mode the vector leg then keeps
+  // only the images that stand out for this query (the "picture floor"): cosine >= median +
+  // floor_sd * robust SD (1.4826 * MAD) of the query's cosines with a sample of the collection
+  // (SearchBackend::SampleVectorScores, else the leg's own hits), raised for large collections to
+  // where chance alone would put the best of them (ChanceMaximumSd), and >= floor_min_score. Vectors
+  // given, uploaded images and similarTo are never floored.
+  bool vector_from_text = false;
+  double floor_sd = 4.0;             // robust standard deviations above the median
+  double floor_min_score = 0.0;      // absolute cosine floor, calibrated per model; 0 = none
 };
 
+// The picture floor of `scores` (a sample of one query's cosines with a collection of `population`
+// vectors): median + s * 1.4826 * MAD, at least `min_score`, where s = max(sd,
+// ChanceMaximumSd(population)). +infinity below 8 scores: too few to tell what stands out.
+double PictureFloor(std::vector<float> scores, double sd, double min_score, uint64_t population);
+// How many standard deviations above the centre the largest of `population` normal scores is
+// expected to reach by chance: z with population * P(Z > z) = 1/2 (3.3 at 10^3, 3.9 at 10^4,
+// 4.4 at 10^5, 4.9 at 10^6); 0 below 2.
+double ChanceMaximumSd(uint64_t population);
+
+// Why a hit matched: `text.present` = its words ("words"), `vector.present` = its picture
+// ("picture"); both can hold.
 struct LegScore {
   bool present = false;
   double score = 0;  // raw: BM25 (text) or cosine similarity (vector)

@@ -60,6 +60,10 @@ std::string SearchResultToJson(const SearchResult& r, const JsonRenderOptions& o
     j["textRank"] = h.text.present ? nlohmann::ordered_json(h.text.rank) : nlohmann::ordered_json(nullptr);
     j["vectorScore"] = h.vector.present ? nlohmann::ordered_json(h.vector.score) : nlohmann::ordered_json(nullptr);
     j["vectorRank"] = h.vector.present ? nlohmann::ordered_json(h.vector.rank) : nlohmann::ordered_json(nullptr);
+    nlohmann::ordered_json matched = nlohmann::ordered_json::array();
+    if (h.text.present) matched.push_back("words");
+    if (h.vector.present) matched.push_back("picture");
+    j["matched"] = std::move(matched);
     if (!options.thumbnail_base.empty() && h.doc.mime.rfind("image/", 0) == 0) {
       j["thumbnailUrl"] = options.thumbnail_base + std::to_string(h.doc.id) + "/thumbnail";
     }

@@ -228,13 +228,93 @@ TEST_F(SearchTest, HybridLinearIsMinMaxNormalised) {
     EXPECT_GE(h.score, 0.0);
     EXPECT_LE(h.score, 2.0 + 1e-9);
   }
-  // The query's own photo has the best vector score (normalised to 1) and a text match on top.
-  EXPECT_EQ(res->hits[0].doc.name, "report_photo2.png");
+  // The query's own photo has the best vector score (normalised to 1) and a text match on top:
+  // first among the photos. ("report" is also part of every reportN.txt name: text-only hits
+  // may score as much.)
+  const SearchHit* first_photo = nullptr;
+  for (auto& h : res->hits) {
+    if (h.vector.present && !first_photo) first_photo = &h;
+  }
+  ASSERT_NE(first_photo, nullptr);
+  EXPECT_EQ(first_photo->doc.name, "report_photo2.png");
+  EXPECT_GE(first_photo->score, 1.0);
   EXPECT_GE(res->hits[0].score, 1.0);
   for (auto& h : res->hits) {
     if (!h.text.present) EXPECT_LE(h.score, 1.0 + 1e-9);   // one leg contributes at most its weight
     if (!h.vector.present) EXPECT_LE(h.score, 1.0 + 1e-9);
   }
+}
+
+TEST(PictureFloorTest, MedianPlusRobustDeviationsAtLeastTheAbsoluteFloor) {
+  // Fewer than 8 scores: nothing can be shown to stand out.
+  EXPECT_EQ(PictureFloor({0.1f, 0.2f, 0.9f}, 4, 0, 3), INFINITY);
+  // 0.10 .. 0.19 (median 0.145, MAD 0.025) and one outlier, which moves neither.
+  std::vector<float> s;
+  for (int i = 0; i < 10; ++i) s.push_back(0.10f + 0.01f * static_cast<float>(i));
+  s.push_back(0.95f);
+  const double floor = PictureFloor(s, 4, 0, s.size());
+  EXPECT_NEAR(floor, 0.15 + 4 * 1.4826 * 0.03, 1e-6);  // 11 scores: median 0.15, MAD 0.03
+  EXPECT_LT(floor, 0.95);
+  EXPECT_GT(floor, 0.19);
+  EXPECT_DOUBLE_EQ(PictureFloor(s, 4, 0.99, s.size()), 0.99);  // the absolute floor wins when higher
+  // A large collection raises the bar to where chance puts its best score.
+  EXPECT_NEAR(ChanceMaximumSd(1000), 3.29, 0.01);
+  EXPECT_NEAR(ChanceMaximumSd(1000000), 4.89, 0.01);
+  EXPECT_EQ(ChanceMaximumSd(1), 0.0);
+  EXPECT_NEAR(PictureFloor(s, 4, 0, 1000000), 0.15 + ChanceMaximumSd(1000000) * 1.4826 * 0.03, 1e-6);
+  // All equal: only what lies above them stands out.
+  EXPECT_NEAR(PictureFloor(std::vector<float>(20, 0.3f), 4, 0, 20), 0.3, 1e-5);
+}
+
+TEST_F(SearchTest, HybridTextQueryKeepsOnlyPicturesThatStandOut) {
+  // A query vector that is no photo's: what a text tower with random weights gives.
+  std::vector<float> random_vector(16);
+  for (size_t i = 0; i < random_vector.size(); ++i) random_vector[i] = std::sin(static_cast<float>(i) * 2.3f + 0.7f);
+  SearchRequest r;
+  r.vector_model = "test/hash-16";
+  r.vector_from_text = true;
+  r.size = 100;
+  r.mode = SearchMode::kHybrid;
+  // A nonsense word: no keyword hit and no picture stands out: no results, an exact 0.
+  r.query = "zqxjkvw";
+  r.vector = random_vector;
+  auto none = engine_->Search(r);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->hits.empty());
+  EXPECT_EQ(none->total, 0u);
+  EXPECT_TRUE(none->total_exact);
+  // Words that match documents: those documents, all of them, and no photo riding along.
+  r.query = "quarterly";
+  auto words = engine_->Search(r);
+  ASSERT_TRUE(words.ok());
+  EXPECT_EQ(words->total, 40u);
+  ASSERT_EQ(words->hits.size(), 40u);
+  for (const auto& h : words->hits) {
+    EXPECT_TRUE(h.text.present) << h.doc.name;
+    EXPECT_FALSE(h.vector.present) << h.doc.name;
+  }
+  // The same vector given explicitly (an embedding, not the query text) is not floored.
+  r.vector_from_text = false;
+  auto given = engine_->Search(r);
+  ASSERT_TRUE(given.ok());
+  EXPECT_EQ(given->hits.size(), 70u);
+  // A planted vector that clearly stands out (a photo's own) is kept, and says why it matched.
+  r.vector_from_text = true;
+  r.query = "zqxjkvw";
+  r.vector = VectorOf("report_photo7.png");
+  r.floor_sd = 3;  // 16-dimensional hash vectors are far noisier than CLIP's: cosines spread +-0.25
+  auto planted = engine_->Search(r);
+  ASSERT_TRUE(planted.ok());
+  ASSERT_EQ(planted->hits.size(), 1u);
+  EXPECT_EQ(planted->hits[0].doc.name, "report_photo7.png");
+  EXPECT_TRUE(planted->hits[0].vector.present);
+  EXPECT_FALSE(planted->hits[0].text.present);
+  EXPECT_EQ(planted->total, 1u);
+  // ...and an absolute floor above its cosine removes it.
+  r.floor_min_score = 1.5;
+  auto absolute = engine_->Search(r);
+  ASSERT_TRUE(absolute.ok());
+  EXPECT_TRUE(absolute->hits.empty());
 }
 
 TEST_F(SearchTest, VectorIndexSurvivesReopenAndCorruptSnapshot) {

@@ -31,6 +31,13 @@ class EmbeddedBackend final : public SearchBackend {
     c.vectors_by_model = std::move(st.embeddings_by_model);
     return c;
   }
+  Result<VectorSample> SampleVectorScores(std::span<const float> query, size_t n) const override {
+    VectorSample sample;
+    if (!vectors_) return sample;
+    sample.population = vectors_->size();
+    FS_ASSIGN_OR_RETURN(sample.scores, vectors_->SampleScores(query, n));
+    return sample;
+  }
   Result<std::optional<std::vector<float>>> GetVector(int64_t id) const override {
     if (!vectors_) return std::optional<std::vector<float>>();
     return store_->GetEmbedding(id, vectors_->model());

@@ -1,9 +1,11 @@
 #include "index/fts_tokenizer.h"
 
+#include <libstemmer.h>
 #include <sqlite3.h>
 
 #include <cstring>
 #include <new>
+#include <string>
 #include <string_view>
 
 #include "core/utf8.h"
@@ -14,18 +16,44 @@ namespace {
 struct Tokenizer {
   fts5_tokenizer base_api{};       // unicode61's functions
   Fts5Tokenizer* base = nullptr;   // unicode61 instance
+  sb_stemmer* stemmer = nullptr;   // Snowball English (Porter2)
+  std::string extras[kMaxTokenExtras];  // scratch: one token's extra forms
 };
 
-// Forwards unicode61's tokens, shifting their byte offsets to the run's place in the text.
+bool IsAsciiLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
+
+// Forwards unicode61's tokens, shifting their byte offsets to the run's place in the text, and
+// adds each token's extra forms (TokenForms) as colocated tokens (documents) or replaces it by its
+// stem (queries, except prefix queries).
 struct ShiftCtx {
   void* ctx;
   int (*x_token)(void*, int, const char*, int, int, int);
   int shift;
+  Tokenizer* t;
+  std::string_view run;  // the original text of the run (case and separators intact)
+  bool query;
+  bool prefix;
 };
 
 int ShiftToken(void* p, int tflags, const char* token, int n, int start, int end) {
   auto* s = static_cast<ShiftCtx*>(p);
-  return s->x_token(s->ctx, tflags, token, n, start + s->shift, end + s->shift);
+  std::string_view folded(token, static_cast<size_t>(n));
+  std::string_view original = s->run.substr(static_cast<size_t>(start), static_cast<size_t>(end - start));
+  if (s->query) {
+    if (s->prefix) return s->x_token(s->ctx, tflags, token, n, start + s->shift, end + s->shift);
+    const std::string_view stem = StemToken(s->t->stemmer, folded);
+    return s->x_token(s->ctx, tflags, stem.data(), static_cast<int>(stem.size()), start + s->shift, end + s->shift);
+  }
+  int rc = s->x_token(s->ctx, tflags, token, n, start + s->shift, end + s->shift);
+  if (rc != SQLITE_OK) return rc;
+  const size_t count = TokenForms(s->t->stemmer, folded, original, s->t->extras);
+  for (size_t i = 0; i < count && rc == SQLITE_OK; ++i) {
+    const std::string& e = s->t->extras[i];
+    rc = s->x_token(s->ctx, FTS5_TOKEN_COLOCATED, e.data(), static_cast<int>(e.size()), start + s->shift,
+                    end + s->shift);
+  }
+  return rc;
 }
 
 int Create(void* api_ptr, const char** /*args*/, int /*nargs*/, Fts5Tokenizer** out) {
@@ -38,7 +66,12 @@ int Create(void* api_ptr, const char** /*args*/, int /*nargs*/, Fts5Tokenizer** 
     const char* base_args[] = {"remove_diacritics", "2"};
     rc = t->base_api.xCreate(user, base_args, 2, &t->base);
   }
+  if (rc == SQLITE_OK) {
+    t->stemmer = sb_stemmer_new("english", "UTF_8");
+    if (!t->stemmer) rc = SQLITE_NOMEM;
+  }
   if (rc != SQLITE_OK) {
+    if (t->base) t->base_api.xDelete(t->base);
     delete t;
     return rc;
   }
@@ -49,6 +82,7 @@ int Create(void* api_ptr, const char** /*args*/, int /*nargs*/, Fts5Tokenizer** 
 void Delete(Fts5Tokenizer* p) {
   auto* t = reinterpret_cast<Tokenizer*>(p);
   if (t->base) t->base_api.xDelete(t->base);
+  if (t->stemmer) sb_stemmer_delete(t->stemmer);
   delete t;
 }
 
@@ -91,6 +125,7 @@ int Tokenize(Fts5Tokenizer* p, void* ctx, int flags, const char* ptext, int ntex
   auto* t = reinterpret_cast<Tokenizer*>(p);
   std::string_view text(ptext, ntext > 0 ? static_cast<size_t>(ntext) : 0);
   const bool query = (flags & FTS5_TOKENIZE_QUERY) != 0;
+  const bool prefix = (flags & FTS5_TOKENIZE_PREFIX) != 0;
   size_t pos = 0;
   while (pos < text.size()) {
     size_t probe = pos;
@@ -106,7 +141,8 @@ int Tokenize(Fts5Tokenizer* p, void* ctx, int flags, const char* ptext, int ntex
       if (IsCjk(NextCodePoint(text, &next))) break;
       pos = next;
     }
-    ShiftCtx shift{ctx, x_token, static_cast<int>(run_start)};
+    ShiftCtx shift{ctx, x_token, static_cast<int>(run_start), t, text.substr(run_start, pos - run_start), query,
+                   prefix};
     int rc = t->base_api.xTokenize(t->base, &shift, flags, ptext + run_start,
                                    static_cast<int>(pos - run_start), ShiftToken);
     if (rc != SQLITE_OK) return rc;
@@ -115,6 +151,58 @@ int Tokenize(Fts5Tokenizer* p, void* ctx, int flags, const char* ptext, int ntex
 }
 
 }  // namespace
+
+std::string_view StemToken(sb_stemmer* stemmer, std::string_view folded) {
+  // Only plain ASCII words of three or more characters with a letter: Snowball English leaves
+  // shorter words alone anyway, and other scripts are not English.
+  if (folded.size() < 3 || folded.size() > 64) return folded;
+  bool letter = false;
+  for (char c : folded) {
+    if (static_cast<unsigned char>(c) >= 0x80) return folded;
+    letter = letter || IsAsciiLetter(c);
+  }
+  if (!letter) return folded;
+  const sb_symbol* out = sb_stemmer_stem(stemmer, reinterpret_cast<const sb_symbol*>(folded.data()),
+                                         static_cast<int>(folded.size()));
+  if (!out) return folded;
+  return {reinterpret_cast<const char*>(out), static_cast<size_t>(sb_stemmer_length(stemmer))};
+}
+
+size_t TokenForms(sb_stemmer* stemmer, std::string_view folded, std::string_view original,
+                  std::string (&out)[kMaxTokenExtras]) {
+  size_t count = 0;
+  auto add = [&](std::string_view form) {
+    if (count == kMaxTokenExtras || form == folded) return;
+    for (size_t i = 0; i < count; ++i) {
+      if (out[i] == form) return;
+    }
+    out[count++].assign(form);
+  };
+  add(StemToken(stemmer, folded));
+  // Parts: only for ASCII tokens whose original spelling is the folded one up to case (the
+  // offsets then line up character for character).
+  if (original.size() != folded.size()) return count;
+  for (char c : original) {
+    if (static_cast<unsigned char>(c) >= 0x80) return count;
+  }
+  auto boundary = [&](size_t i) {  // a part starts at original[i]
+    const char a = original[i - 1], b = original[i];
+    return (IsAsciiLetter(a) && IsAsciiDigit(b)) || (IsAsciiDigit(a) && IsAsciiLetter(b)) ||
+           (a >= 'a' && a <= 'z' && b >= 'A' && b <= 'Z');
+  };
+  size_t part_start = 0;
+  for (size_t i = 1; i <= original.size(); ++i) {
+    if (i < original.size() && !boundary(i)) continue;
+    if (part_start == 0 && i == original.size()) break;  // one part: the token itself
+    if (i - part_start >= 2) {
+      const std::string_view part = folded.substr(part_start, i - part_start);
+      add(part);
+      add(StemToken(stemmer, part));
+    }
+    part_start = i;
+  }
+  return count;
+}
 
 bool IsCjk(unsigned cp) {
   return (cp >= 0x3040 && cp <= 0x30FF) ||   // Hiragana, Katakana

@@ -15,7 +15,8 @@ const char* kWords[] = {
     "invoice", "budget", "report", "meeting", "minutes", "contract", "draft", "final", "review", "plan",
     "sales", "tokyo", "osaka", "customer", "supplier", "quarter", "annual", "summary", "notes", "design",
     "café", "Résumé", "NAÏVE", "über", "photo", "beach", "sunset", "team", "offsite", "agenda",
-    "請求書", "東京支社", "議事録", "見積書", "会議", "報告", "2024", "2025", "q3", "v2"};
+    "請求書", "東京支社", "議事録", "見積書", "会議", "報告", "2024", "2025", "q3", "v2",
+    "kodim01", "Kodim23", "MyInvoiceDraft", "elephants", "running", "waterholes"};
 constexpr size_t kNumWords = sizeof(kWords) / sizeof(kWords[0]);
 
 class KeywordIndexTest : public ::testing::Test {
@@ -117,7 +118,10 @@ class KeywordIndexTest : public ::testing::Test {
     for (const char* w : kWords) q.emplace_back(w);
     q.insert(q.end(), {"INVOICE", "cafe", "resume", "naive", "uber", "invoice budget", "budget invoice report",
                        "請求", "東京", "議事", "tokyo 会議", "sales sales", "  meeting   minutes ", "nonexistentword",
-                       "invoice nonexistentword", "v2 q3 2024", "final, draft!", "\"quoted\" plan"});
+                       "invoice nonexistentword", "v2 q3 2024", "final, draft!", "\"quoted\" plan",
+                       // stems and parts of words (fts_tokenizer.h)
+                       "kodim", "elephant", "Elephants", "invoices", "run", "waterhole", "01", "23", "draft invoice",
+                       "myinvoice", "meetings", "reviewed"});
     return q;
   }
 

@@ -110,8 +110,13 @@ Json SourceFilter(bool with_docs) {
 std::string KeywordQueryBody(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
                              const std::optional<KeywordAfter>& after, bool with_docs) {
   Json must = Json::array();
+  // Each word: whole words (and their English forms) in name, path and content, or parts of words
+  // in name and path (name.parts, path.parts: opensearch_setup.cpp) at half the weight, so that a
+  // part-only match ranks below a whole-word one, which matches both.
   for (const auto& w : Words(query)) {
-    must.push_back({{"multi_match", {{"query", w}, {"type", "phrase"}, {"fields", {"name^10", "path.text^4", "content"}}}}});
+    Json words = {{"multi_match", {{"query", w}, {"type", "phrase"}, {"fields", {"name^10", "path.text^4", "content"}}}}};
+    Json parts = {{"multi_match", {{"query", w}, {"type", "phrase"}, {"fields", {"name.parts^5", "path.parts^2"}}}}};
+    must.push_back({{"bool", {{"should", Json::array({words, parts})}, {"minimum_should_match", 1}}}});
   }
   Json body = {{"size", limit},
                {"track_total_hits", true},

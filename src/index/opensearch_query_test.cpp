@@ -59,9 +59,15 @@ TEST(OpenSearchQueryTest, KeywordAndKnnBodies) {
   f.extensions = {"pdf"};
   Json k = Json::parse(KeywordQueryBody("quarterly  report", f, 20, 11, std::nullopt));
   ASSERT_EQ(k["query"]["bool"]["must"].size(), 2u);
-  EXPECT_EQ(k["query"]["bool"]["must"][1]["multi_match"]["query"], "report");
-  EXPECT_EQ(k["query"]["bool"]["must"][0]["multi_match"]["type"], "phrase");
-  EXPECT_EQ(k["query"]["bool"]["must"][0]["multi_match"]["fields"], Json({"name^10", "path.text^4", "content"}));
+  const Json& second = k["query"]["bool"]["must"][1]["bool"];
+  EXPECT_EQ(second["should"][0]["multi_match"]["query"], "report");
+  EXPECT_EQ(second["minimum_should_match"], 1);
+  const Json& words = k["query"]["bool"]["must"][0]["bool"]["should"][0]["multi_match"];
+  EXPECT_EQ(words["type"], "phrase");
+  EXPECT_EQ(words["fields"], Json({"name^10", "path.text^4", "content"}));
+  const Json& parts = k["query"]["bool"]["must"][0]["bool"]["should"][1]["multi_match"];
+  EXPECT_EQ(parts["query"], "quarterly");
+  EXPECT_EQ(parts["fields"], Json({"name.parts^5", "path.parts^2"}));
   EXPECT_EQ(k["query"]["bool"]["filter"][0]["terms"]["extension"], Json({"pdf"}));
   EXPECT_EQ(k["from"], 20);
   EXPECT_EQ(k["size"], 11);

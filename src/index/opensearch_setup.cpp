@@ -17,16 +17,42 @@ constexpr const char* kVectorField = "image_embedding";
 // characters too (output_unigrams), so a one-character query finds its character and a
 // two-character query its word: "請求" finds "2024年請求書.pdf". cjk_width folds full-width Latin
 // and half-width kana first.
+// English word forms as the embedded tokenizer has them (index/fts_tokenizer.h): fs_text indexes
+// every word and, at the same position, its Snowball English stem (keyword_repeat + snowball +
+// remove_duplicates); fs_text_search, the query side, keeps the stem alone.
+// Parts of names: fs_parts (the `parts` subfields of name and path) indexes the parts of words split
+// where letters meet digits or case changes, two characters or more, stemmed: "kodim01" gives
+// "kodim" and "01". A separate subfield, so that the main fields keep their positions (phrases)
+// and a part-only match scores below a whole-word one (opensearch_query.cpp).
 json AnalysisSettings() {
+  const json text_filters = {"cjk_width", "lowercase", "asciifolding", "fs_cjk_bigram"};
+  json index_filters = text_filters, search_filters = text_filters;
+  for (const char* f : {"keyword_repeat", "fs_english_stem", "remove_duplicates"}) index_filters.push_back(f);
+  search_filters.push_back("fs_english_stem");
+  auto analyzer = [](json filters) {
+    return json{{"type", "custom"},
+                {"char_filter", {"fs_name_separators"}},
+                {"tokenizer", "standard"},
+                {"filter", std::move(filters)}};
+  };
   return {
       {"char_filter", {{"fs_name_separators", {{"type", "pattern_replace"}, {"pattern", "[._]"}, {"replacement", " "}}}}},
-      {"filter", {{"fs_cjk_bigram", {{"type", "cjk_bigram"}, {"output_unigrams", true}}}}},
+      {"filter",
+       {{"fs_cjk_bigram", {{"type", "cjk_bigram"}, {"output_unigrams", true}}},
+        {"fs_english_stem", {{"type", "snowball"}, {"language", "English"}}},
+        {"fs_word_parts",
+         {{"type", "word_delimiter"},
+          {"generate_word_parts", true},
+          {"generate_number_parts", true},
+          {"split_on_case_change", true},
+          {"split_on_numerics", true},
+          {"preserve_original", false},
+          {"stem_english_possessive", false}}},
+        {"fs_min2", {{"type", "length"}, {"min", 2}}}}},
       {"analyzer",
-       {{"fs_text",
-         {{"type", "custom"},
-          {"char_filter", {"fs_name_separators"}},
-          {"tokenizer", "standard"},
-          {"filter", {"cjk_width", "lowercase", "asciifolding", "fs_cjk_bigram"}}}}}},
+       {{"fs_text", analyzer(index_filters)},
+        {"fs_text_search", analyzer(search_filters)},
+        {"fs_parts", analyzer({"cjk_width", "fs_word_parts", "lowercase", "asciifolding", "fs_min2", "fs_english_stem"})}}},
       {"normalizer", {{"fs_lowercase", {{"type", "custom"}, {"filter", {"lowercase", "asciifolding"}}}}}},
   };
 }
@@ -44,14 +70,20 @@ json VectorField(const OpenSearchIndexSpec& spec) {
 // The document fields filesearch writes and searches, beside the vector (index/opensearch_query.h
 // writes and queries them). Times are ns since the epoch, as the store keeps them.
 json DocumentFields() {
-  const json text = {{"type", "text"}, {"analyzer", "fs_text"}};
+  const json text = {{"type", "text"}, {"analyzer", "fs_text"}, {"search_analyzer", "fs_text_search"}};
+  // Queries are not split into parts ("photo0" finds photo0.png, not every photoN.png), as in
+  // the embedded back end: a query word matches a whole word or a part of one.
+  const json parts = {{"type", "text"}, {"analyzer", "fs_parts"}, {"search_analyzer", "fs_text_search"}};
   const json keyword = {{"type", "keyword"}};
   const json number = {{"type", "long"}};
   return {
       {"doc_id", number},  // the stable id (first 63 bits of SHA-256 of the uri)
       {"uri", keyword},
-      {"name", {{"type", "text"}, {"analyzer", "fs_text"}, {"fields", {{"keyword", {{"type", "keyword"}, {"ignore_above", 1024}}}}}}},
-      {"path", {{"type", "keyword"}, {"fields", {{"text", text}}}}},  // keyword: exact and prefix filters
+      {"name", {{"type", "text"},
+                {"analyzer", "fs_text"},
+                {"search_analyzer", "fs_text_search"},
+                {"fields", {{"keyword", {{"type", "keyword"}, {"ignore_above", 1024}}}, {"parts", parts}}}}},
+      {"path", {{"type", "keyword"}, {"fields", {{"text", text}, {"parts", parts}}}}},  // keyword: exact and prefix filters
       {"content", text},
       {"extension", {{"type", "keyword"}, {"normalizer", "fs_lowercase"}}},
       {"mime", keyword},

@@ -47,6 +47,12 @@ struct LegsReply {
   std::vector<Document> docs;     // documents sent with the leg (content empty); may be empty
 };
 
+// A sample of one query's cosines with an index's vectors, and the number of vectors sampled from.
+struct VectorSample {
+  std::vector<float> scores;
+  uint64_t population = 0;
+};
+
 // What an index holds, whichever holds it (stats, /metrics).
 struct IndexCounts {
   uint64_t documents = 0;
@@ -85,6 +91,13 @@ class SearchBackend {
   // Documents and vectors per model in the whole index (for the opensearch back end: every
   // machine's writes, not only this one's).
   virtual Result<IndexCounts> Counts() const = 0;
+  // Cosine similarities of `query` with up to `n` vectors spread over the whole index (filters do
+  // not apply), and how many vectors the index holds: the distribution the planner judges whether
+  // a hit stands out against. Empty when the back end cannot sample (the planner then uses the
+  // vector leg's own hits).
+  virtual Result<VectorSample> SampleVectorScores(std::span<const float> /*query*/, size_t /*n*/) const {
+    return VectorSample{};
+  }
   // A document's own vector of vector_model() (find-similar); nullopt when it has none.
   virtual Result<std::optional<std::vector<float>>> GetVector(int64_t id) const = 0;
 };

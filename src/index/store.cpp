@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <thread>
 #include <cstdio>
@@ -27,7 +28,9 @@ using index_internal::Transaction;
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 2: the FTS5 tokenizer indexes stems and word parts (fts_tokenizer.h); a version-1 index is
+// rebuilt at open.
+constexpr int kSchemaVersion = 2;
 constexpr uint64_t kDocLogKeep = 1000000;  // document-log entries kept for keyword indexes
 
 const char* kSchema = R"sql(
@@ -424,6 +427,33 @@ Store::~Store() {
   if (impl_) impl_->StopKeyword();
 }
 
+namespace {
+
+// Re-tokenizes every document into doc_fts (the tokenizer changed) and records the new schema
+// version, in one transaction: a crash leaves the old index and version, and the next open redoes it.
+Status RebuildFtsIndex(Db* w, const std::string& db_path) {
+  int64_t docs = 0;
+  {
+    FS_ASSIGN_OR_RETURN(Stmt count, w->Prepare("SELECT count(*) FROM documents"));
+    FS_ASSIGN_OR_RETURN(bool row, count.Step());
+    if (row) docs = count.Int(0);
+  }
+  LogInfo("upgrading '" + db_path + "': rebuilding the keyword index of " + std::to_string(docs) +
+          " documents for word stems and parts (once; about a minute per million documents)...");
+  const auto start = std::chrono::steady_clock::now();
+  Transaction tx(w);
+  FS_RETURN_IF_ERROR(tx.Begin());
+  FS_RETURN_IF_ERROR(w->Exec("INSERT INTO doc_fts(doc_fts) VALUES('rebuild'); UPDATE meta SET value='" +
+                             std::to_string(kSchemaVersion) + "' WHERE key='schema_version'")
+                         .WithContext("rebuilding the keyword index of '" + db_path + "'"));
+  FS_RETURN_IF_ERROR(tx.Commit());
+  LogInfo("keyword index rebuilt in " +
+          std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()) + " s");
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> Store::Open(const std::string& db_path, const StoreOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
@@ -448,6 +478,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& db_path, const Sto
                                           std::to_string(version) + ", newer than this filesearch (" +
                                           std::to_string(kSchemaVersion) + "): upgrade filesearch");
       }
+      if (version < 2) FS_RETURN_IF_ERROR(RebuildFtsIndex(&w, db_path));
     } else {
       FS_RETURN_IF_ERROR(w.Exec("INSERT INTO meta(key, value) VALUES('schema_version', '" +
                                 std::to_string(kSchemaVersion) + "')"));

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -98,7 +99,68 @@ TEST_F(StoreTest, CaseAndAccentInsensitive) {
   EXPECT_EQ(Ids("UBER resume"), std::vector<int64_t>{id});
   EXPECT_EQ(Ids("NAIVE"), std::vector<int64_t>{id});
   EXPECT_EQ(Ids("facade"), std::vector<int64_t>{id});
-  EXPECT_TRUE(Ids("cafes").empty());
+  EXPECT_EQ(Ids("cafes"), std::vector<int64_t>{id});  // English stems: "cafes" -> "cafe"
+  EXPECT_TRUE(Ids("cafeteria").empty());
+}
+
+TEST_F(StoreTest, PartsOfNamesAndEnglishWordFormsMatch) {
+  std::vector<int64_t> kodim;
+  for (const char* n : {"kodim01.png", "kodim02.png", "kodim24.png"}) kodim.push_back(*store_->Upsert(Doc(std::string("/img/") + n)));
+  auto invoice = *store_->Upsert(Doc("/acct/Invoice_2024-03.pdf", "", "application/pdf"));
+  auto camel = *store_->Upsert(Doc("/acct/MyInvoiceDraft.docx", "", "application/msword"));
+  auto sales = *store_->Upsert(Doc("/acct/q3-sales.xlsx", "", "application/vnd.ms-excel"));
+  auto animals = *store_->Upsert(Doc("/notes/safari.txt", "Elephants at the waterholes, running"));
+  auto plain = *store_->Upsert(Doc("/notes/zoo.txt", "one elephant"));
+  auto sorted = [](std::vector<int64_t> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  EXPECT_EQ(sorted(Ids("kodim")), kodim);
+  EXPECT_EQ(Ids("kodim01"), std::vector<int64_t>{kodim[0]});
+  EXPECT_EQ(Ids("KODIM24"), std::vector<int64_t>{kodim[2]});
+  EXPECT_EQ(Ids("24"), std::vector<int64_t>{kodim[2]});
+  EXPECT_EQ(sorted(Ids("invoice")), (std::vector<int64_t>{invoice, camel}));
+  EXPECT_EQ(sorted(Ids("invoices")), (std::vector<int64_t>{invoice, camel}));
+  EXPECT_EQ(Ids("draft"), std::vector<int64_t>{camel});
+  EXPECT_EQ(Ids("myinvoicedraft"), std::vector<int64_t>{camel});
+  EXPECT_EQ(Ids("q3"), std::vector<int64_t>{sales});
+  EXPECT_EQ(Ids("q3 sales"), std::vector<int64_t>{sales});
+  EXPECT_EQ(sorted(Ids("elephant")), (std::vector<int64_t>{animals, plain}));
+  EXPECT_EQ(sorted(Ids("Elephants")), (std::vector<int64_t>{animals, plain}));
+  EXPECT_EQ(Ids("waterhole run"), std::vector<int64_t>{animals});
+  EXPECT_EQ(Ids("\"elephants at the waterhole\""), std::vector<int64_t>{animals});
+  EXPECT_EQ(sorted(Ids("eleph*")), (std::vector<int64_t>{animals, plain}));  // prefixes as typed
+  EXPECT_EQ(Ids("elephantine"), std::vector<int64_t>{});
+  EXPECT_TRUE(Ids("kodim3").empty());
+}
+
+TEST_F(StoreTest, VersionOneIndexIsRebuiltForStemsAtOpen) {
+  auto id = *store_->Upsert(Doc("/img/kodim07.png", "Elephants"));
+  store_.reset();
+  const std::string path = dir_ + "/db.sqlite";
+  {
+    // A version-1 database: its index has no stems or parts (emptied here: it has no tokens at all).
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(index_internal::RegisterFtsTokenizer(raw), SQLITE_OK);
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(raw, "INSERT INTO doc_fts(doc_fts) VALUES('delete-all'); "
+                                "UPDATE meta SET value='1' WHERE key='schema_version'",
+                           nullptr, nullptr, &err),
+              SQLITE_OK)
+        << (err ? err : "");
+    sqlite3_close(raw);
+  }
+  auto s = Store::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  store_ = std::move(s).value();
+  EXPECT_EQ(Ids("kodim"), std::vector<int64_t>{id});
+  EXPECT_EQ(Ids("elephant"), std::vector<int64_t>{id});
+  store_.reset();
+  auto again = Store::Open(path);  // rebuilt once: the version is current now
+  ASSERT_TRUE(again.ok());
+  store_ = std::move(again).value();
+  EXPECT_EQ(Ids("kodim07"), std::vector<int64_t>{id});
 }
 
 TEST_F(StoreTest, JapaneseAndChineseShortQueries) {

@@ -156,6 +156,12 @@ Result<std::vector<VectorHit>> VectorIndex::Search(std::span<const float> query,
   return out;
 }
 
+Result<std::vector<float>> VectorIndex::SampleScores(std::span<const float> query, size_t n) const {
+  std::shared_lock lock(mu_);
+  if (!hnsw_ || hnsw_->size() == 0 || query.size() != hnsw_->options().dim) return std::vector<float>{};
+  return hnsw_->SampleScores(query, n);
+}
+
 Status VectorIndex::SaveSnapshot() {
   FS_RETURN_IF_ERROR(Refresh());
   uint64_t seq;

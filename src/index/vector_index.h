@@ -46,6 +46,9 @@ class VectorIndex {
   // index's dimension; it is normalised here.
   Result<std::vector<VectorHit>> Search(std::span<const float> query, size_t k, const SearchFilters& filters,
                                         size_t ef = 0) const;
+  // Cosine similarities of `query` with at most `n` of the index's vectors spread over the whole
+  // collection (filters do not apply): the distribution a hit is judged against (engine/search.h).
+  Result<std::vector<float>> SampleScores(std::span<const float> query, size_t n) const;
   // Writes the snapshot atomically and trims the change log up to what it holds.
   Status SaveSnapshot();
 

@@ -955,6 +955,7 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
     // A text query reaches the vector leg through the text tower.
     FS_TAKE(r.vector, EmbedText(r.query));
     r.vector_model = options.embedder->model_id();
+    r.vector_from_text = true;
   }
   if (Status st = options.engine->ResolveQueryVector(source, &r); !st.ok()) {
     if (st.code() == StatusCode::kFailedPrecondition) return ApiError{400, "failed_precondition", st.message()};

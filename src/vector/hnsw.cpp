@@ -493,6 +493,25 @@ std::vector<Neighbor> HnswIndex::ExactSearch(const float* q, size_t k, const Lab
   return top;
 }
 
+Result<std::vector<float>> HnswIndex::SampleScores(std::span<const float> query, size_t n) const {
+  FS_RETURN_IF_ERROR(CheckVector(query, "query"));
+  std::vector<float> out;
+  if (n == 0 || live_count_ == 0) return out;
+  std::vector<float> q(vector_floats_, 0.0f);
+  const float inv_norm = 1.0f / std::sqrt(kernels::SquaredNorm(query.data(), query.size()));
+  for (size_t i = 0; i < options_.dim; ++i) q[i] = query[i] * inv_norm;
+  // Every stride-th node; tombstones are skipped, so a little more than n/stride is walked.
+  const size_t stride = std::max<size_t>(1, live_count_ / n);
+  out.reserve(std::min(n, live_count_));
+  for (uint32_t id = 0; id < node_count_ && out.size() < n; id += static_cast<uint32_t>(stride)) {
+    uint32_t live = id;
+    while (live < node_count_ && deleted_[live] != 0) ++live;
+    if (live == node_count_) break;
+    out.push_back(Score(q.data(), live));
+  }
+  return out;
+}
+
 Result<std::vector<Neighbor>> HnswIndex::Search(std::span<const float> query, size_t k, size_t ef,
                                                 const LabelFilter* filter) const {
   FS_RETURN_IF_ERROR(CheckVector(query, "query"));

@@ -107,6 +107,11 @@ class HnswIndex {
   Result<std::vector<Neighbor>> Search(std::span<const float> query, size_t k, size_t ef,
                                        const LabelFilter* filter) const;
 
+  // Scores against `query` (normalised here) of at most `n` live vectors spread evenly over the
+  // index, in node order: a sample of the query's score distribution over the whole collection.
+  // InvalidArgument as Search.
+  Result<std::vector<float>> SampleScores(std::span<const float> query, size_t n) const;
+
   // Live vectors (added and not removed).
   size_t size() const { return live_count_; }
   // Bytes held by the index (vectors, graph, label map), excluding per-search scratch.
