@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -354,18 +355,18 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
   for (auto& c : page) ids.push_back(c.id);
   // Documents the leg sent along, then one lookup for the rest.
   std::vector<Document> docs = std::move(legs.docs);
-  std::unordered_map<int64_t, Document*> by_id;
-  for (auto& d : docs) by_id[d.id] = &d;
+  std::unordered_set<int64_t> sent;
+  for (const auto& d : docs) sent.insert(d.id);
   std::vector<int64_t> missing;
   for (int64_t id : ids) {
-    if (!by_id.count(id)) missing.push_back(id);
+    if (!sent.count(id)) missing.push_back(id);
   }
   if (!missing.empty()) {
     FS_ASSIGN_OR_RETURN(std::vector<Document> more, backend.GetMany(missing));
     docs.insert(docs.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-    by_id.clear();
-    for (auto& d : docs) by_id[d.id] = &d;
   }
+  std::unordered_map<int64_t, Document*> by_id;
+  for (auto& d : docs) by_id[d.id] = &d;
   for (auto& c : page) {
     auto it = by_id.find(c.id);
     if (it == by_id.end()) continue;  // deleted between the legs and now
