@@ -164,7 +164,11 @@ Result<std::string> ExistingIndexDb(const GlobalFlags& flags) {
 }
 
 Result<std::unique_ptr<Engine>> OpenExistingEngine(const GlobalFlags& flags, const std::string& model) {
-  FS_RETURN_IF_ERROR(ExistingIndexDb(flags).status());
+  // On the opensearch back end the index is the cluster's, written by any machine: one that crawled
+  // nothing (an empty journal here) searches it all the same.
+  if (FlagOrEnv(flags.opensearch.backend, "FILESEARCH_BACKEND", "embedded") != "opensearch") {
+    FS_RETURN_IF_ERROR(ExistingIndexDb(flags).status());
+  }
   return OpenEngine(flags, model);
 }
 
