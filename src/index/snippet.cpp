@@ -36,13 +36,19 @@ bool IsWordChar(uint32_t cp) {
   return true;
 }
 
-std::string Fold(std::string_view token) {
-  std::string out(token);
-  for (char& c : out) {
+void FoldInto(std::string_view token, std::string* out) {
+  out->assign(token);
+  for (char& c : *out) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
+}
+
+std::string Fold(std::string_view token) {
+  std::string out;
+  FoldInto(token, &out);
   return out;
 }
+
 
 struct Term {
   std::string folded;  // as typed, lower case
@@ -51,23 +57,40 @@ struct Term {
   bool cjk = false;    // a run of CJK characters: matched as a substring
 };
 
+// Where a match of `t` may first be: the first place its first letters appear written in lower
+// case, capitalised or in capitals (npos if nowhere). Finding these is a memchr-speed scan, so
+// text without the words costs no tokenising, and tokenising starts near the first match.
+size_t FirstCandidate(std::string_view text, const Term& t) {
+  if (t.cjk) return text.find(t.folded);
+  const std::string lower = (t.prefix ? t.folded : t.stem).substr(0, 3);
+  std::string capital = lower, upper = lower;
+  if (!capital.empty() && capital[0] >= 'a' && capital[0] <= 'z') capital[0] = static_cast<char>(capital[0] - 'a' + 'A');
+  for (char& c : upper) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  size_t best = std::string_view::npos;
+  for (const std::string& form : {lower, capital, upper}) best = std::min(best, text.find(form));
+  return best;
+}
+
 struct Span {
   size_t begin, end;  // bytes of the text
   size_t term;
 };
 
-// Splits `s` into word tokens and CJK runs, calling fn(begin, end, is_cjk) in order.
+// Splits s[from, end) into word tokens and CJK runs, calling fn(begin, end, is_cjk) in order
+// until it returns false.
 template <typename Fn>
-void ForEachToken(std::string_view s, Fn fn) {
-  size_t pos = 0;
-  size_t start = 0;
+void ForEachToken(std::string_view s, Fn fn, size_t from = 0) {
+  size_t pos = from;
+  size_t start = from;
   enum { kNone, kWord, kCjk } in = kNone;
   while (pos < s.size()) {
     const size_t at = pos;
     const uint32_t cp = NextCodePoint(s, &pos);
     const auto kind = IsCjk(cp) ? kCjk : IsWordChar(cp) ? kWord : kNone;
     if (kind != in) {
-      if (in != kNone) fn(start, at, in == kCjk);
+      if (in != kNone && !fn(start, at, in == kCjk)) return;
       in = kind;
       start = at;
     }
@@ -84,9 +107,10 @@ std::vector<Term> QueryTerms(std::string_view query, sb_stemmer* stemmer) {
     t.prefix = !cjk && end < query.size() && query[end] == '*';
     t.stem = (t.prefix || cjk) ? t.folded : std::string(index_internal::StemToken(stemmer, t.folded));
     for (const Term& other : terms) {
-      if (other.folded == t.folded && other.prefix == t.prefix) return;
+      if (other.folded == t.folded && other.prefix == t.prefix) return true;
     }
     terms.push_back(std::move(t));
+    return true;
   });
   return terms;
 }
@@ -152,28 +176,53 @@ size_t ForwardChars(std::string_view s, size_t pos, size_t chars) {
 }  // namespace
 
 std::vector<SnippetPart> MakeSnippet(std::string_view text, std::string_view query, const SnippetOptions& options) {
-  std::unique_ptr<sb_stemmer, StemmerDeleter> stemmer(sb_stemmer_new("english", "UTF_8"));
+  // One stemmer per thread: creating one costs more than a short snippet.
+  thread_local std::unique_ptr<sb_stemmer, StemmerDeleter> stemmer(sb_stemmer_new("english", "UTF_8"));
   std::string_view scan = text.substr(0, std::min(text.size(), options.max_scan_bytes));
   const std::vector<Term> terms = stemmer ? QueryTerms(query, stemmer.get()) : std::vector<Term>{};
 
   std::vector<Span> spans;
-  if (!terms.empty()) {
+  size_t start = std::string_view::npos;
+  for (const Term& t : terms) start = std::min(start, FirstCandidate(scan, t));
+  if (start != std::string_view::npos) {
+    // Back to the start of the word the candidate is in (its first letters may be mid-word).
+    size_t word = start;
+    while (word > 0 && start - word < 64 && static_cast<unsigned char>(scan[word - 1]) > ' ' &&
+           scan[word - 1] != '.' && scan[word - 1] != ',') {
+      --word;
+    }
+    start = word;
+    while (start > 0 && (static_cast<unsigned char>(scan[start]) & 0xC0) == 0x80) --start;
     std::string forms[index_internal::kMaxTokenExtras];
-    ForEachToken(scan, [&](size_t begin, size_t end, bool cjk) {
-      if (cjk) return;
-      const std::string_view original = scan.substr(begin, end - begin);
-      const std::string folded = Fold(original);
-      for (size_t i = 0; i < terms.size(); ++i) {
-        if (!terms[i].cjk && TokenMatches(stemmer.get(), folded, original, terms[i], forms)) {
-          spans.push_back({begin, end, i});
-          break;
-        }
-      }
-    });
+    std::string folded;
+    std::vector<bool> seen(terms.size(), false);
+    size_t unseen = terms.size();
+    size_t stop_at = scan.size();  // set once every term was seen: a little further, then stop
+    ForEachToken(
+        scan,
+        [&](size_t begin, size_t end, bool cjk) {
+          if (begin > stop_at || spans.size() >= 1000) return false;  // enough to choose a window
+          if (cjk) return true;
+          const std::string_view original = scan.substr(begin, end - begin);
+          FoldInto(original, &folded);
+          for (size_t i = 0; i < terms.size(); ++i) {
+            if (!terms[i].cjk && TokenMatches(stemmer.get(), folded, original, terms[i], forms)) {
+              spans.push_back({begin, end, i});
+              if (!seen[i]) {
+                seen[i] = true;
+                if (--unseen == 0) stop_at = std::min(scan.size(), end + 4 * options.max_chars);
+              }
+              break;
+            }
+          }
+          return true;
+        },
+        start);
     for (size_t i = 0; i < terms.size(); ++i) {
       if (!terms[i].cjk) continue;
-      for (size_t at = scan.find(terms[i].folded); at != std::string_view::npos;
-           at = scan.find(terms[i].folded, at + terms[i].folded.size())) {
+      size_t found = 0;  // the first 64 occurrences are enough to choose a window
+      for (size_t at = scan.find(terms[i].folded); at != std::string_view::npos && found < 64;
+           at = scan.find(terms[i].folded, at + terms[i].folded.size()), ++found) {
         spans.push_back({at, at + terms[i].folded.size(), i});
       }
     }

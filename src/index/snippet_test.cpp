@@ -70,6 +70,18 @@ TEST(SnippetTest, PrefersTheWindowWithMoreDistinctWords) {
   EXPECT_EQ(Marked(MakeSnippet(text, "budget report", o)), (std::vector<std::string>{"budget", "report"}));
 }
 
+TEST(SnippetTest, FindsWordsFarIntoLongTextInAnyCase) {
+  std::string text;
+  for (int i = 0; i < 50000; ++i) text += "filler ";
+  text += "The BUDGET of headquarters and the Quarterly plan. ";
+  for (int i = 0; i < 1000; ++i) text += "budget ";
+  const auto parts = MakeSnippet(text, "quarterly budget");
+  const auto marked = Marked(parts);
+  ASSERT_GE(marked.size(), 2u) << Joined(parts);
+  EXPECT_EQ(marked[0], "BUDGET");
+  EXPECT_EQ(marked[1], "Quarterly");  // not "headquarters", whose letters come first
+}
+
 TEST(SnippetTest, NoMatchShowsTheStartAndWhitespaceCollapses) {
   const auto parts = MakeSnippet("  First\n\n line\tof text  ", "zebra");
   ASSERT_EQ(parts.size(), 1u);

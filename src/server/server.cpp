@@ -376,7 +376,8 @@ const std::set<std::string>& SearchParamNames() {
   static const std::set<std::string> kNames = {
       "q",       "mode",     "imageEmbedding", "similarTo", "type",          "types",          "extension",
       "extensions", "pathPrefix", "minSize",  "maxSize",   "modifiedAfter", "modifiedBefore", "takenAfter", "takenBefore", "limit",
-      "size",    "from",    "searchAfter", "rrfK",      "textWeight", "vectorWeight", "fusion"};
+      "size",    "from",    "searchAfter", "rrfK",      "textWeight", "vectorWeight", "fusion",
+      "snippets"};
   return kNames;
 }
 
@@ -849,6 +850,13 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
     FS_TAKE(r.search_after, p.String("searchAfter"));
     if (r.search_after.empty()) return BadRequest("searchAfter is empty: omit it for the first page");
   }
+  bool snippets = true;
+  if (p.has("snippets")) {
+    const Json& v = p.raw("snippets");
+    if (v.is_boolean()) snippets = v.get<bool>();
+    else if (v == "true" || v == "false") snippets = v == "true";
+    else return BadRequest("snippets must be true or false");
+  }
   if (p.has("fusion")) {
     std::string f;
     FS_TAKE(f, p.String("fusion"));
@@ -985,7 +993,7 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
   size_t before = result->hits.size();
   std::erase_if(result->hits, [&ctx](const SearchHit& h) { return !Visible(ctx.principal, h.doc.path); });
   if (result->hits.size() != before) LogError("search returned documents outside the user's path prefixes; dropped them");
-  options.engine->AddSnippets(r.query, &*result);
+  if (snippets) options.engine->AddSnippets(r.query, &*result);
   JsonRenderOptions ro;
   ro.thumbnail_base = "/documents/";
   Reply reply;

@@ -648,6 +648,11 @@ TEST_F(ApiTest, SnippetsTextAndPreviews) {
   ASSERT_EQ(r.body["hits"].size(), 1u) << r.raw;
   EXPECT_EQ(r.body["hits"][0]["snippet"], Json::parse(R"([{"text":"holiday","match":true},
                                                          {"text":" policy report for staff","match":false}])"));
+  Reply bare = Get("/search?q=holidays&mode=text&snippets=false");
+  ASSERT_EQ(bare.status, 200) << bare.raw;
+  Conforms(bare, "/search");
+  EXPECT_FALSE(bare.body["hits"][0].contains("snippet")) << bare.raw;
+  ExpectError(Get("/search?q=holidays&snippets=maybe"), 400, "invalid_argument");
   // The stored text, never the file's bytes; no picture for a text file.
   const std::string policy = std::to_string(IdOf("policy.txt"));
   Reply t = Get("/documents/" + policy + "/text");
