@@ -24,6 +24,7 @@ struct OpenSearchFlags {
   std::string space = "innerproduct";  // --opensearch-space: the k-NN space the index was made with
   int timeout_ms = 30000;
   size_t bulk_docs = 500;  // --opensearch-bulk-docs: documents per _bulk request
+  std::string fusion;      // --opensearch-fusion, else $FILESEARCH_OPENSEARCH_FUSION, else filesearch
 };
 
 // --cache and its connection, global so every command that embeds shares one cache the same way.

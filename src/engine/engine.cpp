@@ -878,6 +878,7 @@ std::unique_ptr<SearchBackend> Engine::Backend() const {
   o.model = vectors_ ? vectors_->model() : query_embedder_ ? query_embedder_->model_id() : options_.model_id;
   o.dimension = vectors_ && vectors_->dim() ? vectors_->dim() : query_embedder_ ? query_embedder_->dim() : 0;
   o.space = options_.remote.space == "cosinesimil" ? opensearch::Space::kCosine : opensearch::Space::kInnerProduct;
+  o.server_fusion = options_.remote.server_fusion;
   o.request = RequestsThrough(remote_client_.get());
   auto backend = NewOpenSearchBackend(std::move(o));
   FS_CHECK(backend.ok());

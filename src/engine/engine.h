@@ -35,6 +35,9 @@ struct RemoteIndexOptions {
   std::string index = "cis-files";
   std::string space = "innerproduct";  // the k-NN space the index was created with
   size_t bulk_docs = 500;              // documents per _bulk request (MirrorOptions::max_items)
+  // Hybrid searches fused by OpenSearch (its `hybrid` query with a search pipeline, which needs the
+  // neural-search plugin) instead of by the planner (--opensearch-fusion opensearch).
+  bool server_fusion = false;
 };
 
 struct EngineOptions {
