@@ -174,12 +174,9 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     so.auth.paths_claim = a->paths_claim;
     so.auth.hs256_secret = a->auth_secret;
     if (!a->auth_secret_file.empty()) {
-      auto s = Env::Default()->ReadFile(a->auth_secret_file, 1 << 16);
-      if (!s.ok()) return fail("cannot read --auth-secret-file: " + s.status().ToString());
-      so.auth.hs256_secret = *s;
-      while (!so.auth.hs256_secret.empty() && (so.auth.hs256_secret.back() == '\n' || so.auth.hs256_secret.back() == '\r')) {
-        so.auth.hs256_secret.pop_back();
-      }
+      auto s = ReadSecretFile(a->auth_secret_file);
+      if (!s.ok()) return fail(s.status().ToString());
+      so.auth.hs256_secret = std::move(s).value();
     }
     if (!a->jwks.empty()) {
       auto s = Env::Default()->ReadFile(a->jwks, 1 << 20);

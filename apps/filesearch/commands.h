@@ -49,6 +49,9 @@ std::string CacheSpecOf(const CacheFlags& flags);
 EmbeddingCacheSpec CacheSpecFromFlags(const GlobalFlags& flags);
 // One line: "cache redis://h:6379: 12 hits, 3 misses (80.0% hits), 0 errors" for this process.
 std::string CacheCountersLine(const EmbeddingCache& cache);
+// The HS256 secret in `path` (serve --auth-secret-file, token --auth-secret-file), trailing line
+// breaks dropped; the error names the file.
+Result<std::string> ReadSecretFile(const std::string& path);
 // The flag's value, else the environment variable's, else `fallback`.
 std::string FlagOrEnv(const std::string& flag, const char* name, const std::string& fallback);
 // The index name: --opensearch-index, $OPENSEARCH_INDEX, cis-files.
@@ -121,5 +124,6 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterOpenSearch(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterMigrate(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterCache(CLI::App& app, GlobalFlags& flags, int* exit_code);
+void RegisterToken(CLI::App& app, GlobalFlags& flags, int* exit_code);
 
 }  // namespace fs::cli

@@ -4,8 +4,17 @@
 #include <cstdlib>
 
 #include "apps/filesearch/commands.h"
+#include "core/env.h"
 
 namespace fs::cli {
+
+Result<std::string> ReadSecretFile(const std::string& path) {
+  auto s = Env::Default()->ReadFile(path, 1 << 16);
+  if (!s.ok()) return s.status().WithContext("cannot read --auth-secret-file " + path);
+  std::string secret = std::move(s).value();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  return secret;
+}
 
 std::string FlagOrEnv(const std::string& flag, const char* name, const std::string& fallback) {
   if (!flag.empty()) return flag;

@@ -38,11 +38,11 @@ function init(args)
     if math.random() < 0.3 then q = q .. "+" .. word() end
     local path
     if mode == "vector" then
-      path = "/search?mode=vector&limit=10&imageEmbedding=" .. vector()
+      path = "/search?snippets=false&mode=vector&limit=10&imageEmbedding=" .. vector()
     elseif mode == "hybrid" then
-      path = "/search?mode=hybrid&limit=10&q=" .. q .. "&imageEmbedding=" .. vector()
+      path = "/search?snippets=false&mode=hybrid&limit=10&q=" .. q .. "&imageEmbedding=" .. vector()
     else
-      path = "/search?limit=10&q=" .. q
+      path = "/search?snippets=false&limit=10&q=" .. q
     end
     queries[i] = path
   end

@@ -923,6 +923,20 @@ Result<Document> Engine::GetDocument(int64_t id) {
 
 Result<IndexCounts> Engine::CountIndex() const { return Backend()->Counts(); }
 
+Result<std::string> Engine::DocumentText(const Document& doc) const {
+  // By uri: the opensearch back end's ids are not the store's, and its index may hold files that
+  // another machine's store wrote (this store then has no row for them: NotFound).
+  FS_ASSIGN_OR_RETURN(Document stored, store_->GetByUri(doc.uri));
+  return std::move(stored.content);
+}
+
+void Engine::AddSnippets(std::string_view query, SearchResult* result, const SnippetOptions& options) const {
+  for (SearchHit& hit : result->hits) {
+    auto text = DocumentText(hit.doc);
+    if (text.ok()) hit.snippet = MakeSnippet(*text, query, options);
+  }
+}
+
 Result<std::vector<Document>> Engine::GetDocuments(std::span<const int64_t> ids) const { return Backend()->GetMany(ids); }
 
 Result<MirrorReport> Engine::SyncRemote() {

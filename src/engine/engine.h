@@ -205,6 +205,12 @@ class Engine {
   Result<Document> GetDocument(int64_t id);
   // Documents by id from the same back end, in no particular order; missing ids are skipped.
   Result<std::vector<Document>> GetDocuments(std::span<const int64_t> ids) const;
+  // The stored (extracted) text of `doc`, from this data directory's store (found by uri): NotFound
+  // when the store has no such file (an opensearch index written from another machine).
+  Result<std::string> DocumentText(const Document& doc) const;
+  // Fills each hit's snippet from its stored text: the passage that shows `query`'s words (the
+  // start of the text without a query). Hits without stored text keep an empty snippet.
+  void AddSnippets(std::string_view query, SearchResult* result, const SnippetOptions& options = {}) const;
   // Documents and vectors per model in the index searches run on (the whole OpenSearch index with
   // the opensearch back end, this data directory's store otherwise).
   Result<IndexCounts> CountIndex() const;

@@ -12,6 +12,7 @@
 
 #include "core/status.h"
 #include "index/search_backend.h"
+#include "index/snippet.h"
 #include "index/store.h"
 #include "index/vector_index.h"
 
@@ -72,6 +73,9 @@ struct SearchHit {
   double score = 0;
   LegScore text;
   LegScore vector;
+  // The passage of the stored text that shows the query's words (Engine::AddSnippets); empty =
+  // none made (not asked for, or no stored text).
+  std::vector<SnippetPart> snippet;
 };
 
 struct SearchResult {

@@ -64,6 +64,11 @@ std::string SearchResultToJson(const SearchResult& r, const JsonRenderOptions& o
     if (h.text.present) matched.push_back("words");
     if (h.vector.present) matched.push_back("picture");
     j["matched"] = std::move(matched);
+    if (!h.snippet.empty()) {
+      nlohmann::ordered_json parts = nlohmann::ordered_json::array();
+      for (const SnippetPart& part : h.snippet) parts.push_back({{"text", part.text}, {"match", part.match}});
+      j["snippet"] = std::move(parts);
+    }
     if (!options.thumbnail_base.empty() && h.doc.mime.rfind("image/", 0) == 0) {
       j["thumbnailUrl"] = options.thumbnail_base + std::to_string(h.doc.id) + "/thumbnail";
     }

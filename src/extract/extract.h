@@ -12,7 +12,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "core/status.h"
 #include "extract/exif.h"
 
 namespace fs {
@@ -55,5 +57,18 @@ uint64_t BytesWanted(std::string_view mime, const ExtractOptions& options);
 // `bytes`: the first BytesWanted(mime) bytes of the file (or all of it); `file_size`: its full
 // size. Types without an extractor give an empty Extraction.
 Extraction Extract(std::string_view bytes, uint64_t file_size, std::string_view mime, const ExtractOptions& options);
+
+// A PDF page as pixels, for previews: RGB8, row-major, width * height * 3 bytes.
+struct RenderedPage {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> rgb;
+};
+
+// The first page of the PDF `bytes` rendered on white (poppler, anti-aliased) so that its longer
+// side is `max_side` pixels. Corruption for damaged files, PermissionDenied for encrypted ones,
+// ResourceExhausted when the page would exceed `max_pixels`. Serialised with the PDF text
+// extraction (poppler's globals).
+Result<RenderedPage> RenderPdfFirstPage(std::string_view bytes, int max_side, uint64_t max_pixels);
 
 }  // namespace fs

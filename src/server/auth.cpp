@@ -306,4 +306,55 @@ Result<Principal> JwtVerifier::Verify(std::string_view token, int64_t now_s) con
   return p;
 }
 
+Result<int64_t> ParseDuration(std::string_view text) {
+  const auto bad = [&text] {
+    return Status::InvalidArgument("'" + std::string(text.substr(0, 32)) +
+                                   "' is not a duration: write 90s, 30m, 8h or 7d (or a number of seconds)");
+  };
+  if (text.empty() || text.size() > 12) return bad();
+  int64_t unit = 1;
+  std::string_view digits = text;
+  switch (text.back()) {
+    case 's': unit = 1; digits.remove_suffix(1); break;
+    case 'm': unit = 60; digits.remove_suffix(1); break;
+    case 'h': unit = 3600; digits.remove_suffix(1); break;
+    case 'd': unit = 86400; digits.remove_suffix(1); break;
+    default: break;
+  }
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) return bad();
+  int64_t n = 0;
+  for (char c : digits) n = n * 10 + (c - '0');  // at most 11 digits: no overflow
+  return n * unit;
+}
+
+Result<std::string> MintHs256Token(const TokenClaims& c, std::string_view secret, int64_t now_s) {
+  if (secret.size() < 32) {
+    return Status::InvalidArgument("the HS256 secret must be at least 32 bytes: give the file the server reads "
+                                   "(--auth-secret-file)");
+  }
+  if (c.subject.empty()) return Status::InvalidArgument("a token needs a user name (--user)");
+  constexpr int64_t kMaxTtl = 366 * 86400;
+  if (c.ttl_s < 1 || c.ttl_s > kMaxTtl) return Status::InvalidArgument("the lifetime must be from 1 s to 366 days");
+  nlohmann::json claims = {{"sub", c.subject}, {"iat", now_s}, {"exp", now_s + c.ttl_s}};
+  if (!c.path_prefixes.empty()) {
+    for (const std::string& p : c.path_prefixes) {
+      if (p.empty()) return Status::InvalidArgument("a path prefix is empty: name folders such as /srv/share/finance/");
+    }
+    claims[c.paths_claim.empty() ? "paths" : c.paths_claim] = c.path_prefixes;
+  }
+  if (c.admin) claims["admin"] = true;
+  if (!c.issuer.empty()) claims["iss"] = c.issuer;
+  if (!c.audience.empty()) claims["aud"] = c.audience;
+  const nlohmann::json header = {{"alg", "HS256"}, {"typ", "JWT"}};
+  const std::string signed_part = Base64UrlEncode(header.dump()) + "." +
+                                  Base64UrlEncode(claims.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  if (!HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+            reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size(), mac, &mac_len)) {
+    return Status::Internal("HMAC failed");
+  }
+  return signed_part + "." + Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(mac), mac_len));
+}
+
 }  // namespace fs::server

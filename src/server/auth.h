@@ -57,5 +57,22 @@ class JwtVerifier {
   std::unique_ptr<Impl> impl_;
 };
 
+// What `filesearch token` puts in a token it mints.
+struct TokenClaims {
+  std::string subject;                     // `sub`: the user's name (required)
+  std::vector<std::string> path_prefixes;  // the paths claim: display-path prefixes (empty = every document)
+  int64_t ttl_s = 8 * 3600;                // `exp` = now + ttl_s (1 s to 366 days)
+  bool admin = false;                      // `"admin": true` (omitted when false)
+  std::string issuer;                      // `iss` ("" = omitted): the server's --jwt-issuer
+  std::string audience;                    // `aud` ("" = omitted): the server's --jwt-audience
+  std::string paths_claim = "paths";       // the server's --paths-claim
+};
+
+// An HS256 JWT over `claims`, issued at `now_s` (`iat`), signed with `secret` (the same bytes as the
+// server's --auth-secret / --auth-secret-file, at least 32 of them). InvalidArgument for a short
+// secret, an empty subject or path, or a ttl out of range.
+Result<std::string> MintHs256Token(const TokenClaims& claims, std::string_view secret, int64_t now_s);
+// "8h", "30m", "7d", "90s" or a plain number of seconds, to seconds. InvalidArgument otherwise.
+Result<int64_t> ParseDuration(std::string_view text);
 
 }  // namespace fs::server

@@ -60,6 +60,50 @@ TEST(Jwt, Hs256AcceptsAValidTokenAndReadsPaths) {
   EXPECT_EQ(p->path_prefixes[0], "/srv/share/finance/");
 }
 
+TEST(Jwt, MintedTokensVerifyWithTheSameSecretOnly) {
+  TokenClaims c;
+  c.subject = "bob";
+  c.path_prefixes = {"/srv/share/sales/", "/srv/share/public/"};
+  c.ttl_s = 3600;
+  c.admin = true;
+  c.issuer = "https://login.test";
+  c.audience = "filesearch";
+  auto token = MintHs256Token(c, kSecret, NowSeconds());
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  auto p = Hs()->Verify(*token, NowSeconds());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->subject, "bob");
+  EXPECT_EQ(p->path_prefixes, c.path_prefixes);
+  EXPECT_TRUE(p->admin);
+  // Expires after its lifetime (plus the verifier's 60 s skew), and another secret refuses it.
+  EXPECT_NE(DenialOf(*Hs(), *token).find("accepted"), std::string::npos);
+  auto later = Hs()->Verify(*token, NowSeconds() + 3600 + 61);
+  EXPECT_FALSE(later.ok());
+  AuthOptions other;
+  other.hs256_secret = std::string(40, 'x');
+  auto v = JwtVerifier::Create(other);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(DenialOf(**v, *token), "invalid token signature");
+  // Bad requests say what to fix.
+  EXPECT_EQ(MintHs256Token(c, "short", NowSeconds()).status().code(), StatusCode::kInvalidArgument);
+  c.subject = "";
+  EXPECT_EQ(MintHs256Token(c, kSecret, NowSeconds()).status().code(), StatusCode::kInvalidArgument);
+  c.subject = "bob";
+  c.ttl_s = 0;
+  EXPECT_EQ(MintHs256Token(c, kSecret, NowSeconds()).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Jwt, ParseDurationTakesUnits) {
+  EXPECT_EQ(*ParseDuration("90s"), 90);
+  EXPECT_EQ(*ParseDuration("30m"), 1800);
+  EXPECT_EQ(*ParseDuration("8h"), 28800);
+  EXPECT_EQ(*ParseDuration("7d"), 604800);
+  EXPECT_EQ(*ParseDuration("120"), 120);
+  for (const char* bad : {"", "h", "8x", "-5m", "1.5h", "8 h", "9999999999999d"}) {
+    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
+  }
+}
+
 TEST(Jwt, AudienceMayBeAnArray) {
   auto v = Hs();
   Json c = Claims();

@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/utf8.h"
 #include "engine/crawl.h"
+#include "engine/preview.h"
 #include "engine/search_json.h"
 #include "image/image.h"
 #include "server/http_server.h"
@@ -376,7 +377,8 @@ const std::set<std::string>& SearchParamNames() {
   static const std::set<std::string> kNames = {
       "q",       "mode",     "imageEmbedding", "similarTo", "type",          "types",          "extension",
       "extensions", "pathPrefix", "minSize",  "maxSize",   "modifiedAfter", "modifiedBefore", "takenAfter", "takenBefore", "limit",
-      "size",    "from",    "searchAfter", "rrfK",      "textWeight", "vectorWeight", "fusion"};
+      "size",    "from",    "searchAfter", "rrfK",      "textWeight", "vectorWeight", "fusion",
+      "snippets"};
   return kNames;
 }
 
@@ -391,6 +393,8 @@ const char* MimeOfAsset(const std::string& name) {
   if (ends(".svg")) return "image/svg+xml";
   return "application/octet-stream";
 }
+
+constexpr int kPreviewSide = 1600;  // GET /documents/{id}/preview: longest side, pixels
 
 constexpr const char* kUiCsp =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; "
@@ -451,6 +455,11 @@ struct Server::Impl {
   Outcome DocumentMeta(const http::Request& req, const Ctx& ctx);
   Outcome Failures(const http::Request& req, const Ctx& ctx);
   Outcome Thumbnail(const Document& doc);
+  template <typename Make>
+  Outcome CachedJpeg(const Document& doc, const std::string& cache_dir, const char* unavailable_code, uint64_t max_bytes,
+                     Make make);
+  Outcome Preview(const http::Request& req, const Ctx& ctx);
+  Outcome DocumentText(const http::Request& req, const Ctx& ctx);
   Outcome DocumentBytes(const http::Request& req, const Ctx& ctx, bool thumbnail);
   Outcome MetricsPage();
   Outcome Config(const Ctx& ctx);
@@ -823,6 +832,13 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
     FS_TAKE(r.search_after, p.String("searchAfter"));
     if (r.search_after.empty()) return BadRequest("searchAfter is empty: omit it for the first page");
   }
+  bool snippets = true;
+  if (p.has("snippets")) {
+    const Json& v = p.raw("snippets");
+    if (v.is_boolean()) snippets = v.get<bool>();
+    else if (v == "true" || v == "false") snippets = v == "true";
+    else return BadRequest("snippets must be true or false");
+  }
   if (p.has("fusion")) {
     std::string f;
     FS_TAKE(f, p.String("fusion"));
@@ -959,6 +975,7 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
   size_t before = result->hits.size();
   std::erase_if(result->hits, [&ctx](const SearchHit& h) { return !Visible(ctx.principal, h.doc.path); });
   if (result->hits.size() != before) LogError("search returned documents outside the user's path prefixes; dropped them");
+  if (snippets) options.engine->AddSnippets(r.query, &*result);
   JsonRenderOptions ro;
   ro.thumbnail_base = "/documents/";
   Reply reply;
@@ -1114,12 +1131,15 @@ Outcome Server::Impl::Failures(const http::Request& req, const Ctx& ctx) {
   return JsonReply({{"failures", std::move(items)}, {"retrying", retrying}, {"dead", dead_n}});
 }
 
-// A JPEG of at most 256 px made from the image (shrink-on-load decode, the decoder's limits), cached
-// under the data directory by content hash, so each distinct image is decoded once.
-Outcome Server::Impl::Thumbnail(const Document& doc) {
+// A JPEG made from a document's file by `make` (given the file's bytes), cached under the data
+// directory's `cache_dir` by content hash, so each distinct file is drawn once. The file is read
+// without following links, up to `max_bytes` (larger: 404 `unavailable_code`).
+template <typename Make>
+Outcome Server::Impl::CachedJpeg(const Document& doc, const std::string& cache_dir, const char* unavailable_code,
+                                 uint64_t max_bytes, Make make) {
   const bool hashed = doc.sha256.size() == 64 &&
                       doc.sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
-  const std::string dir = options.engine->data_dir() + "/thumbs/" + (hashed ? doc.sha256.substr(0, 2) : "");
+  const std::string dir = options.engine->data_dir() + "/" + cache_dir + "/" + (hashed ? doc.sha256.substr(0, 2) : "");
   const std::string cached = dir + "/" + doc.sha256 + ".jpg";
   Env* env = Env::Default();
   auto jpeg_reply = [&](std::string bytes) {
@@ -1131,38 +1151,78 @@ Outcome Server::Impl::Thumbnail(const Document& doc) {
     return r;
   };
   if (hashed && env->FileExists(cached)) {
-    auto bytes = env->ReadFile(cached, 1 << 20);
+    auto bytes = env->ReadFile(cached, 16 << 20);
     if (bytes.ok()) return jpeg_reply(std::move(bytes).value());
   }
   auto path = PathFromFileUri(doc.uri);
   if (!path.ok() || path->empty() || (*path)[0] != '/') return NotFoundError("document " + std::to_string(doc.id) + " has no local file");
-  auto file = OpenRegularFileNoFollow(*path, options.limits.max_thumbnail_bytes);
+  auto file = OpenRegularFileNoFollow(*path, max_bytes);
   if (!file.ok()) {
     if (file.status().code() == StatusCode::kResourceExhausted) {
-      return ApiError{404, "thumbnail_unavailable", "the image is larger than the thumbnail limit; open its content instead"};
+      return ApiError{404, unavailable_code, "the file is larger than the " + std::to_string(max_bytes >> 20) +
+                                                 " MiB this picture is made from; open its content instead"};
     }
     return ApiError{404, "file_unavailable", "the file of document " + std::to_string(doc.id) +
                                                  " is gone or is no longer a regular file: re-index its folder"};
   }
   std::string bytes(file->size(), '\0');
   bytes.resize(file->ReadAt(0, bytes.data(), bytes.size()));
-  image::DecodeOptions d;
-  d.max_side = 2048;
-  d.min_short_side = 512;  // DCT shrink-on-load where the format allows; 2x the thumbnail side
-  d.max_pixels = options.limits.max_image_pixels;
-  d.max_file_bytes = options.limits.max_thumbnail_bytes;
-  d.allow_truncated = true;
-  auto decoded = image::DecodeMemory(bytes, d);
-  if (!decoded.ok()) {
-    return ApiError{404, "thumbnail_unavailable", "no thumbnail: " + decoded.status().message()};
-  }
-  auto jpeg = image::MakeThumbnail(*decoded, 256);
-  if (!jpeg.ok()) return ApiError{404, "thumbnail_unavailable", "no thumbnail: " + jpeg.status().message()};
+  Result<std::string> jpeg = make(bytes);
+  if (!jpeg.ok()) return ApiError{404, unavailable_code, "no picture of this file: " + jpeg.status().message()};
   if (hashed && env->CreateDirs(dir).ok()) {
-    Status st = env->WriteFileAtomic(cached, *jpeg);  // best effort: the next request regenerates it
-    if (!st.ok()) LogWarn("thumbnail cache: " + st.ToString());
+    Status st = env->WriteFileAtomic(cached, *jpeg);  // best effort: the next request makes it again
+    if (!st.ok()) LogWarn(cache_dir + " cache: " + st.ToString());
   }
   return jpeg_reply(std::move(jpeg).value());
+}
+
+// A JPEG of at most 256 px made from the image (shrink-on-load decode, the decoder's limits).
+Outcome Server::Impl::Thumbnail(const Document& doc) {
+  return CachedJpeg(doc, "thumbs", "thumbnail_unavailable", options.limits.max_thumbnail_bytes,
+                    [this](const std::string& bytes) -> Result<std::string> {
+                      image::DecodeOptions d;
+                      d.max_side = 2048;
+                      d.min_short_side = 512;  // DCT shrink-on-load where the format allows; 2x the thumbnail side
+                      d.max_pixels = options.limits.max_image_pixels;
+                      d.max_file_bytes = options.limits.max_thumbnail_bytes;
+                      d.allow_truncated = true;
+                      FS_ASSIGN_OR_RETURN(image::RgbImage decoded, image::DecodeMemory(bytes, d));
+                      return image::MakeThumbnail(decoded, 256);
+                    });
+}
+
+// GET /documents/{id}/preview: a screen-size JPEG (images at most 1600 px with shrink-on-load, a
+// PDF's first page rendered), cached under previews/ by content hash.
+Outcome Server::Impl::Preview(const http::Request& req, const Ctx& ctx) {
+  Document doc;
+  FS_TAKE(doc, VisibleDocument(req.matches[1], ctx));
+  if (!HasPicturePreview(doc.mime)) {
+    return ApiError{404, "preview_unavailable", "document " + std::to_string(doc.id) + " (" + doc.mime +
+                                                    ") has no picture preview: read its text at /documents/" +
+                                                    std::to_string(doc.id) + "/text"};
+  }
+  PreviewOptions po;
+  po.max_side = kPreviewSide;
+  po.max_pixels = options.limits.max_image_pixels;
+  po.max_file_bytes = options.limits.max_thumbnail_bytes;
+  return CachedJpeg(doc, "previews", "preview_unavailable", po.max_file_bytes,
+                    [&doc, &po](const std::string& bytes) { return RenderPreview(bytes, doc.mime, po); });
+}
+
+// GET /documents/{id}/text: the text extracted at indexing (never the file's markup), from the store.
+Outcome Server::Impl::DocumentText(const http::Request& req, const Ctx& ctx) {
+  Document doc;
+  FS_TAKE(doc, VisibleDocument(req.matches[1], ctx));
+  auto text = options.engine->DocumentText(doc);
+  if (!text.ok()) {
+    if (text.status().code() == StatusCode::kNotFound) {
+      return ApiError{404, "text_unavailable", "this server's data directory holds no text of document " +
+                                                   std::to_string(doc.id) + ": download its content instead"};
+    }
+    return FromStatus(text.status());
+  }
+  Json j = {{"id", doc.id}, {"type", doc.mime}, {"bytes", text->size()}, {"text", std::move(text).value()}};
+  return JsonReply(j);
 }
 
 Outcome Server::Impl::DocumentBytes(const http::Request& req, const Ctx& ctx, bool thumbnail) {
@@ -1363,6 +1423,10 @@ void Server::Impl::Routes() {
         [this](const http::Request& req, const Ctx& c) { return DocumentBytes(req, c, true); });
   Route("GET", R"(/documents/([^/]{1,32})/content)", "/documents/{id}/content", true,
         [this](const http::Request& req, const Ctx& c) { return DocumentBytes(req, c, false); });
+  Route("GET", R"(/documents/([^/]{1,32})/preview)", "/documents/{id}/preview", true,
+        [this](const http::Request& req, const Ctx& c) { return Preview(req, c); });
+  Route("GET", R"(/documents/([^/]{1,32})/text)", "/documents/{id}/text", true,
+        [this](const http::Request& req, const Ctx& c) { return DocumentText(req, c); });
 
 }
 

@@ -544,6 +544,18 @@ TEST_F(ApiTest, PerUserPathPrefixesHideEverythingElse) {
   ExpectError(Get("/search?q=report", SignHs256(kSecret, hr)), 400, "invalid_argument");
 }
 
+// A real JPEG photo of width x height: a grey ramp from left to right.
+Result<std::string> GradientJpeg(int width, int height) {
+  image::RgbImage img;
+  img.width = width;
+  img.height = height;
+  img.pixels.resize(static_cast<size_t>(width) * height * 3);
+  for (size_t i = 0; i < img.pixels.size(); ++i) {
+    img.pixels[i] = static_cast<uint8_t>((i / 3) % static_cast<size_t>(width) * 255 / static_cast<size_t>(width));
+  }
+  return image::MakeThumbnail(img, std::max(width, height));
+}
+
 TEST_F(ApiTest, DocumentsMetadataThumbnailAndContent) {
   const std::string cat = std::to_string(IdOf("cat.png"));
   Reply m = Get("/documents/" + cat);
@@ -554,12 +566,7 @@ TEST_F(ApiTest, DocumentsMetadataThumbnailAndContent) {
   ExpectError(Get("/documents/" + cat + "/thumbnail"), 404, "thumbnail_unavailable", "/documents/{id}/thumbnail");
   {
     // A real 900 x 600 photo gets a 256 x 171 JPEG thumbnail, cached by content hash.
-    image::RgbImage big;
-    big.width = 900;
-    big.height = 600;
-    big.pixels.resize(900 * 600 * 3);
-    for (size_t i = 0; i < big.pixels.size(); ++i) big.pixels[i] = static_cast<uint8_t>((i / 3) % 900 * 255 / 900);
-    auto jpeg = image::MakeThumbnail(big, 900);
+    auto jpeg = GradientJpeg(900, 600);
     ASSERT_TRUE(jpeg.ok());
     WriteFile(*base_ / "share/photos/wide.jpg", *jpeg);
     Document d;
@@ -606,6 +613,132 @@ TEST_F(ApiTest, DocumentsMetadataThumbnailAndContent) {
   ExpectError(Get("/documents/0"), 404, "not_found", "/documents/{id}");
   ExpectError(Get("/documents/abc"), 404, "not_found", "/documents/{id}");
   ExpectError(Get("/documents/99999999"), 404, "not_found", "/documents/{id}");
+}
+
+// A one-page PDF (US Letter, portrait) with a line of text, xref offsets computed.
+std::string OnePagePdf(const std::string& line) {
+  const std::string stream = "BT /F1 24 Tf 72 700 Td (" + line + ") Tj ET";
+  const std::vector<std::string> objs = {
+      "<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+      "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+      "<< /Length " + std::to_string(stream.size()) + " >>\nstream\n" + stream + "\nendstream",
+      "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"};
+  std::string out = "%PDF-1.4\n";
+  std::vector<size_t> offsets;
+  for (size_t i = 0; i < objs.size(); ++i) {
+    offsets.push_back(out.size());
+    out += std::to_string(i + 1) + " 0 obj\n" + objs[i] + "\nendobj\n";
+  }
+  const size_t xref = out.size();
+  out += "xref\n0 " + std::to_string(objs.size() + 1) + "\n0000000000 65535 f \n";
+  for (size_t o : offsets) {
+    char entry[32];
+    std::snprintf(entry, sizeof entry, "%010zu 00000 n \n", o);
+    out += entry;
+  }
+  out += "trailer\n<< /Size " + std::to_string(objs.size() + 1) + " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
+  return out;
+}
+
+TEST_F(ApiTest, SnippetsTextAndPreviews) {
+  // Hits carry the passage of their stored text with the matched words marked.
+  Reply r = Get("/search?q=holidays&mode=text");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  Conforms(r, "/search");
+  ASSERT_EQ(r.body["hits"].size(), 1u) << r.raw;
+  EXPECT_EQ(r.body["hits"][0]["snippet"], Json::parse(R"([{"text":"holiday","match":true},
+                                                         {"text":" policy report for staff","match":false}])"));
+  Reply bare = Get("/search?q=holidays&mode=text&snippets=false");
+  ASSERT_EQ(bare.status, 200) << bare.raw;
+  Conforms(bare, "/search");
+  EXPECT_FALSE(bare.body["hits"][0].contains("snippet")) << bare.raw;
+  ExpectError(Get("/search?q=holidays&snippets=maybe"), 400, "invalid_argument");
+  // The stored text, never the file's bytes; no picture for a text file.
+  const std::string policy = std::to_string(IdOf("policy.txt"));
+  Reply t = Get("/documents/" + policy + "/text");
+  ASSERT_EQ(t.status, 200) << t.raw;
+  Conforms(t, "/documents/{id}/text");
+  EXPECT_EQ(t.body["text"], "holiday policy report for staff");
+  EXPECT_EQ(t.body["bytes"], 31);
+  ExpectError(Get("/documents/" + policy + "/preview"), 404, "preview_unavailable", "/documents/{id}/preview");
+  // Scope and hostile ids: as for every document route.
+  Json c = Claims();
+  c["paths"] = {Share() + "/finance/"};
+  const std::string finance = SignHs256(kSecret, c);
+  ExpectError(Get("/documents/" + policy + "/text", finance), 404, "not_found", "/documents/{id}/text");
+  ExpectError(Get("/documents/" + policy + "/preview", finance), 404, "not_found", "/documents/{id}/preview");
+  for (const char* bad : {"abc", "0", "-1", "99999999", "1e3"}) {
+    ExpectError(Get(std::string("/documents/") + bad + "/text"), 404, "not_found", "/documents/{id}/text");
+    ExpectError(Get(std::string("/documents/") + bad + "/preview"), 404, "not_found", "/documents/{id}/preview");
+  }
+  ExpectError(Get("/documents/" + policy + "/text", "not-a-token"), 401, "unauthorized", "/documents/{id}/text");
+
+  // Whatever fails below, the documents and files go again (later tests count the share).
+  std::vector<std::string> published;
+  struct Cleanup {
+    std::vector<std::string>* uris;
+    ~Cleanup() {
+      for (const auto& uri : *uris) Unpublish(uri);
+      stdfs::remove_all(*base_ / "share/previews");
+    }
+  } cleanup{&published};
+  auto publish = [&published](const std::string& name, const std::string& mime, const std::string& bytes, char hash) {
+    WriteFile(*base_ / "share/previews" / name, bytes);
+    Document d;
+    d.path = (*base_ / "share/previews" / name).string();
+    d.uri = FileUri(d.path);
+    d.name = name;
+    d.ext = name.substr(name.rfind('.') + 1);
+    d.mime = mime;
+    d.size = bytes.size();
+    d.sha256 = std::string(64, hash);
+    published.push_back(d.uri);
+    return std::make_pair(Publish(d), d);
+  };
+  // A 1200 x 800 photo (under this server's 1 Mpixel limit): shown whole, never enlarged (the
+  // thumbnail is 256), cached by content hash.
+  auto jpeg = GradientJpeg(1200, 800);
+  ASSERT_TRUE(jpeg.ok());
+  auto [photo_id, photo_doc] = publish("big.jpg", "image/jpeg", *jpeg, 'c');
+  Reply p = Get("/documents/" + std::to_string(photo_id) + "/preview");
+  ASSERT_EQ(p.status, 200) << p.raw.substr(0, 300);
+  EXPECT_EQ(Header(p, "Content-Type"), std::string("image/jpeg"));
+  auto shown = image::DecodeMemory(p.raw, {});
+  ASSERT_TRUE(shown.ok()) << shown.status().ToString();
+  EXPECT_EQ(shown->width, 1200);
+  EXPECT_EQ(shown->height, 800);
+  EXPECT_TRUE(stdfs::exists(*base_ / "data" / "previews" / "cc" / (photo_doc.sha256 + ".jpg")));
+  // A PDF: its first page, 1600 px on the longer side, mostly white paper with dark text.
+  const int64_t pdf_id = publish("letter.pdf", "application/pdf", OnePagePdf("Annual budget"), 'd').first;
+  Reply page = Get("/documents/" + std::to_string(pdf_id) + "/preview");
+  ASSERT_EQ(page.status, 200) << page.raw.substr(0, 300);
+  auto rendered = image::DecodeMemory(page.raw, {});
+  ASSERT_TRUE(rendered.ok()) << rendered.status().ToString();
+  EXPECT_EQ(rendered->height, 1600);
+  EXPECT_NEAR(rendered->width, 1236, 1);  // 612 x 792 points
+  // The line sits at the top left (x from 72 pt, about 170 pt long, 700 pt up): dark pixels there,
+  // none in the right half or the lower half of the page.
+  size_t white = 0, dark_where_text = 0, dark_elsewhere = 0;
+  for (int y = 0; y < rendered->height; ++y) {
+    for (int x = 0; x < rendered->width; ++x) {
+      const uint8_t* px = &rendered->pixels[(static_cast<size_t>(y) * rendered->width + x) * 3];
+      const bool dark = px[0] < 100 && px[1] < 100 && px[2] < 100;
+      white += px[0] > 240 && px[1] > 240 && px[2] > 240;
+      if (!dark) continue;
+      (x < rendered->width / 2 && y < rendered->height / 4 ? dark_where_text : dark_elsewhere) += 1;
+    }
+  }
+  EXPECT_GT(white, static_cast<size_t>(rendered->width) * rendered->height * 9 / 10);
+  EXPECT_GT(dark_where_text, 100u) << "the line of text is drawn";
+  EXPECT_EQ(dark_elsewhere, 0u) << "and drawn once, where the page puts it";
+  // Damaged files: a clear 404 with the reason, and the server keeps serving.
+  const int64_t broken_id = publish("broken.pdf", "application/pdf", "%PDF-1.4\nthis is not a pdf", 'e').first;
+  ExpectError(Get("/documents/" + std::to_string(broken_id) + "/preview"), 404, "preview_unavailable",
+              "/documents/{id}/preview");
+  const int64_t noise_id = publish("noise.png", "image/png", FakePng(64, 48, 9), 'f').first;
+  ExpectError(Get("/documents/" + std::to_string(noise_id) + "/preview"), 404, "preview_unavailable",
+              "/documents/{id}/preview");
+  EXPECT_EQ(Get("/healthz").status, 200);
 }
 
 TEST_F(ApiTest, ContentIsPathTraversalSafe) {

@@ -1,18 +1,31 @@
 // filesearch web UI: plain JavaScript, no framework, no build step. Talks to the same server's
-// JSON API (/config, /search, /documents/{id}...). Thumbnails and previews are fetched with the
-// bearer token and shown through blob: URLs, so no token ever appears in a URL.
+// JSON API (/config, /search, /documents/{id}/..., /api/feedback). Thumbnails, previews and
+// downloads are fetched with the bearer token and shown through blob: URLs, so no token ever
+// appears in a URL. The query, mode, filters, sort and page live in the address bar (shareable;
+// Back and Forward replay them).
 'use strict';
 
 const $ = (id) => document.getElementById(id);
 const state = {
   config: null,
   token: localStorage.getItem('filesearch.token') || '',
-  image: null,          // File used as the query image
+  image: null,          // File used as the query image (cannot live in the URL)
   similarTo: null,      // {id, name}
-  cursors: [null],      // searchAfter of each page seen; cursors[i] starts page i
   page: 0,
+  lastMode: '',         // the mode of the results shown (for feedback)
+  lastQuery: '',
   blobUrls: [],
 };
+
+// Sorting by date or name re-orders the results that stand out: the most relevant SORT_WINDOW.
+const SORT_WINDOW = 100;
+
+// Form fields that live in the URL: [URL key, element id].
+const URL_FIELDS = [
+  ['q', 'q'], ['mode', 'f-mode'], ['type', 'f-type'], ['extension', 'f-ext'], ['pathPrefix', 'f-path'],
+  ['modifiedAfter', 'f-after'], ['modifiedBefore', 'f-before'], ['takenAfter', 'f-taken-after'],
+  ['takenBefore', 'f-taken-before'], ['limit', 'f-limit'], ['sort', 'sort'],
+];
 
 function headers() {
   return state.token ? { Authorization: 'Bearer ' + state.token } : {};
@@ -30,7 +43,9 @@ async function api(path, options = {}) {
       const body = await res.json();
       if (body.error) message = body.error.message + ' (' + body.error.code + ')';
     } catch (e) { /* not JSON */ }
-    throw new Error(message);
+    const err = new Error(message);
+    err.status = res.status;
+    throw err;
   }
   return res;
 }
@@ -45,6 +60,73 @@ function showNotice(message) {
   $('notice').hidden = !message;
 }
 
+// --- the token: what it says about its holder, shown to them ---
+
+function tokenClaims(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(decodeURIComponent(escape(atob(part))));
+  } catch (e) {
+    return null;
+  }
+}
+
+function fmtDateTime(d) {
+  return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+function showTokenStatus() {
+  const claims = state.token ? tokenClaims(state.token) : null;
+  $('token-status').hidden = !claims;
+  if (!claims) return;
+  const paths = claims.paths ? [].concat(claims.paths).join(', ') : 'all folders';
+  const expires = typeof claims.exp === 'number' ? new Date(claims.exp * 1000) : null;
+  const expired = expires && expires.getTime() < Date.now();
+  $('token-who').textContent = 'Signed in as ' + (claims.sub || 'unnamed user') + ' · ' + paths + ' · ' +
+    (expires ? (expired ? 'token expired on ' : 'valid until ') + fmtDateTime(expires) : 'no expiry');
+  $('token-who').dataset.expires = expires ? expires.toISOString() : '';
+  $('token-status').classList.toggle('expired', !!expired);
+  if (expired) $('auth').hidden = false;
+}
+
+// --- URL state ---
+
+function readUrl() {
+  const p = new URLSearchParams(location.search);
+  for (const [key, id] of URL_FIELDS) {
+    const el = $(id);
+    const v = p.get(key);
+    if (el.tagName === 'SELECT') {
+      const fallback = key === 'limit' ? '24' : '';
+      el.value = v !== null && [...el.options].some((o) => o.value === v) ? v : fallback;
+    } else {
+      el.value = v || '';
+    }
+  }
+  const page = parseInt(p.get('page') || '1', 10);
+  state.page = Number.isFinite(page) && page > 1 ? page - 1 : 0;
+  const similar = p.get('similarTo');
+  state.similarTo = similar ? { id: similar, name: p.get('similarName') || 'document ' + similar } : null;
+  if ([...p.keys()].some((k) => !['q', 'limit', 'sort', 'page', 'similarTo', 'similarName'].includes(k) && p.get(k))) {
+    $('filters').open = true;
+  }
+}
+
+function urlFor() {
+  const p = new URLSearchParams();
+  for (const [key, id] of URL_FIELDS) {
+    const v = $(id).value.trim();
+    if (v && !(key === 'limit' && v === '24')) p.set(key, v);
+  }
+  if (state.similarTo) {
+    p.set('similarTo', state.similarTo.id);
+    p.set('similarName', state.similarTo.name);
+  }
+  if (state.page > 0) p.set('page', String(state.page + 1));
+  const s = p.toString();
+  return location.pathname + (s ? '?' + s : '');
+}
+
 function filters() {
   const f = {};
   const add = (key, id) => { const v = $(id).value.trim(); if (v) f[key] = v; };
@@ -56,7 +138,6 @@ function filters() {
   add('takenAfter', 'f-taken-after');
   add('takenBefore', 'f-taken-before');
   if (state.config && state.config.vectorSearch) add('mode', 'f-mode');
-  f.limit = $('f-limit').value;
   return f;
 }
 
@@ -72,6 +153,8 @@ async function blobUrl(path) {
   return url;
 }
 
+// --- formatting ---
+
 function fmtScore(v) {
   return v === null || v === undefined ? '–' : Number(v).toPrecision(3);
 }
@@ -83,74 +166,201 @@ function fmtSize(n) {
   return (u ? n.toFixed(1) : n) + ' ' + units[u];
 }
 
+// "today", "yesterday", "3 days ago" within a week; else "12 Mar 2024".
+function fmtDate(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const days = Math.floor((Date.now() - d.getTime()) / 86400000);
+  if (days >= 0 && days < 7) {
+    if (days === 0) return 'today';
+    if (days === 1) return 'yesterday';
+    return days + ' days ago';
+  }
+  return d.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
 function scoreText(h) {
   return 'score ' + fmtScore(h.score) +
     ' · keywords ' + (h.textRank ? '#' + h.textRank + ' (' + fmtScore(h.textScore) + ')' : '–') +
     ' · visual ' + (h.vectorRank ? '#' + h.vectorRank + ' (' + fmtScore(h.vectorScore) + ')' : '–');
 }
 
+function whyText(h) {
+  const m = h.matched || [];
+  if (m.includes('words') && m.includes('picture')) return 'words and picture';
+  if (m.includes('picture')) return 'picture';
+  return 'words';
+}
+
+function folderOf(path) {
+  const i = path.lastIndexOf('/');
+  return i >= 0 ? path.slice(0, i + 1) : path;
+}
+
+const KINDS = [
+  ['pdf', 'PDF', ['pdf']],
+  ['doc', 'DOC', ['doc', 'docx', 'odt', 'rtf', 'pages']],
+  ['sheet', 'XLS', ['xls', 'xlsx', 'ods', 'csv', 'tsv']],
+  ['slides', 'PPT', ['ppt', 'pptx', 'odp', 'key']],
+  ['mail', 'MAIL', ['eml', 'msg', 'mbox']],
+  ['book', 'BOOK', ['epub']],
+  ['web', 'WEB', ['html', 'htm', 'xhtml']],
+  ['archive', 'ZIP', ['zip', 'tar', 'gz', '7z']],
+];
+
+function kindOf(h) {
+  if ((h.type || '').startsWith('image/')) return ['image', 'IMG'];
+  for (const [kind, label, exts] of KINDS) if (exts.includes(h.extension)) return [kind, label];
+  if ((h.type || '').startsWith('text/')) return ['text', (h.extension || 'TXT').toUpperCase().slice(0, 4)];
+  return ['file', (h.extension || 'FILE').toUpperCase().slice(0, 4)];
+}
+
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// --- result cards ---
+
+function filterByFolder(folder) {
+  $('f-path').value = folder;
+  $('filters').open = true;
+  state.similarTo = null;
+  if ($('preview').open) $('preview').close();
+  run(true, true);
+}
+
+async function vote(h, value, up, down) {
+  const body = { query: state.lastQuery, mode: state.lastMode, doc: h.id, vote: value };
+  try {
+    await api('/api/feedback', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+    up.setAttribute('aria-pressed', String(value === 1));
+    down.setAttribute('aria-pressed', String(value === -1));
+  } catch (e) {
+    showError(e.status === 404 ? 'This server does not take feedback yet (' + e.message + ').' : 'Feedback not saved: ' + e.message);
+  }
+}
+
 function card(h) {
-  const li = document.createElement('li');
-  li.className = 'card';
-  const fig = document.createElement('button');
-  fig.type = 'button';
-  fig.className = 'thumb';
-  fig.setAttribute('aria-label', 'Preview ' + h.name);
-  fig.title = scoreText(h);
+  const li = el('li', 'card');
+  li.dataset.id = h.id;
+  const [kind, label] = kindOf(h);
+  li.classList.add('kind-' + kind);
   if (h.thumbnailUrl) {
+    const fig = el('button', 'thumb');
+    fig.type = 'button';
+    fig.setAttribute('aria-label', 'Preview ' + h.name);
+    fig.title = scoreText(h);
     const img = document.createElement('img');
     img.alt = '';
-    blobUrl(h.thumbnailUrl).then((u) => { img.src = u; }).catch(() => { fig.textContent = h.extension || 'file'; });
+    blobUrl(h.thumbnailUrl).then((u) => { img.src = u; }).catch(() => { fig.textContent = label; });
     fig.appendChild(img);
-  } else {
-    const ext = document.createElement('span');
-    ext.className = 'ext';
-    ext.textContent = (h.extension || 'file').toUpperCase();
-    fig.appendChild(ext);
+    fig.addEventListener('click', () => preview(h));
+    li.appendChild(fig);
   }
-  fig.addEventListener('click', () => preview(h));
-  li.appendChild(fig);
-  const name = document.createElement('p');
-  name.className = 'name';
-  name.textContent = h.name;
-  name.title = h.path;
-  li.appendChild(name);
-  const meta = document.createElement('p');
-  meta.className = 'meta';
-  meta.textContent = (h.title ? h.title + ' · ' : '') + h.type + ' · ' + fmtSize(h.size);
+  const head = el('div', 'card-head');
+  const icon = el('span', 'type-icon kind-' + kind, label);
+  icon.title = h.type;
+  head.appendChild(icon);
+  const name = el('button', 'name', h.name);
+  name.type = 'button';
+  name.title = 'Preview ' + h.path;
+  name.addEventListener('click', () => preview(h));
+  head.appendChild(name);
+  li.appendChild(head);
+  const folder = el('button', 'folder', folderOf(h.path));
+  folder.type = 'button';
+  folder.title = 'Show only files in ' + folderOf(h.path);
+  folder.addEventListener('click', () => filterByFolder(folderOf(h.path)));
+  li.appendChild(folder);
+  if (h.snippet && h.snippet.length) {
+    const p = el('p', 'snippet');
+    for (const part of h.snippet) p.appendChild(part.match ? el('mark', '', part.text) : document.createTextNode(part.text));
+    li.appendChild(p);
+  }
+  const meta = el('p', 'meta');
+  const when = el('time', 'date', fmtDate(h.modified));
+  when.dateTime = h.modified;
+  when.title = 'Modified ' + h.modified;
+  meta.append(document.createTextNode((h.title ? h.title + ' · ' : '') + fmtSize(h.size) + ' · '), when);
   li.appendChild(meta);
-  const score = document.createElement('p');
-  score.className = 'score';
-  score.textContent = scoreText(h);
-  li.appendChild(score);
+  const foot = el('div', 'card-foot');
+  const why = el('span', 'why why-' + whyText(h).replace(/ /g, '-'), 'matched: ' + whyText(h));
+  foot.appendChild(why);
+  const score = el('span', 'score', 'score ' + fmtScore(h.score));
+  score.title = scoreText(h);
+  foot.appendChild(score);
+  li.appendChild(foot);
+  const actions = el('div', 'card-actions');
+  const up = el('button', 'vote vote-up', '▲');
+  const down = el('button', 'vote vote-down', '▼');
+  up.type = down.type = 'button';
+  up.setAttribute('aria-label', 'Good result: ' + h.name);
+  down.setAttribute('aria-label', 'Poor result: ' + h.name);
+  up.title = 'Thumbs up: a good result for this search';
+  down.title = 'Thumbs down: a poor result for this search';
+  up.setAttribute('aria-pressed', 'false');
+  down.setAttribute('aria-pressed', 'false');
+  up.addEventListener('click', () => vote(h, 1, up, down));
+  down.addEventListener('click', () => vote(h, -1, up, down));
+  actions.append(up, down);
   if (state.config && state.config.similarSearch && h.type.startsWith('image/')) {
-    const sim = document.createElement('button');
+    const sim = el('button', 'similar', 'Find similar');
     sim.type = 'button';
-    sim.className = 'similar';
-    sim.textContent = 'Find similar';
     sim.setAttribute('aria-label', 'Find images similar to ' + h.name);
     sim.addEventListener('click', () => {
-      state.similarTo = { id: h.id, name: h.name };
+      state.similarTo = { id: String(h.id), name: h.name };
       clearImage(false);
       $('q').value = '';
-      search(true);
+      run(true, true);
     });
-    li.appendChild(sim);
+    actions.appendChild(sim);
   }
+  li.appendChild(actions);
   return li;
 }
 
-async function search(reset) {
+function sortHits(hits, how) {
+  const out = hits.slice();
+  if (how === 'date') out.sort((a, b) => (b.modified > a.modified ? 1 : b.modified < a.modified ? -1 : 0));
+  if (how === 'name') out.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true, sensitivity: 'base' }));
+  return out;
+}
+
+function render(hits) {
+  releaseBlobs();
+  const images = hits.filter((h) => h.type.startsWith('image/'));
+  const docs = hits.filter((h) => !h.type.startsWith('image/'));
+  const mixed = images.length > 0 && docs.length > 0;
+  $('images').hidden = !mixed;
+  $('image-strip').replaceChildren(...(mixed ? images.map(card) : []));
+  $('results').replaceChildren(...(mixed ? docs : hits).map(card));
+}
+
+// --- search ---
+
+// Runs the search the form and state describe. `reset`: back to page 1; `push`: a new history
+// entry (a user's action; Back returns to the previous search).
+async function run(reset, push) {
   showError('');
   await refreshConfig();  // an administrator may have turned image search off or on since the last search
-  if (reset) { state.cursors = [null]; state.page = 0; }
+  if (reset) state.page = 0;
+  if (push && !state.image) history.pushState(null, '', urlFor());
+  else if (!state.image) history.replaceState(null, '', urlFor());
   const q = $('q').value.trim();
   const f = filters();
+  const limit = Number($('f-limit').value);
+  const sort = $('sort').value;
   if (!q && !state.image && !state.similarTo) {
     $('summary').textContent = 'Type some words' + (state.config && state.config.imageSearch ? ' or give an image' : '') + ' to search.';
+    render([]);
+    $('pager').hidden = true;
     return;
   }
-  const cursor = state.cursors[state.page];
+  // Relevance pages on the server; a sorted view sorts the SORT_WINDOW most relevant and pages here.
+  if (sort) { f.limit = String(SORT_WINDOW); } else { f.limit = String(limit); f.from = String(state.page * limit); }
   let res;
   try {
     if (state.image) {
@@ -158,13 +368,11 @@ async function search(reset) {
       form.append('image', state.image);
       if (q) form.append('q', q);
       for (const [k, v] of Object.entries(f)) form.append(k, v);
-      if (cursor) form.append('searchAfter', cursor);
       res = await api('/search', { method: 'POST', body: form });
     } else {
       const p = new URLSearchParams(f);
       if (q) p.set('q', q);
       if (state.similarTo) p.set('similarTo', state.similarTo.id);
-      if (cursor) p.set('searchAfter', cursor);
       res = await api('/search?' + p.toString());
     }
   } catch (e) {
@@ -172,22 +380,50 @@ async function search(reset) {
     return;
   }
   const body = await res.json();
-  releaseBlobs();
-  const list = $('results');
-  list.replaceChildren(...body.hits.map(card));
-  const limit = Number(f.limit);
+  state.lastMode = body.mode;
+  state.lastQuery = q;
+  let hits = body.hits;
+  let more;
+  let total = body.total;
+  let exact = body.totalExact;
+  if (sort) {
+    const all = sortHits(hits, sort);
+    hits = all.slice(state.page * limit, (state.page + 1) * limit);
+    more = (state.page + 1) * limit < all.length;
+    if (total > all.length) { total = all.length; exact = false; }
+  } else {
+    more = !!body.nextCursor || state.page * limit + hits.length < body.total;
+  }
+  render(hits);
   const first = state.page * limit + 1;
   const what = state.similarTo ? 'similar to ' + state.similarTo.name : state.image ? 'like your image' : 'for “' + q + '”';
-  $('summary').textContent = body.hits.length
-    ? 'Results ' + first + '–' + (first + body.hits.length - 1) + ' of ' + (body.totalExact ? '' : 'about ') + body.total +
-      ' ' + what + ' (' + body.mode + ', ' + body.tookMs.toFixed(1) + ' ms)'
+  const order = sort === 'date' ? ', newest first' : sort === 'name' ? ', by name' : '';
+  $('summary').textContent = hits.length
+    ? 'Results ' + first + '–' + (first + hits.length - 1) + ' of ' + (exact ? '' : 'about ') + total +
+      ' ' + what + ' (' + body.mode + ', ' + body.tookMs.toFixed(1) + ' ms' + order + ')' +
+      (sort && body.total > SORT_WINDOW ? ' — sorting the ' + SORT_WINDOW + ' most relevant' : '')
     : 'No results ' + what + '.';
-  if (body.nextCursor) state.cursors[state.page + 1] = body.nextCursor;
-  else state.cursors.length = state.page + 1;
-  $('pager').hidden = state.page === 0 && !body.nextCursor;
+  $('pager').hidden = state.page === 0 && !more;
   $('prev').disabled = state.page === 0;
-  $('next').disabled = !body.nextCursor;
+  $('next').disabled = !more;
   $('page-label').textContent = 'Page ' + (state.page + 1);
+}
+
+// --- preview ---
+
+function pre(text) {
+  const p = el('pre', 'preview-text');
+  p.textContent = text.length > 100000 ? text.slice(0, 100000) + '\n…' : text;
+  return p;
+}
+
+async function previewText(h, bodyEl) {
+  try {
+    const t = await (await api('/documents/' + h.id + '/text')).json();
+    bodyEl.appendChild(t.text ? pre(t.text) : el('p', 'muted', 'This file has no text.'));
+  } catch (e) {
+    bodyEl.appendChild(el('p', 'muted', 'No text: ' + e.message));
+  }
 }
 
 async function preview(h) {
@@ -197,7 +433,7 @@ async function preview(h) {
   bodyEl.replaceChildren();
   const meta = $('preview-meta');
   meta.replaceChildren();
-  const rows = [['Path', h.path], ['Type', h.type], ['Size', fmtSize(h.size)], ['Modified', h.modified]];
+  const rows = [['Path', h.path], ['Type', h.type], ['Size', fmtSize(h.size)], ['Modified', fmtDate(h.modified) + ' (' + h.modified + ')']];
   if (h.title) rows.push(['Title', h.title]);
   if (h.author) rows.push(['Author', h.author]);
   if (h.created) rows.push(['Created', h.created]);
@@ -205,44 +441,44 @@ async function preview(h) {
   if (h.taken) rows.push(['Taken', h.taken]);
   if (h.camera) rows.push(['Camera', h.camera]);
   if (h.gps) rows.push(['Location', h.gps.lat.toFixed(5) + ', ' + h.gps.lon.toFixed(5)]);
+  rows.push(['Matched', whyText(h)]);
   rows.push(['Scores', scoreText(h)]);
-  for (const [k, v] of rows) {
-    const dt = document.createElement('dt'); dt.textContent = k;
-    const dd = document.createElement('dd'); dd.textContent = v;
-    meta.append(dt, dd);
-  }
-  const open = document.createElement('button');
-  open.type = 'button';
-  open.textContent = 'Download';
-  open.addEventListener('click', async () => {
+  for (const [k, v] of rows) meta.append(el('dt', '', k), el('dd', '', v));
+  $('preview-download').onclick = async () => {
     try {
       const a = document.createElement('a');
       a.href = await blobUrl('/documents/' + h.id + '/content');
       a.download = h.name;
       a.click();
     } catch (e) { showError(e.message); }
-  });
-  bodyEl.appendChild(open);
-  dlg.showModal();
+  };
+  $('preview-folder').onclick = () => filterByFolder(folderOf(h.path));
+  $('preview-copy').onclick = async () => {
+    try { await navigator.clipboard.writeText(h.path); $('preview-copy').textContent = 'Copied'; } catch (e) { showError('Copy failed: ' + e.message); }
+  };
+  $('preview-copy').textContent = 'Copy path';
+  if (!dlg.open) dlg.showModal();
+  const isImage = h.type.startsWith('image/') && h.type !== 'image/svg+xml';
   try {
-    if (h.type.startsWith('image/')) {
+    if (isImage || h.type === 'application/pdf') {
       const img = document.createElement('img');
-      img.alt = h.name;
-      img.className = 'preview-image';
-      img.src = await blobUrl(h.thumbnailUrl || '/documents/' + h.id + '/content');
-      bodyEl.prepend(img);
-    } else if (h.type.startsWith('text/') || h.type === 'application/json') {
-      const res = await api('/documents/' + h.id + '/content');
-      const pre = document.createElement('pre');
-      pre.textContent = (await res.text()).slice(0, 20000);
-      bodyEl.prepend(pre);
+      img.alt = isImage ? h.name : 'First page of ' + h.name;
+      img.className = isImage ? 'preview-image' : 'preview-page';
+      try {
+        img.src = await blobUrl('/documents/' + h.id + '/preview');
+      } catch (e) {
+        if (!isImage) throw e;
+        img.src = await blobUrl(h.thumbnailUrl || '/documents/' + h.id + '/content');
+      }
+      bodyEl.appendChild(img);
     }
   } catch (e) {
-    const p = document.createElement('p');
-    p.textContent = 'No preview: ' + e.message;
-    bodyEl.prepend(p);
+    bodyEl.appendChild(el('p', 'muted', 'No picture: ' + e.message));
   }
+  if (!isImage) await previewText(h, bodyEl);
 }
+
+// --- image queries ---
 
 function setImage(file) {
   if (!file || !file.type.startsWith('image/')) { showError('That is not an image.'); return; }
@@ -253,7 +489,7 @@ function setImage(file) {
   $('image-name').textContent = file.name || 'pasted image';
   $('image-chosen').hidden = false;
   $('image-hint').hidden = true;
-  search(true);
+  run(true, false);
 }
 
 function clearImage(rerun) {
@@ -261,14 +497,14 @@ function clearImage(rerun) {
   $('image-input').value = '';
   $('image-chosen').hidden = true;
   $('image-hint').hidden = false;
-  if (rerun) search(true);
+  if (rerun) run(true, true);
 }
 
 function applyConfig(cfg) {
   state.config = cfg;
   document.body.classList.toggle('no-vector', !cfg.vectorSearch);
   document.body.classList.toggle('no-image', !cfg.imageSearch);
-  for (const el of document.querySelectorAll('.vector-only')) el.hidden = !cfg.vectorSearch || (el.id === 'image-zone' && !cfg.imageSearch);
+  for (const e of document.querySelectorAll('.vector-only')) e.hidden = !cfg.vectorSearch || (e.id === 'image-zone' && !cfg.imageSearch);
   // The reason says who turned it off (the administrator, or no model loaded) and why.
   showNotice(cfg.imageSearch ? '' : cfg.reason || 'Image search is off.');
   if (!cfg.imageSearch && state.image) clearImage(false);
@@ -289,11 +525,14 @@ async function init() {
   $('search-form').addEventListener('submit', (e) => {
     e.preventDefault();
     state.similarTo = null;
-    search(true);
+    run(true, true);
   });
-  for (const id of ['f-type', 'f-mode', 'f-limit', 'f-after', 'f-before']) $(id).addEventListener('change', () => search(true));
-  $('prev').addEventListener('click', () => { if (state.page > 0) { state.page--; search(false); } });
-  $('next').addEventListener('click', () => { if (state.cursors[state.page + 1]) { state.page++; search(false); } });
+  for (const id of ['f-type', 'f-mode', 'f-limit', 'f-after', 'f-before', 'f-taken-after', 'f-taken-before', 'sort']) {
+    $(id).addEventListener('change', () => run(true, true));
+  }
+  for (const id of ['f-ext', 'f-path']) $(id).addEventListener('change', () => run(true, true));
+  $('prev').addEventListener('click', () => { if (state.page > 0) { state.page--; run(false, true); } });
+  $('next').addEventListener('click', () => { state.page++; run(false, true); });
   $('image-input').addEventListener('change', (e) => setImage(e.target.files[0]));
   $('image-clear').addEventListener('click', () => clearImage(true));
   const zone = $('image-zone');
@@ -315,11 +554,25 @@ async function init() {
     state.token = $('token').value.trim();
     localStorage.setItem('filesearch.token', state.token);
     $('auth').hidden = true;
-    search(true);
+    showTokenStatus();
+    run(true, false);
   });
+  $('token-clear').addEventListener('click', () => {
+    state.token = '';
+    localStorage.removeItem('filesearch.token');
+    $('token').value = '';
+    showTokenStatus();
+    refreshConfig();
+  });
+  showTokenStatus();
   $('preview-close').addEventListener('click', () => $('preview').close());
-  const q = new URLSearchParams(location.search).get('q');
-  if (q) { $('q').value = q; search(true); }
+  window.addEventListener('popstate', () => {
+    clearImage(false);
+    readUrl();
+    run(false, false);
+  });
+  readUrl();
+  if ($('q').value.trim() || state.similarTo) run(false, false);
 }
 
 document.addEventListener('DOMContentLoaded', init);
