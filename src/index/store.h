@@ -146,10 +146,13 @@ struct FailureCounts {
 struct StoreOptions {
   bool sync_full = false;  // synchronous=FULL: survive power loss too, at some write cost
   int read_connections = 4;
-  // BM25 field weights: name, path, content.
+  // BM25 field weights: name, path, content, and the parts of names and paths' words ("kodim"
+  // in "kodim01.png"), at half the whole word's weight so that part matches rank below.
   double weight_name = 10.0;
   double weight_path = 4.0;
   double weight_content = 1.0;
+  double weight_name_parts = 5.0;
+  double weight_path_parts = 2.0;
   // Keep an in-memory keyword index (impact-bounded posting blocks) beside FTS5 for fast top-k
   // BM25 on large stores. Built in the background at open (FTS5 answers until it is ready) and
   // kept current from the document log. For long-running readers (the server); costs memory
