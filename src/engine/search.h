@@ -50,6 +50,23 @@ struct SearchRequest {
   double floor_min_score = 0.0;      // absolute cosine floor, calibrated per model; 0 = none
 };
 
+// The defaults of a deployment for what a request may tune: the fusion and the picture floor
+// (`filesearch serve`/`search`/`eval` flags --fusion, --rrf-k, --text-weight, --vector-weight,
+// --floor-sd, --floor-min-score; request fields fusion, rrfK, textWeight, vectorWeight, floorSd,
+// floorMinScore override them per request). docs/params.md says how each trades off and
+// docs/benchmarks.md how the defaults were chosen.
+struct SearchTuning {
+  FusionMethod fusion = FusionMethod::kRrf;
+  double rrf_k = 60.0;          // > 0
+  double text_weight = 1.0;     // >= 0
+  double vector_weight = 1.0;   // >= 0
+  double floor_sd = 4.0;        // >= 0 (raised to the chance maximum of the collection anyway)
+  double floor_min_score = 0.0; // in [-1, 1]
+  // InvalidArgument naming the first field out of range and its range.
+  Status Validate() const;
+  void ApplyTo(SearchRequest* request) const;
+};
+
 // The picture floor of `scores` (a sample of one query's cosines with a collection of `population`
 // vectors): median + s * 1.4826 * MAD, at least `min_score`, where s = max(sd,
 // ChanceMaximumSd(population)). +infinity below 8 scores: too few to tell what stands out.

@@ -88,6 +88,16 @@ CREATE TRIGGER IF NOT EXISTS documents_au AFTER UPDATE ON documents BEGIN
   INSERT INTO doc_fts(rowid, name, path, content, name_parts, path_parts)
   VALUES (new.id, new.name, new.path, new.content, char(1) || new.name, char(1) || new.path);
 END;
+-- Search feedback: one vote per (user, query, document path); see Store::RecordFeedback.
+CREATE TABLE IF NOT EXISTS feedback(
+  user TEXT NOT NULL,
+  query TEXT NOT NULL,
+  path TEXT NOT NULL,
+  doc_id INTEGER NOT NULL,
+  mode TEXT NOT NULL,
+  vote INTEGER NOT NULL,
+  at_ns INTEGER NOT NULL,
+  PRIMARY KEY(user, query, path));
 CREATE TABLE IF NOT EXISTS doc_log(seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS documents_log_ai AFTER INSERT ON documents BEGIN
   INSERT INTO doc_log(doc_id) VALUES (new.id);
@@ -1263,6 +1273,66 @@ Result<std::optional<std::string>> Store::GetMeta(const std::string& key) const 
   FS_ASSIGN_OR_RETURN(bool has, s.Step());
   if (!has) return std::optional<std::string>();
   return std::optional<std::string>(s.Text(0));
+}
+
+}  // namespace fs
+
+namespace fs {
+
+Result<Document> Store::GetByPath(const std::string& path) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(std::string("SELECT ") + kDocColumns +
+                                          " FROM documents d WHERE d.path = ? ORDER BY d.id LIMIT 1"));
+  s.Bind(1, std::string_view(path));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound("no document with path '" + path + "'");
+  Document d;
+  ReadDocument(s, &d, false);
+  return d;
+}
+
+Status Store::RecordFeedback(const FeedbackVote& v) {
+  std::lock_guard lock(impl_->write_mu);
+  if (v.vote == 0) {
+    FS_ASSIGN_OR_RETURN(Stmt s, impl_->writer.Prepare("DELETE FROM feedback WHERE user = ? AND query = ? AND path = ?"));
+    s.Bind(1, std::string_view(v.user)).Bind(2, std::string_view(v.query)).Bind(3, std::string_view(v.path));
+    return s.Run();
+  }
+  FS_ASSIGN_OR_RETURN(Stmt s, impl_->writer.Prepare(
+                                  "INSERT INTO feedback(user, query, path, doc_id, mode, vote, at_ns) VALUES(?,?,?,?,?,?,?) "
+                                  "ON CONFLICT(user, query, path) DO UPDATE SET doc_id = excluded.doc_id, "
+                                  "mode = excluded.mode, vote = excluded.vote, at_ns = excluded.at_ns"));
+  s.Bind(1, std::string_view(v.user)).Bind(2, std::string_view(v.query)).Bind(3, std::string_view(v.path));
+  s.Bind(4, v.doc_id).Bind(5, std::string_view(v.mode)).Bind(6, static_cast<int64_t>(v.vote)).Bind(7, v.at_ns);
+  return s.Run();
+}
+
+Result<std::vector<FeedbackVote>> Store::ListFeedback(const std::string& user,
+                                                      const std::optional<std::string>& query) const {
+  Impl::Lease db(impl_.get());
+  std::string sql = "SELECT user, query, path, doc_id, mode, vote, at_ns FROM feedback WHERE 1";
+  if (!user.empty()) sql += " AND user = ?";
+  if (query) sql += " AND query = ?";
+  sql += " ORDER BY at_ns, user, query, path";
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(sql));
+  int i = 0;
+  if (!user.empty()) s.Bind(++i, std::string_view(user));
+  if (query) s.Bind(++i, std::string_view(*query));
+  std::vector<FeedbackVote> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    FeedbackVote v;
+    v.user = s.Text(0);
+    v.query = s.Text(1);
+    v.path = s.Text(2);
+    v.doc_id = s.Int(3);
+    v.mode = s.Text(4);
+    v.vote = static_cast<int>(s.Int(5));
+    v.at_ns = s.Int(6);
+    out.push_back(std::move(v));
+  }
+  return out;
 }
 
 }  // namespace fs
