@@ -136,7 +136,7 @@ Status SearchTuning::Validate() const {
   if (!(rrf_k > 0 && rrf_k <= 1e6)) return bad("rrf k must be greater than 0 and at most 1000000 (default 60)");
   if (!(text_weight >= 0 && text_weight <= 1e6)) return bad("the text weight must be between 0 and 1000000 (default 1)");
   if (!(vector_weight >= 0 && vector_weight <= 1e6)) return bad("the vector weight must be between 0 and 1000000 (default 1)");
-  if (!(floor_sd >= 0 && floor_sd <= 100)) return bad("the floor's SDs must be between 0 and 100 (default 4)");
+  if (!(floor_sd >= 0 && floor_sd <= 100)) return bad("the floor's SDs must be between 0 and 100 (default 5)");
   if (!(floor_min_score >= -1 && floor_min_score <= 1)) {
     return bad("the floor's minimum score is a cosine: between -1 and 1 (default 0, none)");
   }
