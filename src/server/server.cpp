@@ -790,6 +790,10 @@ Outcome Server::Impl::Search(const http::Request& req, const Ctx& ctx) {
   Json body = Json::parse(req.body, nullptr, false);
   if (body.is_discarded()) return BadRequest("the request body is not valid JSON");
   if (!body.is_object()) return BadRequest("the request body must be a JSON object");
+  // docs/openapi.json gives no field a null value: omitting it is how a field is left out.
+  for (const auto& [key, value] : body.items()) {
+    if (value.is_null()) return BadRequest(key.substr(0, 40) + " is null: omit the field or give it a value");
+  }
   std::string image;
   bool has_image = false;
   if (body.contains("imageBase64")) {

@@ -651,6 +651,8 @@ TEST_F(ApiTest, EmbedRefusesSsrfAndEscapes) {
 TEST_F(ApiTest, BadInputGetsClearErrors) {
   ExpectError(PostJson("/search", "{not json"), 400, "invalid_argument", "/search", "post");
   ExpectError(PostJson("/search", "[1,2]"), 400, "invalid_argument", "/search", "post");
+  // No field is nullable in the description: a null is refused, not read as absent.
+  ExpectError(PostJson("/search", R"({"q": "report", "takenBefore": null})"), 400, "invalid_argument", "/search", "post");
   ExpectError(PostJson("/embed", "{\"imageUrl\": "), 400, "invalid_argument", "/embed", "post");
   ExpectError(Get("/search?imageEmbedding=%5BNaN%5D"), 400, "invalid_argument");
   ExpectError(Get("/search?imageEmbedding=1,nan,3"), 400, "invalid_argument");
