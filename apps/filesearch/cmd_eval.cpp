@@ -2,9 +2,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "apps/filesearch/commands.h"
 #include "core/json_dump.h"
@@ -53,20 +52,25 @@ std::string Cut(const std::string& s, size_t n) {
 }  // namespace
 
 void RegisterEval(CLI::App& app, GlobalFlags& flags, int* exit_code) {
-  auto* cmd = app.add_subcommand("eval", "Measure search quality on graded judgments: nDCG@10, recall@10/100, MRR per mode")
-                  ->footer(
-                      "Judgments (a grade above 0 is relevant; documents by path or by id):\n"
-                      "  JSONL, a line each:  {\"query\": \"debian package\", \"doc\": \"/srv/ref/ch02.html\", \"grade\": 2}\n"
-                      "  TREC qrels:          q1 0 /srv/ref/ch02.html 2     (with --topics: 'q1<TAB>debian package')\n"
-                      "Modes (repeat --mode; default text, plus vector and hybrid when a model is given):\n"
-                      "  text | vector | hybrid | hybrid:rrf | hybrid:linear | hybrid:linear:0.3\n"
-                      "  (0.3 = the vector leg's share of the weight: text 0.7, vector 0.3)\n"
-                      "Examples:\n"
-                      "  filesearch eval bench/eval/judgments.jsonl --root ../shared/corpus\n"
-                      "  filesearch eval qrels.txt --topics topics.tsv --mode text --mode hybrid:rrf --model-dir M --per-query\n"
-                      "  filesearch feedback export --format jsonl > votes.jsonl && filesearch eval votes.jsonl\n"
-                      "Each query is searched once per mode (100 results); queries without a relevant document are\n"
-                      "left out of the means. nDCG uses trec_eval's linear gain. See docs/benchmarks.md.");
+  auto* cmd =
+      app.add_subcommand("eval",
+                         "Measure search quality on graded judgments: nDCG@10, recall@10/100, MRR per mode")
+          ->footer(
+              "Judgments (a grade above 0 is relevant; documents by path or by id):\n"
+              "  JSONL, a line each:  {\"query\": \"debian package\", \"doc\": \"/srv/ref/ch02.html\", "
+              "\"grade\": 2}\n"
+              "  TREC qrels:          q1 0 /srv/ref/ch02.html 2     (with --topics: 'q1<TAB>debian "
+              "package')\n"
+              "Modes (repeat --mode; default text, plus vector and hybrid when a model is given):\n"
+              "  text | vector | hybrid | hybrid:rrf | hybrid:linear | hybrid:linear:0.3\n"
+              "  (0.3 = the vector leg's share of the weight: text 0.7, vector 0.3)\n"
+              "Examples:\n"
+              "  filesearch eval bench/eval/judgments.jsonl --root ../shared/corpus\n"
+              "  filesearch eval qrels.txt --topics topics.tsv --mode text --mode hybrid:rrf --model-dir M "
+              "--per-query\n"
+              "  filesearch feedback export --format jsonl > votes.jsonl && filesearch eval votes.jsonl\n"
+              "Each query is searched once per mode (100 results); queries without a relevant document are\n"
+              "left out of the means. nDCG uses trec_eval's linear gain. See docs/benchmarks.md.");
   struct Args {
     std::string judgments, topics, root;
     std::vector<std::string> modes;
@@ -75,12 +79,17 @@ void RegisterEval(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     ModelFlags model_flags;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("JUDGMENTS", a->judgments, "Judgments file: JSONL or TREC qrels")->required()->type_name("FILE");
-  cmd->add_option("--topics", a->topics, "Query texts of qrels judgments: lines 'QUERY-ID<TAB>TEXT'")->type_name("FILE");
+  cmd->add_option("JUDGMENTS", a->judgments, "Judgments file: JSONL or TREC qrels")
+      ->required()
+      ->type_name("FILE");
+  cmd->add_option("--topics", a->topics, "Query texts of qrels judgments: lines 'QUERY-ID<TAB>TEXT'")
+      ->type_name("FILE");
   cmd->add_option("--root", a->root,
-                  "Folder that relative document paths in the judgments are relative to (the index holds absolute paths)")
+                  "Folder that relative document paths in the judgments are relative to (the index holds "
+                  "absolute paths)")
       ->type_name("DIR");
-  cmd->add_option("--mode", a->modes, "A way of searching to evaluate (repeatable): text, vector, hybrid[:FUSION[:W]]");
+  cmd->add_option("--mode", a->modes,
+                  "A way of searching to evaluate (repeatable): text, vector, hybrid[:FUSION[:W]]");
   cmd->add_flag("--per-query", a->per_query, "Also print each query's nDCG@10 and reciprocal rank per mode");
   cmd->add_flag("--json", a->json, "Print the figures as JSON");
   AddTuningFlags(cmd, &a->tuning);
@@ -123,9 +132,9 @@ void RegisterEval(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       if (!m.ok()) return fail(m.status().message());
       modes.push_back(*m);
     }
-    const bool wants_vectors = a->modes.empty() || std::any_of(modes.begin(), modes.end(), [](const EvalMode& m) {
-                                 return m.mode != SearchMode::kText;
-                               });
+    const bool wants_vectors =
+        a->modes.empty() || std::any_of(modes.begin(), modes.end(),
+                                        [](const EvalMode& m) { return m.mode != SearchMode::kText; });
     std::unique_ptr<ClipEmbedder> clip;
     std::string model;
     if (wants_vectors) {
@@ -143,11 +152,13 @@ void RegisterEval(CLI::App& app, GlobalFlags& flags, int* exit_code) {
         modes.push_back(*ParseEvalMode("vector"));
         modes.push_back(*ParseEvalMode("hybrid"));
       } else if (!a->json) {
-        std::fprintf(stderr, "filesearch eval: text only; vector and hybrid modes need a CLIP model (--model-dir)\n");
+        std::fprintf(stderr,
+                     "filesearch eval: text only; vector and hybrid modes need a CLIP model (--model-dir)\n");
       }
     } else if (wants_vectors && !clip) {
-      return fail("vector and hybrid modes embed the query text with a CLIP model: give --model-dir (or set "
-                  "FILESEARCH_MODEL_DIR), or evaluate --mode text only");
+      return fail(
+          "vector and hybrid modes embed the query text with a CLIP model: give --model-dir (or set "
+          "FILESEARCH_MODEL_DIR), or evaluate --mode text only");
     }
     // Judged documents the index does not hold count as relevant and never found: say so.
     size_t missing = 0;
@@ -155,7 +166,8 @@ void RegisterEval(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     for (const EvalQuery& q : judgments->queries) {
       for (const auto& [doc, grade] : q.grades) {
         if (grade <= 0) continue;
-        auto found = AllDigits(doc) ? (*engine)->GetDocument(std::stoll(doc)) : (*engine)->GetDocumentByPath(doc);
+        auto found =
+            AllDigits(doc) ? (*engine)->GetDocument(std::stoll(doc)) : (*engine)->GetDocumentByPath(doc);
         if (!found.ok()) {
           if (found.status().code() != StatusCode::kNotFound) return fail(found.status().ToString());
           if (missing++ == 0) first_missing = doc;
@@ -163,16 +175,19 @@ void RegisterEval(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       }
     }
     if (missing > 0) {
-      std::fprintf(stderr,
-                   "filesearch eval: warning: %zu relevant judged documents are not in the index (first: %s); they count "
-                   "as not found. Index their folder, or give --root when the judgments name relative paths.\n",
-                   missing, first_missing.c_str());
+      std::fprintf(
+          stderr,
+          "filesearch eval: warning: %zu relevant judged documents are not in the index (first: %s); they "
+          "count "
+          "as not found. Index their folder, or give --root when the judgments name relative paths.\n",
+          missing, first_missing.c_str());
     }
     std::vector<size_t> evaluated;  // queries with a relevant document
     for (size_t i = 0; i < judgments->queries.size(); ++i) {
       if (judgments->queries[i].Relevant() > 0) evaluated.push_back(i);
     }
-    if (evaluated.empty()) return fail("no query has a relevant document (grade above 0): nothing to measure");
+    if (evaluated.empty())
+      return fail("no query has a relevant document (grade above 0): nothing to measure");
     std::vector<ModeResult> results;
     for (const EvalMode& mode : modes) {
       ModeResult res{mode, {}, {}};
@@ -209,12 +224,9 @@ void RegisterEval(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     }
     const size_t skipped = judgments->queries.size() - evaluated.size();
     if (a->json) {
-      nlohmann::json out = {{"judgments", a->judgments},
-                            {"queries", judgments->queries.size()},
-                            {"evaluated", evaluated.size()},
-                            {"judged", judgments->judged},
-                            {"missingRelevant", missing},
-                            {"modes", nlohmann::json::array()}};
+      nlohmann::json out = {{"judgments", a->judgments},     {"queries", judgments->queries.size()},
+                            {"evaluated", evaluated.size()}, {"judged", judgments->judged},
+                            {"missingRelevant", missing},    {"modes", nlohmann::json::array()}};
       for (const ModeResult& res : results) {
         nlohmann::json m = {{"mode", res.mode.name},
                             {"ndcg@10", res.mean.ndcg10},
@@ -226,8 +238,12 @@ void RegisterEval(CLI::App& app, GlobalFlags& flags, int* exit_code) {
           for (size_t i = 0; i < evaluated.size(); ++i) {
             const EvalQuery& q = judgments->queries[evaluated[i]];
             const QueryMetrics& pm = res.per_query[i];
-            m["perQuery"].push_back({{"id", q.id}, {"query", q.text}, {"ndcg@10", pm.ndcg10}, {"recall@10", pm.recall10},
-                                     {"recall@100", pm.recall100}, {"rr", pm.rr}});
+            m["perQuery"].push_back({{"id", q.id},
+                                     {"query", q.text},
+                                     {"ndcg@10", pm.ndcg10},
+                                     {"recall@10", pm.recall10},
+                                     {"recall@100", pm.recall100},
+                                     {"rr", pm.rr}});
           }
         }
         out["modes"].push_back(std::move(m));
@@ -235,8 +251,8 @@ void RegisterEval(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       std::printf("%s\n", DumpJson(out).c_str());
       return;
     }
-    std::printf("%s: %zu queries, %zu judgments; %zu queries with a relevant document are measured", a->judgments.c_str(),
-                judgments->queries.size(), judgments->judged, evaluated.size());
+    std::printf("%s: %zu queries, %zu judgments; %zu queries with a relevant document are measured",
+                a->judgments.c_str(), judgments->queries.size(), judgments->judged, evaluated.size());
     if (skipped > 0) std::printf(" (%zu without one are left out)", skipped);
     std::printf("\n\n%-28s %8s %10s %11s %8s\n", "mode", "nDCG@10", "recall@10", "recall@100", "MRR");
     for (const ModeResult& res : results) {
@@ -262,20 +278,25 @@ void RegisterEval(CLI::App& app, GlobalFlags& flags, int* exit_code) {
 void RegisterFeedback(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* fb = app.add_subcommand("feedback", "Users' votes on search results (the UI's thumbs up/down)");
   fb->require_subcommand(1);
-  auto* exp = fb->add_subcommand("export", "Write the stored votes as judgments that 'filesearch eval' reads")
-                  ->footer(
-                      "Grade 1 where a document's up votes outnumber its down votes for that query, else 0.\n"
-                      "Examples:\n"
-                      "  filesearch feedback export --format jsonl > votes.jsonl && filesearch eval votes.jsonl\n"
-                      "  filesearch feedback export --format qrels --topics topics.tsv > qrels.txt\n"
-                      "  filesearch eval qrels.txt --topics topics.tsv");
+  auto* exp =
+      fb->add_subcommand("export", "Write the stored votes as judgments that 'filesearch eval' reads")
+          ->footer(
+              "Grade 1 where a document's up votes outnumber its down votes for that query, else 0.\n"
+              "Examples:\n"
+              "  filesearch feedback export --format jsonl > votes.jsonl && filesearch eval votes.jsonl\n"
+              "  filesearch feedback export --format qrels --topics topics.tsv > qrels.txt\n"
+              "  filesearch eval qrels.txt --topics topics.tsv");
   struct Args {
     std::string format = "jsonl", output, topics, user;
   };
   auto a = std::make_shared<Args>();
-  exp->add_option("--format", a->format, "qrels or jsonl")->check(CLI::IsMember({"qrels", "jsonl"}))->capture_default_str();
-  exp->add_option("--output,-o", a->output, "Write the judgments here (default: standard output)")->type_name("FILE");
-  exp->add_option("--topics", a->topics, "qrels: write the query texts here ('ID<TAB>TEXT' lines); required with qrels")
+  exp->add_option("--format", a->format, "qrels or jsonl")
+      ->check(CLI::IsMember({"qrels", "jsonl"}))
+      ->capture_default_str();
+  exp->add_option("--output,-o", a->output, "Write the judgments here (default: standard output)")
+      ->type_name("FILE");
+  exp->add_option("--topics", a->topics,
+                  "qrels: write the query texts here ('ID<TAB>TEXT' lines); required with qrels")
       ->type_name("FILE");
   exp->add_option("--user", a->user, "Only this user's votes (default: everyone's)");
   exp->callback([&flags, exit_code, a]() {
@@ -284,7 +305,8 @@ void RegisterFeedback(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       *exit_code = 1;
     };
     if (a->format == "qrels" && a->topics.empty()) {
-      return fail("qrels hold query ids only: give --topics FILE for the query texts (eval reads it with --topics)");
+      return fail(
+          "qrels hold query ids only: give --topics FILE for the query texts (eval reads it with --topics)");
     }
     auto engine = OpenExistingEngine(flags);
     if (!engine.ok()) return fail(OpenError(engine.status()));
@@ -296,8 +318,8 @@ void RegisterFeedback(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     if (a->format == "qrels") {
       if (Status s = WriteText(a->topics, out->topics); !s.ok()) return fail(s.message());
     }
-    std::fprintf(stderr, "%zu votes exported: %zu queries, %zu judged documents\n", votes->size(), out->queries,
-                 out->documents);
+    std::fprintf(stderr, "%zu votes exported: %zu queries, %zu judged documents\n", votes->size(),
+                 out->queries, out->documents);
   });
 }
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
-
 #include <nlohmann/json.hpp>
 
 #include "core/utf8.h"
@@ -26,7 +25,8 @@ Status ForEachLine(std::string_view text, const std::function<Status(size_t, std
     ++number;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
-    if (line.size() > kMaxLine) return Status::InvalidArgument("line " + std::to_string(number) + " is longer than 1 MiB");
+    if (line.size() > kMaxLine)
+      return Status::InvalidArgument("line " + std::to_string(number) + " is longer than 1 MiB");
     FS_RETURN_IF_ERROR(fn(number, line));
   }
   return Status::Ok();
@@ -74,7 +74,8 @@ Status CheckGrade(int64_t grade, size_t line) {
 }
 
 bool AllDigits(std::string_view s) {
-  return !s.empty() && s.size() < 19 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return !s.empty() && s.size() < 19 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 }  // namespace
@@ -91,11 +92,13 @@ Result<Judgments> ParseJudgmentsJsonl(std::string_view text) {
     const std::string where = "line " + std::to_string(number) + ": ";
     auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object()) {
-      return Status::InvalidArgument(where + "not a JSON object; write {\"query\": \"...\", \"doc\": \"path\", \"grade\": 1}");
+      return Status::InvalidArgument(
+          where + "not a JSON object; write {\"query\": \"...\", \"doc\": \"path\", \"grade\": 1}");
     }
     for (const auto& [key, value] : j.items()) {
       if (key != "query" && key != "doc" && key != "grade" && key != "id") {
-        return Status::InvalidArgument(where + "unknown field '" + key.substr(0, 40) + "' (fields: query, doc, grade, id)");
+        return Status::InvalidArgument(where + "unknown field '" + key.substr(0, 40) +
+                                       "' (fields: query, doc, grade, id)");
       }
     }
     if (!j.contains("query") || !j["query"].is_string() || j["query"].get<std::string>().empty()) {
@@ -118,13 +121,17 @@ Result<Judgments> ParseJudgmentsJsonl(std::string_view text) {
     FS_RETURN_IF_ERROR(CheckGrade(grade, number));
     std::string id = query;
     if (j.contains("id")) {
-      if (j["id"].is_string()) id = j["id"].get<std::string>();
-      else if (j["id"].is_number_integer()) id = std::to_string(j["id"].get<int64_t>());
-      else return Status::InvalidArgument(where + "\"id\" must be a string or an integer");
+      if (j["id"].is_string())
+        id = j["id"].get<std::string>();
+      else if (j["id"].is_number_integer())
+        id = std::to_string(j["id"].get<int64_t>());
+      else
+        return Status::InvalidArgument(where + "\"id\" must be a string or an integer");
     }
     EvalQuery& q = b.Query(id, query);
     if (q.text != query) {
-      return Status::InvalidArgument(where + "query id '" + id + "' was given before with another text ('" + q.text + "')");
+      return Status::InvalidArgument(where + "query id '" + id + "' was given before with another text ('" +
+                                     q.text + "')");
     }
     b.Add(q, std::move(doc), static_cast<int>(grade));
     return Status::Ok();
@@ -141,9 +148,11 @@ Result<Judgments> ParseQrels(std::string_view qrels, std::string_view topics) {
     std::string_view text = cut == std::string_view::npos ? std::string_view() : line.substr(cut + 1);
     while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
     if (id.empty() || text.empty()) {
-      return Status::InvalidArgument("topics line " + std::to_string(number) + ": write QUERY-ID<TAB>QUERY TEXT");
+      return Status::InvalidArgument("topics line " + std::to_string(number) +
+                                     ": write QUERY-ID<TAB>QUERY TEXT");
     }
-    if (!IsValidUtf8(text)) return Status::InvalidArgument("topics line " + std::to_string(number) + ": not valid UTF-8");
+    if (!IsValidUtf8(text))
+      return Status::InvalidArgument("topics line " + std::to_string(number) + ": not valid UTF-8");
     text_of[std::string(id)] = std::string(text);
     return Status::Ok();
   }));
@@ -151,11 +160,15 @@ Result<Judgments> ParseQrels(std::string_view qrels, std::string_view topics) {
   FS_RETURN_IF_ERROR(ForEachLine(qrels, [&](size_t number, std::string_view line) -> Status {
     const std::string where = "qrels line " + std::to_string(number) + ": ";
     auto f = Fields(line);
-    if (f.size() != 4) return Status::InvalidArgument(where + "write QUERY-ID 0 DOC GRADE (4 fields, got " + std::to_string(f.size()) + ")");
+    if (f.size() != 4)
+      return Status::InvalidArgument(where + "write QUERY-ID 0 DOC GRADE (4 fields, got " +
+                                     std::to_string(f.size()) + ")");
     int64_t grade = 0;
     bool negative = !f[3].empty() && f[3][0] == '-';
     std::string_view digits = negative ? f[3].substr(1) : f[3];
-    if (!AllDigits(digits)) return Status::InvalidArgument(where + "the grade '" + std::string(f[3].substr(0, 20)) + "' is not an integer");
+    if (!AllDigits(digits))
+      return Status::InvalidArgument(where + "the grade '" + std::string(f[3].substr(0, 20)) +
+                                     "' is not an integer");
     grade = std::stoll(std::string(digits)) * (negative ? -1 : 1);
     FS_RETURN_IF_ERROR(CheckGrade(grade, number));
     auto it = text_of.find(std::string(f[0]));
@@ -174,7 +187,8 @@ Result<Judgments> ParseJudgments(std::string_view text, const std::optional<std:
   if (first != std::string_view::npos && text[first] == '{') return ParseJudgmentsJsonl(text);
   if (!topics) {
     return Status::InvalidArgument(
-        "these judgments are not JSONL, so they are read as TREC qrels, which need the query texts: give --topics FILE "
+        "these judgments are not JSONL, so they are read as TREC qrels, which need the query texts: give "
+        "--topics FILE "
         "(lines 'QUERY-ID<TAB>QUERY TEXT')");
   }
   return ParseQrels(text, *topics);
@@ -191,7 +205,8 @@ double NdcgAt(std::span<const int> grades, std::vector<int> ideal, size_t k) {
   auto dcg = [k](auto begin, auto end) {
     double sum = 0;
     size_t rank = 1;
-    for (auto it = begin; it != end && rank <= k; ++it, ++rank) sum += *it / std::log2(static_cast<double>(rank) + 1);
+    for (auto it = begin; it != end && rank <= k; ++it, ++rank)
+      sum += *it / std::log2(static_cast<double>(rank) + 1);
     return sum;
   };
   std::sort(ideal.begin(), ideal.end(), std::greater<>());
@@ -241,9 +256,10 @@ Result<EvalMode> ParseEvalMode(std::string_view spec) {
   EvalMode m;
   m.name = std::string(spec);
   auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument("--mode '" + std::string(spec.substr(0, 40)) + "': " + why +
-                                   "; write text, vector, hybrid, hybrid:rrf, hybrid:linear or hybrid:linear:0.3 "
-                                   "(0.3 = the vector leg's share of the weight)");
+    return Status::InvalidArgument(
+        "--mode '" + std::string(spec.substr(0, 40)) + "': " + why +
+        "; write text, vector, hybrid, hybrid:rrf, hybrid:linear or hybrid:linear:0.3 "
+        "(0.3 = the vector leg's share of the weight)");
   };
   std::vector<std::string_view> parts;
   size_t pos = 0;
@@ -256,7 +272,8 @@ Result<EvalMode> ParseEvalMode(std::string_view spec) {
   auto mode = ParseSearchMode(parts[0]);
   if (!mode.ok()) return bad("unknown mode '" + std::string(parts[0].substr(0, 20)) + "'");
   m.mode = *mode;
-  if (parts.size() > 1 && m.mode != SearchMode::kHybrid) return bad("only hybrid takes a fusion and a weight");
+  if (parts.size() > 1 && m.mode != SearchMode::kHybrid)
+    return bad("only hybrid takes a fusion and a weight");
   if (parts.size() > 3) return bad("too many parts");
   if (parts.size() >= 2) {
     auto f = ParseFusionMethod(parts[1]);
@@ -267,7 +284,8 @@ Result<EvalMode> ParseEvalMode(std::string_view spec) {
     const std::string w(parts[2]);
     char* end = nullptr;
     const double v = std::strtod(w.c_str(), &end);
-    if (w.empty() || end != w.c_str() + w.size() || !(v >= 0 && v <= 1)) return bad("the weight must be a number from 0 to 1");
+    if (w.empty() || end != w.c_str() + w.size() || !(v >= 0 && v <= 1))
+      return bad("the weight must be a number from 0 to 1");
     m.vector_share = v;
   }
   return m;
@@ -275,7 +293,8 @@ Result<EvalMode> ParseEvalMode(std::string_view spec) {
 
 Result<ExportedJudgments> ExportFeedback(std::span<const FeedbackVote> votes, std::string_view format) {
   if (format != "jsonl" && format != "qrels") {
-    return Status::InvalidArgument("unknown format '" + std::string(format.substr(0, 20)) + "': use qrels or jsonl");
+    return Status::InvalidArgument("unknown format '" + std::string(format.substr(0, 20)) +
+                                   "': use qrels or jsonl");
   }
   // Per query text (first-vote order), per document path (first-vote order): the vote balance.
   struct Doc {
@@ -318,7 +337,8 @@ Result<ExportedJudgments> ExportFeedback(std::span<const FeedbackVote> votes, st
         out.judgments += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
       } else {
         const bool plain = !d.path.empty() && d.path.find_first_of(" \t\r\n") == std::string::npos;
-        out.judgments += id + " 0 " + (plain ? d.path : std::to_string(d.id)) + " " + std::to_string(grade) + "\n";
+        out.judgments +=
+            id + " 0 " + (plain ? d.path : std::to_string(d.id)) + " " + std::to_string(grade) + "\n";
       }
     }
   }

@@ -31,8 +31,8 @@
 namespace fs {
 
 struct EvalQuery {
-  std::string id;    // query id (qrels) or the query text (JSONL without "id")
-  std::string text;  // what is searched
+  std::string id;                               // query id (qrels) or the query text (JSONL without "id")
+  std::string text;                             // what is searched
   std::unordered_map<std::string, int> grades;  // document (path or id) -> grade
   size_t Relevant() const;                      // documents with grade > 0
 };

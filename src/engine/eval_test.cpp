@@ -100,12 +100,15 @@ TEST(EvalJudgmentsTest, BadInputSaysWhichLineAndWhatToWrite) {
   EXPECT_NE(err("q1 0 /a\n", std::string("q1\tx\n")).find("4 fields"), std::string::npos);
   EXPECT_NE(err("q1 0 /a x\n", std::string("q1\tx\n")).find("not an integer"), std::string::npos);
   EXPECT_NE(err("q1 0 /a 11\n", std::string("q1\tx\n")).find("out of range"), std::string::npos);
-  EXPECT_NE(err("{\"query\": \"a\", \"doc\": \"/a\", \"grade\": -1}\n").find("out of range"), std::string::npos);
+  EXPECT_NE(err("{\"query\": \"a\", \"doc\": \"/a\", \"grade\": -1}\n").find("out of range"),
+            std::string::npos);
   EXPECT_NE(err("{\"query\": \"a\", \"doc\": \"/a\"}\n").find("grade"), std::string::npos);
-  EXPECT_NE(err("{\"query\": \"a\", \"doc\": \"/a\", \"grade\": 1}\n{oops\n").find("line 2"), std::string::npos);
+  EXPECT_NE(err("{\"query\": \"a\", \"doc\": \"/a\", \"grade\": 1}\n{oops\n").find("line 2"),
+            std::string::npos);
   EXPECT_NE(err("{\"query\": \"\", \"doc\": \"/a\", \"grade\": 1}\n").find("query"), std::string::npos);
   EXPECT_NE(err("{\"query\": \"a\", \"doc\": true, \"grade\": 1}\n").find("doc"), std::string::npos);
-  EXPECT_NE(err("{\"query\": \"a\", \"doc\": \"/a\", \"grade\": 1, \"x\": 1}\n").find("unknown field"), std::string::npos);
+  EXPECT_NE(err("{\"query\": \"a\", \"doc\": \"/a\", \"grade\": 1, \"x\": 1}\n").find("unknown field"),
+            std::string::npos);
   EXPECT_NE(err("{\"query\": \"a\\u00ff\", \"id\": \"1\", \"doc\": \"/a\", \"grade\": 1}\n"
                 "{\"query\": \"b\", \"id\": \"1\", \"doc\": \"/b\", \"grade\": 1}\n")
                 .find("another text"),
@@ -131,7 +134,8 @@ TEST(EvalModeTest, ModesFusionsAndWeights) {
   rrf->ApplyTo(&d);
   EXPECT_EQ(d.fusion, FusionMethod::kRrf);
   EXPECT_EQ(d.text_weight, 2);  // no weight given: the default stays
-  for (const char* bad : {"", "texts", "text:rrf", "hybrid:max", "hybrid:linear:1.5", "hybrid:linear:x", "hybrid:rrf:0.5:1"}) {
+  for (const char* bad :
+       {"", "texts", "text:rrf", "hybrid:max", "hybrid:linear:1.5", "hybrid:linear:x", "hybrid:rrf:0.5:1"}) {
     EXPECT_FALSE(ParseEvalMode(bad).ok()) << bad;
   }
 }
@@ -156,16 +160,17 @@ TEST(FeedbackExportTest, VotesBecomeJudgmentsThatEvalReads) {
   // Two users agree on a.txt; they disagree on b.txt (a tie is not relevant); c.txt is down.
   // The second query has a tab in its text and a path with a space (qrels: by id).
   const std::vector<FeedbackVote> votes = {
-      vote("alice", "fox", "/c/a.txt", 1, 1),       vote("bob", "fox", "/c/a.txt", 1, 1),
-      vote("alice", "fox", "/c/b.txt", 2, 1),       vote("bob", "fox", "/c/b.txt", 2, -1),
-      vote("alice", "fox", "/c/c.txt", 3, -1),      vote("alice", "lazy\tdog", "/c/my dog.txt", 4, 1)};
+      vote("alice", "fox", "/c/a.txt", 1, 1),  vote("bob", "fox", "/c/a.txt", 1, 1),
+      vote("alice", "fox", "/c/b.txt", 2, 1),  vote("bob", "fox", "/c/b.txt", 2, -1),
+      vote("alice", "fox", "/c/c.txt", 3, -1), vote("alice", "lazy\tdog", "/c/my dog.txt", 4, 1)};
   for (const char* format : {"jsonl", "qrels"}) {
     auto out = ExportFeedback(votes, format);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     EXPECT_EQ(out->queries, 2u);
     EXPECT_EQ(out->documents, 4u);
-    auto back = ParseJudgments(out->judgments, std::string(format) == "qrels" ? std::optional<std::string>(out->topics)
-                                                                               : std::nullopt);
+    auto back = ParseJudgments(out->judgments, std::string(format) == "qrels"
+                                                   ? std::optional<std::string>(out->topics)
+                                                   : std::nullopt);
     ASSERT_TRUE(back.ok()) << format << ": " << back.status().ToString() << "\n" << out->judgments;
     ASSERT_EQ(back->queries.size(), 2u);
     const EvalQuery& fox = back->queries[0];
