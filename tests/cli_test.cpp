@@ -353,6 +353,89 @@ TEST(CliTest, ReadOnlyCommandsOnADataDirectoryWithoutAnIndex) {
   stdfs::remove_all(stdfs::path(dir).parent_path());
 }
 
+// `filesearch eval` end to end on a small index (text mode: no model needed). Expected figures by
+// hand (trec_eval's linear gain):
+//   waterhole: its one hit is the grade-2 document        -> nDCG 1, RR 1, recall 1
+//   giraffe:   the relevant document does not hold the word -> 0, 0, 0
+//   report:    report.txt (name match, unjudged) first, then summary.txt (grade 1)
+//              -> nDCG (1/log2 3)/1 = 0.6309297535714575, RR 0.5, recall 1
+//   means over the 3 queries with a relevant document: nDCG 0.5436432511904858, MRR 0.5,
+//   recall@10 0.6666666666666666 (python3: (1 + 0 + 1/math.log2(3))/3); "nothing" (grade 0 only)
+//   is left out of the means.
+TEST(CliTest, EvalMeasuresAJudgmentSetInJsonlAndQrels) {
+  const std::string dir = TempDir("eval");
+  const std::string docs = dir + "/docs";
+  stdfs::create_directories(docs + "/zoo");
+  auto write = [](const std::string& path, const std::string& text) { std::ofstream(path) << text; };
+  write(docs + "/zoo/elephants.txt", "elephants at the waterhole");
+  write(docs + "/zoo/tall.txt", "a very tall animal with a long neck");  // the word is not in it
+  write(docs + "/report.txt", "misc");
+  write(docs + "/summary.txt", "the report of the year, summarised");
+  const std::string data = "--no-progress --data-dir " + dir + "/data ";
+  CliRun indexed = RunCli(data + "index " + docs);
+  ASSERT_EQ(indexed.code, 0) << indexed.out;
+  write(dir + "/j.jsonl",
+        "{\"query\": \"waterhole\", \"doc\": \"zoo/elephants.txt\", \"grade\": 2}\n"
+        "{\"query\": \"giraffe\", \"doc\": \"zoo/tall.txt\", \"grade\": 1}\n"
+        "{\"query\": \"report\", \"doc\": \"summary.txt\", \"grade\": 1}\n"
+        "{\"query\": \"nothing\", \"doc\": \"report.txt\", \"grade\": 0}\n");
+  CliRun run = RunCli(data + "eval " + dir + "/j.jsonl --root " + docs + " --mode text --json --per-query");
+  ASSERT_EQ(run.code, 0) << run.out;
+  auto j = nlohmann::json::parse(run.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << run.out;
+  EXPECT_EQ(j["queries"], 4);
+  EXPECT_EQ(j["evaluated"], 3);
+  ASSERT_EQ(j["modes"].size(), 1u);
+  const auto& text = j["modes"][0];
+  EXPECT_EQ(text["mode"], "text");
+  EXPECT_NEAR(text["ndcg@10"].get<double>(), 0.5436432511904858, 1e-9) << run.out;
+  EXPECT_NEAR(text["mrr"].get<double>(), 0.5, 1e-9);
+  EXPECT_NEAR(text["recall@10"].get<double>(), 2.0 / 3.0, 1e-9);
+  EXPECT_NEAR(text["recall@100"].get<double>(), 2.0 / 3.0, 1e-9);
+  ASSERT_EQ(text["perQuery"].size(), 3u);
+  EXPECT_EQ(text["perQuery"][2]["query"], "report");
+  EXPECT_NEAR(text["perQuery"][2]["ndcg@10"].get<double>(), 0.6309297535714575, 1e-9);
+  EXPECT_NEAR(text["perQuery"][2]["rr"].get<double>(), 0.5, 1e-9);
+
+  // The same judgments as TREC qrels with a topics file and absolute paths; the table form.
+  write(dir + "/qrels.txt", "q1 0 " + docs + "/zoo/elephants.txt 2\nq2 0 " + docs + "/zoo/tall.txt 1\nq3 0 " + docs +
+                                "/summary.txt 1\n");
+  write(dir + "/topics.tsv", "q1\twaterhole\nq2\tgiraffe\nq3\treport\n");
+  CliRun table = RunCli(data + "eval " + dir + "/qrels.txt --topics " + dir + "/topics.tsv --mode text --per-query");
+  ASSERT_EQ(table.code, 0) << table.out;
+  EXPECT_NE(table.out.find("3 queries, 3 judgments"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("text                           0.5436     0.6667      0.6667   0.5000"), std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("q3         report                               0.631/0.500"), std::string::npos) << table.out;
+
+  // Mistakes say what to do.
+  CliRun no_topics = RunCli(data + "eval " + dir + "/qrels.txt");
+  EXPECT_EQ(no_topics.code, 1);
+  EXPECT_NE(no_topics.out.find("--topics"), std::string::npos) << no_topics.out;
+  write(dir + "/bad.jsonl", "{\"query\": \"a\", \"doc\": \"b\", \"grade\": 1}\n{\"query\": \"a\"}\n");
+  CliRun bad = RunCli(data + "eval " + dir + "/bad.jsonl");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("line 2"), std::string::npos) << bad.out;
+  CliRun vector = RunCli(data + "eval " + dir + "/j.jsonl --mode vector");
+  EXPECT_EQ(vector.code, 1);
+  EXPECT_NE(vector.out.find("--model-dir"), std::string::npos) << vector.out;
+  CliRun missing = RunCli(data + "eval " + dir + "/j.jsonl");  // relative paths without --root
+  EXPECT_EQ(missing.code, 0) << missing.out;
+  EXPECT_NE(missing.out.find("not in the index"), std::string::npos) << missing.out;
+  CliRun mode = RunCli(data + "eval " + dir + "/j.jsonl --mode hybrid:max");
+  EXPECT_EQ(mode.code, 1);
+  EXPECT_NE(mode.out.find("hybrid:linear:0.3"), std::string::npos) << mode.out;
+
+  // No votes yet: an empty export; qrels need a topics file.
+  CliRun exported = RunCli(data + "feedback export --format jsonl");
+  EXPECT_EQ(exported.code, 0) << exported.out;
+  EXPECT_NE(exported.out.find("0 votes exported"), std::string::npos) << exported.out;
+  CliRun qrels = RunCli(data + "feedback export --format qrels");
+  EXPECT_EQ(qrels.code, 1);
+  EXPECT_NE(qrels.out.find("--topics"), std::string::npos) << qrels.out;
+  stdfs::remove_all(dir);
+}
+
 // `model tokenize` reads the tokenizer's type from the file: XLM-R's Unigram tokenizer.json gives
 // the published ids (test-vectors.json), one JSON array per line, <s> and </s> included, cut at 77
 // unless --no-truncate; CLIP's tokenizer.json still gives CLIP's ids.
@@ -455,10 +538,10 @@ TEST(CliTest, FlagsFromAConfigFile) {
 TEST(CliTest, HelpShowsOnByDefaultFlagsAsTheWayToTurnThemOff) {
   const CliRun main_help = RunCli("--help");
   ASSERT_EQ(main_help.code, 0);
-  std::vector<std::string> commands = {"model tokenize", "model info", "model download",
+  std::vector<std::string> commands = {"model tokenize", "model info", "model download", "feedback export",
                                       "opensearch setup", "opensearch status", "opensearch ef-search"};
   for (const std::string name : {"index", "backfill", "duplicates", "failures", "worker", "search", "stats", "model",
-                                 "embed", "serve", "opensearch"}) {
+                                 "embed", "serve", "opensearch", "eval", "feedback"}) {
     EXPECT_NE(main_help.out.find("  " + name + " "), std::string::npos) << name << " missing from: " << main_help.out;
     commands.push_back(name);
   }

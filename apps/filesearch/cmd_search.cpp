@@ -24,6 +24,31 @@ std::string HumanSize(uint64_t bytes) {
 
 }  // namespace
 
+void AddTuningFlags(CLI::App* cmd, TuningFlags* flags) {
+  SearchTuning& t = flags->tuning;
+  cmd->add_option("--fusion", flags->fusion, "Hybrid fusion: rrf (reciprocal rank) or linear (min-max scores)")
+      ->check(CLI::IsMember({"rrf", "linear"}))
+      ->capture_default_str();
+  cmd->add_option("--rrf-k", t.rrf_k, "RRF constant k: score = sum of weight / (k + rank)")->capture_default_str();
+  cmd->add_option("--text-weight", t.text_weight, "Weight of the keyword leg in the fusion")->capture_default_str();
+  cmd->add_option("--vector-weight", t.vector_weight, "Weight of the vector leg in the fusion")->capture_default_str();
+  cmd->add_option("--floor-sd", t.floor_sd,
+                  "Hybrid picture floor: robust SDs above the median cosine an image must reach to join a keyword "
+                  "query's results (raised to the chance maximum of the collection's size)")
+      ->capture_default_str();
+  cmd->add_option("--floor-min-score", t.floor_min_score,
+                  "Hybrid picture floor: an absolute cosine an image must reach too (0 = none; ~0.20 for ViT-B/32)")
+      ->capture_default_str();
+}
+
+Result<SearchTuning> ResolveTuningFlags(const TuningFlags& flags) {
+  SearchTuning t = flags.tuning;
+  FS_ASSIGN_OR_RETURN(t.fusion, ParseFusionMethod(flags.fusion));
+  Status valid = t.Validate();
+  if (!valid.ok()) return Status::InvalidArgument(valid.message() + ": check --rrf-k, --text-weight, --vector-weight, --floor-sd and --floor-min-score");
+  return t;
+}
+
 void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* cmd = app.add_subcommand("search", "Search the index: keywords, a query vector, or both (hybrid)")
                   ->footer("Examples:\n"
@@ -35,10 +60,10 @@ void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                            "Japanese and Chinese match by characters, so 請求 finds 2024年請求書.pdf.\n"
                            "Page with --from (up to 10,000 deep) or --after CURSOR (printed with --json).");
   struct Args {
-    std::string query, mode, after, vector_json, model, fusion = "rrf", path_prefix;
+    std::string query, mode, after, vector_json, model, path_prefix;
     std::vector<std::string> types, exts;
     size_t limit = 10, from = 0;
-    double rrf_k = 60, text_weight = 1, vector_weight = 1;
+    TuningFlags tuning;
     std::optional<uint64_t> min_size, max_size;
     bool json = false;
     ModelFlags model_flags;
@@ -57,10 +82,7 @@ void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_option("--path-prefix", a->path_prefix, "Only paths starting with this");
   cmd->add_option("--min-size", a->min_size, "Minimum size in bytes");
   cmd->add_option("--max-size", a->max_size, "Maximum size in bytes");
-  cmd->add_option("--fusion", a->fusion, "Hybrid fusion: rrf or linear")->check(CLI::IsMember({"rrf", "linear"}));
-  cmd->add_option("--rrf-k", a->rrf_k, "RRF constant k")->capture_default_str();
-  cmd->add_option("--text-weight", a->text_weight, "Weight of the keyword leg")->capture_default_str();
-  cmd->add_option("--vector-weight", a->vector_weight, "Weight of the vector leg")->capture_default_str();
+  AddTuningFlags(cmd, &a->tuning);
   cmd->add_flag("--json", a->json, "Print the reply as JSON (same shape as the HTTP API)");
   AddModelFlags(cmd, &a->model_flags);
   cmd->callback([&flags, exit_code, a]() {
@@ -68,14 +90,14 @@ void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       std::fprintf(stderr, "filesearch: %s\n", msg.c_str());
       *exit_code = 1;
     };
+    auto tuning = ResolveTuningFlags(a->tuning);
+    if (!tuning.ok()) return fail(tuning.status().message());
     SearchRequest r;
+    tuning->ApplyTo(&r);
     r.query = a->query;
     r.size = a->limit;
     r.from = a->from;
     r.search_after = a->after;
-    r.rrf_k = a->rrf_k;
-    r.text_weight = a->text_weight;
-    r.vector_weight = a->vector_weight;
     r.filters.types = a->types;
     r.filters.extensions = a->exts;
     r.filters.path_prefix = a->path_prefix;
@@ -86,9 +108,6 @@ void RegisterSearch(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       if (!m.ok()) return fail(m.status().message());
       r.mode = *m;
     }
-    auto f = ParseFusionMethod(a->fusion);
-    if (!f.ok()) return fail(f.status().message());
-    r.fusion = *f;
     if (!a->vector_json.empty()) {
       auto j = nlohmann::json::parse(a->vector_json, nullptr, false);
       if (!j.is_array() || j.empty()) return fail("--vector must be a JSON array of numbers, e.g. [0.1, 0.2]");

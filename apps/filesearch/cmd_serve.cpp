@@ -57,6 +57,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     std::string s3_endpoint, s3_region;
     int threads = 32;
     server::ServerLimits limits;
+    TuningFlags tuning;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--host", a->host, "Address to listen on")->capture_default_str();
@@ -138,6 +139,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_option("--query-cache", a->model.query_cache,
                   "Recent text queries whose CLIP embeddings are kept in memory (2 KB each; 0 = off)")
       ->capture_default_str();
+  AddTuningFlags(cmd, &a->tuning);
   cmd->callback([&flags, exit_code, a]() {
     auto fail = [exit_code](const std::string& msg) {
       LogError("filesearch serve: " + msg);
@@ -145,6 +147,9 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     };
     SetLogJson(a->json_logs);
     server::ServerOptions so;
+    auto tuning = ResolveTuningFlags(a->tuning);
+    if (!tuning.ok()) return fail(tuning.status().message());
+    so.tuning = *tuning;
     so.host = a->host;
     so.port = a->port;
     so.vector_search = a->vector_search;

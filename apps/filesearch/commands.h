@@ -77,6 +77,16 @@ void AddModelFlags(CLI::App* cmd, ModelFlags* flags);
 // nullptr (and OK) when no model folder is configured.
 Result<std::unique_ptr<ClipEmbedder>> LoadModel(const ModelFlags& flags);
 
+// --fusion, --rrf-k, --text-weight, --vector-weight, --floor-sd, --floor-min-score: the fusion and
+// picture-floor defaults, shared by search, serve and eval.
+struct TuningFlags {
+  std::string fusion = "rrf";
+  SearchTuning tuning;
+};
+void AddTuningFlags(CLI::App* cmd, TuningFlags* flags);
+// The tuning the flags give, checked (InvalidArgument saying which flag and its range).
+Result<SearchTuning> ResolveTuningFlags(const TuningFlags& flags);
+
 // --ocr and its settings, shared by index, worker and serve (for --watch).
 struct OcrFlags {
   bool on = false;
@@ -125,5 +135,7 @@ void RegisterOpenSearch(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterMigrate(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterCache(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterToken(CLI::App& app, GlobalFlags& flags, int* exit_code);
+void RegisterEval(CLI::App& app, GlobalFlags& flags, int* exit_code);
+void RegisterFeedback(CLI::App& app, GlobalFlags& flags, int* exit_code);
 
 }  // namespace fs::cli

@@ -135,6 +135,8 @@ int main(int argc, char** argv) {
   fs::cli::RegisterMigrate(app, flags, &exit_code);
   fs::cli::RegisterCache(app, flags, &exit_code);
   fs::cli::RegisterToken(app, flags, &exit_code);
+  fs::cli::RegisterEval(app, flags, &exit_code);
+  fs::cli::RegisterFeedback(app, flags, &exit_code);
   if (const std::string error = CheckCommandWords(app, argc, argv); !error.empty()) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 2;

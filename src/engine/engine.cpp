@@ -913,6 +913,12 @@ Result<SearchResult> Engine::Search(const SearchRequest& request) {
   return RunSearch(*store_, vectors_.get(), request, options_.limits);
 }
 
+Result<Document> Engine::GetDocumentByPath(const std::string& path) {
+  FS_ASSIGN_OR_RETURN(Document doc, store_->GetByPath(path));
+  if (remote_client_) doc.id = opensearch::StableDocId(doc.uri);
+  return doc;
+}
+
 Result<Document> Engine::GetDocument(int64_t id) {
   if (!remote_client_) return store_->Get(id);
   const int64_t ids[] = {id};

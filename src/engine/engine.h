@@ -203,6 +203,9 @@ class Engine {
   Result<SearchResult> Search(const SearchRequest& request);
   // A document by id, from the back end searches run on (content left empty). NotFound if none.
   Result<Document> GetDocument(int64_t id);
+  // A document by display path (the local crawl record), with its id as the back end searches
+  // run on knows it. NotFound if none.
+  Result<Document> GetDocumentByPath(const std::string& path);
   // Documents by id from the same back end, in no particular order; missing ids are skipped.
   Result<std::vector<Document>> GetDocuments(std::span<const int64_t> ids) const;
   // The stored (extracted) text of `doc`, from this data directory's store (found by uri): NotFound

@@ -255,7 +255,9 @@ TEST_F(FailuresTest, RequeuedExtractFailureIsRetriedAndResolved) {
   ASSERT_TRUE(e->Index(base_ + "/files").ok());
   EXPECT_FALSE(Failures(e.get()).count("scan.pdf"));
   SearchRequest r;
-  r.query = "retried";
+  // Not "retried" alone: it is also a part of this test's folder name (...IsRetriedAnd...), which
+  // paths' word parts match.
+  r.query = "hello retried";
   r.mode = SearchMode::kText;
   auto found = e->Search(r);
   ASSERT_TRUE(found.ok()) << found.status().ToString();

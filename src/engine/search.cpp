@@ -227,6 +227,27 @@ Result<FusionMethod> ParseFusionMethod(std::string_view s) {
   return Status::InvalidArgument("unknown fusion '" + std::string(s) + "': use rrf or linear");
 }
 
+Status SearchTuning::Validate() const {
+  auto bad = [](const std::string& what) { return Status::InvalidArgument(what); };
+  if (!(rrf_k > 0 && rrf_k <= 1e6)) return bad("rrf k must be greater than 0 and at most 1000000 (default 60)");
+  if (!(text_weight >= 0 && text_weight <= 1e6)) return bad("the text weight must be between 0 and 1000000 (default 1)");
+  if (!(vector_weight >= 0 && vector_weight <= 1e6)) return bad("the vector weight must be between 0 and 1000000 (default 1)");
+  if (!(floor_sd >= 0 && floor_sd <= 100)) return bad("the floor's SDs must be between 0 and 100 (default 5)");
+  if (!(floor_min_score >= -1 && floor_min_score <= 1)) {
+    return bad("the floor's minimum score is a cosine: between -1 and 1 (default 0, none)");
+  }
+  return Status::Ok();
+}
+
+void SearchTuning::ApplyTo(SearchRequest* r) const {
+  r->fusion = fusion;
+  r->rrf_k = rrf_k;
+  r->text_weight = text_weight;
+  r->vector_weight = vector_weight;
+  r->floor_sd = floor_sd;
+  r->floor_min_score = floor_min_score;
+}
+
 double ChanceMaximumSd(uint64_t population) {
   if (population < 2) return 0;
   // z with population * P(Z > z) = 1/2, P(Z > z) = erfc(z / sqrt 2) / 2: bisection (monotone).

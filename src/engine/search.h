@@ -47,8 +47,25 @@ struct SearchRequest {
   // where chance alone would put the best of them (ChanceMaximumSd), and >= floor_min_score. Vectors
   // given, uploaded images and similarTo are never floored.
   bool vector_from_text = false;
-  double floor_sd = 4.0;             // robust standard deviations above the median
+  double floor_sd = 5.0;             // robust standard deviations above the median (see SearchTuning)
   double floor_min_score = 0.0;      // absolute cosine floor, calibrated per model; 0 = none
+};
+
+// The defaults of a deployment for what a request may tune: the fusion and the picture floor
+// (`filesearch serve`/`search`/`eval` flags --fusion, --rrf-k, --text-weight, --vector-weight,
+// --floor-sd, --floor-min-score; request fields fusion, rrfK, textWeight, vectorWeight, floorSd,
+// floorMinScore override them per request). docs/params.md says how each trades off and
+// docs/benchmarks.md how the defaults were chosen.
+struct SearchTuning {
+  FusionMethod fusion = FusionMethod::kRrf;
+  double rrf_k = 60.0;          // > 0
+  double text_weight = 1.0;     // >= 0
+  double vector_weight = 1.0;   // >= 0
+  double floor_sd = 5.0;        // >= 0 (raised to the chance maximum of the collection anyway); 5: docs/benchmarks.md
+  double floor_min_score = 0.0; // in [-1, 1]
+  // InvalidArgument naming the first field out of range and its range.
+  Status Validate() const;
+  void ApplyTo(SearchRequest* request) const;
 };
 
 // The picture floor of `scores` (a sample of one query's cosines with a collection of `population`

@@ -34,6 +34,7 @@ struct ShiftCtx {
   std::string_view run;  // the original text of the run (case and separators intact)
   bool query;
   bool prefix;
+  bool parts;  // a parts column (text starts with kPartsMarker): only the parts of each token
 };
 
 int ShiftToken(void* p, int tflags, const char* token, int n, int start, int end) {
@@ -45,13 +46,17 @@ int ShiftToken(void* p, int tflags, const char* token, int n, int start, int end
     const std::string_view stem = StemToken(s->t->stemmer, folded);
     return s->x_token(s->ctx, tflags, stem.data(), static_cast<int>(stem.size()), start + s->shift, end + s->shift);
   }
-  int rc = s->x_token(s->ctx, tflags, token, n, start + s->shift, end + s->shift);
+  int rc = SQLITE_OK;
+  if (!s->parts) rc = s->x_token(s->ctx, tflags, token, n, start + s->shift, end + s->shift);
   if (rc != SQLITE_OK) return rc;
-  const size_t count = TokenForms(s->t->stemmer, folded, original, s->t->extras);
+  const size_t count = TokenForms(s->t->stemmer, folded, original, s->parts, s->t->extras);
+  // In a parts column the first part of a token takes a position of its own and the rest share
+  // it, as a whole column's extra forms share their token's: each token with parts counts once in
+  // the document's length, and no term is written twice at one position.
   for (size_t i = 0; i < count && rc == SQLITE_OK; ++i) {
     const std::string& e = s->t->extras[i];
-    rc = s->x_token(s->ctx, FTS5_TOKEN_COLOCATED, e.data(), static_cast<int>(e.size()), start + s->shift,
-                    end + s->shift);
+    const int flags = s->parts && i == 0 ? tflags : FTS5_TOKEN_COLOCATED;
+    rc = s->x_token(s->ctx, flags, e.data(), static_cast<int>(e.size()), start + s->shift, end + s->shift);
   }
   return rc;
 }
@@ -127,6 +132,35 @@ int Tokenize(Fts5Tokenizer* p, void* ctx, int flags, const char* ptext, int ntex
   const bool query = (flags & FTS5_TOKENIZE_QUERY) != 0;
   const bool prefix = (flags & FTS5_TOKENIZE_PREFIX) != 0;
   size_t pos = 0;
+  // A document column whose text starts with the marker is a parts column: Latin tokens give only
+  // their parts, CJK runs nothing (their characters are in the whole-word column already).
+  const bool parts = !query && !text.empty() && text[0] == kPartsMarker;
+  if (parts) {
+    pos = 1;
+    while (pos < text.size()) {
+      size_t run_start = pos;
+      size_t probe = pos;
+      while (probe < text.size()) {
+        size_t next = probe;
+        if (IsCjk(NextCodePoint(text, &next))) break;
+        probe = next;
+      }
+      if (probe > run_start) {
+        ShiftCtx shift{ctx, x_token, static_cast<int>(run_start), t, text.substr(run_start, probe - run_start), false,
+                       false, true};
+        int rc = t->base_api.xTokenize(t->base, &shift, flags, ptext + run_start, static_cast<int>(probe - run_start),
+                                       ShiftToken);
+        if (rc != SQLITE_OK) return rc;
+      }
+      pos = probe;
+      while (pos < text.size()) {  // skip the CJK run
+        size_t next = pos;
+        if (!IsCjk(NextCodePoint(text, &next))) break;
+        pos = next;
+      }
+    }
+    return SQLITE_OK;
+  }
   while (pos < text.size()) {
     size_t probe = pos;
     if (IsCjk(NextCodePoint(text, &probe))) {
@@ -142,7 +176,7 @@ int Tokenize(Fts5Tokenizer* p, void* ctx, int flags, const char* ptext, int ntex
       pos = next;
     }
     ShiftCtx shift{ctx, x_token, static_cast<int>(run_start), t, text.substr(run_start, pos - run_start), query,
-                   prefix};
+                   prefix, false};
     int rc = t->base_api.xTokenize(t->base, &shift, flags, ptext + run_start,
                                    static_cast<int>(pos - run_start), ShiftToken);
     if (rc != SQLITE_OK) return rc;
@@ -168,17 +202,23 @@ std::string_view StemToken(sb_stemmer* stemmer, std::string_view folded) {
   return {reinterpret_cast<const char*>(out), static_cast<size_t>(sb_stemmer_length(stemmer))};
 }
 
-size_t TokenForms(sb_stemmer* stemmer, std::string_view folded, std::string_view original,
+size_t TokenForms(sb_stemmer* stemmer, std::string_view folded, std::string_view original, bool parts,
                   std::string (&out)[kMaxTokenExtras]) {
   size_t count = 0;
+  // The whole word's forms: parts equal to them are whole-word matches already.
+  std::string whole_stem(StemToken(stemmer, folded));
   auto add = [&](std::string_view form) {
     if (count == kMaxTokenExtras || form == folded) return;
+    if (parts && form == whole_stem) return;
     for (size_t i = 0; i < count; ++i) {
       if (out[i] == form) return;
     }
     out[count++].assign(form);
   };
-  add(StemToken(stemmer, folded));
+  if (!parts) {
+    add(whole_stem);
+    return count;
+  }
   // Parts: only for ASCII tokens whose original spelling is the folded one up to case (the
   // offsets then line up character for character).
   if (original.size() != folded.size()) return count;

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <unordered_set>
 
 #include "core/utf8.h"
+#include "index/fts_tokenizer.h"
 
 namespace fs::index_internal {
 namespace {
@@ -70,10 +72,19 @@ struct StringHash {
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
 };
 
-// Term frequencies of one term in one document, per column (name, path, content).
+// Term frequencies of one term in one document, per column (name, path, content, name_parts,
+// path_parts: the order of doc_fts's columns).
+constexpr int kColumns = 5;
 struct Tf {
-  uint32_t name = 0, path = 0, content = 0;
-  uint64_t Key() const { return uint64_t{name} | (uint64_t{path} << 21) | (uint64_t{content} << 42); }
+  std::array<uint32_t, kColumns> col{};
+  bool operator==(const Tf& o) const { return col == o.col; }
+};
+struct TfHash {
+  size_t operator()(const Tf& tf) const {
+    uint64_t h = 1469598103934665603ull;
+    for (uint32_t v : tf.col) h = (h ^ v) * 1099511628211ull;
+    return static_cast<size_t>(h);
+  }
 };
 
 // A tokenized document: its FTS5 size and its terms with frequencies.
@@ -88,13 +99,17 @@ struct TokenizedDoc {
   std::optional<int64_t> taken_ns;
 };
 
-Status TokenizeDoc(Tokenizer* tok, uint32_t id, const std::string_view cols[3], TokenizedDoc* out,
-                   std::vector<std::pair<std::string, int>>* scratch) {
+// `name`, `path`, `content` as the documents table holds them; the parts columns are derived as
+// the store's doc_fts_source view derives them.
+Status TokenizeDoc(Tokenizer* tok, uint32_t id, std::string_view name, std::string_view path, std::string_view content,
+                   TokenizedDoc* out, std::vector<std::pair<std::string, int>>* scratch) {
   out->id = id;
   out->len = 0;
   out->terms.clear();
   scratch->clear();
-  for (int c = 0; c < 3; ++c) {
+  const std::string name_parts = kPartsMarker + std::string(name), path_parts = kPartsMarker + std::string(path);
+  const std::string_view cols[kColumns] = {name, path, content, name_parts, path_parts};
+  for (int c = 0; c < kColumns; ++c) {
     uint32_t size = 0;
     // Copy each token at once: unicode61 folds Latin tokens into a buffer the next one reuses.
     FS_RETURN_IF_ERROR(tok->Run(cols[c], false, [&](std::string_view t, bool colocated) {
@@ -109,7 +124,7 @@ Status TokenizeDoc(Tokenizer* tok, uint32_t id, const std::string_view cols[3], 
     size_t j = i;
     Tf tf;
     while (j < owned.size() && owned[j].first == owned[i].first) {
-      (owned[j].second == 0 ? tf.name : owned[j].second == 1 ? tf.path : tf.content)++;
+      ++tf.col[static_cast<size_t>(owned[j].second)];
       ++j;
     }
     out->terms.emplace_back(std::move(owned[i].first), tf);
@@ -154,7 +169,7 @@ struct KeywordIndex::Impl {
   mutable std::shared_mutex mu;  // guards everything below
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> vocab;
   // Distinct (name, path, content) frequency triples; postings store an index into these.
-  std::unordered_map<uint64_t, uint16_t> code_of;
+  std::unordered_map<Tf, uint16_t, TfHash> code_of;
   std::vector<double> code_freq;  // weighted frequency, as bm25() sums it
 
   struct Block {
@@ -201,10 +216,11 @@ struct KeywordIndex::Impl {
   double build_seconds = 0;
 
   Result<uint16_t> Code(const Tf& tf) {
-    auto [it, inserted] = code_of.try_emplace(tf.Key(), static_cast<uint16_t>(code_freq.size()));
+    auto [it, inserted] = code_of.try_emplace(tf, static_cast<uint16_t>(code_freq.size()));
     if (inserted) {
       if (code_freq.size() >= 65535) return Status::ResourceExhausted("too many distinct term frequencies");
-      code_freq.push_back(tf.name * weights.name + tf.path * weights.path + tf.content * weights.content);
+      code_freq.push_back(tf.col[0] * weights.name + tf.col[1] * weights.path + tf.col[2] * weights.content +
+                          tf.col[3] * weights.name_parts + tf.col[4] * weights.path_parts);
     }
     return it->second;
   }
@@ -384,13 +400,13 @@ Result<std::unique_ptr<KeywordIndex>> KeywordIndex::Build(Db* db, const KeywordW
       return std::string_view(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(s.get(), i)));
     };
     const uint32_t id = static_cast<uint32_t>(s.Int(0));
-    const std::string_view cols[3] = {col(1), col(2), col(3)};
-    FS_RETURN_IF_ERROR(TokenizeDoc(impl->tokenizer.get(), id, cols, &doc, &scratch));
+    const std::string_view path = col(2);
+    FS_RETURN_IF_ERROR(TokenizeDoc(impl->tokenizer.get(), id, col(1), path, col(3), &doc, &scratch));
     ReadFilterFields(s, &doc);
     FS_ASSIGN_OR_RETURN(Impl::Meta mt, impl->MetaOf(doc));
     mt.path_off = impl->path_arena.size();
-    mt.path_len = static_cast<uint32_t>(cols[1].size());
-    impl->path_arena.append(cols[1]);
+    mt.path_len = static_cast<uint32_t>(path.size());
+    impl->path_arena.append(path);
     impl->meta[id] = mt;
     impl->doc_len[id] = doc.len;
     impl->live[id] = 1;
@@ -455,9 +471,8 @@ Status KeywordIndex::CatchUp(Db* db) {
         continue;
       }
       std::string a = get.Text(1), b = get.Text(2), c = get.Text(3);
-      const std::string_view cols[3] = {a, b, c};
       upserts.emplace_back();
-      FS_RETURN_IF_ERROR(TokenizeDoc(m.tokenizer.get(), id, cols, &upserts.back(), &scratch));
+      FS_RETURN_IF_ERROR(TokenizeDoc(m.tokenizer.get(), id, a, b, c, &upserts.back(), &scratch));
       ReadFilterFields(get, &upserts.back());
     }
   }

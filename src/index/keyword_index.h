@@ -52,7 +52,7 @@ struct QueryWord {
 std::vector<QueryWord> SplitQueryWords(std::string_view query);
 
 struct KeywordWeights {
-  double name = 10.0, path = 4.0, content = 1.0;
+  double name = 10.0, path = 4.0, content = 1.0, name_parts = 5.0, path_parts = 2.0;
 };
 
 struct KeywordIndexStats {

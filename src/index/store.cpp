@@ -30,7 +30,14 @@ namespace {
 
 // 2: the FTS5 tokenizer indexes stems and word parts (fts_tokenizer.h); a version-1 index is
 // rebuilt at open.
-constexpr int kSchemaVersion = 2;
+// 3: word parts in columns of their own (name_parts, path_parts, below whole words); the FTS5
+// table of an older version is dropped and rebuilt at open.
+constexpr int kSchemaVersion = 3;
+// The FTS5 table and its triggers as versions 1 and 2 made them: dropped before the schema above
+// recreates them with the parts columns.
+constexpr const char* kDropOldFts =
+    "DROP TRIGGER IF EXISTS documents_ai; DROP TRIGGER IF EXISTS documents_ad; "
+    "DROP TRIGGER IF EXISTS documents_au; DROP TABLE IF EXISTS doc_fts;";
 constexpr uint64_t kDocLogKeep = 1000000;  // document-log entries kept for keyword indexes
 
 const char* kSchema = R"sql(
@@ -59,19 +66,38 @@ CREATE INDEX IF NOT EXISTS documents_ext ON documents(ext);
 CREATE INDEX IF NOT EXISTS documents_mime ON documents(mime);
 CREATE INDEX IF NOT EXISTS documents_sha ON documents(sha256);
 CREATE INDEX IF NOT EXISTS documents_taken ON documents(taken_ns) WHERE taken_ns IS NOT NULL;
+-- The keyword index reads its text through this view: parts columns are the name and path behind
+-- the tokenizer's parts marker (fts_tokenizer.h), weighted below the whole-word columns.
+CREATE VIEW IF NOT EXISTS doc_fts_source AS SELECT id, name, path, content,
+  char(1) || name AS name_parts, char(1) || path AS path_parts FROM documents;
 CREATE VIRTUAL TABLE IF NOT EXISTS doc_fts USING fts5(
-  name, path, content, content='documents', content_rowid='id', tokenize='filesearch');
+  name, path, content, name_parts, path_parts, content='doc_fts_source', content_rowid='id',
+  tokenize='filesearch');
 CREATE TRIGGER IF NOT EXISTS documents_ai AFTER INSERT ON documents BEGIN
-  INSERT INTO doc_fts(rowid, name, path, content) VALUES (new.id, new.name, new.path, new.content);
+  INSERT INTO doc_fts(rowid, name, path, content, name_parts, path_parts)
+  VALUES (new.id, new.name, new.path, new.content, char(1) || new.name, char(1) || new.path);
 END;
 CREATE TRIGGER IF NOT EXISTS documents_ad AFTER DELETE ON documents BEGIN
-  INSERT INTO doc_fts(doc_fts, rowid, name, path, content) VALUES ('delete', old.id, old.name, old.path, old.content);
+  INSERT INTO doc_fts(doc_fts, rowid, name, path, content, name_parts, path_parts)
+  VALUES ('delete', old.id, old.name, old.path, old.content, char(1) || old.name, char(1) || old.path);
   DELETE FROM embeddings WHERE doc_id = old.id;
 END;
 CREATE TRIGGER IF NOT EXISTS documents_au AFTER UPDATE ON documents BEGIN
-  INSERT INTO doc_fts(doc_fts, rowid, name, path, content) VALUES ('delete', old.id, old.name, old.path, old.content);
-  INSERT INTO doc_fts(rowid, name, path, content) VALUES (new.id, new.name, new.path, new.content);
+  INSERT INTO doc_fts(doc_fts, rowid, name, path, content, name_parts, path_parts)
+  VALUES ('delete', old.id, old.name, old.path, old.content, char(1) || old.name, char(1) || old.path);
+  INSERT INTO doc_fts(rowid, name, path, content, name_parts, path_parts)
+  VALUES (new.id, new.name, new.path, new.content, char(1) || new.name, char(1) || new.path);
 END;
+-- Search feedback: one vote per (user, query, document path); see Store::RecordFeedback.
+CREATE TABLE IF NOT EXISTS feedback(
+  user TEXT NOT NULL,
+  query TEXT NOT NULL,
+  path TEXT NOT NULL,
+  doc_id INTEGER NOT NULL,
+  mode TEXT NOT NULL,
+  vote INTEGER NOT NULL,
+  at_ns INTEGER NOT NULL,
+  PRIMARY KEY(user, query, path));
 CREATE TABLE IF NOT EXISTS doc_log(seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS documents_log_ai AFTER INSERT ON documents BEGIN
   INSERT INTO doc_log(doc_id) VALUES (new.id);
@@ -329,7 +355,8 @@ struct Store::Impl {
     return kw;
   }
   index_internal::KeywordWeights Weights() const {
-    return {options.weight_name, options.weight_path, options.weight_content};
+    return {options.weight_name, options.weight_path, options.weight_content, options.weight_name_parts,
+            options.weight_path_parts};
   }
   // Builds (or rebuilds) the keyword index from a snapshot of the store and swaps it in.
   Status BuildKeyword() {
@@ -431,7 +458,7 @@ namespace {
 
 // Re-tokenizes every document into doc_fts (the tokenizer changed) and records the new schema
 // version, in one transaction: a crash leaves the old index and version, and the next open redoes it.
-Status RebuildFtsIndex(Db* w, const std::string& db_path) {
+Status RebuildFtsIndex(Db* w, const std::string& db_path, bool recreate) {
   int64_t docs = 0;
   {
     FS_ASSIGN_OR_RETURN(Stmt count, w->Prepare("SELECT count(*) FROM documents"));
@@ -443,6 +470,7 @@ Status RebuildFtsIndex(Db* w, const std::string& db_path) {
   const auto start = std::chrono::steady_clock::now();
   Transaction tx(w);
   FS_RETURN_IF_ERROR(tx.Begin());
+  if (recreate) FS_RETURN_IF_ERROR(w->Exec(std::string(kDropOldFts) + kSchema));
   FS_RETURN_IF_ERROR(w->Exec("INSERT INTO doc_fts(doc_fts) VALUES('rebuild'); UPDATE meta SET value='" +
                              std::to_string(kSchemaVersion) + "' WHERE key='schema_version'")
                          .WithContext("rebuilding the keyword index of '" + db_path + "'"));
@@ -458,7 +486,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& db_path, const Sto
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->bm25_expr = "bm25(doc_fts, " + FormatDouble(options.weight_name) + ", " +
-                    FormatDouble(options.weight_path) + ", " + FormatDouble(options.weight_content) + ")";
+                    FormatDouble(options.weight_path) + ", " + FormatDouble(options.weight_content) + ", " +
+                    FormatDouble(options.weight_name_parts) + ", " + FormatDouble(options.weight_path_parts) + ")";
   {
     std::lock_guard lock(impl->write_mu);
     FS_ASSIGN_OR_RETURN(impl->writer, Db::Open(db_path, /*create=*/true));
@@ -469,16 +498,21 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& db_path, const Sto
     FS_RETURN_IF_ERROR(w.Exec("PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536"));
     FS_RETURN_IF_ERROR(AddMissingColumns(&w));
     FS_RETURN_IF_ERROR(w.Exec(std::string("BEGIN; ") + kSchema + " COMMIT;"));
-    FS_ASSIGN_OR_RETURN(Stmt v, w.Prepare("SELECT value FROM meta WHERE key='schema_version'"));
-    FS_ASSIGN_OR_RETURN(bool has, v.Step());
-    if (has) {
-      int version = static_cast<int>(v.Int(0));
+    std::optional<int> stored_version;
+    {
+      // Read and finalised before any migration: DROP TABLE fails while a statement is open.
+      FS_ASSIGN_OR_RETURN(Stmt v, w.Prepare("SELECT value FROM meta WHERE key='schema_version'"));
+      FS_ASSIGN_OR_RETURN(bool has, v.Step());
+      if (has) stored_version = static_cast<int>(v.Int(0));
+    }
+    if (stored_version) {
+      const int version = *stored_version;
       if (version > kSchemaVersion) {
         return Status::FailedPrecondition("database '" + db_path + "' has schema version " +
                                           std::to_string(version) + ", newer than this filesearch (" +
                                           std::to_string(kSchemaVersion) + "): upgrade filesearch");
       }
-      if (version < 2) FS_RETURN_IF_ERROR(RebuildFtsIndex(&w, db_path));
+      if (version < kSchemaVersion) FS_RETURN_IF_ERROR(RebuildFtsIndex(&w, db_path, /*recreate=*/version < 3));
     } else {
       FS_RETURN_IF_ERROR(w.Exec("INSERT INTO meta(key, value) VALUES('schema_version', '" +
                                 std::to_string(kSchemaVersion) + "')"));
@@ -1239,6 +1273,66 @@ Result<std::optional<std::string>> Store::GetMeta(const std::string& key) const 
   FS_ASSIGN_OR_RETURN(bool has, s.Step());
   if (!has) return std::optional<std::string>();
   return std::optional<std::string>(s.Text(0));
+}
+
+}  // namespace fs
+
+namespace fs {
+
+Result<Document> Store::GetByPath(const std::string& path) const {
+  Impl::Lease db(impl_.get());
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(std::string("SELECT ") + kDocColumns +
+                                          " FROM documents d WHERE d.path = ? ORDER BY d.id LIMIT 1"));
+  s.Bind(1, std::string_view(path));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound("no document with path '" + path + "'");
+  Document d;
+  ReadDocument(s, &d, false);
+  return d;
+}
+
+Status Store::RecordFeedback(const FeedbackVote& v) {
+  std::lock_guard lock(impl_->write_mu);
+  if (v.vote == 0) {
+    FS_ASSIGN_OR_RETURN(Stmt s, impl_->writer.Prepare("DELETE FROM feedback WHERE user = ? AND query = ? AND path = ?"));
+    s.Bind(1, std::string_view(v.user)).Bind(2, std::string_view(v.query)).Bind(3, std::string_view(v.path));
+    return s.Run();
+  }
+  FS_ASSIGN_OR_RETURN(Stmt s, impl_->writer.Prepare(
+                                  "INSERT INTO feedback(user, query, path, doc_id, mode, vote, at_ns) VALUES(?,?,?,?,?,?,?) "
+                                  "ON CONFLICT(user, query, path) DO UPDATE SET doc_id = excluded.doc_id, "
+                                  "mode = excluded.mode, vote = excluded.vote, at_ns = excluded.at_ns"));
+  s.Bind(1, std::string_view(v.user)).Bind(2, std::string_view(v.query)).Bind(3, std::string_view(v.path));
+  s.Bind(4, v.doc_id).Bind(5, std::string_view(v.mode)).Bind(6, static_cast<int64_t>(v.vote)).Bind(7, v.at_ns);
+  return s.Run();
+}
+
+Result<std::vector<FeedbackVote>> Store::ListFeedback(const std::string& user,
+                                                      const std::optional<std::string>& query) const {
+  Impl::Lease db(impl_.get());
+  std::string sql = "SELECT user, query, path, doc_id, mode, vote, at_ns FROM feedback WHERE 1";
+  if (!user.empty()) sql += " AND user = ?";
+  if (query) sql += " AND query = ?";
+  sql += " ORDER BY at_ns, user, query, path";
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare(sql));
+  int i = 0;
+  if (!user.empty()) s.Bind(++i, std::string_view(user));
+  if (query) s.Bind(++i, std::string_view(*query));
+  std::vector<FeedbackVote> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    FeedbackVote v;
+    v.user = s.Text(0);
+    v.query = s.Text(1);
+    v.path = s.Text(2);
+    v.doc_id = s.Int(3);
+    v.mode = s.Text(4);
+    v.vote = static_cast<int>(s.Int(5));
+    v.at_ns = s.Int(6);
+    out.push_back(std::move(v));
+  }
+  return out;
 }
 
 }  // namespace fs

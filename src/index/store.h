@@ -143,13 +143,26 @@ struct FailureCounts {
   uint64_t dead = 0;
 };
 
+struct FeedbackVote {
+  std::string user;   // the token's subject; "local" without auth
+  std::string query;  // as the user typed it
+  std::string mode;   // text, vector or hybrid: the search the vote was given on
+  int64_t doc_id = 0;
+  std::string path;   // display path of the document
+  int vote = 0;       // 1 up, -1 down
+  int64_t at_ns = 0;  // when, Unix nanoseconds
+};
+
 struct StoreOptions {
   bool sync_full = false;  // synchronous=FULL: survive power loss too, at some write cost
   int read_connections = 4;
-  // BM25 field weights: name, path, content.
+  // BM25 field weights: name, path, content, and the parts of names and paths' words ("kodim"
+  // in "kodim01.png"), at half the whole word's weight so that part matches rank below.
   double weight_name = 10.0;
   double weight_path = 4.0;
   double weight_content = 1.0;
+  double weight_name_parts = 5.0;
+  double weight_path_parts = 2.0;
   // Keep an in-memory keyword index (impact-bounded posting blocks) beside FTS5 for fast top-k
   // BM25 on large stores. Built in the background at open (FTS5 answers until it is ready) and
   // kept current from the document log. For long-running readers (the server); costs memory
@@ -185,6 +198,15 @@ class Store {
 
   Result<Document> Get(int64_t id) const;
   Result<Document> GetByUri(const std::string& uri) const;
+  // Metadata of the (first) document with this display path; NotFound if none.
+  Result<Document> GetByPath(const std::string& path) const;
+
+  // Search feedback (the UI's thumbs): one vote per (user, query, document path); a new vote
+  // replaces the user's earlier one, vote 0 withdraws it. Kept in this database only.
+  Status RecordFeedback(const FeedbackVote& vote);
+  // The votes of `user` ("" = every user) on `query` (nullopt = every query), oldest first.
+  Result<std::vector<FeedbackVote>> ListFeedback(const std::string& user,
+                                                 const std::optional<std::string>& query) const;
   // Metadata only (content left empty) for many ids, in the order given; missing ids are skipped.
   Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const;
   // Every document whose uri starts with `uri_prefix`: uri -> (id, size, mtime). For incremental crawls.

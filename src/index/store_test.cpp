@@ -53,6 +53,25 @@ class StoreTest : public ::testing::Test {
     return ids;
   }
 
+  // Closes the store, runs `sql` on its file with a bare connection (an older version's state),
+  // and opens it again: the migration under test runs at that open.
+  void ReopenAfter(const std::string& sql) {
+    store_.reset();
+    const std::string path = dir_ + "/db.sqlite";
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(index_internal::RegisterFtsTokenizer(raw), SQLITE_OK);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &err);
+    const std::string message = err ? err : "";
+    sqlite3_free(err);
+    sqlite3_close(raw);
+    ASSERT_EQ(rc, SQLITE_OK) << message;
+    auto s = Store::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+  }
+
   std::string dir_;
   std::unique_ptr<Store> store_;
 };
@@ -134,26 +153,55 @@ TEST_F(StoreTest, PartsOfNamesAndEnglishWordFormsMatch) {
   EXPECT_TRUE(Ids("kodim3").empty());
 }
 
+TEST_F(StoreTest, PartOfNameMatchesRankBelowWholeWordMatches) {
+  // Inserted parts first, so that an id tie-break would put them on top.
+  auto kodim01 = *store_->Upsert(Doc("/img/kodim01.png"));
+  auto kodim24 = *store_->Upsert(Doc("/img/kodim24.png"));
+  auto camel = *store_->Upsert(Doc("/acct/MyInvoiceDraft.docx"));
+  auto q3camel = *store_->Upsert(Doc("/acct/Q3Sales.xlsx"));
+  auto kodim = *store_->Upsert(Doc("/img/kodim.png"));
+  auto invoice = *store_->Upsert(Doc("/acct/Invoice_2024-03.pdf"));
+  auto q3 = *store_->Upsert(Doc("/acct/q3-sales.xlsx"));
+  auto ids = Ids("kodim");
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids[0], kodim);
+  EXPECT_EQ(std::set<int64_t>(ids.begin() + 1, ids.end()), (std::set<int64_t>{kodim01, kodim24}));
+  EXPECT_EQ(Ids("invoice"), (std::vector<int64_t>{invoice, camel}));
+  EXPECT_EQ(Ids("sales"), (std::vector<int64_t>{q3, q3camel}));
+  EXPECT_EQ(Ids("q3"), std::vector<int64_t>{q3});  // "Q3Sales" splits into q, 3, sales
+  // A part is still a match of its own, and the whole word still finds only itself.
+  EXPECT_EQ(Ids("draft"), std::vector<int64_t>{camel});
+  EXPECT_EQ(Ids("kodim01"), std::vector<int64_t>{kodim01});
+}
+
+TEST_F(StoreTest, VersionTwoIndexGainsPartsColumnsAtOpen) {
+  auto id = *store_->Upsert(Doc("/img/kodim07.png", "Elephants"));
+  // A version-2 database: a three-column index over the documents table, parts in the name column.
+  ReopenAfter(
+      "DROP TRIGGER documents_ai; DROP TRIGGER documents_ad; DROP TRIGGER documents_au; "
+      "DROP TABLE doc_fts; CREATE VIRTUAL TABLE doc_fts USING fts5(name, path, content, "
+      "content='documents', content_rowid='id', tokenize='filesearch'); "
+      "CREATE TRIGGER documents_ai AFTER INSERT ON documents BEGIN INSERT INTO doc_fts(rowid, "
+      "name, path, content) VALUES (new.id, new.name, new.path, new.content); END; "
+      "INSERT INTO doc_fts(doc_fts) VALUES('rebuild'); "
+      "UPDATE meta SET value='2' WHERE key='schema_version'");
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(Ids("kodim"), std::vector<int64_t>{id});
+  EXPECT_EQ(Ids("elephant"), std::vector<int64_t>{id});
+  // The triggers are the new ones: a later insert and delete keep the index whole.
+  auto whole = *store_->Upsert(Doc("/img/kodim.png"));
+  EXPECT_EQ(Ids("kodim"), (std::vector<int64_t>{whole, id}));
+  ASSERT_TRUE(store_->Delete("file:///img/kodim07.png").ok());
+  EXPECT_EQ(Ids("kodim"), std::vector<int64_t>{whole});
+}
+
 TEST_F(StoreTest, VersionOneIndexIsRebuiltForStemsAtOpen) {
   auto id = *store_->Upsert(Doc("/img/kodim07.png", "Elephants"));
-  store_.reset();
+  // A version-1 database: its index has no stems or parts (emptied here: it has no tokens at all).
+  ReopenAfter("INSERT INTO doc_fts(doc_fts) VALUES('delete-all'); "
+              "UPDATE meta SET value='1' WHERE key='schema_version'");
+  if (HasFatalFailure()) return;
   const std::string path = dir_ + "/db.sqlite";
-  {
-    // A version-1 database: its index has no stems or parts (emptied here: it has no tokens at all).
-    sqlite3* raw = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
-    ASSERT_EQ(index_internal::RegisterFtsTokenizer(raw), SQLITE_OK);
-    char* err = nullptr;
-    ASSERT_EQ(sqlite3_exec(raw, "INSERT INTO doc_fts(doc_fts) VALUES('delete-all'); "
-                                "UPDATE meta SET value='1' WHERE key='schema_version'",
-                           nullptr, nullptr, &err),
-              SQLITE_OK)
-        << (err ? err : "");
-    sqlite3_close(raw);
-  }
-  auto s = Store::Open(path);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
-  store_ = std::move(s).value();
   EXPECT_EQ(Ids("kodim"), std::vector<int64_t>{id});
   EXPECT_EQ(Ids("elephant"), std::vector<int64_t>{id});
   store_.reset();

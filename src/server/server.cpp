@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <mutex>
@@ -120,6 +121,13 @@ std::string CodeForStatus(int status) {
 
 // A number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?. strtod alone would
 // also take hex floats (0x1p3), inf, nan, a leading '+' or whitespace.
+// A default for an error message: 4, 0.25.
+std::string NumberText(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 bool IsJsonNumber(std::string_view s) {
   size_t i = 0;
   auto digits = [&s, &i] {
@@ -378,7 +386,7 @@ const std::set<std::string>& SearchParamNames() {
       "q",       "mode",     "imageEmbedding", "similarTo", "type",          "types",          "extension",
       "extensions", "pathPrefix", "minSize",  "maxSize",   "modifiedAfter", "modifiedBefore", "takenAfter", "takenBefore", "limit",
       "size",    "from",    "searchAfter", "rrfK",      "textWeight", "vectorWeight", "fusion",
-      "snippets"};
+      "snippets", "floorSd", "floorMinScore"};
   return kNames;
 }
 
@@ -454,6 +462,8 @@ struct Server::Impl {
   Outcome Embed(const http::Request& req, const Ctx& ctx);
   Outcome DocumentMeta(const http::Request& req, const Ctx& ctx);
   Outcome Failures(const http::Request& req, const Ctx& ctx);
+  Outcome PostFeedback(const http::Request& req, const Ctx& ctx);
+  Outcome GetFeedback(const http::Request& req, const Ctx& ctx);
   Outcome Thumbnail(const Document& doc);
   template <typename Make>
   Outcome CachedJpeg(const Document& doc, const std::string& cache_dir, const char* unavailable_code, uint64_t max_bytes,
@@ -771,6 +781,10 @@ Outcome Server::Impl::Search(const http::Request& req, const Ctx& ctx) {
   Json body = Json::parse(req.body, nullptr, false);
   if (body.is_discarded()) return BadRequest("the request body is not valid JSON");
   if (!body.is_object()) return BadRequest("the request body must be a JSON object");
+  // docs/openapi.json gives no field a null value: omitting it is how a field is left out.
+  for (const auto& [key, value] : body.items()) {
+    if (value.is_null()) return BadRequest(key.substr(0, 40) + " is null: omit the field or give it a value");
+  }
   std::string image;
   bool has_image = false;
   if (body.contains("imageBase64")) {
@@ -791,6 +805,7 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
     }
   }
   SearchRequest r;
+  options.tuning.ApplyTo(&r);
   r.size = 10;
   if (p.has("q")) {
     FS_TAKE(r.query, p.String("q"));
@@ -856,6 +871,20 @@ Outcome Server::Impl::RunSearchParams(const Params& p, const std::string* image,
     FS_TAKE(w, p.Number(key));
     if (w < 0 || w > 1e6) return BadRequest(std::string(key) + " must be between 0 and 1000000");
     (std::string(key) == "textWeight" ? r.text_weight : r.vector_weight) = w;
+  }
+  if (p.has("floorSd")) {
+    FS_TAKE(r.floor_sd, p.Number("floorSd"));
+    if (r.floor_sd < 0 || r.floor_sd > 100) {
+      return BadRequest("floorSd must be between 0 and 100 (robust SDs above the median; default " +
+                        NumberText(options.tuning.floor_sd) + ")");
+    }
+  }
+  if (p.has("floorMinScore")) {
+    FS_TAKE(r.floor_min_score, p.Number("floorMinScore"));
+    if (r.floor_min_score < -1 || r.floor_min_score > 1) {
+      return BadRequest("floorMinScore is a cosine: between -1 and 1 (default " +
+                        NumberText(options.tuning.floor_min_score) + ")");
+    }
   }
   for (const char* key : {"type", "types"}) {
     if (!p.has(key)) continue;
@@ -1087,6 +1116,90 @@ Outcome Server::Impl::Embed(const http::Request& req, const Ctx& ctx) {
   reply.body = EmbeddingReplyToJson(
       {vec, options.embedder->model_id(), std::chrono::duration<double>(Clock::now() - start).count(), cached, hash});
   return reply;
+}
+
+namespace {
+// Who a vote belongs to: the token's subject, "local" without auth.
+std::string FeedbackUser(const Principal& p) { return p.anonymous || p.subject.empty() ? "local" : p.subject; }
+}  // namespace
+
+Outcome Server::Impl::PostFeedback(const http::Request& req, const Ctx& ctx) {
+  Json body = Json::parse(req.body, nullptr, false);
+  if (body.is_discarded()) return BadRequest("the request body is not valid JSON");
+  const std::string shape = "send {\"query\": \"...\", \"mode\": \"hybrid\", \"doc\": 42 or \"/path\", \"vote\": 1 or -1}";
+  if (!body.is_object()) return BadRequest("the request body must be a JSON object: " + shape);
+  for (const auto& [key, value] : body.items()) {
+    if (key != "query" && key != "mode" && key != "doc" && key != "vote") {
+      return BadRequest("unknown field '" + key.substr(0, 40) + "': " + shape);
+    }
+  }
+  FeedbackVote v;
+  if (!body.contains("query") || !body["query"].is_string() || body["query"].get<std::string>().empty()) {
+    return BadRequest("query must be the non-empty text of the search: " + shape);
+  }
+  v.query = body["query"].get<std::string>();
+  if (v.query.size() > options.limits.max_query_bytes) {
+    return BadRequest("query is longer than " + std::to_string(options.limits.max_query_bytes) + " bytes");
+  }
+  if (!IsValidUtf8(v.query) || v.query.find('\0') != std::string::npos) {
+    return BadRequest("query must be UTF-8 text without NUL bytes");
+  }
+  if (!body.contains("mode") || !body["mode"].is_string()) return BadRequest("mode must be text, vector or hybrid");
+  auto mode = ParseSearchMode(body["mode"].get<std::string>());
+  if (!mode.ok()) return FromStatus(mode.status());
+  v.mode = std::string(SearchModeName(*mode));
+  if (!body.contains("vote") || !body["vote"].is_number_integer()) {
+    return BadRequest("vote must be 1 (relevant), -1 (not relevant) or 0 (withdraw the vote)");
+  }
+  const int64_t vote = body["vote"].get<int64_t>();
+  if (vote != 1 && vote != -1 && vote != 0) return BadRequest("vote must be 1 (relevant), -1 (not relevant) or 0 (withdraw the vote)");
+  v.vote = static_cast<int>(vote);
+  if (!body.contains("doc")) return BadRequest("doc is missing: give the document id (number) or its path");
+  const Json& doc_field = body["doc"];
+  Document doc;
+  if (doc_field.is_number_integer()) {
+    FS_TAKE(doc, VisibleDocument(std::to_string(doc_field.get<int64_t>()), ctx));
+  } else if (doc_field.is_string() && !doc_field.get<std::string>().empty()) {
+    const std::string path = doc_field.get<std::string>();
+    const ApiError missing = NotFoundError("no document with that path (or you may not see it)");
+    if (path.size() > 4096 || !IsValidUtf8(path)) return missing;
+    auto found = options.engine->GetDocumentByPath(path);
+    if (!found.ok()) return found.status().code() == StatusCode::kNotFound ? missing : FromStatus(found.status());
+    if (!Visible(ctx.principal, found->path)) return missing;  // same reply as a missing path: no probing
+    doc = std::move(found).value();
+  } else {
+    return BadRequest("doc must be a document id (number) or a path (non-empty string)");
+  }
+  v.user = FeedbackUser(ctx.principal);
+  v.doc_id = doc.id;
+  v.path = doc.path;
+  v.at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  Status st = options.engine->store()->RecordFeedback(v);
+  if (!st.ok()) return FromStatus(st.WithContext("storing the feedback"));
+  return JsonReply({{"stored", true}}, 201);
+}
+
+Outcome Server::Impl::GetFeedback(const http::Request& req, const Ctx& ctx) {
+  for (const auto& [key, value] : req.params) {
+    if (key != "query") return BadRequest("unknown parameter '" + key.substr(0, 40) + "': the only one is query");
+  }
+  std::optional<std::string> query;
+  if (req.has_param("query")) {
+    if (req.params.count("query") > 1) return BadRequest("give query once");
+    query = req.params.find("query")->second;
+    if (query->size() > options.limits.max_query_bytes || !IsValidUtf8(*query)) {
+      return BadRequest("query must be UTF-8 text of at most " + std::to_string(options.limits.max_query_bytes) + " bytes");
+    }
+  }
+  auto votes = options.engine->store()->ListFeedback(FeedbackUser(ctx.principal), query);
+  if (!votes.ok()) return FromStatus(votes.status());
+  Json items = Json::array();
+  for (const FeedbackVote& v : *votes) {
+    if (!Visible(ctx.principal, v.path)) continue;  // the user's folders may have shrunk since
+    items.push_back({{"doc", v.doc_id}, {"path", v.path}, {"vote", v.vote}, {"query", v.query}, {"mode", v.mode},
+                     {"at", FormatTimeNs(v.at_ns)}});
+  }
+  return JsonReply({{"votes", std::move(items)}});
 }
 
 Outcome Server::Impl::DocumentMeta(const http::Request& req, const Ctx& ctx) {
@@ -1417,6 +1530,10 @@ void Server::Impl::Routes() {
   Route("POST", "/admin/vector-search", "/admin/vector-search", true,
         [this](const http::Request& req, const Ctx& c) { return AdminVectorSearch(req, c); });
   Route("GET", "/failures", "/failures", true, [this](const http::Request& req, const Ctx& c) { return Failures(req, c); });
+  Route("POST", "/api/feedback", "/api/feedback", true,
+        [this](const http::Request& req, const Ctx& c) { return PostFeedback(req, c); });
+  Route("GET", "/api/feedback", "/api/feedback", true,
+        [this](const http::Request& req, const Ctx& c) { return GetFeedback(req, c); });
   Route("GET", R"(/documents/([^/]{1,32}))", "/documents/{id}", true,
         [this](const http::Request& req, const Ctx& c) { return DocumentMeta(req, c); });
   Route("GET", R"(/documents/([^/]{1,32})/thumbnail)", "/documents/{id}/thumbnail", true,

@@ -74,6 +74,7 @@ struct ServerOptions {
   std::vector<std::string> s3_buckets;     // S3 buckets /embed imageUrl may name (s3://bucket/key)
   storage::S3Options s3;                   // endpoint, region, credentials for s3_buckets (unused without)
   ServerLimits limits;
+  SearchTuning tuning;              // fusion and picture-floor defaults; requests may override each
   int threads = 32;                 // worker threads (concurrent requests)
   std::string model_note;           // why there is no query embedder, shown by the UI ("" = default text)
 };

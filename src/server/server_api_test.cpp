@@ -18,6 +18,7 @@
 #include "core/env.h"
 #include "core/hash.h"
 #include "engine/engine.h"
+#include "engine/eval.h"
 #include "index/opensearch_client.h"
 #include "index/opensearch_query.h"
 #include "index/opensearch_setup.h"
@@ -783,6 +784,8 @@ TEST_F(ApiTest, EmbedRefusesSsrfAndEscapes) {
 TEST_F(ApiTest, BadInputGetsClearErrors) {
   ExpectError(PostJson("/search", "{not json"), 400, "invalid_argument", "/search", "post");
   ExpectError(PostJson("/search", "[1,2]"), 400, "invalid_argument", "/search", "post");
+  // No field is nullable in the description: a null is refused, not read as absent.
+  ExpectError(PostJson("/search", R"({"q": "report", "takenBefore": null})"), 400, "invalid_argument", "/search", "post");
   ExpectError(PostJson("/embed", "{\"imageUrl\": "), 400, "invalid_argument", "/embed", "post");
   ExpectError(Get("/search?imageEmbedding=%5BNaN%5D"), 400, "invalid_argument");
   ExpectError(Get("/search?imageEmbedding=1,nan,3"), 400, "invalid_argument");
@@ -1279,6 +1282,88 @@ TEST_F(ApiTest, DamagedImageIsTheClientsError) {
 }
 
 // Last in the file: it leaves entries on the shared store's failure list.
+TEST_F(ApiTest, FeedbackIsStoredPerUserWithinTheirFoldersAndExportsAsJudgments) {
+  const int64_t r100 = IdOf("report-100.txt");
+  const std::string r101_path = Share() + "/finance/report-101.txt";
+  const std::string query = "quarterly feedback " + std::to_string(::getpid());
+  const std::string q = Enc(query);
+  auto body = [&](const Json& doc, int vote, const std::string& mode = "hybrid") {
+    return Json{{"query", query}, {"mode", mode}, {"doc", doc}, {"vote", vote}}.dump();
+  };
+  // Up by id, down by path.
+  Reply up = PostJson("/api/feedback", body(r100, 1));
+  ASSERT_EQ(up.status, 201) << up.raw;
+  EXPECT_EQ(up.body, Json({{"stored", true}}));
+  Conforms(up, "/api/feedback", "post");
+  Reply down = PostJson("/api/feedback", body(r101_path, -1, "text"));
+  ASSERT_EQ(down.status, 201) << down.raw;
+  Reply mine = Get("/api/feedback?query=" + q);
+  ASSERT_EQ(mine.status, 200) << mine.raw;
+  Conforms(mine, "/api/feedback");
+  ASSERT_EQ(mine.body["votes"].size(), 2u) << mine.raw;
+  EXPECT_EQ(mine.body["votes"][0]["doc"], r100);
+  EXPECT_EQ(mine.body["votes"][0]["vote"], 1);
+  EXPECT_EQ(mine.body["votes"][0]["mode"], "hybrid");
+  EXPECT_EQ(mine.body["votes"][1]["path"], r101_path);
+  EXPECT_EQ(mine.body["votes"][1]["vote"], -1);
+  EXPECT_EQ(mine.body["votes"][1]["doc"], IdOf("report-101.txt"));
+  // A second vote replaces the first; vote 0 withdraws.
+  ASSERT_EQ(PostJson("/api/feedback", body(r100, -1)).status, 201);
+  ASSERT_EQ(PostJson("/api/feedback", body(r101_path, 0)).status, 201);
+  mine = Get("/api/feedback?query=" + q);
+  ASSERT_EQ(mine.body["votes"].size(), 1u) << mine.raw;
+  EXPECT_EQ(mine.body["votes"][0]["vote"], -1);
+  ASSERT_EQ(PostJson("/api/feedback", body(r100, 1)).status, 201);
+  // Votes are the user's own: bob sees none of alice's, and his vote is his.
+  Json bob_claims = Claims();
+  bob_claims["sub"] = "bob";
+  const std::string bob = SignHs256(kSecret, bob_claims);
+  EXPECT_EQ(Get("/api/feedback?query=" + q, bob).body["votes"].size(), 0u);
+  ASSERT_EQ(PostJson("/api/feedback", body(r100, 1), bob).status, 201);
+  ASSERT_EQ(PostJson("/api/feedback", body(r101_path, 1), bob).status, 201);
+  EXPECT_EQ(Get("/api/feedback?query=" + q, bob).body["votes"].size(), 2u);
+  // Scope: a user limited to finance/ cannot vote on (or learn of) hr/policy.txt, by id or path.
+  Json c = Claims();
+  c["sub"] = "carol";
+  c["paths"] = {Share() + "/finance/"};
+  const std::string finance = SignHs256(kSecret, c);
+  ExpectError(PostJson("/api/feedback", body(IdOf("policy.txt"), 1), finance), 404, "not_found", "/api/feedback", "post");
+  ExpectError(PostJson("/api/feedback", body(Share() + "/hr/policy.txt", 1), finance), 404, "not_found", "/api/feedback",
+              "post");
+  ExpectError(PostJson("/api/feedback", body(Share() + "/hr/../finance/report-100.txt", 1)), 404, "not_found",
+              "/api/feedback", "post");
+  // Hostile or wrong input: a clear 4xx each, and nothing stored.
+  for (const std::string& bad : {std::string("{"), std::string("[]"), std::string("{}"),
+                                 Json{{"query", query}, {"mode", "hybrid"}, {"doc", r100}, {"vote", 2}}.dump(),
+                                 Json{{"query", query}, {"mode", "fuzzy"}, {"doc", r100}, {"vote", 1}}.dump(),
+                                 Json{{"query", ""}, {"mode", "text"}, {"doc", r100}, {"vote", 1}}.dump(),
+                                 Json{{"query", std::string(5000, 'x')}, {"mode", "text"}, {"doc", r100}, {"vote", 1}}.dump(),
+                                 Json{{"query", query}, {"mode", "text"}, {"doc", Json::object()}, {"vote", 1}}.dump(),
+                                 Json{{"query", query}, {"mode", "text"}, {"doc", r100}, {"vote", "up"}}.dump(),
+                                 Json{{"query", query}, {"mode", "text"}, {"doc", r100}, {"vote", 1}, {"user", "eve"}}.dump()}) {
+    ExpectError(PostJson("/api/feedback", bad), 400, "invalid_argument", "/api/feedback", "post");
+  }
+  ExpectError(PostJson("/api/feedback", body(0, 1)), 404, "not_found", "/api/feedback", "post");
+  ExpectError(PostJson("/api/feedback", body(999999999, 1)), 404, "not_found", "/api/feedback", "post");
+  ExpectError(Get("/api/feedback?user=bob"), 400, "invalid_argument", "/api/feedback");
+  EXPECT_EQ(PostJson("/api/feedback", body(r100, 1), "").status, 401);
+  EXPECT_EQ(Get("/api/feedback", "").status, 401);
+  EXPECT_EQ(Get("/healthz", "").status, 200);  // still serving
+  // The votes as judgments: both users up on report-100 (grade 1); report-101 alice withdrew,
+  // bob up (grade 1). Exported and read back as eval reads them.
+  auto votes = engine_->store()->ListFeedback("", query);
+  ASSERT_TRUE(votes.ok()) << votes.status().ToString();
+  EXPECT_EQ(votes->size(), 3u);
+  auto exported = ExportFeedback(*votes, "jsonl");
+  ASSERT_TRUE(exported.ok());
+  auto judgments = ParseJudgments(exported->judgments, std::nullopt);
+  ASSERT_TRUE(judgments.ok()) << judgments.status().ToString();
+  ASSERT_EQ(judgments->queries.size(), 1u);
+  EXPECT_EQ(judgments->queries[0].text, query);
+  EXPECT_EQ(judgments->queries[0].grades.at(Share() + "/finance/report-100.txt"), 1);
+  EXPECT_EQ(judgments->queries[0].grades.at(r101_path), 1);
+}
+
 TEST_F(ApiTest, FailureListIsServedPerUserAndCounted) {
   const std::vector<FailureInput> failed = {
       {"file://" + Share() + "/finance/broken.jpg", Share() + "/finance/broken.jpg", "embed", "corruption: bad JPEG", true},
