@@ -108,8 +108,12 @@ class ClipModel {
   struct Impl;
   explicit ClipModel(std::unique_ptr<Impl> impl);
   // Fails (kUnsupported, naming the precision, the cosine and the input) when `model`, loaded in
-  // bf16 or int8, falls below its bound against an fp32 load of the same folder.
-  static Status CheckPrecisionBound(ClipModel& model, const std::string& model_dir, const LoadOptions& options);
+  // bf16 or int8, falls below its bound against `reference`, an fp32 load of the same folder (loaded
+  // here when null).
+  static Status CheckPrecisionBound(ClipModel& model, ClipModel* reference, const std::string& model_dir,
+                                    const LoadOptions& options);
+  // Runs built-in calibration inputs and returns every GEMM's input channel ranges (clip_gemm.h).
+  Result<std::vector<std::vector<float>>> CalibrationRanges();
   std::unique_ptr<Impl> impl_;
 };
 
