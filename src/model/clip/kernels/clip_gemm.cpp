@@ -383,13 +383,13 @@ Status GemmContext::WritePacked(const std::string& path, const std::string& key)
         at = e.scales_offset + e.scales_count * sizeof(float);
       }
       // Indices, then their fp32 weights, at `offset` (nothing when there are none).
-      auto write_indexed = [&](uint64_t offset, const std::vector<int32_t>& indices,
+      auto write_indexed = [&](uint64_t where, const std::vector<int32_t>& indices,
                                const std::vector<float>& weights) -> Status {
         if (indices.empty()) return Status::Ok();
-        FS_RETURN_IF_ERROR(WriteZeros(fd, offset - at, tmp));
+        FS_RETURN_IF_ERROR(WriteZeros(fd, where - at, tmp));
         FS_RETURN_IF_ERROR(WriteAll(fd, indices.data(), indices.size() * sizeof(int32_t), tmp));
         FS_RETURN_IF_ERROR(WriteAll(fd, weights.data(), weights.size() * sizeof(float), tmp));
-        at = offset + indices.size() * sizeof(int32_t) + weights.size() * sizeof(float);
+        at = where + indices.size() * sizeof(int32_t) + weights.size() * sizeof(float);
         return Status::Ok();
       };
       const auto& r = impl_->records[i];
@@ -409,16 +409,14 @@ Status GemmContext::WritePacked(const std::string& path, const std::string& key)
   return s;
 }
 
-// The entries of `range` above `threshold` (or, when `relative`, threshold x their median), at most
-// max(4, size / 32), the largest; ascending.
-std::vector<int32_t> PickOutliers(const std::vector<float>& range, float threshold, bool relative) {
+// The entries of `range` above both `threshold` and `ratio` x their median, at most max(4, size / 32),
+// the largest; ascending.
+std::vector<int32_t> PickOutliers(const std::vector<float>& range, float threshold, float ratio) {
   if (range.empty()) return {};
-  if (relative) {
-    std::vector<float> sorted = range;
-    const auto middle = sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2);
-    std::nth_element(sorted.begin(), middle, sorted.end());
-    threshold *= *middle;
-  }
+  std::vector<float> sorted = range;
+  const auto middle = sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2);
+  std::nth_element(sorted.begin(), middle, sorted.end());
+  threshold = std::max(threshold, ratio * *middle);
   std::vector<int32_t> picked;
   for (size_t j = 0; j < range.size(); ++j) {
     if (range[j] > threshold) picked.push_back(static_cast<int32_t>(j));
@@ -470,7 +468,7 @@ struct Linear::Impl {
       }
       norms[r] = static_cast<float>(std::sqrt(sum));
     }
-    rows = PickOutliers(norms, GemmContext::kOutlierRowRatio, true);
+    rows = PickOutliers(norms, 0.0f, GemmContext::kOutlierRowRatio);
     for (int32_t r : rows) {
       const float* w = weight.data() + static_cast<size_t>(r) * static_cast<size_t>(k);
       row_weights.insert(row_weights.end(), w, w + k);
@@ -583,7 +581,7 @@ Result<Linear> Linear::Create(GemmContext* ctx, const WeightSource& weight_sourc
   im.index = im.ctx->records.size();
   if (precision != GemmPrecision::kFp32 && im.index < im.ctx->ranges.size() &&
       im.ctx->ranges[im.index].size() == static_cast<size_t>(k)) {
-    im.outliers = PickOutliers(im.ctx->ranges[im.index], GemmContext::kOutlierRange, false);
+    im.outliers = PickOutliers(im.ctx->ranges[im.index], GemmContext::kOutlierRange, GemmContext::kOutlierRangeRatio);
   }
   try {
     dnnl::engine& eng = im.ctx->engine;

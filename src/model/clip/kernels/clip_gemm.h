@@ -11,8 +11,10 @@
 // (mixed-precision decomposition, as LLM.int8 does, but with the channels fixed at load):
 //  - input channels: a context given an fp32 twin's calibration ranges (SetInputRanges, from
 //    RecordInputRanges) takes each Linear's channels whose range (largest |x| over its row's median
-//    |x|) exceeds kOutlierRange out of the reduced GEMM: zeroed in the converted input and the
-//    weights, their products added in fp32 before the epilogue's activation;
+//    |x|) exceeds kOutlierRange and kOutlierRangeRatio x the median channel's out of the reduced
+//    GEMM (the second test leaves heavy-tailed inputs such as GELU outputs, where every channel has
+//    a large range, alone): zeroed in the converted input and the weights, their products added in
+//    fp32 before the epilogue's activation;
 //  - output rows: weight rows whose norm exceeds kOutlierRowRatio x the median row's are computed
 //    whole in fp32 (found from the weights alone).
 // At most max(4, k / 32) channels and max(4, n / 32) rows per Linear, the largest.
@@ -97,6 +99,7 @@ class GemmContext {
   // Thresholds of the outlier decomposition (see the file comment). A Gaussian channel's range over
   // a few hundred rows is about 5.
   static constexpr float kOutlierRange = 12.0f;
+  static constexpr float kOutlierRangeRatio = 3.0f;
   static constexpr float kOutlierRowRatio = 4.0f;
 
   // Before the first Linear::Create: maps the packed file at `path` and serves Linears from it when
