@@ -121,9 +121,9 @@ size_t ElemBytes(GemmPrecision p) { return p == GemmPrecision::kFp32 ? 4 : p == 
 //   PackedHeader | key bytes | PackedEntry[count] | blocks, each 4096-aligned: an entry's weights in
 //   its oneDNN layout, then (int8) its n per-column scales, then (when it has outlier channels) their
 //   c indices (int32) followed by their fp32 weights [c, n], then (when it has outlier rows) their r
-//   indices (int32) followed by their fp32 weights [r, k].
+//   indices (int32) followed by their fp32 weights, transposed [k, r].
 constexpr char kPackedMagic[8] = {'F', 'S', 'P', 'A', 'C', 'K', 'W', '1'};
-constexpr uint32_t kPackedVersion = 2;
+constexpr uint32_t kPackedVersion = 3;
 constexpr uint64_t kPackedAlign = 4096;
 
 struct PackedHeader {
@@ -445,7 +445,7 @@ struct Linear::Impl {
   std::vector<int32_t> outliers;     // input channels computed in fp32 beside the reduced GEMM
   std::vector<float> outlier_weights;  // their weights, [outliers, n]
   std::vector<int32_t> rows;           // output channels (weight rows far larger than the rest) in fp32
-  std::vector<float> row_weights;      // their weights [rows, k]
+  std::vector<float> row_weights;      // their weights, transposed: [k, rows]
   std::vector<float> row_bias;         // their biases [rows] (zero in the reduced GEMM's bias)
   std::vector<float> row_out;          // [m, rows] scratch
 
@@ -469,9 +469,11 @@ struct Linear::Impl {
       norms[r] = static_cast<float>(std::sqrt(sum));
     }
     rows = PickOutliers(norms, 0.0f, GemmContext::kOutlierRowRatio);
-    for (int32_t r : rows) {
-      const float* w = weight.data() + static_cast<size_t>(r) * static_cast<size_t>(k);
-      row_weights.insert(row_weights.end(), w, w + k);
+    row_weights.resize(static_cast<size_t>(k) * rows.size());  // [k, rows]: the products vectorise
+    for (size_t j = 0; j < static_cast<size_t>(k); ++j) {
+      for (size_t o = 0; o < rows.size(); ++o) {
+        row_weights[j * rows.size() + o] = weight[static_cast<size_t>(rows[o]) * static_cast<size_t>(k) + j];
+      }
     }
   }
 
@@ -786,11 +788,12 @@ void Linear::Forward(const float* x, int m, float* y, bool accumulate) {
       float* t = im.row_out.data() + static_cast<size_t>(first) * r_count;  // [rows, r_count]
       for (int r = first; r < first + rows; ++r) {
         const float* in = x + static_cast<size_t>(r) * k;
-        for (size_t o = 0; o < r_count; ++o) {
-          const float* w = im.row_weights.data() + o * k;
-          float sum = 0.0f;
-          for (size_t j = 0; j < k; ++j) sum += in[j] * w[j];
-          t[static_cast<size_t>(r - first) * r_count + o] = sum;
+        float* sums = t + static_cast<size_t>(r - first) * r_count;
+        std::fill(sums, sums + r_count, 0.0f);
+        for (size_t j = 0; j < k; ++j) {
+          const float v = in[j];
+          const float* w = im.row_weights.data() + j * r_count;
+          for (size_t o = 0; o < r_count; ++o) sums[o] += v * w[o];
         }
       }
       kernels.scale_bias_act(t, ctx.ones.data(), ctx.ones.data(), im.row_bias.data(), act, false, t,
