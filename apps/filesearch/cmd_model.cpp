@@ -91,7 +91,9 @@ void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                  ->footer("Examples:\n"
                           "  filesearch model download                                   openai/clip-vit-base-patch32\n"
                           "  filesearch model download openai/clip-vit-base-patch16 --models-dir /srv/models\n"
-                          "  filesearch model download --endpoint https://hub.example.com  a mirror with the hub's layout\n\n"
+                          "  filesearch model download --endpoint https://hub.example.com  a mirror with the hub's layout\n"
+                          "  filesearch model download xlm-roberta-base-ViT-B-32            multilingual (50+ languages),\n"
+                          "      OpenCLIP laion5b_s13b_b90k from laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k\n\n"
                           "Files go to MODELS_DIR/<owner>/<name>/ (default $XDG_DATA_HOME/filesearch/models). Each\n"
                           "file is checked against the hub's published checksum (SHA-256 for model.safetensors) before\n"
                           "it is put in place; an interrupted download resumes where it stopped when run again.\n"
@@ -101,7 +103,7 @@ void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     std::string models_dir, endpoint = "https://huggingface.co", revision = "main";
   };
   auto d = std::make_shared<DownloadArgs>();
-  dl->add_option("NAME", d->name, "Hub model name, owner/name")->capture_default_str();
+  dl->add_option("NAME", d->name, "Hub model name, owner/name, or xlm-roberta-base-ViT-B-32 (multilingual)")->capture_default_str();
   dl->add_option("--models-dir", d->models_dir, "Folder that holds downloaded models")->type_name("DIR");
   dl->add_option("--endpoint", d->endpoint, "Hub URL (or a mirror with the same layout)")->capture_default_str();
   dl->add_option("--revision", d->revision, "Branch, tag or commit")->capture_default_str();
@@ -117,9 +119,11 @@ void RegisterModel(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       root = xdg && *xdg ? std::string(xdg) + "/filesearch/models"
                          : std::string(home && *home ? home : ".") + "/.local/share/filesearch/models";
     }
-    o.dest_dir = root + "/" + d->name;
+    // A catalogued model (the multilingual OpenCLIP one) is fetched from where it is published.
+    const hub::CatalogueModel* known = hub::FindCatalogueModel(d->name);
+    o.dest_dir = root + "/" + (known != nullptr ? known->folder : d->name);
     o.progress = !flags.no_progress;
-    auto r = hub::Download(o);
+    auto r = known != nullptr ? hub::DownloadCatalogueModel(*known, o) : hub::Download(o);
     if (!r.ok()) {
       std::cerr << "filesearch model download: " << r.status().ToString() << "\n";
       *exit_code = 1;

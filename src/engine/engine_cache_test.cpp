@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <algorithm>
 #include <bit>
 #include <map>
 #include <random>
@@ -244,6 +245,103 @@ TEST_F(EngineCacheTest, BackfillAllReembedsEveryImageResumablyKeepingOldVectorsM
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->resumed_after, 0);
   EXPECT_EQ(again->candidates, 20u);
+}
+
+// Another model (the multilingual tower after CLIP): its own model id and vectors unlike the old
+// model's (the hash vectors reversed), so a search that mixed the two would show.
+class OtherModelEmbedder : public ImageEmbedder {
+ public:
+  OtherModelEmbedder() : inner_(NewHashEmbedder(8)) {}
+  const std::string& model_id() const override { return id_; }
+  size_t dim() const override { return inner_->dim(); }
+  Status EmbedFiles(std::span<const std::string> paths, std::span<float> out, std::vector<Status>* per_file,
+                    std::vector<uint64_t>* phash) override {
+    FS_RETURN_IF_ERROR(inner_->EmbedFiles(paths, out, per_file, phash));
+    for (size_t row = 0; row < paths.size(); ++row) std::reverse(out.begin() + row * 8, out.begin() + (row + 1) * 8);
+    return Status::Ok();
+  }
+
+ private:
+  std::unique_ptr<ImageEmbedder> inner_;
+  std::string id_ = "test/multilingual-8";
+};
+
+// Switching a served index from one model to another is `backfill --all` with the new model, run
+// beside the server: the served engine keeps answering with the old model's vectors throughout,
+// an engine of the new model sees exactly the images re-embedded so far (never an old vector), and
+// after the backfill both models search the whole collection, each with its own vectors.
+TEST_F(EngineCacheTest, SwitchingModelsIsABackfillWithBothSearchableMeanwhile) {
+  auto indexed = IndexWithHashModel(4);
+  ASSERT_TRUE(indexed.ok()) << indexed.status().ToString();
+  Engine& serving = *indexed->engine;  // the server, on the old model
+  const auto& ids = indexed->ids;
+  ASSERT_EQ(ids.size(), 20u);
+  auto search = [](Engine& engine, const std::vector<float>& vector, const std::string& model) {
+    SearchRequest r;
+    r.vector = vector;
+    r.vector_model = model;
+    r.mode = SearchMode::kVector;
+    r.size = 50;
+    return engine.Search(r);
+  };
+  // What the old and new models make of image 0 (the query is that image's own vector).
+  const std::vector<float> old0 = indexed->old[0];
+  const std::vector<float> new0(old0.rbegin(), old0.rend());
+  EngineOptions o;
+  o.data_dir = base_ + "/data";
+  o.progress = false;
+  o.embed_batch = 4;
+  o.model_id = "test/multilingual-8";
+  auto switching = Engine::Open(o);  // `backfill --all --model-dir NEW`, beside the server
+  ASSERT_TRUE(switching.ok()) << switching.status().ToString();
+  ASSERT_TRUE((*switching)->SetEmbedder(std::make_unique<OtherModelEmbedder>()).ok());
+  BackfillOptions bo;
+  bo.progress = false;
+  bo.all = true;
+  bo.limit = 8;  // part-way
+  auto first = (*switching)->Backfill(bo);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(first->embedded, 8u);
+  // Meanwhile the server answers from the old model: all 20 images, image 0's copies first.
+  auto during_old = search(serving, old0, "test/hash-8");
+  ASSERT_TRUE(during_old.ok()) << during_old.status().ToString();
+  EXPECT_EQ(during_old->hits.size(), 20u);
+  EXPECT_NEAR(during_old->hits[0].score, 1.0, 1e-5);
+  // The new model sees the 8 re-embedded images and nothing else.
+  auto during_new = search(**switching, new0, "test/multilingual-8");
+  ASSERT_TRUE(during_new.ok()) << during_new.status().ToString();
+  std::set<int64_t> embedded;
+  for (size_t i = 0; i < 8; ++i) embedded.insert(ids[i].first);
+  EXPECT_EQ(during_new->hits.size(), 8u);
+  for (const SearchHit& hit : during_new->hits) EXPECT_EQ(embedded.count(hit.doc.id), 1u) << hit.doc.uri;
+  // A vector of one model is never searched against the other's index.
+  auto mixed = search(**switching, old0, "test/hash-8");
+  EXPECT_FALSE(mixed.ok());
+  auto mixed_back = search(serving, new0, "test/multilingual-8");
+  EXPECT_FALSE(mixed_back.ok());
+  // The rest of the backfill; then each model searches the whole collection with its own vectors.
+  bo.limit = 0;
+  auto rest = (*switching)->Backfill(bo);
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(rest->embedded, 12u);
+  auto after_new = search(**switching, new0, "test/multilingual-8");
+  ASSERT_TRUE(after_new.ok());
+  EXPECT_EQ(after_new->hits.size(), 20u);
+  EXPECT_NEAR(after_new->hits[0].score, 1.0, 1e-5);
+  auto after_old = search(serving, old0, "test/hash-8");
+  ASSERT_TRUE(after_old.ok());
+  EXPECT_EQ(after_old->hits.size(), 20u);
+  // A server restarted on the new model (model_id from the index's embeddings) answers with it.
+  auto restarted = Engine::Open(o);
+  ASSERT_TRUE(restarted.ok());
+  auto served_new = search(**restarted, new0, "test/multilingual-8");
+  ASSERT_TRUE(served_new.ok()) << served_new.status().ToString();
+  EXPECT_EQ(served_new->hits.size(), 20u);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto v = (*(*restarted)->store()->GetEmbedding(ids[i].first, "test/multilingual-8"));
+    ASSERT_TRUE(v.has_value());
+    EXPECT_EQ(*v, std::vector<float>(indexed->old[i].rbegin(), indexed->old[i].rend())) << i;
+  }
 }
 
 TEST_F(EngineCacheTest, BackfillEmbedsWhatIsMissingInSlicesAndReportsFailures) {

@@ -321,19 +321,26 @@ def main():
         generate(args, args.out, args.layout, args.dtype, args.onnx)
         return
     for i, variant in enumerate(args.variants.split(",")):
-        # optional parts: "gelu" (exact GELU MLPs), "outliers" (trained-like outlier channels)
+        # optional parts: "gelu" (exact GELU MLPs), "outliers" (trained-like outlier channels),
+        # "sharp" (q and k weights 8x: attention near argmax, so rounding moves which token wins)
         layout, dtype, *extra = variant.split("-")
         generate(args, os.path.join(args.out, variant), layout, dtype, args.onnx and i == 0,
-                 "gelu" if "gelu" in extra else "quick_gelu", "outliers" in extra)
+                 "gelu" if "gelu" in extra else "quick_gelu", "outliers" in extra, "sharp" in extra)
 
 
-def generate(args, out, layout, dtype, onnx, act="quick_gelu", outliers=False):
+def generate(args, out, layout, dtype, onnx, act="quick_gelu", outliers=False, sharp=False):
     c = dict(SIZES[args.size], act=act)
     gen = torch.Generator().manual_seed(args.seed)
     vision, text = VisionTower(c), TextTower(c)
     init_weights(vision, text, c, gen)
     if outliers:
         add_outliers(vision, text, gen)
+    if sharp:
+        with torch.no_grad():
+            for tower in (vision, text):
+                for b in tower.blocks:
+                    w = b.attn.in_proj_weight.shape[1]
+                    b.attn.in_proj_weight[:2 * w] *= 8.0
     round_to_dtype((vision, text), dtype)
     vision.eval()
     text.eval()

@@ -14,6 +14,9 @@ with the libraries' own forward passes:
             projection). Reference: attention_mask = ids != pad, mean pooling, projection.
   mclip     M-CLIP's MultilingualCLIP: transformer.<XLMRobertaModel> + LinearTransformation (with bias),
             MCLIPConfig extending XLMRobertaConfig. Reference: its mean pooling and linear map.
+  openclip-outliers  the openclip model with trained-like outlier channels (add_outliers): a few
+            channels 15-30x the rest in the text encoder's embedding LayerNorm and every write into
+            its residual stream, and in the image tower's embeddings and residual writes.
 Token ids are real XLM-R ids: every case of ../shared/multilingual/xlm-roberta/test-vectors.json
 (29 languages and scripts, symbols, emoji, the empty text), truncated to 77 keeping </s> last.
 
@@ -26,7 +29,8 @@ Outputs in --out/<layout>/:
   text_ids.json, text_emb.f32        ids as filesearch gets them (openclip: padded to 77), n x E float32
   pixels.f32, image_emb.f32          (openclip) n x 3 x S x S inputs and n x E embeddings
   text.onnx                          (--onnx) ids [n, L] int64 -> embeddings, mask = ids != pad
-Usage: xlmr_reference.py --out DIR [--size small|base] [--layouts openclip,hf,mclip] [--vectors FILE]
+Usage: xlmr_reference.py --out DIR [--size small|base] [--layouts openclip,hf,mclip,openclip-outliers]
+                         [--vectors FILE]
                          [--images 2] [--onnx]
 """
 import argparse
@@ -201,10 +205,41 @@ class OpenClipTextTower(nn.Module):
         return self.model.encode_text(ids, normalize=True)
 
 
+def add_outliers(model, gen, channels=3, scale=20.0):
+    """Trained-like outliers in an open_clip CustomTextCLIP, as trained XLM-R and CLIP have them: in
+    the post-LN encoder, `channels` channels of the embedding LayerNorm's gain and bias and of every
+    attention-output and MLP-output row (the writes into the residual, which each block's LayerNorm
+    then carries on) scaled 15-30x; in the pre-LN image tower, the same channels of the class and
+    position embeddings and of every residual write (clip_reference.add_outliers)."""
+    with torch.no_grad():
+        enc = model.text.transformer
+        width = enc.config.hidden_size
+        picked = torch.randperm(width, generator=gen)[:channels]
+        factor = scale * (0.75 + 0.75 * torch.rand(channels, generator=gen))
+        enc.embeddings.LayerNorm.weight[picked] *= factor
+        enc.embeddings.LayerNorm.bias[picked] *= factor
+        for layer in enc.encoder.layer:
+            for dense in (layer.attention.output.dense, layer.output.dense):
+                dense.weight[picked, :] *= factor[:, None]
+                dense.bias[picked] *= factor
+        visual = model.visual
+        width = visual.class_embedding.shape[0]
+        picked = torch.randperm(width, generator=gen)[:channels]
+        factor = scale * (0.75 + 0.75 * torch.rand(channels, generator=gen))
+        visual.class_embedding[picked] *= factor
+        visual.positional_embedding[:, picked] *= factor
+        for block in visual.transformer.resblocks:
+            for lin in (block.attn.out_proj, block.mlp.c_proj):
+                lin.weight[picked, :] *= factor[:, None]
+                lin.bias[picked] *= factor
+
+
 def build(layout, c, folder, gen):
     """Builds the library model of `layout`, seeds it, writes its folder; returns the text tower."""
     from transformers import XLMRobertaConfig
     os.makedirs(folder, exist_ok=True)
+    outliers = layout.endswith("-outliers")
+    layout = layout.removesuffix("-outliers")
     enc = encoder_config(c)
     if layout == "openclip":
         stub_torchvision()
@@ -217,6 +252,8 @@ def build(layout, c, folder, gen):
                         hf_proj_type="mlp", hf_pooler_type="mean_pooler")
         model = CustomTextCLIP(embed_dim=c["embed"], vision_cfg=vision_cfg, text_cfg=text_cfg).eval()
         init_params(model, c, gen)
+        if outliers:
+            add_outliers(model, gen)
         cfg = {"model_cfg": {"embed_dim": c["embed"], "vision_cfg": vision_cfg,
                              "text_cfg": dict(text_cfg, hf_model_name="xlm-roberta-base")},
                "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073],
@@ -246,7 +283,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--size", default="small", choices=SIZES)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--layouts", default="openclip,hf,mclip")
+    ap.add_argument("--layouts", default="openclip,hf,mclip,openclip-outliers")
     ap.add_argument("--vectors", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                       "../../../shared/multilingual/xlm-roberta/test-vectors.json"))
     ap.add_argument("--images", type=int, default=2)
@@ -262,9 +299,9 @@ def main():
         model, tower = build(layout, c, folder, gen)
         ids = [x for _, x in texts]
         with torch.no_grad():
-            if layout == "openclip":  # exactly what OpenCLIP's tokenizer hands the model
+            if layout.startswith("openclip"):  # exactly what OpenCLIP's tokenizer hands the model
                 ids = [x + [PAD] * (CONTEXT - len(x)) for x in ids]
-            if layout == "openclip" and args.images:
+            if layout.startswith("openclip") and args.images:
                 pixels = torch.randn((args.images, 3, c["image_size"], c["image_size"]), generator=gen)
                 pixels.numpy().astype("<f4").tofile(os.path.join(folder, "pixels.f32"))
                 model.encode_image(pixels, normalize=True).numpy().astype("<f4").tofile(

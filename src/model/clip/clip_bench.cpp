@@ -3,7 +3,9 @@
 // alone (image figures 0), with the XLM-R ids of the same 5-word query. Built with
 // -DFILESEARCH_BUILD_BENCH=ON (or -DFILESEARCH_BUILD_CLIP_BENCH=ON); src/model/clip/clip_bench.sh runs it
 // beside its peers.
-//   clip_bench --model DIR [--precision fp32|bf16|int8] [--threads 2] [--iters 20]
+//   clip_bench --model DIR [--precision fp32|bf16|int8] [--threads 2] [--iters 20] [--ids 0,6,...,2]
+// --ids: the query's token ids (comma-separated, special tokens included) instead of "a photo of a
+// cat"'s; xlmr_bench.sh passes a Japanese query's XLM-R ids.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -63,7 +65,7 @@ void Check(const fs::Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_dir, precision_name = "fp32", packed_dir;
+  std::string model_dir, precision_name = "fp32", packed_dir, ids_arg;
   int threads = 2, iters = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -72,6 +74,7 @@ int main(int argc, char** argv) {
     else if (flag == "--threads") threads = std::atoi(argv[i + 1]);
     else if (flag == "--iters") iters = std::max(1, std::atoi(argv[i + 1]));
     else if (flag == "--packed-dir") packed_dir = argv[i + 1];
+    else if (flag == "--ids") ids_arg = argv[i + 1];
   }
   if (model_dir.empty()) {
     std::fprintf(stderr, "usage: clip_bench --model DIR [--precision fp32|bf16|int8] [--threads 2] [--iters 20] [--packed-dir DIR]\n");
@@ -104,9 +107,17 @@ int main(int argc, char** argv) {
   auto t = Clock::now();
   const int v = model.vocab_size();
   // "a photo of a cat": CLIP's BPE ids, or XLM-R's (<s> a photo of a cat </s>); 7 ids either way.
-  const std::vector<std::vector<int32_t>> query = {
+  std::vector<std::vector<int32_t>> query = {
       model.multilingual() ? std::vector<int32_t>{0, 10, 16186, 111, 10, 7515, 2}
                            : std::vector<int32_t>{v - 2, 320, 1125, 539, 320, 2368, v - 1}};
+  if (!ids_arg.empty()) {
+    query[0].clear();
+    for (size_t at = 0; at < ids_arg.size();) {
+      const size_t comma = std::min(ids_arg.find(',', at), ids_arg.size());
+      query[0].push_back(std::atoi(ids_arg.substr(at, comma - at).c_str()));
+      at = comma + 1;
+    }
+  }
   Check(model.EncodeTexts(query, std::span(out).first(d)));
   const double first_text_ms = Ms(t);
   t = Clock::now();
@@ -138,13 +149,13 @@ int main(int argc, char** argv) {
       "\"first_text_ms\": %.1f, \"first_image_ms\": %.1f, \"cold_start_ms\": %.1f, "
       "\"image_b1_ms\": %.2f, \"image_b1_cpu_ms\": %.2f, \"image_b8_ms_per_image\": %.2f, "
       "\"image_b32_ms_per_image\": %.2f, \"image_b32_cpu_ms_per_image\": %.2f, \"images_per_s_b32\": %.1f, "
-      "\"text_7_ms\": %.2f, \"text_7_cpu_ms\": %.2f, \"text_77_ms\": %.2f, \"text_77_cpu_ms\": %.2f, "
+      "\"query_ids\": %zu, \"text_7_ms\": %.2f, \"text_7_cpu_ms\": %.2f, \"text_77_ms\": %.2f, \"text_77_cpu_ms\": %.2f, "
       "\"text_b32_ms_per_text\": %.3f, \"texts_per_s_b32\": %.1f, "
       "\"gemm_gflop_per_image\": %.2f, \"gemm_gflops_b1\": %.1f, \"gemm_gflops_b32\": %.1f, "
       "\"peak_rss_mb\": %.0f, \"describe\": \"%s\"}\n",
       model.model_id().c_str(), precision_name.c_str(), threads, load_ms, load_cpu_ms, first_text_ms,
       first_image_ms, load_ms + first_text_ms + first_image_ms, b1.wall_ms, b1.cpu_ms, b8, b32.wall_ms / 32,
-      b32.cpu_ms / 32, has_images ? 32000.0 / b32.wall_ms : 0.0, text7.wall_ms, text7.cpu_ms, text77.wall_ms,
+      b32.cpu_ms / 32, has_images ? 32000.0 / b32.wall_ms : 0.0, query[0].size(), text7.wall_ms, text7.cpu_ms, text77.wall_ms,
       text77.cpu_ms, text_b32.wall_ms / 32, 32000.0 / text_b32.wall_ms, gflop_per_image,
       has_images ? gflop_per_image / b1.wall_ms * 1000 : 0.0,
       has_images ? gflop_per_image / b32.wall_ms * 32000 : 0.0, usage.ru_maxrss / 1024.0,

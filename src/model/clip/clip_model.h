@@ -29,13 +29,15 @@ struct LoadOptions {
   // Weight and activation precision of the GEMMs (layer norms, softmax and residuals stay fp32).
   //   kFp32: exact (cosine >= 0.9999 against PyTorch).
   //   kBf16: bf16 weights and GEMM inputs, fp32 accumulation; needs AVX512-BF16; cosine >= 0.999.
-  //   kInt8: int8 weights (per-column scales) and inputs (one dynamic scale per GEMM call), int32
+  //   kInt8: int8 weights (per-column scales) and inputs (one dynamic scale per row), int32
   //          accumulation (AVX512-VNNI where present); cosine >= 0.995.
   // A reduced precision is held to its bound: whenever its weights are converted (not mapped from
-  // a packed file, which is written only after this check passed), the load also loads the model
-  // in fp32, encodes built-in calibration images and texts both ways, and fails with kUnsupported,
-  // naming the cosine, if any falls below the bound (trained weights with strong outlier channels
-  // can do that to int8). Never silently degraded; the check costs one more fp32 load.
+  // a packed file, which is written only after this check passed), the load first loads the model
+  // in fp32 and runs built-in calibration inputs through it; each GEMM then keeps its outlier input
+  // channels and outlier weight rows in fp32 (trained towers' 15-30x residual channels, see
+  // kernels/clip_gemm.h), and the image tower's patch embedding stays fp32. Then other built-in
+  // images and texts are encoded both ways, and the load fails with kUnsupported, naming the
+  // cosine, if any falls below the bound. Never silently degraded; costs one more fp32 load.
   enum class Precision { kFp32, kBf16, kInt8 } precision = Precision::kFp32;
   // Largest number of images or texts run through the towers at once; bigger requests are split.
   // Bounds the activation buffers (about 1 MB per image for ViT-B/32 in fp32).
@@ -108,8 +110,12 @@ class ClipModel {
   struct Impl;
   explicit ClipModel(std::unique_ptr<Impl> impl);
   // Fails (kUnsupported, naming the precision, the cosine and the input) when `model`, loaded in
-  // bf16 or int8, falls below its bound against an fp32 load of the same folder.
-  static Status CheckPrecisionBound(ClipModel& model, const std::string& model_dir, const LoadOptions& options);
+  // bf16 or int8, falls below its bound against `reference`, an fp32 load of the same folder (loaded
+  // here when null).
+  static Status CheckPrecisionBound(ClipModel& model, ClipModel* reference, const std::string& model_dir,
+                                    const LoadOptions& options);
+  // Runs built-in calibration inputs and returns every GEMM's input channel ranges (clip_gemm.h).
+  Result<std::vector<std::vector<float>>> CalibrationRanges();
   std::unique_ptr<Impl> impl_;
 };
 

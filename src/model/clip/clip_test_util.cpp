@@ -109,6 +109,18 @@ double ExpectMatches(ClipModel& model, const Reference& ref, double min_cosine) 
   return worst;
 }
 
+std::unique_ptr<ClipModel> LoadWithOutliers(const std::string& dir, LoadOptions::Precision precision) {
+  LoadOptions options;
+  options.threads = 2;
+  options.precision = precision;
+  auto model = ClipModel::Load(dir, options);
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  if (!model.ok()) return nullptr;
+  std::printf("  %s\n", (*model)->Describe().c_str());
+  EXPECT_NE((*model)->Describe().find("outlier input channels computed in fp32"), std::string::npos);
+  return std::move(*model);
+}
+
 std::unique_ptr<ClipModel> LoadOrDie(const std::string& dir, LoadOptions::Precision precision, int threads) {
   LoadOptions options;
   options.precision = precision;

@@ -41,6 +41,10 @@ const Reference* SharedReference(const std::string& key, const std::string& vari
 // Returns the lowest text cosine.
 double ExpectMatches(ClipModel& model, const Reference& ref, double min_cosine);
 // ClipModel::Load with `threads` threads, failing the test (and returning null) on error.
+// Loads dir in a reduced precision on 2 threads, which must hold its bound (the load's own check),
+// prints Describe() and expects it to say outlier channels were kept in fp32. Null on failure.
+std::unique_ptr<ClipModel> LoadWithOutliers(const std::string& dir, LoadOptions::Precision precision);
+
 std::unique_ptr<ClipModel> LoadOrDie(const std::string& dir,
                                      LoadOptions::Precision precision = LoadOptions::Precision::kFp32,
                                      int threads = 2);

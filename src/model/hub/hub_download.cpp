@@ -226,6 +226,60 @@ Result<std::optional<Proxy>> ProxyFor(const std::string& url, const std::functio
   return std::optional<Proxy>(std::move(proxy));
 }
 
+const std::vector<CatalogueModel>& Catalogue() {
+  // open_clip's model_configs/xlm-roberta-base-ViT-B-32.json with the projection and the
+  // preprocessing its CustomTextCLIP uses by default (hf_proj_type "mlp", OpenAI's mean and std).
+  static const std::vector<CatalogueModel> kModels = {
+      {{"xlm-roberta-base-ViT-B-32", "xlm-roberta-base-ViT-B-32:laion5b_s13b_b90k",
+        "laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k"},
+       "laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k",
+       "laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k",
+       {{"open_clip_model.safetensors", false},
+        {"open_clip_config.json", false},
+        {"tokenizer.json", true},
+        {"preprocessor_config.json", false}},
+       "open_clip_model.safetensors",
+       "open_clip_pytorch_model.bin",
+       "open_clip_config.json",
+       R"({"model_cfg": {"embed_dim": 512,
+  "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
+  "text_cfg": {"hf_model_name": "xlm-roberta-base", "hf_tokenizer_name": "xlm-roberta-base",
+               "hf_proj_type": "mlp", "hf_pooler_type": "mean_pooler"}},
+ "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}}
+)"},
+  };
+  return kModels;
+}
+
+const CatalogueModel* FindCatalogueModel(const std::string& name) {
+  for (const CatalogueModel& model : Catalogue()) {
+    if (std::find(model.names.begin(), model.names.end(), name) != model.names.end()) return &model;
+  }
+  return nullptr;
+}
+
+Result<std::vector<FileResult>> DownloadCatalogueModel(const CatalogueModel& model, DownloadOptions options) {
+  options.repo = model.repo;
+  options.files = model.files;
+  FS_ASSIGN_OR_RETURN(auto results, Download(options));
+  const std::string dir = options.dest_dir;
+  if (!stdfs::exists(dir + "/" + model.weights)) {
+    return Status::NotFound(
+        model.repo + " on " + options.endpoint + " has no " + model.weights + "; it may publish only " +
+        model.pickle + ", a PyTorch pickle filesearch does not read (loading one can run code). Convert it " +
+        "once where PyTorch is installed: python3 -c \"import torch, safetensors.torch as st; st.save_file(" +
+        "torch.load('" + model.pickle + "', map_location='cpu', weights_only=True), '" + model.weights +
+        "')\" and put " + model.weights + " in " + dir + " (the tokenizer and config are there already)");
+  }
+  if (!model.config_name.empty() && !stdfs::exists(dir + "/" + model.config_name)) {
+    std::ofstream out(dir + "/" + model.config_name, std::ios::binary | std::ios::trunc);
+    out << model.config;
+    out.close();
+    if (!out) return Status::IOError("cannot write '" + dir + "/" + model.config_name + "'");
+  }
+  return results;
+}
+
 Result<std::vector<FileResult>> Download(const DownloadOptions& o) {
   if (o.dest_dir.empty()) return Status::InvalidArgument("no destination folder given");
   if (o.repo.empty() || o.repo.find("..") != std::string::npos || o.repo.front() == '/') {

@@ -68,6 +68,28 @@ struct Proxy {
 // InvalidArgument for a proxy URL we cannot use. Exposed for tests.
 Result<std::optional<Proxy>> ProxyFor(const std::string& url, const std::function<const char*(const char*)>& getenv);
 
+// Models whose published files need more than a plain download to make a folder filesearch loads,
+// known by name. The multilingual OpenCLIP model xlm-roberta-base-ViT-B-32 (laion5b_s13b_b90k):
+// its weights, tokenizer and configs live in the hub repository
+// laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k (open_clip's pretrained table names it).
+struct CatalogueModel {
+  std::vector<std::string> names;  // what `filesearch model download` accepts: OpenCLIP's name, the repo
+  std::string repo;                // the hub repository
+  std::string folder;              // the folder under the models dir ("owner/name")
+  std::vector<HubFile> files;
+  std::string weights;             // the safetensors file the loader reads
+  std::string pickle;              // the PyTorch pickle the repo may publish instead (never read)
+  std::string config_name;         // written from `config` when the repo has none
+  std::string config;
+};
+const std::vector<CatalogueModel>& Catalogue();
+// The catalogue entry `name` is one of the names of, or null.
+const CatalogueModel* FindCatalogueModel(const std::string& name);
+// Downloads `model` into options.dest_dir with Download's checksum and resume logic (options.repo
+// and options.files are replaced by the model's), writes its config when the hub has none, and
+// fails with kNotFound, saying how to convert it, when the hub has only the pickle.
+Result<std::vector<FileResult>> DownloadCatalogueModel(const CatalogueModel& model, DownloadOptions options);
+
 // The git blob id of `data` (SHA-1 of "blob <size>\0" + data), hex. Exposed for tests.
 std::string GitBlobSha1Hex(const std::string& data);
 

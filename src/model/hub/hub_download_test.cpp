@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <atomic>
@@ -98,6 +99,22 @@ class HubTest : public ::testing::Test {
     files_ = {{"config.json", R"({"model_type": "clip", "projection_dim": 512})"}, {"tokenizer.json", R"({"model": {}})"}};
     // httplib answers HEAD with the GET handler, without the body.
     server_.Get(R"(/openai/clip-vit-base-patch32/resolve/main/(.+))", [this](const auto& req, auto& res) { Serve(req, res); });
+    // The multilingual model's repository (MultilingualModelFromItsPublishedRepository).
+    server_.Get(R"(/laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k/resolve/main/(.+))",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  const std::string name = req.matches[1];
+                  if (name == "open_clip_model.safetensors" && !pickle_only_) {
+                    res.status = 302;
+                    res.set_header("Location", "/lfs/weights");
+                    res.set_header("X-Linked-Etag", "\"" + Sha256Hex(weights_) + "\"");
+                    res.set_header("X-Linked-Size", std::to_string(weights_.size()));
+                  } else if (name == "tokenizer.json") {
+                    res.set_header("ETag", "\"" + GitBlobSha1Hex(tokenizer_) + "\"");
+                    res.set_content(tokenizer_, "application/json");
+                  } else {
+                    res.status = 404;
+                  }
+                });
     server_.Get("/lfs/weights", [this](const httplib::Request& req, httplib::Response& res) {
       if (req.method == "GET") {
         if (req.has_header("Range")) ranges_.push_back(req.get_header_value("Range"));
@@ -149,6 +166,8 @@ class HubTest : public ::testing::Test {
   std::vector<std::string> ranges_;
   std::atomic<int> lfs_gets_{0};
   bool corrupt_ = false;
+  std::atomic<bool> pickle_only_{false};
+  const std::string tokenizer_ = R"({"model": {"type": "Unigram"}})";
 };
 
 TEST(GitBlobSha1, MatchesGit) {
@@ -227,6 +246,42 @@ TEST_F(HubTest, ClearErrorsForUnknownModelsAndUnreachableHosts) {
   o = Options();
   o.repo = "../etc";
   EXPECT_EQ(Download(o).status().code(), StatusCode::kInvalidArgument);
+}
+
+// The multilingual OpenCLIP model by its OpenCLIP name: the files come from its laion repository
+// with the same checksums and resume as any model; the hub has no open_clip_config.json here, so
+// the catalogue's is written; without the safetensors weights (only the pickle), a clear error.
+TEST_F(HubTest, MultilingualModelFromItsPublishedRepository) {
+  const hub::CatalogueModel* model = hub::FindCatalogueModel("xlm-roberta-base-ViT-B-32");
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(hub::FindCatalogueModel("laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k"), model);
+  EXPECT_EQ(hub::FindCatalogueModel("openai/clip-vit-base-patch32"), nullptr);
+  EXPECT_EQ(model->repo, "laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k");
+  const std::string& tokenizer = tokenizer_;
+  // Only the pickle: refused, saying how to convert it; the tokenizer is kept for the next run.
+  pickle_only_ = true;
+  auto refused = hub::DownloadCatalogueModel(*model, Options());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(refused.status().message().find("open_clip_pytorch_model.bin"), std::string::npos) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("safetensors.torch"), std::string::npos) << refused.status().ToString();
+  EXPECT_EQ(ReadAll(dir_ + "/model/tokenizer.json"), tokenizer);
+  // With the weights: a partial file resumes, everything is verified, the config is written.
+  pickle_only_ = false;
+  std::ofstream(dir_ + "/model/open_clip_model.safetensors.part", std::ios::binary) << weights_.substr(0, 1 << 20);
+  auto r = hub::DownloadCatalogueModel(*model, Options());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(ranges_.size(), 1u);
+  EXPECT_EQ(ranges_[0], "bytes=1048576-");
+  EXPECT_EQ(ReadAll(dir_ + "/model/open_clip_model.safetensors"), weights_);
+  std::map<std::string, FileResult> by_name;
+  for (const auto& f : *r) by_name[f.name] = f;
+  EXPECT_EQ(by_name["open_clip_model.safetensors"].checksum, "sha256:" + Sha256Hex(weights_));
+  EXPECT_TRUE(by_name["open_clip_model.safetensors"].resumed);
+  EXPECT_TRUE(by_name["tokenizer.json"].already_complete);
+  auto config = nlohmann::json::parse(ReadAll(dir_ + "/model/open_clip_config.json"));
+  EXPECT_EQ(config["model_cfg"]["text_cfg"]["hf_model_name"], "xlm-roberta-base");
+  EXPECT_EQ(config["model_cfg"]["embed_dim"], 512);
 }
 
 TEST(ProxyFor, ReadsTheProxyVariablesAsCurlDoes) {

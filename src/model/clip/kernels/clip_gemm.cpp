@@ -119,9 +119,11 @@ size_t ElemBytes(GemmPrecision p) { return p == GemmPrecision::kFp32 ? 4 : p == 
 // Packed-weight file, native byte order (the key pins the machine's oneDNN and ISA, so it is never
 // read elsewhere):
 //   PackedHeader | key bytes | PackedEntry[count] | blocks, each 4096-aligned: an entry's weights in
-//   its oneDNN layout, then (int8) its n per-column scales.
+//   its oneDNN layout, then (int8) its n per-column scales, then (when it has outlier channels) their
+//   c indices (int32) followed by their fp32 weights [c, n], then (when it has outlier rows) their r
+//   indices (int32) followed by their fp32 weights, transposed [k, r].
 constexpr char kPackedMagic[8] = {'F', 'S', 'P', 'A', 'C', 'K', 'W', '1'};
-constexpr uint32_t kPackedVersion = 1;
+constexpr uint32_t kPackedVersion = 3;
 constexpr uint64_t kPackedAlign = 4096;
 
 struct PackedHeader {
@@ -137,6 +139,8 @@ struct PackedEntry {
   int32_t k, n, precision, epilogue;
   uint64_t weights_offset, weights_bytes;
   uint64_t scales_offset, scales_count;
+  uint64_t outliers_offset, outliers_count;
+  uint64_t rows_offset, rows_count;
   dnnl_memory_desc_t md;
 };
 
@@ -206,29 +210,42 @@ struct GemmContext::Impl {
   std::vector<std::byte> src_scratch;  // x converted to bf16 / s8
   std::vector<float> acc_scratch;      // int8: raw dot products [m, n]
   std::vector<float> row_scales;       // int8: per-row activation scales [m]
+  std::vector<float> ones;             // 1.0f, for applying an activation after an outlier correction
+  std::vector<float> row_scratch;      // int8 with outliers: [threads, k], a row with them zeroed
   double gflop = 0;
+
+  // Calibration (RecordInputRanges / SetInputRanges): per Linear, per input channel, max |x|.
+  bool recording = false;
+  std::vector<std::vector<float>> recorded;
+  std::vector<std::vector<float>> ranges;
 
   // Packed-weight file (see the header): the mapping Linears may point into, and one record per
   // Linear created, in order, for WritePacked (the pointers are into heap-stable Linear::Impls).
   std::unique_ptr<PackedMap> packed;
   struct Record {
-    int k, n, epilogue;
+    int k, n, epilogue, precision;
     const memory::desc* md;
     const memory* weights;
     const std::vector<float>* scales;
+    const std::vector<int32_t>* outliers;
+    const std::vector<float>* outlier_weights;
+    const std::vector<int32_t>* rows;
+    const std::vector<float>* row_weights;
   };
   std::vector<Record> records;
   int hits = 0, misses = 0;
 
   // The packed file's entry for the index-th Linear, if it holds exactly what this machine would
   // build for it (shape, precision, epilogue, oneDNN layout, scales).
-  const PackedEntry* FindPacked(size_t index, int k, int n, GemmEpilogue epilogue, const memory::desc& md) const {
+  const PackedEntry* FindPacked(size_t index, int k, int n, GemmEpilogue epilogue, const memory::desc& md,
+                                GemmPrecision linear_precision) const {
     if (packed == nullptr || index >= packed->entries.size()) return nullptr;
     const PackedEntry& e = packed->entries[index];
-    const size_t scales = precision == GemmPrecision::kInt8 ? static_cast<size_t>(n) : 0;
-    const bool same = e.k == k && e.n == n && e.precision == static_cast<int32_t>(precision) &&
+    const size_t scales = linear_precision == GemmPrecision::kInt8 ? static_cast<size_t>(n) : 0;
+    const bool same = e.k == k && e.n == n && e.precision == static_cast<int32_t>(linear_precision) &&
                       e.epilogue == static_cast<int32_t>(epilogue) && memory::desc(e.md) == md &&
-                      e.weights_bytes == md.get_size() && e.scales_count == scales;
+                      e.weights_bytes == md.get_size() && e.scales_count == scales &&
+                      e.outliers_count <= static_cast<uint64_t>(k) && e.rows_count <= static_cast<uint64_t>(n);
     return same ? &e : nullptr;
   }
 };
@@ -242,6 +259,15 @@ GemmPrecision GemmContext::precision() const { return impl_->precision; }
 double GemmContext::gflop() const { return impl_->gflop; }
 int GemmContext::packed_hits() const { return impl_->hits; }
 int GemmContext::packed_misses() const { return impl_->misses; }
+
+void GemmContext::RecordInputRanges(bool on) { impl_->recording = on; }
+std::vector<std::vector<float>> GemmContext::TakeInputRanges() {
+  std::vector<std::vector<float>> out = std::move(impl_->recorded);
+  out.resize(impl_->records.size());
+  impl_->recorded.clear();
+  return out;
+}
+void GemmContext::SetInputRanges(std::vector<std::vector<float>> ranges) { impl_->ranges = std::move(ranges); }
 
 Status GemmContext::OpenPacked(const std::string& path, const std::string& key) {
   impl_->packed.reset();
@@ -284,6 +310,12 @@ Status GemmContext::OpenPacked(const std::string& path, const std::string& key) 
                            e.weights_bytes <= size - e.weights_offset && e.scales_offset <= size &&
                            e.scales_offset % alignof(float) == 0 &&
                            e.scales_count <= (size - e.scales_offset) / sizeof(float) &&
+                           e.outliers_offset <= size && e.outliers_offset % alignof(float) == 0 &&
+                           e.outliers_count <= (size - e.outliers_offset) / sizeof(float) /
+                                                   (1 + static_cast<uint64_t>(std::max(e.n, 0))) &&
+                           e.rows_offset <= size && e.rows_offset % alignof(float) == 0 &&
+                           e.rows_count <= (size - e.rows_offset) / sizeof(float) /
+                                               (1 + static_cast<uint64_t>(std::max(e.k, 0))) &&
                            e.md.ndims == 2;  // checked before oneDNN compares it with anything
     if (!in_bounds) return bad("an entry points outside the file");
   }
@@ -301,7 +333,7 @@ Status GemmContext::WritePacked(const std::string& path, const std::string& key)
     std::memset(&e, 0, sizeof(e));
     e.k = r.k;
     e.n = r.n;
-    e.precision = static_cast<int32_t>(impl_->precision);
+    e.precision = r.precision;
     e.epilogue = r.epilogue;
     e.md = r.md->data;
     e.weights_offset = offset;
@@ -310,6 +342,17 @@ Status GemmContext::WritePacked(const std::string& path, const std::string& key)
     e.scales_count = r.scales->size();
     e.scales_offset = e.scales_count > 0 ? offset : 0;
     if (e.scales_count > 0) offset = AlignUp(offset + e.scales_count * sizeof(float), kPackedAlign);
+    e.outliers_count = r.outliers->size();
+    e.outliers_offset = e.outliers_count > 0 ? offset : 0;
+    if (e.outliers_count > 0) {
+      offset = AlignUp(offset + e.outliers_count * sizeof(int32_t) + r.outlier_weights->size() * sizeof(float),
+                       kPackedAlign);
+    }
+    e.rows_count = r.rows->size();
+    e.rows_offset = e.rows_count > 0 ? offset : 0;
+    if (e.rows_count > 0) {
+      offset = AlignUp(offset + e.rows_count * sizeof(int32_t) + r.row_weights->size() * sizeof(float), kPackedAlign);
+    }
   }
   PackedHeader h;
   std::memset(&h, 0, sizeof(h));
@@ -339,6 +382,19 @@ Status GemmContext::WritePacked(const std::string& path, const std::string& key)
         FS_RETURN_IF_ERROR(WriteAll(fd, impl_->records[i].scales->data(), e.scales_count * sizeof(float), tmp));
         at = e.scales_offset + e.scales_count * sizeof(float);
       }
+      // Indices, then their fp32 weights, at `offset` (nothing when there are none).
+      auto write_indexed = [&](uint64_t where, const std::vector<int32_t>& indices,
+                               const std::vector<float>& weights) -> Status {
+        if (indices.empty()) return Status::Ok();
+        FS_RETURN_IF_ERROR(WriteZeros(fd, where - at, tmp));
+        FS_RETURN_IF_ERROR(WriteAll(fd, indices.data(), indices.size() * sizeof(int32_t), tmp));
+        FS_RETURN_IF_ERROR(WriteAll(fd, weights.data(), weights.size() * sizeof(float), tmp));
+        at = where + indices.size() * sizeof(int32_t) + weights.size() * sizeof(float);
+        return Status::Ok();
+      };
+      const auto& r = impl_->records[i];
+      FS_RETURN_IF_ERROR(write_indexed(e.outliers_offset, *r.outliers, *r.outlier_weights));
+      FS_RETURN_IF_ERROR(write_indexed(e.rows_offset, *r.rows, *r.row_weights));
     }
     FS_RETURN_IF_ERROR(WriteZeros(fd, h.file_bytes - at, tmp));
     if (::fsync(fd) != 0) return Status::IOError("cannot fsync '" + tmp + "': " + std::strerror(errno));
@@ -353,33 +409,92 @@ Status GemmContext::WritePacked(const std::string& path, const std::string& key)
   return s;
 }
 
+// The entries of `range` above both `threshold` and `ratio` x their median, at most max(4, size / 32),
+// the largest; ascending.
+std::vector<int32_t> PickOutliers(const std::vector<float>& range, float threshold, float ratio) {
+  if (range.empty()) return {};
+  std::vector<float> sorted = range;
+  const auto middle = sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2);
+  std::nth_element(sorted.begin(), middle, sorted.end());
+  threshold = std::max(threshold, ratio * *middle);
+  std::vector<int32_t> picked;
+  for (size_t j = 0; j < range.size(); ++j) {
+    if (range[j] > threshold) picked.push_back(static_cast<int32_t>(j));
+  }
+  const size_t cap = std::max<size_t>(4, range.size() / 32);
+  if (picked.size() > cap) {
+    std::partial_sort(picked.begin(), picked.begin() + static_cast<std::ptrdiff_t>(cap), picked.end(),
+                      [&](int32_t a, int32_t b) { return range[static_cast<size_t>(a)] > range[static_cast<size_t>(b)]; });
+    picked.resize(cap);
+    std::sort(picked.begin(), picked.end());
+  }
+  return picked;
+}
+
 struct Linear::Impl {
   GemmContext::Impl* ctx = nullptr;
+  size_t index = 0;  // creation order in the context
   int k = 0, n = 0;
+  GemmPrecision precision = GemmPrecision::kFp32;  // the context's, or fp32 for a keep_fp32 Linear
   GemmEpilogue epilogue = GemmEpilogue::kNone;
   bool has_bias = false;
   memory::desc wei_md;
   Buffer weight_buf;  // backs `weights`
   memory weights, bias;
   std::vector<float> weight_scales;  // int8: per output column
+  std::vector<int32_t> outliers;     // input channels computed in fp32 beside the reduced GEMM
+  std::vector<float> outlier_weights;  // their weights, [outliers, n]
+  std::vector<int32_t> rows;           // output channels (weight rows far larger than the rest) in fp32
+  std::vector<float> row_weights;      // their weights, transposed: [k, rows]
+  std::vector<float> row_bias;         // their biases [rows] (zero in the reduced GEMM's bias)
+  std::vector<float> row_out;          // [m, rows] scratch
+
+  // The epilogue fused into the GEMM: none when an outlier correction must come before the
+  // activation (it is then applied after the correction).
+  GemmEpilogue fused_epilogue() const {
+    return outliers.empty() && rows.empty() ? epilogue : GemmEpilogue::kNone;
+  }
+
+  // Picks the output rows to keep in fp32: weight rows whose norm is far above the median row's.
+  // Trained towers write their residual outlier channels through such rows; with one scale per
+  // input row, their large outputs carry errors large enough to swamp the small channels downstream.
+  void PickRows(std::span<const float> weight) {
+    std::vector<float> norms(static_cast<size_t>(n));
+    for (size_t r = 0; r < norms.size(); ++r) {
+      double sum = 0;
+      for (size_t j = 0; j < static_cast<size_t>(k); ++j) {
+        const double v = weight[r * static_cast<size_t>(k) + j];
+        sum += v * v;
+      }
+      norms[r] = static_cast<float>(std::sqrt(sum));
+    }
+    rows = PickOutliers(norms, 0.0f, GemmContext::kOutlierRowRatio);
+    row_weights.resize(static_cast<size_t>(k) * rows.size());  // [k, rows]: the products vectorise
+    for (size_t j = 0; j < static_cast<size_t>(k); ++j) {
+      for (size_t o = 0; o < rows.size(); ++o) {
+        row_weights[j * rows.size() + o] = weight[static_cast<size_t>(rows[o]) * static_cast<size_t>(k) + j];
+      }
+    }
+  }
 
   // fp32/bf16: bias, activation and residual sum fused into oneDNN's kernel. int8: none; the
   // raw int32 dot products (as f32) get scales, bias, activation and the sum from our epilogue, as
   // oneDNN 2.6 falls back from its VNNI kernel to a slower one when scales change per call.
   dnnl::primitive_attr Attr(bool accumulate) const {
     dnnl::primitive_attr attr;
-    if (ctx->precision == GemmPrecision::kInt8) return attr;
+    if (precision == GemmPrecision::kInt8) return attr;
     dnnl::post_ops ops;
     if (accumulate) ops.append_sum(1.0f);
-    if (epilogue == GemmEpilogue::kQuickGelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.702f, 0.0f);
-    if (epilogue == GemmEpilogue::kGelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+    const GemmEpilogue fused = fused_epilogue();
+    if (fused == GemmEpilogue::kQuickGelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.702f, 0.0f);
+    if (fused == GemmEpilogue::kGelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
     attr.set_post_ops(ops);
     return attr;
   }
 
   dnnl::matmul::primitive_desc Pd(int m, const memory::desc& wei, bool accumulate) const {
-    const bool int8 = ctx->precision == GemmPrecision::kInt8;
-    memory::desc src({m, k}, SrcType(ctx->precision), tag::ab);
+    const bool int8 = precision == GemmPrecision::kInt8;
+    memory::desc src({m, k}, SrcType(precision), tag::ab);
     memory::desc dst({m, n}, dt::f32, tag::ab);
     memory::desc bias_md = has_bias && !int8 ? memory::desc({1, n}, dt::f32, tag::ab) : memory::desc();
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, bias_md, dst), Attr(accumulate),
@@ -389,7 +504,25 @@ struct Linear::Impl {
   // Converts `weight` ([n, k] fp32) to the context's precision into `weights` (allocated, layout
   // wei_md); int8 also sets the per-column scales.
   void Pack(std::span<const float> weight, dnnl::engine& eng, dnnl::stream& stream) {
-    if (ctx->precision == GemmPrecision::kInt8) {
+    std::vector<float> kept;  // with outliers: the weight without their columns, which go to fp32
+    if (precision != GemmPrecision::kFp32) PickRows(weight);
+    if (!outliers.empty() || !rows.empty()) {
+      kept.assign(weight.begin(), weight.end());
+      for (int32_t r : rows) {  // computed whole in fp32
+        std::fill_n(kept.begin() + static_cast<std::ptrdiff_t>(r) * k, k, 0.0f);
+      }
+      const size_t c = outliers.size();
+      outlier_weights.assign(c * static_cast<size_t>(n), 0.0f);
+      for (size_t col = 0; col < static_cast<size_t>(n); ++col) {
+        for (size_t o = 0; o < c; ++o) {
+          float& w = kept[col * static_cast<size_t>(k) + static_cast<size_t>(outliers[o])];
+          outlier_weights[o * static_cast<size_t>(n) + col] = w;  // 0 in fp32 rows (kept[] is 0 there)
+          w = 0.0f;
+        }
+      }
+      weight = kept;
+    }
+    if (precision == GemmPrecision::kInt8) {
       // Symmetric per-output-column scales: w = scale[col] * q, q in [-127, 127].
       weight_scales.resize(static_cast<size_t>(n));
       std::vector<int8_t> q(weight.size());
@@ -402,7 +535,7 @@ struct Linear::Impl {
                             static_cast<size_t>(k), 1.0f / weight_scales[static_cast<size_t>(col)]);
       }
       StoreWeights(q.data(), n, k, dt::s8, wei_md, weights, eng, stream);
-    } else if (ctx->precision == GemmPrecision::kBf16) {
+    } else if (precision == GemmPrecision::kBf16) {
       std::vector<uint16_t> b16(weight.size());
       BestClipKernels().to_bf16(weight.data(), b16.data(), weight.size());
       StoreWeights(b16.data(), n, k, dt::bf16, wei_md, weights, eng, stream);
@@ -417,7 +550,11 @@ Linear::~Linear() = default;
 Linear::Linear(Linear&&) noexcept = default;
 Linear& Linear::operator=(Linear&&) noexcept = default;
 size_t Linear::weight_bytes() const {
-  return impl_ ? impl_->wei_md.get_size() : 0;
+  return impl_ ? impl_->wei_md.get_size() + (impl_->outlier_weights.size() + impl_->row_weights.size()) * sizeof(float)
+               : 0;
+}
+int Linear::outlier_channels() const {
+  return impl_ ? static_cast<int>(impl_->outliers.size() + impl_->rows.size()) : 0;
 }
 
 Result<Linear> Linear::Create(GemmContext* ctx, std::span<const float> weight,
@@ -427,6 +564,11 @@ Result<Linear> Linear::Create(GemmContext* ctx, std::span<const float> weight,
 
 Result<Linear> Linear::Create(GemmContext* ctx, const WeightSource& weight_source, std::span<const float> bias,
                               int k, int n, GemmEpilogue epilogue) {
+  return Create(ctx, weight_source, bias, k, n, epilogue, false);
+}
+
+Result<Linear> Linear::Create(GemmContext* ctx, const WeightSource& weight_source, std::span<const float> bias,
+                              int k, int n, GemmEpilogue epilogue, bool keep_fp32) {
   FS_CHECK(bias.empty() || bias.size() == static_cast<size_t>(n));
   Linear linear;
   linear.impl_ = std::make_unique<Impl>();
@@ -436,18 +578,38 @@ Result<Linear> Linear::Create(GemmContext* ctx, const WeightSource& weight_sourc
   im.n = n;
   im.epilogue = epilogue;
   im.has_bias = !bias.empty();
-  const GemmPrecision precision = ctx->precision();
+  const GemmPrecision precision = keep_fp32 ? GemmPrecision::kFp32 : ctx->precision();
+  im.precision = precision;
+  im.index = im.ctx->records.size();
+  if (precision != GemmPrecision::kFp32 && im.index < im.ctx->ranges.size() &&
+      im.ctx->ranges[im.index].size() == static_cast<size_t>(k)) {
+    im.outliers = PickOutliers(im.ctx->ranges[im.index], GemmContext::kOutlierRange, GemmContext::kOutlierRangeRatio);
+  }
   try {
     dnnl::engine& eng = im.ctx->engine;
     dnnl::stream& stream = im.ctx->stream;
     auto pd = im.Pd(kLayoutRows, memory::desc({k, n}, SrcType(precision), tag::any), false);
     im.wei_md = pd.weights_desc();
     GemmContext::Impl& cx = *im.ctx;
-    const PackedEntry* hit = cx.FindPacked(cx.records.size(), k, n, epilogue, im.wei_md);
+    const PackedEntry* hit = cx.FindPacked(cx.records.size(), k, n, epilogue, im.wei_md, precision);
     if (hit != nullptr) {  // the mapped bytes are the weights: no read, no conversion, no copy
       im.weights = memory(im.wei_md, eng, const_cast<std::byte*>(cx.packed->at(hit->weights_offset)));
       const auto* scales = reinterpret_cast<const float*>(cx.packed->at(hit->scales_offset));
       im.weight_scales.assign(scales, scales + hit->scales_count);
+      const auto* outliers = reinterpret_cast<const int32_t*>(cx.packed->at(hit->outliers_offset));
+      im.outliers.assign(outliers, outliers + hit->outliers_count);
+      const auto* outlier_weights = reinterpret_cast<const float*>(outliers + hit->outliers_count);
+      im.outlier_weights.assign(outlier_weights, outlier_weights + hit->outliers_count * static_cast<size_t>(n));
+      const auto* rows = reinterpret_cast<const int32_t*>(cx.packed->at(hit->rows_offset));
+      im.rows.assign(rows, rows + hit->rows_count);
+      const auto* row_weights = reinterpret_cast<const float*>(rows + hit->rows_count);
+      im.row_weights.assign(row_weights, row_weights + hit->rows_count * static_cast<size_t>(k));
+      for (int32_t j : im.outliers) {
+        if (j < 0 || j >= k) return Status::Corruption("packed weights: an outlier channel outside the matrix");
+      }
+      for (int32_t r : im.rows) {
+        if (r < 0 || r >= n) return Status::Corruption("packed weights: an outlier row outside the matrix");
+      }
     } else {
       FS_ASSIGN_OR_RETURN(std::span<const float> weight, weight_source());
       FS_CHECK(weight.size() == static_cast<size_t>(k) * static_cast<size_t>(n));
@@ -457,11 +619,18 @@ Result<Linear> Linear::Create(GemmContext* ctx, const WeightSource& weight_sourc
     }
     if (im.has_bias) {
       im.bias = memory(memory::desc({1, n}, dt::f32, tag::ab), eng);
-      std::memcpy(im.bias.get_data_handle(), bias.data(), bias.size() * sizeof(float));
+      auto* b = static_cast<float*>(im.bias.get_data_handle());
+      std::memcpy(b, bias.data(), bias.size() * sizeof(float));
+      for (int32_t r : im.rows) {  // added with the row's fp32 result instead
+        im.row_bias.push_back(b[r]);
+        b[r] = 0.0f;
+      }
     }
+    im.row_bias.resize(im.rows.size(), 0.0f);
     stream.wait();
     ++(hit != nullptr ? cx.hits : cx.misses);
-    cx.records.push_back({k, n, static_cast<int>(epilogue), &im.wei_md, &im.weights, &im.weight_scales});
+    cx.records.push_back({k, n, static_cast<int>(epilogue), static_cast<int>(precision), &im.wei_md, &im.weights, &im.weight_scales,
+                          &im.outliers, &im.outlier_weights, &im.rows, &im.row_weights});
   } catch (const dnnl::error& e) {
     return Status::Internal(std::string("oneDNN could not set up a ") + std::to_string(k) + "x" +
                             std::to_string(n) + " matmul: " + e.what());
@@ -472,7 +641,7 @@ Result<Linear> Linear::Create(GemmContext* ctx, const WeightSource& weight_sourc
 Status Linear::Prepare(int m, bool accumulate) {
   Impl& im = *impl_;
   GemmContext::Impl& ctx = *im.ctx;
-  const auto key = std::make_tuple(m, im.k, im.n, static_cast<int>(im.epilogue), accumulate);
+  const auto key = std::make_tuple(m, im.k, im.n, static_cast<int>(im.fused_epilogue()), accumulate);
   if (ctx.cache.count(key) == 0) {
     try {
       auto pd = im.Pd(m, im.wei_md, accumulate);
@@ -485,12 +654,22 @@ Status Linear::Prepare(int m, bool accumulate) {
                               " matmul: " + e.what());
     }
   }
-  const size_t need = static_cast<size_t>(m) * static_cast<size_t>(im.k) * ElemBytes(ctx.precision);
-  if (ctx.precision != GemmPrecision::kFp32 && ctx.src_scratch.size() < need) ctx.src_scratch.resize(need);
+  const size_t need = static_cast<size_t>(m) * static_cast<size_t>(im.k) * ElemBytes(im.precision);
+  if (im.precision != GemmPrecision::kFp32 && ctx.src_scratch.size() < need) ctx.src_scratch.resize(need);
   const size_t out = static_cast<size_t>(m) * static_cast<size_t>(im.n);
-  if (ctx.precision == GemmPrecision::kInt8 && ctx.acc_scratch.size() < out) ctx.acc_scratch.resize(out);
-  if (ctx.precision == GemmPrecision::kInt8 && ctx.row_scales.size() < static_cast<size_t>(m)) {
+  if (im.precision == GemmPrecision::kInt8 && ctx.acc_scratch.size() < out) ctx.acc_scratch.resize(out);
+  if (im.precision == GemmPrecision::kInt8 && ctx.row_scales.size() < static_cast<size_t>(m)) {
     ctx.row_scales.resize(static_cast<size_t>(m));
+  }
+  if (!im.rows.empty()) im.row_out.resize(std::max(im.row_out.size(), static_cast<size_t>(m) * im.rows.size()));
+  if (!im.outliers.empty() || !im.rows.empty()) {
+    if (accumulate && im.epilogue != GemmEpilogue::kNone) {
+      return Status::Internal("an accumulating Linear with an activation cannot keep outliers in fp32");
+    }
+    const size_t ones = std::max({static_cast<size_t>(m), static_cast<size_t>(im.n), im.rows.size()});
+    if (ctx.ones.size() < ones) ctx.ones.resize(ones, 1.0f);
+    const size_t row = static_cast<size_t>(ctx.threads) * static_cast<size_t>(im.k);
+    if (im.precision == GemmPrecision::kInt8 && ctx.row_scratch.size() < row) ctx.row_scratch.resize(row);
   }
   return Status::Ok();
 }
@@ -498,39 +677,66 @@ Status Linear::Prepare(int m, bool accumulate) {
 void Linear::Forward(const float* x, int m, float* y, bool accumulate) {
   Impl& im = *impl_;
   GemmContext::Impl& ctx = *im.ctx;
-  auto it = ctx.cache.find(std::make_tuple(m, im.k, im.n, static_cast<int>(im.epilogue), accumulate));
+  const GemmEpilogue fused = im.fused_epilogue();
+  auto it = ctx.cache.find(std::make_tuple(m, im.k, im.n, static_cast<int>(fused), accumulate));
   FS_CHECK_MSG(it != ctx.cache.end(), "Linear::Forward before Prepare for this row count");
   auto& entry = it->second;
-  const size_t count = static_cast<size_t>(m) * static_cast<size_t>(im.k);
+  const size_t k = static_cast<size_t>(im.k), n = static_cast<size_t>(im.n);
+  const size_t count = static_cast<size_t>(m) * k;
   const ClipKernels& kernels = BestClipKernels();
+  if (ctx.recording) {  // calibration: each input channel's largest |x| over its row's median |x|
+    if (ctx.recorded.size() <= im.index) ctx.recorded.resize(im.index + 1);
+    std::vector<float>& range = ctx.recorded[im.index];
+    range.resize(k, 0.0f);
+    std::vector<float> magnitudes(k);
+    for (size_t r = 0; r < static_cast<size_t>(m); ++r) {
+      for (size_t j = 0; j < k; ++j) magnitudes[j] = std::fabs(x[r * k + j]);
+      const auto middle = magnitudes.begin() + static_cast<std::ptrdiff_t>(k / 2);
+      std::nth_element(magnitudes.begin(), middle, magnitudes.end());
+      if (*middle <= 0) continue;
+      const float inv = 1.0f / *middle;
+      for (size_t j = 0; j < k; ++j) range[j] = std::max(range[j], std::fabs(x[r * k + j]) * inv);
+    }
+  }
   void* src = const_cast<float*>(x);
   constexpr size_t kChunk = 1 << 14;
   const auto chunks = static_cast<int64_t>((count + kChunk - 1) / kChunk);
-  if (ctx.precision == GemmPrecision::kBf16) {
+  if (im.precision == GemmPrecision::kBf16) {
     auto* dst = reinterpret_cast<uint16_t*>(ctx.src_scratch.data());
 #pragma omp parallel for num_threads(ctx.threads) if (chunks >= 16)
     for (int64_t c = 0; c < chunks; ++c) {
       const size_t begin = static_cast<size_t>(c) * kChunk;
       kernels.to_bf16(x + begin, dst + begin, std::min(kChunk, count - begin));
     }
+    for (size_t r = 0; r < static_cast<size_t>(m) && !im.outliers.empty(); ++r) {
+      for (int32_t j : im.outliers) dst[r * k + static_cast<size_t>(j)] = 0;  // computed in fp32 below
+    }
     src = dst;
-  } else if (ctx.precision == GemmPrecision::kInt8) {
+  } else if (im.precision == GemmPrecision::kInt8) {
     // Symmetric per-row scales: x[r] = row_scale[r] * q[r]. Each row's result then depends only on
     // that row (integer dot products are exact), so a text or image embeds the same whatever else
     // shares its batch, and one row of large values cannot crush the precision of the others.
+    // Outlier channels are zeroed first: they are computed in fp32 below, and the scale is the
+    // other channels'.
     auto* dst = reinterpret_cast<int8_t*>(ctx.src_scratch.data());
     float* row_scales = ctx.row_scales.data();
-    const size_t k = static_cast<size_t>(im.k);
+    const bool split = !im.outliers.empty();
 #pragma omp parallel for num_threads(ctx.threads) if (chunks >= 16)
     for (int r = 0; r < m; ++r) {
       const float* row = x + static_cast<size_t>(r) * k;
+      if (split) {
+        float* kept = ctx.row_scratch.data() + static_cast<size_t>(omp_get_thread_num()) * k;
+        std::memcpy(kept, row, k * sizeof(float));
+        for (int32_t j : im.outliers) kept[j] = 0.0f;
+        row = kept;
+      }
       const float amax = kernels.abs_max(row, k);
       row_scales[r] = amax > 0 ? amax / 127.0f : 1.0f;
       kernels.quantize_s8(row, dst + static_cast<size_t>(r) * k, k, 1.0f / row_scales[r]);
     }
     src = dst;
   }
-  const bool int8 = ctx.precision == GemmPrecision::kInt8;
+  const bool int8 = im.precision == GemmPrecision::kInt8;
   entry.src.set_data_handle(src);
   entry.dst.set_data_handle(int8 ? ctx.acc_scratch.data() : y);
   dnnl_exec_arg_t args[4];
@@ -541,20 +747,61 @@ void Linear::Forward(const float* x, int m, float* y, bool accumulate) {
   if (!int8 && im.has_bias) args[nargs++] = {DNNL_ARG_BIAS, im.bias.get()};
   const dnnl_status_t status = dnnl_primitive_execute(entry.prim.get(), ctx.stream.get(), nargs, args);
   FS_CHECK_MSG(status == dnnl_success, "oneDNN matmul failed");
+  auto act_of = [](GemmEpilogue e) {
+    return e == GemmEpilogue::kQuickGelu ? kActQuickGelu : e == GemmEpilogue::kGelu ? kActGelu : kActNone;
+  };
+  const int rows_per_chunk = std::max(1, static_cast<int>(kChunk / n));
+  const int row_chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
   if (int8) {  // y (+)= act(acc * x_scale * w_scale[col] + bias[col])
-    const int act = im.epilogue == GemmEpilogue::kQuickGelu ? kActQuickGelu
-                    : im.epilogue == GemmEpilogue::kGelu    ? kActGelu
-                                                            : kActNone;
+    const int act = act_of(fused);
     const float* bias = im.has_bias ? static_cast<const float*>(im.bias.get_data_handle()) : nullptr;
-    const int rows_per_chunk = std::max(1, static_cast<int>(kChunk / static_cast<size_t>(im.n)));
-    const int row_chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
 #pragma omp parallel for num_threads(ctx.threads) if (row_chunks >= 16)
     for (int c = 0; c < row_chunks; ++c) {
       const int first = c * rows_per_chunk, rows = std::min(rows_per_chunk, m - first);
-      const size_t offset = static_cast<size_t>(first) * static_cast<size_t>(im.n);
+      const size_t offset = static_cast<size_t>(first) * n;
       kernels.scale_bias_act(ctx.acc_scratch.data() + offset, ctx.row_scales.data() + first,
-                             im.weight_scales.data(), bias, act, accumulate, y + offset, static_cast<size_t>(rows),
-                             static_cast<size_t>(im.n));
+                             im.weight_scales.data(), bias, act, accumulate, y + offset, static_cast<size_t>(rows), n);
+    }
+  }
+  if (!im.outliers.empty() || !im.rows.empty()) {
+    // y += x[:, outliers] . W[:, outliers]^T in fp32, then the activation; the fp32 rows' outputs.
+    const int act = act_of(im.epilogue);
+    const size_t r_count = im.rows.size();
+    const size_t c_count = im.outliers.size();
+#pragma omp parallel for num_threads(ctx.threads) if (row_chunks >= 16)
+    for (int c = 0; c < row_chunks; ++c) {
+      const int first = c * rows_per_chunk, rows = std::min(rows_per_chunk, m - first);
+      for (int r = first; r < first + rows; ++r) {
+        float* out = y + static_cast<size_t>(r) * n;
+        for (size_t o = 0; o < c_count; ++o) {
+          const float v = x[static_cast<size_t>(r) * k + static_cast<size_t>(im.outliers[o])];
+          const float* w = im.outlier_weights.data() + o * n;
+          for (size_t col = 0; col < n; ++col) out[col] += v * w[col];
+        }
+      }
+      if (act != kActNone) {
+        float* out = y + static_cast<size_t>(first) * n;
+        kernels.scale_bias_act(out, ctx.ones.data(), ctx.ones.data(), nullptr, act, false, out,
+                               static_cast<size_t>(rows), n);
+      }
+      if (r_count == 0) continue;
+      float* t = im.row_out.data() + static_cast<size_t>(first) * r_count;  // [rows, r_count]
+      for (int r = first; r < first + rows; ++r) {
+        const float* in = x + static_cast<size_t>(r) * k;
+        float* sums = t + static_cast<size_t>(r - first) * r_count;
+        std::fill(sums, sums + r_count, 0.0f);
+        for (size_t j = 0; j < k; ++j) {
+          const float v = in[j];
+          const float* w = im.row_weights.data() + j * r_count;
+          for (size_t o = 0; o < r_count; ++o) sums[o] += v * w[o];
+        }
+      }
+      kernels.scale_bias_act(t, ctx.ones.data(), ctx.ones.data(), im.row_bias.data(), act, false, t,
+                             static_cast<size_t>(rows), r_count);
+      for (int r = first; r < first + rows; ++r) {  // the reduced GEMM left act(0) = 0 (+ y) there
+        float* out = y + static_cast<size_t>(r) * n;
+        for (size_t o = 0; o < r_count; ++o) out[im.rows[o]] += t[static_cast<size_t>(r - first) * r_count + o];
+      }
     }
   }
   ctx.gflop += 2e-9 * m * im.k * im.n;
