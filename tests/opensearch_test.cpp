@@ -545,6 +545,7 @@ class LegByLeg final : public SearchBackend {
 // that back end returns; the one-round-trip paths (_msearch for both legs, a leg with its page's
 // documents) equal the leg-by-leg requests; totals, from-paging and cursors agree.
 TEST_F(OpenSearchTest, ParityWithBruteForceAndFusionAtScale) {
+  Http("DELETE", "/t-parity");  // a fresh index, also when run again on one node
   ASSERT_EQ(Os("setup", "t-parity", {"--engine", "lucene", "--dimension", "16"}).rc, 0);
   const std::string base = ::testing::TempDir() + "opensearch_parity_" + std::to_string(::getpid());
   std::filesystem::remove_all(base);
@@ -856,6 +857,72 @@ TEST_F(OpenSearchTest, ServerSideHybridFusesAsFilesearchDoes) {
     if (std::string(text) == "zzyzx") EXPECT_EQ(fs_->hits.size(), 0u);
   }
   engine->reset();
+  std::filesystem::remove_all(base);
+}
+
+// Cursor pages of a text search read one point in time, opened at the first cursor page: after
+// every document is deleted, the cursor still pages through the snapshot while a new search finds
+// nothing; a point in time that is gone (closed or expired) is replaced, and paging goes on from
+// the index as it is.
+TEST_F(OpenSearchTest, CursorPagesReadOnePointInTime) {
+  Http("DELETE", "/t-pit");
+  ASSERT_EQ(Os("setup", "t-pit", {"--engine", "lucene", "--dimension", "16"}).rc, 0);
+  const std::string base = ::testing::TempDir() + "opensearch_pit_" + std::to_string(::getpid());
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base + "/share");
+  for (int i = 0; i < 40; ++i) std::ofstream(base + "/share/n" + std::to_string(i) + ".txt") << "note " << i;
+  std::unique_ptr<Engine> engine;
+  OpenSearchBackendOptions bo;
+  ASSERT_NO_FATAL_FAILURE(IndexAndMirror(base, "t-pit", 40, &engine, &bo));
+  auto remote_or = NewOpenSearchBackend(bo);
+  ASSERT_TRUE(remote_or.ok());
+  const SearchBackend& remote = **remote_or;
+  SearchRequest r;
+  r.query = "note";
+  r.mode = SearchMode::kText;
+  r.size = 10;
+  auto whole = [&] {
+    SearchRequest all = r;
+    all.size = 40;
+    return RunSearch(remote, all);
+  }();
+  ASSERT_TRUE(whole.ok());
+  ASSERT_EQ(whole->hits.size(), 40u);
+  auto first = RunSearch(remote, r);
+  ASSERT_TRUE(first.ok() && !first->next_cursor.empty());
+  SearchRequest next = r;
+  next.search_after = first->next_cursor;
+  auto second = RunSearch(remote, next);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_EQ(second->hits.size(), 10u);
+  EXPECT_EQ(second->hits[0].doc.id, whole->hits[10].doc.id);
+  EXPECT_GE(HttpJson("GET", "/_search/point_in_time/_all")["pits"].size(), 1u) << "the cursor opened a point in time";
+
+  // Every document goes; the cursor's snapshot keeps them.
+  const json all_ids = HttpJson("POST", "/t-pit/_search", {{"size", 100}, {"_source", false}});
+  ASSERT_EQ(all_ids["hits"]["hits"].size(), 40u);
+  for (const json& hit : all_ids["hits"]["hits"]) HttpJson("DELETE", "/t-pit/_doc/" + hit["_id"].get<std::string>());
+  HttpJson("POST", "/t-pit/_refresh");
+  auto now = RunSearch(remote, r);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->hits.size(), 0u);
+  next.search_after = second->next_cursor;
+  auto third = RunSearch(remote, next);
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  ASSERT_EQ(third->hits.size(), 10u);
+  EXPECT_EQ(third->hits[0].doc.id, whole->hits[20].doc.id);
+  EXPECT_EQ(third->total, 40u);
+
+  // Closed: the next page opens a new point in time on today's index (empty), without an error.
+  HttpJson("DELETE", "/_search/point_in_time/_all");
+  next.search_after = third->next_cursor;
+  auto fourth = RunSearch(remote, next);
+  ASSERT_TRUE(fourth.ok()) << fourth.status().ToString();
+  EXPECT_EQ(fourth->hits.size(), 0u);
+  // A tampered point in time is refused as a bad cursor, not sent.
+  next.search_after = first->next_cursor + "x";
+  EXPECT_FALSE(RunSearch(remote, next).ok());
+  engine.reset();
   std::filesystem::remove_all(base);
 }
 

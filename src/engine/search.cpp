@@ -27,17 +27,22 @@ struct Cursor {
   size_t offset = 0;
   double score = 0;
   int64_t id = 0;
+  std::string pit;  // the point in time a back end's keyword pages read (opensearch); "" = none
 };
+
+// An OpenSearch point in time's id is a few hundred characters; anything longer was not its.
+constexpr size_t kMaxPitChars = 1024;
 
 std::string EncodeCursor(const Cursor& c) {
   nlohmann::json j = {{"m", static_cast<int>(c.mode)}, {"g", c.generation}, {"o", c.offset},
                       {"s", c.score}, {"i", c.id}};
+  if (!c.pit.empty()) j["p"] = c.pit;
   return Base64UrlEncode(DumpJson(j));
 }
 
 Result<Cursor> DecodeCursor(std::string_view s) {
   auto bad = Status::InvalidArgument("invalid searchAfter cursor: pass back the nextCursor of a previous reply unchanged");
-  if (s.size() > 512) return bad;
+  if (s.size() > 512 + kMaxPitChars * 4 / 3 + 16) return bad;
   auto raw = Base64UrlDecode(s);
   if (!raw.ok()) return bad;
   auto j = nlohmann::json::parse(*raw, nullptr, /*allow_exceptions=*/false);
@@ -68,6 +73,13 @@ Result<Cursor> DecodeCursor(std::string_view s) {
   c.score = score_field->get<double>();
   c.id = id_field->get<int64_t>();
   if (!std::isfinite(c.score)) return bad;
+  if (const nlohmann::json* pit = field("p")) {
+    if (!pit->is_string() || pit->get_ref<const std::string&>().empty() ||
+        pit->get_ref<const std::string&>().size() > kMaxPitChars) {
+      return bad;
+    }
+    c.pit = pit->get<std::string>();
+  }
   return c;
 }
 
@@ -196,7 +208,7 @@ Result<bool> RunServerFusion(const SearchBackend& backend, const SearchRequest& 
   result->total_exact = false;
   result->fused_by = "opensearch";
   if (reply.hits.size() > r.size && !page->empty()) {
-    Cursor next{SearchMode::kHybrid, generation, offset + r.size, page->back().score, page->back().id};
+    Cursor next{SearchMode::kHybrid, generation, offset + r.size, page->back().score, page->back().id, ""};
     result->next_cursor = EncodeCursor(next);
   }
   *docs = std::move(reply.docs);
@@ -355,6 +367,7 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
     lr.text_offset = offset;
     lr.text_limit = r.size + 1;
     lr.text_after = after;
+    if (cursor) lr.pit = cursor->pit;
     lr.filters = r.filters;
     lr.page_docs = r.size;
     FS_ASSIGN_OR_RETURN(legs, backend.SearchLegs(lr));
@@ -367,7 +380,7 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
       page.push_back(c);
     }
     if (kp.hits.size() > r.size) {
-      Cursor next{mode, generation, offset + r.size, page.back().score, page.back().id};
+      Cursor next{mode, generation, offset + r.size, page.back().score, page.back().id, legs.pit};
       result.next_cursor = EncodeCursor(next);
     }
   } else {
@@ -466,7 +479,7 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
     for (size_t i = offset; i < cands.size() && i < offset + r.size; ++i) page.push_back(cands[i]);
     if (cands.size() > offset + r.size) {
       Cursor next{mode, generation, offset + r.size, page.empty() ? 0 : page.back().score,
-                  page.empty() ? 0 : page.back().id};
+                  page.empty() ? 0 : page.back().id, ""};
       result.next_cursor = EncodeCursor(next);
     }
   }

@@ -58,10 +58,26 @@ class OpenSearchBackend final : public SearchBackend {
     // One leg: its first page_docs hits bring their documents along.
     if (r.text) {
       const bool with_docs = r.page_docs > 0 && r.page_docs + 1 >= r.text_limit;
-      FS_ASSIGN_OR_RETURN(std::string body, Send(search_path_, opensearch::KeywordQueryBody(
-                                                     *r.text, r.filters, r.text_after ? 0 : r.text_offset,
-                                                     r.text_limit, r.text_after, with_docs)));
-      FS_ASSIGN_OR_RETURN(reply.text, opensearch::ParseKeywordReply(body, with_docs ? &reply.docs : nullptr));
+      // A cursor's pages (text_after) read one point in time, opened at the first of them: the
+      // first page stays one round trip, and most searches never page.
+      std::string pit = r.pit;
+      if (r.text_after && pit.empty()) {
+        FS_ASSIGN_OR_RETURN(pit, OpenPit());
+      }
+      auto page = [&]() {
+        return Send(pit.empty() ? search_path_ : "/_search",
+                    opensearch::KeywordQueryBody(*r.text, r.filters, r.text_after ? 0 : r.text_offset, r.text_limit,
+                                                 r.text_after, with_docs, pit));
+      };
+      FS_ASSIGN_OR_RETURN(std::string body, page());
+      if (!pit.empty() && opensearch::PitIsGone(body)) {
+        // Expired (a cursor kept over 5 minutes) or closed: go on from the index as it is now.
+        FS_ASSIGN_OR_RETURN(pit, OpenPit());
+        FS_ASSIGN_OR_RETURN(body, page());
+      }
+      reply.pit = pit;
+      FS_ASSIGN_OR_RETURN(reply.text, opensearch::ParseKeywordReply(body, with_docs ? &reply.docs : nullptr,
+                                                                    pit.empty() ? nullptr : &reply.pit));
     } else if (!q.empty()) {
       const size_t size = r.page_docs > 0 ? std::min(r.page_docs, r.k) : r.k;
       FS_ASSIGN_OR_RETURN(std::string body, Send(search_path_, opensearch::KnnQueryBody(q, o_.model, r.k, r.filters,
@@ -184,6 +200,12 @@ class OpenSearchBackend final : public SearchBackend {
 
   Result<std::string> Search(const std::string& body) const { return Send(search_path_, body); }
 
+  Result<std::string> OpenPit() const {
+    FS_ASSIGN_OR_RETURN(std::string body, Send("/" + o_.index + "/_search/point_in_time?keep_alive=" +
+                                                   std::string(opensearch::kPitKeepAlive), ""));
+    return opensearch::ParsePitReply(body);
+  }
+
   // POSTs a search (or _msearch) and adds OpenSearch's `took` and the wall time waited to this
   // object's totals.
   Result<std::string> Send(const std::string& path, const std::string& body) const {
@@ -214,7 +236,20 @@ std::function<Result<std::string>(std::string_view, std::string_view, std::strin
   return [client](std::string_view method, std::string_view path, std::string_view body) -> Result<std::string> {
     OpenSearchRequest r;
     r.method = std::string(method);
-    r.path = std::string(path);
+    // "PATH?k=v&k2=v2": the client encodes the path, so its query goes apart (raw names and values).
+    const size_t q = path.find('?');
+    r.path = std::string(path.substr(0, q));
+    if (q != std::string_view::npos) {
+      std::string_view rest = path.substr(q + 1);
+      while (!rest.empty()) {
+        const size_t amp = rest.find('&');
+        const std::string_view kv = rest.substr(0, amp);
+        const size_t eq = kv.find('=');
+        r.query.emplace_back(std::string(kv.substr(0, eq)),
+                             eq == std::string_view::npos ? std::string() : std::string(kv.substr(eq + 1)));
+        rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+      }
+    }
     r.body = std::string(body);
     r.read_only_post = true;  // searches change nothing: safe to retry
     if (r.path.ends_with("/_msearch")) r.content_type = "application/x-ndjson";

@@ -139,7 +139,7 @@ Json KnnQuery(std::span<const float> vector, const std::string& model, size_t k,
 }  // namespace
 
 std::string KeywordQueryBody(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
-                             const std::optional<KeywordAfter>& after, bool with_docs) {
+                             const std::optional<KeywordAfter>& after, bool with_docs, std::string_view pit) {
   Json body = {{"size", limit},
                {"track_total_hits", true},
                {"_source", SourceFilter(with_docs)},
@@ -147,6 +147,7 @@ std::string KeywordQueryBody(std::string_view query, const SearchFilters& filter
                {"sort", Json::array({{{"_score", "desc"}}, {{"doc_id", "asc"}}})}};
   if (after) body["search_after"] = Json::array({after->score, after->id});
   else if (offset > 0) body["from"] = offset;
+  if (!pit.empty()) body["pit"] = {{"id", pit}, {"keep_alive", kPitKeepAlive}};
   return Dump(body);
 }
 
@@ -258,9 +259,22 @@ Result<std::vector<VectorHit>> VectorHitsOf(const Json& j, Space space, uint64_t
 
 }  // namespace
 
-Result<KeywordPage> ParseKeywordReply(std::string_view body, std::vector<Document>* docs) {
+Result<KeywordPage> ParseKeywordReply(std::string_view body, std::vector<Document>* docs, std::string* pit_id) {
   FS_ASSIGN_OR_RETURN(Json j, ParseBody(body));
+  if (pit_id && j.contains("pit_id") && j["pit_id"].is_string()) *pit_id = j["pit_id"].get<std::string>();
   return KeywordPageOf(j, docs);
+}
+
+Result<std::string> ParsePitReply(std::string_view body) {
+  Json j = Json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("pit_id") && j["pit_id"].is_string()) return j["pit_id"].get<std::string>();
+  if (j.is_object() && j.contains("error")) return CheckedReply(std::move(j)).status();
+  return Status::IOError("OpenSearch sent no pit_id for a new point in time");
+}
+
+bool PitIsGone(std::string_view body) {
+  return body.find("search_context_missing_exception") != std::string_view::npos ||
+         body.find("No search context found") != std::string_view::npos;
 }
 
 Result<std::vector<VectorHit>> ParseKnnReply(std::string_view body, Space space, uint64_t* total,

@@ -43,8 +43,11 @@ std::string FilterClauses(const SearchFilters& filters);
 // embedded BM25 weighs them), filters in the bool filter, sorted by score then doc_id; `after`
 // pages by search_after on those two. Hits carry their doc_id, or with `with_docs` every field but
 // the text and the vector (a page's documents without another round trip).
+// `pit`: search that point in time (the body goes to /_search, without an index in the path) and
+// keep it alive 5 minutes more.
 std::string KeywordQueryBody(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
-                             const std::optional<KeywordAfter>& after, bool with_docs = false);
+                             const std::optional<KeywordAfter>& after, bool with_docs = false,
+                             std::string_view pit = {});
 // _search body of the vector leg: knn on image_embedding with k, the filters and the model inside
 // the k-NN search (efficient filtering), `ef` as method_parameters.ef_search when non-zero. `size`
 // (0: k) sends only the first hits of the k, with the count of all; `with_docs` as above.
@@ -88,7 +91,15 @@ std::string MsearchLines(const std::string& keyword_body, const std::string& knn
 
 // Parses a _search reply of the keyword leg (hits with doc_id and _score; total); with `docs`, the
 // documents its hits carried (KeywordQueryBody with_docs).
-Result<KeywordPage> ParseKeywordReply(std::string_view body, std::vector<Document>* docs = nullptr);
+// `pit_id`: the point in time's id the reply carries (it may change from page to page).
+Result<KeywordPage> ParseKeywordReply(std::string_view body, std::vector<Document>* docs = nullptr,
+                                      std::string* pit_id = nullptr);
+// How long a cursor's point in time lives after each page.
+inline constexpr const char* kPitKeepAlive = "5m";
+// The id in the reply of POST /INDEX/_search/point_in_time.
+Result<std::string> ParsePitReply(std::string_view body);
+// Whether a failed search's reply says its point in time is gone (expired or closed).
+bool PitIsGone(std::string_view body);
 // Parses a _search reply of the vector leg; scores become cosines. `total`: hits found (<= k).
 Result<std::vector<VectorHit>> ParseKnnReply(std::string_view body, Space space, uint64_t* total = nullptr,
                                              std::vector<Document>* docs = nullptr);

@@ -30,6 +30,9 @@ struct LegsRequest {
   size_t text_offset = 0;
   size_t text_limit = 0;
   std::optional<KeywordAfter> text_after;
+  // With text_after: the point in time the previous cursor page searched (a back end that has them,
+  // opensearch: the cursor's pages then read one snapshot of the index); "" = open one.
+  std::string pit;
   // Vector leg (when `vector` is non-empty): the `k` nearest, search breadth `ef` (0: default).
   std::span<const float> vector;
   size_t k = 0;
@@ -45,6 +48,7 @@ struct LegsReply {
   std::vector<VectorHit> vector;  // may be cut to page_docs hits when docs came with them
   uint64_t vector_total = 0;      // hits the vector leg found (<= k), before any cut
   std::vector<Document> docs;     // documents sent with the leg (content empty); may be empty
+  std::string pit;                // the point in time the keyword leg searched, for the next cursor
 };
 
 // A hybrid search fused by the back end itself (OpenSearch's `hybrid` query with a search
