@@ -162,46 +162,6 @@ class Walker {
 
 }  // namespace
 
-std::string FileUri(std::string_view abs_path) {
-  std::string out = "file://";
-  size_t pos = 0;
-  static const char* kHex = "0123456789ABCDEF";
-  while (pos < abs_path.size()) {
-    size_t before = pos;
-    uint32_t cp = NextCodePoint(abs_path, &pos);
-    bool invalid = cp == 0xFFFD && pos - before == 1;
-    if (invalid || cp < 0x20 || cp == 0x7F || cp == '%') {
-      for (size_t i = before; i < pos; ++i) {
-        auto b = static_cast<unsigned char>(abs_path[i]);
-        out += '%';
-        out += kHex[b >> 4];
-        out += kHex[b & 15];
-      }
-    } else {
-      out.append(abs_path.substr(before, pos - before));
-    }
-  }
-  return out;
-}
-
-Result<std::string> PathFromFileUri(std::string_view uri) {
-  if (uri.substr(0, 7) != "file://") return Status::InvalidArgument("not a file:// uri: " + std::string(uri));
-  std::string out;
-  for (size_t i = 7; i < uri.size(); ++i) {
-    if (uri[i] != '%') {
-      out += uri[i];
-      continue;
-    }
-    if (i + 2 >= uri.size() || !std::isxdigit(static_cast<unsigned char>(uri[i + 1])) ||
-        !std::isxdigit(static_cast<unsigned char>(uri[i + 2]))) {
-      return Status::InvalidArgument("bad percent-escape in uri: " + std::string(uri));
-    }
-    out += static_cast<char>(std::stoi(std::string(uri.substr(i + 1, 2)), nullptr, 16));
-    i += 2;
-  }
-  return out;
-}
-
 Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, const CrawlOptions& options) {
   char resolved[PATH_MAX];
   if (!::realpath(root_arg.c_str(), resolved)) {

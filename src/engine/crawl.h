@@ -15,6 +15,7 @@
 #include "core/status.h"
 #include "extract/ocr.h"
 #include "index/store.h"
+#include "storage/source.h"  // FileUri, PathFromFileUri
 
 namespace fs {
 
@@ -57,11 +58,5 @@ struct CrawlReport {
 
 // `root` must be a directory. Its real path (symlinks resolved once, at the top) is what uris name.
 Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root, const CrawlOptions& options);
-
-// "file://" + the absolute path, with '%', control bytes and bytes that are not valid UTF-8
-// percent-encoded, so every byte string maps to a distinct, printable uri.
-std::string FileUri(std::string_view abs_path);
-// The inverse of FileUri; InvalidArgument for other schemes or bad escapes.
-Result<std::string> PathFromFileUri(std::string_view uri);
 
 }  // namespace fs
