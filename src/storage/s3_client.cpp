@@ -291,6 +291,8 @@ Status S3Client::Impl::Perform(const std::string& method, const Target& target,
   sent.fetch_add(1, std::memory_order_relaxed);
   if (method == "HEAD") {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else if (method == "DELETE") {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
   } else if (method == "PUT") {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->data());
@@ -364,7 +366,7 @@ Status S3Client::Impl::FromReply(const std::string& op, const Target& target, co
   }
   if (code == "AccessDenied" || code == "AllAccessDisabled" || ex.status == 403) {
     return Status::PermissionDenied(what + ": access denied (" + said + "): grant these credentials s3:" +
-                                    (op == "PutObject" ? "PutObject" : op == "ListObjectsV2" ? "ListBucket" : "GetObject") +
+                                    (op == "PutObject" || op == "DeleteObject" ? op : op == "ListObjectsV2" ? "ListBucket" : "GetObject") +
                                     " on the bucket" + creds);
   }
   if (ex.status >= 500 || code == "SlowDown") {
@@ -475,6 +477,15 @@ Status S3Client::PutObject(const std::string& bucket, const std::string& key, co
   Exchange ex;
   FS_RETURN_IF_ERROR(impl_->Call("PUT", target, {}, &bytes, content_type, kMaxErrorBody, &ex));
   if (ex.status < 200 || ex.status >= 300) return impl_->FromReply("PutObject", target, ex);
+  return Status::Ok();
+}
+
+Status S3Client::DeleteObject(const std::string& bucket, const std::string& key) const {
+  const Target target{bucket, key};
+  FS_RETURN_IF_ERROR(CheckKey("DeleteObject", key));
+  Exchange ex;
+  FS_RETURN_IF_ERROR(impl_->Call("DELETE", target, {}, nullptr, "", kMaxErrorBody, &ex));
+  if (ex.status < 200 || ex.status >= 300) return impl_->FromReply("DeleteObject", target, ex);
   return Status::Ok();
 }
 

@@ -94,6 +94,8 @@ class S3Client {
   Result<ObjectInfo> HeadObject(const std::string& bucket, const std::string& key) const;
   Status PutObject(const std::string& bucket, const std::string& key, const std::string& bytes,
                    const std::string& content_type = "application/octet-stream") const;
+  // Removes the object (S3 answers success for a key that does not exist, and so does this).
+  Status DeleteObject(const std::string& bucket, const std::string& key) const;
   // One page of keys starting with `prefix` (max_keys 1..1000); give the previous page's
   // next_continuation_token to continue.
   Result<ListPage> ListObjectsV2(const std::string& bucket, const std::string& prefix,
