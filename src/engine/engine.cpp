@@ -132,6 +132,7 @@ struct Engine::EmbedJob {
   uint64_t from_cache = 0;
   std::vector<std::string> paths;                 // one per distinct content to embed
   std::vector<std::vector<int64_t>> ids_of_path;  // documents sharing that content
+  std::vector<std::string> spooled;               // spool files of s3:// objects, deleted after commit
   // Filled by ComputeEmbed.
   std::vector<float> out;
   std::vector<Status> per_file;
@@ -289,6 +290,21 @@ Status Engine::EmbedMissing(IndexReport* report, const Source* source, const std
     }
     FS_RETURN_IF_ERROR(EmbedSpooled(&batch, report));
   }
+}
+
+Result<std::string> Engine::SpoolObject(const std::string& uri, std::unique_ptr<Source>* objects, std::string* spool_dir) {
+  if (!*objects) {
+    FS_ASSIGN_OR_RETURN(*objects, OpenAnySource(options_.source));
+  }
+  if (spool_dir->empty()) {
+    *spool_dir = options_.data_dir + "/spool/backfill-" + std::to_string(::getpid());
+    FS_RETURN_IF_ERROR(Env::Default()->CreateDirs(*spool_dir));
+  }
+  FS_ASSIGN_OR_RETURN(std::string bytes, (*objects)->Read(uri, CrawlOptions().max_object_bytes));
+  const std::string file = *spool_dir + "/" + std::to_string(spooled_uri_.size() + 1) + "-" + std::to_string(WallClockNs());
+  FS_RETURN_IF_ERROR(Env::Default()->WriteFileAtomic(file, bytes));
+  spooled_uri_[file] = uri;
+  return file;
 }
 
 std::pair<std::string, std::string> Engine::SourceOfPath(const std::string& path) const {
@@ -555,6 +571,16 @@ Result<BackfillReport> Engine::BackfillLocal(const BackfillOptions& options) {
   if (options.limit > 0) todo = std::min(todo, options.limit);
   Progress progress(options.dry_run ? "backfill (dry run)" : "backfill", todo, options.progress && options_.progress);
   failed_this_run_.clear();
+  // Images indexed from s3:// are read through this (made on first use) into a spool folder that
+  // is removed at the end.
+  std::unique_ptr<Source> objects;
+  struct SpoolFolder {
+    std::string dir;
+    ~SpoolFolder() {
+      std::error_code ignored;
+      if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
+    }
+  } spool;
 
   // The workers: copies of the model, or this engine's embedder alone.
   std::vector<std::unique_ptr<ImageEmbedder>> copies;
@@ -633,7 +659,12 @@ Result<BackfillReport> Engine::BackfillLocal(const BackfillOptions& options) {
       ComputeEmbed(embedders[0], job.get());
     }
     IndexReport r;
-    FS_RETURN_IF_ERROR(CommitEmbed(job.get(), &r));
+    Status committed = CommitEmbed(job.get(), &r);
+    for (const std::string& file : job->spooled) {
+      spooled_uri_.erase(file);
+      ::unlink(file.c_str());
+    }
+    FS_RETURN_IF_ERROR(committed);
     // Committed: a killed --all run resumes after this batch.
     if (options.all) FS_RETURN_IF_ERROR(store_->SetMeta(resume_key, std::to_string(job->last_id)));
     report.embedded += r.embedded;
@@ -673,7 +704,19 @@ Result<BackfillReport> Engine::BackfillLocal(const BackfillOptions& options) {
         continue;
       }
       std::vector<std::pair<int64_t, std::string>> batch;
+      std::vector<std::string> spooled;
       for (auto& [id, uri] : missing) {
+        if (IsS3Uri(uri)) {
+          // An object indexed from s3://: its bytes are read into the spool for the embedder.
+          auto file = SpoolObject(uri, &objects, &spool.dir);
+          if (file.ok()) {
+            batch.emplace_back(id, *file);
+            spooled.push_back(*file);
+          } else {
+            report.failures.push_back({uri, file.status().ToString(), "embed"});
+          }
+          continue;
+        }
         auto path = PathFromFileUri(uri);
         if (path.ok()) {
           batch.emplace_back(id, *path);
@@ -682,6 +725,7 @@ Result<BackfillReport> Engine::BackfillLocal(const BackfillOptions& options) {
         }
       }
       auto job = std::make_shared<EmbedJob>();
+      job->spooled = std::move(spooled);
       FS_RETURN_IF_ERROR(PrepareEmbed(batch, /*read_cache=*/!options.all, job.get()));
       job->last_id = after;
       job->count = missing.size();

@@ -262,6 +262,9 @@ class Engine {
   // The failure list's uri and display path of a file the embedder read: a spooled object's
   // s3:// uri, or the local file's.
   std::pair<std::string, std::string> SourceOfPath(const std::string& path) const;
+  // Reads an s3:// object through *objects (opened with options.source on first use) into a new
+  // file under *spool_dir (made on first use); the file maps back to `uri` in failures.
+  Result<std::string> SpoolObject(const std::string& uri, std::unique_ptr<Source>* objects, std::string* spool_dir);
   // Embeds `pending` (spooled objects among them) and deletes their spool files.
   Status EmbedSpooled(std::vector<std::pair<int64_t, std::string>>* pending, IndexReport* report);
   Result<BackfillReport> BackfillLocal(const BackfillOptions& options);

@@ -231,6 +231,37 @@ TEST_F(S3IndexTest, PagesThroughListingsAndIndexesAPrefixOnly) {
   EXPECT_EQ(Hits(engine.get(), "ocelot"), 12u);
 }
 
+// Indexed without a model, embedded later by `backfill`: the objects are read from the bucket.
+TEST_F(S3IndexTest, BackfillEmbedsObjectsIndexedWithoutAModel) {
+  Put("paged", "later/one.png", FakePng(11));
+  Put("paged", "later/two.png", FakePng(12));
+  {
+    EngineOptions o;
+    o.data_dir = dir_;
+    o.progress = false;
+    o.source.s3 = s3rver_->ClientOptions();
+    auto engine = std::move(Engine::Open(o)).value();
+    auto report = engine->Index("s3://paged/later/", {});
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_EQ(report->embedded, 0u);
+  }
+  auto engine = OpenEngine(s3rver_->ClientOptions());
+  BackfillOptions bo;
+  bo.progress = false;
+  auto backfill = engine->Backfill(bo);
+  ASSERT_TRUE(backfill.ok()) << backfill.status().ToString();
+  EXPECT_EQ(backfill->candidates, 2u);
+  EXPECT_EQ(backfill->embedded, 2u);
+  EXPECT_TRUE(backfill->failures.empty()) << backfill->failures[0].reason;
+  for (const char* uri : {"s3://paged/later/one.png", "s3://paged/later/two.png"}) {
+    auto doc = engine->store()->GetByUri(uri);
+    ASSERT_TRUE(doc.ok());
+    auto v = engine->store()->GetEmbedding(doc->id, "test/hash-64");
+    EXPECT_TRUE(v.ok() && v->has_value()) << uri;
+  }
+  EXPECT_FALSE(stdfs::exists(dir_ + "/spool/backfill-" + std::to_string(::getpid())));
+}
+
 TEST_F(S3IndexTest, VirtualHostedRequestsReachTheBucketByName) {
   Put("vhost", "dir/x y+z.txt", "virtually a quokka");
   storage::S3Options o = s3rver_->ClientOptions();
