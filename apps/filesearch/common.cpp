@@ -9,7 +9,7 @@ namespace fs::cli {
 
 void AddS3Flags(CLI::App* cmd, S3Flags* flags) {
   cmd->add_option("--s3-endpoint", flags->endpoint,
-                  "S3 endpoint, http(s)://host[:port] (default https://s3.REGION.amazonaws.com, else $AWS_ENDPOINT_URL_S3);\n"
+                  "S3 endpoint, http(s)://host[:port] (default $AWS_ENDPOINT_URL_S3, else https://s3.REGION.amazonaws.com);\n"
                   "credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN")
       ->type_name("URL")
       ->envname("FILESEARCH_S3_ENDPOINT");
