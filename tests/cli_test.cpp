@@ -424,6 +424,32 @@ TEST(CliTest, UnknownCommandIsAnError) {
   EXPECT_EQ(RunCli("model download --help").code, 0);
 }
 
+// Flags from a config file (--config, $FILESEARCH_CONFIG): the back end and its cluster come from
+// the file, a command's own table sets its flags, and the command line wins over the file.
+TEST(CliTest, FlagsFromAConfigFile) {
+  const std::string dir = ::testing::TempDir() + "cli_config_" + std::to_string(::getpid());
+  stdfs::create_directories(dir);
+  {
+    std::ofstream(dir + "/config.toml") << "backend = \"opensearch\"\n"
+                                        << "opensearch-url = \"http://127.0.0.1:9\"\n"
+                                        << "data-dir = \"" << dir << "/data\"\n"
+                                        << "[search]\nmode = \"bogus\"\n";
+  }
+  // The search table's bad mode is refused: the file was read, command table included.
+  CliRun bad_mode = RunCli("--config " + dir + "/config.toml search anything");
+  EXPECT_EQ(bad_mode.code, 2) << bad_mode.out;
+  EXPECT_NE(bad_mode.out.find("bogus"), std::string::npos) << bad_mode.out;
+  // The command line wins: a good mode, and the back end from the file names its url.
+  CliRun from_file = RunCli("search anything --mode text", "FILESEARCH_CONFIG=" + dir + "/config.toml");
+  EXPECT_NE(from_file.code, 0) << from_file.out;
+  EXPECT_NE(from_file.out.find("http://127.0.0.1:9"), std::string::npos) << from_file.out;
+  CliRun overridden = RunCli("--config " + dir + "/config.toml --backend embedded search anything --mode text");
+  EXPECT_EQ(overridden.out.find("127.0.0.1:9"), std::string::npos) << overridden.out;
+  CliRun missing = RunCli("--config " + dir + "/nope.toml stats");
+  EXPECT_NE(missing.code, 0) << "a config file named on the command line must exist: " << missing.out;
+  stdfs::remove_all(dir);
+}
+
 // Flags that are on by default are shown as the way to turn them off; CLI11 printed
 // "--keyword-index,--no-keyword-index{false}", which reads as "off by default".
 TEST(CliTest, HelpShowsOnByDefaultFlagsAsTheWayToTurnThemOff) {

@@ -105,6 +105,33 @@ class OpenSearchTest : public ::testing::Test {
     EXPECT_TRUE(reply.ok()) << method << " " << path << ": " << reply.status << " " << reply.body;
     return json::parse(reply.body, nullptr, false);
   }
+  // Indexes base/share with 16-d stand-in vectors into a new engine at base/data, mirrors it into
+  // `index` (expecting `count` documents), and fills `bo` for a back end over that index.
+  void IndexAndMirror(const std::string& base, const std::string& index, size_t count, std::unique_ptr<Engine>* engine,
+                      OpenSearchBackendOptions* bo) {
+    EngineOptions eo;
+    eo.data_dir = base + "/data";
+    eo.progress = false;
+    auto opened = Engine::Open(eo);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    *engine = std::move(*opened);
+    ASSERT_TRUE((*engine)->SetEmbedder(NewHashEmbedder(16)).ok());
+    ASSERT_TRUE((*engine)->Index(base + "/share").ok());
+    Store* store = (*engine)->store();
+    ASSERT_TRUE(store->EnableMirror("opensearch " + g_url + "/" + index).ok());
+    MirrorOptions mo;
+    mo.index = index;
+    mo.model = "test/hash-16";
+    auto sink = NewOpenSearchBulkSink(client_.get());
+    auto synced = SyncMirror(store, sink.get(), mo);
+    ASSERT_TRUE(synced.ok()) << synced.status().ToString();
+    ASSERT_EQ(synced->indexed, count);
+    HttpJson("POST", "/" + index + "/_refresh");
+    bo->index = index;
+    bo->model = "test/hash-16";
+    bo->dimension = 16;
+    bo->request = RequestsThrough(client_.get());
+  }
   void Index(const std::string& index, const std::string& id, const json& doc) {
     HttpJson("PUT", "/" + index + "/_doc/" + id + "?refresh=true", doc);
   }
@@ -212,6 +239,7 @@ TEST_F(OpenSearchTest, StatusReportsHealthAndCounts) {
   EXPECT_NE(run.output.find("documents: 3\n"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("vectors:   2 documents"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("ef_search: 512"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("hybrid:    the node can fuse too"), std::string::npos) << run.output;
 
   const CliRun missing = Os("status", "t-never-made");
   EXPECT_EQ(missing.rc, 1);
@@ -531,29 +559,11 @@ TEST_F(OpenSearchTest, ParityWithBruteForceAndFusionAtScale) {
     std::ofstream(base + "/share/txt/t" + std::to_string(i) + ".txt")
         << words[i % 5] << " " << words[(i / 5) % 5] << " note " << i;
   }
-  EngineOptions eo;
-  eo.data_dir = base + "/data";
-  eo.progress = false;
-  auto engine = Engine::Open(eo);
-  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
-  ASSERT_TRUE((*engine)->SetEmbedder(NewHashEmbedder(16)).ok());
-  ASSERT_TRUE((*engine)->Index(base + "/share").ok());
-  Store* store = (*engine)->store();
-  ASSERT_TRUE(store->EnableMirror("opensearch " + g_url + "/t-parity").ok());
-  MirrorOptions mo;
-  mo.index = "t-parity";
-  mo.model = "test/hash-16";
-  auto sink = NewOpenSearchBulkSink(client_.get());
-  auto synced = SyncMirror(store, sink.get(), mo);
-  ASSERT_TRUE(synced.ok()) << synced.status().ToString();
-  ASSERT_EQ(synced->indexed, 1500u);
-  HttpJson("POST", "/t-parity/_refresh");
-
+  std::unique_ptr<Engine> engine_holder;
   OpenSearchBackendOptions bo;
-  bo.index = "t-parity";
-  bo.model = "test/hash-16";
-  bo.dimension = 16;
-  bo.request = RequestsThrough(client_.get());
+  ASSERT_NO_FATAL_FAILURE(IndexAndMirror(base, "t-parity", 1500, &engine_holder, &bo));
+  auto engine = &engine_holder;
+  Store* store = engine_holder->store();
   auto remote_or = NewOpenSearchBackend(bo);
   ASSERT_TRUE(remote_or.ok());
   const SearchBackend& remote = **remote_or;
@@ -682,6 +692,168 @@ TEST_F(OpenSearchTest, ParityWithBruteForceAndFusionAtScale) {
       EXPECT_EQ(uris(*by_from), middle) << b->kind() << " " << SearchModeName(mode);
       EXPECT_EQ(uris(*by_cursor), middle) << b->kind() << " " << SearchModeName(mode);
     }
+  }
+  engine->reset();
+  std::filesystem::remove_all(base);
+}
+
+// The server-side option: hybrid searches fused by OpenSearch (a `hybrid` query with a temporary
+// search pipeline: score-ranker-processor for RRF, normalization-processor for min-max linear)
+// give the scores and order filesearch's planner gives for the legs that node returns, page by
+// page and by cursor; the picture floor reaches it as a radial k-NN (min_score); what it cannot
+// fuse as filesearch would (weighted RRF on 2.19) stays with the planner, and the reply says who
+// fused. The corpus has no ties within a leg (distinct BM25 scores), since a node breaks ties by
+// its own document order and filesearch by id: equal fused scores may still come in either order.
+TEST_F(OpenSearchTest, ServerSideHybridFusesAsFilesearchDoes) {
+  Http("DELETE", "/t-fusion");  // a fresh index, also when run again on one node
+  ASSERT_EQ(Os("setup", "t-fusion", {"--engine", "lucene", "--dimension", "16"}).rc, 0);
+  const std::string base = ::testing::TempDir() + "opensearch_fusion_" + std::to_string(::getpid());
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base + "/share/img");
+  std::filesystem::create_directories(base + "/share/txt");
+  for (int i = 0; i < 400; ++i) {
+    std::ofstream(base + "/share/img/p" + std::to_string(i) + ".png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << i;
+  }
+  // Images the word finds by name too (both legs), at distinct name lengths.
+  for (int j = 0; j < 12; ++j) {
+    std::string name = "alpha";
+    for (int w = 0; w < j; ++w) name += " w" + std::to_string(w);
+    std::ofstream(base + "/share/img/" + name + ".png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "named" << j;
+  }
+  // Texts with distinct (term frequency, length) pairs: distinct BM25 scores.
+  for (int i = 0; i < 60; ++i) {
+    std::ofstream f(base + "/share/txt/t" + std::to_string(i) + ".txt");
+    for (int k = 0; k <= i % 3; ++k) f << "alpha ";
+    for (int k = 0; k < i / 3; ++k) f << "filler" << k << " ";
+  }
+  std::unique_ptr<Engine> engine_holder;
+  OpenSearchBackendOptions bo;
+  ASSERT_NO_FATAL_FAILURE(IndexAndMirror(base, "t-fusion", 472, &engine_holder, &bo));
+  auto engine = &engine_holder;
+  auto planner_or = NewOpenSearchBackend(bo);
+  bo.server_fusion = true;
+  auto server_or = NewOpenSearchBackend(bo);
+  ASSERT_TRUE(planner_or.ok() && server_or.ok());
+  const SearchBackend& planner = **planner_or;
+  const SearchBackend& server = **server_or;
+  EXPECT_FALSE(planner.fuses_hybrid());
+  EXPECT_TRUE(server.fuses_hybrid());
+
+  // A query vector whose 100 nearest all have cosine > 0: OpenSearch normalises the k-NN's _score
+  // (1 + cos there), filesearch the cosine, which agree up to an affine map only above 0.
+  std::mt19937 rng(11);
+  std::normal_distribution<float> gauss;
+  std::vector<float> query(16);
+  for (int attempt = 0;; ++attempt) {
+    ASSERT_LT(attempt, 50);
+    for (float& x : query) x = gauss(rng);
+    auto vh = planner.VectorSearch(query, 100, {}, 0);
+    ASSERT_TRUE(vh.ok());
+    if (vh->size() == 100 && vh->back().score > 0.05f) break;
+  }
+  struct Variant {
+    FusionMethod fusion;
+    double text_weight, vector_weight;
+  };
+  size_t compared = 0;
+  for (const Variant& v : {Variant{FusionMethod::kRrf, 1, 1}, Variant{FusionMethod::kLinear, 1, 1},
+                           Variant{FusionMethod::kLinear, 0.3, 0.7}}) {
+    SearchRequest r;
+    r.query = "alpha";
+    r.vector = query;
+    r.vector_model = "test/hash-16";
+    r.mode = SearchMode::kHybrid;
+    r.fusion = v.fusion;
+    r.text_weight = v.text_weight;
+    r.vector_weight = v.vector_weight;
+    r.size = 20;
+    // The planner's fused score of every document down to 80 (window 100 on every page).
+    std::map<int64_t, double> expected;
+    std::vector<double> expected_scores;
+    for (size_t from = 0; from < 80; from += 20) {
+      SearchRequest p = r;
+      p.from = from;
+      auto page = RunSearch(planner, p);
+      ASSERT_TRUE(page.ok()) << page.status().ToString();
+      EXPECT_EQ(page->fused_by, "filesearch");
+      for (const auto& h : page->hits) {
+        expected[h.doc.id] = h.score;
+        expected_scores.push_back(h.score);
+      }
+    }
+    const std::string what = std::string(v.fusion == FusionMethod::kRrf ? "rrf" : "linear") + " " +
+                             std::to_string(v.text_weight) + "/" + std::to_string(v.vector_weight);
+    const double tol = v.fusion == FusionMethod::kRrf ? 1e-6 : 1e-5;
+    std::string cursor;
+    for (size_t from = 0; from < 80; from += 20) {
+      SearchRequest p = r;
+      p.from = from;
+      auto page = RunSearch(server, p);
+      ASSERT_TRUE(page.ok()) << what << ": " << page.status().ToString();
+      EXPECT_EQ(page->fused_by, "opensearch") << what;
+      ASSERT_EQ(page->hits.size(), 20u) << what;
+      for (size_t i = 0; i < page->hits.size(); ++i) {
+        const auto& h = page->hits[i];
+        ASSERT_TRUE(expected.count(h.doc.id)) << what << ": hit " << from + i << " (" << h.doc.uri
+                                              << ") is not in the planner's first 80";
+        EXPECT_NEAR(h.score, expected[h.doc.id], tol) << what << " " << h.doc.uri;
+        EXPECT_NEAR(h.score, expected_scores[from + i], tol) << what << " rank " << from + i;
+        EXPECT_FALSE(h.text.present || h.vector.present) << "OpenSearch does not say which leg found a hit";
+        ++compared;
+      }
+      // The cursor of the previous page gives this page.
+      if (!cursor.empty()) {
+        SearchRequest c = r;
+        c.search_after = cursor;
+        auto by_cursor = RunSearch(server, c);
+        ASSERT_TRUE(by_cursor.ok());
+        ASSERT_EQ(by_cursor->hits.size(), page->hits.size());
+        for (size_t i = 0; i < page->hits.size(); ++i) {
+          EXPECT_EQ(by_cursor->hits[i].doc.id, page->hits[i].doc.id) << what << " cursor page at " << from;
+        }
+      }
+      ASSERT_FALSE(page->next_cursor.empty());
+      cursor = page->next_cursor;
+      if (from == 0) {
+        auto first = RunSearch(planner, r);
+        ASSERT_TRUE(first.ok());
+        EXPECT_EQ(page->total, first->total) << what << ": documents either leg found";
+      }
+    }
+  }
+  EXPECT_EQ(compared, 240u);
+
+  // Weighted RRF: OpenSearch 2.19's score-ranker takes no weights, so the planner fuses.
+  SearchRequest weighted;
+  weighted.query = "alpha";
+  weighted.vector = query;
+  weighted.vector_model = "test/hash-16";
+  weighted.text_weight = 2;
+  auto w_server = RunSearch(server, weighted), w_planner = RunSearch(planner, weighted);
+  ASSERT_TRUE(w_server.ok() && w_planner.ok());
+  EXPECT_EQ(w_server->fused_by, "filesearch");
+  ASSERT_EQ(w_server->hits.size(), w_planner->hits.size());
+  for (size_t i = 0; i < w_server->hits.size(); ++i) EXPECT_EQ(w_server->hits[i].doc.id, w_planner->hits[i].doc.id);
+
+  // The picture floor as the k-NN's min_score: a text query's vector made from the query itself
+  // (the hash embedder: no image stands out) brings no picture on either side; the word's
+  // documents keep their order; a word nothing has finds nothing.
+  for (const char* text : {"alpha", "zzyzx"}) {
+    SearchRequest f;
+    f.query = text;
+    f.vector = query;
+    f.vector_model = "test/hash-16";
+    f.vector_from_text = true;
+    f.size = 30;
+    auto fs_ = RunSearch(server, f), fp = RunSearch(planner, f);
+    ASSERT_TRUE(fs_.ok() && fp.ok()) << fs_.status().ToString();
+    EXPECT_EQ(fs_->fused_by, "opensearch");
+    ASSERT_EQ(fs_->hits.size(), fp->hits.size()) << text;
+    for (size_t i = 0; i < fp->hits.size(); ++i) {
+      EXPECT_EQ(fs_->hits[i].doc.id, fp->hits[i].doc.id) << text << " hit " << i;
+      EXPECT_NEAR(fs_->hits[i].score, fp->hits[i].score, 1e-6) << text << " hit " << i;
+    }
+    if (std::string(text) == "zzyzx") EXPECT_EQ(fs_->hits.size(), 0u);
   }
   engine->reset();
   std::filesystem::remove_all(base);

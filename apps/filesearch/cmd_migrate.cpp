@@ -21,7 +21,9 @@ void RegisterMigrate(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->callback([&flags, exit_code, to]() {
     GlobalFlags with_backend = flags;
     with_backend.opensearch.backend = *to;
-    auto engine = OpenExistingEngine(with_backend);
+    // What is copied is this machine's embedded index: it must exist.
+    auto db = ExistingIndexDb(flags);
+    auto engine = db.ok() ? OpenExistingEngine(with_backend) : Result<std::unique_ptr<Engine>>(db.status());
     if (!engine.ok()) {
       std::fprintf(stderr, "filesearch migrate: %s\n", OpenError(engine.status()).c_str());
       *exit_code = 1;

@@ -1,9 +1,12 @@
 // `filesearch worker DIR`: keep the index of a folder current as files change.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 
 #include "apps/filesearch/commands.h"
 #include "engine/watch.h"
+#include "server/indexing_metrics.h"
+#include "server/metrics_endpoint.h"
 
 namespace fs::cli {
 namespace {
@@ -20,11 +23,17 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                            "  filesearch worker /srv/share --model-dir ~/models/clip-vit-base-patch32\n\n"
                            "It first reconciles the folder with the index (changes made while no worker ran are\n"
                            "picked up), then follows changes with inotify, waiting until a burst of writes is quiet.\n"
-                           "New images are embedded when a model is given. SIGTERM or Ctrl-C finishes the current\n"
-                           "pass, saves the vector index and exits 0.");
+                           "New images are embedded when a model is given (--no-embed: indexed without vectors,\n"
+                           "for `filesearch backfill` later). SIGTERM or Ctrl-C finishes the current pass, saves the\n"
+                           "vector index and exits 0.\n\n"
+                           "Monitoring: --metrics-port 9464 serves Prometheus metrics at http://127.0.0.1:9464/metrics\n"
+                           "(embeddings ok/error and their duration, cache hits, the failure list; see docs/deploy.md).");
   struct Args {
     std::string dir;
     bool test_embedder = false;
+    bool no_embed = false;
+    int metrics_port = -1;
+    std::string metrics_bind = "127.0.0.1";
     int quiet_ms = 300;
     int max_delay_ms = 2000;
     ModelFlags model;
@@ -37,6 +46,14 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       ->capture_default_str();
   cmd->add_flag("--test-embedder", args->test_embedder,
                 "Give images deterministic stand-in vectors (model test/hash-64) instead of CLIP; for tests");
+  cmd->add_flag("--no-embed", args->no_embed,
+                "Index files but embed no images, even with a model configured (the rollback switch: images stay\n"
+                "keyword-searchable; `filesearch backfill` embeds them later)");
+  cmd->add_option("--metrics-port", args->metrics_port,
+                  "Serve Prometheus metrics at http://BIND:PORT/metrics (0 = any free port, printed at start)")
+      ->check(CLI::Range(0, 65535))
+      ->type_name("PORT");
+  cmd->add_option("--metrics-bind", args->metrics_bind, "Address --metrics-port listens on")->capture_default_str();
   AddModelFlags(cmd, &args->model);
   AddOcrFlags(cmd, &args->ocr);
   cmd->callback([&flags, exit_code, args]() {
@@ -47,11 +64,41 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       return;
     }
     auto engine = OpenEngine(flags);
-    Status s = engine.ok() ? AttachEmbedder(engine->get(), args->model, args->test_embedder) : engine.status();
+    Status s = !engine.ok()     ? engine.status()
+               : args->no_embed ? Status::Ok()
+                                : AttachEmbedder(engine->get(), args->model, args->test_embedder);
     if (!s.ok()) {
       std::fprintf(stderr, "filesearch: %s\n", s.ToString().c_str());
       *exit_code = 1;
       return;
+    }
+    if (args->no_embed) std::fprintf(stderr, "worker: --no-embed: images are indexed without embeddings\n");
+    // --metrics-port: the indexing families of `serve` (server/indexing_metrics.h) plus the passes.
+    server::Metrics metrics;
+    std::unique_ptr<server::MetricsEndpoint> endpoint;
+    Engine* e = engine->get();
+    if (args->metrics_port >= 0) {
+      server::DescribeIndexingMetrics(metrics);
+      metrics.Describe("filesearch_worker_passes_total", "counter", "Indexing passes over the folder (the first included).");
+      metrics.Describe("filesearch_worker_last_pass_timestamp_seconds", "gauge",
+                       "When the last pass ended (Unix time): a worker that stops passing while files change is stuck.");
+      metrics.Describe("filesearch_worker_files_total", "counter", "Files indexed by change: added, updated, removed.");
+      metrics.Add("filesearch_worker_passes_total", {}, 0);
+      for (const char* c : {"added", "updated", "removed"}) metrics.Add("filesearch_worker_files_total", {{"change", c}}, 0);
+      e->SetEmbedObserver(server::EmbeddingObserver(metrics));
+      auto started = server::MetricsEndpoint::Start(args->metrics_bind, args->metrics_port, [&metrics, e] {
+        if (EmbeddingCache* cache = e->cache()) server::SetCacheMetrics(metrics, cache->counters());
+        if (auto fc = e->store()->CountFailures(); fc.ok()) server::SetFailureMetrics(metrics, *fc);
+        return metrics.Render();
+      });
+      if (!started.ok()) {
+        std::fprintf(stderr, "filesearch: --metrics-port: %s (choose another port, or 0 for any free one)\n",
+                     started.status().ToString().c_str());
+        *exit_code = 1;
+        return;
+      }
+      endpoint = std::move(started).value();
+      std::fprintf(stderr, "worker: metrics at http://%s:%d/metrics\n", args->metrics_bind.c_str(), endpoint->port());
     }
     std::signal(SIGTERM, OnStopSignal);
     std::signal(SIGINT, OnStopSignal);
@@ -60,8 +107,14 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     o.max_delay_ms = args->max_delay_ms;
     o.crawl.progress = !flags.no_progress;
     o.crawl.ocr = *ocr;
-    o.on_pass = [](const IndexReport& r, double seconds) {
+    o.on_pass = [&metrics](const IndexReport& r, double seconds) {
       const CrawlReport& c = r.crawl;
+      metrics.Add("filesearch_worker_passes_total", {});
+      metrics.Set("filesearch_worker_last_pass_timestamp_seconds", {},
+                  std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+      metrics.Add("filesearch_worker_files_total", {{"change", "added"}}, static_cast<double>(c.added));
+      metrics.Add("filesearch_worker_files_total", {{"change", "updated"}}, static_cast<double>(c.updated));
+      metrics.Add("filesearch_worker_files_total", {{"change", "removed"}}, static_cast<double>(c.removed));
       std::printf("pass: %llu added, %llu updated, %llu removed, %llu images embedded, %zu problems (%.3f s)\n",
                   static_cast<unsigned long long>(c.added), static_cast<unsigned long long>(c.updated),
                   static_cast<unsigned long long>(c.removed), static_cast<unsigned long long>(r.embedded),

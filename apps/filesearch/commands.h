@@ -24,6 +24,7 @@ struct OpenSearchFlags {
   std::string space = "innerproduct";  // --opensearch-space: the k-NN space the index was made with
   int timeout_ms = 30000;
   size_t bulk_docs = 500;  // --opensearch-bulk-docs: documents per _bulk request
+  std::string fusion;      // --opensearch-fusion, else $FILESEARCH_OPENSEARCH_FUSION, else filesearch
 };
 
 // --cache and its connection, global so every command that embeds shares one cache the same way.
@@ -103,7 +104,8 @@ Result<std::unique_ptr<Engine>> OpenEngine(const GlobalFlags& flags, const std::
 // NotFound "no index at DIR: run 'filesearch index FOLDER' first, or check --data-dir". Creates nothing.
 Result<std::string> ExistingIndexDb(const GlobalFlags& flags);
 // OpenEngine for commands that only read (search, stats, duplicates): ExistingIndexDb's NotFound
-// when there is no index, so a mistyped --data-dir is reported instead of becoming an empty index.
+// when there is no index, so a mistyped --data-dir is reported instead of becoming an empty index
+// (on the embedded back end; on opensearch the index is the cluster's, and any machine reads it).
 Result<std::unique_ptr<Engine>> OpenExistingEngine(const GlobalFlags& flags, const std::string& model = "");
 // What to print when opening the index failed: "cannot open the index: <status>", or only the
 // message of ExistingIndexDb's NotFound (which already says what to do).

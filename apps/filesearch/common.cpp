@@ -79,6 +79,13 @@ void AddGlobalBackendFlags(CLI::App* app, OpenSearchFlags* f) {
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{10000}))
       ->group(group);
+  app->add_option("--opensearch-fusion", f->fusion,
+                  "Who fuses hybrid searches: filesearch (default; $FILESEARCH_OPENSEARCH_FUSION; the same fusion as "
+                  "the embedded back end) or opensearch (a hybrid query with a search pipeline; needs the "
+                  "neural-search plugin, 2.19+ for RRF)")
+      ->check(CLI::IsMember({"filesearch", "opensearch"}))
+      ->type_name("WHO")
+      ->group(group);
   app->add_option("--opensearch-space", f->space, "The k-NN space the index was created with (scores become cosines)")
       ->check(CLI::IsMember({"innerproduct", "cosinesimil"}))
       ->capture_default_str()
@@ -166,6 +173,12 @@ Status ApplyBackend(const GlobalFlags& flags, EngineOptions* o) {
   o->remote.index = OpenSearchIndexName(flags.opensearch);
   o->remote.space = flags.opensearch.space;
   o->remote.bulk_docs = flags.opensearch.bulk_docs;
+  const std::string fusion = FlagOrEnv(flags.opensearch.fusion, "FILESEARCH_OPENSEARCH_FUSION", "filesearch");
+  if (fusion != "filesearch" && fusion != "opensearch") {
+    return Status::InvalidArgument("unknown fusion site '" + fusion +
+                                   "' (FILESEARCH_OPENSEARCH_FUSION): use filesearch or opensearch");
+  }
+  o->remote.server_fusion = fusion == "opensearch";
   return Status::Ok();
 }
 
@@ -189,7 +202,11 @@ Result<std::string> ExistingIndexDb(const GlobalFlags& flags) {
 }
 
 Result<std::unique_ptr<Engine>> OpenExistingEngine(const GlobalFlags& flags, const std::string& model) {
-  FS_RETURN_IF_ERROR(ExistingIndexDb(flags).status());
+  // On the opensearch back end the index is the cluster's, written by any machine: one that crawled
+  // nothing (an empty journal here) searches it all the same.
+  if (FlagOrEnv(flags.opensearch.backend, "FILESEARCH_BACKEND", "embedded") != "opensearch") {
+    FS_RETURN_IF_ERROR(ExistingIndexDb(flags).status());
+  }
   return OpenEngine(flags, model);
 }
 

@@ -99,6 +99,25 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", flags.data_dir, "Where the index lives (overrides FILESEARCH_DATA_DIR)")
       ->type_name("DIR");
   app.add_flag("--no-progress", flags.no_progress, "No progress bars (plain output for logs and scripts)");
+  // Flags from a TOML file: global ones at the top (backend = "opensearch"), a command's in its
+  // table ([serve] port = 9000). Command-line flags win over the file.
+  // (CLI11 reads no environment variable for its config option: $FILESEARCH_CONFIG is the default
+  // here, and then it must exist.)
+  const char* env_config = std::getenv("FILESEARCH_CONFIG");
+  const char* xdg_config = std::getenv("XDG_CONFIG_HOME");
+  const char* home = std::getenv("HOME");
+  const bool config_from_env = env_config && *env_config;
+  const std::string default_config =
+      config_from_env              ? std::string(env_config)
+      : xdg_config && *xdg_config ? std::string(xdg_config) + "/filesearch/config.toml"
+      : home && *home             ? std::string(home) + "/.config/filesearch/config.toml"
+                                  : "";
+  app.set_config("--config", default_config,
+                 "Read flags from this TOML file (default $FILESEARCH_CONFIG, else "
+                 "$XDG_CONFIG_HOME/filesearch/config.toml or ~/.config/filesearch/config.toml, when it exists): "
+                 "global flags at the top, e.g. backend = \"opensearch\", a command's under [command]",
+                 config_from_env)
+      ->type_name("FILE");
   fs::cli::AddGlobalBackendFlags(&app, &flags.opensearch);
   fs::cli::AddGlobalCacheFlags(&app, &flags.cache);
   int exit_code = 0;

@@ -4,7 +4,9 @@
 #      with a 64-d vector) through _bulk into a fresh local node (tests/opensearch/node), docs/s;
 #   2. queries: bench/http/run.sh (wrk, HS256 auth, keyword / vector / hybrid at 1, 8, 32
 #      connections) against `serve` on the embedded data directory, then against
-#      `serve --backend opensearch` on the same documents.
+#      `serve --backend opensearch` on the same documents;
+#   3. filesearch's own time per search (the access log's ms minus backend_wait_ms), per mode, and
+#      for hybrid also with the node fusing (--opensearch-fusion opensearch, "hybrid-node").
 #   bench/opensearch/run.sh [N=100000] [DURATION=10s] [MODES="keyword vector hybrid"]
 # Needs a build (scripts/build), wrk (scripts/setup --bench) and Java + Maven (scripts/setup).
 set -euo pipefail
@@ -38,12 +40,21 @@ BENCH_DATA_DIR=$remote BENCH_PORT=18082 SERVE_FLAGS="--backend opensearch ${os[*
 # backend_wait_ms (wall time waiting for the node's replies); and the node's time outside its own
 # `took` (HTTP, REST layer, JSON, queueing): backend_wait_ms minus backend_ms. At 1 connection and
 # at all three together.
-echo "== overhead (each mode at 1, 8 and 32 connections, from the access log)"
+echo "== overhead (each mode at 1, 8 and 32 connections, from the access log; hybrid-node: fused by the node)"
+runs=()
 for mode in $modes; do
+  runs+=("$mode")
+  [[ $mode == hybrid ]] && runs+=("hybrid-node")
+done
+for run in "${runs[@]}"; do
+  mode=${run%-node}
+  fusion=filesearch
+  [[ $run == *-node ]] && fusion=opensearch
   rm -f "$remote/serve.log"
-  BENCH_DATA_DIR=$remote BENCH_PORT=18083 SERVE_LOG_LEVEL=info SERVE_FLAGS="--backend opensearch ${os[*]} --no-keyword-index" \
+  BENCH_DATA_DIR=$remote BENCH_PORT=18083 SERVE_LOG_LEVEL=info \
+    SERVE_FLAGS="--backend opensearch ${os[*]} --no-keyword-index --opensearch-fusion $fusion" \
     bench/http/run.sh "$n" "$duration" "$mode" | grep RESULT
-  /usr/bin/python3 - "$remote/serve.log" "$mode" <<'PY'
+  /usr/bin/python3 - "$remote/serve.log" "$run" <<'PY'
 import json, sys
 rows = []
 for line in open(sys.argv[1], encoding="utf-8", errors="replace"):

@@ -99,12 +99,108 @@ void Fuse(std::vector<Candidate>* cands, const SearchRequest& r) {
     if (c.text.present) { tmin = std::min(tmin, c.text.score); tmax = std::max(tmax, c.text.score); }
     if (c.vector.present) { vmin = std::min(vmin, c.vector.score); vmax = std::max(vmax, c.vector.score); }
   }
-  auto norm = [](double v, double lo, double hi) { return hi > lo ? (v - lo) / (hi - lo) : 1.0; };
+  // As OpenSearch's min_max normalisation does (so both fusion sites agree): a leg's lowest hit
+  // keeps 0.001, so being found at all counts more than not being found; one score maps to 1.
+  auto norm = [](double v, double lo, double hi) { return hi > lo ? std::max((v - lo) / (hi - lo), 0.001) : 1.0; };
   for (auto& c : *cands) {
     c.score = 0;
     if (c.text.present) c.score += r.text_weight * norm(c.text.score, tmin, tmax);
     if (c.vector.present) c.score += r.vector_weight * norm(c.vector.score, vmin, vmax);
   }
+}
+
+// The page's hits with their documents: those a leg sent along, then one lookup for the rest.
+Result<SearchResult> AssemblePage(const SearchBackend& backend, std::chrono::steady_clock::time_point start,
+                                  std::vector<Candidate> page, std::vector<Document> docs, SearchResult result) {
+  std::vector<int64_t> ids;
+  ids.reserve(page.size());
+  for (auto& c : page) ids.push_back(c.id);
+  // Documents the leg sent along, then one lookup for the rest.
+  
+  std::unordered_set<int64_t> sent;
+  for (const auto& d : docs) sent.insert(d.id);
+  std::vector<int64_t> missing;
+  for (int64_t id : ids) {
+    if (!sent.count(id)) missing.push_back(id);
+  }
+  if (!missing.empty()) {
+    FS_ASSIGN_OR_RETURN(std::vector<Document> more, backend.GetMany(missing));
+    docs.insert(docs.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  }
+  std::unordered_map<int64_t, Document*> by_id;
+  for (auto& d : docs) by_id[d.id] = &d;
+  for (auto& c : page) {
+    auto it = by_id.find(c.id);
+    if (it == by_id.end()) continue;  // deleted between the legs and now
+    SearchHit hit;
+    hit.doc = std::move(*it->second);
+    hit.score = c.score;
+    hit.text = c.text;
+    hit.vector = c.vector;
+    result.hits.push_back(std::move(hit));
+  }
+  result.took_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+// OpenSearch's pagination_depth (each leg's hits in a hybrid query) goes up to 10,000.
+constexpr size_t kMaxServerFusionDepth = 10000;
+
+// Whether a hybrid search with both legs is fused by the back end: it must fuse (opensearch with
+// server-side fusion), and the search must be one it fuses as filesearch would. RRF on OpenSearch
+// 2.19 takes no weights; find-similar's excluded document and windows deeper than its limit stay
+// with the planner.
+bool ServerFusionApplies(const SearchBackend& backend, const SearchRequest& r, size_t window) {
+  if (!backend.fuses_hybrid() || r.exclude_id || window > kMaxServerFusionDepth) return false;
+  return r.fusion == FusionMethod::kLinear || (r.text_weight == 1.0 && r.vector_weight == 1.0);
+}
+
+// Runs the hybrid search on the back end's own fusion. A text query's picture floor is computed
+// from the vector leg's hits first (one more round trip; OpenSearch cannot sample its vectors) and
+// sent as the k-NN's min_score. False (and nothing done) when the floor cannot be judged: the
+// planner then fuses, as it does for every back end.
+Result<bool> RunServerFusion(const SearchBackend& backend, const SearchRequest& r, size_t offset, size_t window,
+                             uint64_t generation, SearchResult* result, std::vector<Candidate>* page,
+                             std::vector<Document>* docs) {
+  FusedRequest fr;
+  fr.text = r.query;
+  fr.vector = r.vector;
+  fr.ef = r.ef;
+  fr.filters = r.filters;
+  fr.rrf = r.fusion == FusionMethod::kRrf;
+  fr.rrf_k = r.rrf_k;
+  fr.text_weight = r.text_weight;
+  fr.vector_weight = r.vector_weight;
+  fr.from = offset;
+  fr.size = r.size + 1;
+  fr.depth = window;
+  if (r.vector_from_text) {
+    FS_ASSIGN_OR_RETURN(VectorSample sample, backend.SampleVectorScores(r.vector, 1000));
+    if (sample.scores.empty()) {
+      FS_ASSIGN_OR_RETURN(std::vector<VectorHit> vh, backend.VectorSearch(r.vector, window, r.filters, r.ef));
+      for (const auto& h : vh) sample.scores.push_back(h.score);
+      sample.population = vh.size();
+    }
+    const double floor = PictureFloor(std::move(sample.scores), r.floor_sd, r.floor_min_score, sample.population);
+    if (!std::isfinite(floor)) return false;
+    fr.min_cosine = floor;
+  }
+  FS_ASSIGN_OR_RETURN(FusedReply reply, backend.SearchFused(fr));
+  // OpenSearch's arithmetic mean divides by the sum of the weights; filesearch's linear score is
+  // the weighted sum: scaled back, both fusion sites report the same scores.
+  const double scale = fr.rrf ? 1.0 : r.text_weight + r.vector_weight;
+  for (size_t i = 0; i < reply.hits.size() && i < r.size; ++i) {
+    page->push_back(Candidate{reply.hits[i].id, {}, {}, reply.hits[i].score * scale});
+  }
+  result->total = std::max<uint64_t>(reply.total, offset + page->size());
+  result->total_exact = false;
+  result->fused_by = "opensearch";
+  if (reply.hits.size() > r.size && !page->empty()) {
+    Cursor next{SearchMode::kHybrid, generation, offset + r.size, page->back().score, page->back().id};
+    result->next_cursor = EncodeCursor(next);
+  }
+  *docs = std::move(reply.docs);
+  return true;
 }
 
 }  // namespace
@@ -260,6 +356,10 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
     std::unordered_map<int64_t, size_t> where;
     const bool text_leg = mode == SearchMode::kHybrid && has_text;
     const bool vector_leg = has_vector && backend.has_vectors();
+    if (text_leg && vector_leg && ServerFusionApplies(backend, r, window)) {
+      FS_ASSIGN_OR_RETURN(bool fused, RunServerFusion(backend, r, offset, window, generation, &result, &page, &legs.docs));
+      if (fused) return AssemblePage(backend, start, std::move(page), std::move(legs.docs), std::move(result));
+    }
     LegsRequest lr;
     if (text_leg) {
       lr.text = r.query;
@@ -350,35 +450,7 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
     }
   }
 
-  std::vector<int64_t> ids;
-  ids.reserve(page.size());
-  for (auto& c : page) ids.push_back(c.id);
-  // Documents the leg sent along, then one lookup for the rest.
-  std::vector<Document> docs = std::move(legs.docs);
-  std::unordered_set<int64_t> sent;
-  for (const auto& d : docs) sent.insert(d.id);
-  std::vector<int64_t> missing;
-  for (int64_t id : ids) {
-    if (!sent.count(id)) missing.push_back(id);
-  }
-  if (!missing.empty()) {
-    FS_ASSIGN_OR_RETURN(std::vector<Document> more, backend.GetMany(missing));
-    docs.insert(docs.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-  }
-  std::unordered_map<int64_t, Document*> by_id;
-  for (auto& d : docs) by_id[d.id] = &d;
-  for (auto& c : page) {
-    auto it = by_id.find(c.id);
-    if (it == by_id.end()) continue;  // deleted between the legs and now
-    SearchHit hit;
-    hit.doc = std::move(*it->second);
-    hit.score = c.score;
-    hit.text = c.text;
-    hit.vector = c.vector;
-    result.hits.push_back(std::move(hit));
-  }
-  result.took_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  return result;
+  return AssemblePage(backend, start, std::move(page), std::move(legs.docs), std::move(result));
 }
 
 }  // namespace fs

@@ -83,6 +83,10 @@ struct SearchResult {
   double took_ms = 0;
   double backend_took_ms = -1;  // opensearch back end: the node's own `took`, summed; -1 embedded
   double backend_wait_ms = -1;  // opensearch back end: wall time waiting on its replies; -1 embedded
+  // Who fused a hybrid search: "filesearch" (the planner, any back end) or "opensearch" (its
+  // `hybrid` query; SearchBackend::fuses_hybrid). Hits fused by OpenSearch carry the fused score
+  // only: it does not say which leg found them, nor their scores there.
+  std::string fused_by = "filesearch";
 };
 
 struct SearchLimits {

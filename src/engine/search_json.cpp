@@ -73,8 +73,9 @@ std::string SearchResultToJson(const SearchResult& r, const JsonRenderOptions& o
                         {"total", r.total},
                         {"totalExact", r.total_exact},
                         {"nextCursor", r.next_cursor.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.next_cursor)},
-                        {"tookMs", r.took_ms},
-                        {"hits", std::move(hits)}};
+                        {"tookMs", r.took_ms}};
+  if (r.mode == SearchMode::kHybrid) out["fusedBy"] = r.fused_by;
+  out["hits"] = std::move(hits);
   return DumpJson(out, options.pretty ? 2 : -1);
 }
 

@@ -72,6 +72,40 @@ class OpenSearchBackend final : public SearchBackend {
     return reply;
   }
 
+  bool fuses_hybrid() const override { return o_.server_fusion && !o_.model.empty(); }
+
+  Result<FusedReply> SearchFused(const FusedRequest& r) const override {
+    if (!fuses_hybrid()) return SearchBackend::SearchFused(r);
+    FS_ASSIGN_OR_RETURN(std::vector<float> q, Normalised(r.vector));
+    opensearch::HybridQuery h;
+    h.text = r.text;
+    h.vector = q;
+    h.model = o_.model;
+    h.space = o_.space;
+    h.filters = r.filters;
+    h.ef = r.ef;
+    h.rrf = r.rrf;
+    h.rrf_k = r.rrf_k;
+    h.text_weight = r.text_weight;
+    h.vector_weight = r.vector_weight;
+    h.from = r.from;
+    h.size = r.size;
+    h.depth = r.depth;
+    h.min_cosine = r.min_cosine;
+    FS_ASSIGN_OR_RETURN(std::string body, Search(opensearch::HybridQueryBody(h)));
+    FusedReply reply;
+    auto parsed = opensearch::ParseHybridReply(body, &reply.docs);
+    if (!parsed.ok() && parsed.status().message().find("hybrid") != std::string::npos) {
+      return Status::FailedPrecondition(parsed.status().message() +
+                                        " (--opensearch-fusion opensearch needs the neural-search plugin on the "
+                                        "cluster: install it, or let filesearch fuse with --opensearch-fusion filesearch)");
+    }
+    FS_ASSIGN_OR_RETURN(opensearch::FusedPage page, std::move(parsed));
+    reply.hits = std::move(page.hits);
+    reply.total = page.total;
+    return reply;
+  }
+
   bool has_vectors() const override { return !o_.model.empty(); }
   std::string vector_model() const override { return o_.model; }
   size_t vector_dim() const override { return o_.model.empty() ? 0 : o_.dimension; }

@@ -25,6 +25,9 @@ struct OpenSearchBackendOptions {
   std::string model;        // the model whose vectors `image_embedding` holds ("" = no vector leg)
   size_t dimension = 512;   // of image_embedding
   opensearch::Space space = opensearch::Space::kInnerProduct;
+  // Hybrid searches fused by OpenSearch (a `hybrid` query with a search pipeline; needs the
+  // neural-search plugin) instead of by filesearch's planner: SearchBackend::fuses_hybrid().
+  bool server_fusion = false;
   // Sends one request (method, path under the cluster URL such as "/cis-files/_search", JSON
   // body) and returns the reply body; an HTTP error that carries a JSON body is returned as the
   // body (the parsers read OpenSearch's `error`), a transport failure as a non-OK status.

@@ -107,21 +107,43 @@ Json SourceFilter(bool with_docs) {
   return Json::array({"doc_id"});
 }
 
-std::string KeywordQueryBody(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
-                             const std::optional<KeywordAfter>& after, bool with_docs) {
+namespace {
+
+// The keyword leg's query: each word whole (and its English forms) in name, path and content, or
+// as parts of words in name and path (name.parts, path.parts: opensearch_setup.cpp) at half the
+// weight, so that a part-only match ranks below a whole-word one, which matches both.
+Json KeywordQuery(std::string_view query, const SearchFilters& filters) {
   Json must = Json::array();
-  // Each word: whole words (and their English forms) in name, path and content, or parts of words
-  // in name and path (name.parts, path.parts: opensearch_setup.cpp) at half the weight, so that a
-  // part-only match ranks below a whole-word one, which matches both.
   for (const auto& w : Words(query)) {
     Json words = {{"multi_match", {{"query", w}, {"type", "phrase"}, {"fields", {"name^10", "path.text^4", "content"}}}}};
     Json parts = {{"multi_match", {{"query", w}, {"type", "phrase"}, {"fields", {"name.parts^5", "path.parts^2"}}}}};
     must.push_back({{"bool", {{"should", Json::array({words, parts})}, {"minimum_should_match", 1}}}});
   }
+  return {{"bool", {{"must", must}, {"filter", Filters(filters)}}}};
+}
+
+// The vector leg's query: knn on image_embedding with the filters and the model inside the k-NN
+// search; `min_score` (a radial search) instead of k when set.
+Json KnnQuery(std::span<const float> vector, const std::string& model, size_t k, const SearchFilters& filters,
+              size_t ef, std::optional<double> min_score = std::nullopt) {
+  Json clauses = Filters(filters);
+  clauses.push_back({{"term", {{"embedding_model", model}}}});
+  Json knn = {{"vector", std::vector<float>(vector.begin(), vector.end())},
+              {"filter", {{"bool", {{"filter", clauses}}}}}};
+  if (min_score) knn["min_score"] = *min_score;
+  else knn["k"] = k;
+  if (ef > 0) knn["method_parameters"] = {{"ef_search", ef}};
+  return {{"knn", {{"image_embedding", knn}}}};
+}
+
+}  // namespace
+
+std::string KeywordQueryBody(std::string_view query, const SearchFilters& filters, size_t offset, size_t limit,
+                             const std::optional<KeywordAfter>& after, bool with_docs) {
   Json body = {{"size", limit},
                {"track_total_hits", true},
                {"_source", SourceFilter(with_docs)},
-               {"query", {{"bool", {{"must", must}, {"filter", Filters(filters)}}}}},
+               {"query", KeywordQuery(query, filters)},
                {"sort", Json::array({{{"_score", "desc"}}, {{"doc_id", "asc"}}})}};
   if (after) body["search_after"] = Json::array({after->score, after->id});
   else if (offset > 0) body["from"] = offset;
@@ -130,17 +152,43 @@ std::string KeywordQueryBody(std::string_view query, const SearchFilters& filter
 
 std::string KnnQueryBody(std::span<const float> vector, const std::string& model, size_t k,
                          const SearchFilters& filters, size_t ef, size_t size, bool with_docs) {
-  Json clauses = Filters(filters);
-  clauses.push_back({{"term", {{"embedding_model", model}}}});
-  Json knn = {{"vector", std::vector<float>(vector.begin(), vector.end())},
-              {"k", k},
-              {"filter", {{"bool", {{"filter", clauses}}}}}};
-  if (ef > 0) knn["method_parameters"] = {{"ef_search", ef}};
   Json body = {{"size", size == 0 || size > k ? k : size},
                {"_source", SourceFilter(with_docs)},
-               {"query", {{"knn", {{"image_embedding", knn}}}}}};
+               {"query", KnnQuery(vector, model, k, filters, ef)}};
   // The count of hits the k-NN search found (at most k), also when fewer are sent.
   if (size != 0 && size < k) body["track_total_hits"] = true;
+  return Dump(body);
+}
+
+double ScoreFromCosine(double cosine, Space space) {
+  if (space == Space::kCosine) return (1.0 + cosine) / 2.0;
+  return cosine > 0 ? 1.0 + cosine : 1.0 / (1.0 - cosine);
+}
+
+std::string HybridQueryBody(const HybridQuery& h) {
+  Json processor;
+  if (h.rrf) {
+    processor = {{"score-ranker-processor", {{"combination", {{"technique", "rrf"}, {"rank_constant", h.rrf_k}}}}}};
+  } else {
+    // OpenSearch wants weights that sum to 1; the order is the same for any scale.
+    const double sum = h.text_weight + h.vector_weight;
+    Json combination = {{"technique", "arithmetic_mean"},
+                        {"parameters", {{"weights", Json::array({h.text_weight / sum, h.vector_weight / sum})}}}};
+    Json normalization = {{"technique", "min_max"}};
+    processor = {{"normalization-processor", {{"normalization", normalization}, {"combination", combination}}}};
+  }
+  std::optional<double> min_score;
+  if (h.min_cosine) min_score = ScoreFromCosine(*h.min_cosine, h.space);
+  Json body = {{"from", h.from},
+               {"size", h.size},
+               {"track_total_hits", true},
+               {"_source", SourceFilter(true)},
+               {"search_pipeline", {{"phase_results_processors", Json::array({processor})}}},
+               {"query",
+                {{"hybrid",
+                  {{"pagination_depth", h.depth},
+                   {"queries", Json::array({KeywordQuery(h.text, h.filters),
+                                            KnnQuery(h.vector, h.model, h.depth, h.filters, h.ef, min_score)})}}}}}};
   return Dump(body);
 }
 
@@ -219,6 +267,14 @@ Result<std::vector<VectorHit>> ParseKnnReply(std::string_view body, Space space,
                                              std::vector<Document>* docs) {
   FS_ASSIGN_OR_RETURN(Json j, ParseBody(body));
   return VectorHitsOf(j, space, total, docs);
+}
+
+Result<FusedPage> ParseHybridReply(std::string_view body, std::vector<Document>* docs) {
+  FS_ASSIGN_OR_RETURN(Json j, ParseBody(body));
+  FusedPage page;
+  page.total = TotalOf(j);
+  FS_RETURN_IF_ERROR(HitsOf(j, [&page](int64_t id, double score) { page.hits.push_back({id, score}); }, docs));
+  return page;
 }
 
 std::string MsearchLines(const std::string& keyword_body, const std::string& knn_body) {

@@ -50,6 +50,39 @@ std::string KeywordQueryBody(std::string_view query, const SearchFilters& filter
 // (0: k) sends only the first hits of the k, with the count of all; `with_docs` as above.
 std::string KnnQueryBody(std::span<const float> vector, const std::string& model, size_t k,
                          const SearchFilters& filters, size_t ef, size_t size = 0, bool with_docs = false);
+// The inverse of CosineFromScore: the `_score` a k-NN hit of that cosine gets (radial min_score).
+double ScoreFromCosine(double cosine, Space space);
+
+// Both legs fused by OpenSearch (the neural-search plugin): a `hybrid` query of the keyword leg's
+// query and the vector leg's knn, with a temporary search pipeline in the body, so the fusion's
+// parameters travel with each search and nothing has to be set up. RRF: score-ranker-processor
+// (OpenSearch 2.19+; no weights there); linear: normalization-processor, min_max, arithmetic_mean
+// with [text_weight, vector_weight] scaled to sum to 1. Each leg contributes its best `depth` hits (pagination_depth,
+// also the knn's k); `min_cosine` makes the knn a radial search (min_score) instead. The page's
+// hits carry their documents.
+struct HybridQuery {
+  std::string_view text;
+  std::span<const float> vector;  // normalised
+  std::string model;
+  Space space = Space::kInnerProduct;
+  SearchFilters filters;
+  size_t ef = 0;
+  bool rrf = true;
+  double rrf_k = 60;
+  double text_weight = 1, vector_weight = 1;
+  size_t from = 0, size = 10, depth = 100;
+  std::optional<double> min_cosine;
+};
+std::string HybridQueryBody(const HybridQuery& query);
+
+// A page of fused hits: doc_id and OpenSearch's fused score, best first; total = documents either
+// leg matched.
+struct FusedPage {
+  std::vector<KeywordHit> hits;
+  uint64_t total = 0;
+};
+Result<FusedPage> ParseHybridReply(std::string_view body, std::vector<Document>* docs);
+
 // The NDJSON body of an _msearch that runs both legs in one request (keyword first).
 std::string MsearchLines(const std::string& keyword_body, const std::string& knn_body);
 

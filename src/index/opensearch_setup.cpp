@@ -396,9 +396,26 @@ Status PrintOpenSearchStatus(const OpenSearchClient& client, const std::string& 
   FS_ASSIGN_OR_RETURN(OpenSearchReply with_vectors, Call(client, "count documents with vectors in " + index, vectors));
   FS_ASSIGN_OR_RETURN(OpenSearchReply settings, Call(client, "read the settings of " + index,
                                                      Req("GET", "/" + index + "/_settings", {{"flat_settings", "true"}})));
+  // Serverless has no _cat/plugins; elsewhere it says whether the node can fuse hybrid searches.
+  const bool serverless = ClassifyOpenSearchEndpoint(client.url()).serverless;
+  OpenSearchReply plugins;
+  if (!serverless) {
+    FS_ASSIGN_OR_RETURN(plugins, Call(client, "list plugins", Req("GET", "/_cat/plugins", {{"format", "json"}})));
+  }
   if (client.dry_run()) {
     out << "dry run: nothing was sent\n";
     return Status::Ok();
+  }
+  std::string neural;
+  if (!serverless) {
+    for (const json& plugin : ParseBody(plugins)) {
+      // "opensearch-neural-search" when installed as a plugin; its class when on the class path.
+      const std::string component = AsText(At(plugin, {"component"}));
+      if (component == "opensearch-neural-search" || component.find(".neuralsearch.") != std::string::npos) {
+        neural = component + " " + AsText(At(plugin, {"version"}));
+        break;
+      }
+    }
   }
   const json cluster_body = ParseBody(cluster);
   const std::string ef = EfSearchOf(settings);
@@ -409,7 +426,12 @@ Status PrintOpenSearchStatus(const OpenSearchClient& client, const std::string& 
       << "documents: " << AsText(At(ParseBody(docs), {"count"})) << "\n"
       << "vectors:   " << AsText(At(ParseBody(with_vectors), {"count"})) << " documents with an "
       << kVectorField << "\n"
-      << "ef_search: " << (ef.empty() ? "100 (the default)" : ef) << "\n";
+      << "ef_search: " << (ef.empty() ? "100 (the default)" : ef) << "\n"
+      << "hybrid:    "
+      << (serverless ? "not checked (Serverless)"
+          : neural.empty() ? "fused by filesearch only (no neural-search plugin for --opensearch-fusion opensearch)"
+                           : "the node can fuse too (" + neural + "; --opensearch-fusion opensearch)")
+      << "\n";
   return Status::Ok();
 }
 

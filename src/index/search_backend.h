@@ -47,6 +47,27 @@ struct LegsReply {
   std::vector<Document> docs;     // documents sent with the leg (content empty); may be empty
 };
 
+// A hybrid search fused by the back end itself (OpenSearch's `hybrid` query with a search
+// pipeline), asked for one page: each leg contributes its best `depth` hits (>= from + size), the
+// vector leg only hits with cosine >= `min_cosine` when set (the picture floor, as a radial search).
+struct FusedRequest {
+  std::string_view text;
+  std::span<const float> vector;
+  size_t ef = 0;
+  SearchFilters filters;
+  bool rrf = true;  // else min-max linear
+  double rrf_k = 60;
+  double text_weight = 1, vector_weight = 1;
+  size_t from = 0, size = 0, depth = 0;
+  std::optional<double> min_cosine;
+};
+
+struct FusedReply {
+  std::vector<KeywordHit> hits;  // id and the back end's fused score, best first
+  uint64_t total = 0;            // documents either leg matched
+  std::vector<Document> docs;    // the hits' documents (content empty)
+};
+
 // A sample of one query's cosines with an index's vectors, and the number of vectors sampled from.
 struct VectorSample {
   std::vector<float> scores;
@@ -80,6 +101,13 @@ class SearchBackend {
   // Both legs of one search. The default asks KeywordSearch and then VectorSearch; the opensearch
   // back end sends them as one _msearch, or one leg with its page's documents.
   virtual Result<LegsReply> SearchLegs(const LegsRequest& request) const;
+  // Whether SearchFused works: the back end fuses hybrid searches itself (the opensearch back end
+  // with server-side fusion on, on a cluster with the neural-search plugin). Off everywhere else;
+  // the planner then fuses, identically for every back end.
+  virtual bool fuses_hybrid() const { return false; }
+  virtual Result<FusedReply> SearchFused(const FusedRequest& /*request*/) const {
+    return Status::Unsupported(std::string(kind()) + " back end does not fuse hybrid searches itself");
+  }
   // Documents by id (content left empty), in no particular order; missing ids are skipped.
   virtual Result<std::vector<Document>> GetMany(std::span<const int64_t> ids) const = 0;
   // Milliseconds the back end's own engine reported for the calls made on this object so far

@@ -1,6 +1,6 @@
 // One OpenSearch node in this JVM, for filesearch's tests: HTTP on 127.0.0.1 at a free port, single-node
 // discovery, no security plugin, data and logs under --home. Plugins load from the class path
-// (transport-netty4, analysis-common, k-NN), so no plugin installation step is needed.
+// (transport-netty4, analysis-common, k-NN, neural-search), so no plugin installation step is needed.
 // Prints "url http://127.0.0.1:PORT" once the cluster is green and writes the URL to --url-file;
 // stops cleanly on SIGTERM/SIGINT, or when stdin reaches its end with --exit-on-stdin-eof.
 package filesearch.testnode;
@@ -68,6 +68,8 @@ public final class TestNode extends Node {
         // k-NN comes from the plugin zip unpacked beside the launcher; loaded by name so the launcher
         // compiles without it on the compile class path.
         plugins.add((Class<? extends Plugin>) Class.forName("org.opensearch.knn.plugin.KNNPlugin"));
+        // neural-search (the `hybrid` query and its search pipeline processors), the same way.
+        plugins.add((Class<? extends Plugin>) Class.forName("org.opensearch.neuralsearch.plugin.NeuralSearch"));
         return plugins;
     }
 
