@@ -30,6 +30,7 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     size_t batch = 16;
     int workers = 1;
     ModelFlags model;
+    S3Flags s3;  // images indexed from s3:// are read from their bucket
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--limit", args->limit, "Embed at most N images in this run (0: all)")->type_name("N");
@@ -49,8 +50,16 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_flag("--test-embedder", args->test_embedder,
                 "Use the deterministic stand-in model test/hash-64 instead of CLIP; for tests");
   AddModelFlags(cmd, &args->model);
+  AddS3Flags(cmd, &args->s3);
   cmd->callback([&flags, exit_code, args]() {
     EngineOptions o;
+    auto s3 = S3OptionsFromFlags(args->s3);
+    if (!s3.ok()) {
+      std::fprintf(stderr, "filesearch: %s\n", s3.status().message().c_str());
+      *exit_code = 2;
+      return;
+    }
+    o.source.s3 = *s3;
     o.data_dir = ResolveDataDir(flags.data_dir);
     o.progress = !flags.no_progress;
     o.use_cache = !args->no_cache;

@@ -35,7 +35,9 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                            "  filesearch serve --no-auth --port 9000          # local use only; warns at start\n"
                            "  filesearch serve --watch /srv/share --auth-secret-file ...   serve and keep /srv/share indexed\n"
                            "  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... filesearch serve --s3-bucket photos --s3-region eu-west-1 ...\n"
-                           "                                                  /embed may then read s3://photos/KEY\n\n"
+                           "                                                  /embed may then read s3://photos/KEY\n"
+                           "Documents indexed from s3:// (filesearch index s3://...) are read from S3 for /content and\n"
+                           "thumbnails with the --s3-* settings and AWS_* credentials.\n\n"
                            "Then open http://127.0.0.1:8080/ . The API is described in docs/api.md.");
   struct Args {
     std::string host = "127.0.0.1";
@@ -54,7 +56,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     bool json_logs = true;
     std::vector<std::string> roots;
     std::vector<std::string> s3_buckets;
-    std::string s3_endpoint, s3_region;
+    S3Flags s3;
     int threads = 32;
     server::ServerLimits limits;
     TuningFlags tuning;
@@ -96,13 +98,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       ->type_name("NAME")
       ->delimiter(',')
       ->envname("FILESEARCH_S3_BUCKETS");
-  cmd->add_option("--s3-endpoint", a->s3_endpoint,
-                  "S3 endpoint, http(s)://host[:port] (default https://s3.REGION.amazonaws.com; path-style requests)")
-      ->type_name("URL")
-      ->envname("FILESEARCH_S3_ENDPOINT");
-  cmd->add_option("--s3-region", a->s3_region, "S3 region the requests are signed for (default $AWS_REGION, else us-east-1)")
-      ->type_name("REGION")
-      ->envname("FILESEARCH_S3_REGION");
+  AddS3Flags(cmd, &a->s3);  // also how documents indexed from s3:// are read for /content and thumbnails
   cmd->add_flag("--test-embedder", a->test_embedder,
                 "Use the deterministic stand-in embedder (model test/hash-64) instead of CLIP; for tests");
   AddOnByDefaultFlag(cmd, "--json-logs", "--text-logs", &a->json_logs,
@@ -165,11 +161,9 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     }
     so.storage_roots = a->roots;
     so.s3_buckets = a->s3_buckets;
-    so.s3.endpoint = a->s3_endpoint;
-    so.s3.region = a->s3_region;
-    if (so.s3_buckets.empty() && (!a->s3_endpoint.empty() || !a->s3_region.empty())) {
-      return fail("--s3-endpoint and --s3-region need --s3-bucket NAME: name the buckets /embed may read");
-    }
+    auto s3 = S3OptionsFromFlags(a->s3);
+    if (!s3.ok()) return fail(s3.status().message());
+    so.s3 = *s3;
     so.threads = a->threads;
     so.limits = a->limits;
     so.metrics_open = !a->metrics_auth;

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,8 @@
 #include <unordered_map>
 #include <set>
 #include <thread>
+
+#include <unistd.h>
 
 #include "core/env.h"
 #include "core/hash.h"
@@ -129,6 +132,7 @@ struct Engine::EmbedJob {
   uint64_t from_cache = 0;
   std::vector<std::string> paths;                 // one per distinct content to embed
   std::vector<std::vector<int64_t>> ids_of_path;  // documents sharing that content
+  std::vector<std::string> spooled;               // spool files of s3:// objects, deleted after commit
   // Filled by ComputeEmbed.
   std::vector<float> out;
   std::vector<Status> per_file;
@@ -219,10 +223,11 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
       const Status& st = job->per_file[i];
       if (!st.ok()) {
         for (int64_t id : job->ids_of_path[i]) {
-          report->embed_failures.push_back({path, st.ToString(), "embed"});
+          report->embed_failures.push_back({SourceOfPath(path).second, st.ToString(), "embed"});
           failed_this_run_.insert(id);
         }
-        failed.push_back({FileUri(path), path, "embed", st.ToString(), IsPermanent(st)});
+        const auto [uri, shown] = SourceOfPath(path);
+        failed.push_back({uri, shown, "embed", st.ToString(), IsPermanent(st)});
         ++batch.failed;
         continue;
       }
@@ -233,10 +238,11 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
       if (!std::isfinite(norm) || norm == 0) {
         const std::string why = "the model returned an unusable embedding (zero, NaN or infinite) for this image";
         for (int64_t id : job->ids_of_path[i]) {
-          report->embed_failures.push_back({path, why, "embed"});
+          report->embed_failures.push_back({SourceOfPath(path).second, why, "embed"});
           failed_this_run_.insert(id);
         }
-        failed.push_back({FileUri(path), path, "embed", why, true});
+        const auto [uri, shown] = SourceOfPath(path);
+        failed.push_back({uri, shown, "embed", why, true});
         ++batch.failed;
         continue;
       }
@@ -268,11 +274,12 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
   return CommitEmbed(&job, report);
 }
 
-Status Engine::EmbedMissing(IndexReport* report) {
+Status Engine::EmbedMissing(IndexReport* report, const Source* source, const std::string& spool_dir) {
   // Failed images wait for their backoff; dead letters wait for the file to change.
   FS_ASSIGN_OR_RETURN(auto not_due_list, store_->FailuresNotDue("embed", WallClockNs()));
   const std::set<std::string> not_due(not_due_list.begin(), not_due_list.end());
   int64_t after = 0;
+  uint64_t spool_seq = 0;
   while (true) {
     FS_ASSIGN_OR_RETURN(auto missing, store_->ImagesMissingEmbedding(embedder_->model_id(), after, options_.embed_batch));
     if (missing.empty()) return Status::Ok();
@@ -280,15 +287,54 @@ Status Engine::EmbedMissing(IndexReport* report) {
     std::vector<std::pair<int64_t, std::string>> batch;
     for (auto& [id, uri] : missing) {
       if (failed_this_run_.count(id) || not_due.count(uri)) continue;  // reported in this run, or backing off
+      if (source && !spool_dir.empty() && IsS3Uri(uri) && source->Contains(uri)) {
+        // An object committed by a run that stopped before embedding it: read it again.
+        auto bytes = source->Read(uri, CrawlOptions().max_object_bytes);
+        const std::string file = spool_dir + "/missing-" + std::to_string(++spool_seq);
+        if (!bytes.ok() || !Env::Default()->WriteFileAtomic(file, *bytes).ok()) continue;  // the next run tries again
+        spooled_uri_[file] = uri;
+        batch.emplace_back(id, file);
+        continue;
+      }
       auto path = PathFromFileUri(uri);
       if (path.ok()) batch.emplace_back(id, *path);
     }
-    FS_RETURN_IF_ERROR(EmbedImages(batch, report));
+    FS_RETURN_IF_ERROR(EmbedSpooled(&batch, report));
   }
 }
 
+Result<std::string> Engine::SpoolObject(const std::string& uri, std::unique_ptr<Source>* objects, std::string* spool_dir) {
+  if (!*objects) {
+    FS_ASSIGN_OR_RETURN(*objects, OpenAnySource(options_.source));
+  }
+  if (spool_dir->empty()) {
+    *spool_dir = options_.data_dir + "/spool/backfill-" + std::to_string(::getpid());
+    FS_RETURN_IF_ERROR(Env::Default()->CreateDirs(*spool_dir));
+  }
+  FS_ASSIGN_OR_RETURN(std::string bytes, (*objects)->Read(uri, CrawlOptions().max_object_bytes));
+  const std::string file = *spool_dir + "/" + std::to_string(spooled_uri_.size() + 1) + "-" + std::to_string(WallClockNs());
+  FS_RETURN_IF_ERROR(Env::Default()->WriteFileAtomic(file, bytes));
+  spooled_uri_[file] = uri;
+  return file;
+}
+
+std::pair<std::string, std::string> Engine::SourceOfPath(const std::string& path) const {
+  if (auto it = spooled_uri_.find(path); it != spooled_uri_.end()) return {it->second, it->second};
+  return {FileUri(path), path};
+}
+
+Status Engine::EmbedSpooled(std::vector<std::pair<int64_t, std::string>>* pending, IndexReport* report) {
+  Status st = EmbedImages(*pending, report);
+  for (const auto& [id, path] : *pending) {
+    if (spooled_uri_.erase(path)) ::unlink(path.c_str());
+  }
+  pending->clear();
+  return st;
+}
+
 Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_options) {
-  FS_ASSIGN_OR_RETURN(IndexReport report, IndexFolder(dir, std::move(crawl_options)));
+  FS_ASSIGN_OR_RETURN(IndexReport report, IsS3Uri(dir) ? IndexS3(dir, std::move(crawl_options))
+                                                       : IndexFolder(dir, std::move(crawl_options)));
   auto sent = SyncRemote();
   if (sent.ok()) report.remote = *sent;
   else report.remote_error = sent.status().message();
@@ -343,6 +389,67 @@ Result<IndexReport> Engine::IndexFolder(const std::string& dir, CrawlOptions cra
   FS_RETURN_IF_ERROR(embed_status);
   // Images committed by an earlier run that was interrupted before embedding them.
   if (embedder_) FS_RETURN_IF_ERROR(EmbedMissing(&report));
+  FS_RETURN_IF_ERROR(Checkpoint());
+  return report;
+}
+
+Result<IndexReport> Engine::IndexS3(const std::string& uri, CrawlOptions crawl_options) {
+  IndexReport report;
+  failed_this_run_.clear();
+  spooled_uri_.clear();
+  crawl_options.progress = crawl_options.progress && options_.progress;
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenSource(uri, options_.source));
+  // Images are embedded from files: each committed image's bytes wait in the spool (one folder
+  // per run, removed at the end) until its batch has been embedded.
+  const std::string spool = options_.data_dir + "/spool/index-" + std::to_string(::getpid());
+  std::error_code ec;
+  std::filesystem::remove_all(spool, ec);
+  FS_RETURN_IF_ERROR(Env::Default()->CreateDirs(spool));
+  struct SpoolCleanup {
+    std::string dir;
+    ~SpoolCleanup() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  } cleanup{spool};
+  std::vector<std::pair<int64_t, std::string>> pending;
+  Status embed_status;
+  auto last_checkpoint = std::chrono::steady_clock::now();
+  if (embedder_) {
+    crawl_options.spool_dir = spool;
+    crawl_options.on_image_file = [&](int64_t id, const Document& doc, const std::string& file) {
+      auto have = store_->GetEmbedding(id, embedder_->model_id());
+      if (have.ok() && have->has_value()) {
+        ::unlink(file.c_str());
+        return;
+      }
+      spooled_uri_[file] = doc.uri;
+      pending.emplace_back(id, file);
+    };
+    auto user_on_commit = crawl_options.on_commit;
+    crawl_options.on_commit = [&, user_on_commit](const std::vector<std::string>& uris) {
+      if (embed_status.ok() && pending.size() >= options_.embed_batch) embed_status = EmbedSpooled(&pending, &report);
+      auto now = std::chrono::steady_clock::now();
+      if (embed_status.ok() && now - last_checkpoint > std::chrono::milliseconds(options_.checkpoint_every_ms)) {
+        embed_status = Checkpoint();
+        last_checkpoint = now;
+      }
+      if (user_on_commit) user_on_commit(uris);
+    };
+  }
+  FS_ASSIGN_OR_RETURN(report.crawl, CrawlSource(store_.get(), *source, crawl_options));
+  {
+    std::vector<FailureInput> failed;
+    for (const CrawlProblem& p : report.crawl.problems) {
+      if (p.stage.empty()) continue;  // vanished: nothing to retry
+      failed.push_back({p.path, p.path, p.stage, p.reason, p.stage == "extract"});
+    }
+    FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, WallClockNs()));
+  }
+  if (embedder_ && !pending.empty() && embed_status.ok()) embed_status = EmbedSpooled(&pending, &report);
+  FS_RETURN_IF_ERROR(embed_status);
+  if (embedder_) FS_RETURN_IF_ERROR(EmbedMissing(&report, source.get(), spool));
+  spooled_uri_.clear();
   FS_RETURN_IF_ERROR(Checkpoint());
   return report;
 }
@@ -480,6 +587,16 @@ Result<BackfillReport> Engine::BackfillLocal(const BackfillOptions& options) {
   if (options.limit > 0) todo = std::min(todo, options.limit);
   Progress progress(options.dry_run ? "backfill (dry run)" : "backfill", todo, options.progress && options_.progress);
   failed_this_run_.clear();
+  // Images indexed from s3:// are read through this (made on first use) into a spool folder that
+  // is removed at the end.
+  std::unique_ptr<Source> objects;
+  struct SpoolFolder {
+    std::string dir;
+    ~SpoolFolder() {
+      std::error_code ignored;
+      if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
+    }
+  } spool;
 
   // The workers: copies of the model, or this engine's embedder alone.
   std::vector<std::unique_ptr<ImageEmbedder>> copies;
@@ -558,7 +675,12 @@ Result<BackfillReport> Engine::BackfillLocal(const BackfillOptions& options) {
       ComputeEmbed(embedders[0], job.get());
     }
     IndexReport r;
-    FS_RETURN_IF_ERROR(CommitEmbed(job.get(), &r));
+    Status committed = CommitEmbed(job.get(), &r);
+    for (const std::string& file : job->spooled) {
+      spooled_uri_.erase(file);
+      ::unlink(file.c_str());
+    }
+    FS_RETURN_IF_ERROR(committed);
     // Committed: a killed --all run resumes after this batch.
     if (options.all) FS_RETURN_IF_ERROR(store_->SetMeta(resume_key, std::to_string(job->last_id)));
     report.embedded += r.embedded;
@@ -598,7 +720,19 @@ Result<BackfillReport> Engine::BackfillLocal(const BackfillOptions& options) {
         continue;
       }
       std::vector<std::pair<int64_t, std::string>> batch;
+      std::vector<std::string> spooled;
       for (auto& [id, uri] : missing) {
+        if (IsS3Uri(uri)) {
+          // An object indexed from s3://: its bytes are read into the spool for the embedder.
+          auto file = SpoolObject(uri, &objects, &spool.dir);
+          if (file.ok()) {
+            batch.emplace_back(id, *file);
+            spooled.push_back(*file);
+          } else {
+            report.failures.push_back({uri, file.status().ToString(), "embed"});
+          }
+          continue;
+        }
         auto path = PathFromFileUri(uri);
         if (path.ok()) {
           batch.emplace_back(id, *path);
@@ -607,6 +741,7 @@ Result<BackfillReport> Engine::BackfillLocal(const BackfillOptions& options) {
         }
       }
       auto job = std::make_shared<EmbedJob>();
+      job->spooled = std::move(spooled);
       FS_RETURN_IF_ERROR(PrepareEmbed(batch, /*read_cache=*/!options.all, job.get()));
       job->last_id = after;
       job->count = missing.size();

@@ -418,6 +418,9 @@ struct Server::Impl {
   ServerOptions options;
   std::vector<std::string> roots;  // real paths with a trailing '/'
   std::unique_ptr<storage::S3Client> s3;  // set when s3_buckets are configured
+  // Reads indexed documents by uri: file:// from the disk, s3:// through a client made with
+  // options.s3 on first use (documents of `index s3://...`).
+  std::unique_ptr<Source> documents;
   std::unique_ptr<JwtVerifier> verifier;
   std::unique_ptr<http::Server> http;
   Metrics metrics;
@@ -464,10 +467,10 @@ struct Server::Impl {
   Outcome Failures(const http::Request& req, const Ctx& ctx);
   Outcome PostFeedback(const http::Request& req, const Ctx& ctx);
   Outcome GetFeedback(const http::Request& req, const Ctx& ctx);
-  Outcome Thumbnail(const Document& doc);
+  Outcome Thumbnail(const Document& doc, const Ctx& ctx);
   template <typename Make>
-  Outcome CachedJpeg(const Document& doc, const std::string& cache_dir, const char* unavailable_code, uint64_t max_bytes,
-                     Make make);
+  Outcome CachedJpeg(const Document& doc, const Ctx& ctx, const std::string& cache_dir, const char* unavailable_code,
+                     uint64_t max_bytes, Make make);
   Outcome Preview(const http::Request& req, const Ctx& ctx);
   Outcome DocumentText(const http::Request& req, const Ctx& ctx);
   Outcome DocumentBytes(const http::Request& req, const Ctx& ctx, bool thumbnail);
@@ -484,6 +487,11 @@ struct Server::Impl {
                                                         bool use_cache = true, bool* cached = nullptr);
   std::variant<std::vector<float>, ApiError> EmbedText(const std::string& text);
   std::variant<std::string, ApiError> ReadS3Object(const std::string& bucket, const std::string& key, const Ctx& ctx);
+  // An s3:// document's bytes, at most `max_bytes`, or the reply that says why not.
+  std::variant<std::string, ApiError> ReadS3Document(const Document& doc, uint64_t max_bytes, bool thumbnail,
+                                                     const Ctx& ctx);
+  // The operator's side of a storage failure: logged with the request id, a stable code for the client.
+  ApiError StorageError(const std::string& url, const Status& st, const Ctx& ctx);
   ApiError EmbedError(bool image, const Status& status);
 };
 
@@ -1028,6 +1036,10 @@ std::variant<std::string, ApiError> Server::Impl::ReadS3Object(const std::string
     case StatusCode::kInvalidArgument: return ApiError{400, "invalid_path", st.message()};
     default: break;
   }
+  return StorageError(url, st, ctx);
+}
+
+ApiError Server::Impl::StorageError(const std::string& url, const Status& st, const Ctx& ctx) {
   const LogField fields[] = {{"request_id", ctx.request_id}, {"url", url}, {"error", st.ToString()}};
   LogWithFields(LogLevel::kWarn, "s3 read failed", fields);
   if (st.code() == StatusCode::kUnavailable) {
@@ -1037,6 +1049,22 @@ std::variant<std::string, ApiError> Server::Impl::ReadS3Object(const std::string
   return ApiError{502, "storage_error", "the S3 storage refused to serve " + url +
                                             ": the server's S3 settings (credentials, region, endpoint) need fixing; "
                                             "its log has the details under request id " + ctx.request_id};
+}
+
+std::variant<std::string, ApiError> Server::Impl::ReadS3Document(const Document& doc, uint64_t max_bytes, bool thumbnail,
+                                                                 const Ctx& ctx) {
+  auto got = documents->Read(doc.uri, max_bytes);
+  if (got.ok()) return std::move(got).value();
+  const Status& st = got.status();
+  switch (st.code()) {
+    case StatusCode::kNotFound:
+      return ApiError{404, "file_unavailable", "the object of document " + std::to_string(doc.id) +
+                                                   " is gone from its bucket: re-index its prefix"};
+    case StatusCode::kResourceExhausted:
+      if (thumbnail) return ApiError{404, "thumbnail_unavailable", "the image is larger than the thumbnail limit; open its content instead"};
+      return ApiError{413, "payload_too_large", "the object is larger than the server's content limit: " + st.message()};
+    default: return StorageError(doc.uri, st, ctx);
+  }
 }
 
 Outcome Server::Impl::Embed(const http::Request& req, const Ctx& ctx) {
@@ -1245,11 +1273,12 @@ Outcome Server::Impl::Failures(const http::Request& req, const Ctx& ctx) {
 }
 
 // A JPEG made from a document's file by `make` (given the file's bytes), cached under the data
-// directory's `cache_dir` by content hash, so each distinct file is drawn once. The file is read
-// without following links, up to `max_bytes` (larger: 404 `unavailable_code`).
+// directory's `cache_dir` by content hash, so each distinct file is drawn once. A local file is read
+// without following links, an S3 object under the user's scope, up to `max_bytes` (larger: 404
+// `unavailable_code`).
 template <typename Make>
-Outcome Server::Impl::CachedJpeg(const Document& doc, const std::string& cache_dir, const char* unavailable_code,
-                                 uint64_t max_bytes, Make make) {
+Outcome Server::Impl::CachedJpeg(const Document& doc, const Ctx& ctx, const std::string& cache_dir,
+                                 const char* unavailable_code, uint64_t max_bytes, Make make) {
   const bool hashed = doc.sha256.size() == 64 &&
                       doc.sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
   const std::string dir = options.engine->data_dir() + "/" + cache_dir + "/" + (hashed ? doc.sha256.substr(0, 2) : "");
@@ -1267,19 +1296,24 @@ Outcome Server::Impl::CachedJpeg(const Document& doc, const std::string& cache_d
     auto bytes = env->ReadFile(cached, 16 << 20);
     if (bytes.ok()) return jpeg_reply(std::move(bytes).value());
   }
-  auto path = PathFromFileUri(doc.uri);
-  if (!path.ok() || path->empty() || (*path)[0] != '/') return NotFoundError("document " + std::to_string(doc.id) + " has no local file");
-  auto file = OpenRegularFileNoFollow(*path, max_bytes);
-  if (!file.ok()) {
-    if (file.status().code() == StatusCode::kResourceExhausted) {
-      return ApiError{404, unavailable_code, "the file is larger than the " + std::to_string(max_bytes >> 20) +
-                                                 " MiB this picture is made from; open its content instead"};
+  std::string bytes;
+  if (IsS3Uri(doc.uri)) {
+    FS_TAKE(bytes, ReadS3Document(doc, max_bytes, /*thumbnail=*/true, ctx));
+  } else {
+    auto path = PathFromFileUri(doc.uri);
+    if (!path.ok() || path->empty() || (*path)[0] != '/') return NotFoundError("document " + std::to_string(doc.id) + " has no local file");
+    auto file = OpenRegularFileNoFollow(*path, max_bytes);
+    if (!file.ok()) {
+      if (file.status().code() == StatusCode::kResourceExhausted) {
+        return ApiError{404, unavailable_code, "the file is larger than the " + std::to_string(max_bytes >> 20) +
+                                                   " MiB this picture is made from; open its content instead"};
+      }
+      return ApiError{404, "file_unavailable", "the file of document " + std::to_string(doc.id) +
+                                                   " is gone or is no longer a regular file: re-index its folder"};
     }
-    return ApiError{404, "file_unavailable", "the file of document " + std::to_string(doc.id) +
-                                                 " is gone or is no longer a regular file: re-index its folder"};
+    bytes.resize(file->size());
+    bytes.resize(file->ReadAt(0, bytes.data(), bytes.size()));
   }
-  std::string bytes(file->size(), '\0');
-  bytes.resize(file->ReadAt(0, bytes.data(), bytes.size()));
   Result<std::string> jpeg = make(bytes);
   if (!jpeg.ok()) return ApiError{404, unavailable_code, "no picture of this file: " + jpeg.status().message()};
   if (hashed && env->CreateDirs(dir).ok()) {
@@ -1290,8 +1324,8 @@ Outcome Server::Impl::CachedJpeg(const Document& doc, const std::string& cache_d
 }
 
 // A JPEG of at most 256 px made from the image (shrink-on-load decode, the decoder's limits).
-Outcome Server::Impl::Thumbnail(const Document& doc) {
-  return CachedJpeg(doc, "thumbs", "thumbnail_unavailable", options.limits.max_thumbnail_bytes,
+Outcome Server::Impl::Thumbnail(const Document& doc, const Ctx& ctx) {
+  return CachedJpeg(doc, ctx, "thumbs", "thumbnail_unavailable", options.limits.max_thumbnail_bytes,
                     [this](const std::string& bytes) -> Result<std::string> {
                       image::DecodeOptions d;
                       d.max_side = 2048;
@@ -1318,7 +1352,7 @@ Outcome Server::Impl::Preview(const http::Request& req, const Ctx& ctx) {
   po.max_side = kPreviewSide;
   po.max_pixels = options.limits.max_image_pixels;
   po.max_file_bytes = options.limits.max_thumbnail_bytes;
-  return CachedJpeg(doc, "previews", "preview_unavailable", po.max_file_bytes,
+  return CachedJpeg(doc, ctx, "previews", "preview_unavailable", po.max_file_bytes,
                     [&doc, &po](const std::string& bytes) { return RenderPreview(bytes, doc.mime, po); });
 }
 
@@ -1345,20 +1379,25 @@ Outcome Server::Impl::DocumentBytes(const http::Request& req, const Ctx& ctx, bo
   if (thumbnail && !is_image) {
     return ApiError{404, "thumbnail_unavailable", "document " + std::to_string(doc.id) + " is not an image: it has no thumbnail"};
   }
-  if (thumbnail) return Thumbnail(doc);
+  if (thumbnail) return Thumbnail(doc, ctx);
   const uint64_t cap = options.limits.max_content_bytes;
-  auto path = PathFromFileUri(doc.uri);
-  if (!path.ok() || path->empty() || (*path)[0] != '/') return NotFoundError("document " + std::to_string(doc.id) + " has no local file");
-  auto file = OpenRegularFileNoFollow(*path, cap);
-  if (!file.ok()) {
-    if (file.status().code() == StatusCode::kResourceExhausted) {
-      return ApiError{413, "payload_too_large", "the file is larger than the server's content limit: " + file.status().message()};
-    }
-    return ApiError{404, "file_unavailable", "the file of document " + std::to_string(doc.id) +
-                                                 " is gone or is no longer a regular file: re-index its folder"};
-  }
   Reply r;
-  r.file = std::make_shared<OpenFile>(std::move(file).value());
+  if (IsS3Uri(doc.uri)) {
+    // Read whole (up to the content limit, refused from Content-Length above it), then sent.
+    FS_TAKE(r.body, ReadS3Document(doc, cap, /*thumbnail=*/false, ctx));
+  } else {
+    auto path = PathFromFileUri(doc.uri);
+    if (!path.ok() || path->empty() || (*path)[0] != '/') return NotFoundError("document " + std::to_string(doc.id) + " has no local file");
+    auto file = OpenRegularFileNoFollow(*path, cap);
+    if (!file.ok()) {
+      if (file.status().code() == StatusCode::kResourceExhausted) {
+        return ApiError{413, "payload_too_large", "the file is larger than the server's content limit: " + file.status().message()};
+      }
+      return ApiError{404, "file_unavailable", "the file of document " + std::to_string(doc.id) +
+                                                   " is gone or is no longer a regular file: re-index its folder"};
+    }
+    r.file = std::make_shared<OpenFile>(std::move(file).value());
+  }
   r.content_type = doc.mime.empty() ? "application/octet-stream" : doc.mime;
   r.headers.emplace_back("Content-Security-Policy", kContentCsp);
   r.headers.emplace_back("Cache-Control", "private, max-age=60");
@@ -1564,6 +1603,7 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   if (!options.s3_buckets.empty()) {
     FS_ASSIGN_OR_RETURN(impl->s3, storage::S3Client::Create(options.s3));
   }
+  FS_ASSIGN_OR_RETURN(impl->documents, OpenAnySource({options.s3, 1000}));
   // The engine turns query text and images into vectors with the server's embedder.
   if (options.embedder) options.engine->SetQueryEmbedder(options.embedder);
   Impl* raw = impl.get();

@@ -1,7 +1,8 @@
 // POST /embed with s3:// imageUrl over real HTTP: a running Server reading a bucket of a real S3
 // server (s3rver from npm on 127.0.0.1; the test skips when node or s3rver is missing). The same
 // bytes through s3:// and file:// give the same reply; refusals get their stable codes; the server
-// keeps serving after each. Replies are checked against docs/openapi.json.
+// keeps serving after each. Replies are checked against docs/openapi.json. Documents indexed from
+// s3:// are served by /documents/{id}/content and /thumbnail from the bucket, under the user's scope.
 #include <httplib.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 
 #include "core/hash.h"
 #include "engine/engine.h"
+#include "image/image.h"
 #include "server/openapi_validator.h"
 #include "server/server.h"
 #include "server/test_images.h"
@@ -65,6 +67,7 @@ class S3EmbedTest : public ::testing::Test {
     EngineOptions eo;
     eo.data_dir = (*base_ / "data").string();
     eo.progress = false;
+    eo.source.s3 = s3rver_->ClientOptions();  // `index s3://...` reads the same server
     auto engine = Engine::Open(eo);
     ASSERT_TRUE(engine.ok()) << engine.status().ToString();
     engine_ = engine->release();
@@ -283,6 +286,71 @@ TEST_F(S3EmbedTest, ObjectsOutsideTheUsersFoldersLookMissing) {
     EXPECT_EQ(hidden.body, missing.body) << "an object outside the user's folders must look missing";
   }
   EXPECT_EQ(embed("s3://photos/cat.png", token(nullptr)).status, 200) << "a token without folders sees every object";
+}
+
+// `index s3://...` keeps s3:// uris; the server reads those documents' bytes from the bucket for
+// /content and thumbnails, and a token's s3:// prefixes decide who sees them.
+TEST_F(S3EmbedTest, IndexedObjectsAreServedFromTheBucketUnderTheUsersScope) {
+  auto client = std::move(storage::S3Client::Create(s3rver_->ClientOptions())).value();
+  image::RgbImage img;
+  img.width = 40;
+  img.height = 30;
+  for (int i = 0; i < 40 * 30; ++i) img.pixels.insert(img.pixels.end(), {200, static_cast<uint8_t>(i % 256), 50});
+  const std::string jpeg = std::move(image::MakeThumbnail(img, 64)).value();  // a real JPEG to decode
+  ASSERT_TRUE(client->PutObject("photos", "served/sun set+1.jpg", jpeg, "image/jpeg").ok());
+  ASSERT_TRUE(client->PutObject("photos", "served/read me.txt", "served from the bucket").ok());
+  ASSERT_TRUE(client->PutObject("private", "secret.txt", "not for bob").ok());
+  for (const char* uri : {"s3://photos/served/", "s3://private"}) {
+    auto report = engine_->Index(uri, {});
+    ASSERT_TRUE(report.ok()) << uri << ": " << report.status().ToString();
+  }
+  auto id_of = [](const std::string& uri) {
+    auto doc = engine_->store()->GetByUri(uri);
+    EXPECT_TRUE(doc.ok()) << uri;
+    return doc.ok() ? std::to_string(doc->id) : std::string("0");
+  };
+  const std::string photo = id_of("s3://photos/served/sun set+1.jpg");
+  const std::string text = id_of("s3://photos/served/read me.txt");
+  const std::string secret_doc = id_of("s3://private/secret.txt");
+
+  const std::string secret = "s3-documents-test-secret-0123456789abcdef";
+  auto srv = StartServer(s3rver_->ClientOptions(), secret);
+  ASSERT_NE(srv, nullptr);
+  const std::string bob = testing::SignHs256(
+      secret, {{"sub", "bob"}, {"exp", testing::NowSeconds() + 600}, {"paths", Json::array({"s3://photos/served/"})}});
+  httplib::Client c("127.0.0.1", srv->port());
+  const httplib::Headers auth = {{"Authorization", "Bearer " + bob}};
+  auto content = c.Get("/documents/" + text + "/content", auth);
+  ASSERT_TRUE(content);
+  EXPECT_EQ(content->status, 200) << content->body;
+  EXPECT_EQ(content->body, "served from the bucket");
+  EXPECT_EQ(content->get_header_value("Content-Type"), "text/plain");
+  auto raw = c.Get("/documents/" + photo + "/content", auth);
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(raw->status, 200);
+  EXPECT_EQ(raw->body, jpeg);
+  auto thumb = c.Get("/documents/" + photo + "/thumbnail", auth);
+  ASSERT_TRUE(thumb);
+  EXPECT_EQ(thumb->status, 200) << thumb->body;
+  EXPECT_EQ(thumb->get_header_value("Content-Type"), "image/jpeg");
+  EXPECT_EQ(thumb->body.substr(0, 3), std::string("\xFF\xD8\xFF", 3));
+  // Outside bob's prefixes: exactly the reply of an id that does not exist.
+  auto hidden = c.Get("/documents/" + secret_doc + "/content", auth);
+  auto missing = c.Get("/documents/987654/content", auth);
+  ASSERT_TRUE(hidden && missing);
+  EXPECT_EQ(hidden->status, 404);
+  EXPECT_EQ(missing->status, 404);
+  std::string expected = missing->body;  // the same words, with its own id
+  expected.replace(expected.find("987654"), 6, secret_doc);
+  EXPECT_EQ(hidden->body, expected);
+  // The object is gone from the bucket (not yet re-indexed): 404 file_unavailable, and the
+  // server keeps serving.
+  ASSERT_TRUE(client->DeleteObject("photos", "served/read me.txt").ok());
+  auto gone = c.Get("/documents/" + text + "/content", auth);
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->status, 404);
+  EXPECT_EQ(Json::parse(gone->body)["error"]["code"], "file_unavailable") << gone->body;
+  ExpectStillServing();
 }
 
 TEST_F(S3EmbedTest, StorageFailuresAreTheOperatorsToFix) {

@@ -12,8 +12,10 @@
 #include <mutex>
 #include <thread>
 
+#include "core/sigv4.h"
 #include "storage/s3_client.h"
 #include "storage/s3_xml.h"
+#include "storage/source.h"
 
 namespace fs::storage {
 namespace {
@@ -90,6 +92,7 @@ class Canned {
   Canned() {
     server_.Get(".*", [this](const httplib::Request& req, httplib::Response& res) { Answer(req, res); });
     server_.Put(".*", [this](const httplib::Request& req, httplib::Response& res) { Answer(req, res); });
+    server_.Delete(".*", [this](const httplib::Request& req, httplib::Response& res) { Answer(req, res); });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -104,6 +107,14 @@ class Canned {
     body_ = std::move(body);
     headers_ = std::move(headers);
   }
+  // The next `n` requests get `status` and `body` instead of the canned reply.
+  void FailNext(int n, int status, std::string body) {
+    std::lock_guard lock(mu_);
+    fail_left_ = n;
+    fail_status_ = status;
+    fail_body_ = std::move(body);
+  }
+  int port() const { return port_; }
   httplib::Request last() {
     std::lock_guard lock(mu_);
     return last_;
@@ -116,6 +127,7 @@ class Canned {
     o.session_token = "session-token";
     o.region = "us-east-1";
     o.request_timeout_ms = 5000;
+    o.retry_base_ms = 1;
     return std::move(S3Client::Create(o)).value();
   }
 
@@ -123,6 +135,12 @@ class Canned {
   void Answer(const httplib::Request& req, httplib::Response& res) {
     std::lock_guard lock(mu_);
     last_ = req;
+    if (fail_left_ > 0) {
+      --fail_left_;
+      res.status = fail_status_;
+      res.set_content(fail_body_, "application/xml");
+      return;
+    }
     res.status = status_;
     for (const auto& [k, v] : headers_) res.set_header(k, v);
     res.set_content(body_, "application/xml");
@@ -135,6 +153,9 @@ class Canned {
   std::string body_;
   httplib::Headers headers_;
   httplib::Request last_;
+  int fail_left_ = 0;
+  int fail_status_ = 0;
+  std::string fail_body_;
 };
 
 std::string S3Error(const std::string& code, const std::string& message) {
@@ -216,6 +237,130 @@ TEST(S3Errors, RefusesALargeObjectFromItsLength) {
   ASSERT_EQ(got.status().code(), StatusCode::kResourceExhausted) << got.status().ToString();
   EXPECT_NE(got.status().message().find("5000 bytes; the limit is 4999"), std::string::npos) << got.status().ToString();
   EXPECT_TRUE(client->GetObject("photos", "big.png", 5000).ok());
+}
+
+TEST(S3Retries, SlowDownAndServerErrorsAreRetriedWithBackoffOthersAreNot) {
+  Canned canned;
+  auto client = canned.Client();
+  canned.Set(200, "the bytes");
+  // Two 503 SlowDown then the object: one call, three requests.
+  canned.FailNext(2, 503, S3Error("SlowDown", "Please reduce your request rate."));
+  uint64_t before = client->requests_sent();
+  auto got = client->GetObject("photos", "k.png", 1000);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, "the bytes");
+  EXPECT_EQ(client->requests_sent() - before, 3u);
+  // More failures than retries (3): Unavailable after four requests.
+  canned.FailNext(10, 500, S3Error("InternalError", "We encountered an internal error."));
+  before = client->requests_sent();
+  auto down = client->ListObjectsV2("photos", "");
+  EXPECT_EQ(down.status().code(), StatusCode::kUnavailable) << down.status().ToString();
+  EXPECT_EQ(client->requests_sent() - before, 4u);
+  canned.FailNext(0, 0, "");
+  // A 404 or 403 is an answer, not a hiccup: sent once.
+  canned.Set(404, S3Error("NoSuchKey", "The specified key does not exist."));
+  before = client->requests_sent();
+  EXPECT_EQ(client->GetObject("photos", "k.png", 1000).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(client->requests_sent() - before, 1u);
+  // A refusal from Content-Length is not retried either.
+  canned.Set(200, std::string(100, 'x'));
+  before = client->requests_sent();
+  EXPECT_EQ(client->GetObject("photos", "k.png", 10).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(client->requests_sent() - before, 1u);
+}
+
+TEST(S3Addressing, PathStyleOrVirtualHostedUrls) {
+  S3Options o;
+  o.access_key_id = "AKID";
+  o.secret_access_key = "secret";
+  o.endpoint = "https://s3.eu-west-1.amazonaws.com";
+  auto aws = std::move(S3Client::Create(o)).value();
+  // auto on AWS: virtual-hosted for names that are host labels...
+  auto t = aws->TargetFor("photos", "2024/a b+c.png");
+  EXPECT_EQ(t.url, "https://photos.s3.eu-west-1.amazonaws.com/2024/a%20b%2Bc.png");
+  EXPECT_EQ(t.host, "photos.s3.eu-west-1.amazonaws.com");
+  EXPECT_EQ(t.path, "/2024/a%20b%2Bc.png");
+  EXPECT_EQ(aws->TargetFor("photos", "").url, "https://photos.s3.eu-west-1.amazonaws.com/");  // ListObjectsV2
+  // ... path-style for a dotted name over https (the wildcard certificate covers one label only).
+  EXPECT_EQ(aws->TargetFor("my.photos", "k").url, "https://s3.eu-west-1.amazonaws.com/my.photos/k");
+  o.addressing = S3Addressing::kPath;
+  EXPECT_EQ(std::move(S3Client::Create(o)).value()->TargetFor("photos", "k").url,
+            "https://s3.eu-west-1.amazonaws.com/photos/k");
+  // Another endpoint: path-style unless asked.
+  o.endpoint = "http://127.0.0.1:9000";
+  o.addressing = S3Addressing::kAuto;
+  auto local = std::move(S3Client::Create(o)).value();
+  EXPECT_EQ(local->TargetFor("photos", "k").url, "http://127.0.0.1:9000/photos/k");
+  o.endpoint = "https://minio.example.test";
+  o.addressing = S3Addressing::kVirtualHosted;
+  EXPECT_EQ(std::move(S3Client::Create(o)).value()->TargetFor("photos", "k").url, "https://photos.minio.example.test/k");
+  o.connect_to = "no-port";
+  EXPECT_EQ(S3Client::Create(o).status().code(), StatusCode::kInvalidArgument);
+}
+
+// A virtual-hosted request, sent to the canned server through connect_to: the Host header and
+// path are the virtual-hosted ones, and the signature is exactly SigV4 over what arrived.
+TEST(S3Addressing, VirtualHostedRequestsSignTheBucketsHost) {
+  Canned canned;
+  canned.Set(200, "x");
+  S3Options o;
+  o.endpoint = "http://s3.us-east-1.amazonaws.com:" + std::to_string(canned.port());
+  o.connect_to = "127.0.0.1:" + std::to_string(canned.port());
+  o.access_key_id = "AKIDEXAMPLE";
+  o.secret_access_key = "secret";
+  o.region = "us-east-1";
+  auto client = std::move(S3Client::Create(o)).value();
+  ASSERT_TRUE(client->GetObject("photos", "a b/c+d 日本.png", 10).ok());
+  const httplib::Request req = canned.last();
+  const std::string host = "photos.s3.us-east-1.amazonaws.com:" + std::to_string(canned.port());
+  EXPECT_EQ(req.get_header_value("Host"), host);
+  EXPECT_EQ(req.target, "/a%20b/c%2Bd%20%E6%97%A5%E6%9C%AC.png");
+  SigV4Request signed_req;
+  signed_req.method = "GET";
+  signed_req.path = req.target;
+  signed_req.payload_sha256 = std::string(kEmptyPayloadSha256);
+  const std::string amz_date = req.get_header_value("x-amz-date");
+  signed_req.headers = {{"host", host}, {"x-amz-content-sha256", signed_req.payload_sha256}, {"x-amz-date", amz_date}};
+  EXPECT_EQ(req.get_header_value("Authorization"),
+            AuthorizationHeader(signed_req, {amz_date, "us-east-1", "s3"}, {"AKIDEXAMPLE", "secret"}));
+}
+
+// Multipart uploads have ETags "<hex>-<parts>" that are no MD5 of the bytes: kept verbatim
+// (quotes and XML entities removed) and compared as strings for change detection.
+TEST(S3Listing, MultipartETagsAreKeptAndCompared) {
+  Canned canned;
+  canned.Set(200,
+             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>photos</Name><IsTruncated>false</IsTruncated>"
+             "<Contents><Key>big/video one.mp4</Key><LastModified>2024-05-01T12:00:00.000Z</LastModified>"
+             "<ETag>&quot;9b2cf535f27731c974343645a3985328-3&quot;</ETag><Size>15728640</Size></Contents>"
+             "<Contents><Key>a+b.txt</Key><LastModified>2024-05-01T12:00:01.000Z</LastModified>"
+             "<ETag>\"d41d8cd98f00b204e9800998ecf8427e\"</ETag><Size>0</Size></Contents></ListBucketResult>");
+  auto client = canned.Client();
+  auto page = client->ListObjectsV2("photos", "");
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->objects.size(), 2u);
+  EXPECT_EQ(page->objects[0].key, "big/video one.mp4");
+  EXPECT_EQ(page->objects[0].etag, "9b2cf535f27731c974343645a3985328-3");
+  EXPECT_EQ(page->objects[1].etag, "d41d8cd98f00b204e9800998ecf8427e");
+
+  // The same listing through the Source: uri, key, size, LastModified in ns, ETag.
+  SourceOptions so;
+  so.s3.endpoint = "http://127.0.0.1:" + std::to_string(canned.port());
+  so.s3.access_key_id = "AKID";
+  so.s3.secret_access_key = "secret";
+  auto source = OpenSource("s3://photos/", so);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  std::vector<SourceEntry> seen;
+  ASSERT_TRUE((*source)->List("", [&](const SourceEntry& e) { seen.push_back(e); return Status::Ok(); }).ok());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].uri, "s3://photos/big/video one.mp4");
+  EXPECT_EQ(seen[0].size, 15728640u);
+  EXPECT_EQ(seen[0].mtime_ns, 1714564800LL * 1000000000);
+  EXPECT_EQ(seen[0].etag, "9b2cf535f27731c974343645a3985328-3");
+  SourceEntry reuploaded = seen[0];
+  reuploaded.etag = "0c4c3a4f3c1b7c2e9d1f0a5b6c7d8e9f-4";  // same size and second, other parts
+  EXPECT_TRUE(SourceChanged(seen[0], reuploaded));
+  EXPECT_FALSE(SourceChanged(seen[0], seen[0]));
 }
 
 TEST(S3Network, ConnectionRefusedAndTimeoutAreUnavailable) {
