@@ -202,6 +202,56 @@ Result<std::string> PathFromFileUri(std::string_view uri) {
   return out;
 }
 
+Status ReadFileDocument(int fd, const CrawlOptions& options, Document* doc_out, std::vector<CrawlProblem>* problems,
+                        bool* extract_failed_out) {
+  Document& doc = *doc_out;
+  ExtractOptions extract_options;
+  extract_options.max_text_bytes = options.max_text_bytes;
+  extract_options.exif = true;  // date taken, camera and GPS become filterable document fields
+  std::string head;
+  uint64_t bytes = 0;
+  // The type comes from the first chunk (magic numbers, extension, libmagic where unsure); it
+  // decides how much of the file the extractor needs kept in memory (a PDF: all of it).
+  auto keep_for = [&](std::string_view first) {
+    doc.mime = ResolveMime(first.substr(0, 64 * 1024), DetectMime(first.substr(0, 4096), doc.ext));
+    if (options.ocr && IsOcrImage(doc.mime)) return OcrMaxFileBytes() + 1;  // OCR decodes all of it
+    return BytesWanted(doc.mime, extract_options);
+  };
+  FS_RETURN_IF_ERROR(ReadAndHash(fd, keep_for, &doc.sha256, &head, &bytes));
+  doc.size = bytes;
+  // A file that fails to extract is still indexed, by name and path; the reason is reported.
+  Extraction extracted = Extract(head, bytes, doc.mime, extract_options);
+  bool extract_failed = !extracted.problem.empty();
+  if (extract_failed) problems->push_back({doc.path, extracted.problem, "extract"});
+  doc.content = std::move(extracted.text);
+  doc.title = std::move(extracted.title);
+  doc.author = std::move(extracted.author);
+  doc.created_ns = extracted.created_ns;
+  doc.saved_ns = extracted.saved_ns;
+  if (options.ocr && IsOcrImage(doc.mime)) {
+    auto text = OcrImageFile(head, *options.ocr);
+    if (text.ok()) {
+      doc.content = std::move(*text);
+    } else {
+      extract_failed = true;
+      problems->push_back({doc.path, text.status().message(), "extract"});
+    }
+  }
+  if (extracted.exif) {
+    doc.taken_ns = extracted.exif->taken_ns;
+    doc.camera = extracted.exif->make;
+    // Models usually repeat the make ("Canon" + "Canon EOS 350D"): keep it once.
+    if (!extracted.exif->model.empty()) {
+      if (extracted.exif->model.rfind(doc.camera, 0) == 0) doc.camera.clear();
+      doc.camera += (doc.camera.empty() ? "" : " ") + extracted.exif->model;
+    }
+    doc.gps_lat = extracted.exif->latitude;
+    doc.gps_lon = extracted.exif->longitude;
+  }
+  if (extract_failed_out) *extract_failed_out = extract_failed;
+  return Status::Ok();
+}
+
 Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, const CrawlOptions& options) {
   char resolved[PATH_MAX];
   if (!::realpath(root_arg.c_str(), resolved)) {
@@ -279,9 +329,6 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     if (changed) FS_RETURN_IF_ERROR(store->SetMeta(kOcrRootsKey, DumpJson(ocr_roots)));
   }
 
-  ExtractOptions extract_options;
-  extract_options.max_text_bytes = options.max_text_bytes;
-  extract_options.exif = true;  // date taken, camera and GPS become filterable document fields
   Progress bar("indexing", walker.files.size(), options.progress);
   std::vector<Document> batch;
   std::vector<std::string> batch_uris;
@@ -340,51 +387,13 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     doc.name = BaseName(doc.path);
     doc.ext = ExtensionOf(doc.name);
     doc.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    std::string head;
-    uint64_t bytes = 0;
-    // The type comes from the first chunk (magic numbers, extension, libmagic where unsure); it
-    // decides how much of the file the extractor needs kept in memory (a PDF: all of it).
-    auto keep_for = [&](std::string_view first) {
-      doc.mime = ResolveMime(first.substr(0, 64 * 1024), DetectMime(first.substr(0, 4096), doc.ext));
-      if (options.ocr && IsOcrImage(doc.mime)) return OcrMaxFileBytes() + 1;  // OCR decodes all of it
-      return BytesWanted(doc.mime, extract_options);
-    };
-    Status rs = ReadAndHash(fd, keep_for, &doc.sha256, &head, &bytes);
+    bool extract_failed = false;
+    Status rs = ReadFileDocument(fd, options, &doc, &report.problems, &extract_failed);
     if (!rs.ok()) {
       report.problems.push_back({doc.path, "cannot read: " + rs.message(), "read"});
       continue;
     }
-    doc.size = bytes;
-    // A file that fails to extract is still indexed, by name and path; the reason is reported.
-    Extraction extracted = Extract(head, bytes, doc.mime, extract_options);
-    bool extract_failed = !extracted.problem.empty();
-    if (extract_failed) report.problems.push_back({doc.path, extracted.problem, "extract"});
-    doc.content = std::move(extracted.text);
-    doc.title = std::move(extracted.title);
-    doc.author = std::move(extracted.author);
-    doc.created_ns = extracted.created_ns;
-    doc.saved_ns = extracted.saved_ns;
-    if (options.ocr && IsOcrImage(doc.mime)) {
-      auto text = OcrImageFile(head, *options.ocr);
-      if (text.ok()) {
-        doc.content = std::move(*text);
-      } else {
-        extract_failed = true;
-        report.problems.push_back({doc.path, text.status().message(), "extract"});
-      }
-    }
     if (!extract_failed && extract_due.count(uri)) extract_passed.push_back(uri);
-    if (extracted.exif) {
-      doc.taken_ns = extracted.exif->taken_ns;
-      doc.camera = extracted.exif->make;
-      // Models usually repeat the make ("Canon" + "Canon EOS 350D"): keep it once.
-      if (!extracted.exif->model.empty()) {
-        if (extracted.exif->model.rfind(doc.camera, 0) == 0) doc.camera.clear();
-        doc.camera += (doc.camera.empty() ? "" : " ") + extracted.exif->model;
-      }
-      doc.gps_lat = extracted.exif->latitude;
-      doc.gps_lon = extracted.exif->longitude;
-    }
     batch.push_back(std::move(doc));
     batch_uris.push_back(uri);
     ++(is_new ? report.added : report.updated);

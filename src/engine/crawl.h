@@ -58,6 +58,13 @@ struct CrawlReport {
 // `root` must be a directory. Its real path (symlinks resolved once, at the top) is what uris name.
 Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root, const CrawlOptions& options);
 
+// Reads one open regular file into *doc, whose uri, path, name, ext and mtime_ns the caller set:
+// type, SHA-256, size, extracted text and metadata, as the crawl stores them. A file whose text
+// cannot be extracted (or OCRed) is still a document: the reason goes to *problems (stage
+// "extract") and *extract_failed (optional) is set. A read error is the Status (IOError).
+Status ReadFileDocument(int fd, const CrawlOptions& options, Document* doc, std::vector<CrawlProblem>* problems,
+                        bool* extract_failed = nullptr);
+
 // "file://" + the absolute path, with '%', control bytes and bytes that are not valid UTF-8
 // percent-encoded, so every byte string maps to a distinct, printable uri.
 std::string FileUri(std::string_view abs_path);
