@@ -132,15 +132,6 @@ class Worker {
       Dead(m, parsed.status().message(), {}, job_uri, "queue");
       return;
     }
-    if (options_.hold_ms > 0) {
-      SleepUnlessStopped(options_.hold_ms);
-      if (stop_.load()) {
-        Status s = queue_->Release(m, 0);
-        ++stats_.released_on_stop;
-        Log("stopping: released job " + m.id + (s.ok() ? "" : " (release failed: " + s.message() + ")"));
-        return;
-      }
-    }
     // Heartbeat: the job stays ours while it runs.
     std::mutex mu;
     std::condition_variable cv;
@@ -153,6 +144,24 @@ class Worker {
         if (Status s = queue_->Extend(m); !s.ok()) Log("heartbeat for job " + m.id + " failed: " + s.message());
       }
     });
+    auto stop_heartbeat = [&] {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        finished = true;
+      }
+      cv.notify_all();
+      heartbeat.join();
+    };
+    if (options_.hold_ms > 0) {
+      SleepUnlessStopped(options_.hold_ms);
+      if (stop_.load()) {
+        stop_heartbeat();
+        Status s = queue_->Release(m, 0);
+        ++stats_.released_on_stop;
+        Log("stopping: handed back job " + m.id + (s.ok() ? "" : " (failed: " + s.message() + ")"));
+        return;
+      }
+    }
     ItemOutcome outcome;
     const JobItem* failed_item = nullptr;
     std::vector<std::string> done_uris;
@@ -174,12 +183,7 @@ class Worker {
         failed_item = parsed->empty() ? nullptr : &parsed->back();
       }
     }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      finished = true;
-    }
-    cv.notify_all();
-    heartbeat.join();
+    stop_heartbeat();
 
     if (outcome.status.ok()) {
       Status s = queue_->Ack(m);

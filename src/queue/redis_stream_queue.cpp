@@ -153,15 +153,21 @@ class RedisStreamQueue final : public JobQueue {
 
   Result<QueueStats> Stats() override {
     FS_RETURN_IF_ERROR(EnsureGroup());
+    // Pending entries idle past the visibility timeout (a dead worker's, or handed back) are
+    // up for the taking: they count as visible, not in flight (at most 10000 are looked at).
+    const std::string idle = std::to_string(int64_t{options_.visibility_timeout_s} * 1000);
     FS_ASSIGN_OR_RETURN(auto r, Pipeline({{"XLEN", stream_},
                                           {"XPENDING", stream_, kGroup},
                                           {"XRANGE", stream_, "-", "+", "COUNT", "1"},
-                                          {"XLEN", dead_}}));
+                                          {"XLEN", dead_},
+                                          {"XPENDING", stream_, kGroup, "IDLE", idle, "-", "+", "10000"}}));
     QueueStats s;
-    if (r.size() != 4) return Status::Internal("Redis: wrong number of replies");
+    if (r.size() != 5) return Status::Internal("Redis: wrong number of replies");
     const int64_t length = r[0].integer;
-    s.in_flight = r[1].elements.empty() ? 0 : r[1].elements[0].integer;
-    s.visible = std::max<int64_t>(0, length - s.in_flight);
+    const int64_t pending = r[1].elements.empty() ? 0 : r[1].elements[0].integer;
+    const int64_t reclaimable = std::min<int64_t>(pending, static_cast<int64_t>(r[4].elements.size()));
+    s.in_flight = pending - reclaimable;
+    s.visible = std::max<int64_t>(0, length - pending) + reclaimable;
     if (!r[2].elements.empty() && !r[2].elements[0].elements.empty()) {
       s.oldest_age_s = std::max<double>(0, (NowMs() - IdMs(r[2].elements[0].elements[0].text)) / 1000.0);
     }
