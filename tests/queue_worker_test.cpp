@@ -302,7 +302,7 @@ TEST_P(QueueWorkerTest, PoisonJobsAreDeadLettersWithReasonsAndNeverBlockTheQueue
   std::map<std::string, std::string> reason_of;
   for (auto& e : dead) reason_of[e.body] = e.reason;
   EXPECT_NE(reason_of[jobs[0]].find("not a job"), std::string::npos) << reason_of[jobs[0]];
-  EXPECT_NE(reason_of[jobs[1]].find("no such file"), std::string::npos) << reason_of[jobs[1]];
+  EXPECT_NE(reason_of[jobs[1]].find("no file "), std::string::npos) << reason_of[jobs[1]];
   EXPECT_NE(reason_of[jobs[2]].find("no-such-bucket"), std::string::npos) << reason_of[jobs[2]];
   EXPECT_NE(reason_of[jobs[3]].find("over the limit"), std::string::npos) << reason_of[jobs[3]];
 
@@ -318,7 +318,7 @@ TEST_P(QueueWorkerTest, PoisonJobsAreDeadLettersWithReasonsAndNeverBlockTheQueue
   std::map<std::string, std::string> failed;
   for (const auto& f : *failures) failed[f.uri] = f.reason;
   EXPECT_EQ(failures->size(), 4u);
-  EXPECT_NE(failed[FileUri(dir_ + "/files/missing.png")].find("no such file"), std::string::npos);
+  EXPECT_NE(failed[FileUri(dir_ + "/files/missing.png")].find("no file "), std::string::npos);
   EXPECT_NE(failed[FileUri(big)].find("over the limit"), std::string::npos);
   EXPECT_EQ(failed.count("s3://no-such-bucket-" + name_ + "/missing.png"), 1u);
 }
@@ -401,7 +401,7 @@ TEST_P(QueueWorkerTest, BackfillEnqueueFansOutAndWatchesTheQueueAndTheIndex) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, QueueWorkerTest, ::testing::Values("sqs", "redis"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& p) { return p.param; });
 
 }  // namespace
 }  // namespace fs

@@ -7,13 +7,14 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "apps/filesearch/commands.h"
 #include "core/progress.h"
 #include "queue/job.h"
 #include "queue/job_queue.h"
-#include "storage/s3_client.h"
+#include "storage/source.h"
 
 namespace fs::cli {
 namespace {
@@ -21,36 +22,26 @@ namespace {
 std::atomic<bool> g_enqueue_stop{false};
 extern "C" void OnEnqueueStop(int) { g_enqueue_stop.store(true); }
 
-// Every file under `target` (an s3://bucket/prefix, a folder, or one file) as a job target.
+// Every file under `target` (an s3://bucket/prefix, a folder, or one file) as a job target:
+// "s3://bucket/key" or an absolute path.
 Status ListTargets(const std::string& target, const S3Flags& s3, const std::function<Status(const std::string&)>& add) {
-  if (target.rfind("s3://", 0) == 0) {
-    const size_t slash = target.find('/', 5);
-    const std::string bucket = target.substr(5, slash == std::string::npos ? std::string::npos : slash - 5);
-    const std::string prefix = slash == std::string::npos ? "" : target.substr(slash + 1);
-    if (bucket.empty()) return Status::InvalidArgument("'" + target + "': want s3://BUCKET/PREFIX");
-    FS_ASSIGN_OR_RETURN(auto client, storage::S3Client::Create(S3OptionsFromFlags(s3)));
-    std::string token;
-    do {
-      FS_ASSIGN_OR_RETURN(storage::ListPage page, client->ListObjectsV2(bucket, prefix, token));
-      for (const auto& o : page.objects) {
-        if (!o.key.empty() && o.key.back() != '/') FS_RETURN_IF_ERROR(add("s3://" + bucket + "/" + o.key));
-      }
-      token = page.truncated ? page.next_continuation_token : "";
-    } while (!token.empty());
-    return Status::Ok();
+  struct stat st{};
+  if (!IsS3Uri(target) && ::lstat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    std::error_code ec;
+    return add(std::filesystem::absolute(target, ec).lexically_normal().string());
   }
-  std::error_code ec;
-  const auto root = std::filesystem::absolute(target, ec);
-  const auto st = std::filesystem::symlink_status(root, ec);
-  if (ec || !std::filesystem::exists(st)) return Status::NotFound("'" + target + "' does not exist");
-  if (std::filesystem::is_regular_file(st)) return add(root.lexically_normal().string());
-  if (!std::filesystem::is_directory(st)) return Status::InvalidArgument("'" + target + "' is not a folder, a file or s3://");
-  // Symbolic links are not followed (as the crawl does not).
-  for (auto it = std::filesystem::recursive_directory_iterator(root, std::filesystem::directory_options::skip_permission_denied, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec) && !it->is_symlink(ec)) FS_RETURN_IF_ERROR(add(it->path().lexically_normal().string()));
+  SourceOptions so;
+  if (IsS3Uri(target)) {
+    FS_ASSIGN_OR_RETURN(so.s3, S3OptionsFromFlags(s3));
   }
-  if (ec) return Status::IOError("listing '" + target + "': " + ec.message());
+  FS_ASSIGN_OR_RETURN(auto source, OpenSource(target, so));
+  std::vector<SourceProblem> problems;
+  FS_RETURN_IF_ERROR(source->List("", [&](const SourceEntry& e) -> Status {
+    if (IsS3Uri(e.uri)) return add(e.uri);
+    FS_ASSIGN_OR_RETURN(std::string path, PathFromFileUri(e.uri));
+    return add(path);
+  }, &problems));
+  for (const auto& p : problems) std::fprintf(stderr, "filesearch: not listed: %s: %s\n", p.uri.c_str(), p.reason.c_str());
   return Status::Ok();
 }
 
@@ -78,23 +69,6 @@ void AddQueueFlags(CLI::App* cmd, QueueFlags* q, bool required) {
       ->check(CLI::Range(1, 1000));
   cmd->add_flag("--create-queue", q->create,
                 "Create the queue and its dead-letter queue (SQS: NAME-dlq with a redrive policy) if missing");
-}
-
-void AddS3Flags(CLI::App* cmd, S3Flags* s3) {
-  cmd->add_option("--s3-endpoint", s3->endpoint,
-                  "S3 endpoint, http(s)://host[:port] (default $AWS_ENDPOINT_URL_S3, else https://s3.REGION.amazonaws.com)")
-      ->type_name("URL")
-      ->envname("FILESEARCH_S3_ENDPOINT");
-  cmd->add_option("--s3-region", s3->region, "S3 region the requests are signed for (default $AWS_REGION, else us-east-1)")
-      ->type_name("REGION")
-      ->envname("FILESEARCH_S3_REGION");
-}
-
-storage::S3Options S3OptionsFromFlags(const S3Flags& s3) {
-  storage::S3Options o;
-  o.endpoint = FlagOrEnv(s3.endpoint, "AWS_ENDPOINT_URL_S3", FlagOrEnv("", "AWS_ENDPOINT_URL", ""));
-  o.region = s3.region;
-  return o;
 }
 
 Result<std::unique_ptr<queue::JobQueue>> OpenQueueFromFlags(const QueueFlags& q) {

@@ -1,4 +1,4 @@
-// `filesearch index DIR`: crawl a folder into the data directory.
+// `filesearch index DIR|s3://BUCKET/PREFIX`: crawl a folder or an S3 bucket into the data directory.
 #include <algorithm>
 #include <cstdio>
 
@@ -47,9 +47,13 @@ Result<std::optional<OcrOptions>> ResolveOcrFlags(const OcrFlags& flags) {
 }
 
 void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
-  auto* cmd = app.add_subcommand("index", "Index a folder: every file's name, path and text; re-runs are incremental")
-                  ->footer("Examples:\n  filesearch index ~/Documents\n  filesearch --data-dir /srv/fs index /srv/share\n\n"
-                           "Symbolic links are never followed; unreadable files are listed at the end, not fatal.");
+  auto* cmd = app.add_subcommand("index", "Index a folder or an S3 bucket: every file's name, path and text; re-runs are incremental")
+                  ->footer("Examples:\n  filesearch index ~/Documents\n  filesearch --data-dir /srv/fs index /srv/share\n"
+                           "  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... filesearch index s3://photos/2024/ --s3-region eu-west-1\n"
+                           "  filesearch index s3://bucket --s3-endpoint http://127.0.0.1:9000 --s3-addressing path   (MinIO)\n\n"
+                           "Symbolic links are never followed; unreadable files are listed at the end, not fatal.\n"
+                           "S3: objects keep their s3://bucket/key uri; unchanged ETag, size and LastModified are skipped,\n"
+                           "deleted objects leave the index, objects over --max-object-bytes are indexed by name only.");
   struct Args {
     std::string dir;
     std::string committed_log;
@@ -60,9 +64,11 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     double cache_ttl_days = 30;
     ModelFlags model;
     OcrFlags ocr;
+    S3Flags s3;
+    uint64_t max_object_bytes = CrawlOptions().max_object_bytes;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("DIR", args->dir, "Folder to index")->required()->type_name("DIR");
+  cmd->add_option("DIR", args->dir, "Folder to index, or s3://BUCKET[/PREFIX]")->required()->type_name("DIR|S3URI");
   cmd->add_option("--max-text-bytes", args->max_text_bytes, "Index at most this much text per file")->capture_default_str();
   cmd->add_option("--log-committed", args->committed_log,
                   "Append each document's uri to FILE once it is durably committed (for audits and tests)")
@@ -76,8 +82,13 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   cmd->add_option("--cache-ttl-days", args->cache_ttl_days, "Cached embeddings older than this are recomputed")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-object-bytes", args->max_object_bytes,
+                  "s3://: objects larger than this are not downloaded (refused from their size), only indexed by name")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   AddModelFlags(cmd, &args->model);
   AddOcrFlags(cmd, &args->ocr);
+  AddS3Flags(cmd, &args->s3);
   cmd->callback([&flags, exit_code, args]() {
     auto ocr = ResolveOcrFlags(args->ocr);
     if (!ocr.ok()) {
@@ -91,6 +102,13 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     o.checkpoint_every_ms = args->checkpoint_ms;
     o.data_dir = ResolveDataDir(flags.data_dir);
     o.progress = !flags.no_progress;
+    auto s3 = S3OptionsFromFlags(args->s3);
+    if (!s3.ok()) {
+      std::fprintf(stderr, "filesearch: %s\n", s3.status().message().c_str());
+      *exit_code = 2;
+      return;
+    }
+    o.source.s3 = *s3;
     if (Status b = ApplyBackend(flags, &o); !b.ok()) {
       std::fprintf(stderr, "filesearch: %s\n", b.message().c_str());
       *exit_code = 2;
@@ -110,6 +128,7 @@ void RegisterIndex(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     }
     CrawlOptions co;
     co.max_text_bytes = args->max_text_bytes;
+    co.max_object_bytes = args->max_object_bytes;
     co.ocr = *ocr;
     FILE* log = nullptr;
     if (!args->committed_log.empty()) {

@@ -24,7 +24,12 @@ int RunQueue(Engine* engine, const Args& args, const std::optional<OcrOptions>& 
   // The queue, job and embedding metrics of this process (filesearch_queue_*; see docs/architecture.md).
   server::Metrics metrics;
   queue::QueueWorkerOptions o;
-  o.s3 = S3OptionsFromFlags(args.s3);
+  auto s3 = S3OptionsFromFlags(args.s3);
+  if (!s3.ok()) {
+    std::fprintf(stderr, "filesearch: %s\n", s3.status().message().c_str());
+    return 1;
+  }
+  o.s3 = *s3;
   o.max_object_bytes = args.max_object_mb << 20;
   o.crawl.ocr = ocr;
   o.crawl.progress = false;

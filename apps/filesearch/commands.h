@@ -62,6 +62,19 @@ Result<OpenSearchOptions> OpenSearchClientOptions(const OpenSearchFlags& flags, 
 // InvalidArgument for another name, or opensearch without a url.
 Status ApplyBackend(const GlobalFlags& flags, EngineOptions* options);
 
+// S3 connection flags, shared by `index s3://...`, `serve` (documents and /embed imageUrl read
+// from S3) and the worker: --s3-endpoint, --s3-region, --s3-addressing, --s3-connect-to,
+// --s3-retries. Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
+struct S3Flags {
+  std::string endpoint;            // else $FILESEARCH_S3_ENDPOINT, else $AWS_ENDPOINT_URL_S3
+  std::string region;              // else $FILESEARCH_S3_REGION, else $AWS_REGION ...
+  std::string addressing = "auto"; // auto | path | virtual
+  std::string connect_to;          // host:port
+  int retries = 3;
+};
+void AddS3Flags(CLI::App* cmd, S3Flags* flags);
+Result<storage::S3Options> S3OptionsFromFlags(const S3Flags& flags);
+
 // --model-dir / --precision / --threads, shared by every command that runs CLIP.
 struct ModelFlags {
   std::string model_dir;  // else $FILESEARCH_MODEL_DIR
@@ -123,13 +136,6 @@ Result<std::unique_ptr<queue::JobQueue>> OpenQueueFromFlags(const QueueFlags& fl
 // on SIGINT/SIGTERM when the caller installed enqueue's handler. Returns how many were sent.
 Result<uint64_t> EnqueueTargets(queue::JobQueue* queue, const std::vector<std::string>& targets, bool use_cache,
                                 bool remove, bool progress);
-
-// --s3-endpoint / --s3-region for commands that read S3 objects themselves.
-struct S3Flags {
-  std::string endpoint, region;
-};
-void AddS3Flags(CLI::App* cmd, S3Flags* flags);
-storage::S3Options S3OptionsFromFlags(const S3Flags& flags);
 
 void RegisterEnqueue(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code);

@@ -7,6 +7,44 @@
 
 namespace fs::cli {
 
+void AddS3Flags(CLI::App* cmd, S3Flags* flags) {
+  cmd->add_option("--s3-endpoint", flags->endpoint,
+                  "S3 endpoint, http(s)://host[:port] (default https://s3.REGION.amazonaws.com, else $AWS_ENDPOINT_URL_S3);\n"
+                  "credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN")
+      ->type_name("URL")
+      ->envname("FILESEARCH_S3_ENDPOINT");
+  cmd->add_option("--s3-region", flags->region, "S3 region the requests are signed for (default $AWS_REGION, else us-east-1)")
+      ->type_name("REGION")
+      ->envname("FILESEARCH_S3_REGION");
+  cmd->add_option("--s3-addressing", flags->addressing,
+                  "Where the bucket goes: 'path' (endpoint/bucket/key: MinIO, s3rver, most S3-compatible servers),\n"
+                  "'virtual' (bucket.endpoint/key: AWS's preferred form), or 'auto' (virtual on *.amazonaws.com)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "path", "virtual"}))
+      ->envname("FILESEARCH_S3_ADDRESSING");
+  cmd->add_option("--s3-connect-to", flags->connect_to,
+                  "Connect to HOST:PORT instead of the endpoint's host, keeping its name in the url, Host header and\n"
+                  "signature (a private gateway; tests)")
+      ->type_name("HOST:PORT");
+  cmd->add_option("--s3-retries", flags->retries,
+                  "Retry S3 503 SlowDown, 5xx and network failures this many times with exponential backoff")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 20));
+}
+
+Result<storage::S3Options> S3OptionsFromFlags(const S3Flags& flags) {
+  storage::S3Options o;
+  o.endpoint = FlagOrEnv(flags.endpoint, "AWS_ENDPOINT_URL_S3", "");
+  o.region = flags.region;
+  if (flags.addressing == "path") o.addressing = storage::S3Addressing::kPath;
+  else if (flags.addressing == "virtual") o.addressing = storage::S3Addressing::kVirtualHosted;
+  else if (flags.addressing == "auto" || flags.addressing.empty()) o.addressing = storage::S3Addressing::kAuto;
+  else return Status::InvalidArgument("--s3-addressing must be auto, path or virtual, not '" + flags.addressing + "'");
+  o.connect_to = flags.connect_to;
+  o.max_retries = flags.retries;
+  return o;
+}
+
 std::string FlagOrEnv(const std::string& flag, const char* name, const std::string& fallback) {
   if (!flag.empty()) return flag;
   const char* value = std::getenv(name);

@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <unordered_map>
@@ -79,6 +80,91 @@ std::string BaseName(const std::string& path) {
   auto slash = path.find_last_of('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
+
+// Fills `doc`'s text and metadata from its first bytes (`head`, of `bytes` in all; doc->mime set).
+// A failed extraction or OCR is a problem of stage "extract" and the document is still stored, by
+// name and path. Returns whether its text was extracted.
+bool ExtractInto(std::string_view head, uint64_t bytes, const CrawlOptions& options, const ExtractOptions& extract_options,
+                 Document* doc, CrawlReport* report) {
+  Extraction extracted = Extract(head, bytes, doc->mime, extract_options);
+  bool extract_failed = !extracted.problem.empty();
+  if (extract_failed) report->problems.push_back({doc->path, extracted.problem, "extract"});
+  doc->content = std::move(extracted.text);
+  doc->title = std::move(extracted.title);
+  doc->author = std::move(extracted.author);
+  doc->created_ns = extracted.created_ns;
+  doc->saved_ns = extracted.saved_ns;
+  if (options.ocr && IsOcrImage(doc->mime)) {
+    auto text = OcrImageFile(head, *options.ocr);
+    if (text.ok()) {
+      doc->content = std::move(*text);
+    } else {
+      extract_failed = true;
+      report->problems.push_back({doc->path, text.status().message(), "extract"});
+    }
+  }
+  if (extracted.exif) {
+    doc->taken_ns = extracted.exif->taken_ns;
+    doc->camera = extracted.exif->make;
+    // Models usually repeat the make ("Canon" + "Canon EOS 350D"): keep it once.
+    if (!extracted.exif->model.empty()) {
+      if (extracted.exif->model.rfind(doc->camera, 0) == 0) doc->camera.clear();
+      doc->camera += (doc->camera.empty() ? "" : " ") + extracted.exif->model;
+    }
+    doc->gps_lat = extracted.exif->latitude;
+    doc->gps_lon = extracted.exif->longitude;
+  }
+  return !extract_failed;
+}
+
+// Documents on their way into the store, committed `batch_size` at a time; the callbacks of
+// CrawlOptions run after each commit.
+class BatchWriter {
+ public:
+  BatchWriter(Store* store, const CrawlOptions& options) : store_(store), options_(options) {}
+  Status Add(Document doc) {
+    uris_.push_back(doc.uri);
+    batch_.push_back(std::move(doc));
+    return batch_.size() >= options_.batch_size ? Flush() : Status::Ok();
+  }
+  Status Flush() {
+    if (batch_.empty()) return Status::Ok();
+    FS_ASSIGN_OR_RETURN(std::vector<int64_t> ids, store_->UpsertBatch(batch_));
+    if (options_.on_image) {
+      for (size_t i = 0; i < batch_.size(); ++i) {
+        if (batch_[i].mime.rfind("image/", 0) == 0) options_.on_image(ids[i], batch_[i]);
+      }
+    }
+    if (options_.on_commit) options_.on_commit(uris_);
+    batch_.clear();
+    uris_.clear();
+    return Status::Ok();
+  }
+
+ private:
+  Store* store_;
+  const CrawlOptions& options_;
+  std::vector<Document> batch_;
+  std::vector<std::string> uris_;
+};
+
+// The failure list's say in a crawl: files that could not be read and are not due for a retry
+// (with the time of their last attempt), and files whose text could not be extracted and whose
+// retry is due (read again although unchanged, taken off the list if they pass).
+struct RetryState {
+  std::unordered_map<std::string, int64_t> held;
+  std::unordered_set<std::string> extract_due;
+  std::vector<std::string> extract_passed;
+
+  Status Load(const Store& store, int64_t now_ns) {
+    const int64_t now = now_ns > 0 ? now_ns : WallClockNs();
+    FS_ASSIGN_OR_RETURN(auto backing_off, store.FailuresBackingOff("read", now));
+    held.insert(backing_off.begin(), backing_off.end());
+    FS_ASSIGN_OR_RETURN(auto due, store.FailuresDue("extract", now));
+    extract_due.insert(due.begin(), due.end());
+    return Status::Ok();
+  }
+};
 
 class Walker {
  public:
@@ -162,49 +248,8 @@ class Walker {
 
 }  // namespace
 
-std::string FileUri(std::string_view abs_path) {
-  std::string out = "file://";
-  size_t pos = 0;
-  static const char* kHex = "0123456789ABCDEF";
-  while (pos < abs_path.size()) {
-    size_t before = pos;
-    uint32_t cp = NextCodePoint(abs_path, &pos);
-    bool invalid = cp == 0xFFFD && pos - before == 1;
-    if (invalid || cp < 0x20 || cp == 0x7F || cp == '%') {
-      for (size_t i = before; i < pos; ++i) {
-        auto b = static_cast<unsigned char>(abs_path[i]);
-        out += '%';
-        out += kHex[b >> 4];
-        out += kHex[b & 15];
-      }
-    } else {
-      out.append(abs_path.substr(before, pos - before));
-    }
-  }
-  return out;
-}
-
-Result<std::string> PathFromFileUri(std::string_view uri) {
-  if (uri.substr(0, 7) != "file://") return Status::InvalidArgument("not a file:// uri: " + std::string(uri));
-  std::string out;
-  for (size_t i = 7; i < uri.size(); ++i) {
-    if (uri[i] != '%') {
-      out += uri[i];
-      continue;
-    }
-    if (i + 2 >= uri.size() || !std::isxdigit(static_cast<unsigned char>(uri[i + 1])) ||
-        !std::isxdigit(static_cast<unsigned char>(uri[i + 2]))) {
-      return Status::InvalidArgument("bad percent-escape in uri: " + std::string(uri));
-    }
-    out += static_cast<char>(std::stoi(std::string(uri.substr(i + 1, 2)), nullptr, 16));
-    i += 2;
-  }
-  return out;
-}
-
-Status ReadFileDocument(int fd, const CrawlOptions& options, Document* doc_out, std::vector<CrawlProblem>* problems,
-                        bool* extract_failed_out) {
-  Document& doc = *doc_out;
+Status ReadFileDocument(int fd, const CrawlOptions& options, Document* doc, std::vector<CrawlProblem>* problems,
+                        bool* extracted) {
   ExtractOptions extract_options;
   extract_options.max_text_bytes = options.max_text_bytes;
   extract_options.exif = true;  // date taken, camera and GPS become filterable document fields
@@ -213,42 +258,17 @@ Status ReadFileDocument(int fd, const CrawlOptions& options, Document* doc_out, 
   // The type comes from the first chunk (magic numbers, extension, libmagic where unsure); it
   // decides how much of the file the extractor needs kept in memory (a PDF: all of it).
   auto keep_for = [&](std::string_view first) {
-    doc.mime = ResolveMime(first.substr(0, 64 * 1024), DetectMime(first.substr(0, 4096), doc.ext));
-    if (options.ocr && IsOcrImage(doc.mime)) return OcrMaxFileBytes() + 1;  // OCR decodes all of it
-    return BytesWanted(doc.mime, extract_options);
+    doc->mime = ResolveMime(first.substr(0, 64 * 1024), DetectMime(first.substr(0, 4096), doc->ext));
+    if (options.ocr && IsOcrImage(doc->mime)) return OcrMaxFileBytes() + 1;  // OCR decodes all of it
+    return BytesWanted(doc->mime, extract_options);
   };
-  FS_RETURN_IF_ERROR(ReadAndHash(fd, keep_for, &doc.sha256, &head, &bytes));
-  doc.size = bytes;
+  FS_RETURN_IF_ERROR(ReadAndHash(fd, keep_for, &doc->sha256, &head, &bytes));
+  doc->size = bytes;
   // A file that fails to extract is still indexed, by name and path; the reason is reported.
-  Extraction extracted = Extract(head, bytes, doc.mime, extract_options);
-  bool extract_failed = !extracted.problem.empty();
-  if (extract_failed) problems->push_back({doc.path, extracted.problem, "extract"});
-  doc.content = std::move(extracted.text);
-  doc.title = std::move(extracted.title);
-  doc.author = std::move(extracted.author);
-  doc.created_ns = extracted.created_ns;
-  doc.saved_ns = extracted.saved_ns;
-  if (options.ocr && IsOcrImage(doc.mime)) {
-    auto text = OcrImageFile(head, *options.ocr);
-    if (text.ok()) {
-      doc.content = std::move(*text);
-    } else {
-      extract_failed = true;
-      problems->push_back({doc.path, text.status().message(), "extract"});
-    }
-  }
-  if (extracted.exif) {
-    doc.taken_ns = extracted.exif->taken_ns;
-    doc.camera = extracted.exif->make;
-    // Models usually repeat the make ("Canon" + "Canon EOS 350D"): keep it once.
-    if (!extracted.exif->model.empty()) {
-      if (extracted.exif->model.rfind(doc.camera, 0) == 0) doc.camera.clear();
-      doc.camera += (doc.camera.empty() ? "" : " ") + extracted.exif->model;
-    }
-    doc.gps_lat = extracted.exif->latitude;
-    doc.gps_lon = extracted.exif->longitude;
-  }
-  if (extract_failed_out) *extract_failed_out = extract_failed;
+  CrawlReport report;
+  const bool ok = ExtractInto(head, bytes, options, extract_options, doc, &report);
+  problems->insert(problems->end(), report.problems.begin(), report.problems.end());
+  if (extracted) *extracted = ok;
   return Status::Ok();
 }
 
@@ -277,22 +297,14 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
   std::string prefix = FileUri(root == "/" ? root : root + "/");
   std::unordered_map<std::string, FileState> known;
   FS_RETURN_IF_ERROR(store->ForEachUnder(prefix, [&](const std::string& uri, const FileState& st) { known.emplace(uri, st); }));
-  // Files that could not be read, whose retry is not due yet (backing off, or given up on), with
-  // the time of their last attempt: left alone unless they changed since (ctime: written, renamed,
-  // or given new permissions), so an unreadable file costs one open per backoff step, not per pass.
-  std::unordered_map<std::string, int64_t> held;
-  {
-    FS_ASSIGN_OR_RETURN(auto list, store->FailuresBackingOff("read", options.now_ns > 0 ? options.now_ns : WallClockNs()));
-    held.insert(list.begin(), list.end());
-  }
-  // Files whose text could not be extracted and whose retry is due (requeued, or a transient
-  // failure that backed off): read again although unchanged, and taken off the list if they pass.
-  std::unordered_set<std::string> extract_due;
-  {
-    FS_ASSIGN_OR_RETURN(auto list, store->FailuresDue("extract", options.now_ns > 0 ? options.now_ns : WallClockNs()));
-    extract_due.insert(list.begin(), list.end());
-  }
-  std::vector<std::string> extract_passed;
+  // Files that could not be read, whose retry is not due yet (backing off, or given up on), are
+  // left alone unless they changed since (ctime: written, renamed, or given new permissions), so an
+  // unreadable file costs one open per backoff step, not per pass.
+  RetryState retry;
+  FS_RETURN_IF_ERROR(retry.Load(*store, options.now_ns));
+  auto& held = retry.held;
+  auto& extract_due = retry.extract_due;
+  auto& extract_passed = retry.extract_passed;
 
   // OCR coverage: the meta key "ocr_roots" maps each root last crawled in full with OCR to its
   // languages. An OCR crawl of a root not in it (indexed without OCR before, or with other
@@ -330,21 +342,7 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
   }
 
   Progress bar("indexing", walker.files.size(), options.progress);
-  std::vector<Document> batch;
-  std::vector<std::string> batch_uris;
-  auto flush = [&]() -> Status {
-    if (batch.empty()) return Status::Ok();
-    FS_ASSIGN_OR_RETURN(std::vector<int64_t> ids, store->UpsertBatch(batch));
-    if (options.on_image) {
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if (batch[i].mime.rfind("image/", 0) == 0) options.on_image(ids[i], batch[i]);
-      }
-    }
-    if (options.on_commit) options.on_commit(batch_uris);
-    batch.clear();
-    batch_uris.clear();
-    return Status::Ok();
-  };
+  BatchWriter writer(store, options);
 
   for (const Entry& f : walker.files) {
     bar.Add();
@@ -387,19 +385,17 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     doc.name = BaseName(doc.path);
     doc.ext = ExtensionOf(doc.name);
     doc.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    bool extract_failed = false;
-    Status rs = ReadFileDocument(fd, options, &doc, &report.problems, &extract_failed);
+    bool extracted = false;
+    Status rs = ReadFileDocument(fd, options, &doc, &report.problems, &extracted);
     if (!rs.ok()) {
       report.problems.push_back({doc.path, "cannot read: " + rs.message(), "read"});
       continue;
     }
-    if (!extract_failed && extract_due.count(uri)) extract_passed.push_back(uri);
-    batch.push_back(std::move(doc));
-    batch_uris.push_back(uri);
+    if (extracted && extract_due.count(uri)) extract_passed.push_back(uri);
+    FS_RETURN_IF_ERROR(writer.Add(std::move(doc)));
     ++(is_new ? report.added : report.updated);
-    if (batch.size() >= options.batch_size) FS_RETURN_IF_ERROR(flush());
   }
-  FS_RETURN_IF_ERROR(flush());
+  FS_RETURN_IF_ERROR(writer.Flush());
   FS_RETURN_IF_ERROR(store->ResolveFailures(extract_passed, "extract"));
   bar.Finish();
 
@@ -418,6 +414,137 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     ocr_roots[prefix] = ocr_languages;
     FS_RETURN_IF_ERROR(store->SetMeta(kOcrRootsKey, DumpJson(ocr_roots)));
   }
+  return report;
+}
+
+Result<CrawlReport> CrawlSource(Store* store, const Source& source, const CrawlOptions& options) {
+  CrawlReport report;
+  const std::string& root = source.root_uri();
+  std::vector<SourceEntry> entries;
+  std::vector<SourceProblem> list_problems;
+  {
+    Progress scan("listing " + RepairUtf8(root), 0, options.progress);
+    FS_RETURN_IF_ERROR(source.List(
+        "",
+        [&](const SourceEntry& e) {
+          entries.push_back(e);
+          scan.Add();
+          return Status::Ok();
+        },
+        &list_problems, &report.skipped));
+  }
+  for (const SourceProblem& p : list_problems) report.problems.push_back({RepairUtf8(p.uri), p.reason, "read"});
+  report.files_seen = entries.size();
+
+  std::unordered_map<std::string, FileState> known;
+  FS_RETURN_IF_ERROR(store->ForEachUnder(root, [&](const std::string& uri, const FileState& st) { known.emplace(uri, st); }));
+  // An object that could not be read and is not due for a retry is left alone unless it changed
+  // since its last attempt (LastModified after it).
+  RetryState retry;
+  FS_RETURN_IF_ERROR(retry.Load(*store, options.now_ns));
+
+  ExtractOptions extract_options;
+  extract_options.max_text_bytes = options.max_text_bytes;
+  extract_options.exif = true;
+  // Images are written to the spool as they are read; the commit hands their files on.
+  std::unordered_map<std::string, std::string> spooled;  // uri -> spool file
+  uint64_t spool_seq = 0;
+  CrawlOptions commit_options = options;
+  if (options.on_image_file) {
+    commit_options.on_image = [&](int64_t id, const Document& doc) {
+      if (options.on_image) options.on_image(id, doc);
+      auto it = spooled.find(doc.uri);
+      if (it == spooled.end()) return;
+      options.on_image_file(id, doc, it->second);
+      spooled.erase(it);
+    };
+  }
+  BatchWriter writer(store, commit_options);
+  Progress bar("indexing", entries.size(), options.progress);
+  for (const SourceEntry& e : entries) {
+    bar.Add();
+    auto it = known.find(e.uri);
+    const bool is_new = it == known.end();
+    if (!is_new) {
+      const SourceEntry was{e.uri, e.key, it->second.size, it->second.mtime_ns, it->second.etag, 0};
+      known.erase(it);
+      if (!SourceChanged(was, e) && !retry.extract_due.count(e.uri)) {
+        ++report.unchanged;
+        continue;
+      }
+    }
+    if (auto h = retry.held.find(e.uri); h != retry.held.end() && e.mtime_ns <= h->second) {
+      ++report.held;
+      continue;
+    }
+    Document doc;
+    doc.uri = e.uri;
+    doc.path = RepairUtf8(e.uri);
+    doc.name = RepairUtf8(BaseName(e.key.empty() ? e.uri : e.key));
+    doc.ext = ExtensionOf(doc.name);
+    doc.mtime_ns = e.mtime_ns;
+    doc.etag = e.etag;
+    doc.size = e.size;
+    auto too_large = [&](const std::string& why) {
+      // Stored by name, path, size and date: findable, and listed as over the limit.
+      doc.mime = DetectMime("", doc.ext);
+      report.problems.push_back({doc.path, why + " (--max-object-bytes): indexed by name only", "extract"});
+    };
+    Result<std::string> bytes = Status::ResourceExhausted("");
+    if (e.size > options.max_object_bytes) {
+      too_large("the object is " + std::to_string(e.size) + " bytes, over the limit of " +
+                std::to_string(options.max_object_bytes));
+    } else {
+      bytes = source.Read(e.uri, options.max_object_bytes);
+      if (!bytes.ok()) {
+        const Status& st = bytes.status();
+        if (st.code() == StatusCode::kResourceExhausted) {
+          too_large(st.message());
+        } else if (st.code() == StatusCode::kNotFound) {
+          report.problems.push_back({doc.path, "vanished during the crawl", ""});
+          continue;
+        } else {
+          report.problems.push_back({doc.path, "cannot read: " + st.message(), "read"});
+          continue;
+        }
+      }
+    }
+    if (bytes.ok()) {
+      const std::string& data = *bytes;
+      doc.size = data.size();
+      doc.sha256 = Sha256Hex(data);
+      const std::string_view view(data);
+      doc.mime = ResolveMime(view.substr(0, 64 * 1024), DetectMime(view.substr(0, 4096), doc.ext));
+      const bool extracted = ExtractInto(data, data.size(), options, extract_options, &doc, &report);
+      if (extracted && retry.extract_due.count(e.uri)) retry.extract_passed.push_back(e.uri);
+      if (!options.spool_dir.empty() && options.on_image_file && doc.mime.rfind("image/", 0) == 0) {
+        const std::string file = options.spool_dir + "/" + std::to_string(++spool_seq) + (doc.ext.empty() ? "" : "." + doc.ext);
+        std::ofstream out(file, std::ios::binary | std::ios::trunc);
+        out.write(data.data(), static_cast<std::streamsize>(data.size()));
+        out.close();
+        if (out) spooled[e.uri] = file;
+        else report.problems.push_back({doc.path, "cannot write its bytes to " + file + " for the embedder", "embed"});
+      }
+    }
+    FS_RETURN_IF_ERROR(writer.Add(std::move(doc)));
+    ++(is_new ? report.added : report.updated);
+  }
+  FS_RETURN_IF_ERROR(writer.Flush());
+  FS_RETURN_IF_ERROR(store->ResolveFailures(retry.extract_passed, "extract"));
+  bar.Finish();
+
+  // Whatever is left in `known` was not listed: deleted from the source (unless a part of the
+  // listing failed and it sits under that part).
+  std::vector<int64_t> gone;
+  for (const auto& [uri, st] : known) {
+    bool under_failed = false;
+    for (const SourceProblem& p : list_problems) {
+      if (uri.rfind(p.uri, 0) == 0) { under_failed = true; break; }
+    }
+    if (!under_failed) gone.push_back(st.id);
+  }
+  if (!gone.empty()) FS_RETURN_IF_ERROR(store->DeleteIds(gone));
+  report.removed = gone.size();
   return report;
 }
 

@@ -1,4 +1,5 @@
-// Crawl: walks a folder and brings the Store in line with it. Recursive, incremental (a file whose
+// Crawl: walks a folder (CrawlDirectory) or lists a Source such as an S3 bucket (CrawlSource) and
+// brings the Store in line with it. Recursive, incremental (a file whose
 // size and mtime are unchanged is skipped; a changed one is re-read; a vanished one is removed).
 // Never follows symbolic links (so it cannot leave the root or loop), skips FIFOs, sockets and
 // devices, and reports unreadable or vanishing files instead of failing. Documents are committed
@@ -15,6 +16,7 @@
 #include "core/status.h"
 #include "extract/ocr.h"
 #include "index/store.h"
+#include "storage/source.h"  // FileUri, PathFromFileUri
 
 namespace fs {
 
@@ -32,6 +34,16 @@ struct CrawlOptions {
   std::function<void(int64_t id, const Document& doc)> on_image;
   // The clock for read-failure backoff (ns since the epoch); 0 = now. Tests set it.
   int64_t now_ns = 0;
+  // CrawlSource: objects larger than this are not read (refused from their listed size, or from
+  // their Content-Length should they have grown since): they are stored by name, path, size and
+  // date, without text or hash, and reported (stage "extract", permanent until the object changes).
+  uint64_t max_object_bytes = 256ull << 20;
+  // CrawlSource: a folder (that exists) where the bytes of each committed image are written for
+  // on_image_file; "" = none are written.
+  std::string spool_dir;
+  // CrawlSource: called after each commit for each image, with a file in spool_dir holding its
+  // bytes (the callee deletes it when done). Lets the embedder, which reads files, embed objects.
+  std::function<void(int64_t id, const Document& doc, const std::string& local_file)> on_image_file;
 };
 
 struct CrawlProblem {
@@ -55,20 +67,22 @@ struct CrawlReport {
   std::vector<CrawlProblem> problems;  // unreadable, vanished, ...
 };
 
-// `root` must be a directory. Its real path (symlinks resolved once, at the top) is what uris name.
-Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root, const CrawlOptions& options);
-
 // Reads one open regular file into *doc, whose uri, path, name, ext and mtime_ns the caller set:
 // type, SHA-256, size, extracted text and metadata, as the crawl stores them. A file whose text
 // cannot be extracted (or OCRed) is still a document: the reason goes to *problems (stage
-// "extract") and *extract_failed (optional) is set. A read error is the Status (IOError).
+// "extract") and *extracted (optional) is false. A read error is the Status (IOError).
 Status ReadFileDocument(int fd, const CrawlOptions& options, Document* doc, std::vector<CrawlProblem>* problems,
-                        bool* extract_failed = nullptr);
+                        bool* extracted = nullptr);
 
-// "file://" + the absolute path, with '%', control bytes and bytes that are not valid UTF-8
-// percent-encoded, so every byte string maps to a distinct, printable uri.
-std::string FileUri(std::string_view abs_path);
-// The inverse of FileUri; InvalidArgument for other schemes or bad escapes.
-Result<std::string> PathFromFileUri(std::string_view uri);
+// `root` must be a directory. Its real path (symlinks resolved once, at the top) is what uris name.
+Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root, const CrawlOptions& options);
+
+// Brings the store in line with every entry `source` lists (an S3 bucket or prefix; a folder works
+// too, but CrawlDirectory streams large files and uses ctime, so folders go there): an entry whose
+// size, modification time and ETag are unchanged is skipped, a changed one is read again (whole, up
+// to max_object_bytes), one no longer listed is removed. Documents keep the source's uri as uri and
+// path ("s3://bucket/key"). A listing that fails part-way fails the crawl before anything is
+// removed. OCR (options.ocr) applies to new and changed images only.
+Result<CrawlReport> CrawlSource(Store* store, const Source& source, const CrawlOptions& options);
 
 }  // namespace fs

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,8 @@
 #include <unordered_map>
 #include <set>
 #include <thread>
+
+#include <unistd.h>
 
 #include "core/env.h"
 #include "core/hash.h"
@@ -205,10 +208,12 @@ void Engine::ComputeEmbed(ImageEmbedder* embedder, EmbedJob* job) {
 
 // The failure-list entry of the job's i-th file: the document's own uri and path (the file embedded
 // may be a downloaded copy, e.g. of an S3 object).
-FailureInput Engine::FailureOf(const EmbedJob& job, size_t i, std::string reason, bool permanent) {
-  const std::string& path = job.paths[i];
+FailureInput Engine::FailureOf(const EmbedJob& job, size_t i, std::string reason, bool permanent) const {
   auto it = job.doc_of.find(job.ids_of_path[i].front());
-  if (it == job.doc_of.end()) return {FileUri(path), path, "embed", std::move(reason), permanent};
+  if (it == job.doc_of.end()) {
+    auto [uri, shown] = SourceOfPath(job.paths[i]);
+    return {uri, shown, "embed", std::move(reason), permanent};
+  }
   return {it->second.first, it->second.second, "embed", std::move(reason), permanent};
 }
 
@@ -225,7 +230,7 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
       const Status& st = job->per_file[i];
       if (!st.ok()) {
         for (int64_t id : job->ids_of_path[i]) {
-          report->embed_failures.push_back({path, st.ToString(), "embed"});
+          report->embed_failures.push_back({SourceOfPath(path).second, st.ToString(), "embed"});
           failed_this_run_.insert(id);
         }
         failed.push_back(FailureOf(*job, i, st.ToString(), IsPermanent(st)));
@@ -238,7 +243,7 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
       if (!std::isfinite(norm) || norm == 0) {
         const std::string why = "the model returned an unusable embedding (zero, NaN or infinite) for this image";
         for (int64_t id : job->ids_of_path[i]) {
-          report->embed_failures.push_back({path, why, "embed"});
+          report->embed_failures.push_back({SourceOfPath(path).second, why, "embed"});
           failed_this_run_.insert(id);
         }
         failed.push_back(FailureOf(*job, i, why, true));
@@ -270,11 +275,12 @@ Status Engine::EmbedImages(const std::vector<std::pair<int64_t, std::string>>& i
   return CommitEmbed(&job, report);
 }
 
-Status Engine::EmbedMissing(IndexReport* report) {
+Status Engine::EmbedMissing(IndexReport* report, const Source* source, const std::string& spool_dir) {
   // Failed images wait for their backoff; dead letters wait for the file to change.
   FS_ASSIGN_OR_RETURN(auto not_due_list, store_->FailuresNotDue("embed", WallClockNs()));
   const std::set<std::string> not_due(not_due_list.begin(), not_due_list.end());
   int64_t after = 0;
+  uint64_t spool_seq = 0;
   while (true) {
     FS_ASSIGN_OR_RETURN(auto missing, store_->ImagesMissingEmbedding(embedder_->model_id(), after, options_.embed_batch));
     if (missing.empty()) return Status::Ok();
@@ -282,15 +288,39 @@ Status Engine::EmbedMissing(IndexReport* report) {
     std::vector<std::pair<int64_t, std::string>> batch;
     for (auto& [id, uri] : missing) {
       if (failed_this_run_.count(id) || not_due.count(uri)) continue;  // reported in this run, or backing off
+      if (source && !spool_dir.empty() && IsS3Uri(uri) && source->Contains(uri)) {
+        // An object committed by a run that stopped before embedding it: read it again.
+        auto bytes = source->Read(uri, CrawlOptions().max_object_bytes);
+        const std::string file = spool_dir + "/missing-" + std::to_string(++spool_seq);
+        if (!bytes.ok() || !Env::Default()->WriteFileAtomic(file, *bytes).ok()) continue;  // the next run tries again
+        spooled_uri_[file] = uri;
+        batch.emplace_back(id, file);
+        continue;
+      }
       auto path = PathFromFileUri(uri);
       if (path.ok()) batch.emplace_back(id, *path);
     }
-    FS_RETURN_IF_ERROR(EmbedImages(batch, report));
+    FS_RETURN_IF_ERROR(EmbedSpooled(&batch, report));
   }
 }
 
+std::pair<std::string, std::string> Engine::SourceOfPath(const std::string& path) const {
+  if (auto it = spooled_uri_.find(path); it != spooled_uri_.end()) return {it->second, it->second};
+  return {FileUri(path), path};
+}
+
+Status Engine::EmbedSpooled(std::vector<std::pair<int64_t, std::string>>* pending, IndexReport* report) {
+  Status st = EmbedImages(*pending, report);
+  for (const auto& [id, path] : *pending) {
+    if (spooled_uri_.erase(path)) ::unlink(path.c_str());
+  }
+  pending->clear();
+  return st;
+}
+
 Result<IndexReport> Engine::Index(const std::string& dir, CrawlOptions crawl_options) {
-  FS_ASSIGN_OR_RETURN(IndexReport report, IndexFolder(dir, std::move(crawl_options)));
+  FS_ASSIGN_OR_RETURN(IndexReport report, IsS3Uri(dir) ? IndexS3(dir, std::move(crawl_options))
+                                                       : IndexFolder(dir, std::move(crawl_options)));
   auto sent = SyncRemote();
   if (sent.ok()) report.remote = *sent;
   else report.remote_error = sent.status().message();
@@ -345,6 +375,67 @@ Result<IndexReport> Engine::IndexFolder(const std::string& dir, CrawlOptions cra
   FS_RETURN_IF_ERROR(embed_status);
   // Images committed by an earlier run that was interrupted before embedding them.
   if (embedder_) FS_RETURN_IF_ERROR(EmbedMissing(&report));
+  FS_RETURN_IF_ERROR(Checkpoint());
+  return report;
+}
+
+Result<IndexReport> Engine::IndexS3(const std::string& uri, CrawlOptions crawl_options) {
+  IndexReport report;
+  failed_this_run_.clear();
+  spooled_uri_.clear();
+  crawl_options.progress = crawl_options.progress && options_.progress;
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenSource(uri, options_.source));
+  // Images are embedded from files: each committed image's bytes wait in the spool (one folder
+  // per run, removed at the end) until its batch has been embedded.
+  const std::string spool = options_.data_dir + "/spool/index-" + std::to_string(::getpid());
+  std::error_code ec;
+  std::filesystem::remove_all(spool, ec);
+  FS_RETURN_IF_ERROR(Env::Default()->CreateDirs(spool));
+  struct SpoolCleanup {
+    std::string dir;
+    ~SpoolCleanup() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  } cleanup{spool};
+  std::vector<std::pair<int64_t, std::string>> pending;
+  Status embed_status;
+  auto last_checkpoint = std::chrono::steady_clock::now();
+  if (embedder_) {
+    crawl_options.spool_dir = spool;
+    crawl_options.on_image_file = [&](int64_t id, const Document& doc, const std::string& file) {
+      auto have = store_->GetEmbedding(id, embedder_->model_id());
+      if (have.ok() && have->has_value()) {
+        ::unlink(file.c_str());
+        return;
+      }
+      spooled_uri_[file] = doc.uri;
+      pending.emplace_back(id, file);
+    };
+    auto user_on_commit = crawl_options.on_commit;
+    crawl_options.on_commit = [&, user_on_commit](const std::vector<std::string>& uris) {
+      if (embed_status.ok() && pending.size() >= options_.embed_batch) embed_status = EmbedSpooled(&pending, &report);
+      auto now = std::chrono::steady_clock::now();
+      if (embed_status.ok() && now - last_checkpoint > std::chrono::milliseconds(options_.checkpoint_every_ms)) {
+        embed_status = Checkpoint();
+        last_checkpoint = now;
+      }
+      if (user_on_commit) user_on_commit(uris);
+    };
+  }
+  FS_ASSIGN_OR_RETURN(report.crawl, CrawlSource(store_.get(), *source, crawl_options));
+  {
+    std::vector<FailureInput> failed;
+    for (const CrawlProblem& p : report.crawl.problems) {
+      if (p.stage.empty()) continue;  // vanished: nothing to retry
+      failed.push_back({p.path, p.path, p.stage, p.reason, p.stage == "extract"});
+    }
+    FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, WallClockNs()));
+  }
+  if (embedder_ && !pending.empty() && embed_status.ok()) embed_status = EmbedSpooled(&pending, &report);
+  FS_RETURN_IF_ERROR(embed_status);
+  if (embedder_) FS_RETURN_IF_ERROR(EmbedMissing(&report, source.get(), spool));
+  spooled_uri_.clear();
   FS_RETURN_IF_ERROR(Checkpoint());
   return report;
 }

@@ -61,6 +61,9 @@ struct EngineOptions {
   // opening its own, so one process reports one set of hit/miss counters (`serve --watch`).
   EmbeddingCache* shared_cache = nullptr;
   RemoteIndexOptions remote;
+  // s3:// sources (`index s3://bucket/prefix`): endpoint, region, addressing, credentials (empty
+  // fields from AWS_*), retries. See storage/s3_client.h.
+  SourceOptions source;
   // Files that fail to read or embed go on the failure list; transient failures are retried with
   // this backoff by later passes (the worker's), permanent ones (corrupt content) are dead at once.
   RetryPolicy retry;
@@ -184,7 +187,9 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Crawls `dir` into the store; images get embeddings when an embedder is set. Saves the vector
-  // snapshot at the end.
+  // snapshot at the end. `dir` may be "s3://bucket[/prefix]": the bucket is listed and read
+  // through options.source (CrawlSource), its images spooled under the data directory's spool/
+  // for the embedder, and documents keep their s3:// uris.
   Result<IndexReport> Index(const std::string& dir, CrawlOptions crawl_options = {});
   // Sets the image embedder (not owned... owned: the engine keeps it). Its model becomes the
   // active model; the vector index of that model is opened (built from the store if needed).
@@ -258,7 +263,7 @@ class Engine {
   Status PrepareEmbed(const std::vector<std::pair<int64_t, std::string>>& images, bool read_cache, EmbedJob* job);
   static void ComputeEmbed(ImageEmbedder* embedder, EmbedJob* job);
   Status CommitEmbed(EmbedJob* job, IndexReport* report);
-  static FailureInput FailureOf(const EmbedJob& job, size_t i, std::string reason, bool permanent);
+  FailureInput FailureOf(const EmbedJob& job, size_t i, std::string reason, bool permanent) const;
   // FindDuplicates' first step: decodes and hashes the image contents that have no perceptual hash.
   // `hashed_uris`: one document uri per content hashed now.
   Status HashMissingImages(const DuplicateOptions& options, DuplicateReport* report,
@@ -267,12 +272,19 @@ class Engine {
   Status DuplicateInputsFromIndex(const DuplicateOptions& options, DuplicateReport* report,
                                   std::vector<PerceptualHashRow>* hashes, std::vector<NearDuplicate>* candidates,
                                   std::map<int64_t, std::string>* sha_of);
-  // Embeds image documents that have no embedding for the embedder's model yet.
-  Status EmbedMissing(IndexReport* report);
+  // Embeds image documents that have no embedding for the embedder's model yet: local files, and
+  // with `source`, that source's objects (read into `spool_dir`).
+  Status EmbedMissing(IndexReport* report, const Source* source = nullptr, const std::string& spool_dir = "");
 
   // The back end searches run on: the OpenSearch index, or the store and vector index.
   std::unique_ptr<SearchBackend> Backend() const;
   Result<IndexReport> IndexFolder(const std::string& dir, CrawlOptions crawl_options);
+  Result<IndexReport> IndexS3(const std::string& uri, CrawlOptions crawl_options);
+  // The failure list's uri and display path of a file the embedder read: a spooled object's
+  // s3:// uri, or the local file's.
+  std::pair<std::string, std::string> SourceOfPath(const std::string& path) const;
+  // Embeds `pending` (spooled objects among them) and deletes their spool files.
+  Status EmbedSpooled(std::vector<std::pair<int64_t, std::string>>* pending, IndexReport* report);
   Result<BackfillReport> BackfillLocal(const BackfillOptions& options);
   // opensearch back end: embeds images of the whole index that have no vector of the model and
   // whose file this machine can read (Backfill's second step).
@@ -289,6 +301,7 @@ class Engine {
   ImageEmbedder* embedder_ = nullptr;
   QueryEmbedder* query_embedder_ = nullptr;
   std::set<int64_t> failed_this_run_;  // images whose embedding failed during the current Index
+  std::map<std::string, std::string> spooled_uri_;  // spool file -> s3:// uri, during an s3:// Index
 };
 
 }  // namespace fs

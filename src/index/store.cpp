@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS documents(
   title TEXT NOT NULL DEFAULT '',
   author TEXT NOT NULL DEFAULT '',
   created_ns INTEGER,
-  saved_ns INTEGER);
+  saved_ns INTEGER,
+  etag TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS documents_path ON documents(path);
 CREATE INDEX IF NOT EXISTS documents_ext ON documents(ext);
 CREATE INDEX IF NOT EXISTS documents_mime ON documents(mime);
@@ -175,7 +176,8 @@ Status AddMissingColumns(Db* db) {
                                                         {"title", "TEXT NOT NULL DEFAULT ''"},
                                                         {"author", "TEXT NOT NULL DEFAULT ''"},
                                                         {"created_ns", "INTEGER"},
-                                                        {"saved_ns", "INTEGER"}};
+                                                        {"saved_ns", "INTEGER"},
+                                                        {"etag", "TEXT NOT NULL DEFAULT ''"}};
   for (const auto& [name, type] : wanted) {
     if (std::find(have.begin(), have.end(), name) == have.end()) {
       FS_RETURN_IF_ERROR(db->Exec(std::string("ALTER TABLE documents ADD COLUMN ") + name + " " + type));
@@ -250,7 +252,8 @@ void ReadDocument(const Stmt& s, Document* d, bool with_content) {
   d->author = s.Text(14);
   if (sqlite3_column_type(s.get(), 15) != SQLITE_NULL) d->created_ns = s.Int(15);
   if (sqlite3_column_type(s.get(), 16) != SQLITE_NULL) d->saved_ns = s.Int(16);
-  if (with_content) d->content = s.Text(17);
+  d->etag = s.Text(17);
+  if (with_content) d->content = s.Text(18);
 }
 
 // Rows of (id, uri), as the backfill queries return them.
@@ -266,7 +269,7 @@ Result<std::vector<std::pair<int64_t, std::string>>> ReadIdUriRows(Stmt* s) {
 
 constexpr const char* kDocColumns =
     "d.id, d.uri, d.path, d.name, d.ext, d.mime, d.size, d.mtime_ns, d.sha256, d.taken_ns, d.camera, d.gps_lat, d.gps_lon, "
-    "d.title, d.author, d.created_ns, d.saved_ns";
+    "d.title, d.author, d.created_ns, d.saved_ns, d.etag";
 
 }  // namespace
 
@@ -398,6 +401,7 @@ struct Store::Impl {
       s->Bind(14, std::string_view(title)).Bind(15, std::string_view(author));
       if (doc.created_ns) s->Bind(16, *doc.created_ns);
       if (doc.saved_ns) s->Bind(17, *doc.saved_ns);
+      s->Bind(18, std::string_view(doc.etag));
     };
     if (exists) {
       int64_t id = find->Int(0);
@@ -405,7 +409,7 @@ struct Store::Impl {
       find->Reset();
       update->Reset();
       bind_fields(update);
-      update->Bind(18, id);
+      update->Bind(19, id);
       FS_RETURN_IF_ERROR(update->Run());
       if (old_sha != doc.sha256) {
         drop_embeddings->Reset();
@@ -502,10 +506,10 @@ namespace {
 constexpr const char* kFindSql = "SELECT id, sha256 FROM documents WHERE uri = ?";
 constexpr const char* kInsertSql =
     "INSERT INTO documents(uri, path, name, ext, mime, size, mtime_ns, sha256, content, taken_ns, camera, gps_lat, "
-    "gps_lon, title, author, created_ns, saved_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    "gps_lon, title, author, created_ns, saved_ns, etag) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 constexpr const char* kUpdateSql =
     "UPDATE documents SET uri=?, path=?, name=?, ext=?, mime=?, size=?, mtime_ns=?, sha256=?, content=?, taken_ns=?, "
-    "camera=?, gps_lat=?, gps_lon=?, title=?, author=?, created_ns=?, saved_ns=? WHERE id=?";
+    "camera=?, gps_lat=?, gps_lon=?, title=?, author=?, created_ns=?, saved_ns=?, etag=? WHERE id=?";
 constexpr const char* kDropEmbSql = "DELETE FROM embeddings WHERE doc_id = ?";
 
 // The first column of every row `s` yields, as text.
@@ -618,14 +622,14 @@ Result<std::vector<Document>> Store::GetMany(std::span<const int64_t> ids) const
 Status Store::ForEachUnder(const std::string& uri_prefix,
                            const std::function<void(const std::string&, const FileState&)>& fn) const {
   Impl::Lease db(impl_.get());
-  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT uri, id, size, mtime_ns, mime FROM documents WHERE uri >= ? AND uri < ?"));
+  FS_ASSIGN_OR_RETURN(Stmt s, db->Prepare("SELECT uri, id, size, mtime_ns, mime, etag FROM documents WHERE uri >= ? AND uri < ?"));
   s.Bind(1, std::string_view(uri_prefix));
   std::string upper = uri_prefix + "\xF4\x8F\xBF\xBF";
   s.Bind(2, std::string_view(upper));
   while (true) {
     FS_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    fn(s.Text(0), FileState{s.Int(1), static_cast<uint64_t>(s.Int(2)), s.Int(3), s.Text(4)});
+    fn(s.Text(0), FileState{s.Int(1), static_cast<uint64_t>(s.Int(2)), s.Int(3), s.Text(4), s.Text(5)});
   }
   return Status::Ok();
 }

@@ -42,6 +42,9 @@ struct Document {
   std::string author;                 // author, e-mail sender
   std::optional<int64_t> created_ns;  // created (e-mail: sent), per the document itself
   std::optional<int64_t> saved_ns;    // last saved, per the document itself
+  // The source's version tag: the S3 ETag (without quotes) of an s3:// document, "" for files.
+  // With size and mtime it tells a changed object from an unchanged one (storage/source.h).
+  std::string etag;
 };
 
 // Filters apply to keyword and vector search alike. Empty fields do not filter.
@@ -79,6 +82,7 @@ struct FileState {
   uint64_t size;
   int64_t mtime_ns;
   std::string mime;
+  std::string etag;  // Document::etag
 };
 
 struct EmbeddingRow {

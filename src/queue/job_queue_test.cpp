@@ -183,7 +183,7 @@ TEST_P(JobQueueTest, AnUnknownQueueOrUrlIsAClearError) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, JobQueueTest, ::testing::Values("sqs", "redis"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& p) { return p.param; });
 
 }  // namespace
 }  // namespace fs::queue

@@ -18,6 +18,7 @@
 #include "engine/crawl.h"
 #include "queue/job.h"
 #include "server/metrics.h"
+#include "storage/source.h"
 
 namespace fs::queue {
 namespace {
@@ -36,26 +37,6 @@ struct ItemOutcome {
 bool PermanentCode(StatusCode c) {
   return c == StatusCode::kInvalidArgument || c == StatusCode::kNotFound || c == StatusCode::kResourceExhausted ||
          c == StatusCode::kCorruption || c == StatusCode::kUnsupported;
-}
-
-// "Sun, 06 Dec 2026 19:36:04 GMT" (HeadObject) or "2026-12-06T19:36:04.000Z" (listings) -> ns; 0 if neither.
-int64_t ParseS3Time(const std::string& text) {
-  std::tm tm{};
-  const char* end = ::strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S", &tm);
-  if (end == nullptr) end = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr) return 0;
-  return static_cast<int64_t>(::timegm(&tm)) * 1000000000;
-}
-
-// Splits "s3://bucket/key".
-bool SplitS3(const std::string& target, std::string* bucket, std::string* key) {
-  const size_t slash = target.find('/', 5);
-  if (target.rfind("s3://", 0) != 0 || slash == std::string::npos || slash == 5 || slash + 1 >= target.size()) {
-    return false;
-  }
-  *bucket = target.substr(5, slash - 5);
-  *key = target.substr(slash + 1);
-  return true;
 }
 
 class Worker {
@@ -242,7 +223,7 @@ class Worker {
   }
 
   static std::string UriOf(const std::string& target) {
-    return target.rfind("s3://", 0) == 0 ? target : FileUri(target);
+    return IsS3Uri(target) ? target : FileUri(target);
   }
 
   ItemOutcome Fail(Status s, const std::string& stage = "read") {
@@ -261,40 +242,26 @@ class Worker {
       ++stats_.items_removed;
       return {};
     }
-    if (item.target.rfind("s3://", 0) == 0) return IndexS3(item, uri);
-    struct stat st{};
-    if (::stat(item.target.c_str(), &st) != 0) {
-      return Fail(errno == ENOENT ? Status::NotFound("no such file") : Status::IOError(std::strerror(errno)));
+    if (!source_) {
+      SourceOptions so;
+      so.s3 = options_.s3;
+      auto opened = OpenAnySource(so);
+      if (!opened.ok()) return Fail(opened.status());
+      source_ = std::move(*opened);
     }
-    if (!S_ISREG(st.st_mode)) return Fail(Status::InvalidArgument("not a regular file"));
-    if (static_cast<uint64_t>(st.st_size) > options_.max_object_bytes) {
-      return Fail(Status::ResourceExhausted(std::to_string(st.st_size) + " bytes, over the limit of " +
+    auto entry = source_->Stat(uri);
+    if (!entry.ok()) return Fail(entry.status());
+    if (entry->size > options_.max_object_bytes) {
+      return Fail(Status::ResourceExhausted(std::to_string(entry->size) + " bytes, over the limit of " +
                                             std::to_string(options_.max_object_bytes)));
     }
-    const int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    return Ingest(item, uri, item.target, item.target, mtime);
-  }
-
-  ItemOutcome IndexS3(const JobItem& item, const std::string& uri) {
-    std::string bucket, key;
-    if (!SplitS3(item.target, &bucket, &key)) return Fail(Status::InvalidArgument("not s3://BUCKET/KEY"));
-    if (!s3_) {
-      auto c = storage::S3Client::Create(options_.s3);
-      if (!c.ok()) return Fail(c.status());
-      s3_ = std::move(*c);
-    }
-    auto head = s3_->HeadObject(bucket, key);
-    if (!head.ok()) return Fail(head.status());
-    if (head->size > options_.max_object_bytes) {
-      return Fail(Status::ResourceExhausted(std::to_string(head->size) + " bytes, over the limit of " +
-                                            std::to_string(options_.max_object_bytes)));
-    }
-    auto bytes = s3_->GetObject(bucket, key, options_.max_object_bytes);
+    if (!IsS3Uri(uri)) return Ingest(item, uri, item.target, item.target, entry->mtime_ns);
+    auto bytes = source_->Read(uri, options_.max_object_bytes);
     if (!bytes.ok()) return Fail(bytes.status());
     // The bytes go to a private temporary file: extraction and the embedder read files.
-    const std::string dir = engine_->data_dir() + "/queue-tmp";
+    const std::string dir = engine_->data_dir() + "/spool";
     ::mkdir(dir.c_str(), 0700);
-    std::string path = dir + "/object-XXXXXX";
+    std::string path = dir + "/queue-" + std::to_string(::getpid()) + "-XXXXXX";
     const int fd = ::mkstemp(path.data());
     if (fd < 0) return Fail(Status::IOError("cannot create a temporary file in " + dir + ": " + std::strerror(errno)));
     size_t written = 0;
@@ -305,9 +272,8 @@ class Worker {
       written += static_cast<size_t>(n);
     }
     ::close(fd);
-    ItemOutcome o = written == bytes->size()
-                        ? Ingest(item, uri, uri, path, ParseS3Time(head->last_modified))
-                        : Fail(Status::IOError("cannot write a temporary file in " + dir));
+    ItemOutcome o = written == bytes->size() ? Ingest(item, uri, uri, path, entry->mtime_ns)
+                                             : Fail(Status::IOError("cannot write a temporary file in " + dir));
     ::unlink(path.c_str());
     return o;
   }
@@ -349,7 +315,7 @@ class Worker {
   JobQueue* queue_;
   const QueueWorkerOptions& options_;
   const std::atomic<bool>& stop_;
-  std::unique_ptr<storage::S3Client> s3_;
+  std::unique_ptr<Source> source_;
   QueueWorkerStats stats_;
 };
 

@@ -3,7 +3,11 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <random>
+#include <thread>
 #include <ctime>
 #include <map>
 #include <mutex>
@@ -146,8 +150,36 @@ bool IsValidBucketName(const std::string& name) {
 struct S3Client::Impl {
   S3Options options;
   std::string scheme_host;  // "http://127.0.0.1:4568"
-  std::string host_header;  // "127.0.0.1:4568", exactly as signed and sent
+  std::string scheme;       // "http" or "https"
+  std::string host_header;  // "127.0.0.1:4568", exactly as signed and sent (path-style)
   bool anonymous = false;
+  mutable std::atomic<uint64_t> sent{0};
+
+  bool VirtualHosted(const std::string& bucket) const {
+    switch (options.addressing) {
+      case S3Addressing::kPath: return false;
+      case S3Addressing::kVirtualHosted: return !bucket.empty();
+      case S3Addressing::kAuto: break;
+    }
+    std::string host = host_header;  // without its port
+    const size_t colon = host.rfind(':');
+    if (colon != std::string::npos && host.find_first_not_of("0123456789", colon + 1) == std::string::npos) host.resize(colon);
+    return !bucket.empty() && host.ends_with(".amazonaws.com") && IsValidBucketName(bucket) &&
+           (scheme == "http" || bucket.find('.') == std::string::npos);
+  }
+  S3RequestTarget TargetFor(const std::string& bucket, const std::string& key) const {
+    S3RequestTarget t;
+    if (VirtualHosted(bucket)) {
+      t.host = bucket + "." + host_header;
+      t.path = key.empty() ? "/" : UriEncodePath(key);
+    } else {
+      // Path-style: /bucket/key, each key segment encoded once, exactly as it is signed.
+      t.host = host_header;
+      t.path = UriEncodePath(key.empty() ? bucket : bucket + "/" + key);
+    }
+    t.url = scheme + "://" + t.host + t.path;
+    return t;
+  }
 
   mutable std::mutex pool_mu;
   mutable std::vector<CURL*> pool FS_GUARDED_BY(pool_mu);
@@ -183,14 +215,36 @@ struct S3Client::Impl {
                  const std::vector<std::pair<std::string, std::string>>& query, const std::string* body,
                  const std::string& content_type, uint64_t max_body, Exchange* ex) const;
   Status FromReply(const std::string& op, const Target& target, const Exchange& ex) const;
+  // Perform, retried with backoff while S3 asks for it (SlowDown, 5xx, 429) or the transport
+  // failed; `ex` holds the last attempt.
+  Status Call(const std::string& method, const Target& target,
+              const std::vector<std::pair<std::string, std::string>>& query, const std::string* body,
+              const std::string& content_type, uint64_t max_body, Exchange* ex) const;
 };
+
+Status S3Client::Impl::Call(const std::string& method, const Target& target,
+                            const std::vector<std::pair<std::string, std::string>>& query, const std::string* body,
+                            const std::string& content_type, uint64_t max_body, Exchange* ex) const {
+  thread_local std::minstd_rand jitter(std::random_device{}());
+  for (int attempt = 0;; ++attempt) {
+    *ex = Exchange();
+    Status st = Perform(method, target, query, body, content_type, max_body, ex);
+    const bool retry = st.ok() ? (ex->status >= 500 || ex->status == 429)
+                               : st.code() == StatusCode::kUnavailable && !ex->too_large;
+    if (!retry || attempt >= options.max_retries) return st;
+    // Exponential backoff with full jitter in its upper half: base, 2x base, ... capped at 5 s.
+    const int64_t step = std::min<int64_t>(5000, static_cast<int64_t>(options.retry_base_ms) << std::min(attempt, 16));
+    const int64_t wait = step / 2 + static_cast<int64_t>(jitter() % static_cast<uint32_t>(step / 2 + 1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+  }
+}
 
 Status S3Client::Impl::Perform(const std::string& method, const Target& target,
                                const std::vector<std::pair<std::string, std::string>>& query,
                                const std::string* body, const std::string& content_type, uint64_t max_body,
                                Exchange* ex) const {
-  // Path-style: /bucket/key, each key segment encoded once, exactly as it is signed.
-  const std::string path = UriEncodePath(target.key.empty() ? target.bucket : target.bucket + "/" + target.key);
+  const S3RequestTarget where_to = TargetFor(target.bucket, target.key);
+  const std::string& path = where_to.path;
   const std::string query_string = CanonicalQuery(query);
   const std::string payload_hash = body ? Sha256Hex(*body) : std::string(kEmptyPayloadSha256);
   const std::string amz_date = AmzDate(static_cast<long long>(std::time(nullptr)));
@@ -200,7 +254,7 @@ Status S3Client::Impl::Perform(const std::string& method, const Target& target,
   req.path = path;
   req.query = query;
   req.payload_sha256 = payload_hash;
-  req.headers = {{"host", host_header}, {"x-amz-content-sha256", payload_hash}, {"x-amz-date", amz_date}};
+  req.headers = {{"host", where_to.host}, {"x-amz-content-sha256", payload_hash}, {"x-amz-date", amz_date}};
   if (!options.session_token.empty()) req.headers.emplace_back("x-amz-security-token", options.session_token);
   if (body) req.headers.emplace_back("content-type", content_type);
 
@@ -213,7 +267,9 @@ Status S3Client::Impl::Perform(const std::string& method, const Target& target,
   }
   headers.Add("Expect:");  // no 100-continue round trip on uploads
 
-  const std::string url = scheme_host + path + (query_string.empty() ? "" : "?" + query_string);
+  const std::string url = where_to.url + (query_string.empty() ? "" : "?" + query_string);
+  CurlSlist connect_to;
+  if (!options.connect_to.empty()) connect_to.Add("::" + options.connect_to);
   ex->max_body = max_body;
   char error[CURL_ERROR_SIZE] = {0};
   CURL* h = Take();
@@ -231,8 +287,12 @@ Status S3Client::Impl::Perform(const std::string& method, const Target& target,
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, ex);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+  if (connect_to.list) curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to.list);
+  sent.fetch_add(1, std::memory_order_relaxed);
   if (method == "HEAD") {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else if (method == "DELETE") {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
   } else if (method == "PUT") {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->data());
@@ -306,7 +366,7 @@ Status S3Client::Impl::FromReply(const std::string& op, const Target& target, co
   }
   if (code == "AccessDenied" || code == "AllAccessDisabled" || ex.status == 403) {
     return Status::PermissionDenied(what + ": access denied (" + said + "): grant these credentials s3:" +
-                                    (op == "PutObject" ? "PutObject" : op == "ListObjectsV2" ? "ListBucket" : "GetObject") +
+                                    (op == "PutObject" || op == "DeleteObject" ? op : op == "ListObjectsV2" ? "ListBucket" : "GetObject") +
                                     " on the bucket" + creds);
   }
   if (ex.status >= 500 || code == "SlowDown") {
@@ -354,6 +414,17 @@ Result<std::unique_ptr<S3Client>> S3Client::Create(const S3Options& given) {
   if (o.connect_timeout_ms <= 0 || o.request_timeout_ms <= 0) {
     return Status::InvalidArgument("S3 timeouts must be positive");
   }
+  if (o.max_retries < 0 || o.retry_base_ms < 1) {
+    return Status::InvalidArgument("S3 retries must be 0 or more, with a base delay of 1 ms or more");
+  }
+  if (!o.connect_to.empty()) {
+    const size_t colon = o.connect_to.rfind(':');
+    const bool ok = colon != std::string::npos && colon > 0 && colon + 1 < o.connect_to.size() &&
+                    o.connect_to.find_first_not_of("0123456789", colon + 1) == std::string::npos &&
+                    o.connect_to.find_first_of("/?#@ \\") == std::string::npos;
+    if (!ok) return Status::InvalidArgument("S3 connect-to '" + o.connect_to + "' must be host:port, e.g. 127.0.0.1:9000");
+  }
+  impl->scheme = scheme;
   impl->scheme_host = scheme + "://" + host;
   // Drop the scheme's default port: that is the Host header S3 computes the signature with.
   std::string h = Lower(host);
@@ -365,11 +436,17 @@ Result<std::unique_ptr<S3Client>> S3Client::Create(const S3Options& given) {
 
 const S3Options& S3Client::options() const { return impl_->options; }
 
+S3RequestTarget S3Client::TargetFor(const std::string& bucket, const std::string& key) const {
+  return impl_->TargetFor(bucket, key);
+}
+
+uint64_t S3Client::requests_sent() const { return impl_->sent.load(std::memory_order_relaxed); }
+
 Result<std::string> S3Client::GetObject(const std::string& bucket, const std::string& key, uint64_t max_bytes) const {
   const Target target{bucket, key};
   FS_RETURN_IF_ERROR(CheckKey("GetObject", key));
   Exchange ex;
-  FS_RETURN_IF_ERROR(impl_->Perform("GET", target, {}, nullptr, "", max_bytes, &ex));
+  FS_RETURN_IF_ERROR(impl_->Call("GET", target, {}, nullptr, "", max_bytes, &ex));
   if (ex.status < 200 || ex.status >= 300) return impl_->FromReply("GetObject", target, ex);
   return std::move(ex.body);
 }
@@ -378,7 +455,7 @@ Result<ObjectInfo> S3Client::HeadObject(const std::string& bucket, const std::st
   const Target target{bucket, key};
   FS_RETURN_IF_ERROR(CheckKey("HeadObject", key));
   Exchange ex;
-  FS_RETURN_IF_ERROR(impl_->Perform("HEAD", target, {}, nullptr, "", 0, &ex));
+  FS_RETURN_IF_ERROR(impl_->Call("HEAD", target, {}, nullptr, "", 0, &ex));
   if (ex.status < 200 || ex.status >= 300) return impl_->FromReply("HeadObject", target, ex);
   ObjectInfo info;
   info.key = key;
@@ -398,8 +475,17 @@ Status S3Client::PutObject(const std::string& bucket, const std::string& key, co
   const Target target{bucket, key};
   FS_RETURN_IF_ERROR(CheckKey("PutObject", key));
   Exchange ex;
-  FS_RETURN_IF_ERROR(impl_->Perform("PUT", target, {}, &bytes, content_type, kMaxErrorBody, &ex));
+  FS_RETURN_IF_ERROR(impl_->Call("PUT", target, {}, &bytes, content_type, kMaxErrorBody, &ex));
   if (ex.status < 200 || ex.status >= 300) return impl_->FromReply("PutObject", target, ex);
+  return Status::Ok();
+}
+
+Status S3Client::DeleteObject(const std::string& bucket, const std::string& key) const {
+  const Target target{bucket, key};
+  FS_RETURN_IF_ERROR(CheckKey("DeleteObject", key));
+  Exchange ex;
+  FS_RETURN_IF_ERROR(impl_->Call("DELETE", target, {}, nullptr, "", kMaxErrorBody, &ex));
+  if (ex.status < 200 || ex.status >= 300) return impl_->FromReply("DeleteObject", target, ex);
   return Status::Ok();
 }
 
@@ -411,7 +497,7 @@ Result<ListPage> S3Client::ListObjectsV2(const std::string& bucket, const std::s
       {"list-type", "2"}, {"max-keys", std::to_string(max_keys)}, {"prefix", prefix}};
   if (!continuation_token.empty()) query.emplace_back("continuation-token", continuation_token);
   Exchange ex;
-  FS_RETURN_IF_ERROR(impl_->Perform("GET", target, query, nullptr, "", kMaxListBody, &ex));
+  FS_RETURN_IF_ERROR(impl_->Call("GET", target, query, nullptr, "", kMaxListBody, &ex));
   if (ex.status < 200 || ex.status >= 300) return impl_->FromReply("ListObjectsV2", target, ex);
   if (ex.body.find("<ListBucketResult") == std::string::npos) {
     return Status::IOError("ListObjectsV2 s3://" + bucket + ": the reply is not a ListBucketResult; is " +
