@@ -278,8 +278,28 @@ TEST_P(QueueWorkerTest, PoisonJobsAreDeadLettersWithReasonsAndNeverBlockTheQueue
       queue::PlainJob(big),
       queue::PlainJob(good)};
   ASSERT_TRUE(q->Send(jobs).ok());
-  const pid_t a = StartWorker(dir_ + "/a.log", {"--max-object-mb", "1"});
+  const pid_t a = StartWorker(dir_ + "/a.log", {"--max-object-mb", "1", "--metrics-port", "0"});
   ASSERT_TRUE(Drained(q.get())) << ReadAll(dir_ + "/a.log");
+  // The queue families on the worker's /metrics: 4 dead, 1 done, and the dead-letter gauge (refreshed
+  // every 5 s, so read until it shows them).
+  std::smatch port;
+  const std::string started = ReadAll(dir_ + "/a.log");
+  ASSERT_TRUE(std::regex_search(started, port, std::regex(R"(metrics at http://127\.0\.0\.1:(\d+)/metrics)"))) << started;
+  HttpClient http(HttpClientOptions{});
+  HttpRequest get;
+  get.url = "http://127.0.0.1:" + port[1].str() + "/metrics";
+  std::string page;
+  for (auto end = Clock::now() + std::chrono::seconds(20); Clock::now() < end;) {
+    auto r = http.Send(get);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    page = r->body;
+    if (page.find("filesearch_queue_dead_letters 4") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_NE(page.find("filesearch_queue_dead_letters 4"), std::string::npos) << page;
+  EXPECT_NE(page.find("filesearch_queue_jobs_total{result=\"dead\"} 4"), std::string::npos) << page;
+  EXPECT_NE(page.find("filesearch_queue_jobs_total{result=\"done\"} 1"), std::string::npos) << page;
+  EXPECT_NE(page.find("filesearch_queue_depth 0"), std::string::npos) << page;
   ::kill(a, SIGTERM);
   EXPECT_EQ(WaitExit(a, 30), 0);
   workers_.clear();

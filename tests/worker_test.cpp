@@ -16,6 +16,7 @@
 #include <fstream>
 #include <thread>
 
+#include "engine/embedder.h"
 #include "engine/engine.h"
 #include "spawn_util.h"
 
@@ -37,10 +38,11 @@ class WorkerTest : public ::testing::Test {
     if (pid_ > 0) StopWorker();
     if (!HasFailure()) stdfs::remove_all(base_);
   }
-  void StartWorker() {
-    pid_ = testing::Spawn({FILESEARCH_BINARY, "--no-progress", "--data-dir", base_ + "/data", "worker", base_ + "/share",
-                           "--test-embedder", "--quiet-ms", "100", "--max-delay-ms", "500"},
-                          base_ + "/worker.log");
+  void StartWorker(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {FILESEARCH_BINARY, "--no-progress", "--data-dir", base_ + "/data", "worker",
+                                     base_ + "/share", "--test-embedder", "--quiet-ms", "100", "--max-delay-ms", "500"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    pid_ = testing::Spawn(argv, base_ + "/worker.log");
     ASSERT_GT(pid_, 0);
   }
   // `serve --watch share/` on `port`, auth off, the test embedder.
@@ -195,6 +197,55 @@ TEST_F(WorkerTest, ServeWatchIndexingShowsInTheMetrics) {
   EXPECT_TRUE(indexed) << "filesearch_index_vectors stayed at " << metric("filesearch_index_vectors")
                        << " although the watcher embedded both images; log: " << base_ + "/serve.log";
   EXPECT_GE(metric("filesearch_embedding_cache_misses_total"), 2.0) << "the watcher looked up two new contents";
+  EXPECT_EQ(StopWorker(), 0);
+}
+
+// `worker --metrics-port`: the standalone worker's /metrics counts its embeddings by result (an
+// image the embedder refuses is an error and a dead letter); `--no-embed` indexes images without
+// vectors (the rollback switch) and a later worker without it embeds them.
+TEST_F(WorkerTest, MetricsPortCountsEmbeddingsAndNoEmbedSkipsThem) {
+  std::ofstream(base_ + "/share/docs/firstphoto.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << "first pixels";
+  std::ofstream(base_ + "/share/docs/bad.png", std::ios::binary) << "\x89PNG\r\n\x1A\n" << kTestEmbedFaultMarker;
+  const int port = testing::FreePort();
+  // The value of one series ("name{labels}"), -1 when absent or the worker does not answer.
+  auto metric = [&](const std::string& series) -> double {
+    const std::string page = HttpGet(port, "/metrics");
+    const size_t at = page.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::atof(page.c_str() + at + series.size() + 2);
+  };
+  auto wait_metric = [&](const std::string& series, double want) {
+    for (int i = 0; i < 2000; ++i) {
+      if (metric(series) == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  const std::string ok = "filesearch_embeddings_total{result=\"ok\"}";
+  const std::string error = "filesearch_embeddings_total{result=\"error\"}";
+
+  StartWorker({"--no-embed", "--metrics-port", std::to_string(port)});
+  ASSERT_TRUE(wait_metric("filesearch_worker_passes_total", 1)) << "log: " << base_ + "/worker.log";
+  EXPECT_EQ(metric("filesearch_worker_files_total{change=\"added\"}"), 3);
+  EXPECT_EQ(metric(ok), 0) << "--no-embed embeds nothing";
+  EXPECT_EQ(metric(error), 0);
+  EXPECT_EQ(HttpGet(port, "/other").find("filesearch_"), std::string::npos) << "the port serves /metrics only";
+  EXPECT_EQ(StopWorker(), 0);
+  EXPECT_EQ(HttpGet(port, "/metrics"), "") << "the endpoint closes with the worker";
+  EXPECT_EQ(Hits("firstphoto"), 1u) << "the image is indexed for keyword search";
+  {
+    auto store = Store::Open(base_ + "/data/filesearch.db");
+    ASSERT_TRUE(store.ok());
+    auto missing = (*store)->CountImagesMissingEmbedding("test/hash-64");
+    ASSERT_TRUE(missing.ok());
+    EXPECT_EQ(*missing, 2u) << "no vectors under --no-embed";
+  }
+
+  // Embedding back on: the reconciling pass embeds what was skipped; the marked file fails.
+  StartWorker({"--metrics-port", std::to_string(port)});
+  EXPECT_TRUE(wait_metric(ok, 1)) << "log: " << base_ + "/worker.log";
+  EXPECT_TRUE(wait_metric(error, 1));
+  EXPECT_TRUE(wait_metric("filesearch_worker_dead_letters", 1)) << "a refused image is a dead letter";
+  EXPECT_GE(metric("filesearch_embedding_duration_seconds_count{kind=\"index\"}"), 2);
   EXPECT_EQ(StopWorker(), 0);
 }
 

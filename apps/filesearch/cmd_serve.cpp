@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "engine/engine.h"
 #include "engine/watch.h"
+#include "server/indexing_metrics.h"
 #include "server/server.h"
 
 namespace fs::cli {
@@ -274,6 +275,7 @@ void RegisterServe(CLI::App& app, GlobalFlags& flags, int* exit_code) {
         (*srv)->Stop();
         return fail("--watch: " + attached.ToString());
       }
+      watch_engine->SetEmbedObserver(server::EmbeddingObserver((*srv)->metrics()));
       const std::string dir = a->watch;
       WatchOptions wo;
       wo.crawl.ocr = *ocr;

@@ -1,12 +1,14 @@
 // `filesearch worker DIR`: keep the index of a folder current as files change.
 // `filesearch worker --queue URL`: do the jobs of a queue shared by a fleet of workers.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 
 #include "apps/filesearch/commands.h"
 #include "engine/watch.h"
 #include "queue/queue_worker.h"
-#include "server/metrics.h"
+#include "server/indexing_metrics.h"
+#include "server/metrics_endpoint.h"
 
 namespace fs::cli {
 namespace {
@@ -14,26 +16,27 @@ namespace {
 std::atomic<bool> g_stop{false};
 extern "C" void OnStopSignal(int) { g_stop.store(true); }
 
+// `worker --queue`: the job loop (queue/queue_worker.h); its queue families go to `metrics`, which
+// --metrics-port serves.
 template <typename Args>
-int RunQueue(Engine* engine, const Args& args, const std::optional<OcrOptions>& ocr, const GlobalFlags& flags) {
+int RunQueue(Engine* engine, const Args& args, const std::optional<OcrOptions>& ocr, const GlobalFlags& flags,
+             server::Metrics* metrics) {
   auto queue = OpenQueueFromFlags(args.queue);
   if (!queue.ok()) {
     std::fprintf(stderr, "filesearch: %s\n", queue.status().ToString().c_str());
     return 1;
   }
-  // The queue, job and embedding metrics of this process (filesearch_queue_*; see docs/architecture.md).
-  server::Metrics metrics;
-  queue::QueueWorkerOptions o;
   auto s3 = S3OptionsFromFlags(args.s3);
   if (!s3.ok()) {
     std::fprintf(stderr, "filesearch: %s\n", s3.status().message().c_str());
     return 1;
   }
+  queue::QueueWorkerOptions o;
   o.s3 = *s3;
   o.max_object_bytes = args.max_object_mb << 20;
   o.crawl.ocr = ocr;
   o.crawl.progress = false;
-  o.metrics = &metrics;
+  o.metrics = metrics;
   o.hold_ms = args.hold_ms;
   const bool quiet = flags.quiet;
   o.log = [quiet](const std::string& line) {
@@ -67,10 +70,11 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                            "  filesearch worker /srv/share --model-dir ~/models/clip-vit-base-patch32\n"
                            "  filesearch worker --queue sqs://filesearch-jobs --model-dir ~/models/clip-vit-base-patch32\n"
                            "  filesearch worker --queue redis://10.0.0.5:6379/filesearch-jobs --cache redis://10.0.0.5:6379\n\n"
-                           "With DIR it first reconciles the folder with the index (changes made while no worker ran\n"
-                           "are picked up), then follows changes with inotify, waiting until a burst of writes is\n"
-                           "quiet. New images are embedded when a model is given. SIGTERM or Ctrl-C finishes the\n"
-                           "current pass, saves the vector index and exits 0.\n\n"
+                           "With DIR it first reconciles the folder with the index (changes made while no worker ran are\n"
+                           "picked up), then follows changes with inotify, waiting until a burst of writes is quiet.\n"
+                           "New images are embedded when a model is given (--no-embed: indexed without vectors,\n"
+                           "for `filesearch backfill` later). SIGTERM or Ctrl-C finishes the current pass, saves the\n"
+                           "vector index and exits 0.\n\n"
                            "With --queue it takes jobs one at a time: S3 event notifications (ObjectCreated:* indexes\n"
                            "the object, ObjectRemoved:* removes it) and {\"imageUrl\": \"s3://...\" or a path} jobs\n"
                            "('filesearch enqueue' makes them). Any number of workers on any machines share a queue. A\n"
@@ -78,7 +82,9 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                            "dies has its job handed to another after --visibility-timeout; a job that cannot succeed\n"
                            "(a missing object, a corrupt image) or fails --max-deliveries times goes to the dead-letter\n"
                            "queue and to 'filesearch failures' with its reason. SIGTERM or Ctrl-C finishes (or hands\n"
-                           "back) the current job, saves the vector index and exits 0.");
+                           "back) the current job, saves the vector index and exits 0 (docs/workers.md).\n\n"
+                           "Monitoring: --metrics-port 9464 serves Prometheus metrics at http://127.0.0.1:9464/metrics\n"
+                           "(embeddings ok/error and their duration, cache hits, the failure list; see docs/deploy.md).");
   struct Args {
     std::string dir;
     QueueFlags queue;
@@ -86,6 +92,9 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     uint64_t max_object_mb = 256;
     int hold_ms = 0;
     bool test_embedder = false;
+    bool no_embed = false;
+    int metrics_port = -1;
+    std::string metrics_bind = "127.0.0.1";
     int quiet_ms = 300;
     int max_delay_ms = 2000;
     ModelFlags model;
@@ -106,6 +115,14 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       ->capture_default_str();
   cmd->add_flag("--test-embedder", args->test_embedder,
                 "Give images deterministic stand-in vectors (model test/hash-64) instead of CLIP; for tests");
+  cmd->add_flag("--no-embed", args->no_embed,
+                "Index files but embed no images, even with a model configured (the rollback switch: images stay\n"
+                "keyword-searchable; `filesearch backfill` embeds them later)");
+  cmd->add_option("--metrics-port", args->metrics_port,
+                  "Serve Prometheus metrics at http://BIND:PORT/metrics (0 = any free port, printed at start)")
+      ->check(CLI::Range(0, 65535))
+      ->type_name("PORT");
+  cmd->add_option("--metrics-bind", args->metrics_bind, "Address --metrics-port listens on")->capture_default_str();
   AddModelFlags(cmd, &args->model);
   AddOcrFlags(cmd, &args->ocr);
   cmd->callback([&flags, exit_code, args]() {
@@ -122,16 +139,46 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
       return;
     }
     auto engine = OpenEngine(flags);
-    Status s = engine.ok() ? AttachEmbedder(engine->get(), args->model, args->test_embedder) : engine.status();
+    Status s = !engine.ok()     ? engine.status()
+               : args->no_embed ? Status::Ok()
+                                : AttachEmbedder(engine->get(), args->model, args->test_embedder);
     if (!s.ok()) {
       std::fprintf(stderr, "filesearch: %s\n", s.ToString().c_str());
       *exit_code = 1;
       return;
     }
+    if (args->no_embed) std::fprintf(stderr, "worker: --no-embed: images are indexed without embeddings\n");
+    // --metrics-port: the indexing families of `serve` (server/indexing_metrics.h) plus the passes.
+    server::Metrics metrics;
+    std::unique_ptr<server::MetricsEndpoint> endpoint;
+    Engine* e = engine->get();
+    if (args->metrics_port >= 0) {
+      server::DescribeIndexingMetrics(metrics);
+      metrics.Describe("filesearch_worker_passes_total", "counter", "Indexing passes over the folder (the first included).");
+      metrics.Describe("filesearch_worker_last_pass_timestamp_seconds", "gauge",
+                       "When the last pass ended (Unix time): a worker that stops passing while files change is stuck.");
+      metrics.Describe("filesearch_worker_files_total", "counter", "Files indexed by change: added, updated, removed.");
+      metrics.Add("filesearch_worker_passes_total", {}, 0);
+      for (const char* c : {"added", "updated", "removed"}) metrics.Add("filesearch_worker_files_total", {{"change", c}}, 0);
+      e->SetEmbedObserver(server::EmbeddingObserver(metrics));
+      auto started = server::MetricsEndpoint::Start(args->metrics_bind, args->metrics_port, [&metrics, e] {
+        if (EmbeddingCache* cache = e->cache()) server::SetCacheMetrics(metrics, cache->counters());
+        if (auto fc = e->store()->CountFailures(); fc.ok()) server::SetFailureMetrics(metrics, *fc);
+        return metrics.Render();
+      });
+      if (!started.ok()) {
+        std::fprintf(stderr, "filesearch: --metrics-port: %s (choose another port, or 0 for any free one)\n",
+                     started.status().ToString().c_str());
+        *exit_code = 1;
+        return;
+      }
+      endpoint = std::move(started).value();
+      std::fprintf(stderr, "worker: metrics at http://%s:%d/metrics\n", args->metrics_bind.c_str(), endpoint->port());
+    }
     std::signal(SIGTERM, OnStopSignal);
     std::signal(SIGINT, OnStopSignal);
     if (!args->queue.url.empty()) {
-      *exit_code = RunQueue(engine->get(), *args, *ocr, flags);
+      *exit_code = RunQueue(engine->get(), *args, *ocr, flags, &metrics);
       return;
     }
     WatchOptions o;
@@ -139,8 +186,14 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     o.max_delay_ms = args->max_delay_ms;
     o.crawl.progress = !flags.no_progress;
     o.crawl.ocr = *ocr;
-    o.on_pass = [](const IndexReport& r, double seconds) {
+    o.on_pass = [&metrics](const IndexReport& r, double seconds) {
       const CrawlReport& c = r.crawl;
+      metrics.Add("filesearch_worker_passes_total", {});
+      metrics.Set("filesearch_worker_last_pass_timestamp_seconds", {},
+                  std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+      metrics.Add("filesearch_worker_files_total", {{"change", "added"}}, static_cast<double>(c.added));
+      metrics.Add("filesearch_worker_files_total", {{"change", "updated"}}, static_cast<double>(c.updated));
+      metrics.Add("filesearch_worker_files_total", {{"change", "removed"}}, static_cast<double>(c.removed));
       std::printf("pass: %llu added, %llu updated, %llu removed, %llu images embedded, %zu problems (%.3f s)\n",
                   static_cast<unsigned long long>(c.added), static_cast<unsigned long long>(c.updated),
                   static_cast<unsigned long long>(c.removed), static_cast<unsigned long long>(r.embedded),

@@ -1,6 +1,8 @@
 #include "engine/embedder.h"
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <random>
 
 #include "core/hash.h"
@@ -19,6 +21,14 @@ void HashVector(std::string_view sha_hex, float* row, size_t dim) {
   }
   auto inv = static_cast<float>(1.0 / std::sqrt(norm));
   for (size_t d = 0; d < dim; ++d) row[d] *= inv;
+}
+
+bool HasFaultMarker(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string head(4096, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  return head.find(kTestEmbedFaultMarker) != std::string::npos;
 }
 
 class HashQueryEmbedder final : public QueryEmbedder {
@@ -58,6 +68,10 @@ class HashEmbedder final : public ImageEmbedder {
     for (size_t i = 0; i < paths.size(); ++i) {
       float* row = out.data() + i * dim_;
       auto sha = Sha256File(paths[i]);
+      if (sha.ok() && HasFaultMarker(paths[i])) {
+        sha = Status::InvalidArgument("injected embedding fault: the file holds " +
+                                      std::string(kTestEmbedFaultMarker) + " (test embedder)");
+      }
       if (!sha.ok()) {
         (*per_file)[i] = sha.status();
         std::fill(row, row + dim_, 0.0f);

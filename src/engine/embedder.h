@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -58,6 +59,10 @@ class QueryEmbedder {
 
 // Model id "test/hash-<dim>". Unit-norm vectors seeded by SHA-256 of the file's bytes, so equal
 // content gives equal vectors. Not a semantic model: for tests only.
+// Fault injection: a file with kTestEmbedFaultMarker in its first 4 KiB fails to embed, as a
+// corrupt image would with the real model (e.g. a PNG signature followed by the marker: indexed as
+// an image, refused by the embedder), so tests make embedding errors without a model.
+inline constexpr std::string_view kTestEmbedFaultMarker = "FILESEARCH-TEST-EMBED-FAULT";
 std::unique_ptr<ImageEmbedder> NewHashEmbedder(size_t dim);
 std::unique_ptr<QueryEmbedder> NewHashQueryEmbedder(size_t dim);
 

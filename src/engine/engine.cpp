@@ -138,6 +138,7 @@ struct Engine::EmbedJob {
   std::vector<Status> per_file;
   std::vector<uint64_t> phash;
   Status status;
+  double seconds = 0;  // the model call's wall time
   // Bookkeeping of the caller (backfill: the resume point, the images the batch stands for).
   int64_t last_id = 0;
   size_t count = 0;
@@ -202,7 +203,9 @@ void Engine::ComputeEmbed(ImageEmbedder* embedder, EmbedJob* job) {
   if (job->paths.empty()) return;
   job->out.assign(job->paths.size() * embedder->dim(), 0.0f);
   job->phash.assign(job->paths.size(), 0);
+  const auto start = std::chrono::steady_clock::now();
   job->status = embedder->EmbedFiles(job->paths, job->out, &job->per_file, &job->phash);
+  job->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (job->phash.size() != job->paths.size()) job->phash.assign(job->paths.size(), 0);
 }
 
@@ -218,7 +221,11 @@ FailureInput Engine::FailureOf(const EmbedJob& job, size_t i, std::string reason
 }
 
 Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
-  FS_RETURN_IF_ERROR(job->status);
+  if (!job->status.ok()) {
+    if (embed_observer_ && !job->paths.empty()) embed_observer_({0, job->paths.size(), job->seconds});
+    return job->status;
+  }
+  EmbedBatchStats batch{0, 0, job->seconds};
   const size_t dim = embedder_->dim();
   const std::string& model = embedder_->model_id();
   report->from_cache += job->from_cache;
@@ -234,6 +241,7 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
           failed_this_run_.insert(id);
         }
         failed.push_back(FailureOf(*job, i, st.ToString(), IsPermanent(st)));
+        ++batch.failed;
         continue;
       }
       const float* v = job->out.data() + i * dim;
@@ -247,8 +255,10 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
           failed_this_run_.insert(id);
         }
         failed.push_back(FailureOf(*job, i, why, true));
+        ++batch.failed;
         continue;
       }
+      ++batch.ok;
       for (int64_t id : job->ids_of_path[i]) {
         job->ok_ids.push_back(id);
         job->ok_vecs.insert(job->ok_vecs.end(), v, v + dim);
@@ -259,6 +269,7 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
         if (job->phash[i] != 0) hashes.emplace_back(sha->second, job->phash[i]);
       }
     }
+    if (embed_observer_) embed_observer_(batch);
     FS_RETURN_IF_ERROR(store_->RecordFailures(failed, options_.retry, WallClockNs()));
     FS_RETURN_IF_ERROR(store_->PutPerceptualHashes(hashes));
   }
@@ -504,14 +515,18 @@ Status Engine::BackfillIndex(const BackfillOptions& options, BackfillReport* rep
     if (!miss_paths.empty()) {
       std::vector<float> out(miss_paths.size() * dim, 0.0f);
       std::vector<Status> per_file;
+      const auto start = std::chrono::steady_clock::now();
       Status batch = embedder_->EmbedFiles(miss_paths, out, &per_file, nullptr);
+      EmbedBatchStats tally{0, 0, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
       for (size_t m = 0; m < miss_paths.size(); ++m) {
         const size_t i = miss_of[m];
         const Status st = !batch.ok() ? batch : m < per_file.size() ? per_file[m] : Status::Ok();
         if (!st.ok()) {
           report->failures.push_back({todo_paths[i], st.message(), "embed"});
+          ++tally.failed;
           continue;
         }
+        ++tally.ok;
         std::copy(out.begin() + m * dim, out.begin() + (m + 1) * dim, vectors.begin() + i * dim);
         have[i] = true;
         if (cache_ && !todo[i]->sha256.empty()) {
@@ -519,6 +534,7 @@ Status Engine::BackfillIndex(const BackfillOptions& options, BackfillReport* rep
           if (!put.ok()) LogWarn("embedding cache write failed: " + put.ToString());
         }
       }
+      if (embed_observer_) embed_observer_(tally);
     }
     std::string lines;
     std::vector<std::string> uris, paths;

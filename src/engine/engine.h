@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cmath>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -92,6 +93,16 @@ struct IngestReport {
   bool from_cache = false;   // ...from the embedding cache
   std::vector<CrawlProblem> problems;  // "extract" (still indexed) and "embed" (no vector) failures
 };
+
+// One model call while indexing (index, backfill, worker, serve --watch): the distinct image
+// contents it embedded and failed on (unreadable, corrupt, an unusable vector), and its wall time.
+// Cache hits make no model call and are not counted here (the cache counts them).
+struct EmbedBatchStats {
+  uint64_t ok = 0;
+  uint64_t failed = 0;
+  double seconds = 0;
+};
+using EmbedObserver = std::function<void(const EmbedBatchStats&)>;
 
 struct BackfillOptions {
   uint64_t limit = 0;     // at most this many images (0: all)
@@ -197,6 +208,10 @@ class Engine {
   // The same, for an embedder the caller keeps (e.g. one CLIP instance shared with the server's
   // query path); it must outlive the engine.
   Status SetBorrowedEmbedder(ImageEmbedder* embedder);
+  // Called after every model call of indexing (on the thread that commits the batch) with what it
+  // cost; the metrics of `serve --watch` and `worker --metrics-port` count embeddings by it.
+  // Set before indexing starts; the callback must be thread-safe if several engines share it.
+  void SetEmbedObserver(EmbedObserver observer) { embed_observer_ = std::move(observer); }
   Result<SearchResult> Search(const SearchRequest& request);
   // A document by id, from the back end searches run on (content left empty). NotFound if none.
   Result<Document> GetDocument(int64_t id);
@@ -302,6 +317,7 @@ class Engine {
   QueryEmbedder* query_embedder_ = nullptr;
   std::set<int64_t> failed_this_run_;  // images whose embedding failed during the current Index
   std::map<std::string, std::string> spooled_uri_;  // spool file -> s3:// uri, during an s3:// Index
+  EmbedObserver embed_observer_;
 };
 
 }  // namespace fs

@@ -76,6 +76,39 @@ class FailuresTest : public ::testing::Test {
   std::string base_;
 };
 
+TEST_F(FailuresTest, TheEmbedObserverCountsEachModelCallByResult) {
+  std::map<std::string, int> calls;
+  auto e = Open(&calls, 0, RetryPolicy{});
+  std::vector<EmbedBatchStats> batches;
+  e->SetEmbedObserver([&](const EmbedBatchStats& b) { batches.push_back(b); });
+  ASSERT_TRUE(e->Index(base_ + "/files").ok());
+  uint64_t ok = 0, failed = 0;
+  for (const auto& b : batches) {
+    ok += b.ok;
+    failed += b.failed;
+    EXPECT_GE(b.seconds, 0.0);
+  }
+  EXPECT_EQ(ok, 2u);      // good.png, flaky.png
+  EXPECT_EQ(failed, 1u);  // bad.png
+  // Nothing new: no model call, nothing reported.
+  batches.clear();
+  ASSERT_TRUE(e->Index(base_ + "/files").ok());
+  EXPECT_TRUE(batches.empty());
+}
+
+TEST_F(FailuresTest, TheTestEmbeddersFaultMarkerFailsThatFileOnly) {
+  Write("marked.png", std::string("header ") + std::string(kTestEmbedFaultMarker) + " tail");
+  auto embedder = NewHashEmbedder(8);
+  const std::vector<std::string> paths = {base_ + "/files/good.png", base_ + "/files/marked.png"};
+  std::vector<float> out(paths.size() * 8);
+  std::vector<Status> per_file;
+  ASSERT_TRUE(embedder->EmbedFiles(paths, out, &per_file, nullptr).ok());
+  ASSERT_EQ(per_file.size(), 2u);
+  EXPECT_TRUE(per_file[0].ok());
+  EXPECT_EQ(per_file[1].code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(per_file[1].message().find("injected embedding fault"), std::string::npos);
+}
+
 TEST_F(FailuresTest, CorruptImageIsADeadLetterUntilTheFileChanges) {
   std::map<std::string, int> calls;
   auto e = Open(&calls, 0, RetryPolicy{});

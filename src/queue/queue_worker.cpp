@@ -280,7 +280,6 @@ class Worker {
 
   ItemOutcome Ingest(const JobItem& item, const std::string& uri, const std::string& display,
                      const std::string& local, int64_t mtime_ns) {
-    const auto start = Clock::now();
     auto r = engine_->IngestFile(uri, display, local, mtime_ns, item.use_cache, options_.crawl);
     if (!r.ok()) return Fail(r.status());
     if (r->unchanged) {
@@ -291,8 +290,8 @@ class Worker {
     for (const CrawlProblem& p : r->problems) {
       if (p.stage != "embed") continue;
       // Decoding is deterministic: an image the model could not take (corrupt, a decompression
-      // bomb, an unknown format) fails the same way every time.
-      if (options_.metrics) options_.metrics->Add("filesearch_embeddings_total", {{"result", "error"}});
+      // bomb, an unknown format) fails the same way every time. (The engine's embed observer
+      // counts it in filesearch_embeddings_total.)
       ItemOutcome o = Fail(Status::Corruption("not embedded: " + p.reason), "embed");
       o.permanent = true;
       return o;
@@ -300,13 +299,6 @@ class Worker {
     if (r->embedded) {
       ++stats_.embedded;
       if (r->from_cache) ++stats_.from_cache;
-      if (options_.metrics) {
-        options_.metrics->Add("filesearch_embeddings_total", {{"result", "ok"}});
-        if (!r->from_cache) {
-          options_.metrics->Observe("filesearch_embedding_duration_seconds", {{"kind", "image"}},
-                                    std::chrono::duration<double>(Clock::now() - start).count());
-        }
-      }
     }
     return {};
   }
@@ -329,9 +321,7 @@ void DescribeQueueMetrics(server::Metrics* m) {
   m->Describe("filesearch_queue_in_flight", "gauge", "Jobs taken by a worker and not yet acknowledged (approximate).");
   m->Describe("filesearch_queue_oldest_job_age_seconds", "gauge", "Age of the oldest job not yet done.");
   m->Describe("filesearch_queue_dead_letters", "gauge", "Jobs in the dead-letter queue.");
-  m->Describe("filesearch_embeddings_total", "counter", "Images embedded by outcome (ok, error).");
   for (const char* r : {"done", "failed", "retried", "dead"}) m->Add(kJobsTotal, {{"result", r}}, 0);
-  for (const char* r : {"ok", "error"}) m->Add("filesearch_embeddings_total", {{"result", r}}, 0);
 }
 
 void SetQueueGauges(server::Metrics* m, const QueueStats& s) {

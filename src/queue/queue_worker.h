@@ -44,7 +44,7 @@ struct QueueWorkerOptions {
   uint64_t max_object_bytes = 256ull << 20;  // larger S3 objects / files are refused (a dead letter)
   storage::S3Options s3;             // for s3:// items
   CrawlOptions crawl;                // extraction settings (OCR ...); progress is ignored
-  server::Metrics* metrics = nullptr;  // optional: filesearch_queue_* and embedding families
+  server::Metrics* metrics = nullptr;  // optional: the filesearch_queue_* families
   // For tests of a worker killed or stopped mid-job: wait this long after taking each job before
   // doing it (a stop during the wait releases the job). 0 in real use.
   int hold_ms = 0;

@@ -67,7 +67,8 @@ void Metrics::Set(const std::string& family, const Labels& labels, double value)
   families_[family].values[labels] = value;
 }
 
-void Metrics::Observe(const std::string& family, const Labels& labels, double seconds) {
+void Metrics::Observe(const std::string& family, const Labels& labels, double seconds, uint64_t count) {
+  if (count == 0) return;
   const auto& bounds = LatencyBuckets();
   std::lock_guard lock(mu_);
   Family& f = families_[family];
@@ -76,12 +77,12 @@ void Metrics::Observe(const std::string& family, const Labels& labels, double se
   if (h.buckets.empty()) h.buckets.assign(bounds.size(), 0);
   for (size_t b = 0; b < bounds.size(); ++b) {
     if (seconds <= bounds[b]) {
-      ++h.buckets[b];
+      h.buckets[b] += count;
       break;
     }
   }
-  ++h.count;
-  h.sum += seconds;
+  h.count += count;
+  h.sum += seconds * static_cast<double>(count);
 }
 
 double Metrics::Value(const std::string& family, const Labels& labels) const {

@@ -26,8 +26,9 @@ class Metrics {
   void Describe(const std::string& family, const std::string& type, const std::string& help);
   void Add(const std::string& family, const Labels& labels, double delta = 1.0);
   void Set(const std::string& family, const Labels& labels, double value);
-  // Records one observation (seconds) in a histogram with LatencyBuckets().
-  void Observe(const std::string& family, const Labels& labels, double seconds);
+  // Records `count` observations of `seconds` each in a histogram with LatencyBuckets() (a batch
+  // of images embedded together counts each image at the batch's time per image).
+  void Observe(const std::string& family, const Labels& labels, double seconds, uint64_t count = 1);
   // Current value of a counter or gauge (0 when never touched); for tests and derived gauges.
   double Value(const std::string& family, const Labels& labels) const;
   // The whole registry in Prometheus text format.

@@ -25,6 +25,7 @@
 #include "engine/search_json.h"
 #include "image/image.h"
 #include "server/http_server.h"
+#include "server/indexing_metrics.h"
 #include "server/metrics.h"
 #include "server/safe_file.h"
 #include "server/ui_assets.h"
@@ -480,16 +481,7 @@ void Server::Impl::DescribeMetrics() {
   metrics.Describe("filesearch_http_timed_out_connections_total", "counter",
                    "Connections closed by a deadline: slow head (slowloris), slow body, idle keep-alive, stalled reader.");
   metrics.Describe("filesearch_search_duration_seconds", "histogram", "Search latency (planning, both legs, fusion) by mode.");
-  metrics.Describe("filesearch_embedding_duration_seconds", "histogram", "Query embedding latency by input kind (text, image).");
-  metrics.Describe("filesearch_embedding_cache_hits_total", "counter",
-                   "Embedding cache hits (content SHA-256 + model) in this process: /embed, image search, indexing.");
-  metrics.Describe("filesearch_embedding_cache_misses_total", "counter",
-                   "Embedding cache misses in this process (expired entries included).");
-  metrics.Describe("filesearch_embedding_cache_hit_ratio", "gauge",
-                   "hits / (hits + misses); 0 while there were no lookups.");
-  metrics.Describe("filesearch_embedding_cache_errors_total", "counter",
-                   "Embedding cache lookups and stores that failed (a shared cache down or timing out); each was "
-                   "bypassed: the image was embedded without the cache.");
+  DescribeIndexingMetrics(metrics);  // embeddings, their duration, the cache, the failure list
   metrics.Describe("filesearch_query_embeddings_total", "counter", "Text queries embedded (CLIP text tower or its cache).");
   metrics.Describe("filesearch_query_embedding_cache_hits_total", "counter",
                    "Text queries answered from the recent-query embedding cache.");
@@ -506,20 +498,10 @@ void Server::Impl::DescribeMetrics() {
                    "Documents changed since the accelerator's last build (searched beside it; a rebuild folds them in).");
   metrics.Describe("filesearch_keyword_searches_total", "counter",
                    "Keyword searches by path: accelerator, or fts5 (phrases, prefixes, filters, not ready).");
-  metrics.Describe("filesearch_worker_queue_depth", "gauge",
-                   "Failed files waiting for a retry (backing off) on the failure list of the store.");
-  metrics.Describe("filesearch_worker_dead_letters", "gauge",
-                   "Files given up on (corrupt, unsupported, or out of attempts): GET /failures?dead=true lists them.");
   metrics.Describe("filesearch_vector_search_enabled", "gauge",
                    "1 while vector search is offered; 0 while an administrator has it turned off.");
   for (const char* m : {"text", "vector", "hybrid"}) metrics.Add("filesearch_search_total", {{"mode", m}}, 0);
   metrics.Describe("filesearch_search_total", "counter", "Searches served by mode.");
-  metrics.Set("filesearch_embedding_cache_hits_total", {}, 0);
-  metrics.Set("filesearch_embedding_cache_misses_total", {}, 0);
-  metrics.Set("filesearch_embedding_cache_hit_ratio", {}, 0);
-  metrics.Set("filesearch_embedding_cache_errors_total", {}, 0);
-  metrics.Set("filesearch_worker_queue_depth", {}, 0);
-  metrics.Set("filesearch_worker_dead_letters", {}, 0);
 }
 
 template <typename Fn>
@@ -1237,8 +1219,7 @@ Outcome Server::Impl::MetricsPage() {
     }
     metrics.Set("filesearch_index_documents", {}, static_cast<double>(stats_documents));
     metrics.Set("filesearch_index_embeddings", {}, static_cast<double>(stats_embeddings));
-    metrics.Set("filesearch_worker_queue_depth", {}, static_cast<double>(stats_failures.retrying));
-    metrics.Set("filesearch_worker_dead_letters", {}, static_cast<double>(stats_failures.dead));
+    SetFailureMetrics(metrics, stats_failures);
   }
   VectorIndex* v = options.engine->vectors();
   if (v) {
@@ -1266,12 +1247,7 @@ Outcome Server::Impl::MetricsPage() {
   metrics.Set("filesearch_http_refused_connections_total", {}, static_cast<double>(hs.refused_connections));
   metrics.Set("filesearch_http_rate_limited_total", {}, static_cast<double>(hs.rate_limited_requests));
   metrics.Set("filesearch_http_timed_out_connections_total", {}, static_cast<double>(hs.timed_out_connections));
-  if (EmbeddingCache* cache = options.engine->cache()) {
-    const EmbeddingCacheCounters c = cache->counters();
-    metrics.Set("filesearch_embedding_cache_hits_total", {}, static_cast<double>(c.hits));
-    metrics.Set("filesearch_embedding_cache_misses_total", {}, static_cast<double>(c.misses));
-    metrics.Set("filesearch_embedding_cache_errors_total", {}, static_cast<double>(c.errors));
-  }
+  if (EmbeddingCache* cache = options.engine->cache()) SetCacheMetrics(metrics, cache->counters());
   if (options.embedder) {
     const QueryEmbedderStats q = options.embedder->stats();
     metrics.Set("filesearch_query_embeddings_total", {}, static_cast<double>(q.text_queries));
@@ -1279,9 +1255,6 @@ Outcome Server::Impl::MetricsPage() {
     metrics.Set("filesearch_text_forward_passes_total", {}, static_cast<double>(q.text_forward_passes));
     metrics.Set("filesearch_text_forward_queries_total", {}, static_cast<double>(q.text_batched));
   }
-  double hits = metrics.Value("filesearch_embedding_cache_hits_total", {});
-  double misses = metrics.Value("filesearch_embedding_cache_misses_total", {});
-  metrics.Set("filesearch_embedding_cache_hit_ratio", {}, hits + misses > 0 ? hits / (hits + misses) : 0.0);
   Reply r;
   r.body = metrics.Render();
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -1454,6 +1427,8 @@ int Server::port() const { return impl_->http->port(); }
 void Server::SetVectorSearch(const VectorSearchSwitch& state, const std::string& who) { impl_->SetVectorSwitch(state, who); }
 
 VectorSearchSwitch Server::vector_search() const { return *impl_->vector_switch.load(); }
+
+Metrics& Server::metrics() { return impl_->metrics; }
 
 void Server::Stop() {
   std::lock_guard lock(impl_->run_mu);

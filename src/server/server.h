@@ -20,6 +20,7 @@
 #include "engine/embedder.h"
 #include "engine/engine.h"
 #include "server/auth.h"
+#include "server/metrics.h"
 #include "storage/s3_client.h"
 
 namespace fs::server {
@@ -96,6 +97,9 @@ class Server {
   // `who` names the source in the log. Thread-safe.
   void SetVectorSearch(const VectorSearchSwitch& state, const std::string& who);
   VectorSearchSwitch vector_search() const;
+  // The registry /metrics renders. `serve --watch` counts its indexing into it
+  // (server/indexing_metrics.h); thread-safe.
+  Metrics& metrics();
 
  private:
   struct Impl;
