@@ -1,13 +1,102 @@
 // `filesearch backfill`: embed the images that have no embedding for the current model.
+#include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/filesearch/commands.h"
 #include "core/json_dump.h"
+#include "core/progress.h"
 #include "engine/engine.h"
 
 namespace fs::cli {
+namespace {
+
+std::atomic<bool> g_backfill_stop{false};
+extern "C" void OnBackfillStop(int) { g_backfill_stop.store(true); }
+
+// backfill --enqueue: a job per image of this index without an embedding of the model, then (with
+// --wait) a progress bar read back from the queue (jobs left) and the index (images left) until the
+// queue is drained. Returns the exit code.
+int EnqueueBackfill(Engine* engine, const std::string& model, const QueueFlags& queue_flags, uint64_t limit,
+                    bool wait, bool use_cache, bool progress) {
+  if (model.empty()) {
+    std::fprintf(stderr, "filesearch: backfill --enqueue needs the model the workers embed with: give --model-dir "
+                         "(or $FILESEARCH_MODEL_DIR)\n");
+    return 1;
+  }
+  auto queue = OpenQueueFromFlags(queue_flags);
+  if (!queue.ok()) {
+    std::fprintf(stderr, "filesearch: %s\n", queue.status().ToString().c_str());
+    return 1;
+  }
+  auto missing_now = [&](uint64_t fallback) {
+    auto n = engine->store()->CountImagesMissingEmbedding(model);
+    return n.ok() ? *n : fallback;
+  };
+  std::vector<std::string> targets;
+  for (int64_t after = 0;;) {
+    auto page = engine->store()->ImagesMissingEmbedding(model, after, 1000);
+    if (!page.ok()) {
+      std::fprintf(stderr, "filesearch: %s\n", page.status().ToString().c_str());
+      return 1;
+    }
+    if (page->empty()) break;
+    after = page->back().first;
+    for (const auto& [id, uri] : *page) {
+      if (limit > 0 && targets.size() >= limit) break;
+      if (uri.rfind("s3://", 0) == 0) {
+        targets.push_back(uri);
+      } else if (auto path = PathFromFileUri(uri); path.ok()) {
+        targets.push_back(*path);
+      }
+    }
+    if (limit > 0 && targets.size() >= limit) break;
+  }
+  const uint64_t missing_at_start = missing_now(0);
+  std::signal(SIGINT, OnBackfillStop);
+  std::signal(SIGTERM, OnBackfillStop);
+  auto sent = EnqueueTargets(queue->get(), targets, use_cache, /*remove=*/false, progress);
+  if (!sent.ok()) {
+    std::fprintf(stderr, "filesearch: enqueue stopped: %s\n", sent.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("backfill --enqueue: %llu jobs on %s for the images without a %s embedding\n",
+              static_cast<unsigned long long>(*sent), (*queue)->name().c_str(), model.c_str());
+  if (!wait || *sent == 0) return 0;
+  // Done = jobs gone from the queue, or images that got their vector in this index (workers that
+  // share it: the same data directory, or the opensearch back end), whichever is further.
+  Progress bar("backfill via " + (*queue)->name(), *sent, progress);
+  uint64_t shown = 0, left_in_queue = *sent;
+  queue::QueueStats last;
+  while (!g_backfill_stop.load()) {
+    auto st = (*queue)->Stats();
+    if (st.ok()) {
+      last = *st;
+      left_in_queue = static_cast<uint64_t>(std::max<int64_t>(0, st->visible + st->in_flight));
+    }
+    const uint64_t missing = missing_now(missing_at_start);
+    const uint64_t by_queue = *sent > left_in_queue ? *sent - left_in_queue : 0;
+    const uint64_t by_index = missing_at_start > missing ? missing_at_start - missing : 0;
+    const uint64_t done = std::min<uint64_t>(*sent, std::max(by_queue, by_index));
+    if (done > shown) {
+      bar.Add(done - shown);
+      shown = done;
+    }
+    if (st.ok() && left_in_queue == 0) break;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  bar.Finish();
+  const uint64_t missing = missing_now(0);
+  std::printf("backfill --enqueue: %s; %llu images of this index still without an embedding; %lld dead letters\n",
+              g_backfill_stop.load() ? "stopped watching (the jobs stay queued)" : "queue drained",
+              static_cast<unsigned long long>(missing), static_cast<long long>(std::max<int64_t>(0, last.dead)));
+  return g_backfill_stop.load() ? 130 : 0;
+}
+
+}  // namespace
 
 void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   auto* cmd = app.add_subcommand("backfill", "Embed every indexed image that has no embedding for the current model yet")
@@ -19,7 +108,10 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                            "Use it after indexing without a model, after switching models, or to retry failed\n"
                            "images. Each batch is committed before the next: interrupted (Ctrl-C, kill, power\n"
                            "loss), it carries on where it stopped when run again. Images whose bytes were embedded\n"
-                           "before come from the embedding cache without running the model.");
+                           "before come from the embedding cache without running the model.\n\n"
+                           "With --enqueue --queue URL the images are not embedded here: each becomes a job for the\n"
+                           "workers of that queue ('filesearch worker --queue URL' on any number of machines), and\n"
+                           "--wait shows their progress, read back from the queue and this index.");
   struct Args {
     uint64_t limit = 0;
     bool dry_run = false;
@@ -31,6 +123,9 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     int workers = 1;
     ModelFlags model;
     S3Flags s3;  // images indexed from s3:// are read from their bucket
+    bool enqueue = false;
+    bool wait = false;
+    QueueFlags queue;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--limit", args->limit, "Embed at most N images in this run (0: all)")->type_name("N");
@@ -51,7 +146,15 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                 "Use the deterministic stand-in model test/hash-64 instead of CLIP; for tests");
   AddModelFlags(cmd, &args->model);
   AddS3Flags(cmd, &args->s3);
+  cmd->add_flag("--enqueue", args->enqueue, "Fan the work out as queue jobs (needs --queue) instead of embedding here");
+  cmd->add_flag("--wait", args->wait, "--enqueue: show the progress of the workers until the queue is drained");
+  AddQueueFlags(cmd, &args->queue, /*required=*/false);
   cmd->callback([&flags, exit_code, args]() {
+    if (args->enqueue == args->queue.url.empty()) {
+      std::fprintf(stderr, "filesearch: backfill: --enqueue and --queue URL go together\n");
+      *exit_code = 2;
+      return;
+    }
     EngineOptions o;
     auto s3 = S3OptionsFromFlags(args->s3);
     if (!s3.ok()) {
@@ -81,6 +184,11 @@ void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     if (!s.ok()) {
       std::fprintf(stderr, "filesearch: %s\n", s.ToString().c_str());
       *exit_code = 1;
+      return;
+    }
+    if (args->enqueue) {
+      *exit_code = EnqueueBackfill(engine->get(), (*engine)->vectors() ? (*engine)->vectors()->model() : "",
+                                   args->queue, args->limit, args->wait, !args->no_cache, !flags.no_progress);
       return;
     }
     BackfillOptions bo;

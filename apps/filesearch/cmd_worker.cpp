@@ -1,10 +1,12 @@
 // `filesearch worker DIR`: keep the index of a folder current as files change.
+// `filesearch worker --queue URL`: do the jobs of a queue shared by a fleet of workers.
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 
 #include "apps/filesearch/commands.h"
 #include "engine/watch.h"
+#include "queue/queue_worker.h"
 #include "server/indexing_metrics.h"
 #include "server/metrics_endpoint.h"
 
@@ -14,22 +16,81 @@ namespace {
 std::atomic<bool> g_stop{false};
 extern "C" void OnStopSignal(int) { g_stop.store(true); }
 
+// `worker --queue`: the job loop (queue/queue_worker.h); its queue families go to `metrics`, which
+// --metrics-port serves.
+template <typename Args>
+int RunQueue(Engine* engine, const Args& args, const std::optional<OcrOptions>& ocr, const GlobalFlags& flags,
+             server::Metrics* metrics) {
+  auto queue = OpenQueueFromFlags(args.queue);
+  if (!queue.ok()) {
+    std::fprintf(stderr, "filesearch: %s\n", queue.status().ToString().c_str());
+    return 1;
+  }
+  auto s3 = S3OptionsFromFlags(args.s3);
+  if (!s3.ok()) {
+    std::fprintf(stderr, "filesearch: %s\n", s3.status().message().c_str());
+    return 1;
+  }
+  queue::QueueWorkerOptions o;
+  o.s3 = *s3;
+  o.max_object_bytes = args.max_object_mb << 20;
+  o.crawl.ocr = ocr;
+  o.crawl.progress = false;
+  o.metrics = metrics;
+  o.hold_ms = args.hold_ms;
+  const bool quiet = flags.quiet;
+  o.log = [quiet](const std::string& line) {
+    if (quiet) return;
+    std::fprintf(stderr, "worker: %s\n", line.c_str());
+    std::fflush(stderr);
+  };
+  std::fprintf(stderr, "worker: taking jobs from %s (SIGTERM or Ctrl-C to stop)\n", (*queue)->name().c_str());
+  auto stats = queue::RunQueueWorker(engine, queue->get(), o, g_stop);
+  Status saved = engine->Checkpoint();
+  if (!saved.ok()) std::fprintf(stderr, "filesearch: could not save the vector index: %s\n", saved.ToString().c_str());
+  if (!stats.ok()) {
+    std::fprintf(stderr, "filesearch: worker stopped: %s\n", stats.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("worker: stopped after %llu jobs: %llu done, %llu retried, %llu dead letters, %llu handed back\n",
+              static_cast<unsigned long long>(stats->received), static_cast<unsigned long long>(stats->done),
+              static_cast<unsigned long long>(stats->retried), static_cast<unsigned long long>(stats->dead),
+              static_cast<unsigned long long>(stats->released_on_stop));
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
-  auto* cmd = app.add_subcommand("worker", "Watch a folder and keep its index current (new, changed, moved, deleted files)")
+  auto* cmd = app.add_subcommand("worker",
+                                 "Keep the index current: watch a folder (DIR), or do the jobs of a queue (--queue URL)")
                   ->footer("Examples:\n"
                            "  filesearch worker ~/Documents\n"
-                           "  filesearch worker /srv/share --model-dir ~/models/clip-vit-base-patch32\n\n"
-                           "It first reconciles the folder with the index (changes made while no worker ran are\n"
+                           "  filesearch worker /srv/share --model-dir ~/models/clip-vit-base-patch32\n"
+                           "  filesearch worker --queue sqs://filesearch-jobs --model-dir ~/models/clip-vit-base-patch32\n"
+                           "  filesearch worker --queue redis://10.0.0.5:6379/filesearch-jobs --cache redis://10.0.0.5:6379\n\n"
+                           "With DIR it first reconciles the folder with the index (changes made while no worker ran are\n"
                            "picked up), then follows changes with inotify, waiting until a burst of writes is quiet.\n"
                            "New images are embedded when a model is given (--no-embed: indexed without vectors,\n"
                            "for `filesearch backfill` later). SIGTERM or Ctrl-C finishes the current pass, saves the\n"
                            "vector index and exits 0.\n\n"
+                           "With --queue it takes jobs one at a time: S3 event notifications (ObjectCreated:* indexes\n"
+                           "the object, ObjectRemoved:* removes it) and {\"imageUrl\": \"s3://...\" or a path} jobs\n"
+                           "('filesearch enqueue' makes them). Any number of workers on any machines share a queue. A\n"
+                           "job is acknowledged only once its document and vector are in the index; a worker that\n"
+                           "dies has its job handed to another after --visibility-timeout; a job that cannot succeed\n"
+                           "(a missing object, a corrupt image) or fails --max-deliveries times goes to the dead-letter\n"
+                           "queue and to 'filesearch failures' with its reason. SIGTERM or Ctrl-C finishes (or hands\n"
+                           "back) the current job, saves the vector index and exits 0 (docs/workers.md).\n\n"
                            "Monitoring: --metrics-port 9464 serves Prometheus metrics at http://127.0.0.1:9464/metrics\n"
                            "(embeddings ok/error and their duration, cache hits, the failure list; see docs/deploy.md).");
   struct Args {
     std::string dir;
+    QueueFlags queue;
+    S3Flags s3;
+    uint64_t max_object_mb = 256;
+    int hold_ms = 0;
     bool test_embedder = false;
     bool no_embed = false;
     int metrics_port = -1;
@@ -40,7 +101,15 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     OcrFlags ocr;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("DIR", args->dir, "Folder to keep indexed")->required()->type_name("DIR");
+  cmd->add_option("DIR", args->dir, "Folder to keep indexed (or give --queue)")->type_name("DIR");
+  AddQueueFlags(cmd, &args->queue, /*required=*/false);
+  AddS3Flags(cmd, &args->s3);
+  cmd->add_option("--max-object-mb", args->max_object_mb,
+                  "--queue: larger objects and files are refused (a dead letter), checked before reading")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  // Tests of a worker killed or stopped mid-job: wait this long after taking each job.
+  cmd->add_option("--test-hold-ms", args->hold_ms)->group("");
   cmd->add_option("--quiet-ms", args->quiet_ms, "Index once the folder has had no change for this long")->capture_default_str();
   cmd->add_option("--max-delay-ms", args->max_delay_ms, "...but at most this long after the first change of a burst")
       ->capture_default_str();
@@ -57,6 +126,12 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
   AddModelFlags(cmd, &args->model);
   AddOcrFlags(cmd, &args->ocr);
   cmd->callback([&flags, exit_code, args]() {
+    if (args->dir.empty() == args->queue.url.empty()) {
+      std::fprintf(stderr, "filesearch: worker: give a folder to watch (DIR) or a queue to take jobs from (--queue URL), not %s\n",
+                   args->dir.empty() ? "neither" : "both");
+      *exit_code = 2;
+      return;
+    }
     auto ocr = ResolveOcrFlags(args->ocr);
     if (!ocr.ok()) {
       std::fprintf(stderr, "filesearch: --ocr: %s\n", ocr.status().message().c_str());
@@ -102,6 +177,10 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     }
     std::signal(SIGTERM, OnStopSignal);
     std::signal(SIGINT, OnStopSignal);
+    if (!args->queue.url.empty()) {
+      *exit_code = RunQueue(engine->get(), *args, *ocr, flags, &metrics);
+      return;
+    }
     WatchOptions o;
     o.quiet_ms = args->quiet_ms;
     o.max_delay_ms = args->max_delay_ms;

@@ -10,6 +10,8 @@
 #include "core/status.h"
 #include "engine/clip_embedder.h"
 #include "engine/engine.h"
+#include "queue/job_queue.h"
+#include "storage/s3_client.h"
 
 namespace fs::cli {
 
@@ -134,6 +136,23 @@ void AddOnByDefaultFlag(CLI::App* cmd, const std::string& on_name, const std::st
 // CLIP model named by the model flags, else none (OK: text-only indexing).
 Status AttachEmbedder(Engine* engine, const ModelFlags& model, bool test_embedder);
 
+// --queue and its settings (worker --queue, enqueue, backfill --enqueue).
+struct QueueFlags {
+  std::string url;            // --queue, else $FILESEARCH_QUEUE
+  std::string endpoint;       // --queue-endpoint (SQS emulators)
+  int visibility_timeout_s = 60;
+  int max_deliveries = 5;
+  bool create = false;        // --create-queue
+};
+void AddQueueFlags(CLI::App* cmd, QueueFlags* flags, bool required);
+// Opens the queue (and creates it with --create-queue, saying what it did on stderr).
+Result<std::unique_ptr<queue::JobQueue>> OpenQueueFromFlags(const QueueFlags& flags);
+// Enqueues a plain job per target (s3://... or an absolute path) with a progress bar; stops early
+// on SIGINT/SIGTERM when the caller installed enqueue's handler. Returns how many were sent.
+Result<uint64_t> EnqueueTargets(queue::JobQueue* queue, const std::vector<std::string>& targets, bool use_cache,
+                                bool remove, bool progress);
+
+void RegisterEnqueue(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterBackfill(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterDuplicates(CLI::App& app, GlobalFlags& flags, int* exit_code);
 void RegisterFailures(CLI::App& app, GlobalFlags& flags, int* exit_code);

@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
   fs::cli::RegisterDuplicates(app, flags, &exit_code);
   fs::cli::RegisterFailures(app, flags, &exit_code);
   fs::cli::RegisterWorker(app, flags, &exit_code);
+  fs::cli::RegisterEnqueue(app, flags, &exit_code);
   fs::cli::RegisterSearch(app, flags, &exit_code);
   fs::cli::RegisterStats(app, flags, &exit_code);
   fs::cli::RegisterModel(app, flags, &exit_code);

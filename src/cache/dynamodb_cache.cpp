@@ -25,8 +25,7 @@
 #include "cache/remote_caches.h"
 #include "core/base64.h"
 #include "core/hash.h"
-#include "core/http_client.h"
-#include "core/sigv4.h"
+#include "core/aws_json.h"
 
 namespace fs::cache_internal {
 namespace {
@@ -36,108 +35,9 @@ static_assert(std::endian::native == std::endian::little, "vectors are stored as
 using json = nlohmann::json;
 
 constexpr size_t kBatchGetMax = 100;  // BatchGetItem's limit on keys per request
-constexpr int kMaxAttempts = 6;       // throttling / 5xx / UnprocessedKeys: tries in all
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? std::string(v) : std::string();
-}
-
-// Sleep before retry `attempt` (1, 2, ...): 25 ms doubling, at most 1.6 s, with jitter.
-void Backoff(int attempt) {
-  const int base = 25 << std::min(attempt - 1, 6);
-  const int jitter = static_cast<int>(std::hash<std::thread::id>()(std::this_thread::get_id()) % 16);
-  std::this_thread::sleep_for(std::chrono::milliseconds(base + jitter));
-}
-
-struct DynamoError {
-  long http = 0;
-  std::string type;  // "ConditionalCheckFailedException", ... (the part after '#')
-  std::string message;
-};
-
-class DynamoClient {
- public:
-  DynamoClient(std::string endpoint, std::string region, SigV4Credentials credentials,
-               std::string session_token, int timeout_ms)
-      : endpoint_(std::move(endpoint)),
-        region_(std::move(region)),
-        credentials_(std::move(credentials)),
-        session_token_(std::move(session_token)),
-        http_(HttpClientOptions{timeout_ms, timeout_ms * 4, "", 64 << 20}) {
-    std::string rest = endpoint_.substr(endpoint_.find("://") + 3);
-    host_ = rest.substr(0, rest.find('/'));
-  }
-
-  // One operation; retried on throttling and 5xx. A DynamoDB error reply is *error with an
-  // Unavailable / InvalidArgument status saying which.
-  Result<json> Call(const std::string& operation, const json& body, DynamoError* error = nullptr) {
-    const std::string payload = body.dump();
-    DynamoError last;
-    for (int attempt = 1;; ++attempt) {
-      FS_ASSIGN_OR_RETURN(HttpResponse r, http_.Send(Sign(operation, payload)));
-      if (r.status == 200) {
-        json out = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
-        if (out.is_discarded()) return Status::Corruption("DynamoDB " + operation + ": reply is not JSON");
-        return out;
-      }
-      last = ParseError(r);
-      const bool retry = r.status >= 500 || last.type == "ThrottlingException" ||
-                         last.type == "ProvisionedThroughputExceededException" ||
-                         last.type == "RequestLimitExceeded";
-      if (!retry || attempt >= kMaxAttempts) break;
-      Backoff(attempt);
-    }
-    if (error) *error = last;
-    const std::string what = "DynamoDB " + operation + " at " + endpoint_ + ": HTTP " +
-                             std::to_string(last.http) + " " + last.type + ": " + last.message;
-    return last.http >= 500 || last.http == 0 ? Status::Unavailable(what) : Status::InvalidArgument(what);
-  }
-
-  const std::string& endpoint() const { return endpoint_; }
-
- private:
-  HttpRequest Sign(const std::string& operation, const std::string& payload) const {
-    const std::string amz_date = AmzDate(static_cast<long long>(std::time(nullptr)));
-    const std::string target = "DynamoDB_20120810." + operation;
-    SigV4Request s;
-    s.method = "POST";
-    s.path = "/";
-    s.headers = {{"content-type", "application/x-amz-json-1.0"},
-                 {"host", host_},
-                 {"x-amz-date", amz_date},
-                 {"x-amz-target", target}};
-    if (!session_token_.empty()) s.headers.emplace_back("x-amz-security-token", session_token_);
-    s.payload_sha256 = Sha256Hex(payload);
-    HttpRequest req;
-    req.method = "POST";
-    req.url = endpoint_ + "/";
-    req.headers = s.headers;
-    req.headers.emplace_back("Authorization",
-                             AuthorizationHeader(s, {amz_date, region_, "dynamodb"}, credentials_));
-    req.body = payload;
-    return req;
-  }
-
-  static DynamoError ParseError(const HttpResponse& r) {
-    DynamoError e;
-    e.http = r.status;
-    json body = json::parse(r.body, nullptr, false);
-    if (body.is_object()) {
-      std::string type = body.value("__type", "");
-      e.type = type.substr(type.rfind('#') + 1);
-      e.message = body.contains("message") ? body.value("message", "") : body.value("Message", "");
-    } else {
-      e.message = r.body.substr(0, 200);
-    }
-    return e;
-  }
-
-  std::string endpoint_, region_, host_;
-  SigV4Credentials credentials_;
-  std::string session_token_;
-  HttpClient http_;
-};
+using DynamoClient = AwsJsonClient;
+using DynamoError = AwsJsonError;
 
 class DynamoCache final : public EmbeddingCache {
  public:
@@ -179,8 +79,8 @@ class DynamoCache final : public EmbeddingCache {
       }
       // UnprocessedKeys (throttling, the 16 MB reply limit) are asked again with backoff; what is
       // still unprocessed after the last try is a miss.
-      for (int attempt = 1; !pending.empty() && attempt <= kMaxAttempts; ++attempt) {
-        if (attempt > 1) Backoff(attempt - 1);
+      for (int attempt = 1; !pending.empty() && attempt <= kAwsMaxAttempts; ++attempt) {
+        if (attempt > 1) AwsRetryBackoff(attempt - 1);
         json req = {{"RequestItems", {{table_, {{"Keys", pending}}}}}};
         FS_ASSIGN_OR_RETURN(json r, client_->Call("BatchGetItem", req));
         if (r.contains("Responses") && r["Responses"].contains(table_)) {
@@ -245,24 +145,12 @@ Result<std::pair<std::unique_ptr<DynamoClient>, std::string>> Connect(const Embe
   if (spec.spec.rfind(scheme, 0) != 0 || table.empty() || table.find('/') != std::string::npos) {
     return Status::InvalidArgument("not a DynamoDB cache (want dynamodb://TABLE): " + spec.spec);
   }
-  SigV4Credentials credentials{Env("AWS_ACCESS_KEY_ID"), Env("AWS_SECRET_ACCESS_KEY")};
-  if (credentials.access_key_id.empty() || credentials.secret_access_key.empty()) {
-    return Status::InvalidArgument(
-        "the DynamoDB cache needs AWS credentials: set AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)");
-  }
-  std::string region = spec.region;
-  if (region.empty()) region = Env("AWS_REGION");
-  if (region.empty()) region = Env("AWS_DEFAULT_REGION");
-  if (region.empty()) region = "us-east-1";
-  std::string endpoint = spec.endpoint;
-  if (endpoint.empty()) endpoint = Env("AWS_ENDPOINT_URL_DYNAMODB");
-  if (endpoint.empty()) endpoint = Env("AWS_ENDPOINT_URL");
-  if (endpoint.empty()) endpoint = "https://dynamodb." + region + ".amazonaws.com";
-  if (endpoint.find("://") == std::string::npos) endpoint = "https://" + endpoint;
-  while (endpoint.size() > 8 && endpoint.back() == '/') endpoint.pop_back();
-  auto client = std::make_unique<DynamoClient>(endpoint, region, std::move(credentials),
-                                               Env("AWS_SESSION_TOKEN"), spec.timeout_ms);
+  FS_ASSIGN_OR_RETURN(AwsServiceConfig config,
+                      AwsServiceFromEnv("dynamodb", "DynamoDB_20120810", spec.endpoint, spec.region,
+                                        "AWS_ENDPOINT_URL_DYNAMODB", "the DynamoDB cache"));
+  config.timeout_ms = spec.timeout_ms;
+  config.retry_types = {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"};
+  auto client = std::make_unique<DynamoClient>(std::move(config));
   return std::make_pair(std::move(client), std::move(table));
 }
 

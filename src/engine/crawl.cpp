@@ -248,6 +248,30 @@ class Walker {
 
 }  // namespace
 
+Status ReadFileDocument(int fd, const CrawlOptions& options, Document* doc, std::vector<CrawlProblem>* problems,
+                        bool* extracted) {
+  ExtractOptions extract_options;
+  extract_options.max_text_bytes = options.max_text_bytes;
+  extract_options.exif = true;  // date taken, camera and GPS become filterable document fields
+  std::string head;
+  uint64_t bytes = 0;
+  // The type comes from the first chunk (magic numbers, extension, libmagic where unsure); it
+  // decides how much of the file the extractor needs kept in memory (a PDF: all of it).
+  auto keep_for = [&](std::string_view first) {
+    doc->mime = ResolveMime(first.substr(0, 64 * 1024), DetectMime(first.substr(0, 4096), doc->ext));
+    if (options.ocr && IsOcrImage(doc->mime)) return OcrMaxFileBytes() + 1;  // OCR decodes all of it
+    return BytesWanted(doc->mime, extract_options);
+  };
+  FS_RETURN_IF_ERROR(ReadAndHash(fd, keep_for, &doc->sha256, &head, &bytes));
+  doc->size = bytes;
+  // A file that fails to extract is still indexed, by name and path; the reason is reported.
+  CrawlReport report;
+  const bool ok = ExtractInto(head, bytes, options, extract_options, doc, &report);
+  problems->insert(problems->end(), report.problems.begin(), report.problems.end());
+  if (extracted) *extracted = ok;
+  return Status::Ok();
+}
+
 Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, const CrawlOptions& options) {
   char resolved[PATH_MAX];
   if (!::realpath(root_arg.c_str(), resolved)) {
@@ -317,9 +341,6 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     if (changed) FS_RETURN_IF_ERROR(store->SetMeta(kOcrRootsKey, DumpJson(ocr_roots)));
   }
 
-  ExtractOptions extract_options;
-  extract_options.max_text_bytes = options.max_text_bytes;
-  extract_options.exif = true;  // date taken, camera and GPS become filterable document fields
   Progress bar("indexing", walker.files.size(), options.progress);
   BatchWriter writer(store, options);
 
@@ -364,23 +385,12 @@ Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root_arg, co
     doc.name = BaseName(doc.path);
     doc.ext = ExtensionOf(doc.name);
     doc.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    std::string head;
-    uint64_t bytes = 0;
-    // The type comes from the first chunk (magic numbers, extension, libmagic where unsure); it
-    // decides how much of the file the extractor needs kept in memory (a PDF: all of it).
-    auto keep_for = [&](std::string_view first) {
-      doc.mime = ResolveMime(first.substr(0, 64 * 1024), DetectMime(first.substr(0, 4096), doc.ext));
-      if (options.ocr && IsOcrImage(doc.mime)) return OcrMaxFileBytes() + 1;  // OCR decodes all of it
-      return BytesWanted(doc.mime, extract_options);
-    };
-    Status rs = ReadAndHash(fd, keep_for, &doc.sha256, &head, &bytes);
+    bool extracted = false;
+    Status rs = ReadFileDocument(fd, options, &doc, &report.problems, &extracted);
     if (!rs.ok()) {
       report.problems.push_back({doc.path, "cannot read: " + rs.message(), "read"});
       continue;
     }
-    doc.size = bytes;
-    // A file that fails to extract is still indexed, by name and path; the reason is reported.
-    const bool extracted = ExtractInto(head, bytes, options, extract_options, &doc, &report);
     if (extracted && extract_due.count(uri)) extract_passed.push_back(uri);
     FS_RETURN_IF_ERROR(writer.Add(std::move(doc)));
     ++(is_new ? report.added : report.updated);

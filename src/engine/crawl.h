@@ -67,6 +67,13 @@ struct CrawlReport {
   std::vector<CrawlProblem> problems;  // unreadable, vanished, ...
 };
 
+// Reads one open regular file into *doc, whose uri, path, name, ext and mtime_ns the caller set:
+// type, SHA-256, size, extracted text and metadata, as the crawl stores them. A file whose text
+// cannot be extracted (or OCRed) is still a document: the reason goes to *problems (stage
+// "extract") and *extracted (optional) is false. A read error is the Status (IOError).
+Status ReadFileDocument(int fd, const CrawlOptions& options, Document* doc, std::vector<CrawlProblem>* problems,
+                        bool* extracted = nullptr);
+
 // `root` must be a directory. Its real path (symlinks resolved once, at the top) is what uris name.
 Result<CrawlReport> CrawlDirectory(Store* store, const std::string& root, const CrawlOptions& options);
 

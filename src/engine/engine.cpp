@@ -127,6 +127,7 @@ Status Engine::SetBorrowedEmbedder(ImageEmbedder* embedder) {
 // then (ComputeEmbed, on any thread) what the embedder returned, then CommitEmbed writes it.
 struct Engine::EmbedJob {
   std::map<int64_t, std::string> sha_of;
+  std::map<int64_t, std::pair<std::string, std::string>> doc_of;  // id -> (uri, display path)
   std::vector<int64_t> ok_ids;  // cache hits first, then (after commit) the embedded
   std::vector<float> ok_vecs;
   uint64_t from_cache = 0;
@@ -155,7 +156,10 @@ Status Engine::PrepareEmbed(const std::vector<std::pair<int64_t, std::string>>& 
   // bytes in one batch are embedded once.
   {
     FS_ASSIGN_OR_RETURN(auto docs, store_->GetMany(ids));
-    for (const Document& d : docs) job->sha_of[d.id] = d.sha256;
+    for (const Document& d : docs) {
+      job->sha_of[d.id] = d.sha256;
+      job->doc_of[d.id] = {d.uri, d.path};
+    }
   }
   // Cache hits first (one batched lookup: a round trip to a shared cache costs what a local
   // lookup of the whole batch does); the rest are grouped by content so each distinct hash is
@@ -206,6 +210,17 @@ void Engine::ComputeEmbed(ImageEmbedder* embedder, EmbedJob* job) {
   if (job->phash.size() != job->paths.size()) job->phash.assign(job->paths.size(), 0);
 }
 
+// The failure-list entry of the job's i-th file: the document's own uri and path (the file embedded
+// may be a downloaded copy, e.g. of an S3 object).
+FailureInput Engine::FailureOf(const EmbedJob& job, size_t i, std::string reason, bool permanent) const {
+  auto it = job.doc_of.find(job.ids_of_path[i].front());
+  if (it == job.doc_of.end()) {
+    auto [uri, shown] = SourceOfPath(job.paths[i]);
+    return {uri, shown, "embed", std::move(reason), permanent};
+  }
+  return {it->second.first, it->second.second, "embed", std::move(reason), permanent};
+}
+
 Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
   if (!job->status.ok()) {
     if (embed_observer_ && !job->paths.empty()) embed_observer_({0, job->paths.size(), job->seconds});
@@ -226,8 +241,7 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
           report->embed_failures.push_back({SourceOfPath(path).second, st.ToString(), "embed"});
           failed_this_run_.insert(id);
         }
-        const auto [uri, shown] = SourceOfPath(path);
-        failed.push_back({uri, shown, "embed", st.ToString(), IsPermanent(st)});
+        failed.push_back(FailureOf(*job, i, st.ToString(), IsPermanent(st)));
         ++batch.failed;
         continue;
       }
@@ -241,8 +255,7 @@ Status Engine::CommitEmbed(EmbedJob* job, IndexReport* report) {
           report->embed_failures.push_back({SourceOfPath(path).second, why, "embed"});
           failed_this_run_.insert(id);
         }
-        const auto [uri, shown] = SourceOfPath(path);
-        failed.push_back({uri, shown, "embed", why, true});
+        failed.push_back(FailureOf(*job, i, why, true));
         ++batch.failed;
         continue;
       }

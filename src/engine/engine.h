@@ -87,6 +87,16 @@ struct IndexReport {
   std::vector<CrawlProblem> embed_failures;
 };
 
+// What IngestFile did with one file.
+struct IngestReport {
+  int64_t id = 0;            // the document
+  bool unchanged = false;    // same bytes already indexed (and embedded): nothing done
+  bool image = false;
+  bool embedded = false;     // got its embedding now
+  bool from_cache = false;   // ...from the embedding cache
+  std::vector<CrawlProblem> problems;  // "extract" (still indexed) and "embed" (no vector) failures
+};
+
 // One model call while indexing (index, backfill, worker, serve --watch): the distinct image
 // contents it embedded and failed on (unreadable, corrupt, an unusable vector), and its wall time.
 // Cache hits make no model call and are not counted here (the cache counts them).
@@ -250,6 +260,16 @@ class Engine {
   // Exact duplicates by content hash, and near duplicates (resized, recompressed or cropped
   // copies) by embedding similarity in the active model's vector index.
   Result<DuplicateReport> FindDuplicates(const DuplicateOptions& options);
+  // Indexes one file a queue job names (engine/ingest.cpp): `local_path` (the file itself, or a
+  // downloaded copy of an S3 object) is read as the crawl reads files and stored under `uri` with
+  // `display_path` and `mtime_ns`; an image is embedded (through the cache when `use_cache`)
+  // before this returns, so document and vector are both committed when it does. Idempotent: a
+  // document already stored with the same bytes (SHA-256) and, for an image, an embedding of the
+  // model is left as it is. Extraction and embedding failures are in the report (and the
+  // failure list), not the Status; a read or store error is the Status.
+  Result<IngestReport> IngestFile(const std::string& uri, const std::string& display_path,
+                                  const std::string& local_path, int64_t mtime_ns, bool use_cache,
+                                  const CrawlOptions& crawl = {});
   // Writes the vector snapshot and trims the change log.
   Status Checkpoint();
 
@@ -270,6 +290,7 @@ class Engine {
   Status PrepareEmbed(const std::vector<std::pair<int64_t, std::string>>& images, bool read_cache, EmbedJob* job);
   static void ComputeEmbed(ImageEmbedder* embedder, EmbedJob* job);
   Status CommitEmbed(EmbedJob* job, IndexReport* report);
+  FailureInput FailureOf(const EmbedJob& job, size_t i, std::string reason, bool permanent) const;
   // FindDuplicates' first step: decodes and hashes the image contents that have no perceptual hash.
   // `hashed_uris`: one document uri per content hashed now.
   Status HashMissingImages(const DuplicateOptions& options, DuplicateReport* report,
