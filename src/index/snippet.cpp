@@ -123,9 +123,12 @@ bool TokenMatches(sb_stemmer* stemmer, std::string_view folded, std::string_view
   if (folded == t.folded || folded == t.stem) return true;
   // Cheap test first: every form of the token that could equal the stem holds its first letters.
   if (folded.find(std::string_view(t.stem).substr(0, 3)) == std::string_view::npos) return false;
-  const size_t n = index_internal::TokenForms(stemmer, folded, original, /*parts=*/true, forms);
-  for (size_t i = 0; i < n; ++i) {
-    if (forms[i] == t.stem) return true;
+  // The forms the content column indexes (the stem), then those the name and path parts columns do.
+  for (const bool parts : {false, true}) {
+    const size_t n = index_internal::TokenForms(stemmer, folded, original, parts, forms);
+    for (size_t i = 0; i < n; ++i) {
+      if (forms[i] == t.stem) return true;
+    }
   }
   return false;
 }
