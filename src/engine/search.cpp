@@ -155,6 +155,19 @@ Result<SearchResult> AssemblePage(const SearchBackend& backend, std::chrono::ste
   return result;
 }
 
+// Vectors sampled from the collection to judge what stands out for a query (the picture floor).
+constexpr size_t kFloorSample = 1000;
+
+// The picture floor of a text query's vector leg: from the back end's `sample` of the collection,
+// else (a back end that cannot sample) from the leg's own hits, `population` of them found.
+double FloorOf(VectorSample sample, std::span<const VectorHit> leg, uint64_t population, const SearchRequest& r) {
+  if (sample.scores.empty()) {
+    for (const auto& h : leg) sample.scores.push_back(h.score);
+    sample.population = population;
+  }
+  return PictureFloor(std::move(sample.scores), r.floor_sd, r.floor_min_score, sample.population);
+}
+
 // OpenSearch's pagination_depth (each leg's hits in a hybrid query) goes up to 10,000.
 constexpr size_t kMaxServerFusionDepth = 10000;
 
@@ -187,13 +200,12 @@ Result<bool> RunServerFusion(const SearchBackend& backend, const SearchRequest& 
   fr.size = r.size + 1;
   fr.depth = window;
   if (r.vector_from_text) {
-    FS_ASSIGN_OR_RETURN(VectorSample sample, backend.SampleVectorScores(r.vector, 1000));
+    FS_ASSIGN_OR_RETURN(VectorSample sample, backend.SampleVectorScores(r.vector, kFloorSample));
+    std::vector<VectorHit> vh;
     if (sample.scores.empty()) {
-      FS_ASSIGN_OR_RETURN(std::vector<VectorHit> vh, backend.VectorSearch(r.vector, window, r.filters, r.ef));
-      for (const auto& h : vh) sample.scores.push_back(h.score);
-      sample.population = vh.size();
+      FS_ASSIGN_OR_RETURN(vh, backend.VectorSearch(r.vector, window, r.filters, r.ef));
     }
-    const double floor = PictureFloor(std::move(sample.scores), r.floor_sd, r.floor_min_score, sample.population);
+    const double floor = FloorOf(std::move(sample), vh, vh.size(), r);
     if (!std::isfinite(floor)) return false;
     fr.min_cosine = floor;
   }
@@ -426,13 +438,8 @@ Result<SearchResult> RunSearch(const SearchBackend& backend, const SearchRequest
       const bool floored = mode == SearchMode::kHybrid && r.vector_from_text;
       double floor = -INFINITY;
       if (floored) {
-        constexpr size_t kSample = 1000;
-        FS_ASSIGN_OR_RETURN(VectorSample sample, backend.SampleVectorScores(r.vector, kSample));
-        if (sample.scores.empty()) {
-          for (const auto& h : vh) sample.scores.push_back(h.score);
-          sample.population = std::max<uint64_t>(vh.size(), legs.vector_total);
-        }
-        floor = PictureFloor(std::move(sample.scores), r.floor_sd, r.floor_min_score, sample.population);
+        FS_ASSIGN_OR_RETURN(VectorSample sample, backend.SampleVectorScores(r.vector, kFloorSample));
+        floor = FloorOf(std::move(sample), vh, std::max<uint64_t>(vh.size(), legs.vector_total), r);
       }
       size_t rank = 0;
       size_t vector_only = 0;
