@@ -230,14 +230,12 @@ class CliModelTest : public ::testing::Test {
   static void SetUpTestSuite() {
     const char* shared_env = std::getenv("FILESEARCH_SHARED_DIR");
     shared_ = shared_env ? shared_env : "../shared";
-    if (!stdfs::exists(shared_ + "/clip/tokenizer.json") || !stdfs::exists(shared_ + "/corpus/photos/kodak/kodim03.png")) {
-      skip_ = "needs ../shared/clip/tokenizer.json and ../shared/corpus/photos/kodak (not present here)";
+    if (!stdfs::exists(shared_ + "/corpus/photos/kodak/kodim03.png")) {
+      skip_ = "needs ../shared/corpus/photos/kodak (not present here)";
       return;
     }
-    auto dir = clip::testing::GenerateReference("--size small-vocab --no-reference --images 0 --texts 0", &skip_);
-    if (!dir) return;
-    stdfs::copy_file(shared_ + "/clip/tokenizer.json", *dir + "/tokenizer.json");
-    model_ = *dir;
+    auto dir = clip::testing::GenerateTinyModel(shared_, &skip_);
+    if (dir) model_ = *dir;
   }
   static void TearDownTestSuite() {
     if (!model_.empty()) clip::testing::RemoveTree(model_);

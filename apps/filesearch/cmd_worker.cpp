@@ -52,10 +52,13 @@ int RunQueue(Engine* engine, const Args& args, const std::optional<OcrOptions>& 
     std::fprintf(stderr, "filesearch: worker stopped: %s\n", stats.status().ToString().c_str());
     return 1;
   }
-  std::printf("worker: stopped after %llu jobs: %llu done, %llu retried, %llu dead letters, %llu handed back\n",
-              static_cast<unsigned long long>(stats->received), static_cast<unsigned long long>(stats->done),
-              static_cast<unsigned long long>(stats->retried), static_cast<unsigned long long>(stats->dead),
-              static_cast<unsigned long long>(stats->released_on_stop));
+  auto n = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::printf(
+      "worker: stopped after %llu jobs: %llu done, %llu retried, %llu dead letters, %llu handed back; "
+      "%llu files indexed (%llu unchanged, %llu removed), %llu images embedded (%llu from the cache)\n",
+      n(stats->received), n(stats->done), n(stats->retried), n(stats->dead), n(stats->released_on_stop),
+      n(stats->items_indexed), n(stats->items_unchanged), n(stats->items_removed), n(stats->embedded),
+      n(stats->from_cache));
   std::fflush(stdout);
   return 0;
 }

@@ -56,7 +56,8 @@ bool HasMoto(const std::string& python) {
 
 }  // namespace
 
-std::unique_ptr<ServerProcess> ServerProcess::Start(const std::string& kind, std::string* why, bool* skip) {
+std::unique_ptr<ServerProcess> ServerProcess::Start(const std::string& kind, std::string* why, bool* skip,
+                                                    const std::string& redis_dir) {
   *skip = true;
   const int port = fs::testing::FreePort();
   std::vector<std::string> argv;
@@ -66,8 +67,13 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::string& kind, std
       *why = "redis-server is not installed (scripts/setup installs it)";
       return nullptr;
     }
-    argv = {redis,          "--bind", "127.0.0.1",   "--port", std::to_string(port), "--save", "",
-            "--appendonly", "no",     "--daemonize", "no",     "--protected-mode",   "yes"};
+    argv = {redis, "--bind", "127.0.0.1", "--port", std::to_string(port), "--save", "", "--daemonize", "no",
+            "--protected-mode", "yes"};
+    if (redis_dir.empty()) {
+      argv.insert(argv.end(), {"--appendonly", "no"});
+    } else {
+      argv.insert(argv.end(), {"--appendonly", "yes", "--appendfsync", "always", "--dir", redis_dir});
+    }
   } else {
     // The project's .venv (scripts/py-deps) first, then python3 on PATH.
     const char* source = std::getenv("FILESEARCH_SOURCE_DIR");
@@ -83,24 +89,34 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::string& kind, std
   const std::string log =
       "/tmp/fs_" + kind + "_" + std::to_string(::getpid()) + "_" + std::to_string(port) + ".log";
   ::unlink(log.c_str());
-  const pid_t pid = fs::testing::Spawn(argv, log, /*die_with_parent=*/true);
-  if (pid < 0) {
+  std::unique_ptr<ServerProcess> server(new ServerProcess(kind, -1, port, log, std::move(argv)));
+  if (!server->Launch(why)) return nullptr;
+  return server;
+}
+
+bool ServerProcess::Launch(std::string* why) {
+  pid_ = fs::testing::Spawn(argv_, log_, /*die_with_parent=*/true);
+  if (pid_ < 0) {
     *why = "fork failed";
-    return nullptr;
+    return false;
   }
-  std::unique_ptr<ServerProcess> server(new ServerProcess(kind, pid, port, log));
   // Ready once it accepts a connection; a child that exited (port taken, bad flag) is reaped.
   int status = 0;
   bool exited = false;
   for (int waited_ms = 0; waited_ms < 30000 && !exited; waited_ms += 25) {
-    if (Accepts(port)) return server;
-    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    if (Accepts(port_)) return true;
+    exited = ::waitpid(pid_, &status, WNOHANG) == pid_;
     if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
-  if (exited) server->pid_ = -1;
-  *why = kind + (exited ? " server exited at start: " : " server did not accept connections within 30 s: ") +
-         ReadAll(log).substr(0, 2000);
-  return nullptr;
+  if (exited) pid_ = -1;
+  *why = kind_ + (exited ? " server exited at start: " : " server did not accept connections within 30 s: ") +
+         ReadAll(log_).substr(0, 2000);
+  return false;
+}
+
+bool ServerProcess::Restart(std::string* why) {
+  Kill();
+  return Launch(why);
 }
 
 std::string ServerProcess::url() const {

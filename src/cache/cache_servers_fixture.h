@@ -19,7 +19,10 @@ class ServerProcess {
   // Starts `kind` ("redis" or "dynamodb"). nullptr with *skip = true and the reason in *why when
   // the program is not installed (the test should GTEST_SKIP), or *skip = false when it is
   // installed but did not start within 30 s.
-  static std::unique_ptr<ServerProcess> Start(const std::string& kind, std::string* why, bool* skip);
+  // `redis_dir`: a Redis that keeps its data there in an append-only file synced on every write
+  // (the queue server a test kills and restarts); empty: no persistence.
+  static std::unique_ptr<ServerProcess> Start(const std::string& kind, std::string* why, bool* skip,
+                                              const std::string& redis_dir = "");
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
@@ -29,14 +32,22 @@ class ServerProcess {
   std::string url() const;
   // Stops the server now (SIGKILL: a cache that vanishes mid-run).
   void Kill();
+  // Starts it again, on the same port with the same flags, after Kill(); false (why set) when it did
+  // not accept connections within 30 s.
+  bool Restart(std::string* why);
+  // The running server's process (-1 after Kill): a test may SIGSTOP and SIGCONT it.
+  pid_t pid() const { return pid_; }
 
  private:
-  ServerProcess(std::string kind, pid_t pid, int port, std::string log)
-      : kind_(std::move(kind)), pid_(pid), port_(port), log_(std::move(log)) {}
+  ServerProcess(std::string kind, pid_t pid, int port, std::string log, std::vector<std::string> argv)
+      : kind_(std::move(kind)), pid_(pid), port_(port), log_(std::move(log)), argv_(std::move(argv)) {}
+  // Spawns argv_ and waits until the port accepts; false (why set) when it does not.
+  bool Launch(std::string* why);
   std::string kind_;
   pid_t pid_;
   int port_;
   std::string log_;
+  std::vector<std::string> argv_;
 };
 
 // The server of `kind` shared by every test of this binary: started on first use (and, for

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -64,7 +65,10 @@ class PosixEnv final : public Env {
   }
 
   Status WriteFileAtomic(const std::string& path, std::string_view data) override {
-    std::string tmp = path + ".tmp";
+    // A name of this process and call: processes sharing a data folder (a fleet of workers on one
+    // machine) may save the same file at once, and each must rename only what it wrote itself.
+    static std::atomic<uint64_t> seq{0};
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(++seq);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return ErrnoStatus("cannot create", tmp, errno);
     size_t done = 0;

@@ -6,10 +6,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include "core/check.h"
 #include "core/utf8.h"
@@ -496,12 +496,19 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& db_path, const Sto
     std::lock_guard lock(impl->write_mu);
     FS_ASSIGN_OR_RETURN(impl->writer, Db::Open(db_path, /*create=*/true));
     Db& w = impl->writer;
-    // A file that is not SQLite fails here with a clear message.
-    FS_RETURN_IF_ERROR(w.Exec("PRAGMA journal_mode=WAL").WithContext("opening '" + db_path + "'"));
+    // A file that is not SQLite fails here with a clear message. Switching a new database to WAL
+    // needs it alone, and SQLite answers "busy" at once rather than wait for the busy timeout: two
+    // processes opening one new index together (a fleet's workers starting) take turns here.
+    for (int waited_ms = 0;; waited_ms += 25) {
+      Status wal = w.Exec("PRAGMA journal_mode=WAL");
+      if (wal.ok()) break;
+      if (wal.code() != StatusCode::kUnavailable || waited_ms >= 10000) return wal.WithContext("opening '" + db_path + "'");
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
     FS_RETURN_IF_ERROR(w.Exec(options.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
     FS_RETURN_IF_ERROR(w.Exec("PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536"));
     FS_RETURN_IF_ERROR(AddMissingColumns(&w));
-    FS_RETURN_IF_ERROR(w.Exec(std::string("BEGIN; ") + kSchema + " COMMIT;"));
+    FS_RETURN_IF_ERROR(w.Exec(std::string("BEGIN IMMEDIATE; ") + kSchema + " COMMIT;"));
     std::optional<int> stored_version;
     {
       // Read and finalised before any migration: DROP TABLE fails while a statement is open.
@@ -518,7 +525,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& db_path, const Sto
       }
       if (version < kSchemaVersion) FS_RETURN_IF_ERROR(RebuildFtsIndex(&w, db_path, /*recreate=*/version < 3));
     } else {
-      FS_RETURN_IF_ERROR(w.Exec("INSERT INTO meta(key, value) VALUES('schema_version', '" +
+      // (OR IGNORE: another process opening the new database at once may have written it.)
+      FS_RETURN_IF_ERROR(w.Exec("INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '" +
                                 std::to_string(kSchemaVersion) + "')"));
     }
   }

@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "core/env.h"
 #include "index/fts_tokenizer.h"
@@ -376,6 +379,28 @@ TEST_F(StoreTest, NotADatabaseIsAClearError) {
   auto s = Store::Open(path);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kCorruption) << s.status().ToString();
+}
+
+// A fleet's workers started together open one new index at once (each a process of its own; here
+// threads, each with its own connections, which SQLite locks the same way). Every open succeeds:
+// none fails with "database is locked" while another sets the database up.
+TEST_F(StoreTest, OpenersOfOneNewDatabaseAtOnceAllSucceed) {
+  for (int round = 0; round < 30; ++round) {
+    const std::string path = dir_ + "/new" + std::to_string(round) + ".db";
+    std::vector<Status> results(6);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> openers;
+    for (size_t i = 0; i < results.size(); ++i) {
+      openers.emplace_back([&, i] {
+        ready.fetch_add(1);
+        while (ready.load() < static_cast<int>(results.size())) std::this_thread::yield();
+        auto s = Store::Open(path);
+        results[i] = s.ok() ? Status::Ok() : s.status();
+      });
+    }
+    for (auto& t : openers) t.join();
+    for (const Status& r : results) EXPECT_TRUE(r.ok()) << "round " << round << ": " << r.ToString();
+  }
 }
 
 }  // namespace

@@ -292,7 +292,12 @@ class Worker {
       // Decoding is deterministic: an image the model could not take (corrupt, a decompression
       // bomb, an unknown format) fails the same way every time. (The engine's embed observer
       // counts it in filesearch_embeddings_total.)
-      ItemOutcome o = Fail(Status::Corruption("not embedded: " + p.reason), "embed");
+      // The model read a private copy of an S3 object: the reason names the object instead.
+      std::string reason = p.reason;
+      for (size_t at; local != display && (at = reason.find(local)) != std::string::npos;) {
+        reason.replace(at, local.size(), display);
+      }
+      ItemOutcome o = Fail(Status::Corruption("not embedded: " + reason), "embed");
       o.permanent = true;
       return o;
     }

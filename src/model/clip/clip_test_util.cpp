@@ -46,6 +46,17 @@ std::optional<std::string> GenerateReference(const std::string& args, std::strin
   return dir;
 }
 
+std::optional<std::string> GenerateTinyModel(const std::string& shared, std::string* why) {
+  const std::string tokenizer = shared + "/clip/tokenizer.json";
+  if (!std::filesystem::exists(tokenizer)) {
+    *why = "needs " + tokenizer + " (the real CLIP tokenizer; not present here)";
+    return std::nullopt;
+  }
+  auto dir = GenerateReference("--size small-vocab --no-reference --images 0 --texts 0", why);
+  if (dir) std::filesystem::copy_file(tokenizer, *dir + "/tokenizer.json");
+  return dir;
+}
+
 const Reference* SharedReference(const std::string& key, const std::string& variant,
                                  const std::function<std::optional<std::string>(std::string*)>& make,
                                  std::string* why) {

@@ -21,6 +21,10 @@ std::optional<std::string> GenerateReference(const std::string& args, std::strin
                                              const std::string& script = "clip_reference.py",
                                              const std::string& python = "/usr/bin/python3",
                                              const std::string& check = "import torch");
+// A generated CLIP model with tiny towers and a small vocabulary, with the real CLIP tokenizer of
+// `shared` (../shared/clip/tokenizer.json) copied in: what tests that run the filesearch binary
+// with --model-dir use. nullopt, with *why, when the tokenizer or the oracle is missing (skip).
+std::optional<std::string> GenerateTinyModel(const std::string& shared, std::string* why);
 // The source tree (FILESEARCH_SOURCE_DIR, else ".").
 std::string SourceDir();
 // What an oracle wrote into one model folder: pixels.f32 / image_emb.f32 (empty when absent),
