@@ -71,6 +71,9 @@ int EnqueueBackfill(Engine* engine, const std::string& model, const QueueFlags& 
   Progress bar("backfill via " + (*queue)->name(), *sent, progress);
   uint64_t shown = 0, left_in_queue = *sent;
   queue::QueueStats last;
+  // SQS's counts are approximate and may read 0 for a moment while jobs remain: drained is three
+  // empty readings in a row, a second apart.
+  int empty_readings = 0;
   while (!g_backfill_stop.load()) {
     auto st = (*queue)->Stats();
     if (st.ok()) {
@@ -85,7 +88,8 @@ int EnqueueBackfill(Engine* engine, const std::string& model, const QueueFlags& 
       bar.Add(done - shown);
       shown = done;
     }
-    if (st.ok() && left_in_queue == 0) break;
+    empty_readings = st.ok() && left_in_queue == 0 ? empty_readings + 1 : 0;
+    if (empty_readings >= 3) break;
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   bar.Finish();
