@@ -343,6 +343,46 @@ TEST_P(QueueWorkerTest, PoisonJobsAreDeadLettersWithReasonsAndNeverBlockTheQueue
   EXPECT_EQ(failed.count("s3://no-such-bucket-" + name_ + "/missing.png"), 1u);
 }
 
+// One Receive hands a worker several jobs (--batch): their images are embedded together, but each
+// job's items still happen in queue order. An add then a removal of one file leaves it out of the
+// index; a removal then an add leaves it in. A poison job in the batch is dead on its own.
+TEST_P(QueueWorkerTest, JobsTakenAsOneBatchKeepTheirOrderAndTheirOwnOutcomes) {
+  const std::string gone = dir_ + "/files/gone.png", kept = dir_ + "/files/kept.png";
+  WriteFile(gone, FakePng(name_ + "gone"));
+  WriteFile(kept, FakePng(name_ + "kept"));
+  std::vector<std::string> jobs = {queue::PlainJob(gone), queue::PlainJob(gone, true, /*remove=*/true),
+                                   queue::PlainJob(kept, true, /*remove=*/true), queue::PlainJob(kept),
+                                   queue::PlainJob(dir_ + "/files/missing.png")};
+  for (int i = 0; i < 4; ++i) {
+    const std::string f = dir_ + "/files/more" + std::to_string(i) + ".png";
+    WriteFile(f, FakePng(name_ + "more" + std::to_string(i)));
+    jobs.push_back(queue::PlainJob(f));
+  }
+  auto q = Queue();
+  ASSERT_TRUE(q->Send(jobs).ok());
+  const pid_t a = StartWorker(dir_ + "/a.log", {"--batch", "10"});
+  ASSERT_TRUE(Drained(q.get())) << ReadAll(dir_ + "/a.log");
+  ::kill(a, SIGTERM);
+  EXPECT_EQ(WaitExit(a, 30), 0);
+  workers_.clear();
+  const std::string log = ReadAll(dir_ + "/a.log");
+  EXPECT_EQ(DoneCount(log), 8) << log;
+  auto store = OpenStore();
+  ASSERT_TRUE(store);
+  EXPECT_FALSE(Indexed(store.get(), FileUri(gone))) << log;
+  bool vec = false;
+  EXPECT_TRUE(Indexed(store.get(), FileUri(kept), &vec)) << log;
+  EXPECT_TRUE(vec);
+  for (int i = 0; i < 4; ++i) {
+    vec = false;
+    EXPECT_TRUE(Indexed(store.get(), FileUri(dir_ + "/files/more" + std::to_string(i) + ".png"), &vec)) << i;
+    EXPECT_TRUE(vec) << i;
+  }
+  auto s = q->Stats();
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->dead, 1) << log;
+}
+
 TEST_P(QueueWorkerTest, S3EventsIndexCreatedObjectsAndRemoveDeletedOnes) {
   // A bucket on moto's S3, and an object whose key has a space, a '+' and a non-ASCII letter.
   const std::string bucket = name_;

@@ -38,6 +38,7 @@ int RunQueue(Engine* engine, const Args& args, const std::optional<OcrOptions>& 
   o.crawl.progress = false;
   o.metrics = metrics;
   o.hold_ms = args.hold_ms;
+  o.batch = args.batch;
   const bool quiet = flags.quiet;
   o.log = [quiet](const std::string& line) {
     if (quiet) return;
@@ -93,6 +94,7 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
     QueueFlags queue;
     S3Flags s3;
     uint64_t max_object_mb = 256;
+    int batch = 10;
     int hold_ms = 0;
     bool test_embedder = false;
     bool no_embed = false;
@@ -111,7 +113,12 @@ void RegisterWorker(CLI::App& app, GlobalFlags& flags, int* exit_code) {
                   "--queue: larger objects and files are refused (a dead letter), checked before reading")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  // Tests of a worker killed or stopped mid-job: wait this long after taking each job.
+  cmd->add_option("--batch", args->batch,
+                  "--queue: jobs taken at once; their images are embedded as one batch (1 = one job at a time;\n"
+                  "SQS hands out at most 10)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  // Tests of a worker killed or stopped mid-job: wait this long after taking each batch of jobs.
   cmd->add_option("--test-hold-ms", args->hold_ms)->group("");
   cmd->add_option("--quiet-ms", args->quiet_ms, "Index once the folder has had no change for this long")->capture_default_str();
   cmd->add_option("--max-delay-ms", args->max_delay_ms, "...but at most this long after the first change of a burst")

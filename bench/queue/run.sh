@@ -4,6 +4,7 @@
 # directory and a Redis stream, over the corpus's photos (../shared/corpus/photos, 204 files).
 #   bench/queue/run.sh                 stand-in embedder (--test-embedder): the pipeline without the model
 #   MODEL_FLAGS="--model-dir /tmp/fs-clip-b32 --precision bf16" bench/queue/run.sh   with CLIP
+#   WORKER_FLAGS="--batch 1" ...       flags for the workers only (default: the worker's own, --batch 10)
 # Queue overhead per job = (1 worker's seconds - index's seconds) / images. A worker's time runs
 # from its start (model load included, as index's) until the stream is empty and nothing is pending.
 # Starts its own redis-server on 127.0.0.1 (no persistence) and stops it at the end.
@@ -13,6 +14,7 @@ build=${BUILD_DIR:-build}
 shared=${FILESEARCH_SHARED_DIR:-../shared}
 work=${BENCH_DIR:-/tmp/fs-queue-bench}
 model_flags=${MODEL_FLAGS:---test-embedder}
+worker_flags=${WORKER_FLAGS:-}
 [[ -x $build/filesearch ]] || { echo "build first: scripts/build"; exit 1; }
 rm -rf "$work" && mkdir -p "$work/images"
 find "$shared/corpus/photos" -type f \( -name '*.jpg' -o -name '*.png' \) -exec cp {} "$work/images/" \;
@@ -41,7 +43,7 @@ for k in 1 2 3; do
   for ((i = 0; i < k; i++)); do
     # shellcheck disable=SC2086
     "$build/filesearch" --no-progress --data-dir "$work/data-$k" worker --queue "redis://127.0.0.1:$port/$stream" \
-      $model_flags >"$work/worker-$k-$i.log" 2>&1 &
+      $model_flags $worker_flags >"$work/worker-$k-$i.log" 2>&1 &
     pids+=($!)
   done
   while :; do

@@ -87,13 +87,19 @@ struct IndexReport {
   std::vector<CrawlProblem> embed_failures;
 };
 
-// What IngestFile did with one file.
+// One file for IngestFiles.
+struct IngestInput {
+  std::string uri, display_path, local_path;
+  int64_t mtime_ns = 0;
+  bool use_cache = true;
+};
+
+// What IngestFiles did with one file.
 struct IngestReport {
   int64_t id = 0;            // the document
   bool unchanged = false;    // same bytes already indexed (and embedded): nothing done
   bool image = false;
   bool embedded = false;     // got its embedding now
-  bool from_cache = false;   // ...from the embedding cache
   std::vector<CrawlProblem> problems;  // "extract" (still indexed) and "embed" (no vector) failures
 };
 
@@ -260,16 +266,17 @@ class Engine {
   // Exact duplicates by content hash, and near duplicates (resized, recompressed or cropped
   // copies) by embedding similarity in the active model's vector index.
   Result<DuplicateReport> FindDuplicates(const DuplicateOptions& options);
-  // Indexes one file a queue job names (engine/ingest.cpp): `local_path` (the file itself, or a
-  // downloaded copy of an S3 object) is read as the crawl reads files and stored under `uri` with
-  // `display_path` and `mtime_ns`; an image is embedded (through the cache when `use_cache`)
-  // before this returns, so document and vector are both committed when it does. Idempotent: a
-  // document already stored with the same bytes (SHA-256) and, for an image, an embedding of the
-  // model is left as it is. Extraction and embedding failures are in the report (and the
-  // failure list), not the Status; a read or store error is the Status.
-  Result<IngestReport> IngestFile(const std::string& uri, const std::string& display_path,
-                                  const std::string& local_path, int64_t mtime_ns, bool use_cache,
-                                  const CrawlOptions& crawl = {});
+  // Indexes the files of queue jobs (engine/ingest.cpp), in order: each `local_path` (the file
+  // itself, or a downloaded copy of an S3 object) is read as the crawl reads files and stored
+  // under `uri` with `display_path` and `mtime_ns`; then the images among them are embedded as one
+  // batch (through the cache where `use_cache`), so every document and vector is committed when
+  // this returns. One result per file: a read or store error is its Status; extraction and
+  // embedding failures are in its report (and the failure list). Idempotent: a document already
+  // stored with the same bytes (SHA-256) and, for an image, an embedding of the model is left as
+  // it is. The batch's totals of embedded images and cache hits are added to *embedded and
+  // *from_cache.
+  std::vector<Result<IngestReport>> IngestFiles(const std::vector<IngestInput>& files, const CrawlOptions& crawl,
+                                                uint64_t* embedded, uint64_t* from_cache);
   // Writes the vector snapshot and trims the change log.
   Status Checkpoint();
 

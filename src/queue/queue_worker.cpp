@@ -54,7 +54,7 @@ class Worker {
         RefreshGauges();
         last_stats = Clock::now();
       }
-      auto got = queue_->Receive(1, options_.receive_wait_ms);
+      auto got = queue_->Receive(std::max(1, options_.batch), options_.receive_wait_ms);
       if (!got.ok()) {
         // The queue is down or unreachable: keep trying (a fleet outlives a queue restart).
         ++errors_in_a_row;
@@ -65,7 +65,7 @@ class Worker {
         continue;
       }
       errors_in_a_row = 0;
-      for (const QueueMessage& m : *got) Handle(m);
+      HandleBatch(*got);
       if (engine_->backend() == "embedded" &&
           Clock::now() - last_checkpoint >= std::chrono::milliseconds(options_.checkpoint_every_ms)) {
         if (Status s = engine_->Checkpoint(); !s.ok()) Log("could not save the vector snapshot: " + s.ToString());
@@ -97,32 +97,53 @@ class Worker {
     }
   }
 
-  void Handle(const QueueMessage& m) {
-    ++stats_.received;
-    const std::string job_uri = "queue:" + queue_->name() + "#" + m.id;
-    auto parsed = ParseJob(m.body);
-    if (m.deliveries > queue_->options().max_deliveries) {
-      Dead(m, "handed out " + std::to_string(m.deliveries) +
-                  " times without being finished: every worker that took it died or ran past the visibility timeout",
-           parsed.ok() ? *parsed : std::vector<JobItem>{}, job_uri, "queue");
-      return;
+  // One job of a batch, from receipt to its outcome.
+  struct Taken {
+    const QueueMessage* m = nullptr;
+    std::vector<JobItem> items;
+    std::vector<std::string> done_uris;
+    ItemOutcome outcome;
+    const JobItem* failed_item = nullptr;  // set with a failed outcome
+  };
+
+  // Every job of `messages` (one Receive): each is parsed, its items read into the index in order,
+  // the images of all of them embedded as one batch, and then each is acknowledged, released or
+  // dead on its own outcome.
+  void HandleBatch(const std::vector<QueueMessage>& messages) {
+    std::vector<Taken> jobs;
+    for (const QueueMessage& m : messages) {
+      ++stats_.received;
+      const std::string job_uri = JobUri(m);
+      auto parsed = ParseJob(m.body);
+      if (m.deliveries > queue_->options().max_deliveries) {
+        Dead(m, "handed out " + std::to_string(m.deliveries) +
+                    " times without being finished: every worker that took it died or ran past the visibility timeout",
+             parsed.ok() ? *parsed : std::vector<JobItem>{}, job_uri, "queue");
+        continue;
+      }
+      if (!parsed.ok()) {
+        ++stats_.failed;
+        Count("failed");
+        Dead(m, parsed.status().message(), {}, job_uri, "queue");
+        continue;
+      }
+      Taken t;
+      t.m = &m;
+      t.items = std::move(*parsed);
+      jobs.push_back(std::move(t));
     }
-    if (!parsed.ok()) {
-      ++stats_.failed;
-      Count("failed");
-      Dead(m, parsed.status().message(), {}, job_uri, "queue");
-      return;
-    }
-    // Heartbeat: the job stays ours while it runs.
+    if (jobs.empty()) return;
+    // Heartbeat: the jobs stay ours while they run.
     std::mutex mu;
     std::condition_variable cv;
     bool finished = false;
-    std::thread heartbeat;
     const int every_ms = std::max(1000, queue_->options().visibility_timeout_s * 1000 / 3);
-    heartbeat = std::thread([&] {
+    std::thread heartbeat([&] {
       std::unique_lock<std::mutex> lock(mu);
       while (!cv.wait_for(lock, std::chrono::milliseconds(every_ms), [&] { return finished; })) {
-        if (Status s = queue_->Extend(m); !s.ok()) Log("heartbeat for job " + m.id + " failed: " + s.message());
+        for (const Taken& t : jobs) {
+          if (Status s = queue_->Extend(*t.m); !s.ok()) Log("heartbeat for job " + t.m->id + " failed: " + s.message());
+        }
       }
     });
     auto stop_heartbeat = [&] {
@@ -137,36 +158,100 @@ class Worker {
       SleepUnlessStopped(options_.hold_ms);
       if (stop_.load()) {
         stop_heartbeat();
-        Status s = queue_->Release(m, 0);
-        ++stats_.released_on_stop;
-        Log("stopping: handed back job " + m.id + (s.ok() ? "" : " (failed: " + s.message() + ")"));
+        for (const Taken& t : jobs) {
+          Status s = queue_->Release(*t.m, 0);
+          ++stats_.released_on_stop;
+          Log("stopping: handed back job " + t.m->id + (s.ok() ? "" : " (failed: " + s.message() + ")"));
+        }
         return;
       }
     }
-    ItemOutcome outcome;
-    const JobItem* failed_item = nullptr;
-    std::vector<std::string> done_uris;
-    for (const JobItem& item : *parsed) {
-      outcome = Process(item);
-      if (!outcome.status.ok()) {
-        failed_item = &item;
-        break;
-      }
-      done_uris.push_back(UriOf(item.target));
-    }
-    if (failed_item == nullptr && engine_->backend() == "opensearch") {
-      // Durable means in the index searches run on: the outbox is sent before the ack.
+    DoItems(&jobs);
+    bool any_ok = false;
+    for (const Taken& t : jobs) any_ok |= t.outcome.status.ok();
+    if (any_ok && engine_->backend() == "opensearch") {
+      // Durable means in the index searches run on: the outbox is sent before the acks.
       auto sent = engine_->SyncRemote();
       if (!sent.ok() || sent->backlog > 0) {
-        outcome.status = sent.ok() ? Status::Unavailable(std::to_string(sent->backlog) + " changes not yet in OpenSearch")
+        const Status s = sent.ok() ? Status::Unavailable(std::to_string(sent->backlog) + " changes not yet in OpenSearch")
                                    : sent.status();
-        outcome.permanent = false;
-        failed_item = parsed->empty() ? nullptr : &parsed->back();
+        for (Taken& t : jobs) {
+          if (!t.outcome.status.ok()) continue;
+          t.outcome.status = s;
+          t.outcome.permanent = false;
+          t.failed_item = t.items.empty() ? nullptr : &t.items.back();
+        }
       }
     }
     stop_heartbeat();
+    for (Taken& t : jobs) Finish(&t);
+  }
 
-    if (outcome.status.ok()) {
+  // The items of every job, in order. Adds are read into the index one by one and embedded
+  // together; a removal first lets the adds before it finish, so a job's order holds.
+  void DoItems(std::vector<Taken>* jobs) {
+    struct Pending {
+      Taken* job;
+      const JobItem* item;
+      std::string uri, spool;  // spool: a private copy of an S3 object, removed after
+    };
+    std::vector<Pending> pending;
+    std::vector<IngestInput> inputs;
+    auto flush = [&] {
+      if (inputs.empty()) return;
+      auto results = engine_->IngestFiles(inputs, options_.crawl, &stats_.embedded, &stats_.from_cache);
+      for (size_t i = 0; i < pending.size(); ++i) {
+        Pending& p = pending[i];
+        if (!p.spool.empty()) ::unlink(p.spool.c_str());
+        if (p.job->failed_item != nullptr) continue;  // an earlier item of the job failed
+        ItemOutcome o = Outcome(results[i], inputs[i]);
+        if (!o.status.ok()) {
+          p.job->outcome = std::move(o);
+          p.job->failed_item = p.item;
+          continue;
+        }
+        p.job->done_uris.push_back(p.uri);
+      }
+      pending.clear();
+      inputs.clear();
+    };
+    for (Taken& t : *jobs) {
+      for (const JobItem& item : t.items) {
+        if (t.failed_item != nullptr) break;
+        const std::string uri = UriOf(item.target);
+        if (item.action == JobItem::Action::kRemove) {
+          flush();
+          if (t.failed_item != nullptr) break;
+          Status s = engine_->store()->Delete(uri);
+          if (!s.ok() && s.code() != StatusCode::kNotFound) {
+            t.outcome = Fail(s, "queue");
+            t.failed_item = &item;
+            break;
+          }
+          ++stats_.items_removed;
+          t.done_uris.push_back(uri);
+          continue;
+        }
+        IngestInput in;
+        std::string spool;
+        ItemOutcome read = Read(item, uri, &in, &spool);
+        if (!read.status.ok()) {
+          t.outcome = std::move(read);
+          t.failed_item = &item;
+          break;
+        }
+        pending.push_back({&t, &item, uri, spool});
+        inputs.push_back(std::move(in));
+      }
+    }
+    flush();
+  }
+
+  // Acknowledges, dead-letters or releases one job on its outcome.
+  void Finish(Taken* t) {
+    const QueueMessage& m = *t->m;
+    const std::string job_uri = JobUri(m);
+    if (t->outcome.status.ok()) {
       Status s = queue_->Ack(m);
       if (!s.ok()) {
         // Done but not acknowledged: it comes back, and doing it again changes nothing.
@@ -174,30 +259,33 @@ class Worker {
         return;
       }
       for (const char* stage : {"read", "embed", "queue"}) {
-        if (Status r = engine_->store()->ResolveFailures(done_uris, stage); !r.ok()) Log(r.ToString());
+        if (Status r = engine_->store()->ResolveFailures(t->done_uris, stage); !r.ok()) Log(r.ToString());
       }
       ++stats_.done;
       Count("done");
-      Log("done " + m.id + " (" + std::to_string(parsed->size()) + " items, delivery " + std::to_string(m.deliveries) + ")");
+      Log("done " + m.id + " (" + std::to_string(t->items.size()) + " items, delivery " + std::to_string(m.deliveries) + ")");
       return;
     }
     ++stats_.failed;
     Count("failed");
-    const std::string target = failed_item ? failed_item->target : job_uri;
+    const ItemOutcome& outcome = t->outcome;
+    const std::string target = t->failed_item ? t->failed_item->target : job_uri;
     const std::string reason = target + ": " + outcome.status.message();
     if (outcome.permanent || m.deliveries >= queue_->options().max_deliveries) {
       Dead(m, reason + (outcome.permanent ? "" : " (gave up after " + std::to_string(m.deliveries) + " deliveries)"),
-           failed_item ? std::vector<JobItem>{*failed_item} : std::vector<JobItem>{}, job_uri, outcome.stage);
+           t->failed_item ? std::vector<JobItem>{*t->failed_item} : std::vector<JobItem>{}, job_uri, outcome.stage);
       return;
     }
     const int delay_s = std::min(options_.max_retry_delay_s, 1 << std::min<int64_t>(m.deliveries - 1, 16));
     Status s = queue_->Release(m, delay_s);
-    RecordFailure(failed_item ? UriOf(failed_item->target) : job_uri, target, outcome.stage, reason, false);
+    RecordFailure(t->failed_item ? UriOf(t->failed_item->target) : job_uri, target, outcome.stage, reason, false);
     ++stats_.retried;
     Count("retried");
     Log("retry " + m.id + " in " + std::to_string(delay_s) + " s: " + reason +
         (s.ok() ? "" : " (release failed: " + s.message() + "; it comes back after the visibility timeout)"));
   }
+
+  std::string JobUri(const QueueMessage& m) const { return "queue:" + queue_->name() + "#" + m.id; }
 
   void Dead(const QueueMessage& m, const std::string& reason, const std::vector<JobItem>& items,
             const std::string& job_uri, const std::string& stage) {
@@ -234,14 +322,9 @@ class Worker {
     return o;
   }
 
-  ItemOutcome Process(const JobItem& item) {
-    const std::string uri = UriOf(item.target);
-    if (item.action == JobItem::Action::kRemove) {
-      Status s = engine_->store()->Delete(uri);
-      if (!s.ok() && s.code() != StatusCode::kNotFound) return Fail(s, "queue");
-      ++stats_.items_removed;
-      return {};
-    }
+  // Checks and reads one item to add: *in is what IngestFiles takes; an S3 object's bytes go to a
+  // private temporary file (*spool; extraction and the embedder read files).
+  ItemOutcome Read(const JobItem& item, const std::string& uri, IngestInput* in, std::string* spool) {
     if (!source_) {
       SourceOptions so;
       so.s3 = options_.s3;
@@ -255,10 +338,15 @@ class Worker {
       return Fail(Status::ResourceExhausted(std::to_string(entry->size) + " bytes, over the limit of " +
                                             std::to_string(options_.max_object_bytes)));
     }
-    if (!IsS3Uri(uri)) return Ingest(item, uri, item.target, item.target, entry->mtime_ns);
+    in->uri = uri;
+    in->mtime_ns = entry->mtime_ns;
+    in->use_cache = item.use_cache;
+    if (!IsS3Uri(uri)) {
+      in->display_path = in->local_path = item.target;
+      return {};
+    }
     auto bytes = source_->Read(uri, options_.max_object_bytes);
     if (!bytes.ok()) return Fail(bytes.status());
-    // The bytes go to a private temporary file: extraction and the embedder read files.
     const std::string dir = engine_->data_dir() + "/spool";
     ::mkdir(dir.c_str(), 0700);
     std::string path = dir + "/queue-" + std::to_string(::getpid()) + "-XXXXXX";
@@ -272,15 +360,18 @@ class Worker {
       written += static_cast<size_t>(n);
     }
     ::close(fd);
-    ItemOutcome o = written == bytes->size() ? Ingest(item, uri, uri, path, entry->mtime_ns)
-                                             : Fail(Status::IOError("cannot write a temporary file in " + dir));
-    ::unlink(path.c_str());
-    return o;
+    if (written != bytes->size()) {
+      ::unlink(path.c_str());
+      return Fail(Status::IOError("cannot write a temporary file in " + dir));
+    }
+    in->display_path = uri;
+    in->local_path = path;
+    *spool = path;
+    return {};
   }
 
-  ItemOutcome Ingest(const JobItem& item, const std::string& uri, const std::string& display,
-                     const std::string& local, int64_t mtime_ns) {
-    auto r = engine_->IngestFile(uri, display, local, mtime_ns, item.use_cache, options_.crawl);
+  // What IngestFiles' result for one item means for its job.
+  ItemOutcome Outcome(const Result<IngestReport>& r, const IngestInput& in) {
     if (!r.ok()) return Fail(r.status());
     if (r->unchanged) {
       ++stats_.items_unchanged;
@@ -291,19 +382,15 @@ class Worker {
       if (p.stage != "embed") continue;
       // Decoding is deterministic: an image the model could not take (corrupt, a decompression
       // bomb, an unknown format) fails the same way every time. (The engine's embed observer
-      // counts it in filesearch_embeddings_total.)
-      // The model read a private copy of an S3 object: the reason names the object instead.
+      // counts it in filesearch_embeddings_total.) The model read a private copy of an S3 object:
+      // the reason names the object instead.
       std::string reason = p.reason;
-      for (size_t at; local != display && (at = reason.find(local)) != std::string::npos;) {
-        reason.replace(at, local.size(), display);
+      for (size_t at; in.local_path != in.display_path && (at = reason.find(in.local_path)) != std::string::npos;) {
+        reason.replace(at, in.local_path.size(), in.display_path);
       }
       ItemOutcome o = Fail(Status::Corruption("not embedded: " + reason), "embed");
       o.permanent = true;
       return o;
-    }
-    if (r->embedded) {
-      ++stats_.embedded;
-      if (r->from_cache) ++stats_.from_cache;
     }
     return {};
   }

@@ -1,10 +1,10 @@
 // RunQueueWorker: `filesearch worker --queue URL`. Takes jobs (queue/job.h) from a JobQueue and
-// brings the index in line with them, one job at a time, until `stop` is set.
+// brings the index in line with them, a batch of jobs at a time (options.batch), until `stop` is set.
 //
 // At-least-once, with idempotent results:
 //   - a job is acknowledged only after every item is durable in the index (the document and, for an
 //     image, its vector committed to the store; with the opensearch back end, sent to OpenSearch);
-//   - while a job runs, a heartbeat keeps it invisible (Extend every visibility_timeout / 3), so a
+//   - while a batch runs, a heartbeat keeps its jobs invisible (Extend every visibility_timeout / 3), so a
 //     slow job is not handed to a second worker, and a worker that dies stops the heartbeat: the
 //     job comes back after the visibility timeout and another worker does it;
 //   - doing a job twice changes nothing: documents are keyed by their uri (s3://bucket/key or
@@ -38,6 +38,9 @@ namespace fs::queue {
 
 struct QueueWorkerOptions {
   int receive_wait_ms = 1000;        // long poll per Receive (also how soon a stop is noticed when idle)
+  // Jobs taken at once (one Receive; SQS gives at most 10): their images are embedded as one batch,
+  // so decoding and the model's batched forward pass use every core. 1 = one job at a time.
+  int batch = 10;
   int stats_every_ms = 5000;         // queue depth / age / dead-letter gauges refreshed this often
   int checkpoint_every_ms = 60000;   // the vector snapshot is saved this often while jobs come
   int max_retry_delay_s = 60;        // a released job waits 2^(deliveries-1) s, at most this
