@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -20,12 +21,14 @@
 #include <sstream>
 #include <map>
 
+#include "cache/cache_servers_fixture.h"
 #include "engine/engine.h"
 #include "engine/mirror.h"
 #include "engine/search.h"
 #include "index/opensearch_backend.h"
 #include "index/opensearch_client.h"
 #include "index/opensearch_query.h"
+#include "queue/job_queue.h"
 #include "spawn_util.h"
 
 namespace fs {
@@ -923,6 +926,73 @@ TEST_F(OpenSearchTest, CursorPagesReadOnePointInTime) {
   next.search_after = first->next_cursor + "x";
   EXPECT_FALSE(RunSearch(remote, next).ok());
   engine.reset();
+  std::filesystem::remove_all(base);
+}
+
+// Queue workers on two machines (two data folders, no shared disk) write one OpenSearch index: a
+// job is acknowledged only once its document and vector are on the node, machine B is SIGKILLed
+// holding a job that machine A then does, and every file is in the index once (the _id is the
+// uri's hash, whichever machine wrote it).
+TEST_F(OpenSearchTest, QueueWorkersOnTwoMachinesWriteEachFileOnce) {
+  const auto& redis = cache::testing::Shared("redis");
+  if (redis.server == nullptr) {
+    if (redis.skip) GTEST_SKIP() << redis.why;
+    FAIL() << redis.why;
+  }
+  ASSERT_EQ(Os("setup", "t-queue", {"--engine", "lucene", "--dimension", "64"}).rc, 0);  // test/hash-64
+  const std::string base = ::testing::TempDir() + "opensearch_queue_" + std::to_string(::getpid());
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base + "/share");
+  constexpr int kImages = 9;
+  for (int i = 0; i < kImages; ++i) {
+    std::ofstream(base + "/share/img" + std::to_string(i) + ".png", std::ios::binary) << "\x89PNG\r\n\x1A\nq" << i;
+  }
+  std::ofstream(base + "/share/notes.txt") << "minutes of the queue meeting";
+  const std::string url = redis.server->url() + "/fs-os-queue-" + std::to_string(::getpid());
+  CliRun enqueue = RunCli({"--no-progress", "enqueue", base + "/share", "--queue", url, "--create-queue"});
+  ASSERT_EQ(enqueue.rc, 0) << enqueue.output;
+  queue::QueueOptions qo;
+  qo.visibility_timeout_s = 2;
+  auto q = queue::OpenJobQueue(url, qo);
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  auto worker = [&](const std::string& machine, std::vector<std::string> extra) {
+    std::vector<std::string> argv = {FILESEARCH_BINARY, "--data-dir", base + "/" + machine, "--no-progress",
+                                     "--backend", "opensearch", "--opensearch-url", g_url, "--opensearch-index",
+                                     "t-queue", "worker", "--queue", url, "--test-embedder", "--visibility-timeout", "2"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return testing::Spawn(argv, base + "/" + machine + ".log");
+  };
+  auto stats_until = [&](const std::function<bool(const queue::QueueStats&)>& done) {
+    for (int i = 0; i < 600; ++i) {  // 60 s
+      auto s = (*q)->Stats();
+      if (s.ok() && done(*s)) return true;
+      ::usleep(100000);
+    }
+    return false;
+  };
+  // Machine B takes one job and is killed holding it.
+  const pid_t b = worker("machine-b", {"--batch", "1", "--test-hold-ms", "600000"});
+  ASSERT_TRUE(stats_until([](const queue::QueueStats& s) { return s.in_flight == 1; })) << ReadFile(base + "/machine-b.log");
+  ::kill(b, SIGKILL);
+  ::waitpid(b, nullptr, 0);
+  // Machine A does everything, B's job once the visibility timeout has passed.
+  const pid_t a = worker("machine-a", {});
+  const bool drained = stats_until([](const queue::QueueStats& s) { return s.visible == 0 && s.in_flight == 0; });
+  ::kill(a, SIGTERM);
+  int status = 0;
+  ::waitpid(a, &status, 0);
+  const std::string log = ReadFile(base + "/machine-a.log");
+  ASSERT_TRUE(drained) << log;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log;
+  EXPECT_NE(log.find("delivery 2"), std::string::npos) << log;
+  HttpJson("POST", "/t-queue/_refresh");
+  EXPECT_EQ(HttpJson("POST", "/t-queue/_count")["count"], kImages + 1) << log;
+  const json with_vector = {{"query", {{"term", {{"has_image_embedding", true}}}}}};
+  EXPECT_EQ(HttpJson("POST", "/t-queue/_count", with_vector)["count"], kImages) << log;
+  // Each uri once.
+  const json per_uri = HttpJson("POST", "/t-queue/_search",
+                                {{"size", 0}, {"aggs", {{"uris", {{"terms", {{"field", "uri"}, {"size", 100}, {"min_doc_count", 2}}}}}}}});
+  EXPECT_TRUE(per_uri["aggregations"]["uris"]["buckets"].empty()) << per_uri.dump();
   std::filesystem::remove_all(base);
 }
 
