@@ -87,6 +87,9 @@ std::vector<Result<IngestReport>> Engine::IngestFiles(const std::vector<IngestIn
   for (auto& [use_cache, images] : to_embed) {
     IndexReport report;
     Status s = EmbedImages(images, &report, /*read_cache=*/use_cache);
+    // The ids EmbedImages notes as failed steer an Index run's second pass; a worker has none, and
+    // must not collect them for as long as it runs.
+    for (const auto& image : images) failed_this_run_.erase(image.first);
     *embedded += report.embedded;
     *from_cache += report.from_cache;
     // A model or store error fails the batch's images; a file the model could not take is that
