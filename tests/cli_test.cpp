@@ -230,16 +230,11 @@ class CliModelTest : public ::testing::Test {
   static void SetUpTestSuite() {
     const char* shared_env = std::getenv("FILESEARCH_SHARED_DIR");
     shared_ = shared_env ? shared_env : "../shared";
-    if (!stdfs::exists(shared_ + "/corpus/photos/kodak/kodim03.png")) {
-      skip_ = "needs ../shared/corpus/photos/kodak (not present here)";
-      return;
-    }
-    auto dir = clip::testing::GenerateTinyModel(shared_, &skip_);
-    if (dir) model_ = *dir;
+    tiny_.Make(shared_, "corpus/photos/kodak/kodim03.png");
+    model_ = tiny_.dir();
+    skip_ = tiny_.why();
   }
-  static void TearDownTestSuite() {
-    if (!model_.empty()) clip::testing::RemoveTree(model_);
-  }
+  static void TearDownTestSuite() { tiny_.Remove(); }
   void SetUp() override {
     if (model_.empty()) GTEST_SKIP() << skip_;
     work_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -250,6 +245,7 @@ class CliModelTest : public ::testing::Test {
   }
   static std::string photo() { return shared_ + "/corpus/photos/kodak/kodim03.png"; }
 
+  static inline clip::testing::SuiteTinyModel tiny_;
   static inline std::string shared_, model_, skip_;
   std::string work_;
 };

@@ -74,19 +74,12 @@ class FleetTest : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
     shared_ = fs::testing::SharedDir();
-    if (!stdfs::exists(shared_ + "/corpus/photos")) {
-      skip_ = "needs ../shared/corpus/photos (not present here)";
-      return;
-    }
-    auto dir = clip::testing::GenerateTinyModel(shared_, &skip_);
-    if (dir) model_ = *dir;
+    tiny_.Make(shared_, "corpus/photos");
   }
-  static void TearDownTestSuite() {
-    if (!model_.empty()) clip::testing::RemoveTree(model_);
-  }
+  static void TearDownTestSuite() { tiny_.Remove(); }
 
   void SetUp() override {
-    if (model_.empty()) GTEST_SKIP() << skip_;
+    if (tiny_.dir().empty()) GTEST_SKIP() << tiny_.why();
     sqs_ = GetParam() == "sqs";
     name_ = "fleet-" + GetParam() + "-" + std::to_string(::getpid());
     dir_ = (stdfs::temp_directory_path() / name_).string();
@@ -120,6 +113,7 @@ class FleetTest : public ::testing::TestWithParam<std::string> {
   void TearDown() override {
     for (pid_t p : workers_) fs::testing::StopChild(p);
     if (sqs_ && s3_server_ && s3_server_->pid() > 0) ::kill(s3_server_->pid(), SIGCONT);
+    stores_.clear();
     if (!dir_.empty() && !HasFailure()) stdfs::remove_all(dir_);
   }
 
@@ -148,7 +142,7 @@ class FleetTest : public ::testing::TestWithParam<std::string> {
   pid_t StartWorker(const std::string& data, const std::string& log, std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {FILESEARCH_BINARY, "--data-dir", data, "--no-progress"};
     for (auto& a : CacheArgs()) argv.push_back(a);
-    argv.insert(argv.end(), {"worker", "--model-dir", model_, "--s3-endpoint", moto_, "--max-object-mb",
+    argv.insert(argv.end(), {"worker", "--model-dir", tiny_.dir(), "--s3-endpoint", moto_, "--max-object-mb",
                              std::to_string(kMaxObjectMb)});
     for (auto& a : QueueArgs()) argv.push_back(a);
     for (auto& a : extra) argv.push_back(a);
@@ -197,15 +191,23 @@ class FleetTest : public ::testing::TestWithParam<std::string> {
     return false;
   }
 
-  // The embeddings the workers have committed so far (opening the store read-only each time).
-  uint64_t Embedded(const std::string& data) const {
-    auto store = Store::Open(data + "/filesearch.db");
-    if (!store.ok()) return 0;
-    auto stats = (*store)->Stats();
+  // The index of the data folder `data`, opened once the first worker has created it (else null).
+  Store* StoreOf(const std::string& data) {
+    auto& store = stores_[data];
+    if (!store && stdfs::exists(data + "/filesearch.db")) {
+      auto opened = Store::Open(data + "/filesearch.db");
+      if (opened.ok()) store = std::move(*opened);
+    }
+    return store.get();
+  }
+  // The embeddings the workers have committed so far.
+  uint64_t Embedded(const std::string& data) {
+    Store* store = StoreOf(data);
+    auto stats = store ? store->Stats() : Result<StoreStats>(Status::NotFound("no index yet"));
     return stats.ok() ? stats->embeddings : 0;
   }
   // Waits until at least `n` embeddings are committed (up to 120 s).
-  bool WaitEmbedded(const std::string& data, uint64_t n) const {
+  bool WaitEmbedded(const std::string& data, uint64_t n) {
     for (auto end = Clock::now() + std::chrono::seconds(120); Clock::now() < end;) {
       if (Embedded(data) >= n) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -217,10 +219,12 @@ class FleetTest : public ::testing::TestWithParam<std::string> {
     return s3->PutObject(bucket_, key, bytes, "application/octet-stream");
   }
 
-  static inline std::string shared_, model_, skip_;
+  static inline clip::testing::SuiteTinyModel tiny_;
+  static inline std::string shared_;
   bool sqs_ = false;
   std::string name_, dir_, moto_, cache_url_, queue_url_, bucket_;
   std::unique_ptr<ServerProcess> s3_server_, queue_server_;
+  std::map<std::string, std::unique_ptr<Store>> stores_;  // by data folder
   std::vector<pid_t> workers_;
 };
 
@@ -385,18 +389,18 @@ TEST_P(FleetTest, ThreeWorkersSurviveKillsAndTheQueueServerAndIndexEveryImageOnc
   }
 
   // Every image once, with its vector; the poison that could be read are documents without one.
-  auto store = Store::Open(data + "/filesearch.db");
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
-  auto stats = (*store)->Stats();
+  Store* store = StoreOf(data);
+  ASSERT_NE(store, nullptr);
+  auto stats = store->Stats();
   ASSERT_TRUE(stats.ok());
   ASSERT_EQ(stats->embeddings_by_model.size(), 1u);
   const std::string model_id = stats->embeddings_by_model[0].first;
   EXPECT_EQ(stats->embeddings, kImages) << all_logs;
   EXPECT_EQ(stats->documents, kImages + 2) << "the images, the bomb and the broken PNG";
   for (const auto& key : keys) {
-    auto d = (*store)->GetByUri("s3://" + bucket_ + "/" + key);
+    auto d = store->GetByUri("s3://" + bucket_ + "/" + key);
     ASSERT_TRUE(d.ok()) << key << ": " << d.status().ToString() << "\n" << all_logs;
-    auto v = (*store)->GetEmbedding(d->id, model_id);
+    auto v = store->GetEmbedding(d->id, model_id);
     EXPECT_TRUE(v.ok() && v->has_value()) << key;
   }
   // The vector index a new process loads holds each image once.
@@ -428,7 +432,7 @@ TEST_P(FleetTest, ThreeWorkersSurviveKillsAndTheQueueServerAndIndexEveryImageOnc
   EXPECT_NE(reason_of("broken.png").find("not embedded"), std::string::npos) << reason_of("broken.png");
   EXPECT_NE(reason_of("huge.jpg").find("over the limit"), std::string::npos) << reason_of("huge.jpg");
   EXPECT_NE(reason_of("gone.png"), "") << "a created object deleted before its job ran";
-  auto failures = (*store)->ListFailures(/*dead_only=*/true, 100);
+  auto failures = store->ListFailures(/*dead_only=*/true, 100);
   ASSERT_TRUE(failures.ok());
   std::set<std::string> failed;
   for (const auto& f : *failures) failed.insert(f.uri);

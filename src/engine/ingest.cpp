@@ -74,17 +74,16 @@ std::vector<Result<IngestReport>> Engine::IngestFiles(const std::vector<IngestIn
                                                       uint64_t* from_cache) {
   std::vector<Result<IngestReport>> out;
   out.reserve(files.size());
-  // The images to embed, by use_cache (jobs may ask for the model even for known bytes).
-  std::map<bool, std::vector<std::pair<int64_t, std::string>>> to_embed;
-  std::map<bool, std::vector<size_t>> file_of;
+  // The files whose images to embed, by use_cache (jobs may ask for the model even for known bytes).
+  std::map<bool, std::vector<size_t>> to_embed;
   for (size_t i = 0; i < files.size(); ++i) {
     bool embed = false;
     out.push_back(ReadOne(store_.get(), files[i], crawl, embedder_, &embed));
-    if (!embed) continue;
-    to_embed[files[i].use_cache].emplace_back(out.back()->id, files[i].local_path);
-    file_of[files[i].use_cache].push_back(i);
+    if (embed) to_embed[files[i].use_cache].push_back(i);
   }
-  for (auto& [use_cache, images] : to_embed) {
+  for (const auto& [use_cache, indices] : to_embed) {
+    std::vector<std::pair<int64_t, std::string>> images;
+    for (size_t i : indices) images.emplace_back(out[i]->id, files[i].local_path);
     IndexReport report;
     Status s = EmbedImages(images, &report, /*read_cache=*/use_cache);
     // The ids EmbedImages notes as failed steer an Index run's second pass; a worker has none, and
@@ -96,7 +95,7 @@ std::vector<Result<IngestReport>> Engine::IngestFiles(const std::vector<IngestIn
     // file's problem (the report names it by the path the model read).
     std::map<std::string, std::vector<std::string>> failures_of_path;
     for (auto& p : report.embed_failures) failures_of_path[p.path].push_back(std::move(p.reason));
-    for (size_t i : file_of[use_cache]) {
+    for (size_t i : indices) {
       if (!s.ok()) {
         out[i] = s;
         continue;

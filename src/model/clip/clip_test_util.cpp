@@ -57,6 +57,19 @@ std::optional<std::string> GenerateTinyModel(const std::string& shared, std::str
   return dir;
 }
 
+void SuiteTinyModel::Make(const std::string& shared, const std::string& needs) {
+  if (!std::filesystem::exists(shared + "/" + needs)) {
+    why_ = "needs " + shared + "/" + needs + " (not present here)";
+    return;
+  }
+  if (auto dir = GenerateTinyModel(shared, &why_)) dir_ = *dir;
+}
+
+void SuiteTinyModel::Remove() {
+  if (!dir_.empty()) RemoveTree(dir_);
+  dir_.clear();
+}
+
 const Reference* SharedReference(const std::string& key, const std::string& variant,
                                  const std::function<std::optional<std::string>(std::string*)>& make,
                                  std::string* why) {

@@ -25,6 +25,19 @@ std::optional<std::string> GenerateReference(const std::string& args, std::strin
 // `shared` (../shared/clip/tokenizer.json) copied in: what tests that run the filesearch binary
 // with --model-dir use. nullopt, with *why, when the tokenizer or the oracle is missing (skip).
 std::optional<std::string> GenerateTinyModel(const std::string& shared, std::string* why);
+// The tiny model one test suite shares: Make() in SetUpTestSuite, Remove() in TearDownTestSuite.
+// dir() is "" (and why() says why, for GTEST_SKIP) when the file `needs` under `shared` is missing
+// or the model cannot be generated.
+class SuiteTinyModel {
+ public:
+  void Make(const std::string& shared, const std::string& needs);
+  void Remove();
+  const std::string& dir() const { return dir_; }
+  const std::string& why() const { return why_; }
+
+ private:
+  std::string dir_, why_;
+};
 // The source tree (FILESEARCH_SOURCE_DIR, else ".").
 std::string SourceDir();
 // What an oracle wrote into one model folder: pixels.f32 / image_emb.f32 (empty when absent),
